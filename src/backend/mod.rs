@@ -1,0 +1,94 @@
+//! Backends run the bundle's model: `cpu` (tract, everywhere) and, on a Jetson, TensorRT engines.
+
+pub mod cpu;
+
+use crate::bundle::{
+    Bundle, INPUT_BRAND, INPUT_BRIEF, INPUT_IMAGE, OUTPUT_FONTS, OUTPUT_LAYOUT, OUTPUT_PALETTES,
+    OUTPUT_STYLES,
+};
+
+/// Input tensors in the order every backend feeds them.
+pub const INPUT_ORDER: [&str; 3] = [INPUT_BRIEF, INPUT_IMAGE, INPUT_BRAND];
+/// Output tensors in the order every backend returns them.
+pub const OUTPUT_ORDER: [&str; 4] = [OUTPUT_STYLES, OUTPUT_PALETTES, OUTPUT_FONTS, OUTPUT_LAYOUT];
+
+/// Which of the bundle's models to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    Fp32,
+    Int8,
+}
+
+impl Precision {
+    /// The key used in self-test files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Int8 => "int8",
+        }
+    }
+}
+
+/// A backend failure; briefs that hit one are answered `internal`.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("cannot load model {path}: {message}")]
+    Load { path: String, message: String },
+    #[error("inference failed: {0}")]
+    Inference(String),
+    #[error("model gave {found} values for '{name}', expected {expected}")]
+    OutputShape {
+        name: String,
+        expected: usize,
+        found: usize,
+    },
+}
+
+/// The three input vectors of one brief.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelInputs<'a> {
+    pub brief: &'a [f32],
+    pub image: &'a [f32],
+    pub brand: &'a [f32],
+}
+
+/// The four raw output vectors (layout flattened channel-major, then row-major).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelOutputs {
+    pub styles: Vec<f32>,
+    pub palettes: Vec<f32>,
+    pub fonts: Vec<f32>,
+    pub layout: Vec<f32>,
+}
+
+impl ModelOutputs {
+    /// The outputs in [`OUTPUT_ORDER`].
+    pub fn by_name(&self, name: &str) -> Option<&[f32]> {
+        match name {
+            OUTPUT_STYLES => Some(&self.styles),
+            OUTPUT_PALETTES => Some(&self.palettes),
+            OUTPUT_FONTS => Some(&self.fonts),
+            OUTPUT_LAYOUT => Some(&self.layout),
+            _ => None,
+        }
+    }
+}
+
+/// Something that runs the model for one brief at a time, from many threads.
+pub trait Backend: Send + Sync {
+    /// Where inference runs, as replies name it (`cpu`, `trt:dla0`, …).
+    fn name(&self) -> &str;
+    /// Runs the model once.
+    fn infer(&self, inputs: &ModelInputs<'_>) -> Result<ModelOutputs, BackendError>;
+}
+
+/// The expected element count of each output, from the manifest.
+pub(crate) fn output_lengths(bundle: &Bundle) -> [usize; 4] {
+    OUTPUT_ORDER.map(|name| {
+        bundle
+            .manifest
+            .output(name)
+            .map(|spec| spec.len())
+            .unwrap_or(0)
+    })
+}

@@ -1,0 +1,498 @@
+//! Brief decoding: raw MQTT payload to a validated [`Brief`], with the contract's limits enforced
+//! before any expensive work and one typed error per malformed case.
+
+use base64::Engine as _;
+use serde_json::{Map, Value};
+
+use crate::colour::Rgb;
+use crate::reply::{ApiError, ErrorCode, API_VERSION};
+
+/// Payloads above this are refused unparsed.
+pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+/// Decoded reference images above this are refused.
+pub const MAX_IMAGE_BYTES: usize = 4 * 1024 * 1024;
+/// At most this many brand colours.
+pub const MAX_BRAND_COLOURS: usize = 4;
+/// `top_k` bounds and default.
+pub const TOP_K_RANGE: std::ops::RangeInclusive<u64> = 1..=10;
+pub const DEFAULT_TOP_K: usize = 3;
+/// Longest accepted term list, and longest term: briefs are short; anything longer is abuse.
+const MAX_TERMS_PER_FIELD: usize = 32;
+const MAX_TERM_CHARS: usize = 64;
+const MAX_ID_CHARS: usize = 128;
+/// A deadline longer than this is treated as a mistake rather than patience.
+const MAX_DEADLINE_MS: u64 = 600_000;
+
+/// A validated design brief.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Brief {
+    pub id: Option<String>,
+    pub product: String,
+    pub audience: Vec<String>,
+    pub mood: Vec<String>,
+    pub palette: Option<String>,
+    pub keywords: Vec<String>,
+    pub brand_colors: Vec<Rgb>,
+    /// The reference image, base64-decoded but not yet decoded as an image.
+    pub image: Option<Vec<u8>>,
+    pub top_k: usize,
+    pub render: bool,
+    pub deadline_ms: Option<u64>,
+}
+
+/// What can be read from a payload before (or despite) validation, so that even a refused brief
+/// gets its reply where the client expects it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Envelope {
+    pub id: Option<String>,
+    pub reply_to: Option<String>,
+}
+
+/// Reads `id` and `reply_to` from a payload, tolerating everything else being wrong.
+pub fn read_envelope(payload: &[u8]) -> Envelope {
+    #[derive(serde::Deserialize)]
+    struct Loose {
+        id: Option<Value>,
+        reply_to: Option<Value>,
+    }
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Envelope::default();
+    }
+    match serde_json::from_slice::<Loose>(payload) {
+        Ok(loose) => Envelope {
+            id: loose.id.as_ref().and_then(id_text),
+            reply_to: loose
+                .reply_to
+                .and_then(|value| value.as_str().map(str::to_string))
+                .filter(|topic| valid_reply_topic(topic)),
+        },
+        Err(_) => Envelope::default(),
+    }
+}
+
+/// A topic we may publish a reply to: non-empty, no wildcards, not a system topic.
+pub fn valid_reply_topic(topic: &str) -> bool {
+    !topic.is_empty()
+        && topic.len() <= 1024
+        && !topic.contains(['+', '#', '\0'])
+        && !topic.starts_with('$')
+}
+
+fn id_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) if text.chars().count() <= MAX_ID_CHARS => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+/// Decodes and validates a brief payload.
+pub fn decode(payload: &[u8]) -> Result<Brief, ApiError> {
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "payload of {} bytes is over the {} byte limit",
+                payload.len(),
+                MAX_PAYLOAD_BYTES
+            ),
+        ));
+    }
+    let value: Value = serde_json::from_slice(payload).map_err(|error| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            format!("payload is not valid JSON: {error}"),
+        )
+    })?;
+    let Value::Object(object) = value else {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "payload must be a JSON object",
+        ));
+    };
+    let fields = Fields(&object);
+
+    if let Some(version) = object.get("v") {
+        match version.as_u64() {
+            Some(v) if v == u64::from(API_VERSION) => {}
+            Some(v) => {
+                return Err(ApiError::for_field(
+                    ErrorCode::UnsupportedVersion,
+                    "v",
+                    format!(
+                        "version {v} is not supported; this service speaks version {API_VERSION}"
+                    ),
+                ))
+            }
+            None => {
+                return Err(ApiError::for_field(
+                    ErrorCode::BadRequest,
+                    "v",
+                    "field 'v' must be a positive integer",
+                ))
+            }
+        }
+    }
+
+    let id = match object.get("id") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(id_text(value).ok_or_else(|| {
+            ApiError::for_field(
+                ErrorCode::BadRequest,
+                "id",
+                format!(
+                    "field 'id' must be a string of at most {MAX_ID_CHARS} characters or a number"
+                ),
+            )
+        })?),
+    };
+
+    let product = match object.get("product") {
+        None | Some(Value::Null) => {
+            return Err(ApiError::for_field(
+                ErrorCode::BadRequest,
+                "product",
+                "field 'product' is required",
+            ))
+        }
+        Some(_) => fields.term("product")?.unwrap_or_default(),
+    };
+    if product.trim().is_empty() {
+        return Err(ApiError::for_field(
+            ErrorCode::BadRequest,
+            "product",
+            "field 'product' must not be empty",
+        ));
+    }
+
+    let brand_colors = fields
+        .terms("brand_colors")?
+        .iter()
+        .map(|text| {
+            Rgb::parse_hex(text).map_err(|_| {
+                ApiError::for_field(
+                    ErrorCode::BadRequest,
+                    "brand_colors",
+                    format!("'{text}' is not a hex colour (#RGB or #RRGGBB)"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if brand_colors.len() > MAX_BRAND_COLOURS {
+        return Err(ApiError::for_field(
+            ErrorCode::BadRequest,
+            "brand_colors",
+            format!(
+                "at most {MAX_BRAND_COLOURS} brand colours, got {}",
+                brand_colors.len()
+            ),
+        ));
+    }
+
+    let top_k = match object.get("top_k") {
+        None | Some(Value::Null) => DEFAULT_TOP_K,
+        Some(value) => match value.as_u64() {
+            Some(k) if TOP_K_RANGE.contains(&k) => k as usize,
+            _ => {
+                return Err(ApiError::for_field(
+                    ErrorCode::BadRequest,
+                    "top_k",
+                    "field 'top_k' must be an integer from 1 to 10",
+                ))
+            }
+        },
+    };
+
+    let render = match object.get("render") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(flag)) => *flag,
+        Some(_) => {
+            return Err(ApiError::for_field(
+                ErrorCode::BadRequest,
+                "render",
+                "field 'render' must be true or false",
+            ))
+        }
+    };
+
+    let deadline_ms = match object.get("deadline_ms") {
+        None | Some(Value::Null) => None,
+        Some(value) => match value.as_u64() {
+            Some(ms) if (1..=MAX_DEADLINE_MS).contains(&ms) => Some(ms),
+            _ => {
+                return Err(ApiError::for_field(
+                    ErrorCode::BadRequest,
+                    "deadline_ms",
+                    format!("field 'deadline_ms' must be an integer from 1 to {MAX_DEADLINE_MS}"),
+                ))
+            }
+        },
+    };
+
+    let image = match object.get("image") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(encoded)) => Some(decode_image_field(encoded)?),
+        Some(_) => {
+            return Err(ApiError::for_field(
+                ErrorCode::BadRequest,
+                "image",
+                "field 'image' must be a base64 string",
+            ))
+        }
+    };
+
+    Ok(Brief {
+        id,
+        product,
+        audience: fields.terms("audience")?,
+        mood: fields.terms("mood")?,
+        palette: fields.term("palette")?,
+        keywords: fields.terms("keywords")?,
+        brand_colors,
+        image,
+        top_k,
+        render,
+        deadline_ms,
+    })
+}
+
+fn decode_image_field(encoded: &str) -> Result<Vec<u8>, ApiError> {
+    // Strip a data-URL prefix: browsers hand those out and kiosks forward them verbatim.
+    let encoded = match encoded.split_once(";base64,") {
+        Some((prefix, rest)) if prefix.starts_with("data:") => rest,
+        _ => encoded,
+    };
+    // Refuse by the encoded length first, so an oversized image is never decoded: base64 turns
+    // every 4 characters into 3 bytes, padding at most 2 of them.
+    if encoded.len() / 4 * 3 > MAX_IMAGE_BYTES + 2 {
+        return Err(ApiError::for_field(
+            ErrorCode::TooLarge,
+            "image",
+            format!("image is over the {MAX_IMAGE_BYTES} byte limit"),
+        ));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|error| {
+            ApiError::for_field(
+                ErrorCode::BadImage,
+                "image",
+                format!("image is not valid base64: {error}"),
+            )
+        })?;
+    if bytes.len() > MAX_IMAGE_BYTES {
+        return Err(ApiError::for_field(
+            ErrorCode::TooLarge,
+            "image",
+            format!("image is over the {} byte limit", MAX_IMAGE_BYTES),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Typed access to the brief's term fields, naming the field in every error.
+struct Fields<'a>(&'a Map<String, Value>);
+
+impl Fields<'_> {
+    fn term(&self, field: &str) -> Result<Option<String>, ApiError> {
+        match self.0.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) => check_term(field, text).map(Some),
+            Some(_) => Err(ApiError::for_field(
+                ErrorCode::BadRequest,
+                field,
+                format!("field '{field}' must be a string"),
+            )),
+        }
+    }
+
+    fn terms(&self, field: &str) -> Result<Vec<String>, ApiError> {
+        let wrong_type = || {
+            ApiError::for_field(
+                ErrorCode::BadRequest,
+                field,
+                format!("field '{field}' must be a list of strings"),
+            )
+        };
+        match self.0.get(field) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            // A single string where a list is expected is what people type; accept it.
+            Some(Value::String(text)) => Ok(vec![check_term(field, text)?]),
+            Some(Value::Array(items)) => {
+                if items.len() > MAX_TERMS_PER_FIELD {
+                    return Err(ApiError::for_field(
+                        ErrorCode::BadRequest,
+                        field,
+                        format!(
+                            "field '{field}' has {} entries; at most {MAX_TERMS_PER_FIELD}",
+                            items.len()
+                        ),
+                    ));
+                }
+                items
+                    .iter()
+                    .map(|item| {
+                        item.as_str()
+                            .ok_or_else(wrong_type)
+                            .and_then(|text| check_term(field, text))
+                    })
+                    .collect()
+            }
+            Some(_) => Err(wrong_type()),
+        }
+    }
+}
+
+fn check_term(field: &str, text: &str) -> Result<String, ApiError> {
+    if text.chars().count() > MAX_TERM_CHARS {
+        return Err(ApiError::for_field(
+            ErrorCode::BadRequest,
+            field,
+            format!("an entry of field '{field}' is longer than {MAX_TERM_CHARS} characters"),
+        ));
+    }
+    Ok(text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_json(json: &str) -> Result<Brief, ApiError> {
+        decode(json.as_bytes())
+    }
+
+    fn error_of(json: &str) -> (ErrorCode, Option<String>) {
+        let error = decode_json(json).expect_err("should be refused");
+        (error.code, error.field)
+    }
+
+    #[test]
+    fn the_contract_example_decodes() {
+        let brief = decode_json(
+            r##"{"v":1,"id":"kiosk17-000123","product":"beverage","audience":["young women","gen z"],
+            "mood":["fresh","summer limited"],"palette":"morandi","keywords":["清爽感"],
+            "brand_colors":["#1A73E8"],"top_k":3,"render":false,"deadline_ms":200}"##,
+        )
+        .unwrap();
+        assert_eq!(brief.id.as_deref(), Some("kiosk17-000123"));
+        assert_eq!(brief.audience, ["young women", "gen z"]);
+        assert_eq!(brief.keywords, ["清爽感"]);
+        assert_eq!(
+            brief.brand_colors,
+            [Rgb {
+                r: 0x1A,
+                g: 0x73,
+                b: 0xE8
+            }]
+        );
+        assert_eq!(brief.deadline_ms, Some(200));
+    }
+
+    #[test]
+    fn only_product_is_required() {
+        let brief = decode_json(r#"{"product":"tea"}"#).unwrap();
+        assert_eq!(brief.top_k, DEFAULT_TOP_K);
+        assert!(!brief.render);
+        assert!(brief.image.is_none());
+    }
+
+    #[test]
+    fn malformed_briefs_get_the_right_code_and_field() {
+        assert_eq!(error_of("not json"), (ErrorCode::BadRequest, None));
+        assert_eq!(error_of("[1,2]"), (ErrorCode::BadRequest, None));
+        assert_eq!(
+            error_of(r#"{"mood":["fresh"]}"#),
+            (ErrorCode::BadRequest, Some("product".into()))
+        );
+        assert_eq!(
+            error_of(r#"{"product":3}"#),
+            (ErrorCode::BadRequest, Some("product".into()))
+        );
+        assert_eq!(
+            error_of(r#"{"product":"  "}"#),
+            (ErrorCode::BadRequest, Some("product".into()))
+        );
+        assert_eq!(
+            error_of(r#"{"product":"tea","v":2}"#),
+            (ErrorCode::UnsupportedVersion, Some("v".into()))
+        );
+        assert_eq!(
+            error_of(r#"{"product":"tea","v":"1"}"#),
+            (ErrorCode::BadRequest, Some("v".into()))
+        );
+        assert_eq!(
+            error_of(r#"{"product":"tea","top_k":0}"#),
+            (ErrorCode::BadRequest, Some("top_k".into()))
+        );
+        assert_eq!(
+            error_of(r#"{"product":"tea","top_k":11}"#),
+            (ErrorCode::BadRequest, Some("top_k".into()))
+        );
+        assert_eq!(
+            error_of(r#"{"product":"tea","top_k":2.5}"#),
+            (ErrorCode::BadRequest, Some("top_k".into()))
+        );
+        assert_eq!(
+            error_of(r##"{"product":"tea","brand_colors":["#12345"]}"##),
+            (ErrorCode::BadRequest, Some("brand_colors".into()))
+        );
+        assert_eq!(
+            error_of(r##"{"product":"tea","brand_colors":["#111","#222","#333","#444","#555"]}"##),
+            (ErrorCode::BadRequest, Some("brand_colors".into()))
+        );
+        assert_eq!(
+            error_of(r#"{"product":"tea","mood":[1]}"#),
+            (ErrorCode::BadRequest, Some("mood".into()))
+        );
+        assert_eq!(
+            error_of(r#"{"product":"tea","render":"yes"}"#),
+            (ErrorCode::BadRequest, Some("render".into()))
+        );
+        assert_eq!(
+            error_of(r#"{"product":"tea","deadline_ms":-5}"#),
+            (ErrorCode::BadRequest, Some("deadline_ms".into()))
+        );
+        assert_eq!(
+            error_of(r#"{"product":"tea","image":42}"#),
+            (ErrorCode::BadRequest, Some("image".into()))
+        );
+        assert_eq!(
+            error_of(r#"{"product":"tea","image":"%%%not base64%%%"}"#),
+            (ErrorCode::BadImage, Some("image".into()))
+        );
+        assert_eq!(
+            error_of(r#"{"product":"tea","id":{"a":1}}"#),
+            (ErrorCode::BadRequest, Some("id".into()))
+        );
+    }
+
+    #[test]
+    fn oversized_payload_is_refused_before_parsing() {
+        let payload = vec![b'x'; MAX_PAYLOAD_BYTES + 1];
+        assert_eq!(decode(&payload).unwrap_err().code, ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn oversized_image_is_refused_before_decoding() {
+        let encoded = "A".repeat((MAX_IMAGE_BYTES / 3 + 2) * 4);
+        let json = format!(r#"{{"product":"tea","image":"{encoded}"}}"#);
+        assert_eq!(error_of(&json), (ErrorCode::TooLarge, Some("image".into())));
+    }
+
+    #[test]
+    fn data_url_images_are_accepted() {
+        let brief =
+            decode_json(r#"{"product":"tea","image":"data:image/png;base64,AAECAw=="}"#).unwrap();
+        assert_eq!(brief.image.as_deref(), Some(&[0u8, 1, 2, 3][..]));
+    }
+
+    #[test]
+    fn envelope_survives_an_invalid_brief() {
+        let envelope = read_envelope(br#"{"id":"x-1","reply_to":"kiosk/replies","product":42}"#);
+        assert_eq!(envelope.id.as_deref(), Some("x-1"));
+        assert_eq!(envelope.reply_to.as_deref(), Some("kiosk/replies"));
+        assert_eq!(read_envelope(br#"{"reply_to":"a/#"}"#).reply_to, None);
+        assert_eq!(read_envelope(b"garbage"), Envelope::default());
+    }
+}

@@ -1,0 +1,293 @@
+//! The vocabulary and catalogues: what the model's input slots and output indices mean.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use unicode_normalization::UnicodeNormalization;
+
+/// Term groups as the vocabulary names them.
+pub const GROUPS: [&str; 7] = [
+    "product", "audience", "mood", "season", "occasion", "palette", "keyword",
+];
+
+/// The brief terms the model understands, with their synonyms indexed for matching.
+#[derive(Debug, Clone)]
+pub struct Vocabulary {
+    pub version: String,
+    pub terms: Vec<Term>,
+    /// normalised synonym → term index
+    by_synonym: HashMap<String, usize>,
+}
+
+/// One vocabulary term (one input slot).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Term {
+    pub index: usize,
+    pub id: String,
+    pub group: String,
+    pub en: Vec<String>,
+    pub zh: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct VocabularyFile {
+    version: String,
+    terms: Vec<Term>,
+}
+
+/// Problems with a vocabulary file.
+#[derive(Debug, thiserror::Error)]
+pub enum VocabularyError {
+    #[error("vocabulary is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("term {position} has index {index}; indices must be 0, 1, 2, … in order")]
+    IndexOrder { position: usize, index: usize },
+    #[error("term '{id}' has unknown group '{group}'")]
+    UnknownGroup { id: String, group: String },
+    #[error("synonym '{synonym}' belongs to both '{first}' and '{second}'")]
+    DuplicateSynonym {
+        synonym: String,
+        first: String,
+        second: String,
+    },
+}
+
+/// The contract's normalisation: NFKC, lower case, `-`/`_` as spaces, whitespace collapsed.
+pub fn normalise(text: &str) -> String {
+    let folded: String = text
+        .nfkc()
+        .flat_map(char::to_lowercase)
+        .map(|c| if c == '-' || c == '_' { ' ' } else { c })
+        .collect();
+    folded.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl Vocabulary {
+    /// Parses and indexes `vocabulary.json`.
+    pub fn parse(json: &[u8]) -> Result<Vocabulary, VocabularyError> {
+        let file: VocabularyFile = serde_json::from_slice(json)?;
+        let mut by_synonym: HashMap<String, usize> = HashMap::new();
+        for (position, term) in file.terms.iter().enumerate() {
+            if term.index != position {
+                return Err(VocabularyError::IndexOrder {
+                    position,
+                    index: term.index,
+                });
+            }
+            if !GROUPS.contains(&term.group.as_str()) {
+                return Err(VocabularyError::UnknownGroup {
+                    id: term.id.clone(),
+                    group: term.group.clone(),
+                });
+            }
+            for synonym in term.en.iter().chain(&term.zh) {
+                let key = normalise(synonym);
+                if key.is_empty() {
+                    continue;
+                }
+                if let Some(&other) = by_synonym.get(&key) {
+                    if other != position {
+                        return Err(VocabularyError::DuplicateSynonym {
+                            synonym: synonym.clone(),
+                            first: file.terms[other].id.clone(),
+                            second: term.id.clone(),
+                        });
+                    }
+                }
+                by_synonym.insert(key, position);
+            }
+        }
+        Ok(Vocabulary {
+            version: file.version,
+            terms: file.terms,
+            by_synonym,
+        })
+    }
+
+    /// Number of input slots.
+    pub fn len(&self) -> usize {
+        self.terms.len()
+    }
+
+    /// Whether the vocabulary has no term.
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+
+    /// The term an already normalised text names exactly, if it is in one of `groups`.
+    pub fn exact(&self, normalised: &str, groups: &[&str]) -> Option<&Term> {
+        let term = &self.terms[*self.by_synonym.get(normalised)?];
+        groups.contains(&term.group.as_str()).then_some(term)
+    }
+
+    /// Every term with a synonym (of at least 2 characters) contained in the normalised text;
+    /// ASCII synonyms only at word boundaries, so "tea" does not match inside "steam".
+    pub fn contained(&self, normalised: &str) -> Vec<&Term> {
+        let mut found: Vec<usize> = Vec::new();
+        for (synonym, &index) in &self.by_synonym {
+            if synonym.chars().count() < 2 || found.contains(&index) {
+                continue;
+            }
+            if contains_term(normalised, synonym) {
+                found.push(index);
+            }
+        }
+        found.sort_unstable();
+        found.into_iter().map(|index| &self.terms[index]).collect()
+    }
+}
+
+fn contains_term(haystack: &str, needle: &str) -> bool {
+    if !needle.is_ascii() {
+        return haystack.contains(needle);
+    }
+    let is_word = |c: char| c.is_alphanumeric();
+    haystack.match_indices(needle).any(|(start, _)| {
+        let before = haystack[..start].chars().next_back();
+        let after = haystack[start + needle.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii() && is_word(c))
+            && !after.is_some_and(|c| c.is_ascii() && is_word(c))
+    })
+}
+
+/// Styles catalogue (`styles` output indices).
+#[derive(Debug, Clone, Deserialize)]
+pub struct StyleCatalogue {
+    pub version: String,
+    pub styles: Vec<Style>,
+}
+
+/// One style.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Style {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub name_zh: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Palettes catalogue (`palettes` output indices).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PaletteCatalogue {
+    pub version: String,
+    pub palettes: Vec<Palette>,
+}
+
+/// One palette as catalogued.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Palette {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub name_zh: String,
+    #[serde(default)]
+    pub family: String,
+    pub colors: Vec<String>,
+    pub roles: PaletteRoles,
+}
+
+/// Colour roles as catalogued (hex strings).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PaletteRoles {
+    pub background: String,
+    pub primary: String,
+    pub accent: String,
+    pub text: String,
+}
+
+/// Font pairings catalogue (`fonts` output indices).
+#[derive(Debug, Clone, Deserialize)]
+pub struct FontCatalogue {
+    pub version: String,
+    pub pairings: Vec<FontPairing>,
+}
+
+/// One font pairing.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FontPairing {
+    pub id: String,
+    pub heading: String,
+    pub body: String,
+    #[serde(default)]
+    pub heading_cjk: String,
+    #[serde(default)]
+    pub body_cjk: String,
+}
+
+/// Layout templates for a front panel.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LayoutCatalogue {
+    pub version: String,
+    pub grid: [usize; 2],
+    pub templates: Vec<serde_json::Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vocabulary() -> Vocabulary {
+        Vocabulary::parse(
+            r#"{"version":"t","groups":[],"terms":[
+            {"index":0,"id":"product:tea","group":"product","en":["tea","Tea drinks"],"zh":["茶","茶饮"]},
+            {"index":1,"id":"mood:fresh","group":"mood","en":["fresh"],"zh":["清爽"]},
+            {"index":2,"id":"season:summer-limited","group":"season","en":["summer limited","summer-limited"],"zh":["夏季限定"]}]}"#
+                .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn normalisation_folds_case_width_and_separators() {
+        assert_eq!(normalise("  Summer_LIMITED  "), "summer limited");
+        assert_eq!(normalise("ＦＲＥＳＨ"), "fresh");
+        assert_eq!(normalise("gen-z\tstyle"), "gen z style");
+        assert_eq!(normalise("夏季限定"), "夏季限定");
+    }
+
+    #[test]
+    fn exact_matches_respect_groups() {
+        let vocabulary = vocabulary();
+        assert_eq!(
+            vocabulary.exact("tea drinks", &["product"]).unwrap().index,
+            0
+        );
+        assert!(vocabulary.exact("tea", &["mood"]).is_none());
+        assert_eq!(
+            vocabulary
+                .exact("夏季限定", &["mood", "season"])
+                .unwrap()
+                .index,
+            2
+        );
+    }
+
+    #[test]
+    fn contained_matches_chinese_inside_and_english_at_word_boundaries() {
+        let vocabulary = vocabulary();
+        let ids = |text: &str| {
+            vocabulary
+                .contained(&normalise(text))
+                .iter()
+                .map(|t| t.id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids("清爽感"), ["mood:fresh"]);
+        assert_eq!(ids("super fresh look"), ["mood:fresh"]);
+        assert!(ids("refreshing").is_empty());
+        assert!(ids("steam").is_empty());
+    }
+
+    #[test]
+    fn a_synonym_may_not_name_two_terms() {
+        let error = Vocabulary::parse(
+            r#"{"version":"t","terms":[{"index":0,"id":"a","group":"mood","en":["x"],"zh":[]},
+            {"index":1,"id":"b","group":"mood","en":["X"],"zh":[]}]}"#
+                .as_bytes(),
+        )
+        .unwrap_err();
+        assert!(matches!(error, VocabularyError::DuplicateSynonym { .. }));
+    }
+}

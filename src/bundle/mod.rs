@@ -1,0 +1,359 @@
+//! Model bundles: reading and verifying one (format), and keeping them on disk (store). Serving
+//! only ever sees a [`Bundle`] that passed [`Bundle::open`] and its self-test.
+
+pub mod catalogue;
+pub mod manifest;
+pub mod selftest;
+pub mod store;
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+pub use catalogue::{FontCatalogue, LayoutCatalogue, PaletteCatalogue, StyleCatalogue, Vocabulary};
+pub use manifest::Manifest;
+
+use crate::features::{BRAND_FEATURE_LEN, IMAGE_FEATURE_LEN};
+
+/// The file every bundle starts from.
+pub const MANIFEST_FILE: &str = "manifest.toml";
+/// Input tensor names the encoder fills.
+pub const INPUT_BRIEF: &str = "brief";
+pub const INPUT_IMAGE: &str = "image";
+pub const INPUT_BRAND: &str = "brand";
+/// Output tensor names the recommender reads.
+pub const OUTPUT_STYLES: &str = "styles";
+pub const OUTPUT_PALETTES: &str = "palettes";
+pub const OUTPUT_FONTS: &str = "fonts";
+pub const OUTPUT_LAYOUT: &str = "layout";
+/// Layout channels in the order the model gives them.
+pub const LAYOUT_CHANNELS: usize = 3;
+
+/// Why a bundle cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("manifest.toml is invalid: {0}")]
+    Manifest(String),
+    #[error("file '{path}' is listed in the manifest but missing")]
+    MissingFile { path: String },
+    #[error("file '{path}' does not match its manifest hash (expected {expected}, found {found})")]
+    HashMismatch {
+        path: String,
+        expected: String,
+        found: String,
+    },
+    #[error("file '{path}' is not listed in the manifest")]
+    UnlistedFile { path: String },
+    #[error("{file}: {message}")]
+    Catalogue { file: String, message: String },
+    #[error("model does not fit its catalogues: {0}")]
+    Shape(String),
+}
+
+/// A verified bundle with its vocabulary and catalogues loaded.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    pub vocabulary: Vocabulary,
+    pub styles: StyleCatalogue,
+    pub palettes: PaletteCatalogue,
+    pub fonts: FontCatalogue,
+    pub layouts: LayoutCatalogue,
+}
+
+impl Bundle {
+    /// Opens a bundle directory: parses the manifest, checks every file's hash, loads the
+    /// vocabulary and catalogues, and checks that the model's tensors fit them.
+    pub fn open(dir: &Path) -> Result<Bundle, BundleError> {
+        let manifest_text = read_to_string(&dir.join(MANIFEST_FILE))?;
+        let manifest = Manifest::parse(&manifest_text)
+            .map_err(|error| BundleError::Manifest(error.message().to_string()))?;
+        check_manifest(&manifest)?;
+        verify_files(dir, &manifest)?;
+
+        let vocabulary =
+            Vocabulary::parse(&read(&dir.join(&manifest.model.vocabulary))?).map_err(|error| {
+                BundleError::Catalogue {
+                    file: manifest.model.vocabulary.clone(),
+                    message: error.to_string(),
+                }
+            })?;
+        let styles: StyleCatalogue = read_json(dir, &manifest.catalogues.styles.file)?;
+        let palettes: PaletteCatalogue = read_json(dir, &manifest.catalogues.palettes.file)?;
+        let fonts: FontCatalogue = read_json(dir, &manifest.catalogues.fonts.file)?;
+        let layouts: LayoutCatalogue = read_json(dir, &manifest.catalogues.layouts.file)?;
+
+        let bundle = Bundle {
+            dir: dir.to_path_buf(),
+            manifest,
+            vocabulary,
+            styles,
+            palettes,
+            fonts,
+            layouts,
+        };
+        bundle.check_shapes()?;
+        Ok(bundle)
+    }
+
+    /// `name@version`, the bundle's identity everywhere in logs and on disk.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.manifest.name, self.manifest.version)
+    }
+
+    /// Path of a file named in the manifest.
+    pub fn path_of(&self, relative: &str) -> PathBuf {
+        self.dir.join(relative)
+    }
+
+    fn check_shapes(&self) -> Result<(), BundleError> {
+        let manifest = &self.manifest;
+        let expect_input = |name: &str, len: usize| -> Result<(), BundleError> {
+            match manifest.input(name) {
+                Some(spec)
+                    if spec.dtype == "float32"
+                        && spec.shape.first() == Some(&1)
+                        && spec.len() == len =>
+                {
+                    Ok(())
+                }
+                Some(spec) => Err(BundleError::Shape(format!(
+                    "input '{name}' is {} {:?}, expected float32 [1, {len}]",
+                    spec.dtype, spec.shape
+                ))),
+                None => Err(BundleError::Shape(format!("input '{name}' is missing"))),
+            }
+        };
+        expect_input(INPUT_BRIEF, self.vocabulary.len())?;
+        expect_input(INPUT_IMAGE, IMAGE_FEATURE_LEN)?;
+        expect_input(INPUT_BRAND, BRAND_FEATURE_LEN)?;
+        let [rows, columns] = manifest.model.layout_grid;
+        let expect_output = |name: &str, len: usize| -> Result<(), BundleError> {
+            match manifest.output(name) {
+                Some(spec)
+                    if spec.dtype == "float32"
+                        && spec.shape.first() == Some(&1)
+                        && spec.len() == len =>
+                {
+                    Ok(())
+                }
+                Some(spec) => Err(BundleError::Shape(format!(
+                    "output '{name}' is {} {:?}, expected {len} float32 values",
+                    spec.dtype, spec.shape
+                ))),
+                None => Err(BundleError::Shape(format!("output '{name}' is missing"))),
+            }
+        };
+        expect_output(OUTPUT_STYLES, self.styles.styles.len())?;
+        expect_output(OUTPUT_PALETTES, self.palettes.palettes.len())?;
+        expect_output(OUTPUT_FONTS, self.fonts.pairings.len())?;
+        expect_output(OUTPUT_LAYOUT, LAYOUT_CHANNELS * rows * columns)?;
+        let counts = [
+            (
+                "styles",
+                manifest.catalogues.styles.count,
+                self.styles.styles.len(),
+            ),
+            (
+                "palettes",
+                manifest.catalogues.palettes.count,
+                self.palettes.palettes.len(),
+            ),
+            (
+                "fonts",
+                manifest.catalogues.fonts.count,
+                self.fonts.pairings.len(),
+            ),
+            (
+                "layouts",
+                manifest.catalogues.layouts.count,
+                self.layouts.templates.len(),
+            ),
+        ];
+        for (name, declared, found) in counts {
+            if declared != found {
+                return Err(BundleError::Shape(format!(
+                    "catalogue '{name}' declares {declared} entries but holds {found}"
+                )));
+            }
+        }
+        if self.styles.styles.is_empty()
+            || self.palettes.palettes.is_empty()
+            || self.fonts.pairings.is_empty()
+        {
+            return Err(BundleError::Shape("a catalogue is empty".into()));
+        }
+        Ok(())
+    }
+}
+
+fn check_manifest(manifest: &Manifest) -> Result<(), BundleError> {
+    let invalid = |message: String| Err(BundleError::Manifest(message));
+    if manifest.schema != manifest::MANIFEST_SCHEMA {
+        return invalid(format!(
+            "schema {} is not supported (this service reads schema {})",
+            manifest.schema,
+            manifest::MANIFEST_SCHEMA
+        ));
+    }
+    if manifest.name.is_empty()
+        || !manifest
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return invalid(format!(
+            "name '{}' must be non-empty ASCII letters, digits, '-', '_' or '.'",
+            manifest.name
+        ));
+    }
+    if manifest.version.is_empty()
+        || !manifest
+            .version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c))
+    {
+        return invalid(format!(
+            "version '{}' must be non-empty ASCII letters, digits, '-', '_', '.' or '+'",
+            manifest.version
+        ));
+    }
+    for entry in &manifest.files {
+        if !manifest::is_safe_relative_path(&entry.path) || entry.path == MANIFEST_FILE {
+            return invalid(format!("file path '{}' is not allowed", entry.path));
+        }
+        if entry.sha256.len() != 64 || !entry.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return invalid(format!("file '{}' has a malformed sha256", entry.path));
+        }
+    }
+    let model = &manifest.model;
+    for required in [
+        &model.fp32,
+        &model.int8,
+        &model.calibration_cache,
+        &model.vocabulary,
+        &model.selftest,
+    ] {
+        if !manifest.files.iter().any(|entry| &entry.path == required) {
+            return invalid(format!(
+                "model file '{required}' is not listed in [[files]]"
+            ));
+        }
+    }
+    let catalogues = &manifest.catalogues;
+    for required in [
+        &catalogues.styles.file,
+        &catalogues.palettes.file,
+        &catalogues.fonts.file,
+        &catalogues.layouts.file,
+    ] {
+        if !manifest.files.iter().any(|entry| &entry.path == required) {
+            return invalid(format!("catalogue '{required}' is not listed in [[files]]"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that every listed file exists with its hash and size, and that nothing unlisted is
+/// present (an unlisted file is either tampering or a half-finished copy).
+pub fn verify_files(dir: &Path, manifest: &Manifest) -> Result<(), BundleError> {
+    for entry in &manifest.files {
+        let path = dir.join(&entry.path);
+        let found = match sha256_file(&path) {
+            Ok(digest) => digest,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BundleError::MissingFile {
+                    path: entry.path.clone(),
+                })
+            }
+            Err(source) => return Err(BundleError::Io { path, source }),
+        };
+        if !found.eq_ignore_ascii_case(&entry.sha256) {
+            return Err(BundleError::HashMismatch {
+                path: entry.path.clone(),
+                expected: entry.sha256.clone(),
+                found,
+            });
+        }
+    }
+    for relative in list_files(dir)? {
+        if relative != MANIFEST_FILE && !manifest.files.iter().any(|entry| entry.path == relative) {
+            return Err(BundleError::UnlistedFile { path: relative });
+        }
+    }
+    Ok(())
+}
+
+/// Every regular file under `dir`, as `/`-separated relative paths.
+fn list_files(dir: &Path) -> Result<Vec<String>, BundleError> {
+    let mut found = Vec::new();
+    let mut pending = vec![PathBuf::new()];
+    while let Some(relative) = pending.pop() {
+        let absolute = dir.join(&relative);
+        let entries = fs::read_dir(&absolute).map_err(|source| BundleError::Io {
+            path: absolute.clone(),
+            source,
+        })?;
+        for entry in entries {
+            let entry = entry.map_err(|source| BundleError::Io {
+                path: absolute.clone(),
+                source,
+            })?;
+            let kind = entry.file_type().map_err(|source| BundleError::Io {
+                path: entry.path(),
+                source,
+            })?;
+            let child = relative.join(entry.file_name());
+            if kind.is_dir() {
+                pending.push(child);
+            } else {
+                found.push(child.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// SHA-256 of a file, lower-case hex.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, BundleError> {
+    fs::read(path).map_err(|source| BundleError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn read_to_string(path: &Path) -> Result<String, BundleError> {
+    fs::read_to_string(path).map_err(|source| BundleError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, relative: &str) -> Result<T, BundleError> {
+    serde_json::from_slice(&read(&dir.join(relative))?).map_err(|error| BundleError::Catalogue {
+        file: relative.to_string(),
+        message: error.to_string(),
+    })
+}

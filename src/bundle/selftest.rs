@@ -1,0 +1,140 @@
+//! Self-test vectors: a bundle proves its model runs as its maker measured before it serves.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use super::{Bundle, BundleError};
+use crate::backend::{Backend, ModelInputs, Precision, OUTPUT_ORDER};
+
+/// `selftest/vectors.json`.
+#[derive(Debug, Deserialize)]
+pub struct SelfTestFile {
+    pub tolerance: HashMap<String, f32>,
+    pub cases: Vec<SelfTestCase>,
+}
+
+/// One input with its expected outputs per precision.
+#[derive(Debug, Deserialize)]
+pub struct SelfTestCase {
+    pub name: String,
+    pub inputs: SelfTestInputs,
+    pub expected: HashMap<String, HashMap<String, Vec<f32>>>,
+}
+
+/// The three model inputs of a case.
+#[derive(Debug, Deserialize)]
+pub struct SelfTestInputs {
+    pub brief: Vec<f32>,
+    pub image: Vec<f32>,
+    pub brand: Vec<f32>,
+}
+
+/// Why a self-test did not pass.
+#[derive(Debug, thiserror::Error)]
+pub enum SelfTestError {
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error("self-test file: {0}")]
+    File(String),
+    #[error("case '{case}': {message}")]
+    Backend { case: String, message: String },
+    #[error("case '{case}', output '{output}'[{index}]: got {got}, expected {expected} (tolerance {tolerance})")]
+    Mismatch {
+        case: String,
+        output: String,
+        index: usize,
+        got: f32,
+        expected: f32,
+        tolerance: f32,
+    },
+}
+
+/// What a passing self-test measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SelfTestReport {
+    pub cases: usize,
+    pub max_deviation: f32,
+    pub tolerance: f32,
+}
+
+/// Loads the bundle's self-test vectors.
+pub fn load(bundle: &Bundle) -> Result<SelfTestFile, SelfTestError> {
+    let path = bundle.path_of(&bundle.manifest.model.selftest);
+    let bytes = std::fs::read(&path).map_err(|source| BundleError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|error| SelfTestError::File(error.to_string()))
+}
+
+/// Runs every case through `backend` and compares with the expected outputs of `precision`.
+pub fn run(
+    bundle: &Bundle,
+    backend: &dyn Backend,
+    precision: Precision,
+) -> Result<SelfTestReport, SelfTestError> {
+    let file = load(bundle)?;
+    let key = precision.as_str();
+    let tolerance = *file
+        .tolerance
+        .get(key)
+        .ok_or_else(|| SelfTestError::File(format!("no tolerance for '{key}'")))?;
+    if file.cases.is_empty() {
+        return Err(SelfTestError::File("no cases".into()));
+    }
+    let mut max_deviation = 0.0f32;
+    for case in &file.cases {
+        let inputs = ModelInputs {
+            brief: &case.inputs.brief,
+            image: &case.inputs.image,
+            brand: &case.inputs.brand,
+        };
+        let outputs = backend
+            .infer(&inputs)
+            .map_err(|error| SelfTestError::Backend {
+                case: case.name.clone(),
+                message: error.to_string(),
+            })?;
+        let expected = case.expected.get(key).ok_or_else(|| {
+            SelfTestError::File(format!(
+                "case '{}' has no expected '{key}' outputs",
+                case.name
+            ))
+        })?;
+        for output in OUTPUT_ORDER {
+            let want = expected.get(output).ok_or_else(|| {
+                SelfTestError::File(format!("case '{}' lacks output '{output}'", case.name))
+            })?;
+            let got = outputs.by_name(output).unwrap_or_default();
+            if got.len() != want.len() {
+                return Err(SelfTestError::File(format!(
+                    "case '{}', output '{output}': {} expected values for {} outputs",
+                    case.name,
+                    want.len(),
+                    got.len()
+                )));
+            }
+            for (index, (&got, &expected)) in got.iter().zip(want).enumerate() {
+                let deviation = (got - expected).abs();
+                // NaN never passes: `deviation <= tolerance` is false for it.
+                if !(deviation <= tolerance) {
+                    return Err(SelfTestError::Mismatch {
+                        case: case.name.clone(),
+                        output: output.to_string(),
+                        index,
+                        got,
+                        expected,
+                        tolerance,
+                    });
+                }
+                max_deviation = max_deviation.max(deviation);
+            }
+        }
+    }
+    Ok(SelfTestReport {
+        cases: file.cases.len(),
+        max_deviation,
+        tolerance,
+    })
+}

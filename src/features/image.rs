@@ -1,0 +1,920 @@
+//! Reference-image decoding with decompression-bomb limits, and the `image` and `brand` model
+//! inputs exactly as docs/bundle-format.md defines them.
+//!
+//! The feature pipeline, fixed here so the training recipe can mirror it: shrink to fit 64×64
+//! (aspect kept, triangle filter, never enlarged), convert every pixel to CIELAB, k-means with
+//! k = 5 (k-means++ seeded by SplitMix64 from `KMEANS_SEED`, at most 20 Lloyd iterations),
+//! drop empty clusters, sort by weight descending; the L statistics and the colourfulness are
+//! taken over the same shrunken pixels.
+
+use std::io::Cursor;
+
+use image::imageops::FilterType;
+use image::{ImageFormat, ImageReader, RgbImage};
+use thiserror::Error;
+
+use crate::colour::{Lab, Rgb};
+
+/// Length of the `image` model input.
+pub const IMAGE_FEATURE_LEN: usize = 24;
+/// Length of the `brand` model input.
+pub const BRAND_FEATURE_LEN: usize = 16;
+/// The `image` input of a brief without a reference image.
+pub const NO_IMAGE: [f32; IMAGE_FEATURE_LEN] = [0.0; IMAGE_FEATURE_LEN];
+/// Number of dominant colours in the `image` input.
+pub const DOMINANT_COLOUR_COUNT: usize = 5;
+/// Number of brand colour slots in the `brand` input.
+pub const MAX_BRAND_COLOURS: usize = 4;
+/// Longest side, in pixels, of the image the features are computed on.
+pub const ANALYSIS_SIDE: u32 = 64;
+/// Seed of the k-means++ initialisation; changing it changes the features the model was trained on.
+pub const KMEANS_SEED: u64 = 0x7061_636B_6400_0005;
+/// Upper bound on Lloyd iterations; clusters of a 64×64 image settle well before this.
+pub const KMEANS_MAX_ITERATIONS: usize = 20;
+
+const FEATURE_PRESENT: usize = 0;
+const FEATURE_COLOURS: usize = 1;
+const FEATURE_WEIGHTS: usize = 16;
+const FEATURE_MEAN_L: usize = 21;
+const FEATURE_STD_L: usize = 22;
+const FEATURE_COLOURFULNESS: usize = 23;
+const MAX_COLOURFULNESS_FEATURE: f32 = 1.5;
+
+/// Bounds on what a reference image may cost to decode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageLimits {
+    /// Largest accepted encoded image, in bytes (after base64 decoding).
+    pub max_encoded_bytes: usize,
+    /// Largest accepted width × height.
+    pub max_pixels: u64,
+    /// Most memory the decoder may allocate, in bytes.
+    pub max_alloc_bytes: u64,
+}
+
+impl Default for ImageLimits {
+    fn default() -> Self {
+        Self {
+            max_encoded_bytes: 4 * 1024 * 1024,
+            max_pixels: 40_000_000,
+            // 40 Mpx of 8-bit RGBA is 160 MB; the rest is decoder working space.
+            max_alloc_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why a reference image was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ImageError {
+    /// The encoded image exceeds `max_encoded_bytes`.
+    #[error("reference image is {bytes} bytes; at most {max_bytes} are accepted")]
+    TooLarge {
+        /// Size of the encoded image.
+        bytes: usize,
+        /// The configured limit.
+        max_bytes: usize,
+    },
+    /// The header declares more pixels than `max_pixels`.
+    #[error("reference image is {width}×{height} pixels, more than accepted")]
+    TooManyPixels {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+    },
+    /// Decoding would allocate more than `max_alloc_bytes`.
+    #[error("decoding the reference image would need more than {max_alloc_bytes} bytes")]
+    MemoryLimit {
+        /// The configured limit.
+        max_alloc_bytes: u64,
+    },
+    /// Not a JPEG, PNG or WebP image, or a variant of one that the decoder does not support.
+    #[error("unsupported reference image ({0}); JPEG, PNG and WebP are accepted")]
+    Unsupported(String),
+    /// The data claims a supported format but does not decode.
+    #[error("corrupt reference image: {0}")]
+    Corrupt(String),
+}
+
+/// Decodes a JPEG, PNG or WebP image (format guessed from content) within `limits`.
+pub fn decode_reference_image(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, ImageError> {
+    if bytes.len() > limits.max_encoded_bytes {
+        return Err(ImageError::TooLarge {
+            bytes: bytes.len(),
+            max_bytes: limits.max_encoded_bytes,
+        });
+    }
+    if bytes.is_empty() {
+        return Err(ImageError::Corrupt("no image data".into()));
+    }
+    let format = image::guess_format(bytes)
+        .map_err(|_| ImageError::Unsupported("unrecognised content".into()))?;
+    if !matches!(
+        format,
+        ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP
+    ) {
+        return Err(ImageError::Unsupported(format!("{format:?}")));
+    }
+
+    // Header pass: only the dimensions are read, so a bomb is refused before any pixel buffer
+    // exists. No width/height limit here, so that the error can report what was declared.
+    let mut header_limits = image::Limits::default();
+    header_limits.max_alloc = Some(limits.max_alloc_bytes);
+    let mut header_reader = ImageReader::with_format(Cursor::new(bytes), format);
+    header_reader.limits(header_limits);
+    let (width, height) = header_reader
+        .into_dimensions()
+        .map_err(|error| map_decode_error(error, limits))?;
+    if u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(ImageError::TooManyPixels { width, height });
+    }
+
+    // Pinning width/height to the header's values stops a decoder from growing the image later.
+    let mut decode_limits = image::Limits::default();
+    decode_limits.max_image_width = Some(width);
+    decode_limits.max_image_height = Some(height);
+    decode_limits.max_alloc = Some(limits.max_alloc_bytes);
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    reader.limits(decode_limits);
+    let decoded = reader
+        .decode()
+        .map_err(|error| map_decode_error(error, limits))?;
+    // Alpha is dropped, not composited: the training recipe reads images as plain RGB too.
+    Ok(decoded.into_rgb8())
+}
+
+fn map_decode_error(error: image::ImageError, limits: &ImageLimits) -> ImageError {
+    use image::error::LimitErrorKind;
+    match error {
+        image::ImageError::Limits(limit) => match limit.kind() {
+            LimitErrorKind::InsufficientMemory => ImageError::MemoryLimit {
+                max_alloc_bytes: limits.max_alloc_bytes,
+            },
+            LimitErrorKind::Unsupported { .. } => ImageError::Unsupported(limit.to_string()),
+            _ => ImageError::Corrupt(limit.to_string()),
+        },
+        image::ImageError::Unsupported(unsupported) => {
+            ImageError::Unsupported(unsupported.to_string())
+        }
+        other => ImageError::Corrupt(other.to_string()),
+    }
+}
+
+/// The `image` model input computed from a decoded reference image.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageFeatures;
+
+impl ImageFeatures {
+    /// Computes the 24 `image` features of the bundle contract.
+    pub fn from_image(image: &RgbImage) -> [f32; IMAGE_FEATURE_LEN] {
+        let mut features = NO_IMAGE;
+        features[FEATURE_PRESENT] = 1.0;
+        let small = shrink_for_analysis(image);
+        let pixels: Vec<Rgb> = small
+            .pixels()
+            .map(|pixel| Rgb::new(pixel[0], pixel[1], pixel[2]))
+            .collect();
+        if pixels.is_empty() {
+            // A zero-sized image is still "an image"; it just has nothing to describe.
+            return features;
+        }
+        let labs: Vec<Lab> = pixels.iter().map(Rgb::to_lab).collect();
+
+        for (slot, cluster) in cluster_colours(&labs)
+            .iter()
+            .take(DOMINANT_COLOUR_COUNT)
+            .enumerate()
+        {
+            let base = FEATURE_COLOURS + 3 * slot;
+            features[base] = cluster.centre.l / 100.0;
+            features[base + 1] = cluster.centre.a / 128.0;
+            features[base + 2] = cluster.centre.b / 128.0;
+            features[FEATURE_WEIGHTS + slot] = cluster.weight;
+        }
+
+        let count = labs.len() as f64;
+        let mean_l = labs.iter().map(|lab| f64::from(lab.l)).sum::<f64>() / count;
+        let variance_l = labs
+            .iter()
+            .map(|lab| (f64::from(lab.l) - mean_l).powi(2))
+            .sum::<f64>()
+            / count;
+        features[FEATURE_MEAN_L] = (mean_l / 100.0) as f32;
+        features[FEATURE_STD_L] = (variance_l.sqrt() / 100.0) as f32;
+        features[FEATURE_COLOURFULNESS] =
+            ((colourfulness(&pixels) / 100.0) as f32).clamp(0.0, MAX_COLOURFULNESS_FEATURE);
+        features
+    }
+}
+
+/// Up to five dominant colours of an image with their pixel fractions, heaviest first.
+pub fn dominant_colours(image: &RgbImage) -> Vec<(Rgb, f32)> {
+    let small = shrink_for_analysis(image);
+    let labs: Vec<Lab> = small
+        .pixels()
+        .map(|pixel| Rgb::new(pixel[0], pixel[1], pixel[2]).to_lab())
+        .collect();
+    cluster_colours(&labs)
+        .into_iter()
+        .take(DOMINANT_COLOUR_COUNT)
+        .map(|cluster| (cluster.centre.to_rgb(), cluster.weight))
+        .collect()
+}
+
+/// The 16 `brand` features: up to four colours in the given order; extra colours are ignored.
+pub fn brand_features(colours: &[Rgb]) -> [f32; BRAND_FEATURE_LEN] {
+    let mut features = [0.0; BRAND_FEATURE_LEN];
+    for (slot, colour) in colours.iter().take(MAX_BRAND_COLOURS).enumerate() {
+        let lab = colour.to_lab();
+        features[4 * slot..4 * slot + 4].copy_from_slice(&[
+            1.0,
+            lab.l / 100.0,
+            lab.a / 128.0,
+            lab.b / 128.0,
+        ]);
+    }
+    features
+}
+
+fn shrink_for_analysis(image: &RgbImage) -> RgbImage {
+    let (width, height) = image.dimensions();
+    let longest = width.max(height);
+    if longest <= ANALYSIS_SIDE {
+        return image.clone();
+    }
+    let scaled = |side: u32| {
+        let rounded = (u64::from(side) * u64::from(ANALYSIS_SIDE) + u64::from(longest) / 2)
+            / u64::from(longest);
+        // Bounded by ANALYSIS_SIDE, so the conversion cannot fail; 1 keeps slivers visible.
+        u32::try_from(rounded).unwrap_or(ANALYSIS_SIDE).max(1)
+    };
+    image::imageops::resize(image, scaled(width), scaled(height), FilterType::Triangle)
+}
+
+/// Hasler & Süsstrunk (2003) colourfulness M on 0..255 sRGB values.
+fn colourfulness(pixels: &[Rgb]) -> f64 {
+    let count = pixels.len() as f64;
+    if pixels.is_empty() {
+        return 0.0;
+    }
+    let opponents = pixels.iter().map(|pixel| {
+        let (r, g, b) = (f64::from(pixel.r), f64::from(pixel.g), f64::from(pixel.b));
+        (r - g, 0.5 * (r + g) - b)
+    });
+    let (sum_rg, sum_yb) = opponents
+        .clone()
+        .fold((0.0, 0.0), |(rg, yb), (pixel_rg, pixel_yb)| {
+            (rg + pixel_rg, yb + pixel_yb)
+        });
+    let (mean_rg, mean_yb) = (sum_rg / count, sum_yb / count);
+    let (variance_rg, variance_yb) =
+        opponents.fold((0.0, 0.0), |(rg, yb), (pixel_rg, pixel_yb)| {
+            (
+                rg + (pixel_rg - mean_rg).powi(2),
+                yb + (pixel_yb - mean_yb).powi(2),
+            )
+        });
+    let spread = (variance_rg / count + variance_yb / count).sqrt();
+    let mean = mean_rg.hypot(mean_yb);
+    spread + 0.3 * mean
+}
+
+/// One k-means cluster: its centroid and the fraction of pixels in it.
+#[derive(Debug, Clone, Copy)]
+struct Cluster {
+    centre: Lab,
+    weight: f32,
+}
+
+/// k-means (k = 5) in CIELAB; non-empty clusters only, heaviest first.
+fn cluster_colours(pixels: &[Lab]) -> Vec<Cluster> {
+    if pixels.is_empty() {
+        return Vec::new();
+    }
+    let points: Vec<[f64; 3]> = pixels
+        .iter()
+        .map(|lab| [f64::from(lab.l), f64::from(lab.a), f64::from(lab.b)])
+        .collect();
+    let mut centres = initial_centres(&points, DOMINANT_COLOUR_COUNT);
+    let mut assignment = vec![usize::MAX; points.len()];
+    let mut counts = vec![0usize; centres.len()];
+    for _ in 0..KMEANS_MAX_ITERATIONS {
+        let mut changed = false;
+        for (point, assigned) in points.iter().zip(assignment.iter_mut()) {
+            let nearest = nearest_centre(point, &centres);
+            if *assigned != nearest {
+                *assigned = nearest;
+                changed = true;
+            }
+        }
+        let mut sums = vec![[0.0f64; 3]; centres.len()];
+        counts.iter_mut().for_each(|count| *count = 0);
+        for (point, &cluster) in points.iter().zip(&assignment) {
+            if let (Some(sum), Some(count)) = (sums.get_mut(cluster), counts.get_mut(cluster)) {
+                for (total, value) in sum.iter_mut().zip(point) {
+                    *total += value;
+                }
+                *count += 1;
+            }
+        }
+        for ((centre, sum), &count) in centres.iter_mut().zip(&sums).zip(&counts) {
+            // An empty cluster keeps its old centre; it is dropped below if it stays empty.
+            if count > 0 {
+                *centre = sum.map(|total| total / count as f64);
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+
+    let total = points.len() as f64;
+    let mut clusters: Vec<(usize, Cluster)> = centres
+        .iter()
+        .zip(&counts)
+        .filter(|(_, &count)| count > 0)
+        .map(|(centre, &count)| {
+            (
+                count,
+                Cluster {
+                    centre: Lab::new(centre[0] as f32, centre[1] as f32, centre[2] as f32),
+                    weight: (count as f64 / total) as f32,
+                },
+            )
+        })
+        .collect();
+    // Stable sort: equal weights keep k-means++ order, which is itself deterministic.
+    clusters.sort_by_key(|(count, _)| std::cmp::Reverse(*count));
+    clusters.into_iter().map(|(_, cluster)| cluster).collect()
+}
+
+fn squared_distance(first: &[f64; 3], second: &[f64; 3]) -> f64 {
+    first
+        .iter()
+        .zip(second)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum()
+}
+
+/// Index of the nearest centre; the lowest index wins ties so results never depend on luck.
+fn nearest_centre(point: &[f64; 3], centres: &[[f64; 3]]) -> usize {
+    let mut best = 0;
+    let mut best_distance = f64::INFINITY;
+    for (index, centre) in centres.iter().enumerate() {
+        let distance = squared_distance(point, centre);
+        if distance < best_distance {
+            best = index;
+            best_distance = distance;
+        }
+    }
+    best
+}
+
+/// k-means++ seeding with a fixed-seed generator; stops early when every point is a centre.
+fn initial_centres(points: &[[f64; 3]], wanted: usize) -> Vec<[f64; 3]> {
+    let mut random = SplitMix64::new(KMEANS_SEED);
+    let mut centres = Vec::with_capacity(wanted);
+    let first_index = random.below(points.len());
+    let Some(first) = points.get(first_index) else {
+        return centres;
+    };
+    centres.push(*first);
+    let mut nearest_distance: Vec<f64> = points
+        .iter()
+        .map(|point| squared_distance(point, first))
+        .collect();
+    while centres.len() < wanted {
+        let total: f64 = nearest_distance.iter().sum();
+        if total <= 0.0 {
+            // Fewer distinct colours than clusters: the contract leaves the rest empty.
+            break;
+        }
+        let threshold = random.unit() * total;
+        let mut cumulative = 0.0;
+        let mut chosen = None;
+        for (index, &distance) in nearest_distance.iter().enumerate() {
+            if distance <= 0.0 {
+                continue;
+            }
+            chosen = Some(index);
+            cumulative += distance;
+            if cumulative > threshold {
+                break;
+            }
+        }
+        let Some(centre) = chosen.and_then(|index| points.get(index)).copied() else {
+            break;
+        };
+        centres.push(centre);
+        for (point, distance) in points.iter().zip(nearest_distance.iter_mut()) {
+            *distance = distance.min(squared_distance(point, &centre));
+        }
+    }
+    centres
+}
+
+/// SplitMix64 (Steele, Lea & Flood 2014): tiny, portable, and trivial to reproduce in Python.
+struct SplitMix64 {
+    state: u64,
+}
+
+impl SplitMix64 {
+    fn new(seed: u64) -> Self {
+        Self { state: seed }
+    }
+
+    fn next(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut mixed = self.state;
+        mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        mixed ^ (mixed >> 31)
+    }
+
+    /// Uniform in [0, 1) from the top 53 bits, the usual exact double construction.
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// An index in 0..bound (0 when bound is 0); the modulo bias is irrelevant at 4096 points.
+    fn below(&mut self, bound: usize) -> usize {
+        let bound = bound as u64;
+        if bound == 0 {
+            return 0;
+        }
+        usize::try_from(self.next() % bound).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{DynamicImage, Rgb as Pixel, RgbaImage};
+    use std::time::{Duration, Instant};
+
+    const CORAL: Rgb = Rgb::new(0xE0, 0x6C, 0x4F);
+    const NAVY: Rgb = Rgb::new(0x1B, 0x2A, 0x4A);
+
+    fn pixel(colour: Rgb) -> Pixel<u8> {
+        Pixel([colour.r, colour.g, colour.b])
+    }
+
+    /// Left `left_columns` columns in `left`, the rest in `right`.
+    fn two_colour_image(
+        width: u32,
+        height: u32,
+        left_columns: u32,
+        left: Rgb,
+        right: Rgb,
+    ) -> RgbImage {
+        RgbImage::from_fn(width, height, |x, _| {
+            if x < left_columns {
+                pixel(left)
+            } else {
+                pixel(right)
+            }
+        })
+    }
+
+    fn noisy_image(width: u32, height: u32) -> RgbImage {
+        let mut random = SplitMix64::new(42);
+        RgbImage::from_fn(width, height, |_, _| {
+            let value = random.next().to_le_bytes();
+            Pixel([value[0], value[1], value[2]])
+        })
+    }
+
+    fn encode(image: &RgbImage, format: ImageFormat) -> Vec<u8> {
+        let mut bytes = Cursor::new(Vec::new());
+        DynamicImage::ImageRgb8(image.clone())
+            .write_to(&mut bytes, format)
+            .expect("test image encodes");
+        bytes.into_inner()
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &byte in data {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                let mask = (crc & 1).wrapping_neg();
+                crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
+            }
+        }
+        !crc
+    }
+
+    fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+        let mut chunk = Vec::new();
+        chunk.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        chunk.extend_from_slice(kind);
+        chunk.extend_from_slice(data);
+        let mut covered = kind.to_vec();
+        covered.extend_from_slice(data);
+        chunk.extend_from_slice(&crc32(&covered).to_be_bytes());
+        chunk
+    }
+
+    /// A well-formed PNG header declaring `width`×`height` RGB, followed by a tiny IDAT.
+    fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+        let mut header = Vec::new();
+        header.extend_from_slice(&width.to_be_bytes());
+        header.extend_from_slice(&height.to_be_bytes());
+        header.extend_from_slice(&[8, 2, 0, 0, 0]);
+        // zlib stream of a single empty stored block: valid framing, almost no data.
+        let tiny_idat = [
+            0x78, 0x01, 0x01, 0x00, 0x00, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x01,
+        ];
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.extend(png_chunk(b"IHDR", &header));
+        png.extend(png_chunk(b"IDAT", &tiny_idat));
+        png.extend(png_chunk(b"IEND", &[]));
+        png
+    }
+
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn decodes_png_exactly() {
+        let original = noisy_image(37, 23);
+        let decoded = decode_reference_image(
+            &encode(&original, ImageFormat::Png),
+            &ImageLimits::default(),
+        );
+        assert_eq!(decoded, Ok(original));
+    }
+
+    #[test]
+    fn decodes_lossless_webp_exactly() {
+        let original = noisy_image(30, 20);
+        let decoded = decode_reference_image(
+            &encode(&original, ImageFormat::WebP),
+            &ImageLimits::default(),
+        );
+        assert_eq!(decoded, Ok(original));
+    }
+
+    #[test]
+    fn decodes_jpeg_close_to_the_original() {
+        let original = two_colour_image(48, 32, 24, CORAL, NAVY);
+        let decoded = decode_reference_image(
+            &encode(&original, ImageFormat::Jpeg),
+            &ImageLimits::default(),
+        )
+        .expect("JPEG decodes");
+        assert_eq!(decoded.dimensions(), (48, 32));
+        let centre_left = decoded.get_pixel(8, 16);
+        assert!(centre_left
+            .0
+            .iter()
+            .zip([CORAL.r, CORAL.g, CORAL.b])
+            .all(|(a, b)| a.abs_diff(b) < 8));
+    }
+
+    #[test]
+    fn drops_alpha_from_rgba_png() {
+        let rgba = RgbaImage::from_pixel(4, 4, image::Rgba([10, 20, 30, 40]));
+        let mut bytes = Cursor::new(Vec::new());
+        DynamicImage::ImageRgba8(rgba)
+            .write_to(&mut bytes, ImageFormat::Png)
+            .expect("encodes");
+        let decoded =
+            decode_reference_image(bytes.get_ref(), &ImageLimits::default()).expect("decodes");
+        assert_eq!(decoded.get_pixel(2, 2), &Pixel([10, 20, 30]));
+    }
+
+    #[test]
+    fn refuses_oversized_input_before_looking_at_it() {
+        let limits = ImageLimits {
+            max_encoded_bytes: 10,
+            ..ImageLimits::default()
+        };
+        assert_eq!(
+            decode_reference_image(&[0u8; 11], &limits),
+            Err(ImageError::TooLarge {
+                bytes: 11,
+                max_bytes: 10
+            })
+        );
+    }
+
+    #[test]
+    fn truncated_png_is_corrupt() {
+        let bytes = encode(&noisy_image(40, 40), ImageFormat::Png);
+        let truncated = &bytes[..bytes.len() / 2];
+        assert!(matches!(
+            decode_reference_image(truncated, &ImageLimits::default()),
+            Err(ImageError::Corrupt(_))
+        ));
+        let header_only = &bytes[..20];
+        assert!(matches!(
+            decode_reference_image(header_only, &ImageLimits::default()),
+            Err(ImageError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn truncated_webp_is_corrupt() {
+        let bytes = encode(&noisy_image(40, 40), ImageFormat::WebP);
+        assert!(matches!(
+            decode_reference_image(&bytes[..bytes.len() / 2], &ImageLimits::default()),
+            Err(ImageError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn garbage_and_empty_input_are_refused() {
+        let mut random = SplitMix64::new(7);
+        let garbage: Vec<u8> = (0..4096).map(|_| random.next().to_le_bytes()[0]).collect();
+        assert!(matches!(
+            decode_reference_image(&garbage, &ImageLimits::default()),
+            Err(ImageError::Unsupported(_))
+        ));
+        assert!(matches!(
+            decode_reference_image(&[], &ImageLimits::default()),
+            Err(ImageError::Corrupt(_))
+        ));
+        // Right magic, garbage after it.
+        let mut fake_png = b"\x89PNG\r\n\x1a\n".to_vec();
+        fake_png.extend_from_slice(&garbage[..64]);
+        assert!(matches!(
+            decode_reference_image(&fake_png, &ImageLimits::default()),
+            Err(ImageError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn gif_is_unsupported() {
+        // The classic 1×1 transparent GIF.
+        let gif: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;";
+        assert_eq!(
+            decode_reference_image(gif, &ImageLimits::default()),
+            Err(ImageError::Unsupported("Gif".into()))
+        );
+    }
+
+    #[test]
+    fn png_bomb_is_refused_from_its_header() {
+        let bomb = png_claiming(100_000, 100_000);
+        let started = Instant::now();
+        let result = decode_reference_image(&bomb, &ImageLimits::default());
+        assert_eq!(
+            result,
+            Err(ImageError::TooManyPixels {
+                width: 100_000,
+                height: 100_000
+            })
+        );
+        // Allocating 30 GB (or zero-filling it) could not happen this fast.
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn jpeg_bomb_is_refused_from_its_header() {
+        let mut jpeg = encode(&noisy_image(16, 16), ImageFormat::Jpeg);
+        // SOF0 segment: marker, 2-byte length, precision, then height and width (big endian).
+        let frame = jpeg
+            .windows(2)
+            .position(|marker| marker == [0xFF, 0xC0])
+            .expect("baseline JPEG has SOF0");
+        jpeg[frame + 5..frame + 9].copy_from_slice(&[0xFF, 0xF0, 0xFF, 0xF0]);
+        assert_eq!(
+            decode_reference_image(&jpeg, &ImageLimits::default()),
+            Err(ImageError::TooManyPixels {
+                width: 0xFFF0,
+                height: 0xFFF0
+            })
+        );
+    }
+
+    #[test]
+    fn pixel_limit_is_inclusive_and_configurable() {
+        assert!(matches!(
+            decode_reference_image(&png_claiming(7000, 7000), &ImageLimits::default()),
+            Err(ImageError::TooManyPixels {
+                width: 7000,
+                height: 7000
+            })
+        ));
+        let bytes = encode(&noisy_image(100, 50), ImageFormat::Png);
+        let exact = ImageLimits {
+            max_pixels: 5000,
+            ..ImageLimits::default()
+        };
+        assert!(decode_reference_image(&bytes, &exact).is_ok());
+        let below = ImageLimits {
+            max_pixels: 4999,
+            ..ImageLimits::default()
+        };
+        assert_eq!(
+            decode_reference_image(&bytes, &below),
+            Err(ImageError::TooManyPixels {
+                width: 100,
+                height: 50
+            })
+        );
+    }
+
+    #[test]
+    fn allocation_limit_is_enforced() {
+        let bytes = encode(&noisy_image(200, 200), ImageFormat::Png);
+        let tight = ImageLimits {
+            max_alloc_bytes: 10_000,
+            ..ImageLimits::default()
+        };
+        assert_eq!(
+            decode_reference_image(&bytes, &tight),
+            Err(ImageError::MemoryLimit {
+                max_alloc_bytes: 10_000
+            })
+        );
+    }
+
+    #[test]
+    fn two_colour_image_gives_both_colours_with_their_weights() {
+        // 50×40 needs no resampling, so the weights are exact: 30 of 50 columns are coral.
+        let image = two_colour_image(50, 40, 30, CORAL, NAVY);
+        let features = ImageFeatures::from_image(&image);
+        let coral = CORAL.to_lab();
+        let navy = NAVY.to_lab();
+        let expected_start = [
+            1.0,
+            coral.l / 100.0,
+            coral.a / 128.0,
+            coral.b / 128.0,
+            navy.l / 100.0,
+            navy.a / 128.0,
+            navy.b / 128.0,
+        ];
+        for (index, expected) in expected_start.iter().enumerate() {
+            assert!(
+                (features[index] - expected).abs() < 1e-5,
+                "feature {index}: {features:?}"
+            );
+        }
+        assert!(
+            features[7..16].iter().all(|&value| value == 0.0),
+            "{features:?}"
+        );
+        let weights = &features[16..21];
+        assert!((weights[0] - 0.6).abs() < 1e-6 && (weights[1] - 0.4).abs() < 1e-6);
+        assert_eq!(&weights[2..], &[0.0, 0.0, 0.0]);
+
+        let expected_mean = 0.6 * coral.l + 0.4 * navy.l;
+        let expected_std = 0.24f32.sqrt() * (coral.l - navy.l).abs();
+        assert!((features[21] - expected_mean / 100.0).abs() < 1e-4);
+        assert!((features[22] - expected_std / 100.0).abs() < 1e-4);
+
+        assert_eq!(dominant_colours(&image), vec![(CORAL, 0.6), (NAVY, 0.4)]);
+    }
+
+    #[test]
+    fn large_two_colour_image_survives_resampling() {
+        let image = two_colour_image(640, 480, 320, CORAL, NAVY);
+        let colours = dominant_colours(&image);
+        assert!(colours.len() <= DOMINANT_COLOUR_COUNT);
+        let (first, second) = (colours[0], colours[1]);
+        assert!(first.1 + second.1 > 0.9, "{colours:?}");
+        assert!((first.1 - second.1).abs() < 0.1, "{colours:?}");
+        let found = [first.0, second.0];
+        for expected in [CORAL, NAVY] {
+            assert!(
+                found.iter().any(|colour| crate::colour::delta_e_2000(
+                    colour.to_lab(),
+                    expected.to_lab()
+                ) < 1.0),
+                "{expected} not among {colours:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn single_colour_image_has_one_cluster_and_known_colourfulness() {
+        let red = RgbImage::from_pixel(80, 120, Pixel([255, 0, 0]));
+        let features = ImageFeatures::from_image(&red);
+        let lab = Rgb::new(255, 0, 0).to_lab();
+        assert_eq!(features[0], 1.0);
+        assert!((features[1] - lab.l / 100.0).abs() < 1e-5);
+        assert!((features[2] - lab.a / 128.0).abs() < 1e-5);
+        assert!((features[3] - lab.b / 128.0).abs() < 1e-5);
+        assert!(features[4..16].iter().all(|&value| value == 0.0));
+        assert_eq!(&features[16..21], &[1.0, 0.0, 0.0, 0.0, 0.0]);
+        assert!((features[21] - lab.l / 100.0).abs() < 1e-5);
+        assert!(features[22].abs() < 1e-6);
+        // Uniform red: σ = 0 and μ = hypot(255, 127.5), so M = 0.3 × 285.10 = 85.53.
+        assert!((features[23] - 0.8553).abs() < 1e-3, "{}", features[23]);
+    }
+
+    #[test]
+    fn grey_image_has_no_colourfulness_and_colourfulness_is_clipped() {
+        let grey = ImageFeatures::from_image(&RgbImage::from_pixel(10, 10, Pixel([90, 90, 90])));
+        assert_eq!(grey[23], 0.0);
+        // Alternating magenta and green stripes: M ≈ 241, clipped to 1.5.
+        let stripes = RgbImage::from_fn(16, 16, |x, _| {
+            if x % 2 == 0 {
+                Pixel([255, 0, 255])
+            } else {
+                Pixel([0, 255, 0])
+            }
+        });
+        assert_eq!(ImageFeatures::from_image(&stripes)[23], 1.5);
+    }
+
+    #[test]
+    fn features_of_a_noisy_image_stay_in_range() {
+        let features = ImageFeatures::from_image(&noisy_image(300, 200));
+        assert_eq!(features.len(), IMAGE_FEATURE_LEN);
+        assert_eq!(features[0], 1.0);
+        for slot in 0..DOMINANT_COLOUR_COUNT {
+            let base = 1 + 3 * slot;
+            assert!((0.0..=1.0).contains(&features[base]));
+            assert!((-1.0..=1.0).contains(&features[base + 1]));
+            assert!((-1.0..=1.0).contains(&features[base + 2]));
+        }
+        let weights = &features[16..21];
+        assert!(
+            weights.windows(2).all(|pair| pair[0] >= pair[1]),
+            "{weights:?}"
+        );
+        assert!(
+            weights.iter().all(|&weight| weight > 0.0),
+            "noise fills all five clusters"
+        );
+        assert!((weights.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        assert!((0.0..=1.0).contains(&features[21]));
+        assert!((0.0..=0.5).contains(&features[22]) && features[22] > 0.0);
+        assert!((0.0..=1.5).contains(&features[23]) && features[23] > 0.0);
+    }
+
+    #[test]
+    fn features_are_deterministic() {
+        let image = noisy_image(123, 77);
+        let first = ImageFeatures::from_image(&image);
+        let second = ImageFeatures::from_image(&image.clone());
+        assert_eq!(first.map(f32::to_bits), second.map(f32::to_bits));
+    }
+
+    #[test]
+    fn empty_image_is_present_but_blank() {
+        let features = ImageFeatures::from_image(&RgbImage::new(0, 0));
+        assert_eq!(features[0], 1.0);
+        assert!(features[1..].iter().all(|&value| value == 0.0));
+        assert!(dominant_colours(&RgbImage::new(0, 0)).is_empty());
+    }
+
+    #[test]
+    fn shrinking_keeps_aspect_ratio_and_never_enlarges() {
+        assert_eq!(
+            shrink_for_analysis(&RgbImage::new(640, 480)).dimensions(),
+            (64, 48)
+        );
+        assert_eq!(
+            shrink_for_analysis(&RgbImage::new(100, 3000)).dimensions(),
+            (2, 64)
+        );
+        assert_eq!(
+            shrink_for_analysis(&RgbImage::new(10_000, 1)).dimensions(),
+            (64, 1)
+        );
+        assert_eq!(
+            shrink_for_analysis(&RgbImage::new(20, 30)).dimensions(),
+            (20, 30)
+        );
+    }
+
+    #[test]
+    fn brand_features_fill_slots_in_order_and_ignore_extras() {
+        let white = Rgb::new(255, 255, 255);
+        let red = Rgb::new(255, 0, 0);
+        let features = brand_features(&[white, red]);
+        let red_lab = red.to_lab();
+        let expected = [
+            1.0,
+            1.0,
+            0.0,
+            0.0,
+            1.0,
+            red_lab.l / 100.0,
+            red_lab.a / 128.0,
+            red_lab.b / 128.0,
+        ];
+        for (index, value) in expected.iter().enumerate() {
+            assert!((features[index] - value).abs() < 1e-5, "{features:?}");
+        }
+        assert!(features[8..].iter().all(|&value| value == 0.0));
+        assert_eq!(brand_features(&[]), [0.0; BRAND_FEATURE_LEN]);
+        let five = brand_features(&[red; 5]);
+        assert_eq!(five[12], 1.0);
+        assert_eq!(five, brand_features(&[red; 4]));
+    }
+
+    #[test]
+    fn splitmix64_matches_its_reference_sequence() {
+        // First outputs for seed 0, as published with the algorithm.
+        let mut random = SplitMix64::new(0);
+        assert_eq!(random.next(), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(random.next(), 0x6E78_9E6A_A1B9_65F4);
+    }
+}

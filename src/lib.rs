@@ -1,0 +1,22 @@
+//! packd: packaging design briefs in over MQTT, visual suggestions out.
+//!
+//! The path of a brief, in module order: [`transport`] (MQTT) → [`serve`] (queue, workers) →
+//! [`brief`] (decoding) → [`features`] (model inputs) → [`backend`] (cpu / trt) →
+//! [`recommend`] (post-processing) → [`reply`]. Model bundles live apart in [`bundle`];
+//! [`config`] and [`telemetry`] sit at the edge.
+
+pub mod backend;
+pub mod brief;
+pub mod bundle;
+pub mod colour;
+pub mod config;
+pub mod daemon;
+pub mod features;
+pub mod recommend;
+pub mod reply;
+pub mod serve;
+pub mod telemetry;
+pub mod transport;
+
+/// The service version, as the state topic reports it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,480 @@
+//! Recommendation post-processing: raw model scores become the reply's ranked styles, palettes
+//! (fitted to the brand colours and to WCAG contrast), font pairings and layout.
+
+pub mod preview;
+
+use base64::Engine as _;
+
+use crate::backend::ModelOutputs;
+use crate::bundle::catalogue::Palette;
+use crate::bundle::{Bundle, LAYOUT_CHANNELS};
+use crate::colour::{adjust_for_contrast, contrast_ratio, delta_e_2000, Lab, Rgb};
+use crate::features::EncodedBrief;
+use crate::reply::{
+    FontSuggestion, Layout, LayoutMaps, PaletteRoles, PaletteSuggestion, StyleSuggestion, Zone,
+};
+
+/// WCAG 2.x AA for body text: the floor for every palette's text role.
+pub const MIN_TEXT_CONTRAST: f32 = 4.5;
+/// Two palettes closer than this (mean ΔE2000 between matched colours) count as the same look.
+const MIN_PALETTE_DISTANCE: f32 = 8.0;
+/// Heatmap cells at or above this share of the channel's peak make up its zone.
+const ZONE_THRESHOLD: f32 = 0.5;
+
+/// Why post-processing failed (a bundle/model mismatch; answered `internal`).
+#[derive(Debug, thiserror::Error)]
+pub enum RecommendError {
+    #[error("model output '{0}' does not fit the catalogue")]
+    Shape(&'static str),
+    #[error("catalogue palette '{id}' has a bad colour: {message}")]
+    Catalogue { id: String, message: String },
+    #[error("preview: {0}")]
+    Preview(String),
+}
+
+/// Everything the reply shows for one brief.
+#[derive(Debug, Clone)]
+pub struct Suggestions {
+    pub styles: Vec<StyleSuggestion>,
+    pub palettes: Vec<PaletteSuggestion>,
+    pub fonts: Vec<FontSuggestion>,
+    pub layout: Layout,
+    pub preview_png: Option<String>,
+}
+
+/// Turns model outputs into suggestions.
+pub fn recommend(
+    bundle: &Bundle,
+    outputs: &ModelOutputs,
+    brief: &EncodedBrief,
+    top_k: usize,
+    render: bool,
+) -> Result<Suggestions, RecommendError> {
+    if outputs.styles.len() != bundle.styles.styles.len() {
+        return Err(RecommendError::Shape("styles"));
+    }
+    if outputs.palettes.len() != bundle.palettes.palettes.len() {
+        return Err(RecommendError::Shape("palettes"));
+    }
+    if outputs.fonts.len() != bundle.fonts.pairings.len() {
+        return Err(RecommendError::Shape("fonts"));
+    }
+    let styles = ranked(&outputs.styles)
+        .take(top_k)
+        .map(|(index, score)| {
+            let style = &bundle.styles.styles[index];
+            StyleSuggestion {
+                style: style.name.clone(),
+                name_zh: style.name_zh.clone(),
+                score,
+            }
+        })
+        .collect();
+    let fonts = ranked(&outputs.fonts)
+        .take(top_k)
+        .map(|(index, score)| {
+            let pairing = &bundle.fonts.pairings[index];
+            FontSuggestion {
+                heading: pairing.heading.clone(),
+                body: pairing.body.clone(),
+                heading_cjk: pairing.heading_cjk.clone(),
+                body_cjk: pairing.body_cjk.clone(),
+                score,
+            }
+        })
+        .collect();
+    let palettes = pick_palettes(
+        &bundle.palettes.palettes,
+        &outputs.palettes,
+        &brief.brand_colours,
+        top_k,
+    )?;
+    let layout = layout_from(&outputs.layout, bundle.manifest.model.layout_grid)?;
+    let preview_png = match (render, palettes.first()) {
+        (true, Some(top)) => Some(render_preview(top, &layout)?),
+        _ => None,
+    };
+    Ok(Suggestions {
+        styles,
+        palettes,
+        fonts,
+        layout,
+        preview_png,
+    })
+}
+
+/// Indices with their scores, best first (ties by catalogue order), scores clamped to [0, 1].
+fn ranked(scores: &[f32]) -> impl Iterator<Item = (usize, f32)> {
+    let mut order: Vec<(usize, f32)> = scores
+        .iter()
+        .map(|&score| {
+            if score.is_nan() {
+                0.0
+            } else {
+                score.clamp(0.0, 1.0)
+            }
+        })
+        .enumerate()
+        .collect();
+    order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    order
+        .into_iter()
+        .map(|(index, score)| (index, round3(score)))
+}
+
+fn round3(value: f32) -> f32 {
+    (value * 1000.0).round() / 1000.0
+}
+
+/// A catalogue palette fitted to a brief: colours, roles, as RGB.
+struct FittedPalette {
+    colours: Vec<Rgb>,
+    background: Rgb,
+    primary: Rgb,
+    accent: Rgb,
+    text: Rgb,
+}
+
+fn parse(palette: &Palette, hex: &str) -> Result<Rgb, RecommendError> {
+    Rgb::parse_hex(hex).map_err(|error| RecommendError::Catalogue {
+        id: palette.id.clone(),
+        message: error.to_string(),
+    })
+}
+
+/// Puts the brand colours into the palette: the first takes over the primary role (and its place
+/// among the colours), the second the accent; then the text role is made readable on the background.
+fn fit(palette: &Palette, brand: &[Rgb]) -> Result<FittedPalette, RecommendError> {
+    let mut colours = palette
+        .colors
+        .iter()
+        .map(|hex| parse(palette, hex))
+        .collect::<Result<Vec<_>, _>>()?;
+    let background = parse(palette, &palette.roles.background)?;
+    let mut primary = parse(palette, &palette.roles.primary)?;
+    let mut accent = parse(palette, &palette.roles.accent)?;
+    let mut text = parse(palette, &palette.roles.text)?;
+    for (slot, &brand_colour) in brand.iter().enumerate().take(2) {
+        let role = if slot == 0 { &mut primary } else { &mut accent };
+        // Background and text carry legibility; a brand colour never displaces them.
+        if *role != background && *role != text {
+            if let Some(place) = colours.iter().position(|colour| colour == role) {
+                colours[place] = brand_colour;
+            }
+        } else if !colours.contains(&brand_colour) {
+            colours.push(brand_colour);
+        }
+        *role = brand_colour;
+    }
+    let readable = adjust_for_contrast(text, background, MIN_TEXT_CONTRAST);
+    if readable != text {
+        match colours.iter().position(|colour| *colour == text) {
+            Some(index) => colours[index] = readable,
+            None => colours.push(readable),
+        }
+        text = readable;
+    }
+    // Every role must be one of the colours, whatever the catalogue or the brand did.
+    for role in [background, primary, accent, text] {
+        if !colours.contains(&role) {
+            colours.push(role);
+        }
+    }
+    Ok(FittedPalette {
+        colours,
+        background,
+        primary,
+        accent,
+        text,
+    })
+}
+
+/// Mean over `first`'s colours of the ΔE2000 to the nearest colour of `second`.
+fn palette_distance(first: &[Lab], second: &[Lab]) -> f32 {
+    if first.is_empty() || second.is_empty() {
+        return f32::INFINITY;
+    }
+    let total: f32 = first
+        .iter()
+        .map(|&a| {
+            second
+                .iter()
+                .map(|&b| delta_e_2000(a, b))
+                .fold(f32::INFINITY, f32::min)
+        })
+        .sum();
+    total / first.len() as f32
+}
+
+/// The `top_k` best palettes that differ visibly from each other, fitted to the brand.
+fn pick_palettes(
+    catalogue: &[Palette],
+    scores: &[f32],
+    brand: &[Rgb],
+    top_k: usize,
+) -> Result<Vec<PaletteSuggestion>, RecommendError> {
+    let mut chosen: Vec<(usize, f32, FittedPalette, Vec<Lab>)> = Vec::new();
+    let mut passed_over: Vec<(usize, f32)> = Vec::new();
+    // Looking further than a few times top_k only finds palettes nobody would pick.
+    for (index, score) in ranked(scores).take(top_k * 8) {
+        if chosen.len() == top_k {
+            break;
+        }
+        let fitted = fit(&catalogue[index], brand)?;
+        let labs: Vec<Lab> = fitted.colours.iter().map(Rgb::to_lab).collect();
+        if chosen
+            .iter()
+            .any(|(_, _, _, other)| palette_distance(&labs, other) < MIN_PALETTE_DISTANCE)
+        {
+            passed_over.push((index, score));
+            continue;
+        }
+        chosen.push((index, score, fitted, labs));
+    }
+    for (index, score) in passed_over {
+        if chosen.len() == top_k {
+            break;
+        }
+        let fitted = fit(&catalogue[index], brand)?;
+        chosen.push((index, score, fitted, Vec::new()));
+    }
+    chosen.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    Ok(chosen
+        .into_iter()
+        .map(|(index, score, fitted, _)| {
+            let palette = &catalogue[index];
+            PaletteSuggestion {
+                name: palette.name.clone(),
+                name_zh: palette.name_zh.clone(),
+                colors: fitted.colours.iter().map(Rgb::to_hex).collect(),
+                roles: PaletteRoles {
+                    background: fitted.background.to_hex(),
+                    primary: fitted.primary.to_hex(),
+                    accent: fitted.accent.to_hex(),
+                    text: fitted.text.to_hex(),
+                },
+                contrast: (contrast_ratio(fitted.text, fitted.background) * 10.0).floor() / 10.0,
+                score,
+            }
+        })
+        .collect())
+}
+
+/// Splits the layout output into three heatmaps and derives a zone from each.
+fn layout_from(values: &[f32], grid: [usize; 2]) -> Result<Layout, RecommendError> {
+    let [rows, columns] = grid;
+    let cells = rows * columns;
+    if values.len() != LAYOUT_CHANNELS * cells || cells == 0 {
+        return Err(RecommendError::Shape("layout"));
+    }
+    let channel = |index: usize| -> Vec<f32> {
+        values[index * cells..(index + 1) * cells]
+            .iter()
+            .map(|&value| {
+                if value.is_nan() {
+                    0.0
+                } else {
+                    round3(value.clamp(0.0, 1.0))
+                }
+            })
+            .collect()
+    };
+    let heatmaps = LayoutMaps {
+        logo: channel(0),
+        product: channel(1),
+        text: channel(2),
+    };
+    let zones = LayoutMaps {
+        logo: zone_of(&heatmaps.logo, rows, columns),
+        product: zone_of(&heatmaps.product, rows, columns),
+        text: zone_of(&heatmaps.text, rows, columns),
+    };
+    Ok(Layout {
+        grid,
+        heatmaps,
+        zones,
+    })
+}
+
+/// The bounding box of the cells at or above half the peak, normalised to the panel.
+pub fn zone_of(heatmap: &[f32], rows: usize, columns: usize) -> Zone {
+    let peak = heatmap.iter().copied().fold(0.0f32, f32::max);
+    if peak <= 0.0 {
+        return Zone {
+            x: 0.0,
+            y: 0.0,
+            w: 0.0,
+            h: 0.0,
+        };
+    }
+    let (mut top, mut left, mut bottom, mut right) = (rows, columns, 0, 0);
+    for (cell, &value) in heatmap.iter().enumerate() {
+        if value >= peak * ZONE_THRESHOLD {
+            let (row, column) = (cell / columns, cell % columns);
+            top = top.min(row);
+            bottom = bottom.max(row);
+            left = left.min(column);
+            right = right.max(column);
+        }
+    }
+    let round = |value: f32| (value * 1000.0).round() / 1000.0;
+    Zone {
+        x: round(left as f32 / columns as f32),
+        y: round(top as f32 / rows as f32),
+        w: round((right + 1 - left) as f32 / columns as f32),
+        h: round((bottom + 1 - top) as f32 / rows as f32),
+    }
+}
+
+fn render_preview(palette: &PaletteSuggestion, layout: &Layout) -> Result<String, RecommendError> {
+    let colour =
+        |hex: &str| Rgb::parse_hex(hex).map_err(|error| RecommendError::Preview(error.to_string()));
+    let spec = preview::PreviewSpec {
+        width: 360,
+        height: 480,
+        colours: palette
+            .colors
+            .iter()
+            .map(|hex| colour(hex))
+            .collect::<Result<_, _>>()?,
+        background: colour(&palette.roles.background)?,
+        primary: colour(&palette.roles.primary)?,
+        accent: colour(&palette.roles.accent)?,
+        text: colour(&palette.roles.text)?,
+        zones: vec![
+            (preview::ZoneKind::Logo, to_preview_zone(layout.zones.logo)),
+            (
+                preview::ZoneKind::Product,
+                to_preview_zone(layout.zones.product),
+            ),
+            (preview::ZoneKind::Text, to_preview_zone(layout.zones.text)),
+        ],
+    };
+    let png = preview::render_preview(&spec)
+        .map_err(|error| RecommendError::Preview(error.to_string()))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(png))
+}
+
+fn to_preview_zone(zone: Zone) -> preview::Zone {
+    preview::Zone {
+        x: zone.x,
+        y: zone.y,
+        w: zone.w,
+        h: zone.h,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::catalogue::PaletteRoles as CatalogueRoles;
+
+    fn palette(id: &str, colours: &[&str], background: &str, text: &str) -> Palette {
+        Palette {
+            id: id.into(),
+            name: id.into(),
+            name_zh: String::new(),
+            family: String::new(),
+            colors: colours.iter().map(|c| c.to_string()).collect(),
+            roles: CatalogueRoles {
+                background: background.into(),
+                primary: colours[1].into(),
+                accent: colours[2].into(),
+                text: text.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn text_role_is_made_readable() {
+        // Pale grey text on white: 1.6:1 in the catalogue, must come back at 4.5:1 or better.
+        let pale = palette(
+            "pale",
+            &["#FFFFFF", "#3366CC", "#FFCC00", "#CCCCCC"],
+            "#FFFFFF",
+            "#CCCCCC",
+        );
+        let suggestions = pick_palettes(&[pale], &[0.9], &[], 1).unwrap();
+        assert!(
+            suggestions[0].contrast >= MIN_TEXT_CONTRAST,
+            "{}",
+            suggestions[0].contrast
+        );
+        assert!(suggestions[0].colors.contains(&suggestions[0].roles.text));
+    }
+
+    #[test]
+    fn brand_colour_becomes_primary_and_joins_the_palette() {
+        let base = palette(
+            "base",
+            &["#F5F0E6", "#2E7D32", "#F9A825", "#1B1B1B"],
+            "#F5F0E6",
+            "#1B1B1B",
+        );
+        let brand = Rgb::parse_hex("#1A73E8").unwrap();
+        let suggestions = pick_palettes(&[base], &[0.5], &[brand], 1).unwrap();
+        assert_eq!(suggestions[0].roles.primary, "#1A73E8");
+        assert!(suggestions[0].colors.contains(&"#1A73E8".to_string()));
+        assert_eq!(suggestions[0].roles.background, "#F5F0E6");
+    }
+
+    #[test]
+    fn near_duplicate_palettes_give_way_to_different_ones() {
+        let a = palette(
+            "a",
+            &["#FFFFFF", "#3366CC", "#FFCC00", "#111111"],
+            "#FFFFFF",
+            "#111111",
+        );
+        let a_twin = palette(
+            "a-twin",
+            &["#FEFEFE", "#3467CB", "#FECB01", "#121212"],
+            "#FEFEFE",
+            "#121212",
+        );
+        let b = palette(
+            "b",
+            &["#1E2A2F", "#8FB9B0", "#F2C14E", "#DCE8E4"],
+            "#1E2A2F",
+            "#DCE8E4",
+        );
+        let suggestions = pick_palettes(&[a, a_twin, b], &[0.9, 0.89, 0.5], &[], 2).unwrap();
+        let names: Vec<&str> = suggestions.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+
+    #[test]
+    fn ranking_is_descending_and_clamped() {
+        let ranked: Vec<(usize, f32)> = ranked(&[0.2, f32::NAN, 1.5, 0.7]).collect();
+        assert_eq!(ranked.iter().map(|r| r.0).collect::<Vec<_>>(), [2, 3, 0, 1]);
+        assert_eq!(ranked[0].1, 1.0);
+        assert_eq!(ranked[3].1, 0.0);
+    }
+
+    #[test]
+    fn zone_covers_the_hot_cells() {
+        let (rows, columns) = (4, 4);
+        let mut heatmap = vec![0.0; 16];
+        heatmap[5] = 1.0; // row 1, column 1
+        heatmap[10] = 0.6; // row 2, column 2
+        heatmap[15] = 0.3; // below half the peak
+        assert_eq!(
+            zone_of(&heatmap, rows, columns),
+            Zone {
+                x: 0.25,
+                y: 0.25,
+                w: 0.5,
+                h: 0.5
+            }
+        );
+        assert_eq!(
+            zone_of(&[0.0; 16], rows, columns),
+            Zone {
+                x: 0.0,
+                y: 0.0,
+                w: 0.0,
+                h: 0.0
+            }
+        );
+    }
+}

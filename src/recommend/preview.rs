@@ -1,0 +1,645 @@
+//! Flat PNG mock-ups of a packaging front panel, drawn from a palette and a layout template.
+//!
+//! Shapes only (no fonts, no photos), so the output is small, byte-for-byte deterministic and
+//! needs nothing beyond the `image` crate's PNG encoder.
+
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+use image::{ExtendedColorType, ImageEncoder, RgbImage};
+use thiserror::Error;
+
+use crate::colour::{Lab, Rgb};
+
+/// Default preview width in pixels.
+pub const DEFAULT_PREVIEW_WIDTH: u32 = 360;
+/// Default preview height in pixels.
+pub const DEFAULT_PREVIEW_HEIGHT: u32 = 480;
+/// Largest accepted width or height, which bounds the pixel buffer at 12 MB.
+pub const MAX_PREVIEW_SIDE: u32 = 2048;
+/// Smallest accepted width or height; below this the shapes degenerate into noise.
+pub const MIN_PREVIEW_SIDE: u32 = 32;
+/// Most swatches the strip shows.
+pub const MAX_SWATCHES: usize = 12;
+
+/// Share of the height taken by the swatch strip.
+const SWATCH_STRIP_FRACTION: f32 = 0.09;
+/// How far the product's inner shape is mixed towards white.
+const PRODUCT_HIGHLIGHT_MIX: f32 = 0.45;
+/// How far the rule above the swatches is mixed from the background towards the text colour.
+const RULE_MIX: f32 = 0.35;
+
+/// Why a preview could not be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PreviewError {
+    /// Width or height outside `MIN_PREVIEW_SIDE..=MAX_PREVIEW_SIDE`.
+    #[error("preview size {width}×{height} is outside {MIN_PREVIEW_SIDE}..={MAX_PREVIEW_SIDE}")]
+    InvalidSize {
+        /// Requested width.
+        width: u32,
+        /// Requested height.
+        height: u32,
+    },
+    /// More palette colours than `MAX_SWATCHES`.
+    #[error("{count} swatches requested; at most {MAX_SWATCHES} fit the strip")]
+    TooManyColours {
+        /// Requested number of swatches.
+        count: usize,
+    },
+    /// The PNG encoder failed.
+    #[error("PNG encoding failed: {0}")]
+    Encode(String),
+}
+
+/// Which element of the front panel a zone holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ZoneKind {
+    /// Brand mark.
+    Logo,
+    /// Product shot or illustration.
+    Product,
+    /// Name, claims and copy.
+    Text,
+}
+
+impl ZoneKind {
+    /// Parses the zone names used by `catalogues/layouts.json` (`logo`, `product`, `text`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "logo" => Some(Self::Logo),
+            "product" => Some(Self::Product),
+            "text" => Some(Self::Text),
+            _ => None,
+        }
+    }
+
+    /// The name used by `catalogues/layouts.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Logo => "logo",
+            Self::Product => "product",
+            Self::Text => "text",
+        }
+    }
+}
+
+/// A box in panel coordinates normalised to 0..=1 (origin top left).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Zone {
+    /// Left edge.
+    pub x: f32,
+    /// Top edge.
+    pub y: f32,
+    /// Width.
+    pub w: f32,
+    /// Height.
+    pub h: f32,
+}
+
+impl Zone {
+    /// This zone cut to the panel; NaN counts as 0 so malformed templates draw nothing.
+    pub fn clamped(&self) -> Zone {
+        let finite = |value: f32| if value.is_nan() { 0.0 } else { value };
+        let x = finite(self.x).clamp(0.0, 1.0);
+        let y = finite(self.y).clamp(0.0, 1.0);
+        Zone {
+            x,
+            y,
+            w: finite(self.w).clamp(0.0, 1.0 - x),
+            h: finite(self.h).clamp(0.0, 1.0 - y),
+        }
+    }
+}
+
+/// What to draw: the canvas size, the palette with its roles, and the layout zones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviewSpec {
+    /// Canvas width in pixels.
+    pub width: u32,
+    /// Canvas height in pixels.
+    pub height: u32,
+    /// Every palette colour, shown as swatches along the bottom.
+    pub colours: Vec<Rgb>,
+    /// Panel background role.
+    pub background: Rgb,
+    /// Primary role, used for the logo.
+    pub primary: Rgb,
+    /// Accent role, used for the product.
+    pub accent: Rgb,
+    /// Text role, used for the copy bars.
+    pub text: Rgb,
+    /// Layout zones, normalised to the panel above the swatch strip.
+    pub zones: Vec<(ZoneKind, Zone)>,
+}
+
+/// A zone in pixel coordinates.
+#[derive(Debug, Clone, Copy)]
+struct PixelBox {
+    left: f32,
+    top: f32,
+    width: f32,
+    height: f32,
+}
+
+impl PixelBox {
+    fn right(&self) -> f32 {
+        self.left + self.width
+    }
+
+    fn bottom(&self) -> f32 {
+        self.top + self.height
+    }
+
+    fn centre(&self) -> (f32, f32) {
+        (self.left + self.width / 2.0, self.top + self.height / 2.0)
+    }
+
+    fn inset(&self, fraction_x: f32, fraction_y: f32) -> PixelBox {
+        PixelBox {
+            left: self.left + self.width * fraction_x,
+            top: self.top + self.height * fraction_y,
+            width: self.width * (1.0 - 2.0 * fraction_x),
+            height: self.height * (1.0 - 2.0 * fraction_y),
+        }
+    }
+}
+
+/// Height in pixels of the swatch strip for a canvas of `height` pixels (0 without colours).
+pub fn swatch_strip_height(height: u32, colour_count: usize) -> u32 {
+    if colour_count == 0 {
+        return 0;
+    }
+    ((height as f32 * SWATCH_STRIP_FRACTION).round() as u32).max(1)
+}
+
+/// Thickness in pixels of the rule drawn along the top of the swatch strip.
+pub fn swatch_rule_thickness(height: u32) -> u32 {
+    (height / 240).max(1)
+}
+
+/// Renders the mock-up as PNG bytes; identical specs give identical bytes.
+pub fn render_preview(spec: &PreviewSpec) -> Result<Vec<u8>, PreviewError> {
+    let size_range = MIN_PREVIEW_SIDE..=MAX_PREVIEW_SIDE;
+    if !size_range.contains(&spec.width) || !size_range.contains(&spec.height) {
+        return Err(PreviewError::InvalidSize {
+            width: spec.width,
+            height: spec.height,
+        });
+    }
+    if spec.colours.len() > MAX_SWATCHES {
+        return Err(PreviewError::TooManyColours {
+            count: spec.colours.len(),
+        });
+    }
+
+    let mut canvas = RgbImage::from_pixel(spec.width, spec.height, to_pixel(spec.background));
+    let strip_height = swatch_strip_height(spec.height, spec.colours.len());
+    let panel_height = spec.height - strip_height;
+
+    // Fixed order rather than template order: a logo often overlaps the product and must stay
+    // visible, and copy sits above the product art.
+    for kind in [ZoneKind::Product, ZoneKind::Text, ZoneKind::Logo] {
+        for (_, zone) in spec
+            .zones
+            .iter()
+            .filter(|(zone_kind, _)| *zone_kind == kind)
+        {
+            let zone = zone.clamped();
+            let area = PixelBox {
+                left: zone.x * spec.width as f32,
+                top: zone.y * panel_height as f32,
+                width: zone.w * spec.width as f32,
+                height: zone.h * panel_height as f32,
+            };
+            match kind {
+                ZoneKind::Product => draw_product(&mut canvas, area, spec.accent),
+                ZoneKind::Text => draw_text_lines(&mut canvas, area, spec.text),
+                ZoneKind::Logo => draw_logo(&mut canvas, area, spec.primary),
+            }
+        }
+    }
+    draw_swatches(&mut canvas, &spec.colours, panel_height);
+    if !spec.colours.is_empty() {
+        // The rule separates the panel from a swatch that repeats the background colour.
+        let rule = mix(spec.background, spec.text, RULE_MIX);
+        let rule_rows = swatch_rule_thickness(spec.height);
+        for row in panel_height..(panel_height + rule_rows).min(spec.height) {
+            for column in 0..spec.width {
+                canvas.put_pixel(column, row, to_pixel(rule));
+            }
+        }
+    }
+    encode_png(&canvas)
+}
+
+/// Linear interpolation in CIELAB from `from` (amount 0) to `to` (amount 1).
+fn mix(from: Rgb, to: Rgb, amount: f32) -> Rgb {
+    let (start, end) = (from.to_lab(), to.to_lab());
+    let blend = |a: f32, b: f32| a + (b - a) * amount;
+    Lab::new(
+        blend(start.l, end.l),
+        blend(start.a, end.a),
+        blend(start.b, end.b),
+    )
+    .to_rgb()
+}
+
+fn to_pixel(colour: Rgb) -> image::Rgb<u8> {
+    image::Rgb([colour.r, colour.g, colour.b])
+}
+
+/// `colour` mixed towards white in CIELAB, so the tint keeps its hue.
+fn lighten(colour: Rgb, amount: f32) -> Rgb {
+    let lab = colour.to_lab();
+    Lab::new(
+        lab.l + (100.0 - lab.l) * amount,
+        lab.a * (1.0 - amount),
+        lab.b * (1.0 - amount),
+    )
+    .to_rgb()
+}
+
+/// Fills every pixel whose centre satisfies `inside`, scanning only the box's bounding pixels.
+fn fill_where(
+    canvas: &mut RgbImage,
+    bounds: PixelBox,
+    colour: Rgb,
+    inside: impl Fn(f32, f32) -> bool,
+) {
+    let (width, height) = canvas.dimensions();
+    let first_column = bounds.left.floor().max(0.0) as u32;
+    let first_row = bounds.top.floor().max(0.0) as u32;
+    let end_column = (bounds.right().ceil().max(0.0) as u32).min(width);
+    let end_row = (bounds.bottom().ceil().max(0.0) as u32).min(height);
+    let pixel = to_pixel(colour);
+    for row in first_row..end_row {
+        for column in first_column..end_column {
+            if inside(column as f32 + 0.5, row as f32 + 0.5) {
+                canvas.put_pixel(column, row, pixel);
+            }
+        }
+    }
+}
+
+fn fill_rounded_rect(canvas: &mut RgbImage, area: PixelBox, radius: f32, colour: Rgb) {
+    let radius = radius.clamp(0.0, area.width.min(area.height) / 2.0);
+    fill_where(canvas, area, colour, |x, y| {
+        if x < area.left || x >= area.right() || y < area.top || y >= area.bottom() {
+            return false;
+        }
+        // Distance past the inner rectangle whose corners are the arc centres.
+        let dx = (area.left + radius - x)
+            .max(x - (area.right() - radius))
+            .max(0.0);
+        let dy = (area.top + radius - y)
+            .max(y - (area.bottom() - radius))
+            .max(0.0);
+        dx * dx + dy * dy <= radius * radius
+    });
+}
+
+fn fill_ellipse(canvas: &mut RgbImage, area: PixelBox, colour: Rgb) {
+    let (centre_x, centre_y) = area.centre();
+    let (radius_x, radius_y) = (area.width / 2.0, area.height / 2.0);
+    if radius_x <= 0.0 || radius_y <= 0.0 {
+        return;
+    }
+    fill_where(canvas, area, colour, |x, y| {
+        let nx = (x - centre_x) / radius_x;
+        let ny = (y - centre_y) / radius_y;
+        nx * nx + ny * ny <= 1.0
+    });
+}
+
+fn draw_product(canvas: &mut RgbImage, area: PixelBox, accent: Rgb) {
+    let corner = area.width.min(area.height) * 0.06;
+    fill_rounded_rect(canvas, area, corner, accent);
+    let inner = area.inset(0.2, 0.18);
+    fill_ellipse(canvas, inner, lighten(accent, PRODUCT_HIGHLIGHT_MIX));
+}
+
+fn draw_logo(canvas: &mut RgbImage, area: PixelBox, primary: Rgb) {
+    let aspect = if area.height > 0.0 {
+        area.width / area.height
+    } else {
+        0.0
+    };
+    if (0.6..=1.67).contains(&aspect) {
+        // A near-square zone reads best as a round badge centred in it.
+        let diameter = area.width.min(area.height);
+        let (centre_x, centre_y) = area.centre();
+        let badge = PixelBox {
+            left: centre_x - diameter / 2.0,
+            top: centre_y - diameter / 2.0,
+            width: diameter,
+            height: diameter,
+        };
+        fill_ellipse(canvas, badge, primary);
+    } else {
+        let radius = area.width.min(area.height) / 2.0;
+        fill_rounded_rect(canvas, area, radius, primary);
+    }
+}
+
+fn draw_text_lines(canvas: &mut RgbImage, area: PixelBox, text: Rgb) {
+    /// Body line widths as fractions of the zone, cycled, so the block looks like set copy.
+    const BODY_WIDTHS: [f32; 4] = [0.94, 0.86, 0.9, 0.58];
+    const MAX_BODY_LINES: usize = 4;
+    if area.width < 1.0 || area.height < 1.0 {
+        return;
+    }
+    let heading_thickness = (area.height * 0.2).clamp(1.0, 24.0);
+    let body_thickness = (heading_thickness * 0.38).max(1.0);
+    let body_pitch = body_thickness * 2.2;
+    // Copy centred on the panel's axis is centred; anything else is ranged left.
+    let centred = ((area.left + area.width / 2.0) / canvas.width() as f32 - 0.5).abs() < 0.04;
+    let mut bar = |top: f32, thickness: f32, fraction: f32| {
+        let width = area.width * fraction;
+        let left = if centred {
+            area.left + (area.width - width) / 2.0
+        } else {
+            area.left
+        };
+        let line = PixelBox {
+            left,
+            top,
+            width,
+            height: thickness,
+        };
+        fill_rounded_rect(canvas, line, thickness / 2.0, text);
+    };
+    bar(area.top, heading_thickness, 0.78);
+    let mut top = area.top + heading_thickness * 1.7;
+    for width in BODY_WIDTHS.iter().cycle().take(MAX_BODY_LINES) {
+        if top + body_thickness > area.bottom() {
+            break;
+        }
+        bar(top, body_thickness, *width);
+        top += body_pitch;
+    }
+}
+
+fn draw_swatches(canvas: &mut RgbImage, colours: &[Rgb], top: u32) {
+    let width = canvas.width();
+    let count = colours.len() as u32;
+    if count == 0 {
+        return;
+    }
+    for (index, colour) in (0u32..).zip(colours) {
+        // Integer edges so swatches tile the strip exactly, the last absorbing the remainder.
+        let left = width * index / count;
+        let right = width * (index + 1) / count;
+        let pixel = to_pixel(*colour);
+        for row in top..canvas.height() {
+            for column in left..right {
+                canvas.put_pixel(column, row, pixel);
+            }
+        }
+    }
+}
+
+fn encode_png(canvas: &RgbImage) -> Result<Vec<u8>, PreviewError> {
+    let mut bytes = Vec::new();
+    // Best compression keeps flat-colour previews to a few kilobytes.
+    PngEncoder::new_with_quality(&mut bytes, CompressionType::Best, FilterType::Adaptive)
+        .write_image(
+            canvas.as_raw(),
+            canvas.width(),
+            canvas.height(),
+            ExtendedColorType::Rgb8,
+        )
+        .map_err(|error| PreviewError::Encode(error.to_string()))?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(text: &str) -> Rgb {
+        Rgb::parse_hex(text).expect("test colour is valid")
+    }
+
+    fn sample_spec() -> PreviewSpec {
+        PreviewSpec {
+            width: DEFAULT_PREVIEW_WIDTH,
+            height: DEFAULT_PREVIEW_HEIGHT,
+            colours: ["#F4EFE6", "#2F5D50", "#E07A5F", "#1D2B2A", "#F2CC8F"]
+                .into_iter()
+                .map(hex)
+                .collect(),
+            background: hex("#F4EFE6"),
+            primary: hex("#2F5D50"),
+            accent: hex("#E07A5F"),
+            text: hex("#1D2B2A"),
+            zones: vec![
+                (
+                    ZoneKind::Logo,
+                    Zone {
+                        x: 0.4,
+                        y: 0.05,
+                        w: 0.2,
+                        h: 0.15,
+                    },
+                ),
+                (
+                    ZoneKind::Product,
+                    Zone {
+                        x: 0.15,
+                        y: 0.25,
+                        w: 0.7,
+                        h: 0.42,
+                    },
+                ),
+                (
+                    ZoneKind::Text,
+                    Zone {
+                        x: 0.12,
+                        y: 0.74,
+                        w: 0.76,
+                        h: 0.2,
+                    },
+                ),
+            ],
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> RgbImage {
+        image::load_from_memory_with_format(bytes, image::ImageFormat::Png)
+            .expect("preview is a valid PNG")
+            .into_rgb8()
+    }
+
+    fn at(image: &RgbImage, x: u32, y: u32) -> Rgb {
+        let pixel = image.get_pixel(x, y);
+        Rgb::new(pixel[0], pixel[1], pixel[2])
+    }
+
+    #[test]
+    fn renders_a_png_of_the_requested_size() {
+        let spec = sample_spec();
+        let bytes = render_preview(&spec).expect("renders");
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"));
+        assert_eq!(decode(&bytes).dimensions(), (360, 480));
+        let wide = PreviewSpec {
+            width: 500,
+            height: 300,
+            ..spec
+        };
+        assert_eq!(
+            decode(&render_preview(&wide).expect("renders")).dimensions(),
+            (500, 300)
+        );
+    }
+
+    #[test]
+    fn panel_without_zones_is_background_at_its_centre() {
+        let spec = PreviewSpec {
+            zones: Vec::new(),
+            ..sample_spec()
+        };
+        let image = decode(&render_preview(&spec).expect("renders"));
+        let panel_height = 480 - swatch_strip_height(480, spec.colours.len());
+        assert_eq!(at(&image, 180, panel_height / 2), spec.background);
+    }
+
+    #[test]
+    fn zones_are_drawn_in_their_role_colours() {
+        let spec = sample_spec();
+        let image = decode(&render_preview(&spec).expect("renders"));
+        let panel_height = (480 - swatch_strip_height(480, spec.colours.len())) as f32;
+        let point = |x: f32, y: f32| at(&image, (x * 360.0) as u32, (y * panel_height) as u32);
+        // Margin beside the product.
+        assert_eq!(point(0.05, 0.5), spec.background);
+        // Logo badge centre.
+        assert_eq!(point(0.5, 0.125), spec.primary);
+        // Product: solid accent near its edge, lighter inner shape at its centre.
+        assert_eq!(point(0.2, 0.46), spec.accent);
+        let inner = point(0.5, 0.46);
+        assert_eq!(inner, lighten(spec.accent, PRODUCT_HIGHLIGHT_MIX));
+        assert!(
+            crate::colour::relative_luminance(inner)
+                > crate::colour::relative_luminance(spec.accent)
+        );
+        // Heading bar at the top of the text zone.
+        assert_eq!(point(0.5, 0.76), spec.text);
+    }
+
+    #[test]
+    fn swatch_strip_shows_every_palette_colour() {
+        let spec = sample_spec();
+        let image = decode(&render_preview(&spec).expect("renders"));
+        let strip_height = swatch_strip_height(480, spec.colours.len());
+        let row = 480 - strip_height / 2;
+        for (index, colour) in spec.colours.iter().enumerate() {
+            let column = (360 * (2 * index as u32 + 1)) / (2 * spec.colours.len() as u32);
+            assert_eq!(at(&image, column, row), *colour, "swatch {index}");
+        }
+        assert_eq!(at(&image, 359, 479), spec.colours[4]);
+        // The rule above the strip sets the background-coloured first swatch off the panel.
+        let rule = at(&image, 10, 480 - strip_height);
+        assert_ne!(rule, spec.background);
+        assert_ne!(rule, spec.colours[0]);
+    }
+
+    #[test]
+    fn output_is_deterministic_and_small() {
+        let first = render_preview(&sample_spec()).expect("renders");
+        let second = render_preview(&sample_spec()).expect("renders");
+        assert_eq!(first, second);
+        assert!(first.len() < 30 * 1024, "{} bytes", first.len());
+    }
+
+    #[test]
+    fn zones_outside_the_panel_are_clamped_not_fatal() {
+        let zone = Zone {
+            x: -0.5,
+            y: 0.9,
+            w: 3.0,
+            h: f32::NAN,
+        };
+        assert_eq!(
+            zone.clamped(),
+            Zone {
+                x: 0.0,
+                y: 0.9,
+                w: 1.0,
+                h: 0.0
+            }
+        );
+        let spec = PreviewSpec {
+            zones: vec![
+                (
+                    ZoneKind::Product,
+                    Zone {
+                        x: 0.8,
+                        y: 0.8,
+                        w: 5.0,
+                        h: 5.0,
+                    },
+                ),
+                (
+                    ZoneKind::Logo,
+                    Zone {
+                        x: f32::INFINITY,
+                        y: f32::NEG_INFINITY,
+                        w: f32::NAN,
+                        h: 1.0,
+                    },
+                ),
+                (ZoneKind::Text, zone),
+            ],
+            ..sample_spec()
+        };
+        let image = decode(&render_preview(&spec).expect("renders"));
+        // The product is cut at the panel edge (its rounded corner shows background) and the
+        // swatch strip stays intact.
+        let strip_top = 480 - swatch_strip_height(480, spec.colours.len());
+        assert_eq!(at(&image, 357, strip_top - 8), spec.accent);
+        assert_eq!(at(&image, 359, strip_top - 1), spec.background);
+        assert_eq!(
+            at(&image, 359, strip_top + swatch_rule_thickness(480)),
+            spec.colours[4]
+        );
+    }
+
+    #[test]
+    fn rejects_bad_sizes_and_too_many_colours() {
+        for (width, height) in [(0, 480), (360, 0), (10, 10), (4096, 480)] {
+            let spec = PreviewSpec {
+                width,
+                height,
+                ..sample_spec()
+            };
+            assert_eq!(
+                render_preview(&spec),
+                Err(PreviewError::InvalidSize { width, height })
+            );
+        }
+        let spec = PreviewSpec {
+            colours: vec![hex("#000"); 13],
+            ..sample_spec()
+        };
+        assert_eq!(
+            render_preview(&spec),
+            Err(PreviewError::TooManyColours { count: 13 })
+        );
+    }
+
+    #[test]
+    fn without_colours_the_panel_fills_the_canvas() {
+        let spec = PreviewSpec {
+            colours: Vec::new(),
+            zones: Vec::new(),
+            ..sample_spec()
+        };
+        let image = decode(&render_preview(&spec).expect("renders"));
+        assert_eq!(at(&image, 180, 479), spec.background);
+    }
+
+    #[test]
+    fn zone_kinds_round_trip_their_catalogue_names() {
+        for kind in [ZoneKind::Logo, ZoneKind::Product, ZoneKind::Text] {
+            assert_eq!(ZoneKind::from_name(kind.name()), Some(kind));
+        }
+        assert_eq!(ZoneKind::from_name("headline"), None);
+    }
+}

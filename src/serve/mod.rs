@@ -1,0 +1,552 @@
+//! Serving: the bounded work queue, the inference workers, and the path of one brief through
+//! decoding → features → backend → recommendation → reply.
+
+pub mod cache;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+
+use crate::backend::{Backend, ModelInputs};
+use crate::brief::{self, Brief};
+use crate::bundle::Bundle;
+use crate::features::{self, ImageLimits};
+use crate::recommend;
+use crate::reply::{self, ApiError, BriefReply, BundleRef, ErrorCode, Timing, API_VERSION};
+use crate::telemetry::{BriefRecord, Telemetry};
+use cache::{Lookup, ReplyCache, RequestKey};
+
+/// Where a reply goes: the MQTT v5 Response Topic and Correlation Data, or a 3.1.1 `reply_to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyRoute {
+    pub topic: String,
+    pub correlation: Option<Bytes>,
+}
+
+/// Publishes replies; the transport implements it.
+pub trait ReplySink: Send + Sync {
+    /// Sends one reply body (QoS 1, `application/json`).
+    fn send(&self, route: &ReplyRoute, body: Vec<u8>);
+}
+
+/// Tells the broker a brief is done with; until then it would redeliver it to a restarted packd.
+pub type Acknowledge = Box<dyn FnOnce() + Send>;
+
+/// One brief as read off the socket.
+pub struct Job {
+    pub payload: Bytes,
+    /// From the v5 properties; `None` means look for `reply_to` in the body.
+    pub route: Option<ReplyRoute>,
+    pub arrived: Instant,
+    /// From the MQTT Message Expiry Interval.
+    pub expires: Option<Instant>,
+    /// Acknowledges the MQTT delivery once the brief is answered (or refused).
+    pub acknowledge: Option<Acknowledge>,
+}
+
+impl Job {
+    fn finish(&mut self) {
+        if let Some(acknowledge) = self.acknowledge.take() {
+            acknowledge();
+        }
+    }
+}
+
+/// The model currently serving: a verified bundle and a backend loaded from it.
+pub struct ServingModel {
+    pub bundle: Arc<Bundle>,
+    pub backend: Arc<dyn Backend>,
+}
+
+/// The active model, swapped atomically; a brief holds its snapshot until it is answered.
+pub type ActiveModel = Arc<ArcSwapOption<ServingModel>>;
+
+/// The work queue and its workers.
+pub struct Pipeline {
+    senders: std::sync::Mutex<Option<(flume::Sender<Job>, flume::Sender<Job>)>>,
+    workers: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    shared: Arc<Shared>,
+}
+
+/// What workers share.
+struct Shared {
+    device: String,
+    model: ActiveModel,
+    sink: Arc<dyn ReplySink>,
+    cache: ReplyCache,
+    telemetry: Arc<Telemetry>,
+    image_limits: ImageLimits,
+    queue_capacity: usize,
+    queued: AtomicUsize,
+    in_flight: AtomicUsize,
+    workers: usize,
+    /// Mean service time in microseconds, smoothed; feeds `retry_after_ms`.
+    mean_service_us: AtomicU64,
+    /// Per worker: when its current brief started (ms since `epoch`), 0 when idle.
+    busy_since_ms: Vec<AtomicU64>,
+    epoch: Instant,
+    stopping: AtomicBool,
+}
+
+/// Settings of the pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineSettings {
+    pub device: String,
+    pub workers: usize,
+    pub queue: usize,
+    pub reply_cache_ttl: Duration,
+    pub reply_cache_entries: usize,
+    pub image_limits: ImageLimits,
+}
+
+/// Rejections wait here to be answered `overloaded`; beyond it they are dropped and counted.
+const REJECTION_QUEUE: usize = 64;
+
+impl Pipeline {
+    /// Starts the workers.
+    pub fn start(
+        settings: PipelineSettings,
+        model: ActiveModel,
+        sink: Arc<dyn ReplySink>,
+        telemetry: Arc<Telemetry>,
+    ) -> Pipeline {
+        let (sender, receiver) = flume::bounded::<Job>(settings.queue);
+        let (rejections, rejected) = flume::bounded::<Job>(REJECTION_QUEUE);
+        let shared = Arc::new(Shared {
+            device: settings.device,
+            model,
+            sink,
+            cache: ReplyCache::new(settings.reply_cache_ttl, settings.reply_cache_entries),
+            telemetry,
+            image_limits: settings.image_limits,
+            queue_capacity: settings.queue,
+            queued: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            workers: settings.workers,
+            mean_service_us: AtomicU64::new(5_000),
+            busy_since_ms: (0..settings.workers).map(|_| AtomicU64::new(0)).collect(),
+            epoch: Instant::now(),
+            stopping: AtomicBool::new(false),
+        });
+        let mut workers = Vec::with_capacity(settings.workers + 1);
+        for index in 0..settings.workers {
+            let receiver = receiver.clone();
+            let shared = shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("packd-worker-{index}"))
+                .spawn(move || {
+                    while let Ok(job) = receiver.recv() {
+                        shared.queued.fetch_sub(1, Ordering::Relaxed);
+                        shared.in_flight.fetch_add(1, Ordering::Relaxed);
+                        shared.busy_since_ms[index].store(
+                            shared.epoch.elapsed().as_millis() as u64 + 1,
+                            Ordering::Relaxed,
+                        );
+                        let mut job = job;
+                        shared.process(&mut job);
+                        job.finish();
+                        shared.busy_since_ms[index].store(0, Ordering::Relaxed);
+                        shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+                    }
+                });
+            match spawned {
+                Ok(handle) => workers.push(handle),
+                Err(error) => log::error!("cannot start worker {index}: {error}"),
+            }
+        }
+        let rejecter = shared.clone();
+        if let Ok(handle) = std::thread::Builder::new()
+            .name("packd-overload".into())
+            .spawn(move || {
+                while let Ok(mut job) = rejected.recv() {
+                    rejecter.reject_overloaded(&job);
+                    job.finish();
+                }
+            })
+        {
+            workers.push(handle);
+        }
+        Pipeline {
+            senders: std::sync::Mutex::new(Some((sender, rejections))),
+            workers: std::sync::Mutex::new(workers),
+            shared,
+        }
+    }
+
+    /// Hands a brief to the workers without waiting; a full queue answers `overloaded`.
+    pub fn submit(&self, job: Job) {
+        if self.shared.stopping.load(Ordering::Relaxed) {
+            // Not acknowledged: the broker keeps it for the next start of packd.
+            return;
+        }
+        let senders = self
+            .senders
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some((sender, rejections)) = senders.as_ref() else {
+            return;
+        };
+        self.shared.queued.fetch_add(1, Ordering::Relaxed);
+        if let Err(error) = sender.try_send(job) {
+            self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+            if let Err(error) = rejections.try_send(error.into_inner()) {
+                // Nobody can even say `overloaded`: drop it, but acknowledge so the broker does
+                // not push the same flood back at us.
+                self.shared.telemetry.count_dropped();
+                error.into_inner().finish();
+            }
+        }
+    }
+
+    /// Briefs waiting for a worker.
+    pub fn queue_depth(&self) -> usize {
+        self.shared.queued.load(Ordering::Relaxed)
+    }
+
+    /// Briefs being processed now.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The longest any worker has been on its current brief: a hung backend shows here.
+    pub fn longest_busy(&self) -> Duration {
+        let now = self.shared.epoch.elapsed().as_millis() as u64 + 1;
+        let longest = self
+            .shared
+            .busy_since_ms
+            .iter()
+            .map(|since| since.load(Ordering::Relaxed))
+            .filter(|&since| since != 0)
+            .map(|since| now.saturating_sub(since))
+            .max();
+        Duration::from_millis(longest.unwrap_or(0))
+    }
+
+    /// Stops taking briefs, lets the queue and in-flight briefs finish, and joins the workers.
+    pub fn shutdown(&self) {
+        self.shared.stopping.store(true, Ordering::Relaxed);
+        self.senders
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        let workers = std::mem::take(
+            &mut *self
+                .workers
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        for worker in workers {
+            let _ = worker.join();
+        }
+    }
+}
+
+impl Shared {
+    fn process(&self, job: &mut Job) {
+        let started = Instant::now();
+        let queue_us = micros(started.saturating_duration_since(job.arrived));
+        let envelope_id;
+        let (brief, route) = match brief::decode(&job.payload) {
+            Ok(brief) => {
+                let route = job.route.clone().or_else(|| {
+                    brief::read_envelope(&job.payload)
+                        .reply_to
+                        .map(|topic| ReplyRoute {
+                            topic,
+                            correlation: None,
+                        })
+                });
+                envelope_id = brief.id.clone();
+                (Ok(brief), route)
+            }
+            Err(error) => {
+                let envelope = brief::read_envelope(&job.payload);
+                envelope_id = envelope.id.clone();
+                let route = job.route.clone().or_else(|| {
+                    envelope.reply_to.map(|topic| ReplyRoute {
+                        topic,
+                        correlation: None,
+                    })
+                });
+                (Err(error), route)
+            }
+        };
+        let Some(route) = route else {
+            log::warn!(
+                "brief {} has no Response Topic and no reply_to; dropped",
+                envelope_id.as_deref().unwrap_or("(no id)")
+            );
+            self.telemetry.count_dropped();
+            return;
+        };
+
+        // Redeliveries are recognised by correlation data, else by id, per reply destination.
+        let key = route
+            .correlation
+            .as_ref()
+            .map(|data| data.to_vec())
+            .or_else(|| envelope_id.as_ref().map(|id| id.as_bytes().to_vec()))
+            .map(|token| RequestKey {
+                reply_topic: route.topic.clone(),
+                token,
+            });
+        if let Some(key) = &key {
+            match self.cache.lookup(key, started) {
+                Lookup::Compute => {}
+                Lookup::Replay(reply) => {
+                    self.telemetry.count_duplicate();
+                    self.sink.send(&route, reply);
+                    return;
+                }
+                Lookup::Pending => {
+                    self.telemetry.count_duplicate();
+                    return;
+                }
+            }
+        }
+
+        let snapshot = self.model.load_full();
+        let outcome = match brief {
+            Ok(brief) => self.answer(&brief, job, snapshot.as_deref(), queue_us, started),
+            Err(error) => Outcome::failed(error, queue_us, started),
+        };
+        let body = match &outcome.result {
+            Ok(reply) => serde_json::to_vec(reply).unwrap_or_else(|error| {
+                reply::error_body(
+                    envelope_id.as_deref(),
+                    &ApiError::new(ErrorCode::Internal, format!("reply serialisation: {error}")),
+                    None,
+                )
+            }),
+            Err(error) => reply::error_body(envelope_id.as_deref(), error, None),
+        };
+        let copies = 1 + key
+            .as_ref()
+            .map(|key| self.cache.complete(key, &body))
+            .unwrap_or(0);
+        for _ in 1..copies {
+            self.sink.send(&route, body.clone());
+        }
+        self.sink.send(&route, body);
+
+        let total_us = outcome.timing.total;
+        let previous = self.mean_service_us.load(Ordering::Relaxed);
+        self.mean_service_us.store(
+            (previous * 7 + total_us.saturating_sub(queue_us)) / 8,
+            Ordering::Relaxed,
+        );
+        self.telemetry.record(&BriefRecord {
+            id: envelope_id.as_deref(),
+            status: outcome.result.as_ref().err().map(|error| error.code),
+            backend: outcome.backend.as_deref(),
+            bundle: snapshot
+                .as_ref()
+                .map(|model| model.bundle.label())
+                .as_deref(),
+            timing: outcome.timing,
+            message: outcome
+                .result
+                .as_ref()
+                .err()
+                .map(|error| error.message.as_str()),
+        });
+    }
+
+    fn answer(
+        &self,
+        brief: &Brief,
+        job: &Job,
+        model: Option<&ServingModel>,
+        queue_us: u64,
+        started: Instant,
+    ) -> Outcome {
+        let deadline = effective_deadline(job, brief);
+        let expired = |now: Instant| deadline.is_some_and(|deadline| now > deadline);
+        if expired(started) {
+            return Outcome::failed(
+                ApiError::new(
+                    ErrorCode::Expired,
+                    "the deadline passed before inference could start",
+                ),
+                queue_us,
+                started,
+            );
+        }
+        let Some(model) = model else {
+            return Outcome::failed(
+                ApiError::new(ErrorCode::NoModel, "no model bundle is active"),
+                queue_us,
+                started,
+            );
+        };
+        let encoded = match features::encode(brief, &model.bundle.vocabulary, &self.image_limits) {
+            Ok(encoded) => encoded,
+            Err(error) => return Outcome::failed(error, queue_us, started),
+        };
+        let decoded = Instant::now();
+        if expired(decoded) {
+            return Outcome::failed(
+                ApiError::new(
+                    ErrorCode::Expired,
+                    "the deadline passed before inference could start",
+                ),
+                queue_us,
+                started,
+            );
+        }
+        let inputs = ModelInputs {
+            brief: &encoded.terms,
+            image: &encoded.image,
+            brand: &encoded.brand,
+        };
+        let outputs = match model.backend.infer(&inputs) {
+            Ok(outputs) => outputs,
+            Err(error) => {
+                log::error!("inference failed on {}: {error}", model.backend.name());
+                return Outcome::failed(
+                    ApiError::new(ErrorCode::Internal, "inference failed"),
+                    queue_us,
+                    started,
+                );
+            }
+        };
+        let inferred = Instant::now();
+        let suggestions = match recommend::recommend(
+            &model.bundle,
+            &outputs,
+            &encoded,
+            brief.top_k,
+            brief.render,
+        ) {
+            Ok(suggestions) => suggestions,
+            Err(error) => {
+                log::error!(
+                    "post-processing failed with bundle {}: {error}",
+                    model.bundle.label()
+                );
+                return Outcome::failed(
+                    ApiError::new(ErrorCode::Internal, "post-processing failed"),
+                    queue_us,
+                    started,
+                );
+            }
+        };
+        let finished = Instant::now();
+        let timing = Timing {
+            queue: queue_us,
+            decode: micros(decoded - started),
+            infer: micros(inferred - decoded),
+            post: micros(finished - inferred),
+            total: micros(finished.saturating_duration_since(job.arrived)),
+        };
+        let reply = BriefReply {
+            v: API_VERSION,
+            id: brief.id.clone(),
+            status: "ok",
+            device: self.device.clone(),
+            bundle: BundleRef {
+                name: model.bundle.manifest.name.clone(),
+                version: model.bundle.manifest.version.clone(),
+            },
+            backend: model.backend.name().to_string(),
+            timing_us: timing,
+            styles: suggestions.styles,
+            palettes: suggestions.palettes,
+            fonts: suggestions.fonts,
+            layout: suggestions.layout,
+            warnings: encoded.warnings,
+            preview_png: suggestions.preview_png,
+        };
+        Outcome {
+            result: Ok(Box::new(reply)),
+            backend: Some(model.backend.name().to_string()),
+            timing,
+        }
+    }
+
+    fn reject_overloaded(&self, job: &Job) {
+        let envelope = brief::read_envelope(&job.payload);
+        let route = job.route.clone().or_else(|| {
+            envelope.reply_to.map(|topic| ReplyRoute {
+                topic,
+                correlation: None,
+            })
+        });
+        let Some(route) = route else {
+            self.telemetry.count_dropped();
+            return;
+        };
+        let retry_after_ms = self.retry_after_ms();
+        let error = ApiError::new(
+            ErrorCode::Overloaded,
+            format!(
+                "the work queue is full ({} briefs); retry in {retry_after_ms} ms",
+                self.queue_capacity
+            ),
+        );
+        self.sink.send(
+            &route,
+            reply::error_body(envelope.id.as_deref(), &error, Some(retry_after_ms)),
+        );
+        let now = Instant::now();
+        self.telemetry.record(&BriefRecord {
+            id: envelope.id.as_deref(),
+            status: Some(ErrorCode::Overloaded),
+            backend: None,
+            bundle: None,
+            timing: Timing {
+                total: micros(now.saturating_duration_since(job.arrived)),
+                ..Timing::default()
+            },
+            message: Some(&error.message),
+        });
+    }
+
+    /// How long until the queue has drained enough to take another brief, roughly.
+    fn retry_after_ms(&self) -> u64 {
+        let queued = self.queued.load(Ordering::Relaxed) as u64 + 1;
+        let per_brief_us = self.mean_service_us.load(Ordering::Relaxed).max(100);
+        (queued * per_brief_us / self.workers.max(1) as u64 / 1000).clamp(50, 10_000)
+    }
+}
+
+/// When inference must have started: the brief's `deadline_ms` and the message expiry, whichever is sooner.
+fn effective_deadline(job: &Job, brief: &Brief) -> Option<Instant> {
+    let from_brief = brief
+        .deadline_ms
+        .map(|ms| job.arrived + Duration::from_millis(ms));
+    match (from_brief, job.expires) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn micros(duration: Duration) -> u64 {
+    duration.as_micros().min(u128::from(u64::MAX)) as u64
+}
+
+/// The result of one brief with its measurements.
+struct Outcome {
+    result: Result<Box<BriefReply>, ApiError>,
+    backend: Option<String>,
+    timing: Timing,
+}
+
+impl Outcome {
+    fn failed(error: ApiError, queue_us: u64, started: Instant) -> Outcome {
+        let total = queue_us + micros(started.elapsed());
+        Outcome {
+            result: Err(error),
+            backend: None,
+            timing: Timing {
+                queue: queue_us,
+                total,
+                ..Timing::default()
+            },
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! Transport: the MQTT v5 session with the broker. Briefs come in here and go to the pipeline;
+//! replies, the retained state and the stats go out from here.
+
+pub mod topics;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, LastWill, Packet, Publish, PublishProperties};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions};
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::MqttConfig;
+use crate::serve::{Job, Pipeline, ReplyRoute, ReplySink};
+pub use topics::Topics;
+
+/// Packets larger than this are not delivered to us by the broker (MQTT v5 Maximum Packet
+/// Size). It sits above the 6 MiB brief limit so that oversized briefs still get `too_large`.
+pub const MAX_INCOMING_PACKET: u32 = 16 * 1024 * 1024;
+/// Requests queued towards the event loop before publishers wait.
+const REQUEST_CHANNEL: usize = 1024;
+const JSON: &str = "application/json";
+
+/// Why the transport could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("mqtt.url '{0}': expected mqtt://host[:port] or mqtts://host[:port]")]
+    Url(String),
+    #[error("{path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Broker address parsed from `mqtt.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerAddress {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+/// Parses `mqtt://host:port` / `mqtts://host:port` (ports default to 1883 / 8883).
+pub fn parse_url(url: &str) -> Result<BrokerAddress, TransportError> {
+    let bad = || TransportError::Url(url.to_string());
+    let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+    let tls = match scheme {
+        "mqtt" | "tcp" => false,
+        "mqtts" | "ssl" => true,
+        _ => return Err(bad()),
+    };
+    let authority = rest.trim_end_matches('/');
+    if authority.is_empty() || authority.contains('/') {
+        return Err(bad());
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
+            (host, port.parse::<u16>().map_err(|_| bad())?)
+        }
+        _ => (authority, if tls { 8883 } else { 1883 }),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok(BrokerAddress {
+        host: host.to_string(),
+        port,
+        tls,
+    })
+}
+
+/// MQTT options shared by the daemon and packctl: address, TLS, credentials, packet limits.
+pub fn base_options(config: &MqttConfig, client_id: &str) -> Result<MqttOptions, TransportError> {
+    let address = parse_url(&config.url)?;
+    let mut options = MqttOptions::new(client_id, address.host, address.port);
+    options.set_keep_alive(Duration::from_secs(config.keep_alive_s));
+    options.set_max_packet_size(Some(MAX_INCOMING_PACKET));
+    if let (Some(username), Some(password)) = (&config.username, &config.password) {
+        options.set_credentials(username.clone(), password.clone());
+    } else if let Some(username) = &config.username {
+        options.set_credentials(username.clone(), String::new());
+    }
+    if address.tls {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).map_err(|source| TransportError::File {
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        let client_auth = match (&config.cert_file, &config.key_file) {
+            (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+            _ => None,
+        };
+        let transport = match &config.ca_file {
+            Some(ca) => rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Simple {
+                ca: read(ca)?,
+                alpn: None,
+                client_auth,
+            }),
+            None => rumqttc::Transport::tls_with_default_config(),
+        };
+        options.set_transport(transport);
+    }
+    Ok(options)
+}
+
+/// Creates the daemon's client: persistent session, will on the state topic.
+pub fn connect(
+    config: &MqttConfig,
+    topics: &Topics,
+    offline_state: Vec<u8>,
+) -> Result<(AsyncClient, EventLoop), TransportError> {
+    let mut options = base_options(config, &format!("packd-{}", topics.device))?;
+    options.set_clean_start(false);
+    let mut connect_properties = rumqttc::v5::mqttbytes::v5::ConnectProperties::new();
+    connect_properties.session_expiry_interval = Some(config.session_expiry_s);
+    connect_properties.max_packet_size = Some(MAX_INCOMING_PACKET);
+    options.set_connect_properties(connect_properties);
+    options.set_manual_acks(true);
+    options.set_last_will(LastWill::new(
+        topics.state.clone(),
+        offline_state,
+        QoS::AtLeastOnce,
+        true,
+        None,
+    ));
+    Ok(AsyncClient::new(options, REQUEST_CHANNEL))
+}
+
+/// Publishes replies through the client from worker threads.
+pub struct MqttReplySink {
+    client: AsyncClient,
+    runtime: Handle,
+}
+
+impl MqttReplySink {
+    /// A sink that publishes through `client` on `runtime`.
+    pub fn new(client: AsyncClient, runtime: Handle) -> MqttReplySink {
+        MqttReplySink { client, runtime }
+    }
+}
+
+impl ReplySink for MqttReplySink {
+    fn send(&self, route: &ReplyRoute, body: Vec<u8>) {
+        let properties = PublishProperties {
+            correlation_data: route.correlation.clone(),
+            content_type: Some(JSON.to_string()),
+            ..PublishProperties::default()
+        };
+        let published = self.runtime.block_on(self.client.publish_with_properties(
+            route.topic.clone(),
+            QoS::AtLeastOnce,
+            false,
+            body,
+            properties,
+        ));
+        if let Err(error) = published {
+            log::warn!("cannot publish reply to {}: {error}", route.topic);
+        }
+    }
+}
+
+/// Publishes a JSON document with QoS 1 and the JSON content type.
+pub async fn publish_json(
+    client: &AsyncClient,
+    topic: &str,
+    qos: QoS,
+    retain: bool,
+    body: Vec<u8>,
+) -> Result<(), rumqttc::v5::ClientError> {
+    let properties = PublishProperties {
+        content_type: Some(JSON.to_string()),
+        ..PublishProperties::default()
+    };
+    client
+        .publish_with_properties(topic.to_string(), qos, retain, body, properties)
+        .await
+}
+
+/// The connection loop: routes incoming briefs, keeps subscriptions and the retained state up,
+/// and reconnects with jittered exponential backoff until `cancel` fires.
+pub struct Connection {
+    pub client: AsyncClient,
+    pub topics: Topics,
+    pub pipeline: Arc<Pipeline>,
+    /// The retained `online` (or `degraded`) state, republished on every connection.
+    pub online_state: Vec<u8>,
+}
+
+impl Connection {
+    /// Runs until cancelled; returns the event loop so shutdown can flush through it.
+    pub async fn run(&self, mut eventloop: EventLoop, cancel: CancellationToken) -> EventLoop {
+        let mut backoff = Backoff::new();
+        let mut connected_once = false;
+        loop {
+            let event = tokio::select! {
+                _ = cancel.cancelled() => return eventloop,
+                event = eventloop.poll() => event,
+            };
+            match event {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    if ack.code != ConnectReturnCode::Success {
+                        log::error!("broker refused the connection: {:?}", ack.code);
+                        continue;
+                    }
+                    backoff.reset();
+                    log::info!(
+                        "connected to the broker (session present: {})",
+                        ack.session_present
+                    );
+                    connected_once = true;
+                    self.on_connected(ack.session_present).await;
+                }
+                Ok(Event::Incoming(Packet::Publish(publish))) => self.route(publish),
+                Ok(_) => {}
+                Err(error) => {
+                    let delay = backoff.next_delay();
+                    if connected_once {
+                        log::warn!(
+                            "broker connection lost ({}); retrying in {} ms",
+                            describe(&error),
+                            delay.as_millis()
+                        );
+                    } else {
+                        log::warn!(
+                            "cannot reach the broker ({}); retrying in {} ms",
+                            describe(&error),
+                            delay.as_millis()
+                        );
+                    }
+                    tokio::select! {
+                        _ = cancel.cancelled() => return eventloop,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_connected(&self, session_present: bool) {
+        // Subscriptions survive in a present session; (re)subscribing is still harmless and
+        // covers a broker that lost its state.
+        let _ = session_present;
+        for filter in self.topics.brief_filters() {
+            if let Err(error) = self
+                .client
+                .subscribe(filter.clone(), QoS::AtLeastOnce)
+                .await
+            {
+                log::error!("cannot subscribe to {filter}: {error}");
+            }
+        }
+        if let Err(error) = publish_json(
+            &self.client,
+            &self.topics.state,
+            QoS::AtLeastOnce,
+            true,
+            self.online_state.clone(),
+        )
+        .await
+        {
+            log::error!("cannot publish state: {error}");
+        }
+    }
+
+    fn route(&self, publish: Publish) {
+        let arrived = Instant::now();
+        let topic = String::from_utf8_lossy(&publish.topic).into_owned();
+        if !self.topics.is_brief_topic(&topic) {
+            log::warn!("message on unexpected topic {topic} ignored");
+            self.acknowledge_now(&publish);
+            return;
+        }
+        let properties = publish.properties.clone().unwrap_or_default();
+        let route = properties
+            .response_topic
+            .filter(|topic| crate::brief::valid_reply_topic(topic))
+            .map(|topic| ReplyRoute {
+                topic,
+                correlation: properties.correlation_data.clone(),
+            });
+        let expires = properties
+            .message_expiry_interval
+            .map(|seconds| arrived + Duration::from_secs(u64::from(seconds)));
+        let client = self.client.clone();
+        let runtime = Handle::current();
+        let payload: Bytes = publish.payload.clone();
+        let acknowledge = Box::new(move || {
+            if let Err(error) = runtime.block_on(client.ack(&publish)) {
+                log::warn!("cannot acknowledge a brief: {error}");
+            }
+        });
+        self.pipeline.submit(Job {
+            payload,
+            route,
+            arrived,
+            expires,
+            acknowledge: Some(acknowledge),
+        });
+    }
+
+    fn acknowledge_now(&self, publish: &Publish) {
+        if let Err(error) = self.client.try_ack(publish) {
+            log::warn!("cannot acknowledge: {error}");
+        }
+    }
+}
+
+fn describe(error: &ConnectionError) -> String {
+    error.to_string()
+}
+
+/// Exponential backoff from 250 ms to 30 s with ±25 % jitter, so a fleet does not reconnect in step.
+struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff { attempt: 0 }
+    }
+
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    fn next_delay(&mut self) -> Duration {
+        let base_ms = (250u64 << self.attempt.min(7)).min(30_000);
+        self.attempt = self.attempt.saturating_add(1);
+        let jitter = fastrand::u64(0..=base_ms / 2);
+        Duration::from_millis(base_ms - base_ms / 4 + jitter)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_with_default_ports() {
+        assert_eq!(
+            parse_url("mqtt://127.0.0.1:1883").unwrap(),
+            BrokerAddress {
+                host: "127.0.0.1".into(),
+                port: 1883,
+                tls: false
+            }
+        );
+        assert_eq!(
+            parse_url("mqtts://broker.local").unwrap(),
+            BrokerAddress {
+                host: "broker.local".into(),
+                port: 8883,
+                tls: true
+            }
+        );
+        assert_eq!(
+            parse_url("mqtt://[::1]:1884").unwrap(),
+            BrokerAddress {
+                host: "::1".into(),
+                port: 1884,
+                tls: false
+            }
+        );
+        for bad in [
+            "http://x",
+            "mqtt://",
+            "mqtt://host:notaport",
+            "host:1883",
+            "mqtt://host/path",
+        ] {
+            assert!(parse_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_caps() {
+        let mut backoff = Backoff::new();
+        let first = backoff.next_delay();
+        assert!(
+            first >= Duration::from_millis(187) && first <= Duration::from_millis(313),
+            "{first:?}"
+        );
+        for _ in 0..20 {
+            backoff.next_delay();
+        }
+        let capped = backoff.next_delay();
+        assert!(capped <= Duration::from_millis(37_500), "{capped:?}");
+        backoff.reset();
+        assert!(backoff.next_delay() <= Duration::from_millis(313));
+    }
+}

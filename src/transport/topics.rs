@@ -1,0 +1,74 @@
+//! The topic names of the API, built once from the prefix, the device id and the pools.
+
+/// Every topic this appliance uses.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    pub prefix: String,
+    pub device: String,
+    pub pools: Vec<String>,
+    pub device_briefs: String,
+    pub state: String,
+    pub stats: String,
+}
+
+impl Topics {
+    /// Topics for one device.
+    pub fn new(prefix: &str, device: &str, pools: &[String]) -> Topics {
+        Topics {
+            prefix: prefix.to_string(),
+            device: device.to_string(),
+            pools: pools.to_vec(),
+            device_briefs: format!("{prefix}/devices/{device}/briefs"),
+            state: format!("{prefix}/devices/{device}/state"),
+            stats: format!("{prefix}/devices/{device}/stats"),
+        }
+    }
+
+    /// A pool's brief topic as clients publish to it.
+    pub fn pool_briefs(&self, pool: &str) -> String {
+        format!("{}/pools/{pool}/briefs", self.prefix)
+    }
+
+    /// Subscription filters for briefs: the device topic and each pool's shared subscription,
+    /// so that a pool brief reaches exactly one live appliance.
+    pub fn brief_filters(&self) -> Vec<String> {
+        let mut filters = vec![self.device_briefs.clone()];
+        filters.extend(
+            self.pools
+                .iter()
+                .map(|pool| format!("$share/packd-{pool}/{}", self.pool_briefs(pool))),
+        );
+        filters
+    }
+
+    /// Whether a delivered message's topic is one of our brief topics.
+    pub fn is_brief_topic(&self, topic: &str) -> bool {
+        topic == self.device_briefs
+            || self
+                .pools
+                .iter()
+                .any(|pool| topic == self.pool_briefs(pool))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_follow_the_contract() {
+        let topics = Topics::new("packd/v1", "orin-17", &["store-9".to_string()]);
+        assert_eq!(topics.device_briefs, "packd/v1/devices/orin-17/briefs");
+        assert_eq!(topics.state, "packd/v1/devices/orin-17/state");
+        assert_eq!(topics.stats, "packd/v1/devices/orin-17/stats");
+        assert_eq!(
+            topics.brief_filters(),
+            [
+                "packd/v1/devices/orin-17/briefs",
+                "$share/packd-store-9/packd/v1/pools/store-9/briefs"
+            ]
+        );
+        assert!(topics.is_brief_topic("packd/v1/pools/store-9/briefs"));
+        assert!(!topics.is_brief_topic("packd/v1/pools/other/briefs"));
+    }
+}
