@@ -117,8 +117,7 @@ pub fn run(
             }
             for (index, (&got, &expected)) in got.iter().zip(want).enumerate() {
                 let deviation = (got - expected).abs();
-                // NaN never passes: `deviation <= tolerance` is false for it.
-                if !(deviation <= tolerance) {
+                if deviation.is_nan() || deviation > tolerance {
                     return Err(SelfTestError::Mismatch {
                         case: case.name.clone(),
                         output: output.to_string(),

@@ -1,0 +1,154 @@
+//! The shipped bundle, checked as packd checks it: hashes, shapes, and the self-test vectors of
+//! both models under tract.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use packd::backend::cpu::CpuBackend;
+use packd::backend::Precision;
+use packd::brief;
+use packd::bundle::store::BundleStore;
+use packd::bundle::{selftest, Bundle, BundleError};
+use packd::features::encode_terms;
+
+fn shipped() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/engines/packd-default"
+    ))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("mkdir");
+    for entry in fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn the_shipped_bundle_verifies() {
+    let bundle = Bundle::open(&shipped()).expect("shipped bundle opens");
+    assert_eq!(bundle.manifest.name, "packd-default");
+    assert_eq!(bundle.manifest.version, "1.0.0");
+    assert!(
+        bundle.manifest.engines.is_empty(),
+        "engines are built on a Jetson"
+    );
+    assert!(bundle.vocabulary.len() >= 100);
+    assert!(bundle.styles.styles.len() >= 12);
+    assert!(bundle.palettes.palettes.len() >= 200);
+    assert!(bundle.fonts.pairings.len() >= 60);
+    let products = bundle
+        .vocabulary
+        .terms
+        .iter()
+        .filter(|term| term.group == "product")
+        .count();
+    assert!(products >= 20, "{products} product categories");
+}
+
+#[test]
+fn fp32_self_test_passes_under_tract() {
+    let bundle = Bundle::open(&shipped()).expect("bundle");
+    let backend = CpuBackend::load(&bundle, Precision::Fp32).expect("fp32 loads in tract");
+    let report = selftest::run(&bundle, &backend, Precision::Fp32).expect("fp32 self-test");
+    assert!(
+        report.cases >= 24,
+        "a few dozen vectors, got {}",
+        report.cases
+    );
+}
+
+#[test]
+fn int8_self_test_passes_under_tract() {
+    let bundle = Bundle::open(&shipped()).expect("bundle");
+    let backend = CpuBackend::load(&bundle, Precision::Int8).expect("int8 (Q/DQ) loads in tract");
+    let report = selftest::run(&bundle, &backend, Precision::Int8).expect("int8 self-test");
+    assert!(report.max_deviation <= report.tolerance);
+}
+
+#[test]
+fn a_tampered_file_is_refused() {
+    let dir = tempfile::tempdir().expect("temp");
+    copy_dir(&shipped(), dir.path());
+    let vocabulary = dir.path().join("vocabulary.json");
+    let mut bytes = fs::read(&vocabulary).expect("read");
+    let last = bytes.len() - 2;
+    bytes[last] ^= 0x20;
+    fs::write(&vocabulary, bytes).expect("write");
+    match Bundle::open(dir.path()) {
+        Err(BundleError::HashMismatch { path, .. }) => assert_eq!(path, "vocabulary.json"),
+        other => panic!("expected a hash mismatch, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_unlisted_or_missing_file_is_refused() {
+    let dir = tempfile::tempdir().expect("temp");
+    copy_dir(&shipped(), dir.path());
+    fs::write(dir.path().join("extra.bin"), b"surprise").expect("write");
+    assert!(matches!(
+        Bundle::open(dir.path()),
+        Err(BundleError::UnlistedFile { .. })
+    ));
+    fs::remove_file(dir.path().join("extra.bin")).expect("rm");
+    fs::remove_file(dir.path().join("model.onnx")).expect("rm");
+    assert!(matches!(
+        Bundle::open(dir.path()),
+        Err(BundleError::MissingFile { .. })
+    ));
+}
+
+#[test]
+fn a_fresh_store_is_seeded_from_the_shipped_bundle_once() {
+    let dir = tempfile::tempdir().expect("temp");
+    let store = BundleStore::open(&dir.path().join("bundles")).expect("store");
+    assert_eq!(
+        store.seed_from(&shipped()).expect("seed"),
+        Some("packd-default@1.0.0".to_string())
+    );
+    assert_eq!(store.active_label().as_deref(), Some("packd-default@1.0.0"));
+    assert!(store.open_active().expect("opens").is_some());
+    assert_eq!(
+        store.seed_from(&shipped()).expect("second seed"),
+        None,
+        "an active bundle is never replaced by the seed"
+    );
+}
+
+#[test]
+fn english_and_chinese_terms_encode_identically() {
+    let bundle = Bundle::open(&shipped()).expect("bundle");
+    let pairs = [
+        (
+            r#"{"product":"beverage","audience":["young women","gen z"],"mood":["fresh","summer limited"],"palette":"morandi"}"#,
+            r#"{"product":"饮料","audience":["年轻女性","Z世代"],"mood":["清爽","夏季限定"],"palette":"莫兰迪色系"}"#,
+        ),
+        (
+            r#"{"product":"Tea","keywords":["guochao"]}"#,
+            r#"{"product":"茶","keywords":["国潮"]}"#,
+        ),
+    ];
+    for (english, chinese) in pairs {
+        let (english_vector, english_warnings) = encode_terms(
+            &brief::decode(english.as_bytes()).expect("en"),
+            &bundle.vocabulary,
+        );
+        let (chinese_vector, chinese_warnings) = encode_terms(
+            &brief::decode(chinese.as_bytes()).expect("zh"),
+            &bundle.vocabulary,
+        );
+        assert!(
+            english_warnings.is_empty() && chinese_warnings.is_empty(),
+            "{english_warnings:?} {chinese_warnings:?}"
+        );
+        assert!(english_vector.iter().any(|&v| v > 0.0));
+        assert_eq!(english_vector, chinese_vector, "{english} vs {chinese}");
+    }
+}

@@ -1,0 +1,688 @@
+//! The serving path end to end: real mosquitto, real packd process, real model.
+
+mod fixtures;
+mod support;
+
+use std::time::Duration;
+
+use fixtures::*;
+use serde_json::{json, Value};
+use support::{unique_id, Broker};
+
+const ENGLISH: &str = r##"{"v":1,"id":"en-1","product":"beverage","audience":["young women","gen z"],"mood":["fresh","summer limited"],"palette":"morandi","brand_colors":["#1A73E8"],"top_k":3}"##;
+const CHINESE: &str = r##"{"v":1,"id":"zh-1","product":"饮料","audience":["年轻女性","Z世代"],"mood":["清爽","夏季限定"],"palette":"莫兰迪色系","brand_colors":["#1A73E8"],"top_k":3}"##;
+
+fn names(list: &Value, key: &str) -> Vec<String> {
+    list.as_array()
+        .expect("list")
+        .iter()
+        .map(|item| item[key].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn assert_well_formed_ok(reply: &Value, top_k: usize) {
+    assert_eq!(reply["status"], "ok", "{reply}");
+    assert_eq!(reply["v"], 1);
+    assert_eq!(reply["backend"], "cpu");
+    assert_eq!(reply["bundle"]["name"], "packd-default");
+    for list in ["styles", "palettes", "fonts"] {
+        let items = reply[list].as_array().expect(list);
+        assert_eq!(items.len(), top_k, "{list}");
+        let scores: Vec<f64> = items
+            .iter()
+            .map(|item| item["score"].as_f64().expect("score"))
+            .collect();
+        assert!(
+            scores.iter().all(|score| (0.0..=1.0).contains(score)),
+            "{list} scores {scores:?}"
+        );
+        assert!(
+            scores.windows(2).all(|pair| pair[0] >= pair[1]),
+            "{list} not descending: {scores:?}"
+        );
+    }
+    for palette in reply["palettes"].as_array().expect("palettes") {
+        let contrast = palette["contrast"].as_f64().expect("contrast");
+        assert!(
+            contrast >= 4.5,
+            "text contrast {contrast} below 4.5: {palette}"
+        );
+        let colours = names(
+            &json!(palette["colors"]
+                .as_array()
+                .expect("colors")
+                .iter()
+                .map(|c| json!({"c": c}))
+                .collect::<Vec<_>>()),
+            "c",
+        );
+        for role in ["background", "primary", "accent", "text"] {
+            let colour = palette["roles"][role].as_str().expect("role");
+            assert!(
+                colours.iter().any(|c| c == colour),
+                "role {role} {colour} not among {colours:?}"
+            );
+        }
+    }
+    let grid = &reply["layout"]["grid"];
+    let cells = (grid[0].as_u64().expect("rows") * grid[1].as_u64().expect("columns")) as usize;
+    for element in ["logo", "product", "text"] {
+        let heatmap = reply["layout"]["heatmaps"][element]
+            .as_array()
+            .expect("heatmap");
+        assert_eq!(heatmap.len(), cells);
+        assert!(heatmap
+            .iter()
+            .all(|v| (0.0..=1.0).contains(&v.as_f64().expect("cell"))));
+        let zone = &reply["layout"]["zones"][element];
+        for key in ["x", "y", "w", "h"] {
+            assert!(
+                (0.0..=1.0).contains(&zone[key].as_f64().expect("zone")),
+                "{zone}"
+            );
+        }
+    }
+    let timing = &reply["timing_us"];
+    assert!(timing["total"].as_u64().expect("total") >= timing["infer"].as_u64().expect("infer"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn english_brief_and_its_chinese_twin_get_the_same_suggestions() {
+    let (_broker, packd, mut client) = broker_and_packd(PackdOptions::default(), "online").await;
+    let english = client.ask(&packd, ENGLISH).await;
+    let chinese = client.ask(&packd, CHINESE).await;
+    assert_well_formed_ok(&english, 3);
+    assert_well_formed_ok(&chinese, 3);
+    assert_eq!(english["id"], "en-1");
+    assert_eq!(chinese["id"], "zh-1");
+    assert_eq!(
+        english["warnings"],
+        json!([]),
+        "every English term is in the vocabulary"
+    );
+    assert_eq!(
+        chinese["warnings"],
+        json!([]),
+        "every Chinese term is in the vocabulary"
+    );
+    for list in ["styles", "palettes", "fonts"] {
+        assert_eq!(
+            english[list], chinese[list],
+            "{list} differ between languages"
+        );
+    }
+    // The brand colour is respected: it is the primary role of every palette.
+    for palette in english["palettes"].as_array().expect("palettes") {
+        assert_eq!(palette["roles"]["primary"], "#1A73E8");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn different_briefs_get_different_suggestions_and_unknown_terms_warn() {
+    let (_broker, packd, mut client) = broker_and_packd(PackdOptions::default(), "online").await;
+    let tea = client
+        .ask(
+            &packd,
+            r#"{"product":"tea","mood":["calm","natural"],"keywords":["sparkly-unicorn"]}"#,
+        )
+        .await;
+    let toys = client
+        .ask(
+            &packd,
+            r#"{"product":"toys","mood":["playful"],"audience":["kids"],"keywords":["清爽感"]}"#,
+        )
+        .await;
+    assert_well_formed_ok(&tea, 3);
+    assert_well_formed_ok(&toys, 3);
+    assert_ne!(
+        names(&tea["palettes"], "name"),
+        names(&toys["palettes"], "name")
+    );
+    assert_eq!(
+        tea["warnings"],
+        json!(["unknown keyword 'sparkly-unicorn' ignored"])
+    );
+    assert_eq!(
+        toys["warnings"],
+        json!([]),
+        "清爽感 is matched through 清爽"
+    );
+    assert!(tea.get("id").is_none(), "no id in, no id out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_carry_correlation_data_and_content_type() {
+    let (_broker, packd, mut client) = broker_and_packd(PackdOptions::default(), "online").await;
+    client
+        .send(&packd.brief_topic(), r#"{"product":"coffee"}"#, "corr-42")
+        .await;
+    let publish = client
+        .next_on(&client.reply_topic.clone(), REPLY_DEADLINE)
+        .await
+        .expect("reply");
+    assert_eq!(correlation_of(&publish), Some(&b"corr-42"[..]));
+    let properties = publish.properties.as_ref().expect("properties");
+    assert_eq!(properties.content_type.as_deref(), Some("application/json"));
+    assert_eq!(publish.qos, rumqttc::v5::mqttbytes::QoS::AtLeastOnce);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_malformed_brief_gets_its_error_code() {
+    let (_broker, packd, mut client) = broker_and_packd(PackdOptions::default(), "online").await;
+    let huge = format!(
+        r#"{{"product":"tea","pad":"{}"}}"#,
+        "x".repeat(6 * 1024 * 1024)
+    );
+    let big_image = format!(
+        r#"{{"product":"tea","image":"{}"}}"#,
+        "A".repeat(5 * 1024 * 1024 / 3 * 4)
+    );
+    let cases: Vec<(String, &str, Option<&str>)> = vec![
+        ("not json at all".into(), "bad_request", None),
+        ("[1,2,3]".into(), "bad_request", None),
+        (
+            r#"{"id":"m-1","mood":["fresh"]}"#.into(),
+            "bad_request",
+            Some("product"),
+        ),
+        (
+            r##"{"id":"m-2","product":"tea","brand_colors":["#GGGGGG"]}"##.into(),
+            "bad_request",
+            Some("brand_colors"),
+        ),
+        (
+            r#"{"id":"m-3","product":"tea","top_k":50}"#.into(),
+            "bad_request",
+            Some("top_k"),
+        ),
+        (
+            r#"{"id":"m-4","product":"tea","v":7}"#.into(),
+            "unsupported_version",
+            Some("v"),
+        ),
+        (huge, "too_large", None),
+        (big_image, "too_large", Some("image")),
+        (
+            format!(
+                r#"{{"id":"m-5","product":"tea","image":"{}"}}"#,
+                base64(b"this is not an image")
+            ),
+            "bad_image",
+            Some("image"),
+        ),
+        (
+            format!(
+                r#"{{"id":"m-6","product":"tea","image":"{}"}}"#,
+                base64(&gradient_png(8, 8, [200, 30, 30])[..40])
+            ),
+            "bad_image",
+            Some("image"),
+        ),
+    ];
+    for (payload, code, field) in cases {
+        let reply = client.ask(&packd, &payload).await;
+        assert_eq!(reply["status"], "error", "{reply}");
+        assert_eq!(reply["error"]["code"], code, "{reply}");
+        assert!(!reply["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty());
+        match field {
+            Some(field) => assert_eq!(reply["error"]["field"], field, "{reply}"),
+            None => assert!(reply["error"].get("field").is_none(), "{reply}"),
+        }
+    }
+    let echoed = client.ask(&packd, r#"{"id":"keep-me","product":42}"#).await;
+    assert_eq!(
+        echoed["id"], "keep-me",
+        "the id is echoed even when the brief is refused"
+    );
+    // And the service is still serving.
+    assert_well_formed_ok(&client.ask(&packd, ENGLISH).await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pixel_bombs_are_refused_as_bad_image() {
+    let (_broker, packd, mut client) = broker_and_packd(PackdOptions::default(), "online").await;
+    // A valid PNG header claiming 100000 × 100000 pixels with almost no data.
+    let mut png = gradient_png(1, 1, [0, 0, 0]);
+    png[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+    png[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+    let crc = crc32(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    let reply = client
+        .ask(
+            &packd,
+            &format!(r#"{{"product":"tea","image":"{}"}}"#, base64(&png)),
+        )
+        .await;
+    assert_eq!(reply["error"]["code"], "bad_image", "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("100000"),
+        "{reply}"
+    );
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_briefs_are_served_and_change_the_palettes() {
+    let (_broker, packd, mut client) = broker_and_packd(PackdOptions::default(), "online").await;
+    let red = client
+        .ask(
+            &packd,
+            &format!(
+                r#"{{"product":"snacks","image":"{}"}}"#,
+                base64(&gradient_png(64, 64, [220, 30, 40]))
+            ),
+        )
+        .await;
+    let teal = client
+        .ask(
+            &packd,
+            &format!(
+                r#"{{"product":"snacks","image":"{}"}}"#,
+                base64(&gradient_png(64, 64, [40, 160, 150]))
+            ),
+        )
+        .await;
+    assert_well_formed_ok(&red, 3);
+    assert_well_formed_ok(&teal, 3);
+    assert_ne!(
+        red["palettes"], teal["palettes"],
+        "the reference image must influence the palettes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn render_adds_a_png_preview() {
+    let (_broker, packd, mut client) = broker_and_packd(PackdOptions::default(), "online").await;
+    let reply = client
+        .ask(&packd, r#"{"product":"tea","render":true,"top_k":1}"#)
+        .await;
+    assert_well_formed_ok(&reply, 1);
+    use base64::Engine as _;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(reply["preview_png"].as_str().expect("preview_png"))
+        .expect("base64");
+    let image = image::load_from_memory_with_format(&png, image::ImageFormat::Png).expect("a PNG");
+    assert!(image.width() >= 100 && image.height() >= 100);
+    let plain = client.ask(&packd, r#"{"product":"tea"}"#).await;
+    assert!(plain.get("preview_png").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_delivery_is_answered_from_the_cache() {
+    let (_broker, packd, mut client) = broker_and_packd(PackdOptions::default(), "online").await;
+    client.send(&packd.brief_topic(), ENGLISH, "dup-1").await;
+    let first = client.reply_for("dup-1").await;
+    client.send(&packd.brief_topic(), ENGLISH, "dup-1").await;
+    let second = client.reply_for("dup-1").await;
+    assert_eq!(first["status"], "ok");
+    // Byte-identical, timing included: it was not recomputed.
+    assert_eq!(first, second);
+    // The same id under other correlation data is a new brief.
+    client.send(&packd.brief_topic(), ENGLISH, "dup-2").await;
+    let third = client.reply_for("dup-2").await;
+    assert_ne!(first["timing_us"], third["timing_us"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_overloaded_and_every_brief_gets_one_reply() {
+    let options = PackdOptions {
+        workers: 1,
+        queue: 1,
+        ..PackdOptions::default()
+    };
+    let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
+    let heavy = format!(
+        r#"{{"product":"tea","image":"{}"}}"#,
+        base64(&gradient_png(1600, 1600, [90, 120, 200]))
+    );
+    let count = 12;
+    for index in 0..count {
+        client
+            .send(
+                &packd.brief_topic(),
+                heavy.clone(),
+                &format!("load-{index}"),
+            )
+            .await;
+    }
+    let mut overloaded = 0;
+    for index in 0..count {
+        let reply = client.reply_for(&format!("load-{index}")).await;
+        match reply["status"].as_str() {
+            Some("ok") => {}
+            _ => {
+                assert_eq!(reply["error"]["code"], "overloaded", "{reply}");
+                assert!(reply["retry_after_ms"].as_u64().expect("retry_after_ms") > 0);
+                overloaded += 1;
+            }
+        }
+    }
+    assert!(
+        overloaded >= 1,
+        "a queue of one with one worker must overflow under {count} heavy briefs"
+    );
+    assert!(
+        client
+            .next_on(&client.reply_topic.clone(), Duration::from_millis(300))
+            .await
+            .is_none(),
+        "exactly one reply per brief"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_brief_whose_deadline_passes_in_the_queue_is_expired() {
+    let options = PackdOptions {
+        workers: 1,
+        queue: 32,
+        ..PackdOptions::default()
+    };
+    let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
+    let heavy = format!(
+        r#"{{"product":"tea","image":"{}"}}"#,
+        base64(&gradient_png(1600, 1600, [90, 120, 200]))
+    );
+    for index in 0..4 {
+        client
+            .send(
+                &packd.brief_topic(),
+                heavy.clone(),
+                &format!("ahead-{index}"),
+            )
+            .await;
+    }
+    client
+        .send(
+            &packd.brief_topic(),
+            r#"{"id":"late","product":"tea","deadline_ms":1}"#,
+            "late",
+        )
+        .await;
+    client
+        .send_with(
+            &packd.brief_topic(),
+            r#"{"id":"late-expiry","product":"tea"}"#,
+            Some("late-expiry"),
+            Some(1),
+        )
+        .await;
+    let late = client.reply_for("late").await;
+    assert_eq!(late["error"]["code"], "expired", "{late}");
+    assert_eq!(late["id"], "late");
+    for index in 0..4 {
+        assert_eq!(
+            client.reply_for(&format!("ahead-{index}")).await["status"],
+            "ok"
+        );
+    }
+    // The message-expiry brief may or may not have waited a whole second; either way it is answered.
+    let expiry = client.reply_for("late-expiry").await;
+    assert!(
+        expiry["status"] == "ok" || expiry["error"]["code"] == "expired",
+        "{expiry}"
+    );
+    // A generous deadline is met.
+    assert_eq!(
+        client
+            .ask(&packd, r#"{"product":"tea","deadline_ms":60000}"#)
+            .await["status"],
+        "ok"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_bundle_briefs_get_no_model_and_state_is_degraded() {
+    let options = PackdOptions {
+        seed: None,
+        ..PackdOptions::default()
+    };
+    let (_broker, packd, mut client) = broker_and_packd(options, "degraded").await;
+    let reply = client.ask(&packd, r#"{"id":"nm","product":"tea"}"#).await;
+    assert_eq!(reply["error"]["code"], "no_model", "{reply}");
+    assert_eq!(reply["id"], "nm");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_3_1_1_client_gets_its_reply_on_reply_to() {
+    let (broker, packd, _v5) = broker_and_packd(PackdOptions::default(), "online").await;
+    let mut options = rumqttc::MqttOptions::new(unique_id("old"), "127.0.0.1", broker.port);
+    options.set_max_packet_size(8 * 1024 * 1024, 8 * 1024 * 1024);
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 16);
+    let reply_topic = format!("kiosk/{}/replies", unique_id("k"));
+    client
+        .subscribe(&reply_topic, rumqttc::QoS::AtLeastOnce)
+        .await
+        .expect("subscribe");
+    let brief = format!(r#"{{"id":"old-1","product":"tea","reply_to":"{reply_topic}"}}"#);
+    let deadline = tokio::time::Instant::now() + REPLY_DEADLINE;
+    let reply = loop {
+        match tokio::time::timeout_at(deadline, eventloop.poll())
+            .await
+            .expect("reply in time")
+            .expect("connection")
+        {
+            rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) => {
+                client
+                    .publish(
+                        packd.brief_topic(),
+                        rumqttc::QoS::AtLeastOnce,
+                        false,
+                        brief.clone(),
+                    )
+                    .await
+                    .expect("publish");
+            }
+            rumqttc::Event::Incoming(rumqttc::Packet::Publish(publish))
+                if publish.topic == reply_topic =>
+            {
+                break serde_json::from_slice::<Value>(&publish.payload).expect("json");
+            }
+            _ => {}
+        }
+    };
+    assert_eq!(reply["status"], "ok", "{reply}");
+    assert_eq!(reply["id"], "old-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_brief_with_no_way_back_is_counted_as_dropped() {
+    let options = PackdOptions {
+        stats_interval_s: 1,
+        ..PackdOptions::default()
+    };
+    let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
+    client
+        .send_plain(&packd.brief_topic(), r#"{"id":"lost","product":"tea"}"#)
+        .await;
+    // Then a normal brief: once it is answered, the first has been handled too (one worker order
+    // is not guaranteed with two, so wait on the stats instead).
+    let stats_topic = packd.stats_topic();
+    client.subscribe(&stats_topic).await;
+    let end = tokio::time::Instant::now() + REPLY_DEADLINE;
+    loop {
+        let remaining = end.saturating_duration_since(tokio::time::Instant::now());
+        let stats = parse(
+            &client
+                .next_on(&stats_topic, remaining)
+                .await
+                .expect("stats arrive every second"),
+        );
+        if stats["dropped"] == 1 {
+            assert_eq!(stats["device"], packd.device.as_str());
+            assert!(stats["errors"].get("bad_request").is_some());
+            assert!(stats.get("queue_depth").is_some());
+            break;
+        }
+    }
+    assert!(
+        packd.log().contains("no Response Topic and no reply_to"),
+        "a warning is logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_report_counts_and_latency_percentiles_per_backend() {
+    let (_broker, packd, mut client) = broker_and_packd(PackdOptions::default(), "online").await;
+    for _ in 0..5 {
+        assert_eq!(
+            client.ask(&packd, r#"{"product":"coffee"}"#).await["status"],
+            "ok"
+        );
+    }
+    assert_eq!(
+        client.ask(&packd, "nonsense").await["error"]["code"],
+        "bad_request"
+    );
+    let stats_topic = packd.stats_topic();
+    client.subscribe(&stats_topic).await;
+    let end = tokio::time::Instant::now() + REPLY_DEADLINE;
+    let mut saw_latency = false;
+    loop {
+        let remaining = end.saturating_duration_since(tokio::time::Instant::now());
+        let stats = parse(
+            &client
+                .next_on(&stats_topic, remaining)
+                .await
+                .expect("stats"),
+        );
+        if let Some(cpu) = stats["latency_us"].get("cpu") {
+            let (p50, p90, p99, max) = (
+                cpu["p50"].as_u64().unwrap(),
+                cpu["p90"].as_u64().unwrap(),
+                cpu["p99"].as_u64().unwrap(),
+                cpu["max"].as_u64().unwrap(),
+            );
+            assert!(p50 > 0 && p50 <= p90 && p90 <= p99 && p99 <= max, "{cpu}");
+            saw_latency = true;
+        }
+        if saw_latency && stats["briefs"] == 6 {
+            assert_eq!(stats["ok"], 5);
+            assert_eq!(stats["errors"]["bad_request"], 1);
+            break;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_brief_reaches_exactly_one_appliance() {
+    let broker = Broker::start();
+    let pool = unique_id("store");
+    let options = PackdOptions {
+        pools: vec![pool.clone()],
+        ..PackdOptions::default()
+    };
+    let first = Packd::start(&broker, options.clone());
+    let second = Packd::start(&broker, options);
+    let mut client = V5Client::connect(&broker).await;
+    client.wait_for_state(&first, "online").await;
+    client.wait_for_state(&second, "online").await;
+    let topic = format!("{PREFIX}/pools/{pool}/briefs");
+    let count = 10;
+    for index in 0..count {
+        client
+            .send(&topic, r#"{"product":"tea"}"#, &format!("pool-{index}"))
+            .await;
+    }
+    let mut devices = Vec::new();
+    for index in 0..count {
+        let reply = client.reply_for(&format!("pool-{index}")).await;
+        assert_eq!(reply["status"], "ok");
+        devices.push(reply["device"].as_str().expect("device").to_string());
+    }
+    assert!(devices
+        .iter()
+        .all(|device| *device == first.device || *device == second.device));
+    assert!(
+        client
+            .next_on(&client.reply_topic.clone(), Duration::from_millis(300))
+            .await
+            .is_none(),
+        "one reply per pool brief, not one per appliance"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_briefs_and_says_offline() {
+    let options = PackdOptions {
+        workers: 2,
+        ..PackdOptions::default()
+    };
+    let (_broker, mut packd, mut client) = broker_and_packd(options, "online").await;
+    let heavy = format!(
+        r#"{{"product":"tea","image":"{}"}}"#,
+        base64(&gradient_png(2000, 2000, [90, 120, 200]))
+    );
+    client.send(&packd.brief_topic(), heavy, "in-flight").await;
+    // Delivery is ordered: once the light brief sent after it is answered, the heavy one has
+    // been taken by the other worker.
+    client
+        .send(&packd.brief_topic(), r#"{"product":"tea"}"#, "light")
+        .await;
+    assert_eq!(client.reply_for("light").await["status"], "ok");
+    packd.signal("TERM");
+    let in_flight = client.reply_for("in-flight").await;
+    assert_eq!(in_flight["status"], "ok", "{in_flight}");
+    let status = packd
+        .wait_exit(REPLY_DEADLINE)
+        .expect("packd exits after SIGTERM");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "clean shutdown exits 0; log:\n{}",
+        packd.log()
+    );
+    assert!(
+        packd
+            .log()
+            .contains("finishing 0 queued and 1 in-flight briefs"),
+        "the heavy brief was in flight at SIGTERM:\n{}",
+        packd.log()
+    );
+    let state = client.wait_for_state(&packd, "offline").await;
+    assert_eq!(state["device"], packd.device.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_will_says_offline_when_packd_dies() {
+    let (_broker, mut packd, mut client) =
+        broker_and_packd(PackdOptions::default(), "online").await;
+    packd.signal("KILL");
+    packd.wait_exit(REPLY_DEADLINE).expect("killed");
+    client.wait_for_state(&packd, "offline").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_is_retained_and_follows_the_contract() {
+    let (broker, packd, _client) = broker_and_packd(PackdOptions::default(), "online").await;
+    // A client arriving later still gets the state: it is retained.
+    let mut late = V5Client::connect(&broker).await;
+    let state = late.wait_for_state(&packd, "online").await;
+    assert_eq!(state["device"], packd.device.as_str());
+    assert_eq!(state["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        state["bundle"],
+        json!({"name": "packd-default", "version": "1.0.0"})
+    );
+    assert_eq!(state["backends"], json!(["cpu"]));
+    assert!(state["since"].as_str().expect("since").ends_with('Z'));
+}
