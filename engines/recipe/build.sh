@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# One-command, deterministic rebuild of engines/packd-default.
+#   engines/recipe/build.sh [--out DIR] [--dataset FILE.jsonl [--dataset-only]]
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+cd "$HERE"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMEXPR_NUM_THREADS=1 PYTHONHASHSEED=0
+OUT="$HERE/../packd-default"
+ARGS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) OUT="$2"; shift 2 ;;
+    *) ARGS+=("$1"); shift ;;
+  esac
+done
+exec .venv/bin/python -m packd_recipe.build --out "$OUT" "${ARGS[@]+"${ARGS[@]}"}"
