@@ -52,6 +52,9 @@ async fn main() -> anyhow::Result<()> {
     let client_id = format!("loadgen-{}", std::process::id());
     let mut options = MqttOptions::new(&client_id, address.host, address.port);
     options.set_keep_alive(Duration::from_secs(30));
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    options.set_network_options(network);
     let (client, mut eventloop) = AsyncClient::new(options, 4096);
     let reply_topic = format!("{}/replies/{client_id}", arguments.prefix);
     let brief_topic = format!("{}/devices/{}/briefs", arguments.prefix, arguments.device);

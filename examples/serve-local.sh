@@ -18,7 +18,7 @@ if ! listening; then
         DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends mosquitto mosquitto-clients
     fi
     state="$(mktemp -d)"
-    printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nuser %s\n' "$port" "$(id -un)" > "$state/mosquitto.conf"
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\nuser %s\n' "$port" "$(id -un)" > "$state/mosquitto.conf"
     mosquitto -c "$state/mosquitto.conf" > "$state/mosquitto.log" 2>&1 &
     broker_pid=$!
     for _ in $(seq 100); do listening && break; sleep 0.05; done

@@ -175,7 +175,7 @@ async fn every_malformed_brief_gets_its_error_code() {
     );
     let big_image = format!(
         r#"{{"product":"tea","image":"{}"}}"#,
-        "A".repeat(5 * 1024 * 1024 / 3 * 4)
+        "A".repeat(4_300_000 / 3 * 4) // over the 4 MiB image limit, under the 6 MiB payload limit
     );
     let cases: Vec<(String, &str, Option<&str>)> = vec![
         ("not json at all".into(), "bad_request", None),

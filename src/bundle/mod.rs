@@ -1,10 +1,13 @@
 //! Model bundles: reading and verifying one (format), and keeping them on disk (store). Serving
 //! only ever sees a [`Bundle`] that passed [`Bundle::open`] and its self-test.
 
+pub mod archive;
 pub mod catalogue;
 pub mod manifest;
 pub mod selftest;
+pub mod signature;
 pub mod store;
+pub mod transfer;
 
 use std::fs;
 use std::io::Read;

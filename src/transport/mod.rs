@@ -80,6 +80,10 @@ pub fn base_options(config: &MqttConfig, client_id: &str) -> Result<MqttOptions,
     let mut options = MqttOptions::new(client_id, address.host, address.port);
     options.set_keep_alive(Duration::from_secs(config.keep_alive_s));
     options.set_max_packet_size(Some(MAX_INCOMING_PACKET));
+    // Replies are small and latency-bound; Nagle plus delayed ACKs would add tens of milliseconds.
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    options.set_network_options(network);
     if let (Some(username), Some(password)) = (&config.username, &config.password) {
         options.set_credentials(username.clone(), password.clone());
     } else if let Some(username) = &config.username {

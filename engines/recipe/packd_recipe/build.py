@@ -8,6 +8,7 @@ import json
 import shutil
 import struct
 import sys
+import tempfile
 import time
 import tomllib
 
@@ -215,11 +216,32 @@ def write_manifest(out, V, S, P, F, L):
 
 # ---------------------------------------------------------------- main build
 def build(out, dataset=None, dataset_only=False, quick=False, skip_report=False):
+    """Build into a fresh temp dir next to `out`, then swap it in: `out` is never half-written."""
+    out = os.path.abspath(out)
+    parent = os.path.dirname(out)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix="." + os.path.basename(out) + ".build-")
+    try:
+        _build_into(tmp, dataset, dataset_only, quick, skip_report)
+        os.chmod(tmp, 0o755)
+        old = None
+        if os.path.exists(out):
+            old = tempfile.mkdtemp(dir=parent, prefix="." + os.path.basename(out) + ".old-")
+            os.rmdir(old)
+            os.rename(out, old)
+        os.rename(tmp, out)
+        if old:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log(f"installed: {out}")
+
+
+def _build_into(out, dataset=None, dataset_only=False, quick=False, skip_report=False):
     t0 = time.time()
     c = CONFIG
     seed = c["seed"]
-    if os.path.exists(out):
-        shutil.rmtree(out)
     os.makedirs(os.path.join(out, "catalogues"))
     os.makedirs(os.path.join(out, "selftest"))
     os.makedirs(os.path.join(out, "examples"))
@@ -231,7 +253,7 @@ def build(out, dataset=None, dataset_only=False, quick=False, skip_report=False)
     styles = [{"id": s[0], "name": s[1], "name_zh": s[2], "description": s[3]} for s in content.STYLES]
     pals, pstats = palmod.build_palettes(seed=7)
     fonts = [{"id": f[0], "heading": f[1], "body": f[2], "heading_cjk": f[3], "body_cjk": f[4], "category": f[5],
-              "traits": f[6], "license": content.OFL} for f in content.FONTS]
+              "traits": content.pairing_traits(f), "license": content.OFL} for f in content.FONTS]
     layouts = [{"id": l[0], "name": l[1], "description": l[2],
                 "zones": {z: dict(zip("xywh", l[3][z])) for z in ("logo", "product", "text")}} for l in content.LAYOUTS]
     dump_json(os.path.join(out, "catalogues/styles.json"), {"version": "1.0.0", "styles": styles})
@@ -298,6 +320,9 @@ def build(out, dataset=None, dataset_only=False, quick=False, skip_report=False)
     if c["qat_epochs"] and not quick:
         qs = {t: scales[t] for t in model.ACT_Q.values()}
         params = model.train(params, (X, I, R, tg), c["qat_epochs"], c["batch"], c["qat_lr"], seed + 2, log=log, qat_scales=qs)
+        # the shipped FP32 weights are the int8-representable ones the QAT forward used (q x scale), so FP32 and
+        # INT8 differ only by activation rounding (keeps their rankings together)
+        params = model.snap_weights(params)
         m32 = model.export_fp32(params, V, S, P, F)
         scales = calibrate(m32, CX, CI, CR)
         scales.update(qs)          # the int8 model and the cache use the scales the QAT was trained with

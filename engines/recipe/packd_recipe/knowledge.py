@@ -279,7 +279,12 @@ TEACHER_PARAMS = {
     "style_mediation": 0.6,
     "family_bonus": 0.6,
     "palette_mix": {"terms": 0.6, "image": 0.25, "brand": 0.15},
-    "sharpness": {"styles": 5.0, "palettes": 9.0, "fonts": 7.0},
+    "named_family_weight": 0.5,
+    "grading": {
+        "styles": {"k": 4, "top": 0.95, "kth": 0.25, "empty": 0.3, "min": 0.01, "floor": 0.08, "clear_gap": 0.25},
+        "palettes": {"k": 10, "top": 0.95, "kth": 0.3, "empty": 0.3, "min": 0.01, "floor": 0.015, "clear_gap": 0.25},
+        "fonts": {"k": 10, "top": 0.95, "kth": 0.3, "empty": 0.3, "min": 0.01, "floor": 0.08, "clear_gap": 0.3},
+    },
     "heatmap_softness": 0.05,
 }
 

@@ -235,6 +235,15 @@ def quantise_weights(p):
     return qi, sc, deq
 
 
+def snap_weights(p):
+    """Replace every quantised weight tensor by its dequantised int8 value (exactly representable in float32)."""
+    _, _, deq = quantise_weights(p)
+    out = dict(p)
+    for k in WEIGHTS:
+        out[k] = deq[k].astype(np.float32).astype(np.float64)
+    return out
+
+
 def export_int8(p, act_scales, V, S, P, F):
     """Explicit QDQ: Q->DQ on every activation input of Gemm/ConvTranspose/Conv, DQ on int8 weights.
     Symmetric (zero point 0, int8), per-tensor scales."""

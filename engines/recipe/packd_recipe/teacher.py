@@ -43,6 +43,7 @@ class Teacher:
         self.L = len(layouts)
         gw = tp["group_weight"]
         self.gw = np.array([gw[t["group"]] for t in vocab["terms"]])
+        self.is_pal = np.array([t["group"] == "palette" for t in vocab["terms"]], dtype=np.float64)
 
         # palette arrays
         A = lambda k: np.array([p["attributes"][k] for p in palettes])
@@ -137,10 +138,23 @@ class Teacher:
         return (np.array(comps) * ws[:, None]).sum(0) / ws.sum()
 
     @staticmethod
-    def zsig(x, sharp, bias=-2.0):
-        m = x.mean(axis=1, keepdims=True)
-        s = np.maximum(x.std(axis=1, keepdims=True), 0.05)
-        return 1.0 / (1.0 + np.exp(-(sharp / 5.0 * 1.6 * (x - m) / s + bias)))
+    def grade(x, g):
+        """Graded targets from raw fits x (B,N), parameters g from [teacher.grading.<head>]:
+        logit(target) = L_top + (L_top - L_kth) * (x - max) / max(max - x_kth, floor), clipped below at `min`.
+        The best item of a brief gets `top` scaled by the brief's clarity (how far the best stands above the
+        median, relative to `clear_gap`); the k-th best gets about `kth`; the rest fall off smoothly."""
+        lg = lambda p: np.log(p / (1.0 - p))
+        xs = -np.sort(-x, axis=1)
+        top = xs[:, :1]
+        kth = xs[:, int(g["k"]) - 1:int(g["k"])]
+        med = np.median(x, axis=1, keepdims=True)
+        clarity = np.tanh(np.maximum(top - med, 0.0) / g["clear_gap"])
+        p_top = g["empty"] + (g["top"] - g["empty"]) * clarity
+        l_top = lg(p_top)
+        slope = np.maximum(l_top - lg(g["kth"]), 0.0)
+        r = (x - top) / np.maximum(top - kth, g["floor"])
+        z = np.maximum(l_top + slope * r, lg(g["min"]))
+        return 1.0 / (1.0 + np.exp(-z))
 
     def score(self, X, IMG, BR):
         """X (B,V) multi-hot; IMG (B,24); BR (B,16) -> dict of targets in [0,1]."""
@@ -150,14 +164,19 @@ class Teacher:
         tot = Xg.sum(1, keepdims=True)
         Sr = Xg @ self.Wst / np.maximum(tot, 1e-9)                                  # (B,S) in [0,1]
         med = self.tp["style_mediation"]
-        sh = self.tp["sharpness"]
-        styles = 1.0 / (1.0 + np.exp(-sh["styles"] * (Sr - 0.35)))
+        gr = self.tp["grading"]
+        styles = self.grade(Sr, gr["styles"])
 
-        # palettes: term/style fit
-        Xc = Xg * self.hasc
+        # palettes: fit to the named palette family (if any) and to everything else in the brief
+        Xc = Xg * self.hasc * (1.0 - self.is_pal)
         num = Xc @ self.TF + med * Sr @ self.SF
         den = Xc.sum(1, keepdims=True) + med * Sr.sum(1, keepdims=True)
-        term = np.where(den > 1e-9, num / np.maximum(den, 1e-9), 0.5)
+        rest = np.where(den > 1e-9, num / np.maximum(den, 1e-9), 0.5)
+        Xp = X * self.is_pal
+        npal = Xp.sum(1, keepdims=True)
+        fam = Xp @ self.TF / np.maximum(npal, 1.0)
+        lam = self.tp["named_family_weight"]
+        term = np.where(npal > 0, lam * fam + (1.0 - lam) * rest, rest)
         mix = self.tp["palette_mix"]
         tot_p = mix["terms"] * term
         wsum = np.full((B, 1), mix["terms"])
@@ -192,14 +211,14 @@ class Teacher:
             tot_p[idx] += mix["brand"] * acc / np.maximum(cnt, 1)
             wsum[idx] += mix["brand"]
         praw = tot_p / wsum
-        palettes = self.zsig(praw, sh["palettes"])
+        palettes = self.grade(praw, gr["palettes"])
 
         # fonts
         D = Xg @ self.TermT + med * Sr @ self.StyT
         Dc = Xg @ self.TermC + med * Sr @ self.StyC
         fraw = D @ self.PairT.T + 0.5 * Dc @ self.PairC.T
         fraw = fraw / np.maximum(tot + med * Sr.sum(1, keepdims=True), 1e-9)
-        fonts = self.zsig(fraw, sh["fonts"])
+        fonts = self.grade(fraw, gr["fonts"])
 
         # layouts
         Lp = Xg @ self.TermL + med * Sr @ self.StyL

@@ -155,6 +155,10 @@ def normalise(s):
     return re.sub(r"\s+", " ", s).strip()
 
 
+def _ascii_alnum(c):
+    return c.isascii() and c.isalnum()
+
+
 def build_vocabulary():
     terms = []
     for g in GROUPS:
@@ -204,8 +208,10 @@ class Encoder:
             if i < 0:
                 return False
             j = i + len(needle)
-            before_ok = i == 0 or not hay[i - 1].isalnum()
-            after_ok = j == len(hay) or not hay[j].isalnum()
+            # contract: the characters around an ASCII-only synonym must not be ASCII letters or digits
+            # (so `ins风` matches `ins`, `steam` does not match `tea`); str.isalnum alone would also reject CJK
+            before_ok = i == 0 or not _ascii_alnum(hay[i - 1])
+            after_ok = j == len(hay) or not _ascii_alnum(hay[j])
             if before_ok and after_ok:
                 return True
             start = i + 1
