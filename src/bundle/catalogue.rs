@@ -197,6 +197,24 @@ pub struct PaletteRoles {
     pub text: String,
 }
 
+/// Each palette's colours in CIELAB, in catalogue order (for diversity checks per brief).
+pub fn palette_labs(palettes: &[Palette]) -> Result<Vec<Vec<crate::colour::Lab>>, String> {
+    palettes
+        .iter()
+        .map(|palette| {
+            palette
+                .colors
+                .iter()
+                .map(|hex| {
+                    crate::colour::Rgb::parse_hex(hex)
+                        .map(|rgb| rgb.to_lab())
+                        .map_err(|error| format!("palette '{}': {error}", palette.id))
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Font pairings catalogue (`fonts` output indices).
 #[derive(Debug, Clone, Deserialize)]
 pub struct FontCatalogue {

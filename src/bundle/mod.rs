@@ -70,6 +70,8 @@ pub struct Bundle {
     pub palettes: PaletteCatalogue,
     pub fonts: FontCatalogue,
     pub layouts: LayoutCatalogue,
+    /// The palettes' colours in CIELAB, computed once per bundle.
+    pub palette_labs: Vec<Vec<crate::colour::Lab>>,
 }
 
 impl Bundle {
@@ -94,6 +96,12 @@ impl Bundle {
         let fonts: FontCatalogue = read_json(dir, &manifest.catalogues.fonts.file)?;
         let layouts: LayoutCatalogue = read_json(dir, &manifest.catalogues.layouts.file)?;
 
+        let palette_labs = catalogue::palette_labs(&palettes.palettes).map_err(|message| {
+            BundleError::Catalogue {
+                file: manifest.catalogues.palettes.file.clone(),
+                message,
+            }
+        })?;
         let bundle = Bundle {
             dir: dir.to_path_buf(),
             manifest,
@@ -102,6 +110,7 @@ impl Bundle {
             palettes,
             fonts,
             layouts,
+            palette_labs,
         };
         bundle.check_shapes()?;
         Ok(bundle)

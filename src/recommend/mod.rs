@@ -8,7 +8,7 @@ use base64::Engine as _;
 use crate::backend::ModelOutputs;
 use crate::bundle::catalogue::Palette;
 use crate::bundle::{Bundle, LAYOUT_CHANNELS};
-use crate::colour::{adjust_for_contrast, contrast_ratio, delta_e_2000, Lab, Rgb};
+use crate::colour::{adjust_for_contrast, contrast_ratio, Lab, Rgb};
 use crate::features::EncodedBrief;
 use crate::reply::{
     FontSuggestion, Layout, LayoutMaps, PaletteRoles, PaletteSuggestion, StyleSuggestion, Zone,
@@ -16,8 +16,10 @@ use crate::reply::{
 
 /// WCAG 2.x AA for body text: the floor for every palette's text role.
 pub const MIN_TEXT_CONTRAST: f32 = 4.5;
-/// Two palettes closer than this (mean ΔE2000 between matched colours) count as the same look.
-const MIN_PALETTE_DISTANCE: f32 = 8.0;
+/// Two palettes closer than this (mean CIE76 ΔE between matched colours) count as the same look.
+/// CIE76 rather than ΔE2000: this runs for dozens of candidate pairs per brief, and a
+/// same-look threshold does not need ΔE2000's perceptual fine print.
+const MIN_PALETTE_DISTANCE: f32 = 10.0;
 /// Heatmap cells at or above this share of the channel's peak make up its zone.
 const ZONE_THRESHOLD: f32 = 0.5;
 
@@ -85,6 +87,7 @@ pub fn recommend(
         .collect();
     let palettes = pick_palettes(
         &bundle.palettes.palettes,
+        &bundle.palette_labs,
         &outputs.palettes,
         &brief.brand_colours,
         top_k,
@@ -189,7 +192,7 @@ fn fit(palette: &Palette, brand: &[Rgb]) -> Result<FittedPalette, RecommendError
     })
 }
 
-/// Mean over `first`'s colours of the ΔE2000 to the nearest colour of `second`.
+/// Mean over `first`'s colours of the CIE76 ΔE to the nearest colour of `second`.
 fn palette_distance(first: &[Lab], second: &[Lab]) -> f32 {
     if first.is_empty() || second.is_empty() {
         return f32::INFINITY;
@@ -199,7 +202,7 @@ fn palette_distance(first: &[Lab], second: &[Lab]) -> f32 {
         .map(|&a| {
             second
                 .iter()
-                .map(|&b| delta_e_2000(a, b))
+                .map(|&b| ((a.l - b.l).powi(2) + (a.a - b.a).powi(2) + (a.b - b.b).powi(2)).sqrt())
                 .fold(f32::INFINITY, f32::min)
         })
         .sum();
@@ -207,41 +210,41 @@ fn palette_distance(first: &[Lab], second: &[Lab]) -> f32 {
 }
 
 /// The `top_k` best palettes that differ visibly from each other, fitted to the brand.
+/// Diversity is judged on the catalogue colours (`labs`, precomputed per bundle), so only the
+/// palettes returned are fitted: fitting is the expensive part.
 fn pick_palettes(
     catalogue: &[Palette],
+    labs: &[Vec<Lab>],
     scores: &[f32],
     brand: &[Rgb],
     top_k: usize,
 ) -> Result<Vec<PaletteSuggestion>, RecommendError> {
-    let mut chosen: Vec<(usize, f32, FittedPalette, Vec<Lab>)> = Vec::new();
+    let mut picked: Vec<(usize, f32)> = Vec::with_capacity(top_k);
     let mut passed_over: Vec<(usize, f32)> = Vec::new();
     // Looking further than a few times top_k only finds palettes nobody would pick.
     for (index, score) in ranked(scores).take(top_k * 8) {
-        if chosen.len() == top_k {
+        if picked.len() == top_k {
             break;
         }
-        let fitted = fit(&catalogue[index], brand)?;
-        let labs: Vec<Lab> = fitted.colours.iter().map(Rgb::to_lab).collect();
-        if chosen
+        let too_close = picked
             .iter()
-            .any(|(_, _, _, other)| palette_distance(&labs, other) < MIN_PALETTE_DISTANCE)
-        {
+            .any(|&(other, _)| palette_distance(&labs[index], &labs[other]) < MIN_PALETTE_DISTANCE);
+        if too_close {
             passed_over.push((index, score));
-            continue;
+        } else {
+            picked.push((index, score));
         }
-        chosen.push((index, score, fitted, labs));
     }
-    for (index, score) in passed_over {
-        if chosen.len() == top_k {
-            break;
-        }
-        let fitted = fit(&catalogue[index], brand)?;
-        chosen.push((index, score, fitted, Vec::new()));
-    }
+    let shortfall = top_k.saturating_sub(picked.len());
+    picked.extend(passed_over.into_iter().take(shortfall));
+    let mut chosen = picked
+        .into_iter()
+        .map(|(index, score)| fit(&catalogue[index], brand).map(|fitted| (index, score, fitted)))
+        .collect::<Result<Vec<_>, _>>()?;
     chosen.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     Ok(chosen
         .into_iter()
-        .map(|(index, score, fitted, _)| {
+        .map(|(index, score, fitted)| {
             let palette = &catalogue[index];
             PaletteSuggestion {
                 name: palette.name.clone(),
@@ -385,6 +388,10 @@ mod tests {
         }
     }
 
+    fn labs_of(catalogue: &[Palette]) -> Vec<Vec<Lab>> {
+        crate::bundle::catalogue::palette_labs(catalogue).unwrap()
+    }
+
     #[test]
     fn text_role_is_made_readable() {
         // Pale grey text on white: 1.6:1 in the catalogue, must come back at 4.5:1 or better.
@@ -394,7 +401,8 @@ mod tests {
             "#FFFFFF",
             "#CCCCCC",
         );
-        let suggestions = pick_palettes(&[pale], &[0.9], &[], 1).unwrap();
+        let suggestions =
+            pick_palettes(&[pale.clone()], &labs_of(&[pale]), &[0.9], &[], 1).unwrap();
         assert!(
             suggestions[0].contrast >= MIN_TEXT_CONTRAST,
             "{}",
@@ -412,7 +420,8 @@ mod tests {
             "#1B1B1B",
         );
         let brand = Rgb::parse_hex("#1A73E8").unwrap();
-        let suggestions = pick_palettes(&[base], &[0.5], &[brand], 1).unwrap();
+        let suggestions =
+            pick_palettes(&[base.clone()], &labs_of(&[base]), &[0.5], &[brand], 1).unwrap();
         assert_eq!(suggestions[0].roles.primary, "#1A73E8");
         assert!(suggestions[0].colors.contains(&"#1A73E8".to_string()));
         assert_eq!(suggestions[0].roles.background, "#F5F0E6");
@@ -438,7 +447,9 @@ mod tests {
             "#1E2A2F",
             "#DCE8E4",
         );
-        let suggestions = pick_palettes(&[a, a_twin, b], &[0.9, 0.89, 0.5], &[], 2).unwrap();
+        let catalogue = [a, a_twin, b];
+        let labs = labs_of(&catalogue);
+        let suggestions = pick_palettes(&catalogue, &labs, &[0.9, 0.89, 0.5], &[], 2).unwrap();
         let names: Vec<&str> = suggestions.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
     }
