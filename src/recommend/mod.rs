@@ -401,8 +401,14 @@ mod tests {
             "#FFFFFF",
             "#CCCCCC",
         );
-        let suggestions =
-            pick_palettes(&[pale.clone()], &labs_of(&[pale]), &[0.9], &[], 1).unwrap();
+        let suggestions = pick_palettes(
+            std::slice::from_ref(&pale),
+            &labs_of(std::slice::from_ref(&pale)),
+            &[0.9],
+            &[],
+            1,
+        )
+        .unwrap();
         assert!(
             suggestions[0].contrast >= MIN_TEXT_CONTRAST,
             "{}",
@@ -420,8 +426,14 @@ mod tests {
             "#1B1B1B",
         );
         let brand = Rgb::parse_hex("#1A73E8").unwrap();
-        let suggestions =
-            pick_palettes(&[base.clone()], &labs_of(&[base]), &[0.5], &[brand], 1).unwrap();
+        let suggestions = pick_palettes(
+            std::slice::from_ref(&base),
+            &labs_of(std::slice::from_ref(&base)),
+            &[0.5],
+            &[brand],
+            1,
+        )
+        .unwrap();
         assert_eq!(suggestions[0].roles.primary, "#1A73E8");
         assert!(suggestions[0].colors.contains(&"#1A73E8".to_string()));
         assert_eq!(suggestions[0].roles.background, "#F5F0E6");
