@@ -282,7 +282,7 @@ TEACHER_PARAMS = {
     "named_family_weight": 0.5,
     "grading": {
         "styles": {"k": 4, "top": 0.95, "kth": 0.25, "empty": 0.3, "min": 0.01, "floor": 0.08, "clear_gap": 0.25},
-        "palettes": {"k": 10, "top": 0.95, "kth": 0.3, "empty": 0.3, "min": 0.01, "floor": 0.015, "clear_gap": 0.25},
+        "palettes": {"k": 10, "top": 0.95, "kth": 0.3, "empty": 0.3, "min": 0.01, "floor": 0.05, "clear_gap": 0.25},
         "fonts": {"k": 10, "top": 0.95, "kth": 0.3, "empty": 0.3, "min": 0.01, "floor": 0.08, "clear_gap": 0.3},
     },
     "heatmap_softness": 0.05,

@@ -78,7 +78,7 @@ def forward(p, xb, xi, xr, q=None):
     return out, c
 
 
-HEAD_W = {"styles": 1.0, "palettes": 1.0, "fonts": 1.0, "layout": 1.0}
+HEAD_W = {"styles": 1.0, "palettes": 2.0, "fonts": 1.0, "layout": 1.0}
 
 
 def backward(p, c, out, tgt, mask=None):
