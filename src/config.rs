@@ -65,12 +65,18 @@ impl Default for MqttConfig {
     }
 }
 
-/// Identity of this appliance.
+/// Identity of this appliance, and what its engines must be built for.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeviceConfig {
     pub id: String,
     pub pools: Vec<String>,
+    /// TensorRT version engines must match (major.minor); unset where TensorRT is absent.
+    pub tensorrt: Option<String>,
+    /// CUDA compute capability engines must match (`8.7` on Orin).
+    pub compute_capability: Option<String>,
+    /// DLA cores available (2 on AGX Orin).
+    pub dla_cores: u32,
 }
 
 impl Default for DeviceConfig {
@@ -78,6 +84,9 @@ impl Default for DeviceConfig {
         DeviceConfig {
             id: host_name(),
             pools: Vec::new(),
+            tensorrt: None,
+            compute_capability: None,
+            dla_cores: 0,
         }
     }
 }
@@ -91,6 +100,10 @@ pub struct BundlesConfig {
     pub seed: PathBuf,
     pub trusted_keys: Vec<String>,
     pub allow_unsigned: bool,
+    /// Installed bundles kept (besides the active, previous and last good ones).
+    pub keep: usize,
+    /// Largest bundle archive accepted, in MiB.
+    pub max_bundle_mib: u64,
 }
 
 impl Default for BundlesConfig {
@@ -100,6 +113,8 @@ impl Default for BundlesConfig {
             seed: default_seed_bundle(),
             trusted_keys: Vec::new(),
             allow_unsigned: false,
+            keep: 3,
+            max_bundle_mib: 1024,
         }
     }
 }
@@ -305,6 +320,14 @@ impl Config {
                 "device.pools",
                 &format!("pool '{pool}' must be non-empty and contain no '/', '+' or '#'"),
             );
+        }
+        if self.bundles.max_bundle_mib == 0 {
+            return key("bundles.max_bundle_mib", "must be at least 1");
+        }
+        if let Err(error) =
+            crate::bundle::signature::TrustedKeys::from_config(&self.bundles.trusted_keys)
+        {
+            return key("bundles.trusted_keys", &error.to_string());
         }
         if self.serve.workers == 0 || self.serve.workers > 256 {
             return key("serve.workers", "must be from 1 to 256");

@@ -7,19 +7,21 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::Event;
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::cpu::CpuBackend;
-use crate::backend::Precision;
-use crate::bundle::store::BundleStore;
-use crate::bundle::{selftest, Bundle};
+use crate::bundle::archive::UnpackLimits;
+use crate::bundle::signature::TrustedKeys;
+use crate::bundle::store::{BundleStore, LAST_GOOD_POINTER, PREVIOUS_POINTER};
+use crate::bundle::transfer::TransferLimits;
+use crate::bundle::Bundle;
 use crate::config::Config;
 use crate::features::ImageLimits;
+use crate::fleet::{self, load_model, Command, DeviceProfile, Fleet, FleetError, FleetSettings};
 use crate::reply::BundleRef;
-use crate::serve::{ActiveModel, Pipeline, PipelineSettings, ServingModel};
+use crate::serve::{ActiveModel, Pipeline, PipelineSettings, ReplyRoute, ReplySink, ServingModel};
+use crate::state::StateBoard;
 use crate::telemetry::Telemetry;
-use crate::transport::{self, Connection, MqttReplySink, Topics};
+use crate::transport::{self, CommandJob, Connection, MqttReplySink, Topics};
 
 /// A failure that stops the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -28,28 +30,19 @@ pub enum DaemonError {
     Transport(#[from] transport::TransportError),
     #[error("bundle store: {0}")]
     Store(#[from] crate::bundle::BundleError),
+    #[error("bundle management: {0}")]
+    Fleet(String),
 }
 
-/// The retained state document.
-#[derive(Debug, Serialize)]
-pub struct StateDocument<'a> {
-    pub status: &'a str,
-    pub device: &'a str,
-    pub version: &'a str,
-    pub bundle: Option<BundleRef>,
-    pub backends: Vec<String>,
-    pub since: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-/// What loading the active bundle gave: a model to serve, or the reason there is none.
+/// What loading at boot gave: a model to serve, or the reason there is none, plus any problem
+/// worth reporting as `degraded` even though a model serves (a bundle set aside).
 pub struct Loaded {
     pub model: Option<ServingModel>,
     pub problem: Option<String>,
 }
 
-/// Seeds a fresh store, then opens, loads and self-tests the active bundle on the CPU.
+/// Seeds a fresh store, then loads the active bundle; a bundle that fails is set aside and the
+/// last good one (else the previous one) is loaded and made active instead.
 pub fn load_active(store: &BundleStore, seed: &std::path::Path) -> Loaded {
     match store.seed_from(seed) {
         Ok(Some(label)) => log::info!("bundle store {} seeded with {label}", store.dir().display()),
@@ -59,100 +52,94 @@ pub fn load_active(store: &BundleStore, seed: &std::path::Path) -> Loaded {
             seed.display()
         ),
     }
-    let bundle = match store.open_active() {
-        Ok(Some(bundle)) => bundle,
-        Ok(None) => {
-            return Loaded {
-                model: None,
-                problem: Some("no bundle is active".into()),
-            }
-        }
-        Err(error) => {
-            return Loaded {
-                model: None,
-                problem: Some(format!("active bundle is unusable: {error}")),
-            }
-        }
-    };
-    match load_model(bundle) {
-        Ok(model) => Loaded {
-            model: Some(model),
-            problem: None,
-        },
-        Err(problem) => Loaded {
+    let Some(active) = store.active_label() else {
+        return Loaded {
             model: None,
-            problem: Some(problem),
-        },
+            problem: Some("no bundle is active".into()),
+        };
+    };
+    let failure = match open_and_load(store, &active) {
+        Ok(model) => {
+            let _ = store.mark_good(&active);
+            return Loaded {
+                model: Some(model),
+                problem: None,
+            };
+        }
+        Err(failure) => failure,
+    };
+    log::error!(PACKD_BUNDLE = active.as_str(), PACKD_EVENT = "boot_failed"; "active bundle {active} failed at boot: {failure}");
+    match store.set_aside(&active) {
+        Ok(path) => {
+            log::warn!(PACKD_BUNDLE = active.as_str(), PACKD_EVENT = "set_aside"; "bundle {active} set aside in {}", path.display())
+        }
+        Err(error) => log::error!("cannot set {active} aside: {error}"),
+    }
+    let fallbacks = [LAST_GOOD_POINTER, PREVIOUS_POINTER]
+        .iter()
+        .filter_map(|pointer| store.read_pointer(pointer))
+        .filter(|label| *label != active);
+    for fallback in fallbacks {
+        match open_and_load(store, &fallback) {
+            Ok(model) => {
+                let _ = store.set_active(&fallback);
+                let problem =
+                    format!("bundle {active} failed at boot ({failure}); serving {fallback}");
+                return Loaded {
+                    model: Some(model),
+                    problem: Some(problem),
+                };
+            }
+            Err(error) => log::error!("fallback bundle {fallback} failed too: {error}"),
+        }
+    }
+    Loaded {
+        model: None,
+        problem: Some(format!(
+            "bundle {active} failed at boot ({failure}) and no earlier bundle loads"
+        )),
     }
 }
 
-/// Loads a verified bundle's model on the CPU and runs its self-test before it may serve.
-pub fn load_model(bundle: Bundle) -> Result<ServingModel, String> {
-    let label = bundle.label();
-    let backend = CpuBackend::load(&bundle, Precision::Fp32)
-        .map_err(|error| format!("bundle {label}: {error}"))?;
-    let report = selftest::run(&bundle, &backend, Precision::Fp32)
-        .map_err(|error| format!("bundle {label} failed its self-test: {error}"))?;
-    log::info!(
-        PACKD_BUNDLE = label.as_str();
-        "bundle {label} loaded on cpu; self-test passed ({} cases, max deviation {:.2e}, tolerance {:.0e})",
-        report.cases, report.max_deviation, report.tolerance
-    );
-    Ok(ServingModel {
-        bundle: Arc::new(bundle),
-        backend: Arc::new(backend),
-    })
+fn open_and_load(store: &BundleStore, label: &str) -> Result<ServingModel, String> {
+    let bundle = Bundle::open(&store.path_of(label)).map_err(|error| error.to_string())?;
+    load_model(bundle)
 }
 
 /// Runs the service until `cancel` fires, then drains and says offline.
 pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), DaemonError> {
-    let since = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let topics = Topics::new(&config.mqtt.prefix, &config.device.id, &config.device.pools);
     let store = BundleStore::open(&config.bundles.dir)?;
     let seed = config.bundles.seed.clone();
-    let loaded = tokio::task::spawn_blocking(move || load_active(&store, &seed))
+    let boot_store = store.clone();
+    let loaded = tokio::task::spawn_blocking(move || load_active(&boot_store, &seed))
         .await
         .unwrap_or_else(|error| Loaded {
             model: None,
             problem: Some(format!("bundle loading panicked: {error}")),
         });
     if let Some(problem) = &loaded.problem {
-        log::error!("serving without a model: {problem}");
+        log::error!("{problem}");
     }
-    let backends: Vec<String> = loaded
-        .model
-        .iter()
-        .map(|model| model.backend.name().to_string())
-        .collect();
-    let bundle_ref = loaded.model.as_ref().map(|model| BundleRef {
-        name: model.bundle.manifest.name.clone(),
-        version: model.bundle.manifest.version.clone(),
-    });
-    let state = |status: &str, reason: Option<String>| {
-        serde_json::to_vec(&StateDocument {
-            status,
-            device: &config.device.id,
-            version: crate::VERSION,
-            bundle: bundle_ref.clone(),
-            backends: backends.clone(),
-            since: since.clone(),
-            reason,
-        })
-        .unwrap_or_default()
-    };
-    let online_state = match &loaded.problem {
-        None => state("online", None),
-        Some(problem) => state("degraded", Some(problem.clone())),
-    };
-    let offline_state = state("offline", None);
+    let state = Arc::new(StateBoard::new(&config.device.id));
+    state.set(
+        loaded.model.as_ref().map(|model| BundleRef {
+            name: model.bundle.manifest.name.clone(),
+            version: model.bundle.manifest.version.clone(),
+        }),
+        loaded
+            .model
+            .iter()
+            .map(|model| model.backend.name().to_string())
+            .collect(),
+        loaded.problem.clone(),
+    );
 
     let model: ActiveModel = Arc::new(ArcSwapOption::new(loaded.model.map(Arc::new)));
     let telemetry = Arc::new(Telemetry::new(config.telemetry.clone()));
-    let (client, eventloop) = transport::connect(&config.mqtt, &topics, offline_state.clone())?;
-    let sink = Arc::new(MqttReplySink::new(
-        client.clone(),
-        tokio::runtime::Handle::current(),
-    ));
+    let (client, eventloop) = transport::connect(&config.mqtt, &topics, state.render_offline())?;
+    let runtime = tokio::runtime::Handle::current();
+    let sink = Arc::new(MqttReplySink::new(client.clone(), runtime.clone()));
     let settings = PipelineSettings {
         device: config.device.id.clone(),
         workers: config.serve.workers,
@@ -164,14 +151,71 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
     let pipeline = Arc::new(Pipeline::start(
         settings,
         model.clone(),
-        sink,
+        sink.clone(),
         telemetry.clone(),
     ));
+
+    let publish_state = {
+        let client = client.clone();
+        let state = state.clone();
+        let topic = topics.state.clone();
+        let runtime = runtime.clone();
+        Box::new(move || {
+            if let Err(error) = runtime.block_on(transport::publish_json(
+                &client,
+                &topic,
+                QoS::AtLeastOnce,
+                true,
+                state.render_current(),
+            )) {
+                log::warn!("cannot publish state: {error}");
+            }
+        })
+    };
+    let trusted = TrustedKeys::from_config(&config.bundles.trusted_keys)
+        .map_err(|error| DaemonError::Fleet(error.to_string()))?;
+    let fleet_settings = FleetSettings {
+        allow_unsigned: config.bundles.allow_unsigned,
+        keep: config.bundles.keep,
+        transfer_limits: TransferLimits {
+            max_bundle_bytes: config.bundles.max_bundle_mib * 1024 * 1024,
+            ..TransferLimits::default()
+        },
+        unpack_limits: UnpackLimits {
+            max_total_bytes: config.bundles.max_bundle_mib * 1024 * 1024 * 4,
+            max_files: 10_000,
+            max_file_bytes: config.bundles.max_bundle_mib * 1024 * 1024 * 4,
+        },
+        profile: DeviceProfile {
+            tensorrt: config.device.tensorrt.clone(),
+            compute_capability: config.device.compute_capability.clone(),
+            dla_cores: config.device.dla_cores,
+        },
+    };
+    let fleet = Fleet::new(
+        fleet_settings,
+        store,
+        trusted,
+        model.clone(),
+        state.clone(),
+        publish_state,
+    )
+    .map_err(|error| DaemonError::Fleet(error.message))?;
+    let (commands, command_queue) = flume::bounded::<CommandJob>(256);
+    let fleet_thread = {
+        let device = config.device.id.clone();
+        let sink = sink.clone();
+        std::thread::Builder::new()
+            .name("packd-fleet".into())
+            .spawn(move || serve_commands(&fleet, &device, &command_queue, sink.as_ref()))
+            .map_err(|error| DaemonError::Fleet(error.to_string()))?
+    };
     let connection = Arc::new(Connection {
         client: client.clone(),
         topics: topics.clone(),
         pipeline: pipeline.clone(),
-        online_state,
+        commands,
+        state: state.clone(),
     });
 
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
@@ -213,13 +257,15 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
     );
     let draining = pipeline.clone();
     let _ = tokio::task::spawn_blocking(move || draining.shutdown()).await;
+    // The fleet thread ends once the connection (the last sender of commands) is gone.
+    drop(connection);
     background.cancel();
     if let Err(error) = transport::publish_json(
         &client,
         &topics.state,
         QoS::AtLeastOnce,
         true,
-        offline_state,
+        state.render_offline(),
     )
     .await
     {
@@ -244,8 +290,46 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
             log::warn!("broker did not take the final messages within 5 s");
         }
     }
+    let _ = tokio::task::spawn_blocking(move || fleet_thread.join()).await;
     log::info!("packd stopped");
     Ok(())
+}
+
+/// Applies bundle commands one at a time, replying and acknowledging each.
+fn serve_commands(
+    fleet: &Fleet,
+    device: &str,
+    queue: &flume::Receiver<CommandJob>,
+    sink: &dyn ReplySink,
+) {
+    while let Ok(job) = queue.recv() {
+        let result = match Command::parse(&job.command) {
+            Some(command) => fleet.handle(&command, &job.payload),
+            None => Some(Err(FleetError {
+                code: "bad_request",
+                message: format!("unknown bundle command '{}'", job.command),
+                missing: None,
+            })),
+        };
+        if let Some(result) = result {
+            let route = job.route.clone().or_else(|| {
+                crate::brief::read_envelope(&job.payload)
+                    .reply_to
+                    .map(|topic| ReplyRoute {
+                        topic,
+                        correlation: None,
+                    })
+            });
+            match route {
+                Some(route) => sink.send(&route, fleet::reply_body(device, &job.payload, result)),
+                None => log::warn!(
+                    "bundle command '{}' has no Response Topic and no reply_to; not answered",
+                    job.command
+                ),
+            }
+        }
+        (job.acknowledge)();
+    }
 }
 
 async fn publish_stats(

@@ -2,8 +2,9 @@
 //!
 //! The path of a brief, in module order: [`transport`] (MQTT) → [`serve`] (queue, workers) →
 //! [`brief`] (decoding) → [`features`] (model inputs) → [`backend`] (cpu / trt) →
-//! [`recommend`] (post-processing) → [`reply`]. Model bundles live apart in [`bundle`];
-//! [`config`] and [`telemetry`] sit at the edge.
+//! [`recommend`] (post-processing) → [`reply`]. Model bundles live apart in [`bundle`], and
+//! [`fleet`] applies the bundle commands to them; [`config`], [`state`] and [`telemetry`] sit
+//! at the edge.
 
 pub mod backend;
 pub mod brief;
@@ -12,9 +13,11 @@ pub mod colour;
 pub mod config;
 pub mod daemon;
 pub mod features;
+pub mod fleet;
 pub mod recommend;
 pub mod reply;
 pub mod serve;
+pub mod state;
 pub mod telemetry;
 pub mod transport;
 

@@ -524,12 +524,14 @@ fn unpack_checked(
                 .write_all(&copy_buffer[..read])
                 .map_err(|e| ArchiveError::io(&target, e))?;
         }
+        super::crashpoint::step("unpack: file written");
         if copied != declared {
             return Err(ArchiveError::Truncated { path: relative });
         }
         output
             .sync_all()
             .map_err(|e| ArchiveError::io(&target, e))?;
+        super::crashpoint::step("unpack: file synced");
         report.total_bytes += copied;
         report.files.push(relative);
     }
@@ -542,6 +544,7 @@ fn unpack_checked(
         File::open(dir)
             .and_then(|handle| handle.sync_all())
             .map_err(|e| ArchiveError::io(dir, e))?;
+        super::crashpoint::step("unpack: directory synced");
     }
     Ok(report)
 }

@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod catalogue;
+pub mod crashpoint;
 pub mod manifest;
 pub mod selftest;
 pub mod signature;

@@ -9,7 +9,14 @@ use super::{Bundle, BundleError, MANIFEST_FILE};
 
 /// The pointer file naming the active bundle's folder.
 pub const ACTIVE_POINTER: &str = "active";
-const STAGING_PREFIX: &str = ".staging-";
+/// The bundle that was active before the current one: what `rollback` returns to.
+pub const PREVIOUS_POINTER: &str = "previous";
+/// The last bundle that loaded and passed its self-test: the fallback at boot.
+pub const LAST_GOOD_POINTER: &str = "last-good";
+/// Where bundles that failed at boot are set aside.
+pub const REJECTED_DIR: &str = ".rejected";
+/// Staging folders (unpacked archives, seed copies) live here until renamed into place.
+pub const STAGING_PREFIX: &str = ".staging-";
 
 /// Installed bundles under one directory.
 #[derive(Debug, Clone)]
@@ -49,12 +56,217 @@ impl BundleStore {
 
     /// Folder name of the active bundle, if one is set.
     pub fn active_label(&self) -> Option<String> {
-        let text = fs::read_to_string(self.dir.join(ACTIVE_POINTER)).ok()?;
+        self.read_pointer(ACTIVE_POINTER)
+    }
+
+    /// Folder name a pointer file names, if it is set and plausible.
+    pub fn read_pointer(&self, pointer: &str) -> Option<String> {
+        let text = fs::read_to_string(self.dir.join(pointer)).ok()?;
         let label = text.trim().to_string();
-        (!label.is_empty()
+        let plausible = !label.is_empty()
             && super::manifest::is_safe_relative_path(&label)
-            && !label.contains('/'))
-        .then_some(label)
+            && !label.contains('/')
+            && !label.starts_with('.');
+        plausible.then_some(label)
+    }
+
+    /// Path of an installed bundle's folder.
+    pub fn path_of(&self, label: &str) -> PathBuf {
+        self.dir.join(label)
+    }
+
+    /// Whether `name@version` is installed.
+    pub fn is_installed(&self, label: &str) -> bool {
+        self.dir.join(label).join(MANIFEST_FILE).is_file()
+    }
+
+    /// A fresh, empty staging folder on the store's filesystem (so the final rename is atomic).
+    pub fn staging_dir(&self, purpose: &str) -> Result<PathBuf, BundleError> {
+        let staging = self
+            .dir
+            .join(format!("{STAGING_PREFIX}{purpose}-{}", std::process::id()));
+        if staging.exists() {
+            fs::remove_dir_all(&staging).map_err(|source| BundleError::Io {
+                path: staging.clone(),
+                source,
+            })?;
+        }
+        Ok(staging)
+    }
+
+    /// Moves a verified staging folder into place as `label`. An identical bundle already
+    /// installed under that label is kept (re-pushing the same bundle is harmless); a different
+    /// one is refused, since `name@version` must mean one thing across a fleet.
+    pub fn install_staged(&self, staging: &Path, label: &str) -> Result<(), BundleError> {
+        let target = self.dir.join(label);
+        if self.is_installed(label) {
+            let same = fs::read(target.join(MANIFEST_FILE)).ok()
+                == fs::read(staging.join(MANIFEST_FILE)).ok();
+            let _ = fs::remove_dir_all(staging);
+            return if same {
+                Ok(())
+            } else {
+                Err(BundleError::Manifest(format!(
+                    "a different bundle is already installed as {label}"
+                )))
+            };
+        }
+        if target.exists() {
+            // A folder without a manifest is the remains of an interrupted removal.
+            fs::remove_dir_all(&target).map_err(|source| BundleError::Io {
+                path: target.clone(),
+                source,
+            })?;
+        }
+        sync_dir(staging)?;
+        super::crashpoint::step("install: staging synced");
+        fs::rename(staging, &target).map_err(|source| BundleError::Io {
+            path: target.clone(),
+            source,
+        })?;
+        super::crashpoint::step("install: renamed into place");
+        sync_dir(&self.dir)?;
+        super::crashpoint::step("install: store synced");
+        Ok(())
+    }
+
+    /// Makes `label` active and remembers the bundle it replaces as `previous`.
+    pub fn activate(&self, label: &str) -> Result<Option<String>, BundleError> {
+        let replaced = self.active_label().filter(|current| current != label);
+        if let Some(replaced) = &replaced {
+            self.write_pointer(PREVIOUS_POINTER, replaced)?;
+        }
+        self.set_active(label)?;
+        Ok(replaced)
+    }
+
+    /// Records `label` as the last bundle known to load and pass its self-test.
+    pub fn mark_good(&self, label: &str) -> Result<(), BundleError> {
+        if self.read_pointer(LAST_GOOD_POINTER).as_deref() == Some(label) {
+            return Ok(());
+        }
+        self.write_pointer(LAST_GOOD_POINTER, label)
+    }
+
+    /// Moves a bundle that failed at boot out of the way, keeping it for inspection.
+    pub fn set_aside(&self, label: &str) -> Result<PathBuf, BundleError> {
+        let rejected = self.dir.join(REJECTED_DIR);
+        fs::create_dir_all(&rejected).map_err(|source| BundleError::Io {
+            path: rejected.clone(),
+            source,
+        })?;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_secs())
+            .unwrap_or(0);
+        let target = rejected.join(format!("{label}-{stamp}"));
+        fs::rename(self.dir.join(label), &target).map_err(|source| BundleError::Io {
+            path: target.clone(),
+            source,
+        })?;
+        sync_dir(&self.dir)?;
+        Ok(target)
+    }
+
+    /// Removes an installed bundle; the active one cannot be removed.
+    pub fn remove(&self, label: &str) -> Result<(), BundleError> {
+        if self.active_label().as_deref() == Some(label) {
+            return Err(BundleError::Manifest(format!(
+                "{label} is active and cannot be removed"
+            )));
+        }
+        if !self.is_installed(label) {
+            return Err(BundleError::MissingFile {
+                path: label.to_string(),
+            });
+        }
+        // Rename first so a crash never leaves a half-deleted folder under a valid name.
+        let doomed = self.dir.join(format!("{STAGING_PREFIX}removed-{label}"));
+        let _ = fs::remove_dir_all(&doomed);
+        fs::rename(self.dir.join(label), &doomed).map_err(|source| BundleError::Io {
+            path: doomed.clone(),
+            source,
+        })?;
+        sync_dir(&self.dir)?;
+        fs::remove_dir_all(&doomed).map_err(|source| BundleError::Io {
+            path: doomed.clone(),
+            source,
+        })?;
+        for pointer in [PREVIOUS_POINTER, LAST_GOOD_POINTER] {
+            if self.read_pointer(pointer).as_deref() == Some(label) {
+                let _ = fs::remove_file(self.dir.join(pointer));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every installed bundle, oldest first.
+    pub fn installed(&self) -> Vec<InstalledBundle> {
+        let mut found = Vec::new();
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return found;
+        };
+        for entry in entries.flatten() {
+            let label = entry.file_name().to_string_lossy().into_owned();
+            if label.starts_with('.') || !entry.path().join(MANIFEST_FILE).is_file() {
+                continue;
+            }
+            let Ok(text) = fs::read_to_string(entry.path().join(MANIFEST_FILE)) else {
+                continue;
+            };
+            let Ok(manifest) = super::Manifest::parse(&text) else {
+                continue;
+            };
+            let installed_at = entry
+                .metadata()
+                .and_then(|meta| meta.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            let mut targets = vec!["cpu".to_string()];
+            targets.extend(
+                manifest
+                    .engines
+                    .iter()
+                    .map(|engine| format!("trt:{}", engine.target)),
+            );
+            found.push(InstalledBundle {
+                label,
+                name: manifest.name.clone(),
+                version: manifest.version.clone(),
+                size: manifest.files.iter().map(|file| file.size).sum(),
+                installed_at,
+                targets,
+            });
+        }
+        found.sort_by(|a, b| {
+            a.installed_at
+                .cmp(&b.installed_at)
+                .then(a.label.cmp(&b.label))
+        });
+        found
+    }
+
+    /// Removes the oldest bundles beyond `keep`, never the active, previous or last good one.
+    pub fn prune(&self, keep: usize) -> Vec<String> {
+        let protected: Vec<String> = [ACTIVE_POINTER, PREVIOUS_POINTER, LAST_GOOD_POINTER]
+            .iter()
+            .filter_map(|pointer| self.read_pointer(pointer))
+            .collect();
+        let installed = self.installed();
+        let mut excess = installed.len().saturating_sub(keep.max(protected.len()));
+        let mut removed = Vec::new();
+        for bundle in installed {
+            if excess == 0 {
+                break;
+            }
+            if protected.contains(&bundle.label) {
+                continue;
+            }
+            if self.remove(&bundle.label).is_ok() {
+                removed.push(bundle.label);
+                excess -= 1;
+            }
+        }
+        removed
     }
 
     /// Opens and verifies the active bundle; `Ok(None)` when none is set.
@@ -97,10 +309,15 @@ impl BundleStore {
         Ok(Some(label))
     }
 
-    /// Points `active` at an installed bundle: write a temporary file, fsync, rename, fsync dir.
+    /// Points `active` at an installed bundle (without touching `previous`).
     pub fn set_active(&self, label: &str) -> Result<(), BundleError> {
-        let temporary = self.dir.join(format!("{ACTIVE_POINTER}.tmp"));
-        let final_path = self.dir.join(ACTIVE_POINTER);
+        self.write_pointer(ACTIVE_POINTER, label)
+    }
+
+    /// Replaces a pointer file atomically: temporary file, fsync, rename, fsync of the folder.
+    fn write_pointer(&self, pointer: &str, label: &str) -> Result<(), BundleError> {
+        let temporary = self.dir.join(format!("{pointer}.tmp"));
+        let final_path = self.dir.join(pointer);
         let io = |source| BundleError::Io {
             path: temporary.clone(),
             source,
@@ -108,13 +325,30 @@ impl BundleStore {
         let mut file = fs::File::create(&temporary).map_err(io)?;
         file.write_all(format!("{label}\n").as_bytes())
             .map_err(io)?;
+        super::crashpoint::step("pointer: written");
         file.sync_all().map_err(io)?;
+        super::crashpoint::step("pointer: synced");
         fs::rename(&temporary, &final_path).map_err(|source| BundleError::Io {
             path: final_path.clone(),
             source,
         })?;
-        sync_dir(&self.dir)
+        super::crashpoint::step("pointer: switched");
+        sync_dir(&self.dir)?;
+        super::crashpoint::step("pointer: store synced");
+        Ok(())
     }
+}
+
+/// One installed bundle, as `list` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstalledBundle {
+    pub label: String,
+    pub name: String,
+    pub version: String,
+    pub size: u64,
+    pub installed_at: std::time::SystemTime,
+    /// Where it can run: `cpu` always, plus each TensorRT engine's target.
+    pub targets: Vec<String>,
 }
 
 fn copy_tree(source: &Path, target: &Path, bundle: &Bundle) -> Result<(), BundleError> {

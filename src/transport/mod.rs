@@ -14,7 +14,7 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::MqttConfig;
-use crate::serve::{Job, Pipeline, ReplyRoute, ReplySink};
+use crate::serve::{Acknowledge, Job, Pipeline, ReplyRoute, ReplySink};
 pub use topics::Topics;
 
 /// Packets larger than this are not delivered to us by the broker (MQTT v5 Maximum Packet
@@ -186,14 +186,25 @@ pub async fn publish_json(
         .await
 }
 
-/// The connection loop: routes incoming briefs, keeps subscriptions and the retained state up,
-/// and reconnects with jittered exponential backoff until `cancel` fires.
+/// A bundle command as read off the socket, for the fleet thread.
+pub struct CommandJob {
+    /// The topic part after `bundles/`.
+    pub command: String,
+    pub payload: Bytes,
+    pub route: Option<ReplyRoute>,
+    pub acknowledge: Acknowledge,
+}
+
+/// The connection loop: routes incoming briefs and bundle commands, keeps subscriptions and the
+/// retained state up, and reconnects with jittered exponential backoff until `cancel` fires.
 pub struct Connection {
     pub client: AsyncClient,
     pub topics: Topics,
     pub pipeline: Arc<Pipeline>,
-    /// The retained `online` (or `degraded`) state, republished on every connection.
-    pub online_state: Vec<u8>,
+    /// Bundle commands go here, one at a time, in arrival order.
+    pub commands: flume::Sender<CommandJob>,
+    /// The retained state, republished on every connection.
+    pub state: Arc<crate::state::StateBoard>,
 }
 
 impl Connection {
@@ -250,7 +261,12 @@ impl Connection {
         // Subscriptions survive in a present session; (re)subscribing is still harmless and
         // covers a broker that lost its state.
         let _ = session_present;
-        for filter in self.topics.brief_filters() {
+        for filter in self
+            .topics
+            .brief_filters()
+            .into_iter()
+            .chain(self.topics.bundle_filters())
+        {
             if let Err(error) = self
                 .client
                 .subscribe(filter.clone(), QoS::AtLeastOnce)
@@ -264,7 +280,7 @@ impl Connection {
             &self.topics.state,
             QoS::AtLeastOnce,
             true,
-            self.online_state.clone(),
+            self.state.render_current(),
         )
         .await
         {
@@ -275,11 +291,6 @@ impl Connection {
     fn route(&self, publish: Publish) {
         let arrived = Instant::now();
         let topic = String::from_utf8_lossy(&publish.topic).into_owned();
-        if !self.topics.is_brief_topic(&topic) {
-            log::warn!("message on unexpected topic {topic} ignored");
-            self.acknowledge_now(&publish);
-            return;
-        }
         let properties = publish.properties.clone().unwrap_or_default();
         let route = properties
             .response_topic
@@ -288,24 +299,44 @@ impl Connection {
                 topic,
                 correlation: properties.correlation_data.clone(),
             });
-        let expires = properties
-            .message_expiry_interval
-            .map(|seconds| arrived + Duration::from_secs(u64::from(seconds)));
+        let payload: Bytes = publish.payload.clone();
+        if self.topics.is_brief_topic(&topic) {
+            let expires = properties
+                .message_expiry_interval
+                .map(|seconds| arrived + Duration::from_secs(u64::from(seconds)));
+            let acknowledge = self.acknowledger(publish);
+            self.pipeline.submit(Job {
+                payload,
+                route,
+                arrived,
+                expires,
+                acknowledge: Some(acknowledge),
+            });
+        } else if let Some(command) = self.topics.bundle_command(&topic) {
+            let job = CommandJob {
+                command: command.to_string(),
+                payload,
+                route,
+                acknowledge: self.acknowledger(publish),
+            };
+            // The fleet thread takes commands one at a time, in arrival order. If it is gone we
+            // are shutting down, and the broker redelivers the unacknowledged command later.
+            let _ = self.commands.send(job);
+        } else {
+            log::warn!("message on unexpected topic {topic} ignored");
+            self.acknowledge_now(&publish);
+        }
+    }
+
+    /// Acknowledges the delivery once called (from any thread).
+    fn acknowledger(&self, publish: Publish) -> Acknowledge {
         let client = self.client.clone();
         let runtime = Handle::current();
-        let payload: Bytes = publish.payload.clone();
-        let acknowledge = Box::new(move || {
+        Box::new(move || {
             if let Err(error) = runtime.block_on(client.ack(&publish)) {
-                log::warn!("cannot acknowledge a brief: {error}");
+                log::warn!("cannot acknowledge a message: {error}");
             }
-        });
-        self.pipeline.submit(Job {
-            payload,
-            route,
-            arrived,
-            expires,
-            acknowledge: Some(acknowledge),
-        });
+        })
     }
 
     fn acknowledge_now(&self, publish: &Publish) {

@@ -41,6 +41,29 @@ impl Topics {
         filters
     }
 
+    /// Subscription filters for bundle commands: the device's and every pool's (not shared:
+    /// every appliance of a pool acts on a pool command and replies for itself).
+    pub fn bundle_filters(&self) -> Vec<String> {
+        let mut filters = vec![format!("{}/devices/{}/bundles/#", self.prefix, self.device)];
+        filters.extend(
+            self.pools
+                .iter()
+                .map(|pool| format!("{}/pools/{pool}/bundles/#", self.prefix)),
+        );
+        filters
+    }
+
+    /// The command part (`begin`, `chunk/t/3`, …) of a bundle-command topic of ours.
+    pub fn bundle_command<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        let device_prefix = format!("{}/devices/{}/bundles/", self.prefix, self.device);
+        if let Some(command) = topic.strip_prefix(&device_prefix) {
+            return Some(command);
+        }
+        self.pools
+            .iter()
+            .find_map(|pool| topic.strip_prefix(&format!("{}/pools/{pool}/bundles/", self.prefix)))
+    }
+
     /// Whether a delivered message's topic is one of our brief topics.
     pub fn is_brief_topic(&self, topic: &str) -> bool {
         topic == self.device_briefs
@@ -70,5 +93,24 @@ mod tests {
         );
         assert!(topics.is_brief_topic("packd/v1/pools/store-9/briefs"));
         assert!(!topics.is_brief_topic("packd/v1/pools/other/briefs"));
+        assert_eq!(
+            topics.bundle_filters(),
+            [
+                "packd/v1/devices/orin-17/bundles/#",
+                "packd/v1/pools/store-9/bundles/#"
+            ]
+        );
+        assert_eq!(
+            topics.bundle_command("packd/v1/devices/orin-17/bundles/chunk/t/3"),
+            Some("chunk/t/3")
+        );
+        assert_eq!(
+            topics.bundle_command("packd/v1/pools/store-9/bundles/list"),
+            Some("list")
+        );
+        assert_eq!(
+            topics.bundle_command("packd/v1/devices/other/bundles/list"),
+            None
+        );
     }
 }

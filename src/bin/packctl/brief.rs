@@ -1,4 +1,4 @@
-//! `packctl`: the operator's tool. `packctl brief …` sends one brief and prints the reply.
+//! `packctl brief`: one brief from the command line, printed as a table or JSON.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,33 +6,16 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use clap::{Args, Parser, Subcommand};
-use packd::config::{Config, EXIT_BAD_CONFIG};
+use clap::Args;
+use packd::config::Config;
 use packd::transport::{self, Topics};
 use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event};
 use serde_json::{json, Value};
 
-/// Operate packd appliances over MQTT (reads the same mqtt.* settings as packd).
-#[derive(Parser)]
-#[command(name = "packctl", version, about)]
-struct Arguments {
-    /// Configuration file (default /etc/packd/packd.toml, optional).
-    #[arg(long, value_name = "FILE", global = true)]
-    config: Option<PathBuf>,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Send one brief and print the reply.
-    Brief(BriefArguments),
-}
-
 #[derive(Args)]
-struct BriefArguments {
+pub struct BriefArguments {
     /// Appliance id (default: this configuration's device.id).
     #[arg(long, conflicts_with = "pool")]
     device: Option<String>,
@@ -80,38 +63,7 @@ struct BriefArguments {
     timeout_s: u64,
 }
 
-fn main() -> ExitCode {
-    let arguments = Arguments::parse();
-    let config = match Config::load(arguments.config.as_deref()) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("packctl: {error}");
-            return ExitCode::from(EXIT_BAD_CONFIG as u8);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("packctl: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = match arguments.command {
-        Command::Brief(brief) => runtime.block_on(send_brief(&config, brief)),
-    };
-    match result {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("packctl: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn send_brief(config: &Config, arguments: BriefArguments) -> anyhow::Result<ExitCode> {
+pub async fn send_brief(config: &Config, arguments: BriefArguments) -> anyhow::Result<ExitCode> {
     let device = arguments
         .device
         .clone()

@@ -1,0 +1,438 @@
+//! Bundle work that needs no broker: `keygen`, `bundle build`, `bundle sign`, `bundle inspect`.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use clap::Args;
+use packd::bundle::archive::{self, Compression, UnpackLimits};
+use packd::bundle::signature::{self, TrustedKeys};
+use packd::bundle::Bundle;
+use serde::{Deserialize, Serialize};
+
+/// Bounds for unpacking an archive to inspect it: generous for a real bundle with engines, but
+/// a hostile archive cannot fill the disk or the inode table.
+const INSPECT_LIMITS: UnpackLimits = UnpackLimits {
+    max_total_bytes: 16 * 1024 * 1024 * 1024,
+    max_files: 10_000,
+    max_file_bytes: 8 * 1024 * 1024 * 1024,
+};
+
+#[derive(Args)]
+pub struct KeygenArguments {
+    /// Key name: writes NAME.key (secret, mode 0600) and NAME.pub (public).
+    #[arg(long)]
+    name: String,
+    /// Directory to write the key files to (created if missing).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    dir: PathBuf,
+}
+
+#[derive(Args)]
+pub struct BuildArguments {
+    /// Bundle directory (holding manifest.toml); it must verify as a bundle.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// Archive to write (default NAME-VERSION.bundle.tar.zst, or .bundle.tar with
+    /// --no-compress, in the current directory).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Write a plain tar archive instead of a zstd-compressed one.
+    #[arg(long)]
+    no_compress: bool,
+    /// zstd compression level (1-22).
+    #[arg(long, value_name = "LEVEL", default_value_t = 9,
+          value_parser = clap::value_parser!(i32).range(1..=22))]
+    zstd_level: i32,
+}
+
+#[derive(Args)]
+pub struct SignArguments {
+    /// Bundle archive to sign; the signature goes to FILE.sig.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// Secret key file (NAME.key from `packctl keygen`).
+    #[arg(long, value_name = "KEYFILE")]
+    key: PathBuf,
+}
+
+#[derive(Args)]
+pub struct InspectArguments {
+    /// Bundle archive to inspect (FILE.sig, when present, is checked too).
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// Trusted public keys (files or inline base64) to check FILE.sig against; default: the
+    /// configuration's bundles.trusted_keys.
+    #[arg(long, value_name = "KEY", num_args = 1..)]
+    trusted: Vec<String>,
+}
+
+/// `FILE.sig`: what `begin` needs besides the archive itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignatureFile {
+    pub sha256: String,
+    pub signature: String,
+    pub key_id: String,
+}
+
+/// Where the signature of an archive lives: the archive's path with `.sig` appended.
+pub fn signature_path(file: &Path) -> PathBuf {
+    let mut path = file.as_os_str().to_owned();
+    path.push(".sig");
+    PathBuf::from(path)
+}
+
+/// Reads `FILE.sig`; `Ok(None)` when there is none.
+pub fn read_signature(file: &Path) -> anyhow::Result<Option<SignatureFile>> {
+    let path = signature_path(file);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => anyhow::bail!("{}: {error}", path.display()),
+    };
+    let signature: SignatureFile = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: not a signature file (expected JSON with sha256, signature, key_id)",
+            path.display()
+        )
+    })?;
+    Ok(Some(signature))
+}
+
+/// SHA-256 and size of an archive.
+pub fn digest_of(file: &Path) -> anyhow::Result<([u8; 32], u64)> {
+    let size = fs::metadata(file)
+        .with_context(|| file.display().to_string())?
+        .len();
+    let digest = archive::sha256_of(file)?;
+    Ok((digest, size))
+}
+
+pub fn keygen(arguments: KeygenArguments) -> anyhow::Result<ExitCode> {
+    fs::create_dir_all(&arguments.dir)
+        .with_context(|| format!("cannot create {}", arguments.dir.display()))?;
+    let files = signature::write_keypair(&arguments.dir, &arguments.name)?;
+    let public = signature::read_public_key(&files.public_path)?;
+    let inline = base64::engine::general_purpose::STANDARD.encode(public.as_bytes());
+    println!("key id      {}", files.key_id);
+    println!(
+        "secret key  {}  (keep it private: it signs bundles)",
+        files.secret_path.display()
+    );
+    println!("public key  {}", files.public_path.display());
+    println!();
+    println!("Trust it on an appliance with this line in the [bundles] section of packd.toml:");
+    println!("trusted_keys = [\"{inline}\"]");
+    println!(
+        "(or list the path of a copy of {} instead)",
+        files.public_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn build(arguments: BuildArguments) -> anyhow::Result<ExitCode> {
+    let dir = &arguments.dir;
+    let bundle = Bundle::open(dir)
+        .map_err(|error| anyhow::anyhow!("{} is not a valid bundle: {error}", dir.display()))?;
+    let manifest = &bundle.manifest;
+    let (compression, extension) = if arguments.no_compress {
+        (Compression::None, "bundle.tar")
+    } else {
+        (
+            Compression::Zstd {
+                level: arguments.zstd_level,
+            },
+            "bundle.tar.zst",
+        )
+    };
+    let out = arguments.out.clone().unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "{}-{}.{extension}",
+            manifest.name, manifest.version
+        ))
+    });
+    let parent = match out.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let canonical_dir = dir
+        .canonicalize()
+        .with_context(|| dir.display().to_string())?;
+    let canonical_parent = parent
+        .canonicalize()
+        .with_context(|| format!("output directory {}", parent.display()))?;
+    if canonical_parent.starts_with(&canonical_dir) {
+        anyhow::bail!(
+            "{} is inside the bundle directory {}: it would end up in its own archive; \
+             choose another --out",
+            out.display(),
+            dir.display()
+        );
+    }
+    // Written beside the destination and renamed into place, so a failed build leaves no
+    // half-written archive under the final name.
+    let mut temporary = tempfile::Builder::new()
+        .prefix(".packctl-build-")
+        .tempfile_in(&parent)
+        .with_context(|| format!("cannot create a file in {}", parent.display()))?;
+    {
+        let mut writer = std::io::BufWriter::new(temporary.as_file_mut());
+        archive::pack(dir, &mut writer, compression)?;
+        writer
+            .flush()
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
+    temporary
+        .as_file()
+        .sync_all()
+        .with_context(|| format!("writing {}", out.display()))?;
+    make_readable(temporary.as_file(), &out)?;
+    temporary
+        .persist(&out)
+        .map_err(|error| anyhow::anyhow!("cannot write {}: {}", out.display(), error.error))?;
+    let (digest, size) = digest_of(&out)?;
+    println!("name     {}", manifest.name);
+    println!("version  {}", manifest.version);
+    println!("archive  {}", out.display());
+    println!("size     {size} bytes ({})", human_bytes(size));
+    println!("sha256   {}", hex::encode(digest));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn sign(arguments: SignArguments) -> anyhow::Result<ExitCode> {
+    let secret = signature::read_secret_key(&arguments.key)?;
+    let (digest, _) = digest_of(&arguments.file)?;
+    let signed = SignatureFile {
+        sha256: hex::encode(digest),
+        signature: signature::sign(&secret, &digest),
+        key_id: signature::key_id(&secret.verifying_key()),
+    };
+    let text = serde_json::to_string_pretty(&signed)? + "\n";
+    let path = signature_path(&arguments.file);
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut temporary = tempfile::Builder::new()
+        .prefix(".packctl-sign-")
+        .tempfile_in(&parent)
+        .with_context(|| format!("cannot create a file in {}", parent.display()))?;
+    temporary
+        .write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    make_readable(temporary.as_file(), &path)?;
+    temporary
+        .persist(&path)
+        .map_err(|error| anyhow::anyhow!("cannot write {}: {}", path.display(), error.error))?;
+    print!("{text}");
+    eprintln!("signature written to {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How an archive's signature file checks out.
+pub enum SignatureStatus {
+    Unsigned,
+    /// Valid, by a trusted key.
+    Verified {
+        key_id: String,
+    },
+    /// Well formed, but there were no trusted keys to check it against.
+    Unchecked {
+        key_id: String,
+    },
+    /// Wrong digest, unknown key or a signature that does not verify.
+    Bad {
+        reason: String,
+    },
+}
+
+/// Checks `FILE.sig` against the archive's digest and the trusted keys.
+pub fn check_signature(
+    signature: Option<&SignatureFile>,
+    digest: &[u8; 32],
+    trusted: &TrustedKeys,
+) -> SignatureStatus {
+    let Some(signature) = signature else {
+        return SignatureStatus::Unsigned;
+    };
+    if !signature.sha256.eq_ignore_ascii_case(&hex::encode(digest)) {
+        return SignatureStatus::Bad {
+            reason: format!(
+                "the signature is for sha256 {}, not this archive (sign it again)",
+                signature.sha256
+            ),
+        };
+    }
+    if trusted.is_empty() {
+        return SignatureStatus::Unchecked {
+            key_id: signature.key_id.clone(),
+        };
+    }
+    match signature::verify(trusted, digest, &signature.signature, &signature.key_id) {
+        Ok(()) => SignatureStatus::Verified {
+            key_id: signature.key_id.clone(),
+        },
+        Err(signature::SignatureError::UnknownKey(_)) => SignatureStatus::Bad {
+            reason: format!(
+                "signed by key {}, which is not among the trusted keys",
+                signature.key_id
+            ),
+        },
+        Err(error) => SignatureStatus::Bad {
+            reason: format!("key {}: {error}", signature.key_id),
+        },
+    }
+}
+
+/// `trusted` is the `--trusted` list, or `None` to use the configuration's trusted keys (loaded
+/// only when needed).
+pub fn inspect(
+    arguments: InspectArguments,
+    config_keys: impl FnOnce() -> anyhow::Result<Vec<String>>,
+) -> anyhow::Result<ExitCode> {
+    let file = &arguments.file;
+    let (digest, size) = digest_of(file)?;
+    let scratch = tempfile::Builder::new()
+        .prefix("packctl-inspect-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let unpacked = scratch.path().join("bundle");
+    let report = archive::unpack(file, &unpacked, &INSPECT_LIMITS).map_err(|error| {
+        anyhow::anyhow!("{} is not a valid bundle archive: {error}", file.display())
+    })?;
+    let bundle = Bundle::open(&unpacked)
+        .map_err(|error| anyhow::anyhow!("{} is not a valid bundle: {error}", file.display()))?;
+    let manifest = &bundle.manifest;
+
+    println!("archive     {}", file.display());
+    println!("size        {size} bytes ({})", human_bytes(size));
+    println!("sha256      {}", hex::encode(digest));
+    println!("name        {}", manifest.name);
+    println!("version     {}", manifest.version);
+    println!("created     {}", manifest.created);
+    if !manifest.description.is_empty() {
+        println!("description {}", manifest.description);
+    }
+    println!(
+        "files       {} ({} unpacked)",
+        report.files.len(),
+        human_bytes(report.total_bytes)
+    );
+    println!(
+        "models      fp32 {}, int8 {}",
+        manifest.model.fp32, manifest.model.int8
+    );
+    println!("tensors");
+    for (direction, tensors) in [
+        ("in ", &manifest.model.inputs),
+        ("out", &manifest.model.outputs),
+    ] {
+        for tensor in tensors.iter() {
+            println!(
+                "  {direction} {:<10} {} {:?}",
+                tensor.name, tensor.dtype, tensor.shape
+            );
+        }
+    }
+    println!(
+        "vocabulary  {} terms (version {})",
+        bundle.vocabulary.len(),
+        bundle.vocabulary.version
+    );
+    let catalogues = &manifest.catalogues;
+    println!("catalogues");
+    for (label, entry) in [
+        ("styles", &catalogues.styles),
+        ("palettes", &catalogues.palettes),
+        ("fonts", &catalogues.fonts),
+        ("layouts", &catalogues.layouts),
+    ] {
+        println!(
+            "  {label:<9} {:>4}  (version {})",
+            entry.count, entry.version
+        );
+    }
+    if manifest.engines.is_empty() {
+        println!("engines     none (ONNX only)");
+    } else {
+        println!("engines");
+        for engine in &manifest.engines {
+            println!(
+                "  {:<5} {:<5} TensorRT {} CUDA {} sm {}{}  {}",
+                engine.target,
+                engine.precision,
+                engine.tensorrt,
+                engine.cuda,
+                engine.compute_capability,
+                engine
+                    .dla_cores
+                    .map(|cores| format!(" ({cores} DLA cores)"))
+                    .unwrap_or_default(),
+                engine.file
+            );
+        }
+    }
+
+    let signature = read_signature(file)?;
+    let mut source = "--trusted";
+    let trusted = if signature.is_none() {
+        TrustedKeys::default()
+    } else if arguments.trusted.is_empty() {
+        source = "bundles.trusted_keys";
+        TrustedKeys::from_config(&config_keys()?)?
+    } else {
+        TrustedKeys::from_config(&arguments.trusted)?
+    };
+    let sig_path = signature_path(file);
+    match check_signature(signature.as_ref(), &digest, &trusted) {
+        SignatureStatus::Unsigned => {
+            println!(
+                "signature   none ({} not found; appliances refuse it unless allow_unsigned)",
+                sig_path.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        SignatureStatus::Verified { key_id } => {
+            println!("signature   valid, key {key_id} (trusted by {source})");
+            Ok(ExitCode::SUCCESS)
+        }
+        SignatureStatus::Unchecked { key_id } => {
+            println!(
+                "signature   by key {key_id}, not verified: no trusted keys \
+                 (give --trusted or set bundles.trusted_keys)"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        SignatureStatus::Bad { reason } => {
+            println!("signature   BAD: {reason}");
+            eprintln!("packctl: {}: bad signature: {reason}", sig_path.display());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Temporary files are created 0600; an archive and its signature are for sharing (0644).
+fn make_readable(file: &fs::File, path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    file.set_permissions(fs::Permissions::from_mode(0o644))
+        .with_context(|| format!("cannot set the permissions of {}", path.display()))
+}
+
+/// `1.5 MiB`-style sizes for people (exact byte counts are printed beside them).
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

@@ -1,0 +1,931 @@
+//! Bundle commands sent to appliances: `bundle push`, `list`, `activate`, `rollback`, `remove`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::IsTerminal as _;
+use std::os::unix::fs::FileExt as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use packd::bundle::archive;
+use packd::bundle::transfer::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
+use packd::bundle::Bundle;
+use packd::config::Config;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use crate::local::{self, human_bytes};
+use crate::session::{check_topic_level, Expect, Lost, Session, Target, Wait};
+
+/// Connections lost during one push before it gives up.
+const MAX_RECONNECTS: u32 = 20;
+/// Archives are unpacked and verified before a push with these bounds.
+const PREFLIGHT_LIMITS: archive::UnpackLimits = archive::UnpackLimits {
+    max_total_bytes: 16 * 1024 * 1024 * 1024,
+    max_files: 10_000,
+    max_file_bytes: 8 * 1024 * 1024 * 1024,
+};
+
+#[derive(Args, Clone)]
+#[group(id = "target", required = true, multiple = false)]
+pub struct TargetArguments {
+    /// Appliance id to address.
+    #[arg(long, value_name = "ID")]
+    device: Option<String>,
+    /// Pool to address: every appliance of the pool acts and replies for itself.
+    #[arg(long, value_name = "NAME")]
+    pool: Option<String>,
+}
+
+impl TargetArguments {
+    fn target(&self) -> anyhow::Result<Target> {
+        match (&self.device, &self.pool) {
+            (Some(device), None) => {
+                check_topic_level("device id", device)?;
+                Ok(Target::Device(device.clone()))
+            }
+            (None, Some(pool)) => {
+                check_topic_level("pool name", pool)?;
+                Ok(Target::Pool(pool.clone()))
+            }
+            _ => anyhow::bail!("give exactly one of --device ID or --pool NAME"),
+        }
+    }
+}
+
+#[derive(Args, Clone)]
+pub struct ReplyArguments {
+    /// With --pool: the number of appliances to wait for (default: until no new reply for
+    /// --quiet-s after the first one).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    expect: Option<u64>,
+    /// Seconds to wait for the replies to each request.
+    #[arg(long, value_name = "S", default_value_t = 30)]
+    timeout_s: u64,
+    /// With --pool and no --expect: seconds without a new reply after which no more are
+    /// awaited.
+    #[arg(long, value_name = "S", default_value_t = 3)]
+    quiet_s: u64,
+    /// Print the raw JSON replies (one object for --device, an array for --pool).
+    #[arg(long)]
+    json: bool,
+}
+
+impl ReplyArguments {
+    fn wait(&self) -> Wait {
+        Wait {
+            timeout: Duration::from_secs(self.timeout_s.max(1)),
+            quiet: Duration::from_secs(self.quiet_s),
+        }
+    }
+
+    fn expect(&self, target: &Target) -> Expect {
+        match target {
+            Target::Device(device) => Expect::Devices(BTreeSet::from([device.clone()])),
+            Target::Pool(_) => Expect::Pool {
+                count: self.expect.map(|count| count as usize),
+            },
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct PushArguments {
+    /// Bundle archive to push (from `packctl bundle build`); its signature is read from
+    /// FILE.sig.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    #[command(flatten)]
+    target: TargetArguments,
+    /// Chunk size in bytes (one MQTT message each).
+    #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024,
+          value_parser = clap::value_parser!(u64).range(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE))]
+    chunk_size: u64,
+    /// Activate the bundle once installed (the default).
+    #[arg(long, overrides_with = "no_activate")]
+    activate: bool,
+    /// Install the bundle without activating it.
+    #[arg(long)]
+    no_activate: bool,
+    /// Push a bundle that has no FILE.sig (appliances accept it only with allow_unsigned).
+    #[arg(long)]
+    unsigned: bool,
+    /// With --pool: the number of appliances to wait for (default: until no new reply for
+    /// --quiet-s after the first one); fewer answering is a failure.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    expect: Option<u64>,
+    /// Seconds to wait for the replies to each request (a commit unpacks, verifies and
+    /// self-tests the bundle), for the broker to acknowledge the chunks, and to reconnect.
+    #[arg(long, value_name = "S", default_value_t = 120)]
+    timeout_s: u64,
+    /// With --pool and no --expect: seconds without a new begin reply after which no more are
+    /// awaited.
+    #[arg(long, value_name = "S", default_value_t = 3)]
+    quiet_s: u64,
+    /// Commits answered with missing_chunks are followed by a resend and a new commit at most
+    /// this many times.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    commit_retries: u32,
+    /// Print the final replies as JSON (one object for --device, an array for --pool).
+    #[arg(long)]
+    json: bool,
+}
+
+/// What `bundle list|activate|rollback|remove` asks.
+pub enum Simple {
+    List,
+    Activate { name: String, version: String },
+    Rollback,
+    Remove { name: String, version: String },
+}
+
+impl Simple {
+    fn command(&self) -> &'static str {
+        match self {
+            Simple::List => "list",
+            Simple::Activate { .. } => "activate",
+            Simple::Rollback => "rollback",
+            Simple::Remove { .. } => "remove",
+        }
+    }
+
+    fn body(&self) -> Value {
+        match self {
+            Simple::List | Simple::Rollback => json!({}),
+            Simple::Activate { name, version } | Simple::Remove { name, version } => {
+                json!({"name": name, "version": version})
+            }
+        }
+    }
+}
+
+fn client_id() -> String {
+    format!("packctl-{}-{:08x}", std::process::id(), fastrand::u32(..))
+}
+
+/// `bundle list|activate|rollback|remove`: one request, the replies printed.
+pub async fn simple(
+    config: &Config,
+    target: TargetArguments,
+    replies_arguments: ReplyArguments,
+    request: Simple,
+) -> anyhow::Result<ExitCode> {
+    let target = target.target()?;
+    let mut session = Session::connect(&config.mqtt, &client_id()).await?;
+    let topic = target.topic(&config.mqtt.prefix, request.command());
+    let expect = replies_arguments.expect(&target);
+    let wait = replies_arguments.wait();
+    let exchange = async {
+        let correlation = session.request(&[topic], &request.body()).await?;
+        session.collect(&correlation, &expect, wait).await
+    };
+    let replies = exchange.await.map_err(|lost: Lost| anyhow::anyhow!(lost))?;
+    session.disconnect().await;
+    if replies.is_empty() {
+        anyhow::bail!(
+            "no reply to {} from {} within {} s (is packd running and connected to {}?)",
+            request.command(),
+            target.describe(),
+            wait.timeout.as_secs(),
+            config.mqtt.url
+        );
+    }
+    let shortfall = shortfall(&expect, &replies);
+    if replies_arguments.json {
+        print_json(&target, &replies)?;
+    } else if matches!(request, Simple::List) {
+        print_lists(&replies);
+    } else {
+        print_results(&replies);
+    }
+    if let Some(message) = &shortfall {
+        eprintln!("packctl: {message}");
+    }
+    let failed = replies.values().any(|reply| reply["status"] == "error");
+    Ok(if failed || shortfall.is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `expected N appliances, M answered` when a pool fell short of --expect.
+fn shortfall(expect: &Expect, replies: &BTreeMap<String, Value>) -> Option<String> {
+    match expect {
+        Expect::Pool { count: Some(count) } if replies.len() < *count => Some(format!(
+            "expected {count} appliances to answer, {} did",
+            replies.len()
+        )),
+        _ => None,
+    }
+}
+
+/// Where one appliance stands in a push.
+#[derive(Debug, Clone)]
+enum DeviceState {
+    /// Answered `begin`: these chunk ranges still have to reach it before a commit.
+    Ready { missing: Vec<(u64, u64)> },
+    /// Finished, for better or worse: its last reply (an error reply when it failed).
+    Done(Value),
+}
+
+struct Push {
+    file: File,
+    path: PathBuf,
+    size: u64,
+    chunk_size: u64,
+    chunk_count: u64,
+    transfer: String,
+    begin: Value,
+    activate: bool,
+    target: Target,
+    prefix: String,
+    expect: Option<usize>,
+    wait: Wait,
+    commit_retries: u32,
+    /// Appliances heard from, once the first `begin` was answered.
+    devices: Option<BTreeMap<String, DeviceState>>,
+    bytes_sent: u64,
+    sending: Duration,
+    shortfall: Option<String>,
+}
+
+enum PushError {
+    Lost(Lost),
+    Fatal(anyhow::Error),
+}
+
+impl From<Lost> for PushError {
+    fn from(lost: Lost) -> PushError {
+        PushError::Lost(lost)
+    }
+}
+
+impl From<anyhow::Error> for PushError {
+    fn from(error: anyhow::Error) -> PushError {
+        PushError::Fatal(error)
+    }
+}
+
+/// `bundle push`.
+pub async fn push(config: &Config, arguments: PushArguments) -> anyhow::Result<ExitCode> {
+    let target = arguments.target.target()?;
+    let path = arguments.file.clone();
+    let (digest, size) = local::digest_of(&path)?;
+    let sha256 = hex::encode(digest);
+    let (name, version) = preflight(&path)?;
+    let mut begin = json!({
+        "transfer": sha256[..32].to_string(),
+        "name": name,
+        "version": version,
+        "size": size,
+        "sha256": sha256,
+        "chunk_size": arguments.chunk_size,
+    });
+    if !arguments.unsigned {
+        let signature = local::read_signature(&path)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} has no signature file {}: sign it with `packctl bundle sign`, \
+                 or push with --unsigned (accepted only where allow_unsigned = true)",
+                path.display(),
+                local::signature_path(&path).display()
+            )
+        })?;
+        if !signature.sha256.eq_ignore_ascii_case(&sha256) {
+            anyhow::bail!(
+                "{} is for sha256 {}, but {} has sha256 {sha256}: sign it again",
+                local::signature_path(&path).display(),
+                signature.sha256,
+                path.display()
+            );
+        }
+        begin["signature"] = json!(signature.signature);
+        begin["key_id"] = json!(signature.key_id);
+    }
+    let file = File::open(&path).with_context(|| path.display().to_string())?;
+    let mut push = Push {
+        file,
+        path: path.clone(),
+        size,
+        chunk_size: arguments.chunk_size,
+        chunk_count: size.div_ceil(arguments.chunk_size),
+        transfer: sha256[..32].to_string(),
+        begin,
+        activate: !arguments.no_activate,
+        target: target.clone(),
+        prefix: config.mqtt.prefix.clone(),
+        expect: match target {
+            Target::Pool(_) => arguments.expect.map(|count| count as usize),
+            Target::Device(_) => None,
+        },
+        wait: Wait {
+            timeout: Duration::from_secs(arguments.timeout_s.max(1)),
+            quiet: Duration::from_secs(arguments.quiet_s),
+        },
+        commit_retries: arguments.commit_retries,
+        devices: None,
+        bytes_sent: 0,
+        sending: Duration::ZERO,
+        shortfall: None,
+    };
+    eprintln!(
+        "pushing {name} {version} ({}, {} chunks of {}) to {}, transfer {}",
+        human_bytes(size),
+        push.chunk_count,
+        human_bytes(push.chunk_size),
+        target.describe(),
+        push.transfer
+    );
+
+    let client_id = client_id();
+    // Throughput is measured from here: the checks above are local work, not the transfer.
+    let started = Instant::now();
+    let mut session = Session::connect(&config.mqtt, &client_id).await?;
+    let mut reconnects = 0;
+    loop {
+        match push.run(&mut session).await {
+            Ok(()) => break,
+            Err(PushError::Fatal(error)) => return Err(error),
+            Err(PushError::Lost(lost)) => {
+                reconnects += 1;
+                if reconnects > MAX_RECONNECTS {
+                    anyhow::bail!("{lost}; gave up after {MAX_RECONNECTS} reconnections");
+                }
+                eprintln!("packctl: {lost}; reconnecting to resume");
+                session = reconnect(config, &client_id, push.wait.timeout).await?;
+            }
+        }
+    }
+    session.disconnect().await;
+    let elapsed = started.elapsed();
+
+    let results = push.results();
+    if arguments.json {
+        print_json(&target, &results)?;
+    } else {
+        print_results(&results);
+    }
+    if let Some(message) = &push.shortfall {
+        eprintln!("packctl: {message}");
+    }
+    let seconds = elapsed.as_secs_f64().max(1e-9);
+    let sending = push.sending.as_secs_f64();
+    eprintln!(
+        "sent {} bytes in {:.2} s from connect to the last commit reply: {:.2} MB/s \
+         (chunk sending alone {:.2} s, {:.2} MB/s)",
+        push.bytes_sent,
+        seconds,
+        push.bytes_sent as f64 / 1e6 / seconds,
+        sending,
+        if sending > 0.0 {
+            push.bytes_sent as f64 / 1e6 / sending
+        } else {
+            0.0
+        }
+    );
+    let failed = results.values().any(|reply| reply["status"] == "error");
+    Ok(if failed || push.shortfall.is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Verifies the archive as an appliance would (short of the signature and self-test), so a
+/// broken bundle is refused before any byte is sent; returns its name and version.
+fn preflight(path: &std::path::Path) -> anyhow::Result<(String, String)> {
+    let scratch = tempfile::Builder::new()
+        .prefix("packctl-push-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let unpacked = scratch.path().join("bundle");
+    archive::unpack(path, &unpacked, &PREFLIGHT_LIMITS).map_err(|error| {
+        anyhow::anyhow!("{} is not a valid bundle archive: {error}", path.display())
+    })?;
+    let bundle = Bundle::open(&unpacked)
+        .map_err(|error| anyhow::anyhow!("{} is not a valid bundle: {error}", path.display()))?;
+    Ok((bundle.manifest.name, bundle.manifest.version))
+}
+
+/// Opens a new session after a lost one, retrying until `window` has passed.
+async fn reconnect(config: &Config, client_id: &str, window: Duration) -> anyhow::Result<Session> {
+    let deadline = Instant::now() + window;
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        tokio::time::sleep(backoff).await;
+        match Session::connect(&config.mqtt, client_id).await {
+            Ok(session) => return Ok(session),
+            Err(error) if Instant::now() + backoff >= deadline => {
+                return Err(
+                    error.context(format!("could not reconnect within {} s", window.as_secs()))
+                )
+            }
+            Err(_) => backoff = (backoff * 2).min(Duration::from_secs(5)),
+        }
+    }
+}
+
+impl Push {
+    /// One attempt over one connection: begin (for whoever is not finished), the missing
+    /// chunks, commits until every appliance has finished or the retries are spent.
+    async fn run(&mut self, session: &mut Session) -> Result<(), PushError> {
+        self.begin(session).await?;
+        for round in 0..=self.commit_retries {
+            let sends = self.chunk_sends();
+            if !sends.is_empty() {
+                let label = if round == 0 { "sending" } else { "resending" };
+                self.send_chunks(session, &sends, label).await?;
+            }
+            let ready = self.ready_devices();
+            if ready.is_empty() {
+                return Ok(());
+            }
+            self.commit(session, &ready).await?;
+            if self.ready_devices().is_empty() {
+                return Ok(());
+            }
+        }
+        let retries = self.commit_retries;
+        for (device, state) in self.devices.iter_mut().flatten() {
+            if let DeviceState::Ready { missing } = state {
+                *state = DeviceState::Done(error_reply(
+                    device,
+                    "missing_chunks",
+                    &format!(
+                        "chunks {} still missing after {retries} resends",
+                        format_ranges(missing)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn ready_devices(&self) -> BTreeSet<String> {
+        self.devices
+            .iter()
+            .flatten()
+            .filter(|(_, state)| matches!(state, DeviceState::Ready { .. }))
+            .map(|(device, _)| device.clone())
+            .collect()
+    }
+
+    fn device_topic(&self, device: &str, command: &str) -> String {
+        Target::Device(device.to_string()).topic(&self.prefix, command)
+    }
+
+    /// `begin`: to the target the first time (which, for a pool, says who is in it), then to
+    /// each unfinished appliance's own topic, so one that already committed is left alone.
+    async fn begin(&mut self, session: &mut Session) -> Result<(), PushError> {
+        let (topics, expect) = match &self.devices {
+            None => (
+                vec![self.target.topic(&self.prefix, "begin")],
+                match &self.target {
+                    Target::Device(device) => Expect::Devices(BTreeSet::from([device.clone()])),
+                    Target::Pool(_) => Expect::Pool { count: self.expect },
+                },
+            ),
+            Some(_) => {
+                let pending = self.ready_devices();
+                if pending.is_empty() {
+                    return Ok(());
+                }
+                (
+                    pending
+                        .iter()
+                        .map(|device| self.device_topic(device, "begin"))
+                        .collect(),
+                    Expect::Devices(pending),
+                )
+            }
+        };
+        let correlation = session.correlation();
+        session
+            .request_with(&topics, &self.begin, &correlation)
+            .await?;
+        let replies = session.collect(&correlation, &expect, self.wait).await?;
+        let first = self.devices.is_none();
+        if first && replies.is_empty() {
+            return Err(PushError::Fatal(anyhow::anyhow!(
+                "no reply to begin from {} within {} s (is packd running and connected to the \
+                 same broker?)",
+                self.target.describe(),
+                self.wait.timeout.as_secs()
+            )));
+        }
+        if first {
+            self.shortfall = shortfall(&expect, &replies);
+        }
+        let devices = self.devices.get_or_insert_with(BTreeMap::new);
+        if let Expect::Devices(expected) = &expect {
+            for device in expected {
+                if !replies.contains_key(device) {
+                    devices.insert(
+                        device.clone(),
+                        DeviceState::Done(error_reply(
+                            device,
+                            "no_reply",
+                            &format!("no reply to begin within {} s", self.wait.timeout.as_secs()),
+                        )),
+                    );
+                }
+            }
+        }
+        for (device, reply) in replies {
+            let state = if reply["status"] == "ready" {
+                let have = parse_ranges(&reply["have"], self.chunk_count);
+                DeviceState::Ready {
+                    missing: complement(&have, self.chunk_count),
+                }
+            } else {
+                DeviceState::Done(reply)
+            };
+            devices.insert(device, state);
+        }
+        Ok(())
+    }
+
+    /// Which chunks go to which topic: for a pool with several appliances lacking chunks, the
+    /// union of what they lack once on the pool topic; otherwise each appliance's own.
+    fn chunk_sends(&self) -> Vec<(Target, Vec<(u64, u64)>)> {
+        let lacking: Vec<(&String, &Vec<(u64, u64)>)> = self
+            .devices
+            .iter()
+            .flatten()
+            .filter_map(|(device, state)| match state {
+                DeviceState::Ready { missing } if !missing.is_empty() => Some((device, missing)),
+                _ => None,
+            })
+            .collect();
+        match &self.target {
+            Target::Pool(_) if lacking.len() > 1 => {
+                let all: Vec<(u64, u64)> = lacking
+                    .iter()
+                    .flat_map(|(_, missing)| missing.iter().copied())
+                    .collect();
+                vec![(self.target.clone(), normalise(all))]
+            }
+            Target::Device(_) => lacking
+                .into_iter()
+                .map(|(_, missing)| (self.target.clone(), missing.clone()))
+                .collect(),
+            Target::Pool(_) => lacking
+                .into_iter()
+                .map(|(device, missing)| (Target::Device(device.clone()), missing.clone()))
+                .collect(),
+        }
+    }
+
+    async fn send_chunks(
+        &mut self,
+        session: &mut Session,
+        sends: &[(Target, Vec<(u64, u64)>)],
+        label: &str,
+    ) -> Result<(), PushError> {
+        let started = Instant::now();
+        // Earlier requests are settled first, so every acknowledgement from here on is a chunk's.
+        session.wait_acked(self.wait.timeout, |_| {}).await?;
+        let base = session.acked();
+        let chunk_bytes = |ranges: &[(u64, u64)]| -> u64 {
+            ranges
+                .iter()
+                .flat_map(|&(start, end)| start..end)
+                .map(|seq| self.chunk_len(seq))
+                .sum()
+        };
+        let total: u64 = sends.iter().map(|(_, ranges)| chunk_bytes(ranges)).sum();
+        let bar = progress_bar(total, label);
+        let chunk_size = self.chunk_size;
+        let position = |acked: u64| ((acked - base) * chunk_size).min(total);
+        let mut buffer = vec![0u8; self.chunk_size as usize];
+        for (target, ranges) in sends {
+            for &(start, end) in ranges {
+                for seq in start..end {
+                    let length = self.chunk_len(seq) as usize;
+                    let data = &mut buffer[..length];
+                    self.file
+                        .read_exact_at(data, seq * self.chunk_size)
+                        .map_err(|error| {
+                            anyhow::anyhow!(
+                                "{}: cannot read chunk {seq}: {error}",
+                                self.path.display()
+                            )
+                        })?;
+                    let topic =
+                        target.topic(&self.prefix, &format!("chunk/{}/{seq}", self.transfer));
+                    session
+                        .publish_raw(topic, Bytes::copy_from_slice(data))
+                        .await?;
+                    self.bytes_sent += length as u64;
+                    bar.set_position(position(session.acked()));
+                }
+            }
+        }
+        let result = session
+            .wait_acked(self.wait.timeout, |acked| bar.set_position(position(acked)))
+            .await;
+        bar.finish_and_clear();
+        self.sending += started.elapsed();
+        Ok(result?)
+    }
+
+    fn chunk_len(&self, seq: u64) -> u64 {
+        self.chunk_size
+            .min(self.size.saturating_sub(seq * self.chunk_size))
+    }
+
+    /// `commit` to each ready appliance's own topic (one Correlation Data for the round).
+    async fn commit(
+        &mut self,
+        session: &mut Session,
+        ready: &BTreeSet<String>,
+    ) -> Result<(), PushError> {
+        let topics: Vec<String> = ready
+            .iter()
+            .map(|device| self.device_topic(device, "commit"))
+            .collect();
+        let body = json!({"transfer": self.transfer, "activate": self.activate});
+        let correlation = session.correlation();
+        session.request_with(&topics, &body, &correlation).await?;
+        let expect = Expect::Devices(ready.clone());
+        let replies = session.collect(&correlation, &expect, self.wait).await?;
+        let chunk_count = self.chunk_count;
+        let timeout = self.wait.timeout.as_secs();
+        let devices = self.devices.get_or_insert_with(BTreeMap::new);
+        for device in ready {
+            let state = match replies.get(device) {
+                Some(reply) if reply["error"]["code"] == "missing_chunks" => DeviceState::Ready {
+                    missing: parse_ranges(&reply["missing"], chunk_count),
+                },
+                Some(reply) => DeviceState::Done(reply.clone()),
+                None => DeviceState::Done(error_reply(
+                    device,
+                    "no_reply",
+                    &format!("no reply to commit within {timeout} s"),
+                )),
+            };
+            devices.insert(device.clone(), state);
+        }
+        Ok(())
+    }
+
+    /// Each appliance's final reply.
+    fn results(&self) -> BTreeMap<String, Value> {
+        self.devices
+            .iter()
+            .flatten()
+            .map(|(device, state)| {
+                let reply = match state {
+                    DeviceState::Done(reply) => reply.clone(),
+                    DeviceState::Ready { .. } => {
+                        error_reply(device, "incomplete", "the push did not finish")
+                    }
+                };
+                (device.clone(), reply)
+            })
+            .collect()
+    }
+}
+
+/// An error reply made up by packctl, shaped like the appliances' own.
+fn error_reply(device: &str, code: &str, message: &str) -> Value {
+    json!({"v": 1, "device": device, "status": "error",
+           "error": {"code": code, "message": message}})
+}
+
+/// Reads `[[start, end], ...]` (half-open chunk ranges), clamped to `[0, chunk_count)`;
+/// malformed entries are ignored.
+fn parse_ranges(value: &Value, chunk_count: u64) -> Vec<(u64, u64)> {
+    let ranges = value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|range| {
+            let pair = range.as_array()?;
+            match pair.as_slice() {
+                [start, end] => {
+                    let start = start.as_u64()?.min(chunk_count);
+                    let end = end.as_u64()?.min(chunk_count);
+                    (start < end).then_some((start, end))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    normalise(ranges)
+}
+
+/// Sorted, merged, non-empty ranges.
+fn normalise(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    ranges.retain(|(start, end)| start < end);
+    ranges.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+    for (start, end) in ranges {
+        match merged.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => merged.push((start, end)),
+        }
+    }
+    merged
+}
+
+/// The chunks of `[0, chunk_count)` not in `have` (which is normalised).
+fn complement(have: &[(u64, u64)], chunk_count: u64) -> Vec<(u64, u64)> {
+    let mut missing = Vec::new();
+    let mut next = 0;
+    for &(start, end) in have {
+        if start > next {
+            missing.push((next, start));
+        }
+        next = next.max(end);
+    }
+    if next < chunk_count {
+        missing.push((next, chunk_count));
+    }
+    missing
+}
+
+fn format_ranges(ranges: &[(u64, u64)]) -> String {
+    let parts: Vec<String> = ranges
+        .iter()
+        .map(|(start, end)| format!("[{start}, {end})"))
+        .collect();
+    parts.join(" ")
+}
+
+/// A byte progress bar on stderr, hidden when stderr is not a terminal.
+fn progress_bar(total: u64, label: &str) -> ProgressBar {
+    let target = if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(Some(total), target);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg:9} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(label.to_string());
+    bar
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Null => "-".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// `name version`, or `-` for none.
+fn bundle_label(bundle: &Value) -> String {
+    match (bundle["name"].as_str(), bundle["version"].as_str()) {
+        (Some(name), Some(version)) => format!("{name} {version}"),
+        _ => "-".to_string(),
+    }
+}
+
+fn error_text(reply: &Value) -> String {
+    if reply["status"] != "error" {
+        return String::new();
+    }
+    let error = &reply["error"];
+    let mut text = format!(
+        "{}: {}",
+        error["code"].as_str().unwrap_or("error"),
+        error["message"].as_str().unwrap_or("")
+    );
+    if error["code"] == "missing_chunks" {
+        let missing = parse_ranges(&reply["missing"], u64::MAX);
+        text.push_str(&format!(" (missing {})", format_ranges(&missing)));
+    }
+    text
+}
+
+fn print_json(target: &Target, replies: &BTreeMap<String, Value>) -> anyhow::Result<()> {
+    let text = match target {
+        Target::Device(_) if replies.len() == 1 => {
+            serde_json::to_string_pretty(replies.values().next().unwrap_or(&Value::Null))?
+        }
+        _ => serde_json::to_string_pretty(&replies.values().collect::<Vec<_>>())?,
+    };
+    println!("{text}");
+    Ok(())
+}
+
+/// One row per appliance: device, status, bundle (with the previous one), error.
+fn print_results(replies: &BTreeMap<String, Value>) {
+    let rows: Vec<[String; 4]> = replies
+        .iter()
+        .map(|(device, reply)| {
+            let mut bundle = bundle_label(&reply["bundle"]);
+            if reply["previous"].is_object() {
+                bundle.push_str(&format!(" (was {})", bundle_label(&reply["previous"])));
+            }
+            [
+                device.clone(),
+                text(&reply["status"]),
+                bundle,
+                error_text(reply),
+            ]
+        })
+        .collect();
+    print_table(&["DEVICE", "STATUS", "BUNDLE", "ERROR"], &rows);
+}
+
+fn print_lists(replies: &BTreeMap<String, Value>) {
+    let mut first = true;
+    for (device, reply) in replies {
+        if !first {
+            println!();
+        }
+        first = false;
+        if reply["status"] != "ok" {
+            println!("{device}: {}", error_text(reply));
+            continue;
+        }
+        let active = &reply["active"];
+        println!("{device}: active {}", bundle_label(active));
+        let rows: Vec<[String; 6]> = reply["installed"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|bundle| {
+                let is_active = active.is_object()
+                    && bundle["name"] == active["name"]
+                    && bundle["version"] == active["version"];
+                let targets: Vec<String> = bundle["targets"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(text)
+                    .collect();
+                [
+                    if is_active { "*" } else { "" }.to_string(),
+                    text(&bundle["name"]),
+                    text(&bundle["version"]),
+                    bundle["size"]
+                        .as_u64()
+                        .map(human_bytes)
+                        .unwrap_or_else(|| text(&bundle["size"])),
+                    text(&bundle["installed_at"]),
+                    if targets.is_empty() {
+                        "-".to_string()
+                    } else {
+                        targets.join(",")
+                    },
+                ]
+            })
+            .collect();
+        if rows.is_empty() {
+            println!("  no bundles installed");
+        } else {
+            print_table(
+                &["", "NAME", "VERSION", "SIZE", "INSTALLED", "TARGETS"],
+                &rows,
+            );
+        }
+    }
+}
+
+fn print_table<const N: usize>(headings: &[&str; N], rows: &[[String; N]]) {
+    let mut widths = headings.map(|heading| heading.chars().count());
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(headings.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_parsed_clamped_and_complemented() {
+        let have = parse_ranges(&json!([[5, 6], [0, 3], [2, 4], "x", [9, 99], [7, 7]]), 10);
+        assert_eq!(have, [(0, 4), (5, 6), (9, 10)]);
+        assert_eq!(complement(&have, 10), [(4, 5), (6, 9)]);
+        assert_eq!(complement(&[], 3), [(0, 3)]);
+        assert_eq!(complement(&[(0, 3)], 3), []);
+        assert_eq!(normalise(vec![(3, 5), (0, 3), (8, 9)]), [(0, 5), (8, 9)]);
+    }
+}

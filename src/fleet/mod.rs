@@ -1,0 +1,617 @@
+//! Fleet management: the bundle commands of the API (`begin`, `chunk`, `commit`, `activate`,
+//! `rollback`, `list`, `remove`) applied to this appliance's bundle store, and the hot swap of
+//! the serving model. Every check runs before a bundle may become active.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::backend::cpu::CpuBackend;
+use crate::backend::Precision;
+use crate::bundle::archive::{self, UnpackLimits};
+use crate::bundle::manifest::EngineEntry;
+use crate::bundle::signature::{self, TrustedKeys};
+use crate::bundle::store::BundleStore;
+use crate::bundle::transfer::{BeginRequest, TransferLimits, TransferStore};
+use crate::bundle::{selftest, Bundle, BundleError};
+use crate::reply::BundleRef;
+use crate::serve::{ActiveModel, ServingModel};
+use crate::state::StateBoard;
+
+/// Transfers idle for longer than this are dropped, so an abandoned push does not block others.
+const TRANSFER_IDLE_LIMIT: Duration = Duration::from_secs(24 * 3600);
+
+/// A bundle command, from the topic suffix after `bundles/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Begin,
+    Chunk { transfer: String, seq: u64 },
+    Commit,
+    Activate,
+    Rollback,
+    List,
+    Remove,
+}
+
+impl Command {
+    /// Parses `begin`, `chunk/{transfer}/{seq}`, … .
+    pub fn parse(suffix: &str) -> Option<Command> {
+        let mut parts = suffix.split('/');
+        let command = match (parts.next()?, parts.next(), parts.next()) {
+            ("begin", None, _) => Command::Begin,
+            ("chunk", Some(transfer), Some(seq)) => Command::Chunk {
+                transfer: transfer.to_string(),
+                seq: seq.parse().ok()?,
+            },
+            ("commit", None, _) => Command::Commit,
+            ("activate", None, _) => Command::Activate,
+            ("rollback", None, _) => Command::Rollback,
+            ("list", None, _) => Command::List,
+            ("remove", None, _) => Command::Remove,
+            _ => return None,
+        };
+        parts.next().is_none().then_some(command)
+    }
+
+    /// The name used in logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Begin => "begin",
+            Command::Chunk { .. } => "chunk",
+            Command::Commit => "commit",
+            Command::Activate => "activate",
+            Command::Rollback => "rollback",
+            Command::List => "list",
+            Command::Remove => "remove",
+        }
+    }
+}
+
+/// A refused command: the API's error code, a sentence, and the missing chunk ranges for
+/// `missing_chunks`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetError {
+    pub code: &'static str,
+    pub message: String,
+    pub missing: Option<Vec<(u64, u64)>>,
+}
+
+impl FleetError {
+    fn new(code: &'static str, message: impl Into<String>) -> FleetError {
+        FleetError {
+            code,
+            message: message.into(),
+            missing: None,
+        }
+    }
+}
+
+/// What this appliance can run engines on; engines for anything else are `incompatible`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceProfile {
+    /// TensorRT version (`10.3.0`); `None` on a machine without TensorRT, where engines are unused.
+    pub tensorrt: Option<String>,
+    /// CUDA compute capability (`8.7` on Orin).
+    pub compute_capability: Option<String>,
+    pub dla_cores: u32,
+}
+
+/// Settings of bundle management.
+#[derive(Debug, Clone)]
+pub struct FleetSettings {
+    pub allow_unsigned: bool,
+    pub keep: usize,
+    pub transfer_limits: TransferLimits,
+    pub unpack_limits: UnpackLimits,
+    pub profile: DeviceProfile,
+}
+
+/// The appliance's bundle store and the model it serves.
+pub struct Fleet {
+    settings: FleetSettings,
+    store: BundleStore,
+    transfers: TransferStore,
+    trusted: TrustedKeys,
+    model: ActiveModel,
+    state: Arc<StateBoard>,
+    publish_state: Box<dyn Fn() + Send + Sync>,
+}
+
+#[derive(Deserialize)]
+struct CommitRequest {
+    transfer: String,
+    #[serde(default = "default_true")]
+    activate: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+struct BundleName {
+    name: String,
+    version: String,
+}
+
+impl Fleet {
+    /// Opens the transfer store beside the bundle store.
+    pub fn new(
+        settings: FleetSettings,
+        store: BundleStore,
+        trusted: TrustedKeys,
+        model: ActiveModel,
+        state: Arc<StateBoard>,
+        publish_state: Box<dyn Fn() + Send + Sync>,
+    ) -> Result<Fleet, FleetError> {
+        let transfers = TransferStore::open(&store.dir().join(".transfers"))
+            .map_err(|error| FleetError::new("internal", error.to_string()))?;
+        Ok(Fleet {
+            settings,
+            store,
+            transfers,
+            trusted,
+            model,
+            state,
+            publish_state,
+        })
+    }
+
+    /// Applies one command; the reply body (without `v`, `id`, `device`), or `None` for chunks.
+    pub fn handle(&self, command: &Command, payload: &[u8]) -> Option<Result<Value, FleetError>> {
+        let result = match command {
+            Command::Chunk { transfer, seq } => {
+                if let Err(error) = self.transfers.write_chunk(transfer, *seq, payload) {
+                    log::warn!(PACKD_TRANSFER = transfer.as_str(), PACKD_EVENT = "chunk_refused"; "chunk {seq} of transfer {transfer} refused: {error}");
+                }
+                return None;
+            }
+            Command::Begin => self.begin(payload),
+            Command::Commit => self.commit(payload),
+            Command::Activate => parse::<BundleName>(payload)
+                .and_then(|wanted| self.activate(&label(&wanted.name, &wanted.version))),
+            Command::Rollback => self.rollback(),
+            Command::List => Ok(self.list()),
+            Command::Remove => parse::<BundleName>(payload)
+                .and_then(|wanted| self.remove(&label(&wanted.name, &wanted.version))),
+        };
+        Some(result)
+    }
+
+    fn begin(&self, payload: &[u8]) -> Result<Value, FleetError> {
+        let request: BeginRequest = parse(payload)?;
+        let digest = request.digest().ok_or_else(|| {
+            FleetError::new("bad_request", "field 'sha256' must be 64 hex digits")
+        })?;
+        self.check_signature(&request, &digest)?;
+        for swept in self.transfers.sweep(TRANSFER_IDLE_LIMIT) {
+            log::info!(PACKD_TRANSFER = swept.as_str(), PACKD_EVENT = "transfer_swept"; "idle transfer {swept} dropped");
+        }
+        let have = self
+            .transfers
+            .begin(&request, &self.settings.transfer_limits)
+            .map_err(|error| FleetError::new(error.code(), error.to_string()))?;
+        log::info!(
+            PACKD_TRANSFER = request.transfer.as_str(),
+            PACKD_BUNDLE = label(&request.name, &request.version).as_str(),
+            PACKD_EVENT = "transfer_begin";
+            "transfer {} of {}@{} ({} bytes in {} chunks) ready; {} ranges already held",
+            request.transfer, request.name, request.version, request.size, request.chunk_count(), have.len()
+        );
+        Ok(json!({"status": "ready", "transfer": request.transfer, "have": ranges(&have)}))
+    }
+
+    fn check_signature(&self, request: &BeginRequest, digest: &[u8; 32]) -> Result<(), FleetError> {
+        match (&request.signature, &request.key_id) {
+            (Some(signature), Some(key_id)) => {
+                signature::verify(&self.trusted, digest, signature, key_id)
+                    .map_err(|error| FleetError::new(error.code(), error.to_string()))
+            }
+            (None, None) if self.settings.allow_unsigned => Ok(()),
+            (None, None) => Err(FleetError::new(
+                "bad_signature",
+                "the bundle is unsigned and bundles.allow_unsigned is false",
+            )),
+            _ => Err(FleetError::new(
+                "bad_request",
+                "'signature' and 'key_id' go together",
+            )),
+        }
+    }
+
+    fn commit(&self, payload: &[u8]) -> Result<Value, FleetError> {
+        crate::bundle::crashpoint::arm();
+        let request: CommitRequest = parse(payload)?;
+        let completed = self
+            .transfers
+            .complete(&request.transfer)
+            .map_err(|error| {
+                let mut refused = FleetError::new(error.code(), error.to_string());
+                if let crate::bundle::transfer::TransferError::MissingChunks(missing) = &error {
+                    refused.missing = Some(missing.clone());
+                }
+                refused
+            })?;
+        let begin = completed.request.clone();
+        let wanted = label(&begin.name, &begin.version);
+        let outcome = self.install(&completed.path, &begin);
+        // Whatever happened, the received archive is no longer needed: a failed bundle is
+        // pushed again from scratch, never resumed into the same bad bytes.
+        let _ = self.transfers.discard(&request.transfer);
+        let (bundle, model) = match outcome {
+            Ok(installed) => installed,
+            Err(error) => {
+                log::warn!(PACKD_TRANSFER = begin.transfer.as_str(), PACKD_BUNDLE = wanted.as_str(), PACKD_EVENT = "install_refused"; "bundle {wanted} refused ({}): {}", error.code, error.message);
+                return Err(error);
+            }
+        };
+        log::info!(PACKD_TRANSFER = begin.transfer.as_str(), PACKD_BUNDLE = wanted.as_str(), PACKD_EVENT = "installed"; "bundle {wanted} installed");
+        if !request.activate {
+            return Ok(
+                json!({"status": "installed", "bundle": bundle_ref(&bundle), "previous": Value::Null}),
+            );
+        }
+        let previous = self.swap_in(model, &wanted)?;
+        Ok(json!({"status": "activated", "bundle": bundle_ref(&bundle), "previous": previous}))
+    }
+
+    /// Verifies a received archive all the way (signature over the digest, archive safety,
+    /// manifest, every file hash, engines, self-test) and moves it into the store.
+    fn install(
+        &self,
+        archive_path: &Path,
+        begin: &BeginRequest,
+    ) -> Result<(Bundle, ServingModel), FleetError> {
+        let digest = archive::sha256_of(archive_path)
+            .map_err(|error| FleetError::new("internal", error.to_string()))?;
+        if Some(digest) != begin.digest() {
+            return Err(FleetError::new(
+                "bad_digest",
+                "the received archive does not match the announced sha256",
+            ));
+        }
+        self.check_signature(begin, &digest)?;
+        let wanted = label(&begin.name, &begin.version);
+        let staging = self
+            .store
+            .staging_dir(&format!("commit-{}", begin.transfer))
+            .map_err(internal)?;
+        let cleanup = |error: FleetError| {
+            let _ = std::fs::remove_dir_all(&staging);
+            error
+        };
+        archive::unpack(archive_path, &staging, &self.settings.unpack_limits)
+            .map_err(|error| cleanup(FleetError::new(error.code(), error.to_string())))?;
+        let bundle = Bundle::open(&staging).map_err(|error| cleanup(invalid(error)))?;
+        if bundle.label() != wanted {
+            return Err(cleanup(FleetError::new(
+                "invalid_bundle",
+                format!(
+                    "the archive holds {} but begin announced {wanted}",
+                    bundle.label()
+                ),
+            )));
+        }
+        check_engines(&bundle.manifest.engines, &self.settings.profile).map_err(cleanup)?;
+        self.store
+            .install_staged(&staging, &wanted)
+            .map_err(|error| cleanup(invalid(error)))?;
+        let installed = Bundle::open(&self.store.path_of(&wanted)).map_err(invalid)?;
+        let model = load_model(installed.clone())
+            .map_err(|message| FleetError::new("selftest_failed", message))?;
+        Ok((installed, model))
+    }
+
+    fn activate(&self, wanted: &str) -> Result<Value, FleetError> {
+        if !self.store.is_installed(wanted) {
+            return Err(FleetError::new(
+                "bad_request",
+                format!("{wanted} is not installed"),
+            ));
+        }
+        let bundle = Bundle::open(&self.store.path_of(wanted)).map_err(invalid)?;
+        let model = load_model(bundle.clone())
+            .map_err(|message| FleetError::new("selftest_failed", message))?;
+        let previous = self.swap_in(model, wanted)?;
+        Ok(json!({"status": "activated", "bundle": bundle_ref(&bundle), "previous": previous}))
+    }
+
+    fn rollback(&self) -> Result<Value, FleetError> {
+        let previous = self
+            .store
+            .read_pointer(crate::bundle::store::PREVIOUS_POINTER)
+            .filter(|label| self.store.is_installed(label))
+            .ok_or_else(|| {
+                FleetError::new("bad_request", "there is no previous bundle to roll back to")
+            })?;
+        log::info!(PACKD_BUNDLE = previous.as_str(), PACKD_EVENT = "rollback"; "rolling back to {previous}");
+        self.activate(&previous)
+    }
+
+    /// Makes a loaded, self-tested model the one new briefs use, then records it on disk.
+    /// Briefs already running keep the model they started with.
+    fn swap_in(&self, model: ServingModel, wanted: &str) -> Result<Value, FleetError> {
+        let bundle = model.bundle.clone();
+        let backends = vec![model.backend.name().to_string()];
+        let replaced = self.store.activate(wanted).map_err(internal)?;
+        let _ = self.store.mark_good(wanted);
+        self.model.store(Some(Arc::new(model)));
+        self.state.set(Some(bundle_ref(&bundle)), backends, None);
+        (self.publish_state)();
+        let pruned = self.store.prune(self.settings.keep);
+        if !pruned.is_empty() {
+            log::info!(PACKD_EVENT = "pruned"; "old bundles removed: {}", pruned.join(", "));
+        }
+        log::info!(PACKD_BUNDLE = wanted, PACKD_EVENT = "activated"; "bundle {wanted} activated (replacing {})", replaced.as_deref().unwrap_or("nothing"));
+        Ok(replaced.as_deref().map(label_to_ref).unwrap_or(Value::Null))
+    }
+
+    fn list(&self) -> Value {
+        let active = self.store.active_label();
+        let installed: Vec<Value> = self
+            .store
+            .installed()
+            .into_iter()
+            .map(|bundle| {
+                json!({
+                    "name": bundle.name,
+                    "version": bundle.version,
+                    "size": bundle.size,
+                    "installed_at": humantime::format_rfc3339_seconds(bundle.installed_at).to_string(),
+                    "targets": bundle.targets,
+                })
+            })
+            .collect();
+        json!({"status": "ok", "active": active.as_deref().map(label_to_ref), "installed": installed})
+    }
+
+    fn remove(&self, wanted: &str) -> Result<Value, FleetError> {
+        if self.store.active_label().as_deref() == Some(wanted) {
+            return Err(FleetError::new(
+                "bad_request",
+                format!("{wanted} is active and cannot be removed"),
+            ));
+        }
+        if !self.store.is_installed(wanted) {
+            return Err(FleetError::new(
+                "bad_request",
+                format!("{wanted} is not installed"),
+            ));
+        }
+        self.store.remove(wanted).map_err(internal)?;
+        log::info!(PACKD_BUNDLE = wanted, PACKD_EVENT = "removed"; "bundle {wanted} removed");
+        Ok(json!({"status": "removed"}))
+    }
+}
+
+/// Loads a verified bundle's model on the CPU and runs its self-test before it may serve.
+pub fn load_model(bundle: Bundle) -> Result<ServingModel, String> {
+    let label = bundle.label();
+    let backend = CpuBackend::load(&bundle, Precision::Fp32)
+        .map_err(|error| format!("bundle {label}: {error}"))?;
+    let report = selftest::run(&bundle, &backend, Precision::Fp32)
+        .map_err(|error| format!("bundle {label} failed its self-test: {error}"))?;
+    log::info!(
+        PACKD_BUNDLE = label.as_str();
+        "bundle {label} loaded on cpu; self-test passed ({} cases, max deviation {:.2e}, tolerance {:.0e})",
+        report.cases, report.max_deviation, report.tolerance
+    );
+    Ok(ServingModel {
+        bundle: Arc::new(bundle),
+        backend: Arc::new(backend),
+    })
+}
+
+/// Refuses engines this appliance cannot run. Without TensorRT the ONNX model serves and
+/// engines are only checked for form.
+pub fn check_engines(engines: &[EngineEntry], profile: &DeviceProfile) -> Result<(), FleetError> {
+    for engine in engines {
+        let dla_index = match engine.target.as_str() {
+            "gpu" => None,
+            "dla0" => Some(0),
+            "dla1" => Some(1),
+            other => {
+                return Err(FleetError::new(
+                    "invalid_bundle",
+                    format!("engine target '{other}' is not gpu, dla0 or dla1"),
+                ))
+            }
+        };
+        if !["int8", "fp16", "fp32"].contains(&engine.precision.as_str()) {
+            return Err(FleetError::new(
+                "invalid_bundle",
+                format!(
+                    "engine precision '{}' is not int8, fp16 or fp32",
+                    engine.precision
+                ),
+            ));
+        }
+        let Some(tensorrt) = &profile.tensorrt else {
+            continue;
+        };
+        if major_minor(&engine.tensorrt) != major_minor(tensorrt) {
+            return Err(FleetError::new(
+                "incompatible",
+                format!(
+                    "engine {} was built with TensorRT {}; this appliance runs TensorRT {tensorrt}",
+                    engine.file, engine.tensorrt
+                ),
+            ));
+        }
+        if let Some(capability) = &profile.compute_capability {
+            if &engine.compute_capability != capability {
+                return Err(FleetError::new(
+                    "incompatible",
+                    format!("engine {} was built for compute capability {}; this appliance has {capability}", engine.file, engine.compute_capability),
+                ));
+            }
+        }
+        if let Some(index) = dla_index {
+            if index >= profile.dla_cores {
+                return Err(FleetError::new(
+                    "incompatible",
+                    format!(
+                        "engine {} targets {} but this appliance has {} DLA cores",
+                        engine.file, engine.target, profile.dla_cores
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn major_minor(version: &str) -> String {
+    version.split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
+fn parse<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, FleetError> {
+    serde_json::from_slice(payload).map_err(|error| {
+        FleetError::new("bad_request", format!("invalid command payload: {error}"))
+    })
+}
+
+fn label(name: &str, version: &str) -> String {
+    format!("{name}@{version}")
+}
+
+fn label_to_ref(label: &str) -> Value {
+    match label.split_once('@') {
+        Some((name, version)) => json!({"name": name, "version": version}),
+        None => json!({"name": label, "version": ""}),
+    }
+}
+
+fn bundle_ref(bundle: &Bundle) -> BundleRef {
+    BundleRef {
+        name: bundle.manifest.name.clone(),
+        version: bundle.manifest.version.clone(),
+    }
+}
+
+fn ranges(list: &[(u64, u64)]) -> Vec<[u64; 2]> {
+    list.iter().map(|&(start, end)| [start, end]).collect()
+}
+
+fn invalid(error: BundleError) -> FleetError {
+    match error {
+        BundleError::Io { .. } => FleetError::new("internal", error.to_string()),
+        other => FleetError::new("invalid_bundle", other.to_string()),
+    }
+}
+
+fn internal(error: BundleError) -> FleetError {
+    FleetError::new("internal", error.to_string())
+}
+
+/// The full reply body for a command: `v`, `id` and `device` around the handler's result.
+pub fn reply_body(device: &str, payload: &[u8], result: Result<Value, FleetError>) -> Vec<u8> {
+    let id = crate::brief::read_envelope(payload).id;
+    let mut body = match result {
+        Ok(value) => value,
+        Err(error) => {
+            let mut body =
+                json!({"status": "error", "error": {"code": error.code, "message": error.message}});
+            if let Some(missing) = &error.missing {
+                body["missing"] = json!(ranges(missing));
+            }
+            body
+        }
+    };
+    body["v"] = json!(crate::reply::API_VERSION);
+    body["device"] = json!(device);
+    if let Some(id) = id {
+        body["id"] = json!(id);
+    }
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_parse_from_topic_suffixes() {
+        assert_eq!(Command::parse("begin"), Some(Command::Begin));
+        assert_eq!(
+            Command::parse("chunk/t-1/42"),
+            Some(Command::Chunk {
+                transfer: "t-1".into(),
+                seq: 42
+            })
+        );
+        assert_eq!(Command::parse("chunk/t-1/x"), None);
+        assert_eq!(Command::parse("chunk/t-1/1/extra"), None);
+        assert_eq!(Command::parse("list/extra"), None);
+        assert_eq!(Command::parse("format-disk"), None);
+    }
+
+    fn engine(target: &str, tensorrt: &str) -> EngineEntry {
+        EngineEntry {
+            target: target.into(),
+            precision: "int8".into(),
+            file: format!("engines/{target}.plan"),
+            sha256: "0".repeat(64),
+            tensorrt: tensorrt.into(),
+            cuda: "12.6".into(),
+            compute_capability: "8.7".into(),
+            dla_cores: Some(2),
+        }
+    }
+
+    #[test]
+    fn engines_must_match_the_device() {
+        let orin = DeviceProfile {
+            tensorrt: Some("10.3.0".into()),
+            compute_capability: Some("8.7".into()),
+            dla_cores: 2,
+        };
+        assert!(check_engines(&[engine("gpu", "10.3.0"), engine("dla1", "10.3.0")], &orin).is_ok());
+        assert_eq!(
+            check_engines(&[engine("gpu", "11.4.1")], &orin)
+                .unwrap_err()
+                .code,
+            "incompatible"
+        );
+        let one_dla = DeviceProfile {
+            dla_cores: 1,
+            ..orin.clone()
+        };
+        assert_eq!(
+            check_engines(&[engine("dla1", "10.3.0")], &one_dla)
+                .unwrap_err()
+                .code,
+            "incompatible"
+        );
+        assert_eq!(
+            check_engines(&[engine("tpu", "10.3.0")], &orin)
+                .unwrap_err()
+                .code,
+            "invalid_bundle"
+        );
+        // Without TensorRT the engines are unused, so their versions do not matter.
+        assert!(check_engines(&[engine("gpu", "11.4.1")], &DeviceProfile::default()).is_ok());
+    }
+
+    #[test]
+    fn reply_bodies_carry_version_device_and_id() {
+        let body: Value = serde_json::from_slice(&reply_body(
+            "orin-1",
+            br#"{"id":"x"}"#,
+            Err(FleetError {
+                code: "missing_chunks",
+                message: "m".into(),
+                missing: Some(vec![(2, 5)]),
+            }),
+        ))
+        .unwrap();
+        assert_eq!(body["v"], 1);
+        assert_eq!(body["device"], "orin-1");
+        assert_eq!(body["id"], "x");
+        assert_eq!(body["error"]["code"], "missing_chunks");
+        assert_eq!(body["missing"], json!([[2, 5]]));
+    }
+}

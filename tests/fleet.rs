@@ -1,0 +1,858 @@
+//! Bundle management over MQTT against a real mosquitto and real packd processes: push,
+//! activate, list, rollback, remove, resume, pools, hot swap under load, every refusal, boot
+//! fallback, and crash safety at every durable step of an install.
+
+mod fixtures;
+mod support;
+
+use std::fs;
+use std::time::Duration;
+
+use fixtures::bundles::*;
+use fixtures::*;
+use serde_json::json;
+use support::{unique_id, Broker};
+
+fn trusting(public: &str) -> PackdOptions {
+    PackdOptions {
+        env: vec![("PACKD_BUNDLES__TRUSTED_KEYS".into(), public.into())],
+        ..PackdOptions::default()
+    }
+}
+
+fn with_env(mut options: PackdOptions, key: &str, value: &str) -> PackdOptions {
+    options.env.push((key.into(), value.into()));
+    options
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_activate_list_rollback_and_remove() {
+    let (key, public) = signing_key();
+    let (_broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let variant = bundle_variant("1.1.0", |_| {}, true);
+    let archive = pack(variant.path());
+    let (ready, committed) = push(
+        &mut client,
+        &packd,
+        &archive,
+        &Push {
+            key: Some(&key),
+            ..Push::default()
+        },
+    )
+    .await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["have"], json!([]));
+    assert_eq!(ready["device"], packd.device.as_str());
+    assert_eq!(committed["status"], "activated", "{committed}");
+    assert_eq!(
+        committed["bundle"],
+        json!({"name": "packd-default", "version": "1.1.0"})
+    );
+    assert_eq!(
+        committed["previous"],
+        json!({"name": "packd-default", "version": "1.0.0"})
+    );
+
+    // New briefs use the new bundle, and the retained state says so.
+    assert_eq!(
+        client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
+        "1.1.0"
+    );
+    let state = client.wait_for_state(&packd, "online").await;
+    assert!(
+        state["bundle"]["version"] == "1.1.0"
+            || client.wait_for_state(&packd, "online").await["bundle"]["version"] == "1.1.0"
+    );
+
+    let listed = command(&mut client, &packd, "list", json!({})).await;
+    assert_eq!(listed["status"], "ok");
+    assert_eq!(
+        listed["active"],
+        json!({"name": "packd-default", "version": "1.1.0"})
+    );
+    let versions: Vec<&str> = listed["installed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["version"].as_str().unwrap())
+        .collect();
+    assert!(
+        versions.contains(&"1.0.0") && versions.contains(&"1.1.0"),
+        "{listed}"
+    );
+    let entry = listed["installed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["version"] == "1.1.0")
+        .unwrap();
+    assert!(entry["size"].as_u64().unwrap() > 1000);
+    assert_eq!(entry["targets"], json!(["cpu"]));
+    assert!(entry["installed_at"].as_str().unwrap().ends_with('Z'));
+
+    let rolled = command(&mut client, &packd, "rollback", json!({})).await;
+    assert_eq!(rolled["status"], "activated", "{rolled}");
+    assert_eq!(rolled["bundle"]["version"], "1.0.0");
+    assert_eq!(rolled["previous"]["version"], "1.1.0");
+    assert_eq!(
+        client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
+        "1.0.0"
+    );
+
+    let refused = command(
+        &mut client,
+        &packd,
+        "remove",
+        json!({"name": "packd-default", "version": "1.0.0"}),
+    )
+    .await;
+    assert_eq!(
+        refused["error"]["code"], "bad_request",
+        "the active bundle cannot be removed: {refused}"
+    );
+    let removed = command(
+        &mut client,
+        &packd,
+        "remove",
+        json!({"name": "packd-default", "version": "1.1.0"}),
+    )
+    .await;
+    assert_eq!(removed["status"], "removed", "{removed}");
+    assert!(!installed_path(&packd, "packd-default", "1.1.0").exists());
+
+    let activated = command(
+        &mut client,
+        &packd,
+        "activate",
+        json!({"name": "packd-default", "version": "1.1.0"}),
+    )
+    .await;
+    assert_eq!(
+        activated["error"]["code"], "bad_request",
+        "a removed bundle cannot be activated: {activated}"
+    );
+    assert!(
+        packd.log().contains("PACKD_EVENT=activated"),
+        "activations are logged with structured fields"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn installed_but_not_activated_until_asked() {
+    let (key, public) = signing_key();
+    let (_broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let archive = pack(bundle_variant("2.0.0", |_| {}, true).path());
+    let (_, committed) = push(
+        &mut client,
+        &packd,
+        &archive,
+        &Push {
+            key: Some(&key),
+            activate: false,
+            ..Push::default()
+        },
+    )
+    .await;
+    assert_eq!(committed["status"], "installed", "{committed}");
+    assert_eq!(
+        client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
+        "1.0.0"
+    );
+    let activated = command(
+        &mut client,
+        &packd,
+        "activate",
+        json!({"name": "packd-default", "version": "2.0.0"}),
+    )
+    .await;
+    assert_eq!(activated["status"], "activated", "{activated}");
+    assert_eq!(activated["previous"]["version"], "1.0.0");
+    assert_eq!(
+        client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
+        "2.0.0"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn briefs_keep_being_answered_during_activation() {
+    let (key, public) = signing_key();
+    let (broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let archive = pack(bundle_variant("1.2.0", |_| {}, true).path());
+    // A second client keeps a steady brief load going while the first pushes and activates.
+    let mut load = V5Client::connect(&broker).await;
+    let topic = packd.brief_topic();
+    let push_task = async {
+        let (_, committed) = push(
+            &mut client,
+            &packd,
+            &archive,
+            &Push {
+                key: Some(&key),
+                ..Push::default()
+            },
+        )
+        .await;
+        committed
+    };
+    let load_task = async {
+        let mut versions = Vec::new();
+        for index in 0..150 {
+            let correlation = format!("load-{index}");
+            load.send(
+                &topic,
+                r#"{"product":"beverage","mood":["fresh"]}"#,
+                &correlation,
+            )
+            .await;
+            let reply = load.reply_for(&correlation).await;
+            assert_eq!(
+                reply["status"], "ok",
+                "brief {index} failed during activation: {reply}"
+            );
+            versions.push(reply["bundle"]["version"].as_str().unwrap().to_string());
+        }
+        versions
+    };
+    let (committed, versions) = tokio::join!(push_task, load_task);
+    assert_eq!(committed["status"], "activated", "{committed}");
+    assert_eq!(versions.first().map(String::as_str), Some("1.0.0"));
+    let after = load.ask(&packd, r#"{"product":"tea"}"#).await;
+    assert_eq!(after["bundle"]["version"], "1.2.0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_resumes_after_the_sender_disconnects() {
+    let (key, public) = signing_key();
+    let (broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let archive = pack(bundle_variant("1.3.0", |_| {}, true).path());
+    let plan = Push {
+        key: Some(&key),
+        chunk_size: 64 * 1024,
+        ..Push::default()
+    };
+    let chunks = chunk_count(&archive, &plan);
+    assert!(chunks >= 8, "{chunks} chunks");
+    let half = chunks / 2;
+    assert_eq!(
+        command(&mut client, &packd, "begin", begin_payload(&archive, &plan)).await["status"],
+        "ready"
+    );
+    send_chunks(&client, &packd, &archive, &plan, 0..half).await;
+    // Begin again on the same connection: packd has handled the chunks once it answers.
+    let midway = command(&mut client, &packd, "begin", begin_payload(&archive, &plan)).await;
+    assert_eq!(midway["have"], json!([[0, half]]), "{midway}");
+    drop(client);
+
+    let mut resumed = V5Client::connect(&broker).await;
+    let ready = command(
+        &mut resumed,
+        &packd,
+        "begin",
+        begin_payload(&archive, &plan),
+    )
+    .await;
+    assert_eq!(
+        ready["have"],
+        json!([[0, half]]),
+        "the held chunks survive the sender: {ready}"
+    );
+    send_chunks(&resumed, &packd, &archive, &plan, half..chunks).await;
+    let committed = command(
+        &mut resumed,
+        &packd,
+        "commit",
+        json!({"transfer": plan.transfer, "activate": true}),
+    )
+    .await;
+    assert_eq!(committed["status"], "activated", "{committed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_resumes_after_packd_restarts() {
+    let (key, public) = signing_key();
+    let (_broker, mut packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let archive = pack(bundle_variant("1.4.0", |_| {}, true).path());
+    let plan = Push {
+        key: Some(&key),
+        chunk_size: 64 * 1024,
+        ..Push::default()
+    };
+    let chunks = chunk_count(&archive, &plan);
+    let half = chunks / 2;
+    command(&mut client, &packd, "begin", begin_payload(&archive, &plan)).await;
+    send_chunks(&client, &packd, &archive, &plan, 0..half).await;
+    let midway = command(&mut client, &packd, "begin", begin_payload(&archive, &plan)).await;
+    assert_eq!(midway["have"], json!([[0, half]]));
+
+    packd.signal("KILL");
+    packd.wait_exit(REPLY_DEADLINE).expect("killed");
+    packd.spawn();
+    client.wait_for_state(&packd, "online").await;
+
+    let ready = command(&mut client, &packd, "begin", begin_payload(&archive, &plan)).await;
+    assert_eq!(
+        ready["have"],
+        json!([[0, half]]),
+        "chunks survive a restart of packd: {ready}"
+    );
+    send_chunks(&client, &packd, &archive, &plan, half..chunks).await;
+    let committed = command(
+        &mut client,
+        &packd,
+        "commit",
+        json!({"transfer": plan.transfer, "activate": true}),
+    )
+    .await;
+    assert_eq!(committed["status"], "activated", "{committed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_push_reaches_every_appliance_of_the_pool() {
+    let (key, public) = signing_key();
+    let broker = Broker::start();
+    let pool = unique_id("store");
+    let options = PackdOptions {
+        pools: vec![pool.clone()],
+        ..trusting(&public)
+    };
+    let first = Packd::start(&broker, options.clone());
+    let second = Packd::start(&broker, options);
+    let mut client = V5Client::connect(&broker).await;
+    client.wait_for_state(&first, "online").await;
+    client.wait_for_state(&second, "online").await;
+
+    let archive = pack(bundle_variant("1.5.0", |_| {}, true).path());
+    let plan = Push {
+        key: Some(&key),
+        ..Push::default()
+    };
+    let pool_topic = |command: &str| format!("{PREFIX}/pools/{pool}/bundles/{command}");
+    client
+        .send(
+            &pool_topic("begin"),
+            begin_payload(&archive, &plan).to_string(),
+            "pool-begin",
+        )
+        .await;
+    let mut ready_devices = vec![client.reply_for("pool-begin").await["device"]
+        .as_str()
+        .unwrap()
+        .to_string()];
+    ready_devices.push(
+        client.reply_for("pool-begin").await["device"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    ready_devices.sort();
+    let mut expected = vec![first.device.clone(), second.device.clone()];
+    expected.sort();
+    assert_eq!(
+        ready_devices, expected,
+        "each appliance of the pool answers for itself"
+    );
+    for seq in 0..chunk_count(&archive, &plan) {
+        let start = seq as usize * plan.chunk_size;
+        let end = (start + plan.chunk_size).min(archive.bytes.len());
+        client
+            .send_plain(
+                &pool_topic(&format!("chunk/{}/{seq}", plan.transfer)),
+                archive.bytes[start..end].to_vec(),
+            )
+            .await;
+    }
+    client
+        .send(
+            &pool_topic("commit"),
+            json!({"transfer": plan.transfer}).to_string(),
+            "pool-commit",
+        )
+        .await;
+    for _ in 0..2 {
+        let committed = client.reply_for("pool-commit").await;
+        assert_eq!(committed["status"], "activated", "{committed}");
+    }
+    assert_eq!(
+        client.ask(&first, r#"{"product":"tea"}"#).await["bundle"]["version"],
+        "1.5.0"
+    );
+    assert_eq!(
+        client.ask(&second, r#"{"product":"tea"}"#).await["bundle"]["version"],
+        "1.5.0"
+    );
+}
+
+/// Pushes `archive` and returns (begin reply, commit reply) for refusal tests.
+async fn refused_push(
+    options: PackdOptions,
+    archive: &Archive,
+    plan: &Push<'_>,
+) -> (serde_json::Value, serde_json::Value, Packd) {
+    let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
+    let (ready, committed) = push(&mut client, &packd, archive, plan).await;
+    // Whatever was refused, the old bundle still serves.
+    assert_eq!(
+        client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
+        "1.0.0"
+    );
+    (ready, committed, packd)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsigned_bundle_is_refused_unless_allowed() {
+    let (_key, public) = signing_key();
+    let archive = pack(bundle_variant("3.0.0", |_| {}, true).path());
+    let (ready, _, _) = refused_push(trusting(&public), &archive, &Push::default()).await;
+    assert_eq!(ready["error"]["code"], "bad_signature", "{ready}");
+
+    let allowed = with_env(trusting(&public), "PACKD_BUNDLES__ALLOW_UNSIGNED", "true");
+    let (_broker, packd, mut client) = broker_and_packd(allowed, "online").await;
+    let (_, committed) = push(&mut client, &packd, &archive, &Push::default()).await;
+    assert_eq!(committed["status"], "activated", "{committed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_signed_with_an_untrusted_key_is_refused() {
+    let (_trusted, public) = signing_key();
+    let (stranger, _) = signing_key();
+    let archive = pack(bundle_variant("3.0.1", |_| {}, true).path());
+    let (ready, _, _) = refused_push(
+        trusting(&public),
+        &archive,
+        &Push {
+            key: Some(&stranger),
+            ..Push::default()
+        },
+    )
+    .await;
+    assert_eq!(ready["error"]["code"], "unknown_key", "{ready}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_byte_in_the_archive_is_bad_digest() {
+    let (key, public) = signing_key();
+    let mut archive = pack(bundle_variant("3.0.2", |_| {}, true).path());
+    let plan = Push {
+        key: Some(&key),
+        ..Push::default()
+    };
+    // Sign the original, deliver a copy with one byte flipped.
+    let begin = begin_payload(&archive, &plan);
+    let middle = archive.bytes.len() / 2;
+    archive.bytes[middle] ^= 0x01;
+    let (_broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    assert_eq!(
+        command(&mut client, &packd, "begin", begin).await["status"],
+        "ready"
+    );
+    send_chunks(
+        &client,
+        &packd,
+        &archive,
+        &plan,
+        0..chunk_count(&archive, &plan),
+    )
+    .await;
+    let committed = command(
+        &mut client,
+        &packd,
+        "commit",
+        json!({"transfer": plan.transfer}),
+    )
+    .await;
+    assert_eq!(committed["error"]["code"], "bad_digest", "{committed}");
+    assert_eq!(
+        client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
+        "1.0.0"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_file_inside_a_correctly_signed_archive_is_invalid() {
+    let (key, public) = signing_key();
+    // The file changes after the manifest was hashed; the outer digest and signature are valid.
+    let variant = bundle_variant("3.0.3", |_| {}, true);
+    let vocabulary = variant.path().join("vocabulary.json");
+    let text = fs::read_to_string(&vocabulary)
+        .unwrap()
+        .replacen("beverage", "beverages", 1);
+    fs::write(&vocabulary, text).unwrap();
+    let archive = pack(variant.path());
+    let (_, committed, _) = refused_push(
+        trusting(&public),
+        &archive,
+        &Push {
+            key: Some(&key),
+            ..Push::default()
+        },
+    )
+    .await;
+    assert_eq!(committed["error"]["code"], "invalid_bundle", "{committed}");
+    assert!(
+        committed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("vocabulary.json"),
+        "{committed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_lying_about_a_hash_is_invalid() {
+    let (key, public) = signing_key();
+    let variant = bundle_variant("3.0.4", |_| {}, true);
+    let mut manifest = read_manifest(variant.path());
+    let entry = manifest
+        .files
+        .iter_mut()
+        .find(|file| file.path == "model.onnx")
+        .unwrap();
+    entry.sha256 = "0".repeat(64);
+    write_manifest(variant.path(), &manifest);
+    let archive = pack(variant.path());
+    let (_, committed, _) = refused_push(
+        trusting(&public),
+        &archive,
+        &Push {
+            key: Some(&key),
+            ..Push::default()
+        },
+    )
+    .await;
+    assert_eq!(committed["error"]["code"], "invalid_bundle", "{committed}");
+    assert!(
+        committed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("model.onnx"),
+        "{committed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_chunk_is_reported_and_can_be_sent_later() {
+    let (key, public) = signing_key();
+    let (_broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let archive = pack(bundle_variant("3.0.5", |_| {}, true).path());
+    let plan = Push {
+        key: Some(&key),
+        chunk_size: 64 * 1024,
+        skip: vec![2, 3],
+        ..Push::default()
+    };
+    let (_, committed) = push(&mut client, &packd, &archive, &plan).await;
+    assert_eq!(committed["error"]["code"], "missing_chunks", "{committed}");
+    assert_eq!(committed["missing"], json!([[2, 4]]));
+    let complete = Push {
+        skip: vec![],
+        transfer: plan.transfer.clone(),
+        ..plan
+    };
+    send_chunks(&client, &packd, &archive, &complete, 2..4).await;
+    let committed = command(
+        &mut client,
+        &packd,
+        "commit",
+        json!({"transfer": complete.transfer}),
+    )
+    .await;
+    assert_eq!(committed["status"], "activated", "{committed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_bundle_is_refused_at_begin() {
+    let (key, public) = signing_key();
+    // Incompressible padding, so the archive is over 1 MiB even after zstd.
+    let variant = bundle_variant(
+        "3.0.6",
+        |dir| {
+            let mut noise = vec![0u8; 1536 * 1024];
+            getrandom::getrandom(&mut noise).unwrap();
+            fs::write(dir.join("padding.bin"), noise).unwrap();
+        },
+        true,
+    );
+    let archive = pack(variant.path());
+    assert!(archive.bytes.len() > 1024 * 1024);
+    let options = with_env(trusting(&public), "PACKD_BUNDLES__MAX_BUNDLE_MIB", "1");
+    let (ready, _, _) = refused_push(
+        options,
+        &archive,
+        &Push {
+            key: Some(&key),
+            ..Push::default()
+        },
+    )
+    .await;
+    assert_eq!(ready["error"]["code"], "too_large", "{ready}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_no_space() {
+    let (key, public) = signing_key();
+    let mount = tempfile::Builder::new()
+        .prefix("packd-tmpfs-")
+        .tempdir()
+        .unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
+        .arg(mount.path())
+        .status();
+    if !matches!(mounted, Ok(status) if status.success()) {
+        assert!(
+            !support::in_ci(),
+            "CI runs as root and must be able to mount a tmpfs"
+        );
+        eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(mount.path().to_path_buf());
+    let options = with_env(
+        trusting(&public),
+        "PACKD_BUNDLES__DIR",
+        mount.path().to_str().unwrap(),
+    );
+    let archive = pack(bundle_variant("3.0.7", |_| {}, true).path());
+    let (ready, _, _) = refused_push(
+        options,
+        &archive,
+        &Push {
+            key: Some(&key),
+            ..Push::default()
+        },
+    )
+    .await;
+    assert_eq!(ready["error"]["code"], "no_space", "{ready}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_test_mismatch_is_refused() {
+    let (key, public) = signing_key();
+    let variant = bundle_variant(
+        "3.0.8",
+        |dir| {
+            let path = dir.join("selftest/vectors.json");
+            let mut vectors: serde_json::Value =
+                serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+            let first = &mut vectors["cases"][0]["expected"]["fp32"]["styles"][0];
+            *first = json!(first.as_f64().unwrap() + 0.5);
+            fs::write(&path, serde_json::to_vec(&vectors).unwrap()).unwrap();
+        },
+        true,
+    );
+    let archive = pack(variant.path());
+    let (_, committed, packd) = refused_push(
+        trusting(&public),
+        &archive,
+        &Push {
+            key: Some(&key),
+            ..Push::default()
+        },
+    )
+    .await;
+    assert_eq!(committed["error"]["code"], "selftest_failed", "{committed}");
+    assert!(
+        !installed_path(&packd, "packd-default", "3.0.8")
+            .join("manifest.toml")
+            .exists()
+            || packd.store().join("active").exists()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_for_another_tensorrt_version_is_incompatible() {
+    let (key, public) = signing_key();
+    let variant = bundle_variant(
+        "3.0.9",
+        |dir| {
+            fs::create_dir_all(dir.join("engines")).unwrap();
+            fs::write(dir.join("engines/model.gpu.plan"), b"not really a plan").unwrap();
+            let mut manifest = read_manifest(dir);
+            manifest.engines.push(packd::bundle::manifest::EngineEntry {
+                target: "gpu".into(),
+                precision: "int8".into(),
+                file: "engines/model.gpu.plan".into(),
+                sha256: packd::bundle::sha256_file(&dir.join("engines/model.gpu.plan")).unwrap(),
+                tensorrt: "11.4.1".into(),
+                cuda: "13.0".into(),
+                compute_capability: "8.7".into(),
+                dla_cores: Some(2),
+            });
+            write_manifest(dir, &manifest);
+        },
+        true,
+    );
+    let archive = pack(variant.path());
+    let options = with_env(
+        with_env(trusting(&public), "PACKD_DEVICE__TENSORRT", "10.3.0"),
+        "PACKD_DEVICE__COMPUTE_CAPABILITY",
+        "8.7",
+    );
+    let (_, committed, _) = refused_push(
+        options,
+        &archive,
+        &Push {
+            key: Some(&key),
+            ..Push::default()
+        },
+    )
+    .await;
+    assert_eq!(committed["error"]["code"], "incompatible", "{committed}");
+    assert!(
+        committed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("11.4.1"),
+        "{committed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_that_fails_at_boot_is_set_aside_and_the_last_good_one_serves() {
+    let (key, public) = signing_key();
+    let (_broker, mut packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let archive = pack(bundle_variant("4.0.0", |_| {}, true).path());
+    let (_, committed) = push(
+        &mut client,
+        &packd,
+        &archive,
+        &Push {
+            key: Some(&key),
+            ..Push::default()
+        },
+    )
+    .await;
+    assert_eq!(committed["status"], "activated", "{committed}");
+    packd.signal("TERM");
+    packd.wait_exit(REPLY_DEADLINE).expect("stopped");
+
+    // The disk rots while packd is down.
+    let model = installed_path(&packd, "packd-default", "4.0.0").join("model.onnx");
+    let mut bytes = fs::read(&model).unwrap();
+    bytes[100] ^= 0xFF;
+    fs::write(&model, bytes).unwrap();
+
+    packd.spawn();
+    let state = client.wait_for_state(&packd, "degraded").await;
+    assert!(
+        state["reason"].as_str().unwrap().contains("4.0.0"),
+        "{state}"
+    );
+    assert_eq!(state["bundle"]["version"], "1.0.0", "{state}");
+    assert_eq!(
+        client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
+        "1.0.0"
+    );
+    assert!(
+        !installed_path(&packd, "packd-default", "4.0.0").exists(),
+        "the bad bundle is set aside"
+    );
+    assert!(
+        fs::read_dir(packd.store().join(".rejected"))
+            .unwrap()
+            .count()
+            == 1
+    );
+}
+
+/// Kills packd with SIGKILL at every durable step of an install (each file written and synced
+/// while unpacking, the rename into place, every pointer write, fsync and switch) and checks
+/// after each restart that exactly the old or the new bundle is active, intact, and serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_any_step_of_an_install_leaves_old_or_new_intact() {
+    let (key, public) = signing_key();
+    let broker = Broker::start();
+    let archive = pack(bundle_variant("5.0.0", |_| {}, true).path());
+    let mut client = V5Client::connect(&broker).await;
+    let mut crash_points = 0;
+    let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+    for step in 1.. {
+        let options = with_env(trusting(&public), "CRASH_PACKD_AT_STEP", &step.to_string());
+        let mut packd = Packd::start(&broker, options);
+        client.wait_for_state(&packd, "online").await;
+        let plan = Push {
+            key: Some(&key),
+            ..Push::default()
+        };
+        assert_eq!(
+            command(&mut client, &packd, "begin", begin_payload(&archive, &plan)).await["status"],
+            "ready"
+        );
+        send_chunks(
+            &client,
+            &packd,
+            &archive,
+            &plan,
+            0..chunk_count(&archive, &plan),
+        )
+        .await;
+        let correlation = unique_id("commit");
+        client
+            .send(
+                &packd.bundle_topic("commit"),
+                json!({"transfer": plan.transfer}).to_string(),
+                &correlation,
+            )
+            .await;
+        // Either packd dies at this step, or the install finishes and it answers.
+        let exit = packd.wait_exit(Duration::from_secs(20));
+        let crashed = match exit {
+            Some(status) => {
+                use std::os::unix::process::ExitStatusExt;
+                assert_eq!(
+                    status.signal(),
+                    Some(9),
+                    "packd died other than by the crash point; log:\n{}",
+                    packd.log()
+                );
+                true
+            }
+            None => {
+                let reply = client.reply_for(&correlation).await;
+                assert_eq!(reply["status"], "activated", "{reply}");
+                false
+            }
+        };
+        if !crashed {
+            assert!(
+                crash_points >= 50,
+                "only {crash_points} crash points were exercised"
+            );
+            break;
+        }
+        crash_points += 1;
+
+        // Restart without the crash point: the old or the new bundle, whole, must serve.
+        packd.env.clear();
+        packd.spawn();
+        let state = client.wait_for_state(&packd, "online").await;
+        let version = state["bundle"]["version"].as_str().unwrap().to_string();
+        assert!(version == "1.0.0" || version == "5.0.0", "{state}");
+        let active = fs::read_to_string(packd.store().join("active")).unwrap();
+        assert_eq!(active.trim(), format!("packd-default@{version}"));
+        packd::bundle::Bundle::open(&packd.store().join(active.trim()))
+            .expect("the active bundle is intact");
+        assert_eq!(
+            client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
+            version.as_str()
+        );
+        *outcomes.entry(version).or_default() += 1;
+        packd.signal("TERM");
+        packd.wait_exit(REPLY_DEADLINE);
+    }
+    assert!(
+        outcomes.contains_key("1.0.0") && outcomes.contains_key("5.0.0"),
+        "both outcomes occur across the crash points: {outcomes:?}"
+    );
+    eprintln!("{crash_points} crash points; outcomes after restart: {outcomes:?}");
+}
