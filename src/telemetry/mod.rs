@@ -132,10 +132,7 @@ impl Telemetry {
                 interval.in_second = 0;
             }
             interval.in_second = interval.in_second.saturating_add(1);
-            let slow = record.timing.total >= self.config.slow_brief_ms.saturating_mul(1000);
-            let within_budget = interval.in_second <= self.config.log_every_brief_up_to_per_s;
-            let sampled = interval.in_second % self.config.sample_one_in.max(1) == 0;
-            let log = record.status.is_some() || slow || within_budget || sampled;
+            let log = journal_worthy(&self.config, record, interval.in_second);
             if !log {
                 interval.skipped += 1;
             }
@@ -187,6 +184,15 @@ impl Telemetry {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// Whether a brief gets its own journal record: every failed or slow brief, every brief up to
+/// the per-second budget, and one in `sample_one_in` beyond it.
+fn journal_worthy(config: &TelemetryConfig, record: &BriefRecord<'_>, nth_in_second: u32) -> bool {
+    let slow = record.timing.total >= config.slow_brief_ms.saturating_mul(1000);
+    let within_budget = nth_in_second <= config.log_every_brief_up_to_per_s;
+    let sampled = nth_in_second % config.sample_one_in.max(1) == 0;
+    record.status.is_some() || slow || within_budget || sampled
 }
 
 impl Samples {
@@ -307,6 +313,49 @@ mod tests {
                 max: 0
             }
         );
+    }
+
+    #[test]
+    fn above_the_budget_only_a_sample_plus_failed_and_slow_briefs_are_journaled() {
+        let config = TelemetryConfig {
+            log_every_brief_up_to_per_s: 10,
+            sample_one_in: 25,
+            slow_brief_ms: 50,
+            ..TelemetryConfig::default()
+        };
+        let fast = BriefRecord {
+            id: None,
+            status: None,
+            backend: Some("cpu"),
+            bundle: None,
+            timing: Timing {
+                total: 900,
+                ..Timing::default()
+            },
+            message: None,
+        };
+        let logged = (1..=1000)
+            .filter(|&nth| journal_worthy(&config, &fast, nth))
+            .count();
+        assert_eq!(
+            logged,
+            10 + 1000 / 25,
+            "the first 10, then every 25th (none of which is among the first 10)"
+        );
+        let failed = BriefRecord {
+            status: Some(ErrorCode::BadImage),
+            ..fast
+        };
+        assert!((1..=1000).all(|nth| journal_worthy(&config, &failed, nth)));
+        let slow = BriefRecord {
+            status: None,
+            timing: Timing {
+                total: 50_000,
+                ..Timing::default()
+            },
+            ..failed
+        };
+        assert!((1..=1000).all(|nth| journal_worthy(&config, &slow, nth)));
     }
 
     #[test]
