@@ -1,6 +1,7 @@
 //! The daemon's life: load the active bundle, start the workers and the MQTT session, publish
 //! state and stats, keep the systemd watchdog fed, and shut down cleanly on one cancellation.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,9 @@ use crate::serve::{ActiveModel, Pipeline, PipelineSettings, ReplyRoute, ReplySin
 use crate::state::StateBoard;
 use crate::telemetry::Telemetry;
 use crate::transport::{self, CommandJob, Connection, MqttReplySink, Topics};
+
+/// Bundle commands waiting for the fleet thread; beyond it the broker keeps them for us.
+const COMMAND_QUEUE: usize = 256;
 
 /// A failure that stops the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +62,7 @@ pub fn load_active(store: &BundleStore, seed: &std::path::Path) -> Loaded {
             problem: Some("no bundle is active".into()),
         };
     };
-    let failure = match open_and_load(store, &active) {
+    let (failure, transient) = match open_and_load(store, &active) {
         Ok(model) => {
             let _ = store.mark_good(&active);
             return Loaded {
@@ -69,11 +73,15 @@ pub fn load_active(store: &BundleStore, seed: &std::path::Path) -> Loaded {
         Err(failure) => failure,
     };
     log::error!(PACKD_BUNDLE = active.as_str(), PACKD_EVENT = "boot_failed"; "active bundle {active} failed at boot: {failure}");
-    match store.set_aside(&active) {
-        Ok(path) => {
-            log::warn!(PACKD_BUNDLE = active.as_str(), PACKD_EVENT = "set_aside"; "bundle {active} set aside in {}", path.display())
+    // A read error may pass (a disk slow to come up); only a bundle that is itself bad is set
+    // aside and replaced on disk.
+    if !transient {
+        match store.set_aside(&active) {
+            Ok(path) => {
+                log::warn!(PACKD_BUNDLE = active.as_str(), PACKD_EVENT = "set_aside"; "bundle {active} set aside in {}", path.display())
+            }
+            Err(error) => log::error!("cannot set {active} aside: {error}"),
         }
-        Err(error) => log::error!("cannot set {active} aside: {error}"),
     }
     let fallbacks = [LAST_GOOD_POINTER, PREVIOUS_POINTER]
         .iter()
@@ -82,7 +90,9 @@ pub fn load_active(store: &BundleStore, seed: &std::path::Path) -> Loaded {
     for fallback in fallbacks {
         match open_and_load(store, &fallback) {
             Ok(model) => {
-                let _ = store.set_active(&fallback);
+                if !transient {
+                    let _ = store.set_active(&fallback);
+                }
                 let problem =
                     format!("bundle {active} failed at boot ({failure}); serving {fallback}");
                 return Loaded {
@@ -90,7 +100,21 @@ pub fn load_active(store: &BundleStore, seed: &std::path::Path) -> Loaded {
                     problem: Some(problem),
                 };
             }
-            Err(error) => log::error!("fallback bundle {fallback} failed too: {error}"),
+            Err((error, _)) => log::error!("fallback bundle {fallback} failed too: {error}"),
+        }
+    }
+    // Nothing installed loads: start again from the shipped bundle rather than serve nothing.
+    if !transient && store.clear_active().is_ok() {
+        if let Ok(Some(seeded)) = store.seed_from(seed) {
+            if let Ok(model) = open_and_load(store, &seeded) {
+                let problem = format!(
+                    "bundle {active} failed at boot ({failure}); serving the shipped {seeded}"
+                );
+                return Loaded {
+                    model: Some(model),
+                    problem: Some(problem),
+                };
+            }
         }
     }
     Loaded {
@@ -101,9 +125,13 @@ pub fn load_active(store: &BundleStore, seed: &std::path::Path) -> Loaded {
     }
 }
 
-fn open_and_load(store: &BundleStore, label: &str) -> Result<ServingModel, String> {
-    let bundle = Bundle::open(&store.path_of(label)).map_err(|error| error.to_string())?;
-    load_model(bundle)
+/// Opens and loads an installed bundle; the error says whether it may be transient (I/O).
+fn open_and_load(store: &BundleStore, label: &str) -> Result<ServingModel, (String, bool)> {
+    let bundle = Bundle::open(&store.path_of(label)).map_err(|error| {
+        let transient = matches!(&error, crate::bundle::BundleError::Io { source, .. } if source.kind() != std::io::ErrorKind::NotFound);
+        (error.to_string(), transient)
+    })?;
+    load_model(bundle).map_err(|message| (message, false))
 }
 
 /// Runs the service until `cancel` fires, then drains and says offline.
@@ -137,7 +165,14 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
 
     let model: ActiveModel = Arc::new(ArcSwapOption::new(loaded.model.map(Arc::new)));
     let telemetry = Arc::new(Telemetry::new(config.telemetry.clone()));
-    let (client, eventloop) = transport::connect(&config.mqtt, &topics, state.render_offline())?;
+    let in_flight_capacity =
+        config.serve.queue + crate::serve::REJECTION_QUEUE + config.serve.workers + COMMAND_QUEUE;
+    let (client, eventloop) = transport::connect(
+        &config.mqtt,
+        &topics,
+        state.render_offline(),
+        in_flight_capacity,
+    )?;
     let runtime = tokio::runtime::Handle::current();
     let sink = Arc::new(MqttReplySink::new(client.clone(), runtime.clone()));
     let settings = PipelineSettings {
@@ -201,13 +236,15 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
         publish_state,
     )
     .map_err(|error| DaemonError::Fleet(error.message))?;
-    let (commands, command_queue) = flume::bounded::<CommandJob>(256);
+    let (commands, command_queue) = flume::bounded::<CommandJob>(COMMAND_QUEUE);
+    let fleet_stop = Arc::new(AtomicBool::new(false));
     let fleet_thread = {
         let device = config.device.id.clone();
         let sink = sink.clone();
+        let stop = fleet_stop.clone();
         std::thread::Builder::new()
             .name("packd-fleet".into())
-            .spawn(move || serve_commands(&fleet, &device, &command_queue, sink.as_ref()))
+            .spawn(move || serve_commands(&fleet, &device, &command_queue, sink.as_ref(), &stop))
             .map_err(|error| DaemonError::Fleet(error.to_string()))?
     };
     let connection = Arc::new(Connection {
@@ -257,7 +294,10 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
     );
     let draining = pipeline.clone();
     let _ = tokio::task::spawn_blocking(move || draining.shutdown()).await;
-    // The fleet thread ends once the connection (the last sender of commands) is gone.
+    // The command being applied finishes and is answered; queued ones stay unacknowledged for
+    // the broker to deliver again, so nothing is applied after we said offline.
+    fleet_stop.store(true, Ordering::SeqCst);
+    let _ = tokio::task::spawn_blocking(move || fleet_thread.join()).await;
     drop(connection);
     background.cancel();
     if let Err(error) = transport::publish_json(
@@ -290,7 +330,6 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
             log::warn!("broker did not take the final messages within 5 s");
         }
     }
-    let _ = tokio::task::spawn_blocking(move || fleet_thread.join()).await;
     log::info!("packd stopped");
     Ok(())
 }
@@ -301,10 +340,27 @@ fn serve_commands(
     device: &str,
     queue: &flume::Receiver<CommandJob>,
     sink: &dyn ReplySink,
+    stop: &AtomicBool,
 ) {
-    while let Ok(job) = queue.recv() {
+    while !stop.load(Ordering::SeqCst) {
+        // Wake now and then to notice `stop` even when no command comes.
+        let job = match queue.recv_timeout(Duration::from_millis(100)) {
+            Ok(job) => job,
+            Err(flume::RecvTimeoutError::Timeout) => continue,
+            Err(flume::RecvTimeoutError::Disconnected) => return,
+        };
         let result = match Command::parse(&job.command) {
-            Some(command) => fleet.handle(&command, &job.payload),
+            Some(command) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                fleet.handle(&command, &job.payload)
+            }))
+            .unwrap_or_else(|_| {
+                log::error!("bundle command '{}' panicked", job.command);
+                Some(Err(FleetError {
+                    code: "internal",
+                    message: "internal error while applying the command".into(),
+                    missing: None,
+                }))
+            }),
             None => Some(Err(FleetError {
                 code: "bad_request",
                 message: format!("unknown bundle command '{}'", job.command),

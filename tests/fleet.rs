@@ -139,6 +139,40 @@ async fn push_activate_list_rollback_and_remove() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_that_are_not_plain_folder_names_are_refused() {
+    let (_key, public) = signing_key();
+    let (_broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    for (name, version) in [
+        ("packd-default", "1.0.0/../../../../tmp/x"),
+        ("..", "1"),
+        ("a/b", "1"),
+        ("", "1"),
+    ] {
+        for command_name in ["activate", "remove"] {
+            let reply = command(
+                &mut client,
+                &packd,
+                command_name,
+                json!({"name": name, "version": version}),
+            )
+            .await;
+            assert_eq!(
+                reply["error"]["code"], "bad_request",
+                "{command_name} {name}@{version}: {reply}"
+            );
+        }
+    }
+    let malformed = command(&mut client, &packd, "activate", json!({"name": 3})).await;
+    assert_eq!(malformed["error"]["code"], "bad_request");
+    let unknown = command(&mut client, &packd, "format-disk", json!({})).await;
+    assert_eq!(unknown["error"]["code"], "bad_request");
+    assert_eq!(
+        client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
+        "1.0.0"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn installed_but_not_activated_until_asked() {
     let (key, public) = signing_key();
     let (_broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;

@@ -309,6 +309,19 @@ impl BundleStore {
         Ok(Some(label))
     }
 
+    /// Removes the `active` pointer (nothing installed loads any more).
+    pub fn clear_active(&self) -> Result<(), BundleError> {
+        let pointer = self.dir.join(ACTIVE_POINTER);
+        match fs::remove_file(&pointer) {
+            Ok(()) => sync_dir(&self.dir),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(BundleError::Io {
+                path: pointer,
+                source,
+            }),
+        }
+    }
+
     /// Points `active` at an installed bundle (without touching `previous`).
     pub fn set_active(&self, label: &str) -> Result<(), BundleError> {
         self.write_pointer(ACTIVE_POINTER, label)

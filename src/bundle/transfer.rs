@@ -191,6 +191,13 @@ impl BeginRequest {
     }
 }
 
+/// Whether `name` and `version` can name an installed bundle (`name@version` is a folder name).
+pub fn is_valid_bundle_name(name: &str, version: &str) -> bool {
+    is_valid_label_part(name, "-_.")
+        && is_valid_label_part(version, "-_.+")
+        && !name.starts_with('.')
+}
+
 // The characters `check_manifest` allows, since a transfer's name and version become the
 // installed bundle's; also length-capped because they end up in a directory name.
 fn is_valid_label_part(text: &str, punctuation: &str) -> bool {

@@ -171,12 +171,10 @@ impl Fleet {
             }
             Command::Begin => self.begin(payload),
             Command::Commit => self.commit(payload),
-            Command::Activate => parse::<BundleName>(payload)
-                .and_then(|wanted| self.activate(&label(&wanted.name, &wanted.version))),
+            Command::Activate => parse_name(payload).and_then(|wanted| self.activate(&wanted)),
             Command::Rollback => self.rollback(),
             Command::List => Ok(self.list()),
-            Command::Remove => parse::<BundleName>(payload)
-                .and_then(|wanted| self.remove(&label(&wanted.name, &wanted.version))),
+            Command::Remove => parse_name(payload).and_then(|wanted| self.remove(&wanted)),
         };
         Some(result)
     }
@@ -283,8 +281,14 @@ impl Fleet {
             let _ = std::fs::remove_dir_all(&staging);
             error
         };
-        archive::unpack(archive_path, &staging, &self.settings.unpack_limits)
-            .map_err(|error| cleanup(FleetError::new(error.code(), error.to_string())))?;
+        archive::unpack(archive_path, &staging, &self.settings.unpack_limits).map_err(|error| {
+            // Past `begin`, an archive over the unpack limits is a malformed bundle.
+            let code = match error.code() {
+                "too_large" => "invalid_bundle",
+                other => other,
+            };
+            cleanup(FleetError::new(code, error.to_string()))
+        })?;
         let bundle = Bundle::open(&staging).map_err(|error| cleanup(invalid(error)))?;
         if bundle.label() != wanted {
             return Err(cleanup(FleetError::new(
@@ -466,6 +470,19 @@ pub fn check_engines(engines: &[EngineEntry], profile: &DeviceProfile) -> Result
 
 fn major_minor(version: &str) -> String {
     version.split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
+/// The `name@version` an `activate` or `remove` names, refusing anything that is not a plain
+/// folder name (a version of `1.0/../../x` must never reach the filesystem).
+fn parse_name(payload: &[u8]) -> Result<String, FleetError> {
+    let wanted: BundleName = parse(payload)?;
+    if !crate::bundle::transfer::is_valid_bundle_name(&wanted.name, &wanted.version) {
+        return Err(FleetError::new(
+            "bad_request",
+            "'name' and 'version' must be letters, digits, '-', '_', '.' (and '+' in versions)",
+        ));
+    }
+    Ok(label(&wanted.name, &wanted.version))
 }
 
 fn parse<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, FleetError> {

@@ -92,6 +92,15 @@ impl ReplyCache {
         }
     }
 
+    /// Forgets a request whose answer should not be replayed; returns how many duplicates
+    /// arrived meanwhile (they get the same answer once).
+    pub fn abandon(&self, key: &RequestKey) -> usize {
+        match self.lock().entries.remove(key) {
+            Some((_, Entry::InFlight { resend })) => resend,
+            _ => 0,
+        }
+    }
+
     /// Number of requests remembered.
     pub fn len(&self) -> usize {
         self.lock().entries.len()
@@ -149,6 +158,16 @@ mod tests {
             Lookup::Replay(b"reply".to_vec())
         );
         assert_eq!(cache.lookup(&key("b"), now), Lookup::Compute);
+    }
+
+    #[test]
+    fn an_abandoned_request_is_computed_again() {
+        let cache = ReplyCache::new(Duration::from_secs(60), 10);
+        let now = Instant::now();
+        assert_eq!(cache.lookup(&key("a"), now), Lookup::Compute);
+        assert_eq!(cache.lookup(&key("a"), now), Lookup::Pending);
+        assert_eq!(cache.abandon(&key("a")), 1);
+        assert_eq!(cache.lookup(&key("a"), now), Lookup::Compute);
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub type Acknowledge = Box<dyn FnOnce() + Send>;
 /// One brief as read off the socket.
 pub struct Job {
     pub payload: Bytes,
+    /// Set (to the payload's size) when the payload was over the limit and has been dropped.
+    pub oversized: Option<usize>,
     /// From the v5 properties; `None` means look for `reply_to` in the body.
     pub route: Option<ReplyRoute>,
     pub arrived: Instant,
@@ -104,7 +106,7 @@ pub struct PipelineSettings {
 }
 
 /// Rejections wait here to be answered `overloaded`; beyond it they are dropped and counted.
-const REJECTION_QUEUE: usize = 64;
+pub const REJECTION_QUEUE: usize = 64;
 
 impl Pipeline {
     /// Starts the workers.
@@ -147,7 +149,15 @@ impl Pipeline {
                             Ordering::Relaxed,
                         );
                         let mut job = job;
-                        shared.process(&mut job);
+                        // A panic in a decoder or the backend costs one `internal` reply, never
+                        // the worker or the acknowledgement.
+                        let processed =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                shared.process(&mut job)
+                            }));
+                        if processed.is_err() {
+                            shared.answer_after_panic(&job);
+                        }
                         job.finish();
                         shared.busy_since_ms[index].store(0, Ordering::Relaxed);
                         shared.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -250,7 +260,17 @@ impl Shared {
         let started = Instant::now();
         let queue_us = micros(started.saturating_duration_since(job.arrived));
         let envelope_id;
-        let (brief, route) = match brief::decode(&job.payload) {
+        let decoded = match job.oversized {
+            Some(size) => Err(ApiError::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "payload of {size} bytes is over the {} byte limit",
+                    brief::MAX_PAYLOAD_BYTES
+                ),
+            )),
+            None => brief::decode(&job.payload),
+        };
+        let (brief, route) = match decoded {
             Ok(brief) => {
                 let route = job.route.clone().or_else(|| {
                     brief::read_envelope(&job.payload)
@@ -324,9 +344,20 @@ impl Shared {
             }),
             Err(error) => reply::error_body(envelope_id.as_deref(), error, None),
         };
+        // A retry after `expired`, `no_model` or `internal` deserves a fresh attempt, not a replay.
+        let transient = matches!(
+            &outcome.result,
+            Err(error) if matches!(error.code, ErrorCode::Expired | ErrorCode::NoModel | ErrorCode::Internal)
+        );
         let copies = 1 + key
             .as_ref()
-            .map(|key| self.cache.complete(key, &body))
+            .map(|key| {
+                if transient {
+                    self.cache.abandon(key)
+                } else {
+                    self.cache.complete(key, &body)
+                }
+            })
             .unwrap_or(0);
         for _ in 1..copies {
             self.sink.send(&route, body.clone());
@@ -466,6 +497,38 @@ impl Shared {
             backend: Some(model.backend.name().to_string()),
             timing,
         }
+    }
+
+    fn answer_after_panic(&self, job: &Job) {
+        let envelope = brief::read_envelope(&job.payload);
+        log::error!(
+            "a worker panicked on brief {}",
+            envelope.id.as_deref().unwrap_or("(no id)")
+        );
+        let route = job.route.clone().or_else(|| {
+            envelope.reply_to.clone().map(|topic| ReplyRoute {
+                topic,
+                correlation: None,
+            })
+        });
+        let error = ApiError::new(
+            ErrorCode::Internal,
+            "internal error while processing the brief",
+        );
+        if let Some(route) = route {
+            self.sink.send(
+                &route,
+                reply::error_body(envelope.id.as_deref(), &error, None),
+            );
+        }
+        self.telemetry.record(&BriefRecord {
+            id: envelope.id.as_deref(),
+            status: Some(ErrorCode::Internal),
+            backend: None,
+            bundle: None,
+            timing: Timing::default(),
+            message: Some(&error.message),
+        });
     }
 
     fn reject_overloaded(&self, job: &Job) {

@@ -118,12 +118,17 @@ pub fn connect(
     config: &MqttConfig,
     topics: &Topics,
     offline_state: Vec<u8>,
+    in_flight_capacity: usize,
 ) -> Result<(AsyncClient, EventLoop), TransportError> {
     let mut options = base_options(config, &format!("packd-{}", topics.device))?;
     options.set_clean_start(false);
     let mut connect_properties = rumqttc::v5::mqttbytes::v5::ConnectProperties::new();
     connect_properties.session_expiry_interval = Some(config.session_expiry_s);
     connect_properties.max_packet_size = Some(MAX_INCOMING_PACKET);
+    // Unacknowledged deliveries we can hold (queue, overload queue, workers, bundle commands):
+    // the broker keeps the rest for us instead of pushing them into memory.
+    connect_properties.receive_maximum =
+        Some(in_flight_capacity.clamp(1, u16::MAX as usize) as u16);
     options.set_connect_properties(connect_properties);
     options.set_manual_acks(true);
     options.set_last_will(LastWill::new(
@@ -261,29 +266,30 @@ impl Connection {
         // Subscriptions survive in a present session; (re)subscribing is still harmless and
         // covers a broker that lost its state.
         let _ = session_present;
+        // try_*: this runs inside the event-loop task, so awaiting room in a request channel
+        // filled during an outage would wait for the very loop that empties it.
         for filter in self
             .topics
             .brief_filters()
             .into_iter()
             .chain(self.topics.bundle_filters())
         {
-            if let Err(error) = self
-                .client
-                .subscribe(filter.clone(), QoS::AtLeastOnce)
-                .await
-            {
+            if let Err(error) = self.client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
                 log::error!("cannot subscribe to {filter}: {error}");
             }
         }
-        if let Err(error) = publish_json(
-            &self.client,
-            &self.topics.state,
+        let properties = PublishProperties {
+            content_type: Some(JSON.to_string()),
+            ..PublishProperties::default()
+        };
+        let published = self.client.try_publish_with_properties(
+            self.topics.state.clone(),
             QoS::AtLeastOnce,
             true,
             self.state.render_current(),
-        )
-        .await
-        {
+            properties,
+        );
+        if let Err(error) = published {
             log::error!("cannot publish state: {error}");
         }
     }
@@ -301,12 +307,19 @@ impl Connection {
             });
         let payload: Bytes = publish.payload.clone();
         if self.topics.is_brief_topic(&topic) {
+            // An oversized brief is answered `too_large` without keeping its bytes queued.
+            let (payload, oversized) = if payload.len() > crate::brief::MAX_PAYLOAD_BYTES {
+                (Bytes::new(), Some(payload.len()))
+            } else {
+                (payload, None)
+            };
             let expires = properties
                 .message_expiry_interval
                 .map(|seconds| arrived + Duration::from_secs(u64::from(seconds)));
             let acknowledge = self.acknowledger(publish);
             self.pipeline.submit(Job {
                 payload,
+                oversized,
                 route,
                 arrived,
                 expires,
@@ -319,9 +332,18 @@ impl Connection {
                 route,
                 acknowledge: self.acknowledger(publish),
             };
-            // The fleet thread takes commands one at a time, in arrival order. If it is gone we
-            // are shutting down, and the broker redelivers the unacknowledged command later.
-            let _ = self.commands.send(job);
+            // The fleet thread takes commands one at a time, in arrival order. Never block the
+            // event loop on it: a command it has no room for (or that arrives while shutting
+            // down) stays unacknowledged, and the broker delivers it again.
+            if let Err(error) = self.commands.try_send(job) {
+                log::warn!(
+                    "bundle command on {topic} not taken ({}); the broker will redeliver it",
+                    match error {
+                        flume::TrySendError::Full(_) => "command queue full",
+                        flume::TrySendError::Disconnected(_) => "shutting down",
+                    }
+                );
+            }
         } else {
             log::warn!("message on unexpected topic {topic} ignored");
             self.acknowledge_now(&publish);
@@ -333,7 +355,14 @@ impl Connection {
         let client = self.client.clone();
         let runtime = Handle::current();
         Box::new(move || {
-            if let Err(error) = runtime.block_on(client.ack(&publish)) {
+            // Off the runtime (workers, the fleet thread) wait for room in the request channel;
+            // on it (the event loop dropping a brief under overload) never block.
+            let acknowledged = if Handle::try_current().is_ok() {
+                client.try_ack(&publish)
+            } else {
+                runtime.block_on(client.ack(&publish))
+            };
+            if let Err(error) = acknowledged {
                 log::warn!("cannot acknowledge a message: {error}");
             }
         })
