@@ -883,8 +883,6 @@ async fn push_finishes_across_a_persistent_broker_restart_mid_transfer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "packctl bug: after a reconnect it sends begin once and waits --timeout-s; a begin \
-            published before packd has resubscribed to a broker that lost its session is lost"]
 async fn push_finishes_across_a_broker_restart_that_loses_the_sessions() {
     let (sent, size) = push_across_a_broker_restart("", "10").await;
     assert!(sent >= size, "{sent} bytes sent of {size}");

@@ -234,6 +234,9 @@ enum DeviceState {
     Done(Value),
 }
 
+/// How often an unanswered `begin` to named appliances is sent again.
+const BEGIN_RESEND_EVERY: Duration = Duration::from_secs(2);
+
 struct Push {
     file: File,
     path: PathBuf,
@@ -479,6 +482,42 @@ impl Push {
         Target::Device(device.to_string()).topic(&self.prefix, command)
     }
 
+    /// Sends `begin` and, to named appliances, sends it again every few seconds until each has
+    /// answered or the wait is over: `begin` is idempotent, and one published while an
+    /// appliance is still (re)subscribing after a broker restart is simply lost.
+    async fn begin_until_answered(
+        &self,
+        session: &mut Session,
+        topics: &[String],
+        correlation: &Bytes,
+        expect: &Expect,
+    ) -> Result<BTreeMap<String, Value>, Lost> {
+        let Expect::Devices(devices) = expect else {
+            session
+                .request_with(topics, &self.begin, correlation)
+                .await?;
+            return session.collect(correlation, expect, self.wait).await;
+        };
+        let deadline = Instant::now() + self.wait.timeout;
+        let mut replies = BTreeMap::new();
+        loop {
+            session
+                .request_with(topics, &self.begin, correlation)
+                .await?;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let attempt = Wait {
+                timeout: remaining.min(BEGIN_RESEND_EVERY),
+                ..self.wait
+            };
+            replies.extend(session.collect(correlation, expect, attempt).await?);
+            if devices.iter().all(|device| replies.contains_key(device))
+                || Instant::now() >= deadline
+            {
+                return Ok(replies);
+            }
+        }
+    }
+
     /// `begin`: to the target the first time (which, for a pool, says who is in it), then to
     /// each unfinished appliance's own topic, so one that already committed is left alone.
     async fn begin(&mut self, session: &mut Session) -> Result<(), PushError> {
@@ -505,10 +544,9 @@ impl Push {
             }
         };
         let correlation = session.correlation();
-        session
-            .request_with(&topics, &self.begin, &correlation)
+        let replies = self
+            .begin_until_answered(session, &topics, &correlation, &expect)
             .await?;
-        let replies = session.collect(&correlation, &expect, self.wait).await?;
         let first = self.devices.is_none();
         if first && replies.is_empty() {
             return Err(PushError::Fatal(anyhow::anyhow!(
