@@ -22,7 +22,7 @@ use crate::serve::{ActiveModel, ServingModel};
 use crate::state::StateBoard;
 
 /// Transfers idle for longer than this are dropped, so an abandoned push does not block others.
-const TRANSFER_IDLE_LIMIT: Duration = Duration::from_secs(24 * 3600);
+const TRANSFER_IDLE_LIMIT: Duration = Duration::from_secs(3600);
 
 /// A bundle command, from the topic suffix after `bundles/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
