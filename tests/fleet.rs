@@ -59,11 +59,10 @@ async fn push_activate_list_rollback_and_remove() {
         client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
         "1.1.0"
     );
-    let state = client.wait_for_state(&packd, "online").await;
-    assert!(
-        state["bundle"]["version"] == "1.1.0"
-            || client.wait_for_state(&packd, "online").await["bundle"]["version"] == "1.1.0"
-    );
+    let state = client
+        .wait_for_state_where(&packd, |state| state["bundle"]["version"] == "1.1.0")
+        .await;
+    assert_eq!(state["status"], "online");
 
     let listed = command(&mut client, &packd, "list", json!({})).await;
     assert_eq!(listed["status"], "ok");

@@ -247,10 +247,12 @@ impl BundleStore {
 
     /// Removes the oldest bundles beyond `keep`, never the active, previous or last good one.
     pub fn prune(&self, keep: usize) -> Vec<String> {
-        let protected: Vec<String> = [ACTIVE_POINTER, PREVIOUS_POINTER, LAST_GOOD_POINTER]
+        let mut protected: Vec<String> = [ACTIVE_POINTER, PREVIOUS_POINTER, LAST_GOOD_POINTER]
             .iter()
             .filter_map(|pointer| self.read_pointer(pointer))
             .collect();
+        protected.sort();
+        protected.dedup();
         let installed = self.installed();
         let mut excess = installed.len().saturating_sub(keep.max(protected.len()));
         let mut removed = Vec::new();
@@ -399,4 +401,69 @@ fn sync_dir(dir: &Path) -> Result<(), BundleError> {
             path: dir.to_path_buf(),
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal installed folder: `installed()` and `remove()` need only a manifest file.
+    fn fake_install(store: &BundleStore, label: &str) {
+        let (name, version) = label.split_once('@').unwrap();
+        let dir = store.path_of(label);
+        fs::create_dir_all(&dir).unwrap();
+        let manifest = format!(
+            "schema = 1\nname = \"{name}\"\nversion = \"{version}\"\ncreated = \"x\"\nfiles = []\n\
+             [model]\nfp32 = \"a\"\nint8 = \"a\"\ncalibration_cache = \"a\"\nvocabulary = \"a\"\nselftest = \"a\"\n\
+             layout_grid = [1, 1]\ninputs = []\noutputs = []\n\
+             [catalogues]\nstyles = {{ file = \"a\", version = \"1\", count = 0 }}\n\
+             palettes = {{ file = \"a\", version = \"1\", count = 0 }}\n\
+             fonts = {{ file = \"a\", version = \"1\", count = 0 }}\n\
+             layouts = {{ file = \"a\", version = \"1\", count = 0 }}\n"
+        );
+        fs::write(dir.join(MANIFEST_FILE), manifest).unwrap();
+    }
+
+    #[test]
+    fn activation_keeps_previous_and_prune_spares_the_pointed_bundles() {
+        let temp = tempfile::tempdir().unwrap();
+        let store = BundleStore::open(temp.path()).unwrap();
+        for version in ["1", "2", "3", "4", "5"] {
+            fake_install(&store, &format!("b@{version}"));
+        }
+        assert_eq!(store.installed().len(), 5);
+        assert_eq!(store.activate("b@1").unwrap(), None);
+        store.mark_good("b@1").unwrap();
+        assert_eq!(store.activate("b@5").unwrap().as_deref(), Some("b@1"));
+        assert_eq!(store.read_pointer(PREVIOUS_POINTER).as_deref(), Some("b@1"));
+
+        let removed = store.prune(3);
+        assert_eq!(removed.len(), 2, "{removed:?}");
+        let left: Vec<String> = store
+            .installed()
+            .into_iter()
+            .map(|bundle| bundle.label)
+            .collect();
+        for kept in ["b@1", "b@5"] {
+            assert!(
+                left.contains(&kept.to_string()),
+                "{kept} is active, previous or last good: {left:?}"
+            );
+        }
+        assert_eq!(left.len(), 3);
+        assert!(
+            store.remove("b@5").is_err(),
+            "the active bundle cannot be removed"
+        );
+    }
+
+    #[test]
+    fn pointers_refuse_paths() {
+        let temp = tempfile::tempdir().unwrap();
+        let store = BundleStore::open(temp.path()).unwrap();
+        for bad in ["../escape", "a/b", ".staging-x", ""] {
+            fs::write(temp.path().join(ACTIVE_POINTER), format!("{bad}\n")).unwrap();
+            assert_eq!(store.active_label(), None, "{bad}");
+        }
+    }
 }
