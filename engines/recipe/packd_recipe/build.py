@@ -27,10 +27,18 @@ CONFIG = {
     "seed": 20261125,
     "n_train": 32000,
     "epochs": 10,
-    "batch": 256,
-    "lr": 2e-3,
+    "batch": 128,
+    "lr": 1.5e-3,
+    "hidden": 384,
+    # BCE weight per head (mean over the head's outputs): palettes/fonts have many outputs whose
+    # within-family differences are small, so they get more weight than styles/layout
+    "head_weights": {"styles": 2.0, "palettes": 6.0, "fonts": 2.0, "layout": 1.0},
+    # activation scales of the hidden layers from a high percentile of |activation| over the calibration
+    # set instead of the max (finer int8 steps; the rare clipped outliers are seen by the QAT fine-tune)
+    "calib_percentile": 99.99,
+    "calib_percentile_tensors": ["h1", "h2"],
     "qat_epochs": 2,
-    "qat_lr": 3e-4,
+    "qat_lr": 6e-4,
     "n_heldout_pairs": 60,
     "trt_header": "TRT-100300-EntropyCalibration2",
     "int8_tolerance": 0.06,
@@ -302,6 +310,8 @@ def _build_into(out, dataset=None, dataset_only=False, quick=False, skip_report=
             tg = {k: np.concatenate([tg[k], dtg[k]]) for k in tg}
     log(f"[{time.time()-t0:5.1f}s] training set {X.shape[0]} briefs (teacher-labelled), {len(heldout)} held-out product x mood pairs")
 
+    model.H = c["hidden"]
+    model.HEAD_W.update(c["head_weights"])
     params = model.init_params(V, S, P, F, seed)
     params = model.train(params, (X, I, R, tg), 3 if quick else c["epochs"], c["batch"], c["lr"], seed + 1, log=log)
     log(f"[{time.time()-t0:5.1f}s] trained")
@@ -372,9 +382,16 @@ def calibrate(m32, CX, CI, CR):
     sess_all = ort_session(full, opt=False)
     names = [o.name for o in sess_all.get_outputs()]
     amax = {n: 0.0 for n in ["brief", "image", "brand"] + names}
+    pct, pct_t = CONFIG.get("calib_percentile"), set(CONFIG.get("calib_percentile_tensors", []))
+    vals = {n: [] for n in pct_t}
     for i, outs in enumerate(run_ort(sess_all, CX, CI, CR)):
         for n, v in zip(names, outs):
             amax[n] = max(amax[n], float(np.abs(v).max()))
+            if pct and n in pct_t:
+                vals[n].append(np.abs(np.asarray(v, np.float64)).reshape(-1))
+    if pct:
+        for n in pct_t:
+            amax[n] = float(np.percentile(np.concatenate(vals[n]), pct))
     # the input ranges are known by construction: use them so rare inputs never clip
     amax["brief"] = 1.0
     amax["image"] = max(float(np.abs(CI).max()), 1.5)

@@ -200,7 +200,7 @@ TERM_K = {
     "season:spring": T("botanical:.7 kawaii:.4", lightness=[0.7, 0.97], hues="peony matcha lemon", families="pastel botanical_greens", font_traits="delicate friendly", source="kobayashi", rationale="Spring: light yellow-greens and blossom pinks ('pretty/fresh')."),
     "season:autumn": T("natural_organic:.6 retro_vintage:.4", temperature=[0.0, 1.4], hues="terracotta amber mustard olive", families="earth_tones vintage", font_traits="warm", source="kobayashi", rationale="Autumn: russet, ochre, olive (warm, dull)."),
     # ----- occasions
-    "occasion:chinese_new_year": T("festive:1 guochao:.7", temperature=[0.3, 1.6], hues="red gold", families="chinese_red_gold", font_traits="festive calligraphic chinese", layouts="framed_classic:.9 vertical_calligraphy:.8", source="cn_culture", rationale="春节: red for luck, gold for prosperity, calligraphic 福."),
+    "occasion:chinese_new_year": T("festive:1 guochao:.7", salience=4.0, temperature=[0.3, 1.6], hues="red gold", families="chinese_red_gold", font_traits="festive calligraphic chinese", layouts="framed_classic:.9 vertical_calligraphy:.8", source="cn_culture", rationale="春节: red for luck, gold for prosperity, calligraphic 福."),
     "occasion:mid_autumn": T("festive:.6 guochao:.6 eastern_zen:.4 luxury:.4", hues="gold indigo jade", families="chinese_red_gold jewel_tones black_gold", font_traits="traditional calligraphic", layouts="framed_classic:.8 vertical_calligraphy:.8", source="cn_culture", rationale="中秋: moon gold on night indigo, jade and red gift cues."),
     "occasion:christmas": T("festive:1", hues="red green gold", families="jewel_tones chinese_red_gold", font_traits="festive classic", layouts="framed_classic:.8 centered_hero:.6", source="category", rationale="Christmas: red, pine green, gold; ornamental frames."),
     "occasion:valentines": T("kawaii:.5 luxury:.4 botanical:.3", hues="rose cherry peony", families="pastel jewel_tones", font_traits="romantic feminine", font_categories="script", source="kobayashi", rationale="Valentine/七夕: rose reds and pinks, script type."),
@@ -227,7 +227,7 @@ TERM_K = {
     "palette:botanical_greens": T("botanical:.7 natural_organic:.5", families="botanical_greens", hues="sage jade matcha", source="kobayashi", rationale="Leaf greens."),
     "palette:cream": T("minimalist:.4 scandinavian:.3", families="cream", lightness=[0.6, 0.95], chroma=[0.0, 0.2], source="kobayashi", rationale="Cream/beige warm neutrals."),
     # ----- free keywords
-    "keyword:guochao": T("guochao:1 festive:.3", families="chinese_red_gold jewel_tones", hues="red gold jade", font_traits="chinese calligraphic bold", layouts="vertical_calligraphy:.8 oversized_type:.6", source="cn_culture", rationale="国潮/新中式: heritage colour and calligraphy, remixed."),
+    "keyword:guochao": T("guochao:1 festive:.3", salience=6.0, families="chinese_red_gold jewel_tones", hues="red gold jade", font_traits="chinese calligraphic bold", layouts="vertical_calligraphy:.8 oversized_type:.6", source="cn_culture", rationale="国潮/新中式: heritage colour and calligraphy, remixed."),
     "keyword:eco_friendly": T("natural_organic:1", families="earth_tones botanical_greens cream", chroma=[0.05, 0.3], font_traits="natural handmade", layouts="window_cutout:.6", source="category", rationale="Low ink, kraft, leaf and earth hues."),
     "keyword:handmade": T("hand_drawn:.8 natural_organic:.5", families="earth_tones vintage cream", font_traits="handmade casual", font_categories="handwritten", source="category", rationale="手作/匠心: craft textures, handwriting."),
     "keyword:cyberpunk": T("futuristic:1 bold_graphic:.4", families="neon", hues="magenta iris mint", lightness=[0.05, 0.4], font_traits="cyberpunk futuristic", layouts="full_bleed_overlay:.7", source="category", rationale="Magenta/cyan neon on black."),
@@ -280,6 +280,11 @@ TEACHER_PARAMS = {
     "family_bonus": 0.6,
     "palette_mix": {"terms": 0.6, "image": 0.25, "brand": 0.15},
     "named_family_weight": 0.5,
+    # tiny fixed per-catalogue-entry offsets (golden-ratio sequence over the catalogue index) added to the raw
+    # palette / pairing fits: sibling palettes and pairings with identical traits otherwise tie exactly or
+    # nearly, which leaves their order undefined for the student and makes INT8 rounding swap them
+    "tie_break": 0.04,
+    "tie_break_fonts": 0.03,
     "grading": {
         "styles": {"k": 4, "top": 0.95, "kth": 0.25, "empty": 0.3, "min": 0.01, "floor": 0.08, "clear_gap": 0.25},
         "palettes": {"k": 10, "top": 0.95, "kth": 0.3, "empty": 0.3, "min": 0.01, "floor": 0.05, "clear_gap": 0.25},
@@ -288,7 +293,7 @@ TEACHER_PARAMS = {
     "heatmap_softness": 0.05,
 }
 
-KEY_ORDER = ["styles", "lightness", "chroma", "temperature", "hues", "families", "font_traits", "font_categories", "layouts", "source", "rationale"]
+KEY_ORDER = ["styles", "salience", "lightness", "chroma", "temperature", "hues", "families", "font_traits", "font_categories", "layouts", "source", "rationale"]
 
 
 def write_toml(vocab):

@@ -44,6 +44,9 @@ class Teacher:
         gw = tp["group_weight"]
         self.gw = np.array([gw[t["group"]] for t in vocab["terms"]])
         self.is_pal = np.array([t["group"] == "palette" for t in vocab["terms"]], dtype=np.float64)
+        # salience: how strongly a term steers the palette relative to the other terms of the brief
+        # (culturally decisive terms such as guochao / Chinese New Year dominate the colour choice)
+        self.sal = np.array([float(knowledge["terms"][t["id"]].get("salience", 1.0)) for t in vocab["terms"]])
 
         # palette arrays
         A = lambda k: np.array([p["attributes"][k] for p in palettes])
@@ -65,6 +68,7 @@ class Teacher:
                     self.pchrom_w[i, j] = min(1.0, C / 25.0)
         self.prim_h = np.array([col.lab_to_lch(col.hex_to_lab(p["roles"]["primary"]))[1] for p in palettes])
         self.acc_h = np.array([col.lab_to_lch(col.hex_to_lab(p["roles"]["accent"]))[1] for p in palettes])
+        self.tie = ((np.arange(self.P) * 0.6180339887498949) % 1.0)
         self.prim_c = np.array([col.lab_to_lch(col.hex_to_lab(p["roles"]["primary"]))[0] for p in palettes])
 
         # spec fits
@@ -168,7 +172,7 @@ class Teacher:
         styles = self.grade(Sr, gr["styles"])
 
         # palettes: fit to the named palette family (if any) and to everything else in the brief
-        Xc = Xg * self.hasc * (1.0 - self.is_pal)
+        Xc = Xg * self.hasc * (1.0 - self.is_pal) * self.sal
         num = Xc @ self.TF + med * Sr @ self.SF
         den = Xc.sum(1, keepdims=True) + med * Sr.sum(1, keepdims=True)
         rest = np.where(den > 1e-9, num / np.maximum(den, 1e-9), 0.5)
@@ -211,6 +215,11 @@ class Teacher:
             tot_p[idx] += mix["brand"] * acc / np.maximum(cnt, 1)
             wsum[idx] += mix["brand"]
         praw = tot_p / wsum
+        tb = float(self.tp.get("tie_break", 0.0))
+        if tb > 0:
+            # tiny fixed per-palette offset (deterministic, from the catalogue index): separates sibling
+            # palettes whose fits are otherwise equal, so the order inside a family is well defined
+            praw = praw + tb * self.tie
         palettes = self.grade(praw, gr["palettes"])
 
         # fonts
@@ -218,6 +227,10 @@ class Teacher:
         Dc = Xg @ self.TermC + med * Sr @ self.StyC
         fraw = D @ self.PairT.T + 0.5 * Dc @ self.PairC.T
         fraw = fraw / np.maximum(tot + med * Sr.sum(1, keepdims=True), 1e-9)
+        tbf = float(self.tp.get("tie_break_fonts", 0.0))
+        if tbf > 0:
+            # pairings with identical traits score exactly equal: a tiny fixed offset orders them
+            fraw = fraw + tbf * ((np.arange(self.F) * 0.6180339887498949) % 1.0)
         fonts = self.grade(fraw, gr["fonts"])
 
         # layouts
