@@ -9,7 +9,8 @@
 //   lang    en | zh (default: the browser's language)
 //   top_k   1–10 (default 3)
 //   timeout seconds to wait for a reply (default 15)
-//   username, password   broker credentials, when the listener needs them
+//   username, password   broker credentials, when the listener needs them; with a username,
+//                        replies come to {prefix}/replies/{username}/kiosk-<random>
 "use strict";
 
 (function () {
@@ -27,7 +28,13 @@
     password: params.get("password") || undefined,
   };
   const session = "kiosk-" + randomId(8);
-  const replyTopic = `${cfg.prefix}/replies/${session}`;
+  // Replies come back under the account's own subtree when the page logs in, as the example ACL
+  // (docs/mosquitto-acl.conf: `pattern read packd/v1/replies/%u/#`) lets each account read only
+  // packd/v1/replies/<its username>/#; without a username (an anonymous broker) directly under
+  // replies/. A username that cannot be a topic level (wildcards) keeps the anonymous form.
+  const replyTopic = cfg.username && !/[+#\u0000]/.test(cfg.username)
+    ? `${cfg.prefix}/replies/${cfg.username}/${session}`
+    : `${cfg.prefix}/replies/${session}`;
   const briefTopic = cfg.pool
     ? `${cfg.prefix}/pools/${cfg.pool}/briefs`
     : `${cfg.prefix}/devices/${cfg.device}/briefs`;

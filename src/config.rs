@@ -31,6 +31,7 @@ pub struct Config {
     pub serve: ServeConfig,
     pub telemetry: TelemetryConfig,
     pub log: LogConfig,
+    pub backend: crate::backend::select::BackendConfig,
 }
 
 /// Broker connection.

@@ -134,8 +134,30 @@ fn open_and_load(store: &BundleStore, label: &str) -> Result<ServingModel, (Stri
     load_model(bundle).map_err(|message| (message, false))
 }
 
+/// What engines must match: the configured `[device]` values, else what TensorRT and the CUDA
+/// device report here (only where this build and machine have them).
+fn device_profile(config: &Config) -> DeviceProfile {
+    let observed = crate::backend::select::observed_device(&config.backend);
+    DeviceProfile {
+        tensorrt: config
+            .device
+            .tensorrt
+            .clone()
+            .or_else(|| observed.as_ref().map(|facts| facts.tensorrt.to_string())),
+        compute_capability: config.device.compute_capability.clone().or_else(|| {
+            observed
+                .as_ref()
+                .map(|facts| facts.compute_capability.clone())
+        }),
+        dla_cores: observed.as_ref().map_or(config.device.dla_cores, |facts| {
+            facts.dla_cores.max(config.device.dla_cores)
+        }),
+    }
+}
+
 /// Runs the service until `cancel` fires, then drains and says offline.
 pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), DaemonError> {
+    crate::backend::select::configure(&config.backend);
     let topics = Topics::new(&config.mqtt.prefix, &config.device.id, &config.device.pools);
     let store = BundleStore::open(&config.bundles.dir)?;
     let seed = config.bundles.seed.clone();
@@ -158,7 +180,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
         loaded
             .model
             .iter()
-            .map(|model| model.backend.name().to_string())
+            .flat_map(|model| model.backend.targets())
             .collect(),
         loaded.problem.clone(),
     );
@@ -221,11 +243,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
             max_files: 10_000,
             max_file_bytes: config.bundles.max_bundle_mib * 1024 * 1024 * 4,
         },
-        profile: DeviceProfile {
-            tensorrt: config.device.tensorrt.clone(),
-            compute_capability: config.device.compute_capability.clone(),
-            dla_cores: config.device.dla_cores,
-        },
+        profile: device_profile(&config),
     };
     let fleet = Fleet::new(
         fleet_settings,

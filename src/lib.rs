@@ -4,7 +4,7 @@
 //! [`brief`] (decoding) → [`features`] (model inputs) → [`backend`] (cpu / trt) →
 //! [`recommend`] (post-processing) → [`reply`]. Model bundles live apart in [`bundle`], and
 //! [`fleet`] applies the bundle commands to them; [`config`], [`state`] and [`telemetry`] sit
-//! at the edge.
+//! at the edge, and [`maintenance`] holds the on-device subcommands (self-test, engines).
 
 pub mod backend;
 pub mod brief;
@@ -14,6 +14,7 @@ pub mod config;
 pub mod daemon;
 pub mod features;
 pub mod fleet;
+pub mod maintenance;
 pub mod recommend;
 pub mod reply;
 pub mod serve;

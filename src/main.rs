@@ -12,8 +12,70 @@ use tokio_util::sync::CancellationToken;
 #[command(name = "packd", version, about)]
 struct Arguments {
     /// Configuration file (default /etc/packd/packd.toml, optional).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
+    /// Without a subcommand, packd serves briefs.
+    #[command(subcommand)]
+    command: Option<Subcommand>,
+}
+
+#[derive(clap::Subcommand)]
+enum Subcommand {
+    /// Runs the bundle's self-test vectors on every target and prints latency per target.
+    Selftest {
+        /// Bundle directory (default: the active bundle).
+        #[arg(long, value_name = "DIR")]
+        bundle: Option<PathBuf>,
+        /// Only these targets (cpu, trt:gpu, trt:dla0, trt:dla1); repeatable.
+        #[arg(long = "target", value_name = "TARGET")]
+        targets: Vec<String>,
+        /// Timed passes over the vectors per target.
+        #[arg(long, default_value_t = 20)]
+        repeat: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Records or lists the TensorRT engines in a bundle's manifest.
+    #[command(subcommand)]
+    Engine(EngineCommand),
+    /// Prints the active bundle's directory.
+    ActiveBundle,
+}
+
+#[derive(clap::Subcommand)]
+enum EngineCommand {
+    /// Hashes an engine file inside the bundle and records it in manifest.toml.
+    Register {
+        #[arg(long, value_name = "DIR")]
+        bundle: PathBuf,
+        /// gpu, dla0 or dla1.
+        #[arg(long)]
+        target: String,
+        /// int8, fp16 or fp32.
+        #[arg(long)]
+        precision: String,
+        /// The plan, relative to the bundle directory.
+        #[arg(long, value_name = "RELATIVE_PATH")]
+        file: String,
+        /// TensorRT version that built it (checked against the plan's header).
+        #[arg(long)]
+        tensorrt: String,
+        /// CUDA version it was built with.
+        #[arg(long)]
+        cuda: String,
+        /// Compute capability of the device (8.7 on Orin).
+        #[arg(long)]
+        compute_capability: String,
+        /// DLA cores of the device that built it.
+        #[arg(long)]
+        dla_cores: Option<u32>,
+    },
+    /// One line per engine: target, precision, TensorRT, file, ok|missing|hash-mismatch.
+    List {
+        #[arg(long, value_name = "DIR")]
+        bundle: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -25,6 +87,15 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_BAD_CONFIG as u8);
         }
     };
+    if let Some(command) = arguments.command {
+        return match maintain(&config, command) {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("packd: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Err(error) = packd::telemetry::logger::install(&config.log) {
         eprintln!("packd: log: {error}");
         return ExitCode::from(EXIT_BAD_CONFIG as u8);
@@ -37,6 +108,74 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The on-device subcommands; they log to stderr.
+fn maintain(config: &Config, command: Subcommand) -> anyhow::Result<ExitCode> {
+    use packd::maintenance;
+    packd::backend::select::configure(&config.backend);
+    let bundle_or_active = |bundle: Option<PathBuf>| match bundle {
+        Some(bundle) => Ok(bundle),
+        None => maintenance::active_bundle_dir(config),
+    };
+    match command {
+        Subcommand::ActiveBundle => {
+            println!("{}", maintenance::active_bundle_dir(config)?.display());
+        }
+        Subcommand::Selftest {
+            bundle,
+            targets,
+            repeat,
+            json,
+        } => {
+            let dir = bundle_or_active(bundle)?;
+            let reports = maintenance::selftest_targets(&dir, &targets, repeat)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            } else {
+                println!("bundle {}", dir.display());
+                maintenance::print_reports(&reports, &mut std::io::stdout())?;
+            }
+            if let Some(failed) = reports.iter().find(|report| !report.passed) {
+                return Err(
+                    maintenance::MaintenanceError::SelfTestFailed(failed.target.clone()).into(),
+                );
+            }
+        }
+        Subcommand::Engine(EngineCommand::List { bundle }) => {
+            for line in maintenance::list_engines(&bundle_or_active(bundle)?)? {
+                println!("{line}");
+            }
+        }
+        Subcommand::Engine(EngineCommand::Register {
+            bundle,
+            target,
+            precision,
+            file,
+            tensorrt,
+            cuda,
+            compute_capability,
+            dla_cores,
+        }) => {
+            let entry = maintenance::register_engine(
+                &bundle,
+                &maintenance::EngineRegistration {
+                    target,
+                    precision,
+                    file,
+                    tensorrt,
+                    cuda,
+                    compute_capability,
+                    dla_cores,
+                },
+            )?;
+            println!(
+                "registered {} for {} (TensorRT {}, sha256 {})",
+                entry.file, entry.target, entry.tensorrt, entry.sha256
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run(config: Config) -> anyhow::Result<()> {

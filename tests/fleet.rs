@@ -684,22 +684,60 @@ async fn a_self_test_mismatch_is_refused() {
         true,
     );
     let archive = pack(variant.path());
-    let (_, committed, packd) = refused_push(
-        trusting(&public),
-        &archive,
-        &Push {
-            key: Some(&key),
-            ..Push::default()
-        },
-    )
-    .await;
+    let (_broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let plan = Push {
+        key: Some(&key),
+        ..Push::default()
+    };
+    let (_, committed) = push(&mut client, &packd, &archive, &plan).await;
     assert_eq!(committed["error"]["code"], "selftest_failed", "{committed}");
-    assert!(
-        !installed_path(&packd, "packd-default", "3.0.8")
-            .join("manifest.toml")
-            .exists()
-            || packd.store().join("active").exists()
+
+    // The refused bundle never entered the store: not listed, nothing of it on disk, and the
+    // old bundle still active and serving.
+    let listed = command(&mut client, &packd, "list", json!({})).await;
+    assert_eq!(listed["status"], "ok", "{listed}");
+    assert_eq!(
+        listed["active"],
+        json!({"name": "packd-default", "version": "1.0.0"}),
+        "{listed}"
     );
+    let versions: Vec<&str> = listed["installed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|bundle| bundle["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["1.0.0"], "{listed}");
+    assert!(
+        !installed_path(&packd, "packd-default", "3.0.8").exists(),
+        "the refused bundle's folder is not in the store"
+    );
+    let leftovers: Vec<String> = fs::read_dir(packd.store())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("3.0.8") || name.starts_with(".staging-"))
+        .collect();
+    assert!(leftovers.is_empty(), "left in the store: {leftovers:?}");
+    assert!(
+        !packd
+            .store()
+            .join(".transfers")
+            .join(&plan.transfer)
+            .exists(),
+        "the received archive is discarded"
+    );
+    assert_eq!(
+        fs::read_to_string(packd.store().join("active"))
+            .unwrap()
+            .trim(),
+        "packd-default@1.0.0"
+    );
+    assert_eq!(
+        client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
+        "1.0.0"
+    );
+    let state = client.wait_for_state(&packd, "online").await;
+    assert_eq!(state["bundle"]["version"], "1.0.0", "{state}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

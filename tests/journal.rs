@@ -71,3 +71,106 @@ async fn briefs_are_journaled_with_their_fields() {
         "a percentile summary is journaled each stats interval"
     );
 }
+
+/// A push, its activation and a rollback, read back from the journal as an operator would
+/// (`journalctl -o json PACKD_TRANSFER=…`, `PACKD_EVENT=rollback`): each record carries
+/// `PACKD_EVENT`, `PACKD_BUNDLE`, and the records of the push carry its transfer id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bundle_pushes_activations_and_rollbacks_are_journaled() {
+    use fixtures::bundles::*;
+    use serde_json::json;
+
+    if !support::ensure_journald() {
+        return;
+    }
+    // Records of earlier runs (a reused pid) are older than this.
+    let started_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
+    let recent = |entries: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
+        entries
+            .into_iter()
+            .filter(|entry| {
+                entry["__REALTIME_TIMESTAMP"]
+                    .as_str()
+                    .and_then(|stamp| stamp.parse::<u128>().ok())
+                    .is_some_and(|stamp| stamp >= started_us)
+            })
+            .collect()
+    };
+    let (key, public) = signing_key();
+    let options = PackdOptions {
+        log_target: "journal",
+        env: vec![("PACKD_BUNDLES__TRUSTED_KEYS".into(), public)],
+        ..PackdOptions::default()
+    };
+    let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
+    let archive = pack(bundle_variant("1.6.0", |_| {}, true).path());
+    let plan = Push {
+        key: Some(&key),
+        ..Push::default()
+    };
+    let (ready, committed) = push(&mut client, &packd, &archive, &plan).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(committed["status"], "activated", "{committed}");
+    let rolled = command(&mut client, &packd, "rollback", json!({})).await;
+    assert_eq!(rolled["status"], "activated", "{rolled}");
+    assert_eq!(rolled["bundle"]["version"], "1.0.0", "{rolled}");
+
+    let pid = packd.pid().to_string();
+    let deadline = Duration::from_secs(10);
+    // The push: its begin, the install and the activation it caused, all under its transfer id.
+    let pushed = recent(support::journal_entries_at_least(
+        &[("PACKD_TRANSFER", &plan.transfer)],
+        3,
+        deadline,
+    ));
+    let events: Vec<&str> = pushed
+        .iter()
+        .map(|entry| entry["PACKD_EVENT"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        events,
+        ["transfer_begin", "installed", "activated"],
+        "{pushed:?}"
+    );
+    for entry in &pushed {
+        assert_eq!(entry["PACKD_BUNDLE"], "packd-default@1.6.0", "{entry}");
+        assert_eq!(entry["_PID"], pid.as_str(), "{entry}");
+        assert_eq!(entry["SYSLOG_IDENTIFIER"], "packd", "{entry}");
+        // log's Info is the journal's "notice" (5) under systemd-journal-logger.
+        assert_eq!(entry["PRIORITY"], "5", "{entry}");
+    }
+
+    // The rollback: its own record naming where it goes, then that bundle's activation.
+    let rollbacks = recent(support::journal_entries_at_least(
+        &[("_PID", &pid), ("PACKD_EVENT", "rollback")],
+        1,
+        deadline,
+    ));
+    assert_eq!(rollbacks.len(), 1, "{rollbacks:?}");
+    assert_eq!(rollbacks[0]["PACKD_BUNDLE"], "packd-default@1.0.0");
+    let activations = recent(support::journal_entries_at_least(
+        &[("_PID", &pid), ("PACKD_EVENT", "activated")],
+        2,
+        deadline,
+    ));
+    let activated: Vec<(&str, Option<&str>)> = activations
+        .iter()
+        .map(|entry| {
+            (
+                entry["PACKD_BUNDLE"].as_str().unwrap_or_default(),
+                entry["PACKD_TRANSFER"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        activated,
+        [
+            ("packd-default@1.6.0", Some(plan.transfer.as_str())),
+            ("packd-default@1.0.0", None)
+        ],
+        "the commit's activation names its transfer, the rollback's has none: {activations:?}"
+    );
+}

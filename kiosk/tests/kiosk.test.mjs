@@ -41,8 +41,11 @@ function freePort() {
 }
 
 function start(name, cmd, args) {
-  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_BACKTRACE: "1" } });
-  const keep = (d) => { logs[name] = (logs[name] + d.toString()).slice(-20_000); };
+  // PACKD_BIN is this script's setting, not packd's: every PACKD_* variable is a packd
+  // configuration key, and an unknown one makes packd refuse to start.
+  const { PACKD_BIN: _ours, ...inherited } = process.env;
+  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...inherited, RUST_BACKTRACE: "1" } });
+  const keep = (d) => { logs[name] = ((logs[name] || "") + d.toString()).slice(-20_000); };
   child.stdout.on("data", keep);
   child.stderr.on("data", keep);
   children.push(child);
@@ -279,4 +282,84 @@ test("on a tablet (1280 × 800 landscape, then 800 × 1280) the page fits and st
     assert.ok(send && send.height >= 44, "touch targets stay at least 44 px tall");
   }
   await page.setViewportSize({ width: 1080, height: 1920 });
+});
+
+// The example ACL (docs/mosquitto-acl.conf) with password authentication on both listeners: the
+// kiosk account may read only packd/v1/replies/kiosk-17/#, so the page, given its username,
+// must ask for its replies there (and still gets them). A second broker and packd (device
+// orin-17, the ACL's appliance account), a second tab in the same browser.
+test("behind the example ACL, a kiosk account gets its replies under its username", async () => {
+  const dir = path.join(tmp, "acl");
+  fs.mkdirSync(dir);
+  const passwd = path.join(dir, "passwd");
+  const accounts = [["orin-17", "packd-secret"], ["kiosk-17", "kiosk-secret"]];
+  accounts.forEach(([user, password], i) => {
+    const made = spawnSync("mosquitto_passwd", [...(i === 0 ? ["-c"] : []), "-b", passwd, user, password], { encoding: "utf8" });
+    assert.equal(made.status, 0, `mosquitto_passwd: ${made.stderr}`);
+  });
+  const acl = { tcp: await freePort(), ws: await freePort() };
+  const conf = path.join(dir, "mosquitto.conf");
+  fs.writeFileSync(conf, [
+    ...(process.getuid && process.getuid() === 0 ? ["user root"] : []),
+    "persistence false",
+    "allow_anonymous false",
+    `password_file ${passwd}`,
+    `acl_file ${path.join(ROOT, "docs/mosquitto-acl.conf")}`,
+    "set_tcp_nodelay true",
+    "log_dest stderr",
+    "log_type all",
+    `listener ${acl.tcp} 127.0.0.1`,
+    `listener ${acl.ws} 127.0.0.1`,
+    "protocol websockets",
+    "",
+  ].join("\n"));
+  const broker = start("mosquitto-acl", MOSQUITTO, ["-c", conf]);
+  await waitForPort(acl.tcp, broker, "mosquitto-acl");
+  await waitForPort(acl.ws, broker, "mosquitto-acl");
+  const toml = path.join(dir, "packd.toml");
+  fs.writeFileSync(toml, [
+    "[mqtt]", `url = "mqtt://127.0.0.1:${acl.tcp}"`, 'username = "orin-17"', 'password = "packd-secret"',
+    "[device]", 'id = "orin-17"',
+    "[bundles]", `dir = "${path.join(dir, "bundles")}"`,
+    "[log]", 'target = "stderr"',
+    "",
+  ].join("\n"));
+  const packd = start("packd-acl", PACKD, ["--config", toml]);
+
+  const tab = await context.newPage();
+  try {
+    tab.setDefaultTimeout(WAIT);
+    const errors = [];
+    tab.on("pageerror", (e) => errors.push(String(e)));
+    await tab.setViewportSize({ width: 1080, height: 1920 });
+    await tab.goto(`http://127.0.0.1:${server.address().port}/?broker=ws://127.0.0.1:${acl.ws}` +
+      "&device=orin-17&lang=en&username=kiosk-17&password=kiosk-secret");
+    try {
+      // The retained state is readable to the kiosk account: packd is up behind the ACL.
+      await tab.locator('#conn[data-state="online"]').waitFor({ timeout: 60_000 });
+    } catch (e) {
+      throw new Error(`packd never showed online behind the ACL\n--- packd ---\n${logs["packd-acl"]}\n--- mosquitto ---\n${logs["mosquitto-acl"]}`);
+    }
+    const tea = tab.locator(".chip", { hasText: /^tea$/ }).first();
+    if ((await tea.count()) === 0) await tab.getByTestId("more-product").click();
+    await tea.click();
+    await tab.getByTestId("send").click();
+    try {
+      await tab.waitForFunction(() => window.kiosk.state.lastReply, null, { timeout: WAIT });
+    } catch (e) {
+      throw new Error(`no reply reached the kiosk behind the ACL\n--- mosquitto ---\n${logs["mosquitto-acl"]}`);
+    }
+    const reply = await tab.evaluate(() => window.kiosk.state.lastReply.body);
+    assert.equal(reply.status, "ok", JSON.stringify(reply));
+    assert.equal(reply.device, "orin-17");
+    await tab.locator("[data-testid=result]").waitFor({ state: "visible" });
+    const { replyTopic, session } = await tab.evaluate(() => ({ replyTopic: window.kiosk.replyTopic, session: window.kiosk.session }));
+    assert.equal(replyTopic, `packd/v1/replies/kiosk-17/${session}`, "replies under the account's own subtree");
+    assert.deepEqual(errors, [], "no script errors in the page");
+  } finally {
+    await tab.close();
+    packd.kill("SIGTERM");
+    await Promise.race([new Promise((r) => packd.once("exit", r)), new Promise((r) => setTimeout(r, 5000))]);
+    broker.kill("SIGKILL");
+  }
 });

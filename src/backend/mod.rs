@@ -1,6 +1,12 @@
 //! Backends run the bundle's model: `cpu` (tract, everywhere) and, on a Jetson, TensorRT engines.
 
 pub mod cpu;
+pub mod engines;
+pub mod fault;
+pub mod schedule;
+pub mod select;
+#[cfg(feature = "tensorrt")]
+pub mod trt;
 
 use crate::bundle::{
     Bundle, INPUT_BRAND, INPUT_BRIEF, INPUT_IMAGE, OUTPUT_FONTS, OUTPUT_LAYOUT, OUTPUT_PALETTES,
@@ -74,12 +80,31 @@ impl ModelOutputs {
     }
 }
 
+/// One brief's model outputs and the target that computed them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inference {
+    pub outputs: ModelOutputs,
+    /// Where it ran, as replies name it (`cpu`, `trt:dla0`, …).
+    pub target: String,
+}
+
 /// Something that runs the model for one brief at a time, from many threads.
 pub trait Backend: Send + Sync {
     /// Where inference runs, as replies name it (`cpu`, `trt:dla0`, …).
     fn name(&self) -> &str;
+    /// Every target this backend may run a brief on, as `state` lists them.
+    fn targets(&self) -> Vec<String> {
+        vec![self.name().to_string()]
+    }
     /// Runs the model once.
     fn infer(&self, inputs: &ModelInputs<'_>) -> Result<ModelOutputs, BackendError>;
+    /// Runs the model once and says where it ran (backends over several targets override it).
+    fn run(&self, inputs: &ModelInputs<'_>) -> Result<Inference, BackendError> {
+        Ok(Inference {
+            outputs: self.infer(inputs)?,
+            target: self.name().to_string(),
+        })
+    }
 }
 
 /// The expected element count of each output, from the manifest.

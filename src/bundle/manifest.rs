@@ -46,9 +46,17 @@ pub struct TensorSpec {
 }
 
 impl TensorSpec {
-    /// Number of elements.
+    /// Number of elements; `usize::MAX` for a shape whose product does not fit (a hostile
+    /// manifest's `[4294967296, 4294967296, 4294967296]` used to overflow here; found by
+    /// fuzzing), which matches no tensor a bundle can hold.
     pub fn len(&self) -> usize {
-        self.shape.iter().product()
+        if self.shape.contains(&0) {
+            return 0;
+        }
+        self.shape
+            .iter()
+            .try_fold(1usize, |total, &dim| total.checked_mul(dim))
+            .unwrap_or(usize::MAX)
     }
 
     /// Whether the tensor holds no element.
@@ -117,11 +125,13 @@ impl Manifest {
     }
 }
 
-/// A path inside a bundle that cannot escape it: relative, no `..`, no empty or odd components.
+/// A path inside a bundle that cannot escape it: relative, no `..`, no empty or odd components,
+/// and no NUL (which no file name can hold: such a path used to reach the filesystem and come
+/// back as an I/O error, answered `internal` instead of `invalid_bundle`; found by fuzzing).
 pub fn is_safe_relative_path(path: &str) -> bool {
     !path.is_empty()
         && !path.starts_with('/')
-        && !path.contains('\\')
+        && !path.contains(['\\', '\0'])
         && path
             .split('/')
             .all(|part| !part.is_empty() && part != "." && part != "..")
@@ -130,6 +140,21 @@ pub fn is_safe_relative_path(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tensor_lengths_never_overflow() {
+        let spec = |shape: &[usize]| TensorSpec {
+            name: "t".into(),
+            dtype: "float32".into(),
+            shape: shape.to_vec(),
+        };
+        assert_eq!(spec(&[1, 3, 16, 12]).len(), 576);
+        assert_eq!(spec(&[]).len(), 1);
+        assert_eq!(spec(&[1 << 32, 1 << 32, 1 << 32]).len(), usize::MAX);
+        assert_eq!(spec(&[usize::MAX, 2]).len(), usize::MAX);
+        assert_eq!(spec(&[1 << 40, 1 << 40, 0]).len(), 0);
+        assert!(spec(&[1 << 40, 1 << 40, 0]).is_empty());
+    }
 
     #[test]
     fn paths_that_escape_are_refused() {
@@ -143,6 +168,8 @@ mod tests {
             "a//b",
             "./a",
             "a\\b",
+            "REPORT\0.md",
+            "a/\0/b",
         ] {
             assert!(!is_safe_relative_path(bad), "{bad}");
         }

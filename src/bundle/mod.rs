@@ -275,8 +275,15 @@ fn check_manifest(manifest: &Manifest) -> Result<(), BundleError> {
     Ok(())
 }
 
+/// Folder where an appliance builds its own TensorRT engines (`jetson/build-engines.sh`).
+///
+/// Files there need not be listed in `files`: each plan is checked against its `engines` entry's
+/// SHA-256 before it is deserialized, and the rest (timing cache, layer reports) is never loaded.
+pub const LOCAL_ENGINES_DIR: &str = "engines/";
+
 /// Checks that every listed file exists with its hash and size, and that nothing unlisted is
-/// present (an unlisted file is either tampering or a half-finished copy).
+/// present (an unlisted file is either tampering or a half-finished copy), except under
+/// [`LOCAL_ENGINES_DIR`].
 pub fn verify_files(dir: &Path, manifest: &Manifest) -> Result<(), BundleError> {
     for entry in &manifest.files {
         let path = dir.join(&entry.path);
@@ -298,7 +305,10 @@ pub fn verify_files(dir: &Path, manifest: &Manifest) -> Result<(), BundleError> 
         }
     }
     for relative in list_files(dir)? {
-        if relative != MANIFEST_FILE && !manifest.files.iter().any(|entry| entry.path == relative) {
+        if relative != MANIFEST_FILE
+            && !relative.starts_with(LOCAL_ENGINES_DIR)
+            && !manifest.files.iter().any(|entry| entry.path == relative)
+        {
             return Err(BundleError::UnlistedFile { path: relative });
         }
     }

@@ -235,11 +235,26 @@ pub fn brand_features(colours: &[Rgb]) -> [f32; BRAND_FEATURE_LEN] {
     features
 }
 
-fn shrink_for_analysis(image: &RgbImage) -> RgbImage {
-    let (width, height) = image.dimensions();
+/// Shrinks `image` to `width` × `height` somewhere faster than the CPU (the GPU on a Jetson);
+/// `None` means "do it on the CPU".
+pub type Shrinker = Box<dyn Fn(&RgbImage, u32, u32) -> Option<RgbImage> + Send + Sync>;
+
+static GPU_SHRINKER: std::sync::OnceLock<Shrinker> = std::sync::OnceLock::new();
+
+/// Images with fewer pixels than this are shrunk on the CPU even when a GPU shrinker exists:
+/// uploading them costs more than filtering them.
+pub const GPU_SHRINK_MIN_PIXELS: u64 = 1 << 20;
+
+/// Installs the GPU shrinker (once per process; later calls are ignored).
+pub fn install_gpu_shrinker(shrinker: Shrinker) {
+    let _ = GPU_SHRINKER.set(shrinker);
+}
+
+/// The size an image is analysed at: the longest side at most [`ANALYSIS_SIDE`], aspect kept.
+pub fn analysis_size(width: u32, height: u32) -> (u32, u32) {
     let longest = width.max(height);
     if longest <= ANALYSIS_SIDE {
-        return image.clone();
+        return (width, height);
     }
     let scaled = |side: u32| {
         let rounded = (u64::from(side) * u64::from(ANALYSIS_SIDE) + u64::from(longest) / 2)
@@ -247,7 +262,29 @@ fn shrink_for_analysis(image: &RgbImage) -> RgbImage {
         // Bounded by ANALYSIS_SIDE, so the conversion cannot fail; 1 keeps slivers visible.
         u32::try_from(rounded).unwrap_or(ANALYSIS_SIDE).max(1)
     };
-    image::imageops::resize(image, scaled(width), scaled(height), FilterType::Triangle)
+    (scaled(width), scaled(height))
+}
+
+/// The CPU's shrink to `width` × `height` (the reference the GPU kernels reproduce).
+pub fn shrink_on_cpu(image: &RgbImage, width: u32, height: u32) -> RgbImage {
+    image::imageops::resize(image, width, height, FilterType::Triangle)
+}
+
+fn shrink_for_analysis(image: &RgbImage) -> RgbImage {
+    let (width, height) = image.dimensions();
+    let (small_width, small_height) = analysis_size(width, height);
+    if (small_width, small_height) == (width, height) {
+        return image.clone();
+    }
+    if u64::from(width) * u64::from(height) >= GPU_SHRINK_MIN_PIXELS {
+        if let Some(small) = GPU_SHRINKER
+            .get()
+            .and_then(|shrink| shrink(image, small_width, small_height))
+        {
+            return small;
+        }
+    }
+    shrink_on_cpu(image, small_width, small_height)
 }
 
 /// Hasler & Süsstrunk (2003) colourfulness M on 0..255 sRGB values.

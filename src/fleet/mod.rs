@@ -9,8 +9,6 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::backend::cpu::CpuBackend;
-use crate::backend::Precision;
 use crate::bundle::archive::{self, UnpackLimits};
 use crate::bundle::manifest::EngineEntry;
 use crate::bundle::signature::{self, TrustedKeys};
@@ -252,7 +250,7 @@ impl Fleet {
                 json!({"status": "installed", "bundle": bundle_ref(&bundle), "previous": Value::Null}),
             );
         }
-        let previous = self.swap_in(model, &wanted)?;
+        let previous = self.swap_in(model, &wanted, Some(&begin.transfer))?;
         Ok(json!({"status": "activated", "bundle": bundle_ref(&bundle), "previous": previous}))
     }
 
@@ -300,13 +298,45 @@ impl Fleet {
             )));
         }
         check_engines(&bundle.manifest.engines, &self.settings.profile).map_err(cleanup)?;
+        self.refuse_conflicting_install(&staging, &wanted)
+            .map_err(cleanup)?;
+        // Load and self-test the model while the bundle is still in staging: a bundle that
+        // fails here never enters the store (nothing to undo, and a crash meanwhile leaves only
+        // a staging folder, which `BundleStore::open` clears at the next start).
+        let staged_model = load_model(bundle)
+            .map_err(|message| cleanup(FleetError::new("selftest_failed", message)))?;
         self.store
             .install_staged(&staging, &wanted)
             .map_err(|error| cleanup(invalid(error)))?;
         let installed = Bundle::open(&self.store.path_of(&wanted)).map_err(invalid)?;
-        let model = load_model(installed.clone())
-            .map_err(|message| FleetError::new("selftest_failed", message))?;
+        // The backend holds the model in memory (nothing it reads later lives under the staging
+        // path), so the self-tested backend serves with the bundle as installed.
+        let model = ServingModel {
+            bundle: Arc::new(installed.clone()),
+            ..staged_model
+        };
         Ok((installed, model))
+    }
+
+    /// `name@version` must mean one bundle across a fleet: a different bundle under an
+    /// installed label is `invalid_bundle`, refused before its model is loaded (as
+    /// `BundleStore::install_staged` would refuse it anyway).
+    fn refuse_conflicting_install(&self, staging: &Path, wanted: &str) -> Result<(), FleetError> {
+        if !self.store.is_installed(wanted) {
+            return Ok(());
+        }
+        let manifest = crate::bundle::MANIFEST_FILE;
+        let installed = std::fs::read(self.store.path_of(wanted).join(manifest)).ok();
+        let staged = std::fs::read(staging.join(manifest)).ok();
+        if installed.is_some() && installed == staged {
+            return Ok(());
+        }
+        Err(FleetError::new(
+            "invalid_bundle",
+            format!(
+                "manifest.toml is invalid: a different bundle is already installed as {wanted}"
+            ),
+        ))
     }
 
     fn activate(&self, wanted: &str) -> Result<Value, FleetError> {
@@ -319,7 +349,7 @@ impl Fleet {
         let bundle = Bundle::open(&self.store.path_of(wanted)).map_err(invalid)?;
         let model = load_model(bundle.clone())
             .map_err(|message| FleetError::new("selftest_failed", message))?;
-        let previous = self.swap_in(model, wanted)?;
+        let previous = self.swap_in(model, wanted, None)?;
         Ok(json!({"status": "activated", "bundle": bundle_ref(&bundle), "previous": previous}))
     }
 
@@ -336,10 +366,16 @@ impl Fleet {
     }
 
     /// Makes a loaded, self-tested model the one new briefs use, then records it on disk.
-    /// Briefs already running keep the model they started with.
-    fn swap_in(&self, model: ServingModel, wanted: &str) -> Result<Value, FleetError> {
+    /// Briefs already running keep the model they started with. `transfer` names the push that
+    /// brought the bundle when this activation is its commit (logged as `PACKD_TRANSFER`).
+    fn swap_in(
+        &self,
+        model: ServingModel,
+        wanted: &str,
+        transfer: Option<&str>,
+    ) -> Result<Value, FleetError> {
         let bundle = model.bundle.clone();
-        let backends = vec![model.backend.name().to_string()];
+        let backends = model.backend.targets();
         let replaced = self.store.activate(wanted).map_err(internal)?;
         let _ = self.store.mark_good(wanted);
         self.model.store(Some(Arc::new(model)));
@@ -349,7 +385,15 @@ impl Fleet {
         if !pruned.is_empty() {
             log::info!(PACKD_EVENT = "pruned"; "old bundles removed: {}", pruned.join(", "));
         }
-        log::info!(PACKD_BUNDLE = wanted, PACKD_EVENT = "activated"; "bundle {wanted} activated (replacing {})", replaced.as_deref().unwrap_or("nothing"));
+        let replacing = replaced.as_deref().unwrap_or("nothing");
+        match transfer {
+            Some(transfer) => {
+                log::info!(PACKD_TRANSFER = transfer, PACKD_BUNDLE = wanted, PACKD_EVENT = "activated"; "bundle {wanted} activated by transfer {transfer} (replacing {replacing})")
+            }
+            None => {
+                log::info!(PACKD_BUNDLE = wanted, PACKD_EVENT = "activated"; "bundle {wanted} activated (replacing {replacing})")
+            }
+        }
         Ok(replaced.as_deref().map(label_to_ref).unwrap_or(Value::Null))
     }
 
@@ -391,21 +435,28 @@ impl Fleet {
     }
 }
 
-/// Loads a verified bundle's model on the CPU and runs its self-test before it may serve.
+/// Loads a verified bundle's model on the best backend here (TensorRT engines with the CPU
+/// behind them, or the CPU alone) and runs its self-test on every target before it may serve.
 pub fn load_model(bundle: Bundle) -> Result<ServingModel, String> {
     let label = bundle.label();
-    let backend = CpuBackend::load(&bundle, Precision::Fp32)
+    let loaded = crate::backend::select::load(&bundle)
         .map_err(|error| format!("bundle {label}: {error}"))?;
-    let report = selftest::run(&bundle, &backend, Precision::Fp32)
-        .map_err(|error| format!("bundle {label} failed its self-test: {error}"))?;
-    log::info!(
-        PACKD_BUNDLE = label.as_str();
-        "bundle {label} loaded on cpu; self-test passed ({} cases, max deviation {:.2e}, tolerance {:.0e})",
-        report.cases, report.max_deviation, report.tolerance
-    );
+    for (target, precision) in &loaded.targets {
+        let report = selftest::run(&bundle, target.as_ref(), *precision).map_err(|error| {
+            format!(
+                "bundle {label} failed its self-test on {}: {error}",
+                target.name()
+            )
+        })?;
+        log::info!(
+            PACKD_BUNDLE = label.as_str(), PACKD_BACKEND = target.name();
+            "bundle {label} loaded on {}; self-test passed ({} cases at {}, max deviation {:.2e}, tolerance {:.0e})",
+            target.name(), report.cases, precision.as_str(), report.max_deviation, report.tolerance
+        );
+    }
     Ok(ServingModel {
         bundle: Arc::new(bundle),
-        backend: Arc::new(backend),
+        backend: loaded.serving,
     })
 }
 

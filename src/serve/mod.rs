@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 
-use crate::backend::{Backend, ModelInputs};
+use crate::backend::{Backend, Inference, ModelInputs};
 use crate::brief::{self, Brief};
 use crate::bundle::Bundle;
 use crate::features::{self, ImageLimits};
@@ -434,8 +434,11 @@ impl Shared {
             image: &encoded.image,
             brand: &encoded.brand,
         };
-        let outputs = match model.backend.infer(&inputs) {
-            Ok(outputs) => outputs,
+        let Inference {
+            outputs,
+            target: ran_on,
+        } = match model.backend.run(&inputs) {
+            Ok(inference) => inference,
             Err(error) => {
                 log::error!("inference failed on {}: {error}", model.backend.name());
                 return Outcome::failed(
@@ -483,7 +486,7 @@ impl Shared {
                 name: model.bundle.manifest.name.clone(),
                 version: model.bundle.manifest.version.clone(),
             },
-            backend: model.backend.name().to_string(),
+            backend: ran_on.clone(),
             timing_us: timing,
             styles: suggestions.styles,
             palettes: suggestions.palettes,
@@ -494,7 +497,7 @@ impl Shared {
         };
         Outcome {
             result: Ok(Box::new(reply)),
-            backend: Some(model.backend.name().to_string()),
+            backend: Some(ran_on),
             timing,
         }
     }

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Fuzzing CI step: `bash .ci/fuzz.sh` from anywhere in the repository.
+#
+# Builds the cargo-fuzz targets in fuzz/ and runs each one briefly from its committed seed
+# corpus (fuzz/corpus/<target>/), prints the executions per target, and fails if any target
+# crashes, leaks, times out on one input or goes over the memory limit. The input that did it
+# is saved under fuzz/artifacts/<target>/; replay it with
+#     RUSTC_BOOTSTRAP=1 cargo fuzz run <target> fuzz/artifacts/<target>/<file>
+#
+# Environment:
+#   FUZZ_SECONDS     seconds per target (default 30)
+#   FUZZ_RSS_MB      libFuzzer's memory limit per process in MiB (default 2048)
+#   FUZZ_TIMEOUT     seconds one input may take before it counts as a hang (default 60)
+#   FUZZ_TARGETS     space-separated subset (default: all of fuzz/fuzz_targets/*.rs)
+#   FUZZ_TARGET_DIR  cargo target directory (default fuzz/target)
+#
+# The machine needs only a stable Rust toolchain: cargo-fuzz passes nightly-only flags
+# (-Zsanitizer=address, sancov passes), which stable rustc accepts with RUSTC_BOOTSTRAP=1.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+
+export PATH="${HOME:-/root}/.cargo/bin:/root/.cargo/bin:$PATH"
+export RUSTC_BOOTSTRAP=1
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export CARGO_INCREMENTAL=0
+
+SECONDS_PER_TARGET="${FUZZ_SECONDS:-30}"
+RSS_MB="${FUZZ_RSS_MB:-2048}"
+TIMEOUT="${FUZZ_TIMEOUT:-60}"
+TARGET_DIR="${FUZZ_TARGET_DIR:-$ROOT/fuzz/target}"
+if [ -n "${FUZZ_TARGETS:-}" ]; then
+    read -r -a TARGETS <<<"$FUZZ_TARGETS"
+else
+    TARGETS=()
+    for source in fuzz/fuzz_targets/*.rs; do
+        TARGETS+=("$(basename "$source" .rs)")
+    done
+fi
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo-fuzz"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "    installing cargo-fuzz (cargo install cargo-fuzz --locked)"
+    cargo install cargo-fuzz --locked
+fi
+echo "    $(cargo fuzz --version)"
+
+step "build (${TARGETS[*]})"
+for target in "${TARGETS[@]}"; do
+    cargo fuzz build --target-dir "$TARGET_DIR" "$target"
+done
+
+LOGS=$(mktemp -d)
+SCRATCH=$(mktemp -d)
+trap 'rm -rf "$SCRATCH"' EXIT
+declare -A EXECUTIONS RESULT
+failed=0
+for target in "${TARGETS[@]}"; do
+    step "run $target (${SECONDS_PER_TARGET} s)"
+    # New inputs go to a scratch corpus (listed first); the committed seeds stay as they are.
+    mkdir -p "$SCRATCH/$target"
+    args=(-max_total_time="$SECONDS_PER_TARGET" -rss_limit_mb="$RSS_MB" -timeout="$TIMEOUT"
+          -print_final_stats=1)
+    if [ -f "fuzz/dicts/$target.dict" ]; then
+        args+=(-dict="fuzz/dicts/$target.dict")
+    fi
+    log="$LOGS/$target.log"
+    set +e
+    cargo fuzz run --target-dir "$TARGET_DIR" "$target" "$SCRATCH/$target" "fuzz/corpus/$target" \
+        -- "${args[@]}" >"$log" 2>&1
+    status=$?
+    set -e
+    grep -E '^#[0-9]+ +(INITED|DONE)|^Done [0-9]+ runs' "$log" | sed 's/^/    /' || true
+    EXECUTIONS[$target]=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    if [ "$status" -eq 0 ]; then
+        RESULT[$target]="ok"
+    else
+        failed=1
+        RESULT[$target]="FAILED (exit $status)"
+        echo "    $target FAILED; the end of its log ($log):"
+        tail -n 60 "$log" | sed 's/^/    | /'
+        ls -1 "fuzz/artifacts/$target" 2>/dev/null | sed 's/^/    artifact: fuzz\/artifacts\/'"$target"'\//' || true
+    fi
+done
+
+step "summary (${SECONDS_PER_TARGET} s per target, logs in $LOGS)"
+total=0
+printf '    %-10s %14s  %s\n' target executions result
+for target in "${TARGETS[@]}"; do
+    runs="${EXECUTIONS[$target]:-?}"
+    printf '    %-10s %14s  %s\n' "$target" "$runs" "${RESULT[$target]}"
+    if [[ "$runs" =~ ^[0-9]+$ ]]; then total=$((total + runs)); fi
+done
+printf '    %-10s %14s\n' total "$total"
+exit "$failed"

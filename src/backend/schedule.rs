@@ -1,0 +1,293 @@
+//! Spreads briefs over several inference targets (DLA0, DLA1, GPU), least-loaded first, with
+//! the CPU backend behind them for when no target can take a brief.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use super::{Backend, BackendError, Inference, ModelInputs, ModelOutputs};
+
+/// Consecutive failures after which a target is taken out of rotation.
+pub const FAILURES_BEFORE_DISABLE: usize = 3;
+
+struct Slot {
+    backend: Arc<dyn Backend>,
+    /// Briefs waiting for or running on this target.
+    load: AtomicUsize,
+    consecutive_failures: AtomicUsize,
+    disabled: AtomicBool,
+}
+
+/// A backend over several targets; the fallback (the CPU) answers whatever they cannot.
+pub struct Scheduler {
+    slots: Vec<Slot>,
+    fallback: Arc<dyn Backend>,
+    names: Vec<String>,
+}
+
+/// Decrements a slot's load however the inference ends.
+struct LoadGuard<'a>(&'a AtomicUsize);
+
+impl Drop for LoadGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Scheduler {
+    /// Targets in order of preference (ties in load go to the earlier one), then the fallback.
+    pub fn new(targets: Vec<Arc<dyn Backend>>, fallback: Arc<dyn Backend>) -> Scheduler {
+        let mut names: Vec<String> = targets.iter().map(|t| t.name().to_string()).collect();
+        names.push(fallback.name().to_string());
+        Scheduler {
+            slots: targets
+                .into_iter()
+                .map(|backend| Slot {
+                    backend,
+                    load: AtomicUsize::new(0),
+                    consecutive_failures: AtomicUsize::new(0),
+                    disabled: AtomicBool::new(false),
+                })
+                .collect(),
+            fallback,
+            names,
+        }
+    }
+
+    /// Claims the least-loaded enabled target, or `None` when every target is out of rotation.
+    fn claim(&self) -> Option<(&Slot, LoadGuard<'_>)> {
+        let slot = self
+            .slots
+            .iter()
+            .filter(|slot| !slot.disabled.load(Ordering::Acquire))
+            .min_by_key(|slot| slot.load.load(Ordering::Acquire))?;
+        slot.load.fetch_add(1, Ordering::AcqRel);
+        Some((slot, LoadGuard(&slot.load)))
+    }
+
+    /// Current load per target, for tests and stats.
+    pub fn loads(&self) -> Vec<(String, usize)> {
+        self.slots
+            .iter()
+            .map(|slot| {
+                (
+                    slot.backend.name().to_string(),
+                    slot.load.load(Ordering::Acquire),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Backend for Scheduler {
+    fn name(&self) -> &str {
+        self.names.first().map_or("cpu", String::as_str)
+    }
+
+    fn targets(&self) -> Vec<String> {
+        self.names.clone()
+    }
+
+    fn infer(&self, inputs: &ModelInputs<'_>) -> Result<ModelOutputs, BackendError> {
+        self.run(inputs).map(|inference| inference.outputs)
+    }
+
+    fn run(&self, inputs: &ModelInputs<'_>) -> Result<Inference, BackendError> {
+        let Some((slot, _load)) = self.claim() else {
+            return self.fallback.run(inputs);
+        };
+        match slot.backend.run(inputs) {
+            Ok(inference) => {
+                slot.consecutive_failures.store(0, Ordering::Release);
+                Ok(inference)
+            }
+            Err(error) => {
+                // The brief still gets an answer: a failing accelerator must not fail briefs.
+                let failures = slot.consecutive_failures.fetch_add(1, Ordering::AcqRel) + 1;
+                if failures >= FAILURES_BEFORE_DISABLE
+                    && !slot.disabled.swap(true, Ordering::AcqRel)
+                {
+                    log::error!(
+                        PACKD_BACKEND = slot.backend.name(), PACKD_EVENT = "backend_disabled";
+                        "{} failed {failures} times in a row and is out of rotation: {error}",
+                        slot.backend.name()
+                    );
+                } else {
+                    log::warn!(
+                        PACKD_BACKEND = slot.backend.name();
+                        "{} failed, answering on {}: {error}",
+                        slot.backend.name(),
+                        self.fallback.name()
+                    );
+                }
+                self.fallback.run(inputs)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Barrier, Mutex, OnceLock};
+
+    use super::*;
+    use crate::backend::cpu::CpuBackend;
+    use crate::backend::Precision;
+    use crate::bundle::Bundle;
+
+    fn cpu() -> Arc<dyn Backend> {
+        static CPU: OnceLock<Arc<CpuBackend>> = OnceLock::new();
+        CPU.get_or_init(|| {
+            let bundle = Bundle::open(std::path::Path::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/engines/packd-default"
+            )))
+            .expect("shipped bundle");
+            Arc::new(CpuBackend::load(&bundle, Precision::Fp32).expect("cpu backend"))
+        })
+        .clone()
+    }
+
+    /// The real CPU model under another target's name, which can be told to fail or to wait.
+    struct Target {
+        name: &'static str,
+        inner: Arc<dyn Backend>,
+        fail: AtomicBool,
+        gate: Mutex<Option<Arc<Barrier>>>,
+        runs: AtomicUsize,
+    }
+
+    impl Target {
+        fn new(name: &'static str) -> Arc<Target> {
+            Arc::new(Target {
+                name,
+                inner: cpu(),
+                fail: AtomicBool::new(false),
+                gate: Mutex::new(None),
+                runs: AtomicUsize::new(0),
+            })
+        }
+    }
+
+    impl Backend for Target {
+        fn name(&self) -> &str {
+            self.name
+        }
+        fn infer(&self, inputs: &ModelInputs<'_>) -> Result<ModelOutputs, BackendError> {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            let gate = self.gate.lock().unwrap().clone();
+            if let Some(gate) = gate {
+                gate.wait();
+                gate.wait();
+            }
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(BackendError::Inference("injected".into()));
+            }
+            self.inner.infer(inputs)
+        }
+    }
+
+    fn inputs() -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let mut brief = vec![0.0; 125];
+        brief[3] = 1.0;
+        (brief, vec![0.0; 24], vec![0.0; 16])
+    }
+
+    #[test]
+    fn idle_targets_are_used_in_preference_order() {
+        let dla0 = Target::new("trt:dla0");
+        let gpu = Target::new("trt:gpu");
+        let scheduler = Scheduler::new(vec![dla0.clone(), gpu.clone()], cpu());
+        assert_eq!(scheduler.targets(), ["trt:dla0", "trt:gpu", "cpu"]);
+        let (brief, image, brand) = inputs();
+        let run = scheduler
+            .run(&ModelInputs {
+                brief: &brief,
+                image: &image,
+                brand: &brand,
+            })
+            .unwrap();
+        assert_eq!(run.target, "trt:dla0");
+        assert_eq!(run.outputs.styles.len(), 16);
+        assert_eq!(gpu.runs.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_busy_target_sends_the_next_brief_to_the_least_loaded() {
+        let dla0 = Target::new("trt:dla0");
+        let gpu = Target::new("trt:gpu");
+        let gate = Arc::new(Barrier::new(2));
+        *dla0.gate.lock().unwrap() = Some(gate.clone());
+        let scheduler = Arc::new(Scheduler::new(vec![dla0.clone(), gpu.clone()], cpu()));
+        let busy = {
+            let scheduler = scheduler.clone();
+            std::thread::spawn(move || {
+                let (brief, image, brand) = inputs();
+                scheduler
+                    .run(&ModelInputs {
+                        brief: &brief,
+                        image: &image,
+                        brand: &brand,
+                    })
+                    .unwrap()
+                    .target
+            })
+        };
+        gate.wait(); // dla0 is now inside its inference
+        assert_eq!(
+            scheduler.loads(),
+            [("trt:dla0".into(), 1), ("trt:gpu".into(), 0)]
+        );
+        *dla0.gate.lock().unwrap() = None;
+        let (brief, image, brand) = inputs();
+        let second = scheduler
+            .run(&ModelInputs {
+                brief: &brief,
+                image: &image,
+                brand: &brand,
+            })
+            .unwrap();
+        assert_eq!(second.target, "trt:gpu");
+        gate.wait(); // let dla0 finish
+        assert_eq!(busy.join().unwrap(), "trt:dla0");
+        assert_eq!(
+            scheduler.loads(),
+            [("trt:dla0".into(), 0), ("trt:gpu".into(), 0)]
+        );
+    }
+
+    #[test]
+    fn failures_are_answered_on_the_cpu_and_a_failing_target_leaves_rotation() {
+        let dla0 = Target::new("trt:dla0");
+        dla0.fail.store(true, Ordering::SeqCst);
+        let scheduler = Scheduler::new(vec![dla0.clone()], cpu());
+        let (brief, image, brand) = inputs();
+        let inputs = ModelInputs {
+            brief: &brief,
+            image: &image,
+            brand: &brand,
+        };
+        let expected = cpu().infer(&inputs).unwrap();
+        for _ in 0..FAILURES_BEFORE_DISABLE + 2 {
+            let run = scheduler.run(&inputs).unwrap();
+            assert_eq!(run.target, "cpu");
+            assert_eq!(run.outputs, expected);
+        }
+        // Out of rotation after the threshold: no further calls reach it.
+        assert_eq!(dla0.runs.load(Ordering::SeqCst), FAILURES_BEFORE_DISABLE);
+    }
+
+    #[test]
+    fn without_targets_the_fallback_serves() {
+        let scheduler = Scheduler::new(Vec::new(), cpu());
+        assert_eq!(scheduler.name(), "cpu");
+        let (brief, image, brand) = inputs();
+        let run = scheduler
+            .run(&ModelInputs {
+                brief: &brief,
+                image: &image,
+                brand: &brand,
+            })
+            .unwrap();
+        assert_eq!(run.target, "cpu");
+    }
+}
