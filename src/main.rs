@@ -49,27 +49,8 @@ enum EngineCommand {
     Register {
         #[arg(long, value_name = "DIR")]
         bundle: PathBuf,
-        /// gpu, dla0 or dla1.
-        #[arg(long)]
-        target: String,
-        /// int8, fp16 or fp32.
-        #[arg(long)]
-        precision: String,
-        /// The plan, relative to the bundle directory.
-        #[arg(long, value_name = "RELATIVE_PATH")]
-        file: String,
-        /// TensorRT version that built it (checked against the plan's header).
-        #[arg(long)]
-        tensorrt: String,
-        /// CUDA version it was built with.
-        #[arg(long)]
-        cuda: String,
-        /// Compute capability of the device (8.7 on Orin).
-        #[arg(long)]
-        compute_capability: String,
-        /// DLA cores of the device that built it.
-        #[arg(long)]
-        dla_cores: Option<u32>,
+        #[command(flatten)]
+        registration: packd::maintenance::EngineRegistration,
     },
     /// One line per engine: target, precision, TensorRT, file, ok|missing|hash-mismatch.
     List {
@@ -149,26 +130,9 @@ fn maintain(config: &Config, command: Subcommand) -> anyhow::Result<ExitCode> {
         }
         Subcommand::Engine(EngineCommand::Register {
             bundle,
-            target,
-            precision,
-            file,
-            tensorrt,
-            cuda,
-            compute_capability,
-            dla_cores,
+            registration,
         }) => {
-            let entry = maintenance::register_engine(
-                &bundle,
-                &maintenance::EngineRegistration {
-                    target,
-                    precision,
-                    file,
-                    tensorrt,
-                    cuda,
-                    compute_capability,
-                    dla_cores,
-                },
-            )?;
+            let entry = maintenance::register_engine(&bundle, &registration)?;
             println!(
                 "registered {} for {} (TensorRT {}, sha256 {})",
                 entry.file, entry.target, entry.tensorrt, entry.sha256

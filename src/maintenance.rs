@@ -188,15 +188,29 @@ pub fn print_reports(reports: &[TargetReport], out: &mut dyn Write) -> std::io::
     Ok(())
 }
 
-/// What `packd engine register` records.
-#[derive(Debug, Clone)]
+/// What `packd engine register` records (also its command-line arguments).
+#[derive(Debug, Clone, clap::Args)]
 pub struct EngineRegistration {
+    /// gpu, dla0 or dla1.
+    #[arg(long)]
     pub target: String,
+    /// int8, fp16 or fp32.
+    #[arg(long)]
     pub precision: String,
+    /// The plan, relative to the bundle directory.
+    #[arg(long, value_name = "RELATIVE_PATH")]
     pub file: String,
+    /// TensorRT version that built it (checked against the plan's header).
+    #[arg(long)]
     pub tensorrt: String,
+    /// CUDA version it was built with.
+    #[arg(long)]
     pub cuda: String,
+    /// Compute capability of the device (8.7 on Orin).
+    #[arg(long)]
     pub compute_capability: String,
+    /// DLA cores of the device that built it.
+    #[arg(long)]
     pub dla_cores: Option<u32>,
 }
 
@@ -286,9 +300,9 @@ pub fn list_engines(bundle_dir: &Path) -> Result<Vec<String>, MaintenanceError> 
             let status = if !is_safe_relative_path(&entry.file) {
                 "missing"
             } else {
-                match std::fs::read(bundle_dir.join(&entry.file)) {
+                match crate::bundle::sha256_file(&bundle_dir.join(&entry.file)) {
                     Err(_) => "missing",
-                    Ok(bytes) if hex::encode(Sha256::digest(&bytes)) == entry.sha256 => "ok",
+                    Ok(digest) if digest.eq_ignore_ascii_case(&entry.sha256) => "ok",
                     Ok(_) => "hash-mismatch",
                 }
             };

@@ -2,10 +2,12 @@
 //! preprocessing kernels.
 //!
 //! Everywhere (CI included) the error paths run: no TensorRT library, a library of the wrong
-//! major version when one is named, no CUDA driver. With `PACKD_TRT_LIBRARY` pointing at a real
-//! libnvinfer (the PyPI lean runtime works) and `PACKD_REQUIRE_GPU=1` on a machine with an
+//! major version when one is named, no CUDA driver. With `TEST_PACKD_TRT_LIBRARY` pointing at a real
+//! libnvinfer (the PyPI lean runtime works) and `TEST_PACKD_REQUIRE_GPU=1` on a machine with an
 //! NVIDIA GPU, every test below must find what it needs or fail; without them the GPU checks
 //! report that they had nothing to run on.
+//! (Not `PACKD_*`: packd reads every `PACKD_*` variable as configuration and refuses unknown
+//! keys, and the packd processes other tests start inherit this environment.)
 #![cfg(feature = "tensorrt")]
 
 use std::path::{Path, PathBuf};
@@ -18,18 +20,18 @@ use packd::backend::trt::runtime::{header_version, Runtime, TensorRt, TrtError};
 use packd::features::image::{analysis_size, shrink_on_cpu};
 
 fn gpu_required() -> bool {
-    std::env::var("PACKD_REQUIRE_GPU").is_ok_and(|value| value == "1")
+    std::env::var("TEST_PACKD_REQUIRE_GPU").is_ok_and(|value| value == "1")
 }
 
 fn library_path() -> Option<PathBuf> {
-    std::env::var_os("PACKD_TRT_LIBRARY").map(PathBuf::from)
+    std::env::var_os("TEST_PACKD_TRT_LIBRARY").map(PathBuf::from)
 }
 
 /// The CUDA device, or `None` (a failure when a GPU is required).
 fn device() -> Option<Device> {
     match Device::open(0) {
         Ok(device) => Some(device),
-        Err(error) if gpu_required() => panic!("PACKD_REQUIRE_GPU=1 but {error}"),
+        Err(error) if gpu_required() => panic!("TEST_PACKD_REQUIRE_GPU=1 but {error}"),
         Err(error) => {
             eprintln!("no GPU here, nothing to run on: {error}");
             None
@@ -96,9 +98,9 @@ fn default_search_names_both_candidates_when_absent() {
 
 #[test]
 fn a_library_of_another_major_version_is_refused() {
-    // PACKD_TRT_OTHER_LIBRARY: a libnvinfer of a major the headers are not (e.g. 10.x lean).
-    let Some(path) = std::env::var_os("PACKD_TRT_OTHER_LIBRARY") else {
-        eprintln!("PACKD_TRT_OTHER_LIBRARY unset: no second TensorRT major to check against");
+    // TEST_PACKD_TRT_OTHER_LIBRARY: a libnvinfer of a major the headers are not (e.g. 10.x lean).
+    let Some(path) = std::env::var_os("TEST_PACKD_TRT_OTHER_LIBRARY") else {
+        eprintln!("TEST_PACKD_TRT_OTHER_LIBRARY unset: no second TensorRT major to check against");
         return;
     };
     let error = TensorRt::open(Some(Path::new(&path)))
@@ -111,17 +113,24 @@ fn a_library_of_another_major_version_is_refused() {
     );
 }
 
-#[test]
-fn without_a_driver_no_runtime_is_created() {
+/// The configured TensorRT library on a machine without a CUDA driver, or `None`.
+fn library_without_driver() -> Option<std::sync::Arc<TensorRt>> {
     let Some(path) = library_path() else {
-        eprintln!("PACKD_TRT_LIBRARY unset: nothing to load");
-        return;
+        eprintln!("TEST_PACKD_TRT_LIBRARY unset: nothing to load");
+        return None;
     };
     if cuda::driver_present() {
         eprintln!("a CUDA driver is present; the no-driver path cannot run here");
-        return;
+        return None;
     }
-    let library = TensorRt::open(Some(&path)).expect("library loads without a GPU");
+    Some(TensorRt::open(Some(&path)).expect("library loads without a GPU"))
+}
+
+#[test]
+fn without_a_driver_no_runtime_is_created() {
+    let Some(library) = library_without_driver() else {
+        return;
+    };
     assert_eq!(library.version().major, header_version().major);
     let error = Runtime::new(&library).err().expect("no driver, no runtime");
     assert!(error.to_string().contains("CUDA driver"), "{error}");
@@ -129,15 +138,9 @@ fn without_a_driver_no_runtime_is_created() {
 
 #[test]
 fn without_a_driver_the_bogus_runtime_pointer_is_caught() {
-    let Some(path) = library_path() else {
-        eprintln!("PACKD_TRT_LIBRARY unset: nothing to load");
+    let Some(library) = library_without_driver() else {
         return;
     };
-    if cuda::driver_present() {
-        eprintln!("a CUDA driver is present; the no-driver path cannot run here");
-        return;
-    }
-    let library = TensorRt::open(Some(&path)).expect("library loads without a GPU");
     // Skip the driver probe so TensorRT itself is asked for a runtime with no driver.
     std::env::set_var("PACKD_TRT_SKIP_DRIVER_PROBE", "1");
     let result = Runtime::new(&library);
@@ -152,9 +155,9 @@ fn the_runtime_loads_and_refuses_bad_plans() {
     let Some(path) = library_path() else {
         assert!(
             !gpu_required(),
-            "PACKD_REQUIRE_GPU=1 needs PACKD_TRT_LIBRARY"
+            "TEST_PACKD_REQUIRE_GPU=1 needs TEST_PACKD_TRT_LIBRARY"
         );
-        eprintln!("PACKD_TRT_LIBRARY unset: nothing to load");
+        eprintln!("TEST_PACKD_TRT_LIBRARY unset: nothing to load");
         return;
     };
     if device().is_none() {

@@ -192,20 +192,25 @@ mod tests {
         (brief, vec![0.0; 24], vec![0.0; 16])
     }
 
+    /// One brief through `backend`.
+    fn run_once(backend: &dyn Backend) -> Inference {
+        let (brief, image, brand) = inputs();
+        backend
+            .run(&ModelInputs {
+                brief: &brief,
+                image: &image,
+                brand: &brand,
+            })
+            .unwrap()
+    }
+
     #[test]
     fn idle_targets_are_used_in_preference_order() {
         let dla0 = Target::new("trt:dla0");
         let gpu = Target::new("trt:gpu");
         let scheduler = Scheduler::new(vec![dla0.clone(), gpu.clone()], cpu());
         assert_eq!(scheduler.targets(), ["trt:dla0", "trt:gpu", "cpu"]);
-        let (brief, image, brand) = inputs();
-        let run = scheduler
-            .run(&ModelInputs {
-                brief: &brief,
-                image: &image,
-                brand: &brand,
-            })
-            .unwrap();
+        let run = run_once(&scheduler);
         assert_eq!(run.target, "trt:dla0");
         assert_eq!(run.outputs.styles.len(), 16);
         assert_eq!(gpu.runs.load(Ordering::SeqCst), 0);
@@ -220,17 +225,7 @@ mod tests {
         let scheduler = Arc::new(Scheduler::new(vec![dla0.clone(), gpu.clone()], cpu()));
         let busy = {
             let scheduler = scheduler.clone();
-            std::thread::spawn(move || {
-                let (brief, image, brand) = inputs();
-                scheduler
-                    .run(&ModelInputs {
-                        brief: &brief,
-                        image: &image,
-                        brand: &brand,
-                    })
-                    .unwrap()
-                    .target
-            })
+            std::thread::spawn(move || run_once(scheduler.as_ref()).target)
         };
         gate.wait(); // dla0 is now inside its inference
         assert_eq!(
@@ -238,14 +233,7 @@ mod tests {
             [("trt:dla0".into(), 1), ("trt:gpu".into(), 0)]
         );
         *dla0.gate.lock().unwrap() = None;
-        let (brief, image, brand) = inputs();
-        let second = scheduler
-            .run(&ModelInputs {
-                brief: &brief,
-                image: &image,
-                brand: &brand,
-            })
-            .unwrap();
+        let second = run_once(&*scheduler);
         assert_eq!(second.target, "trt:gpu");
         gate.wait(); // let dla0 finish
         assert_eq!(busy.join().unwrap(), "trt:dla0");
@@ -280,14 +268,7 @@ mod tests {
     fn without_targets_the_fallback_serves() {
         let scheduler = Scheduler::new(Vec::new(), cpu());
         assert_eq!(scheduler.name(), "cpu");
-        let (brief, image, brand) = inputs();
-        let run = scheduler
-            .run(&ModelInputs {
-                brief: &brief,
-                image: &image,
-                brand: &brand,
-            })
-            .unwrap();
+        let run = run_once(&scheduler);
         assert_eq!(run.target, "cpu");
     }
 }
