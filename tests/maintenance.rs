@@ -12,7 +12,7 @@ fn packd(arguments: &[&str], config: Option<&Path>) -> Output {
         command.arg("--config").arg(config);
     }
     command.args(arguments);
-    command.env_remove("PACKD_TEST_FAULT");
+    command.env_remove(packd::backend::fault::FAULT_ENV);
     command.output().expect("run packd")
 }
 
