@@ -73,7 +73,7 @@ for target in "${TARGETS[@]}"; do
         -- "${args[@]}" >"$log" 2>&1
     status=$?
     set -e
-    grep -E '^#[0-9]+ +(INITED|DONE)|^Done [0-9]+ runs' "$log" | sed 's/^/    /' || true
+    grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^Done [0-9]+ runs' "$log" | sed 's/^/    /' || true
     EXECUTIONS[$target]=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     if [ "$status" -eq 0 ]; then
         RESULT[$target]="ok"

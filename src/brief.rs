@@ -49,12 +49,12 @@ pub struct Envelope {
 }
 
 /// Reads `id` and `reply_to` from a payload, tolerating everything else being wrong.
+///
+/// A key given twice counts with its last value, as in [`decode`]. (A derived `Deserialize`
+/// refused duplicate keys, so `{"id":1,"id":2,…}` decoded as a brief but had no envelope, and
+/// such a brief with only `reply_to` to go back by was dropped unanswered; caught by the brief
+/// fuzz target.)
 pub fn read_envelope(payload: &[u8]) -> Envelope {
-    #[derive(serde::Deserialize)]
-    struct Loose {
-        id: Option<Value>,
-        reply_to: Option<Value>,
-    }
     if payload.len() > MAX_PAYLOAD_BYTES {
         return Envelope::default();
     }
@@ -76,6 +76,49 @@ pub fn valid_reply_topic(topic: &str) -> bool {
         && topic.len() <= 1024
         && !topic.contains(['+', '#', '\0'])
         && !topic.starts_with('$')
+}
+
+/// The envelope fields of a JSON object, last occurrence winning; everything else is skipped
+/// unparsed.
+struct Loose {
+    id: Option<Value>,
+    reply_to: Option<Value>,
+}
+
+impl<'de> serde::Deserialize<'de> for Loose {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Loose, D::Error> {
+        struct LooseVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for LooseVisitor {
+            type Value = Loose;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Loose, A::Error> {
+                let mut loose = Loose {
+                    id: None,
+                    reply_to: None,
+                };
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "id" => loose.id = Some(map.next_value()?),
+                        "reply_to" => loose.reply_to = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(loose)
+            }
+        }
+
+        deserializer.deserialize_map(LooseVisitor)
+    }
 }
 
 fn id_text(value: &Value) -> Option<String> {
@@ -494,5 +537,30 @@ mod tests {
         assert_eq!(envelope.reply_to.as_deref(), Some("kiosk/replies"));
         assert_eq!(read_envelope(br#"{"reply_to":"a/#"}"#).reply_to, None);
         assert_eq!(read_envelope(b"garbage"), Envelope::default());
+    }
+
+    /// The brief fuzz target's crash: a duplicated key, accepted by `decode` (last one wins),
+    /// made the envelope empty.
+    #[test]
+    fn envelope_agrees_with_decode_on_duplicate_keys() {
+        let payload =
+            r#"{"v":1,"id":42,"prov":1,"id":42,"product":"茶饮","mood":"国("}"#.as_bytes();
+        assert_eq!(decode(payload).unwrap().id.as_deref(), Some("42"));
+        assert_eq!(read_envelope(payload).id.as_deref(), Some("42"));
+
+        let payload = br#"{"id":"a","reply_to":"x/1","id":"b","reply_to":"x/2","product":"tea"}"#;
+        let envelope = read_envelope(payload);
+        assert_eq!(envelope.id, decode(payload).unwrap().id);
+        assert_eq!(envelope.id.as_deref(), Some("b"));
+        assert_eq!(envelope.reply_to.as_deref(), Some("x/2"));
+        // Escaped key names are the same keys.
+        let envelope = read_envelope(br#"{"\u0069d":"c","reply\u005fto":"x/3"}"#);
+        assert_eq!(envelope.id.as_deref(), Some("c"));
+        assert_eq!(envelope.reply_to.as_deref(), Some("x/3"));
+        // Only objects have an envelope.
+        assert_eq!(
+            read_envelope(br#"["x-1","kiosk/replies"]"#),
+            Envelope::default()
+        );
     }
 }

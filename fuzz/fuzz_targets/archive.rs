@@ -122,7 +122,13 @@ fuzz_target!(|input: &[u8]| {
     // Nothing appears beside the destination.
     let mut top: Vec<String> = fs::read_dir(work.path())
         .expect("read_dir")
-        .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     top.sort();
     assert_eq!(top, ["archive", "out"], "{result:?}");
@@ -131,13 +137,21 @@ fuzz_target!(|input: &[u8]| {
     walk(&into, &mut found, &into);
     match result {
         Err(error) => {
-            assert!(found.is_empty(), "{error} left {:?} behind", found.iter().map(|f| &f.0).collect::<Vec<_>>());
+            assert!(
+                found.is_empty(),
+                "{error} left {:?} behind",
+                found.iter().map(|f| &f.0).collect::<Vec<_>>()
+            );
             let _ = error.code();
         }
         Ok(report) => {
             assert!(report.files.iter().any(|file| file == MANIFEST_FILE));
             assert!(report.total_bytes <= LIMITS.max_total_bytes);
-            assert!(found.len() as u64 <= LIMITS.max_files, "{} entries", found.len());
+            assert!(
+                found.len() as u64 <= LIMITS.max_files,
+                "{} entries",
+                found.len()
+            );
             let mut total = 0;
             for (relative, metadata) in &found {
                 assert!(

@@ -25,7 +25,10 @@ fuzz_target!(|payload: &[u8]| {
     }
     if let Some(id) = &envelope.id {
         // A string id of at most 128 characters, or a number's text.
-        assert!(id.chars().count() <= 128 || id.parse::<f64>().is_ok(), "{id:?}");
+        assert!(
+            id.chars().count() <= 128 || id.parse::<f64>().is_ok(),
+            "{id:?}"
+        );
     }
 
     match brief::decode(payload) {
@@ -34,8 +37,13 @@ fuzz_target!(|payload: &[u8]| {
             assert!(!brief.product.trim().is_empty());
             assert!(TOP_K_RANGE.contains(&(brief.top_k as u64)));
             assert!(brief.brand_colors.len() <= MAX_BRAND_COLOURS);
-            assert!(brief.image.as_ref().is_none_or(|image| image.len() <= MAX_IMAGE_BYTES));
-            assert!(brief.deadline_ms.is_none_or(|ms| (1..=600_000).contains(&ms)));
+            assert!(brief
+                .image
+                .as_ref()
+                .is_none_or(|image| image.len() <= MAX_IMAGE_BYTES));
+            assert!(brief
+                .deadline_ms
+                .is_none_or(|ms| (1..=600_000).contains(&ms)));
             for list in [&brief.audience, &brief.mood, &brief.keywords] {
                 assert!(list.len() <= 32);
                 assert!(list.iter().all(|term| term.chars().count() <= 64));

@@ -40,11 +40,22 @@ struct Input {
 
 #[derive(Debug, Arbitrary)]
 enum Op {
-    Chunk { seq: u16, length: Length, corrupt: bool },
-    FarChunk { seq: u64, length: u32 },
+    Chunk {
+        seq: u16,
+        length: Length,
+        corrupt: bool,
+    },
+    FarChunk {
+        seq: u64,
+        length: u32,
+    },
     Begin,
-    BeginDifferent { chunk_size_delta: u8 },
-    Reopen { torn_bytes: Vec<u8> },
+    BeginDifferent {
+        chunk_size_delta: u8,
+    },
+    Reopen {
+        torn_bytes: Vec<u8>,
+    },
     Missing,
     Complete,
     Discard,
@@ -113,7 +124,10 @@ fn check(store: &TransferStore, model: &Option<Model>) {
             assert_eq!(listed[0].chunk_count, model.held.len() as u64);
         }
         None => {
-            assert!(matches!(store.held(ID), Err(TransferError::UnknownTransfer(_))));
+            assert!(matches!(
+                store.held(ID),
+                Err(TransferError::UnknownTransfer(_))
+            ));
             assert!(store.list().is_empty());
         }
     }
@@ -206,12 +220,7 @@ fuzz_target!(|input: Input| {
                     Length::Any(n) => u64::from(*n) % (16 * MIN_CHUNK_SIZE + 2),
                 };
                 let mut bytes: Vec<u8> = (0..length)
-                    .map(|i| {
-                        m.content
-                            .get((start + i) as usize)
-                            .copied()
-                            .unwrap_or(0x5a)
-                    })
+                    .map(|i| m.content.get((start + i) as usize).copied().unwrap_or(0x5a))
                     .collect();
                 if *corrupt {
                     if let Some(first) = bytes.first_mut() {
@@ -224,8 +233,7 @@ fuzz_target!(|input: Input| {
                     result.expect("a well-formed chunk is stored");
                     if !m.held[seq as usize] {
                         m.held[seq as usize] = true;
-                        m.stored[start as usize..(start + length) as usize]
-                            .copy_from_slice(&bytes);
+                        m.stored[start as usize..(start + length) as usize].copy_from_slice(&bytes);
                     }
                 } else {
                     assert!(
@@ -240,8 +248,8 @@ fuzz_target!(|input: Input| {
                 if let Some(m) = &mut model {
                     let in_range = *seq < m.held.len() as u64;
                     let start = seq.saturating_mul(m.chunk_size);
-                    let ok_length = in_range
-                        && bytes.len() as u64 == m.chunk_size.min(size - start);
+                    let ok_length =
+                        in_range && bytes.len() as u64 == m.chunk_size.min(size - start);
                     if ok_length {
                         result.expect("stored");
                         if !m.held[*seq as usize] {
@@ -259,7 +267,9 @@ fuzz_target!(|input: Input| {
             Op::Begin => begin(&store, &mut model),
             Op::BeginDifferent { chunk_size_delta } => {
                 let other = BeginRequest {
-                    chunk_size: request.chunk_size.wrapping_add(u64::from(*chunk_size_delta) + 1),
+                    chunk_size: request
+                        .chunk_size
+                        .wrapping_add(u64::from(*chunk_size_delta) + 1),
                     ..request.clone()
                 };
                 let result = store.begin(&other, &limits);
@@ -304,7 +314,9 @@ fuzz_target!(|input: Input| {
                                 assert_eq!(found, request.sha256.to_ascii_lowercase());
                                 assert_eq!(std::fs::read(&done.path).expect("data"), m.stored);
                             }
-                            Err(TransferError::BadDigest { found: reported, .. }) => {
+                            Err(TransferError::BadDigest {
+                                found: reported, ..
+                            }) => {
                                 assert_eq!(reported, found);
                                 assert_ne!(found, request.sha256.to_ascii_lowercase());
                             }

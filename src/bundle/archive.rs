@@ -456,7 +456,10 @@ fn unpack_checked(
             return Err(ArchiveError::UnsafePath { path: raw_path });
         };
 
-        entry_count += 1;
+        // A directory already created as some file's parent was counted then.
+        if !(is_dir && written.get(&relative) == Some(&Written::ImplicitDir)) {
+            entry_count += 1;
+        }
         if entry_count > limits.max_files {
             return Err(ArchiveError::TooManyFiles {
                 limit: limits.max_files,
@@ -465,7 +468,17 @@ fn unpack_checked(
         check_no_clash(&written, &relative)?;
         let target = into.join(&relative);
 
-        make_parents(into, &relative, &mut written, &mut created_dirs)?;
+        // Parents the archive never named count as entries too, or a few deep paths would
+        // create far more directories than `max_files` (the archive fuzz target's check of
+        // what an unpack leaves, on a hand-written deep-path archive).
+        make_parents(
+            into,
+            &relative,
+            &mut written,
+            &mut created_dirs,
+            &mut entry_count,
+            limits.max_files,
+        )?;
         if is_dir {
             if written.get(&relative) != Some(&Written::ImplicitDir) {
                 make_dir(&target, &mut created_dirs)?;
@@ -605,17 +618,24 @@ fn make_dir(target: &Path, created_dirs: &mut Vec<PathBuf>) -> Result<(), Archiv
 }
 
 // Creates the missing parents of an entry; every path component was checked to be a normal
-// name and nothing under `into` can be a symlink, so this stays inside `into`.
+// name and nothing under `into` can be a symlink, so this stays inside `into`. Each directory
+// created counts in `entry_count`, refused beyond `max_files` before it is made.
 fn make_parents(
     into: &Path,
     relative: &str,
     written: &mut HashMap<String, Written>,
     created_dirs: &mut Vec<PathBuf>,
+    entry_count: &mut u64,
+    max_files: u64,
 ) -> Result<(), ArchiveError> {
     let mut prefix_end = 0;
     while let Some(offset) = relative[prefix_end..].find('/') {
         let parent = &relative[..prefix_end + offset];
         if !written.contains_key(parent) {
+            *entry_count += 1;
+            if *entry_count > max_files {
+                return Err(ArchiveError::TooManyFiles { limit: max_files });
+            }
             make_dir(&into.join(parent), created_dirs)?;
             written.insert(parent.to_string(), Written::ImplicitDir);
         }
@@ -1023,6 +1043,60 @@ mod tests {
                 .unwrap();
         });
         let (_work, result) = unpack_bytes(&late_dir, &LIMITS);
+        assert_eq!(result.unwrap().files, [MANIFEST_FILE, "sub/x"]);
+    }
+
+    /// Parents an archive never names used to be created without counting, so two files 35
+    /// components deep made 68 directories under a limit of 64 (the archive fuzz target's
+    /// entry-count check, on a hand-written input).
+    #[test]
+    fn implicit_parent_directories_count_against_max_files() {
+        let deep = |builder: &mut tar::Builder<Vec<u8>>, top: &str| {
+            // 35 components: "t/d/d/…/f" fits the 100-byte name field.
+            let name = format!("{top}/{}f", "d/".repeat(33));
+            builder
+                .append(
+                    &raw_header(name.as_bytes(), EntryType::Regular, 1),
+                    &b"x"[..],
+                )
+                .unwrap();
+        };
+        let archive = hostile_tar(|builder| {
+            deep(builder, "a");
+            deep(builder, "b");
+        });
+        // manifest + 2 files + 2 × 34 parents = 71 entries.
+        let tight = UnpackLimits {
+            max_files: 64,
+            ..LIMITS
+        };
+        let (work, result) = unpack_bytes(&archive, &tight);
+        assert!(
+            matches!(result, Err(ArchiveError::TooManyFiles { limit: 64 })),
+            "{result:?}"
+        );
+        assert_out_empty(&work);
+        let exact = UnpackLimits {
+            max_files: 71,
+            ..LIMITS
+        };
+        let (_work, result) = unpack_bytes(&archive, &exact);
+        assert_eq!(result.unwrap().files.len(), 3);
+
+        // A directory entry for a parent already created is not counted twice.
+        let late_dir = hostile_tar(|builder| {
+            builder
+                .append(&raw_header(b"sub/x", EntryType::Regular, 1), &b"x"[..])
+                .unwrap();
+            builder
+                .append(&raw_header(b"sub/", EntryType::Directory, 0), io::empty())
+                .unwrap();
+        });
+        let three = UnpackLimits {
+            max_files: 3,
+            ..LIMITS
+        };
+        let (_work, result) = unpack_bytes(&late_dir, &three);
         assert_eq!(result.unwrap().files, [MANIFEST_FILE, "sub/x"]);
     }
 

@@ -47,8 +47,8 @@ pub struct TensorSpec {
 
 impl TensorSpec {
     /// Number of elements; `usize::MAX` for a shape whose product does not fit (a hostile
-    /// manifest's `[4294967296, 4294967296, 4294967296]` used to overflow here; found by
-    /// fuzzing), which matches no tensor a bundle can hold.
+    /// manifest's `[4294967296, 4294967296, 4294967296]` used to overflow here: seed
+    /// `huge-shape.toml` of the manifest fuzz target), which matches no tensor a bundle holds.
     pub fn len(&self) -> usize {
         if self.shape.contains(&0) {
             return 0;
@@ -127,7 +127,8 @@ impl Manifest {
 
 /// A path inside a bundle that cannot escape it: relative, no `..`, no empty or odd components,
 /// and no NUL (which no file name can hold: such a path used to reach the filesystem and come
-/// back as an I/O error, answered `internal` instead of `invalid_bundle`; found by fuzzing).
+/// back as an I/O error, answered `internal` instead of `invalid_bundle`: seed `nul-path.toml` of
+/// the manifest fuzz target).
 pub fn is_safe_relative_path(path: &str) -> bool {
     !path.is_empty()
         && !path.starts_with('/')

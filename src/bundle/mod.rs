@@ -168,7 +168,16 @@ impl Bundle {
         expect_output(OUTPUT_STYLES, self.styles.styles.len())?;
         expect_output(OUTPUT_PALETTES, self.palettes.palettes.len())?;
         expect_output(OUTPUT_FONTS, self.fonts.pairings.len())?;
-        expect_output(OUTPUT_LAYOUT, LAYOUT_CHANNELS * rows * columns)?;
+        // Checked: a hostile `layout_grid` used to overflow here (a panic in debug builds, and in
+        // release a wrapped product that could match a tiny layout output: seed
+        // `layout-grid-overflow.toml` of the manifest fuzz target).
+        let layout_len = rows
+            .checked_mul(columns)
+            .and_then(|cells| cells.checked_mul(LAYOUT_CHANNELS))
+            .ok_or_else(|| {
+                BundleError::Shape(format!("layout_grid [{rows}, {columns}] is too large"))
+            })?;
+        expect_output(OUTPUT_LAYOUT, layout_len)?;
         let counts = [
             (
                 "styles",
