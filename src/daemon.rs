@@ -45,9 +45,10 @@ pub struct Loaded {
     pub problem: Option<String>,
 }
 
-/// Seeds a fresh store, then loads the active bundle; a bundle that fails is set aside and the
-/// last good one (else the previous one) is loaded and made active instead.
-pub fn load_active(store: &BundleStore, seed: &std::path::Path) -> Loaded {
+/// Seeds a fresh store, then loads the active bundle; a bundle that fails (unreadable, failing
+/// its self-test, or with engines `profile` cannot run) is set aside and the last good one
+/// (else the previous one) is loaded and made active instead.
+pub fn load_active(store: &BundleStore, seed: &std::path::Path, profile: &DeviceProfile) -> Loaded {
     match store.seed_from(seed) {
         Ok(Some(label)) => log::info!("bundle store {} seeded with {label}", store.dir().display()),
         Ok(None) => {}
@@ -62,7 +63,7 @@ pub fn load_active(store: &BundleStore, seed: &std::path::Path) -> Loaded {
             problem: Some("no bundle is active".into()),
         };
     };
-    let (failure, transient) = match open_and_load(store, &active) {
+    let (failure, transient) = match open_and_load(store, &active, profile) {
         Ok(model) => {
             let _ = store.mark_good(&active);
             return Loaded {
@@ -88,7 +89,7 @@ pub fn load_active(store: &BundleStore, seed: &std::path::Path) -> Loaded {
         .filter_map(|pointer| store.read_pointer(pointer))
         .filter(|label| *label != active);
     for fallback in fallbacks {
-        match open_and_load(store, &fallback) {
+        match open_and_load(store, &fallback, profile) {
             Ok(model) => {
                 if !transient {
                     let _ = store.set_active(&fallback);
@@ -106,7 +107,7 @@ pub fn load_active(store: &BundleStore, seed: &std::path::Path) -> Loaded {
     // Nothing installed loads: start again from the shipped bundle rather than serve nothing.
     if !transient && store.clear_active().is_ok() {
         if let Ok(Some(seeded)) = store.seed_from(seed) {
-            if let Ok(model) = open_and_load(store, &seeded) {
+            if let Ok(model) = open_and_load(store, &seeded, profile) {
                 let problem = format!(
                     "bundle {active} failed at boot ({failure}); serving the shipped {seeded}"
                 );
@@ -126,11 +127,19 @@ pub fn load_active(store: &BundleStore, seed: &std::path::Path) -> Loaded {
 }
 
 /// Opens and loads an installed bundle; the error says whether it may be transient (I/O).
-fn open_and_load(store: &BundleStore, label: &str) -> Result<ServingModel, (String, bool)> {
+fn open_and_load(
+    store: &BundleStore,
+    label: &str,
+    profile: &DeviceProfile,
+) -> Result<ServingModel, (String, bool)> {
     let bundle = Bundle::open(&store.path_of(label)).map_err(|error| {
         let transient = matches!(&error, crate::bundle::BundleError::Io { source, .. } if source.kind() != std::io::ErrorKind::NotFound);
         (error.to_string(), transient)
     })?;
+    // The same check as at commit: TensorRT may have changed under an installed bundle (a
+    // JetPack update), and its engines would then not deserialize.
+    fleet::check_engines(&bundle.manifest.engines, profile)
+        .map_err(|error| (format!("{}: {}", error.code, error.message), false))?;
     load_model(bundle).map_err(|message| (message, false))
 }
 
@@ -162,12 +171,15 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
     let store = BundleStore::open(&config.bundles.dir)?;
     let seed = config.bundles.seed.clone();
     let boot_store = store.clone();
-    let loaded = tokio::task::spawn_blocking(move || load_active(&boot_store, &seed))
-        .await
-        .unwrap_or_else(|error| Loaded {
-            model: None,
-            problem: Some(format!("bundle loading panicked: {error}")),
-        });
+    let profile = device_profile(&config);
+    let boot_profile = profile.clone();
+    let loaded =
+        tokio::task::spawn_blocking(move || load_active(&boot_store, &seed, &boot_profile))
+            .await
+            .unwrap_or_else(|error| Loaded {
+                model: None,
+                problem: Some(format!("bundle loading panicked: {error}")),
+            });
     if let Some(problem) = &loaded.problem {
         log::error!("{problem}");
     }
@@ -243,7 +255,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
             max_files: 10_000,
             max_file_bytes: config.bundles.max_bundle_mib * 1024 * 1024 * 4,
         },
-        profile: device_profile(&config),
+        profile,
     };
     let fleet = Fleet::new(
         fleet_settings,

@@ -836,6 +836,77 @@ async fn a_bundle_that_fails_at_boot_is_set_aside_and_the_last_good_one_serves()
     );
 }
 
+/// An installed bundle whose engines the appliance can no longer run (TensorRT changed under
+/// it, as a JetPack update does) is set aside at boot like a corrupt one, and the last good
+/// bundle serves with `degraded` saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_whose_engines_became_incompatible_is_set_aside_at_boot() {
+    let (key, public) = signing_key();
+    let options = with_env(
+        with_env(trusting(&public), "PACKD_DEVICE__TENSORRT", "10.3.0"),
+        "PACKD_DEVICE__COMPUTE_CAPABILITY",
+        "8.7",
+    );
+    let (_broker, mut packd, mut client) = broker_and_packd(options, "online").await;
+    let variant = bundle_variant(
+        "4.1.0",
+        |dir| {
+            fs::create_dir_all(dir.join("engines")).unwrap();
+            fs::write(dir.join("engines/model.gpu.plan"), b"engine for 10.3").unwrap();
+            let mut manifest = read_manifest(dir);
+            manifest.engines.push(packd::bundle::manifest::EngineEntry {
+                target: "gpu".into(),
+                precision: "int8".into(),
+                file: "engines/model.gpu.plan".into(),
+                sha256: packd::bundle::sha256_file(&dir.join("engines/model.gpu.plan")).unwrap(),
+                tensorrt: "10.3.0".into(),
+                cuda: "12.6".into(),
+                compute_capability: "8.7".into(),
+                dla_cores: None,
+            });
+            write_manifest(dir, &manifest);
+        },
+        true,
+    );
+    let (_, committed) = push(
+        &mut client,
+        &packd,
+        &pack(variant.path()),
+        &Push {
+            key: Some(&key),
+            ..Push::default()
+        },
+    )
+    .await;
+    assert_eq!(committed["status"], "activated", "{committed}");
+    packd.signal("TERM");
+    packd.wait_exit(REPLY_DEADLINE).expect("stopped");
+
+    // The appliance comes back with TensorRT 11.4.
+    for (name, value) in packd.env.iter_mut() {
+        if name == "PACKD_DEVICE__TENSORRT" {
+            *value = "11.4.1".into();
+        }
+    }
+    packd.spawn();
+    let state = client.wait_for_state(&packd, "degraded").await;
+    let reason = state["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains("4.1.0") && reason.contains("incompatible") && reason.contains("10.3.0"),
+        "{state}"
+    );
+    assert_eq!(state["bundle"]["version"], "1.0.0", "{state}");
+    assert_eq!(
+        client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
+        "1.0.0"
+    );
+    assert!(
+        !installed_path(&packd, "packd-default", "4.1.0").exists(),
+        "the incompatible bundle is set aside"
+    );
+    assert!(packd.log().contains("boot_failed") || packd.log().contains("failed at boot"));
+}
+
 /// Kills packd with SIGKILL at every durable step of an install (each file written and synced
 /// while unpacking, the rename into place, every pointer write, fsync and switch) and checks
 /// after each restart that exactly the old or the new bundle is active, intact, and serving.

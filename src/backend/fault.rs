@@ -14,15 +14,19 @@
 //! | --- | --- |
 //! | `hang-after=N` | inferences 1‥N run normally; the (N+1)th and every later one block forever (the worker thread is parked), as a wedged accelerator would. `hang-after=0` hangs the first. |
 //! | `fail-every=N` | every Nth inference (N, 2N, …; N ≥ 1) returns [`BackendError::Inference`] without running the model, so that brief is answered `internal`. `fail-every=1` fails them all. |
+//! | `hold-while=PATH` | every inference waits while the file PATH exists, then runs normally: a test holds the worker busy for exactly as long as it needs (message expiry passing in the queue), then deletes the file. |
 //!
 //! Both can be given at once, comma-separated (`fail-every=2,hang-after=5`); a hanging inference
 //! is counted but never fails. A value that does not parse is logged as an error and no fault is
 //! injected. Each loaded model gets its own counter, so a bundle activation starts counting
 //! again. `tests/watchdog.rs` uses this to prove that a hung backend stops the systemd watchdog
-//! pings and that a failing one costs a brief an `internal` reply, not the service.
+//! pings and that a failing one costs a brief an `internal` reply, not the service;
+//! `tests/serve.rs` holds a worker with `hold-while` to let a brief's message expiry pass.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{Backend, BackendError, Inference, ModelInputs, ModelOutputs};
 
@@ -30,13 +34,18 @@ use super::{Backend, BackendError, Inference, ModelInputs, ModelOutputs};
 pub const FAULT_ENV: &str = "TEST_PACKD_FAULT";
 
 /// Which faults to inject (parsed from [`FAULT_ENV`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FaultSpec {
     /// Inferences after this many block forever.
     pub hang_after: Option<u64>,
     /// Every this-many-th inference fails (never 0).
     pub fail_every: Option<u64>,
+    /// Every inference waits while this file exists.
+    pub hold_while: Option<PathBuf>,
 }
+
+/// How often a held inference looks for its file again.
+const HOLD_POLL: Duration = Duration::from_millis(5);
 
 impl FaultSpec {
     /// Parses the [`FAULT_ENV`] syntax; `Ok(None)` for an empty (all-blank) value.
@@ -50,22 +59,26 @@ impl FaultSpec {
         {
             let (key, value) = item
                 .split_once('=')
-                .ok_or_else(|| format!("'{item}' is not KEY=N"))?;
-            let number: u64 = value
-                .trim()
-                .parse()
-                .map_err(|_| format!("'{item}': '{}' is not a whole number", value.trim()))?;
-            match key.trim() {
-                "hang-after" => spec.hang_after = Some(number),
-                "fail-every" if number == 0 => {
-                    return Err(format!("'{item}': fail-every needs N >= 1"))
+                .ok_or_else(|| format!("'{item}' is not KEY=VALUE"))?;
+            let (key, value) = (key.trim(), value.trim());
+            let number = || -> Result<u64, String> {
+                value
+                    .parse()
+                    .map_err(|_| format!("'{item}': '{value}' is not a whole number"))
+            };
+            match key {
+                "hang-after" => spec.hang_after = Some(number()?),
+                "fail-every" => match number()? {
+                    0 => return Err(format!("'{item}': fail-every needs N >= 1")),
+                    every => spec.fail_every = Some(every),
+                },
+                "hold-while" if value.is_empty() => {
+                    return Err(format!("'{item}': hold-while needs a file path"))
                 }
-                "fail-every" => spec.fail_every = Some(number),
-                other => {
-                    return Err(format!(
-                        "unknown fault '{other}' (known: hang-after=N, fail-every=N)"
-                    ))
-                }
+                "hold-while" => spec.hold_while = Some(PathBuf::from(value)),
+                other => return Err(format!(
+                    "unknown fault '{other}' (known: hang-after=N, fail-every=N, hold-while=PATH)"
+                )),
             }
             any = true;
         }
@@ -122,6 +135,17 @@ impl FaultyBackend {
     /// through.
     fn before_inference(&self) -> Result<(), BackendError> {
         let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(hold) = &self.spec.hold_while {
+            if hold.exists() {
+                log::warn!(
+                    "{FAULT_ENV}: inference {call} held while {} exists",
+                    hold.display()
+                );
+                while hold.exists() {
+                    std::thread::sleep(HOLD_POLL);
+                }
+            }
+        }
         if self.spec.hang_after.is_some_and(|after| call > after) {
             log::warn!("{FAULT_ENV}: inference {call} hangs forever");
             // `park` may return spuriously; this never does.
@@ -166,7 +190,6 @@ impl Backend for FaultyBackend {
 mod tests {
     use super::*;
     use std::sync::mpsc;
-    use std::time::Duration;
 
     /// Answers instantly with empty outputs and counts how often it really ran.
     struct Echo {
@@ -217,14 +240,23 @@ mod tests {
             FaultSpec::parse("hang-after=2"),
             Ok(Some(FaultSpec {
                 hang_after: Some(2),
-                fail_every: None
+                fail_every: None,
+                hold_while: None,
             }))
         );
         assert_eq!(
             FaultSpec::parse(" fail-every = 3 , hang-after=0"),
             Ok(Some(FaultSpec {
                 hang_after: Some(0),
-                fail_every: Some(3)
+                fail_every: Some(3),
+                hold_while: None,
+            }))
+        );
+        assert_eq!(
+            FaultSpec::parse("hold-while=/run/packd test/hold"),
+            Ok(Some(FaultSpec {
+                hold_while: Some(PathBuf::from("/run/packd test/hold")),
+                ..FaultSpec::default()
             }))
         );
         for bad in [
@@ -234,6 +266,7 @@ mod tests {
             "fail-every=0",
             "fail-every=x",
             "crash=1",
+            "hold-while=",
         ] {
             assert!(FaultSpec::parse(bad).is_err(), "{bad} should be refused");
         }
@@ -259,6 +292,7 @@ mod tests {
             FaultSpec {
                 hang_after: None,
                 fail_every: Some(3),
+                hold_while: None,
             },
         );
         let results: Vec<bool> = (0..7).map(|_| faulty.run(&INPUTS).is_ok()).collect();
@@ -283,6 +317,7 @@ mod tests {
             FaultSpec {
                 hang_after: Some(10),
                 fail_every: None,
+                hold_while: None,
             },
         );
         assert_eq!(faulty.name(), "echo");
@@ -299,6 +334,7 @@ mod tests {
             FaultSpec {
                 hang_after: Some(2),
                 fail_every: None,
+                hold_while: None,
             },
         ));
         assert!(faulty.run(&INPUTS).is_ok());
@@ -328,5 +364,37 @@ mod tests {
             2,
             "the hung call never ran"
         );
+    }
+
+    #[test]
+    fn hold_while_waits_for_the_file_to_go_then_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let hold = dir.path().join("hold");
+        std::fs::write(&hold, b"").unwrap();
+        let inner = echo();
+        let faulty = Arc::new(FaultyBackend::new(
+            inner.clone(),
+            FaultSpec {
+                hold_while: Some(hold.clone()),
+                ..FaultSpec::default()
+            },
+        ));
+        let (done, finished) = mpsc::channel();
+        let held = faulty.clone();
+        let thread = std::thread::spawn(move || {
+            let _ = done.send(held.run(&INPUTS).is_ok());
+        });
+        assert_eq!(
+            finished.recv_timeout(Duration::from_millis(200)),
+            Err(mpsc::RecvTimeoutError::Timeout),
+            "held while the file exists"
+        );
+        assert_eq!(inner.ran.load(Ordering::SeqCst), 0);
+        std::fs::remove_file(&hold).unwrap();
+        assert_eq!(finished.recv_timeout(Duration::from_secs(10)), Ok(true));
+        thread.join().unwrap();
+        // Without the file nothing waits.
+        assert!(faulty.run(&INPUTS).is_ok());
+        assert_eq!(inner.ran.load(Ordering::SeqCst), 2);
     }
 }
