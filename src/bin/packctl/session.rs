@@ -119,15 +119,24 @@ impl Drop for Session {
     }
 }
 
+/// Where replies to this client go: `{prefix}/replies/{username}/{client_id}`, the subtree the
+/// example ACL lets an account read (`{prefix}/replies/{client_id}` without a username).
+pub fn reply_topic(config: &MqttConfig, client_id: &str) -> String {
+    match &config.username {
+        Some(username) => format!("{}/replies/{username}/{client_id}", config.prefix),
+        None => format!("{}/replies/{client_id}", config.prefix),
+    }
+}
+
 impl Session {
-    /// Connects, subscribes to `{prefix}/replies/{client_id}` and waits for the SUBACK.
+    /// Connects, subscribes to its [`reply_topic`] and waits for the SUBACK.
     pub async fn connect(config: &MqttConfig, client_id: &str) -> anyhow::Result<Session> {
         let options = transport::base_options(config, client_id)?;
         let (client, eventloop) = AsyncClient::new(options, REQUEST_CHANNEL);
         let (sender, events) = mpsc::unbounded_channel();
         let acked = Arc::new(AtomicU64::new(0));
         let ack_notify = Arc::new(Notify::new());
-        let reply_topic = format!("{}/replies/{client_id}", config.prefix);
+        let reply_topic = reply_topic(config, client_id);
         let driver = tokio::spawn(drive(
             eventloop,
             sender,
