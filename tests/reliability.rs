@@ -978,3 +978,154 @@ async fn the_example_acl_keeps_kiosks_away_from_bundle_commands() {
     );
     drop(fleet);
 }
+
+/// The example ACL without its "peer" lines: what session adoption meets when an appliance may
+/// not read its pool peer's own topics.
+fn acl_without_peer_lines() -> String {
+    let example = std::fs::read_to_string(acl_file()).expect("ACL");
+    let mut in_peer_lines = false;
+    example
+        .lines()
+        .filter(|line| {
+            if line.starts_with("# peer ") {
+                in_peer_lines = true;
+                return false;
+            }
+            if !line.starts_with("topic ") {
+                in_peer_lines = false;
+            }
+            !in_peer_lines
+        })
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+/// Two appliances of pool store-9 under the example ACL (each with its own username): orin-18 is
+/// killed and orin-17 adopts its session. With the ACL's peer lines, orin-17 answers a brief sent
+/// to orin-18's own topic and a pool brief, and a bundle command for orin-18 is left in the
+/// session and answered by orin-18 when it comes back. Without them mosquitto discards both
+/// orin-18 messages when it delivers them to the adopter: neither is ever answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_acl_lets_a_pool_peer_adopt_without_losing_the_dead_appliances_messages() {
+    for with_peer_lines in [true, false] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let passwd = dir.path().join("passwd");
+        mosquitto_passwd(&passwd, "orin-17", "secret-17", true);
+        mosquitto_passwd(&passwd, "orin-18", "secret-18", false);
+        mosquitto_passwd(&passwd, "kiosk-17", "kiosk-secret", false);
+        mosquitto_passwd(&passwd, "fleet-1", "fleet-secret", false);
+        let acl = if with_peer_lines {
+            acl_file()
+        } else {
+            let stripped = dir.path().join("acl-without-peers.conf");
+            std::fs::write(&stripped, acl_without_peer_lines()).expect("ACL");
+            stripped
+        };
+        let broker = Broker::start_with(&format!(
+            "allow_anonymous false\npassword_file {}\nacl_file {}\n",
+            passwd.display(),
+            acl.display()
+        ));
+        let appliance = |device: &str, password: &str| {
+            Packd::start(
+                &broker,
+                PackdOptions {
+                    device: Some(device.into()),
+                    pools: vec!["store-9".into()],
+                    env: vec![
+                        ("PACKD_MQTT__USERNAME".into(), device.into()),
+                        ("PACKD_MQTT__PASSWORD".into(), password.into()),
+                    ],
+                    ..PackdOptions::default()
+                },
+            )
+        };
+        let adopter = appliance("orin-17", "secret-17");
+        let mut victim = appliance("orin-18", "secret-18");
+        let mut kiosk = account(&broker, "kiosk-17", "kiosk-secret", None).await;
+        let mut fleet = account(&broker, "fleet-1", "fleet-secret", None).await;
+        kiosk.wait_for_state(&adopter, "online").await;
+        kiosk.wait_for_state(&victim, "online").await;
+
+        victim.signal("KILL");
+        assert!(victim.wait_exit(Duration::from_secs(10)).is_some());
+        wait_for_log_line(
+            &adopter,
+            &["PACKD_EVENT=adoption_started", "PACKD_PEER=orin-18"],
+            REPLY_DEADLINE,
+        );
+        fleet
+            .send(&victim.bundle_topic("list"), "{}", "acl-list")
+            .await;
+        kiosk
+            .send(&victim.brief_topic(), brief(1), "acl-device-brief")
+            .await;
+        // Pool briefs reach the adopted session too (round robin): a few, all answered.
+        for index in 0..4 {
+            kiosk
+                .send(
+                    &format!("{PREFIX}/pools/store-9/briefs"),
+                    brief(index),
+                    &format!("acl-pool-{index}"),
+                )
+                .await;
+        }
+        for index in 0..4 {
+            let reply = kiosk.reply_for(&format!("acl-pool-{index}")).await;
+            assert_eq!(reply["status"], "ok", "{reply}");
+            assert_eq!(reply["device"], "orin-17", "{reply}");
+        }
+        if with_peer_lines {
+            let reply = kiosk.reply_for("acl-device-brief").await;
+            assert_eq!(reply["status"], "ok", "{reply}");
+            assert_eq!(reply["device"], "orin-17", "{reply}");
+            wait_for_log_line(
+                &adopter,
+                &[
+                    "PACKD_EVENT=adoption_left",
+                    "bundle command 'list' for orin-18",
+                ],
+                REPLY_DEADLINE,
+            );
+        }
+
+        victim.spawn();
+        kiosk.wait_for_state(&victim, "online").await;
+        // A command sent now is answered after whatever the session kept for orin-18.
+        fleet
+            .send(&victim.bundle_topic("list"), "{}", "acl-list-after")
+            .await;
+        let after = fleet.reply_for("acl-list-after").await;
+        assert_eq!(after["device"], "orin-18", "{after}");
+        if with_peer_lines {
+            let list = fleet.reply_for("acl-list").await;
+            assert_eq!(list["status"], "ok", "{list}");
+            assert_eq!(list["device"], "orin-18", "{list}");
+        } else {
+            let early = fleet.next(Duration::from_millis(500)).await;
+            assert!(
+                early.is_none(),
+                "a reply after all: mosquitto kept the message (update docs/security.md): {:?}",
+                early.map(|publish| String::from_utf8_lossy(&publish.payload).into_owned())
+            );
+            let brief_reply = kiosk.next(Duration::from_millis(500)).await;
+            assert!(
+                brief_reply.is_none(),
+                "the device brief was answered after all: {:?}",
+                brief_reply.map(|publish| String::from_utf8_lossy(&publish.payload).into_owned())
+            );
+        }
+        let ended = wait_for_log_line(
+            &adopter,
+            &["PACKD_EVENT=adoption_ended", "PACKD_PEER=orin-18"],
+            REPLY_DEADLINE,
+        );
+        eprintln!(
+            "example ACL {} peer lines: adoption ended ({}), {} briefs answered, {} messages left",
+            if with_peer_lines { "with" } else { "without" },
+            field(&ended, "PACKD_REASON"),
+            field(&ended, "PACKD_ANSWERED"),
+            field(&ended, "PACKD_LEFT")
+        );
+    }
+}

@@ -321,6 +321,18 @@ impl AdoptionEnd {
     }
 }
 
+/// What an adopter does with one message of the adopted session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handling {
+    /// A brief of the peer's device topic or of a pool we serve.
+    Answer,
+    /// Done with at once (a state message of the peer's peer-state subscription).
+    Acknowledge,
+    /// Left unacknowledged for the peer: bundle commands, other pools' briefs, and whatever
+    /// arrives while stepping aside.
+    Leave,
+}
+
 /// Counts of one adoption, for its closing journal record.
 #[derive(Debug, Default)]
 struct Tally {
@@ -618,9 +630,24 @@ impl AdoptedSession {
                     );
                 }
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
-                    if self.is_ours(&publish, draining) {
-                        backlog.push_back((publish, Instant::now()));
-                        self.feed(&client, &mut backlog);
+                    match self.handling_of(&publish, draining) {
+                        Handling::Answer => {
+                            backlog.push_back((publish, Instant::now()));
+                            self.feed(&client, &mut backlog);
+                        }
+                        Handling::Acknowledge => {
+                            if let Err(error) = client.try_ack(&publish) {
+                                log::debug!(
+                                    "cannot acknowledge in {}'s session: {error}",
+                                    self.peer
+                                );
+                            }
+                        }
+                        // Unacknowledged, it stays in the session: the peer gets it when it
+                        // comes back.
+                        Handling::Leave => {
+                            self.tally.left.fetch_add(1, Ordering::SeqCst);
+                        }
                     }
                 }
                 Ok(_) => {}
@@ -629,16 +656,19 @@ impl AdoptedSession {
         }
     }
 
-    /// Whether a delivered message is a brief we answer; anything else is left for the peer.
-    fn is_ours(&self, publish: &Publish, draining: bool) -> bool {
+    /// What to do with a message delivered in the adopted session.
+    fn handling_of(&self, publish: &Publish, draining: bool) -> Handling {
         let topic = String::from_utf8_lossy(&publish.topic);
+        if self.peer_topics.state_device(&topic).is_some() {
+            // The peer's own state subscription: nothing to act on, and the peer reads every
+            // retained state afresh when it subscribes again on its return.
+            return Handling::Acknowledge;
+        }
         let ours = topic == self.peer_topics.device_briefs
             || self.context.settings.topics.is_pool_brief_topic(&topic);
         if ours && !draining {
-            return true;
+            return Handling::Answer;
         }
-        // Unacknowledged, it stays in the session: the peer gets it when it comes back.
-        self.tally.left.fetch_add(1, Ordering::SeqCst);
         match self.peer_topics.bundle_command(&topic) {
             Some(command) if !command.starts_with("chunk/") => log::info!(
                 PACKD_EVENT = "adoption_left",
@@ -648,7 +678,7 @@ impl AdoptedSession {
             ),
             _ => log::debug!("message on {topic} left in {}'s session", self.peer),
         }
-        false
+        Handling::Leave
     }
 
     /// Hands waiting briefs to the pipeline while its queue is at most half full.
