@@ -48,6 +48,12 @@ pub struct MqttConfig {
     pub keep_alive_s: u64,
     /// How long the broker keeps our session (subscriptions and queued QoS 1 briefs) while we are away.
     pub session_expiry_s: u32,
+    /// When a pool peer goes offline, the live member with the lowest device id resumes the
+    /// peer's session and answers the briefs the broker keeps there.
+    pub adopt_pool_peers: bool,
+    /// How long a peer must have been offline before its session is adopted (a quick restart
+    /// takes its own session back first).
+    pub adoption_grace_ms: u64,
 }
 
 impl Default for MqttConfig {
@@ -62,6 +68,8 @@ impl Default for MqttConfig {
             prefix: "packd/v1".into(),
             keep_alive_s: 30,
             session_expiry_s: 3600,
+            adopt_pool_peers: true,
+            adoption_grace_ms: 1000,
         }
     }
 }
@@ -305,6 +313,12 @@ impl Config {
         if self.mqtt.keep_alive_s < 5 {
             return key("mqtt.keep_alive_s", "must be at least 5");
         }
+        if self.mqtt.adoption_grace_ms > 600_000 {
+            return key(
+                "mqtt.adoption_grace_ms",
+                "must be at most 600000 (10 minutes)",
+            );
+        }
         if self.device.id.is_empty() || self.device.id.contains(['/', '+', '#']) {
             return key(
                 "device.id",
@@ -402,6 +416,8 @@ mod tests {
         assert_eq!(config.telemetry.stats_interval_s, 10);
         assert!(!config.bundles.allow_unsigned);
         assert_eq!(config.bundles.dir, PathBuf::from("/var/lib/packd/bundles"));
+        assert!(config.mqtt.adopt_pool_peers);
+        assert_eq!(config.mqtt.adoption_grace_ms, 1000);
     }
 
     #[test]
@@ -420,6 +436,13 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("mqtt.url"));
+        let mut config = Config::default();
+        config.mqtt.adoption_grace_ms = 600_001;
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("mqtt.adoption_grace_ms"));
         let mut config = Config::default();
         config.device.pools = vec!["a/b".into()];
         assert!(config

@@ -22,6 +22,7 @@ use crate::reply::BundleRef;
 use crate::serve::{ActiveModel, Pipeline, PipelineSettings, ReplyRoute, ReplySink, ServingModel};
 use crate::state::StateBoard;
 use crate::telemetry::Telemetry;
+use crate::transport::adoption::{AdoptionSettings, Adoptions};
 use crate::transport::{self, CommandJob, Connection, MqttReplySink, Topics};
 
 /// Bundle commands waiting for the fleet thread; beyond it the broker keeps them for us.
@@ -227,14 +228,12 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
     let publish_state = {
         let client = client.clone();
         let state = state.clone();
-        let topic = topics.state.clone();
+        let topics = topics.clone();
         let runtime = runtime.clone();
         Box::new(move || {
-            if let Err(error) = runtime.block_on(transport::publish_json(
+            if let Err(error) = runtime.block_on(transport::publish_state(
                 &client,
-                &topic,
-                QoS::AtLeastOnce,
-                true,
+                &topics,
                 state.render_current(),
             )) {
                 log::warn!("cannot publish state: {error}");
@@ -277,12 +276,29 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
             .spawn(move || serve_commands(&fleet, &device, &command_queue, sink.as_ref(), &stop))
             .map_err(|error| DaemonError::Fleet(error.to_string()))?
     };
+    // Adoption needs pools to share; without them there is no peer whose briefs we may answer.
+    let adopting = config.mqtt.adopt_pool_peers && !topics.pools.is_empty();
+    let (peer_states, peer_updates) = tokio::sync::mpsc::unbounded_channel();
     let connection = Arc::new(Connection {
         client: client.clone(),
         topics: topics.clone(),
         pipeline: pipeline.clone(),
         commands,
         state: state.clone(),
+        peer_states: adopting.then_some(peer_states),
+    });
+    let adoption_stop = CancellationToken::new();
+    let adoption_task = adopting.then(|| {
+        let adoptions = Adoptions::new(
+            AdoptionSettings {
+                mqtt: config.mqtt.clone(),
+                topics: topics.clone(),
+                grace: Duration::from_millis(config.mqtt.adoption_grace_ms),
+                in_flight_capacity,
+            },
+            pipeline.clone(),
+        );
+        tokio::spawn(adoptions.run(peer_updates, cancel.clone(), adoption_stop.clone()))
     });
 
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
@@ -328,17 +344,15 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
     // the broker to deliver again, so nothing is applied after we said offline.
     fleet_stop.store(true, Ordering::SeqCst);
     let _ = tokio::task::spawn_blocking(move || fleet_thread.join()).await;
+    // Adopted briefs were answered (and acknowledged on their sessions) in the drain above;
+    // what the adopted sessions still hold stays there for their owners.
+    adoption_stop.cancel();
+    if let Some(adoption_task) = adoption_task {
+        let _ = adoption_task.await;
+    }
     drop(connection);
     background.cancel();
-    if let Err(error) = transport::publish_json(
-        &client,
-        &topics.state,
-        QoS::AtLeastOnce,
-        true,
-        state.render_offline(),
-    )
-    .await
-    {
+    if let Err(error) = transport::publish_state(&client, &topics, state.render_offline()).await {
         log::warn!("cannot publish the offline state: {error}");
     }
     let _ = client.disconnect().await;

@@ -78,3 +78,23 @@ fn environment_variables_override_the_file() {
     assert_eq!(output.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&output.stderr).contains("mqtt.url"));
 }
+
+#[test]
+fn the_sample_config_loads_with_adoption_on() {
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/packd.toml");
+    let config = packd::config::Config::load(Some(&sample)).expect("examples/packd.toml loads");
+    assert!(config.mqtt.adopt_pool_peers);
+    assert_eq!(config.mqtt.adoption_grace_ms, 1000);
+}
+
+#[test]
+fn an_adoption_grace_over_ten_minutes_exits_78_naming_the_key() {
+    let (_dir, path) = write_config("[mqtt]\nadopt_pool_peers = false\n");
+    let output = packd(
+        &["--config", &path],
+        &[("PACKD_MQTT__ADOPTION_GRACE_MS", "600001")],
+    );
+    assert_eq!(output.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("mqtt.adoption_grace_ms"), "{stderr}");
+}

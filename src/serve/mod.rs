@@ -217,6 +217,11 @@ impl Pipeline {
         self.shared.queued.load(Ordering::Relaxed)
     }
 
+    /// How many briefs the queue holds before `overloaded`.
+    pub fn queue_capacity(&self) -> usize {
+        self.shared.queue_capacity
+    }
+
     /// Briefs being processed now.
     pub fn in_flight(&self) -> usize {
         self.shared.in_flight.load(Ordering::Relaxed)

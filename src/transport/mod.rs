@@ -1,13 +1,17 @@
 //! Transport: the MQTT v5 session with the broker. Briefs come in here and go to the pipeline;
 //! replies, the retained state and the stats go out from here.
 
+pub mod adoption;
 pub mod topics;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, LastWill, Packet, Publish, PublishProperties};
+use rumqttc::v5::mqttbytes::v5::{
+    ConnectReturnCode, LastWill, LastWillProperties, Packet, Publish, PublishProperties,
+    SubscribeReasonCode,
+};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions};
 use tokio::runtime::Handle;
@@ -21,8 +25,50 @@ pub use topics::Topics;
 /// Size). It sits above the 6 MiB brief limit so that oversized briefs still get `too_large`.
 pub const MAX_INCOMING_PACKET: u32 = 16 * 1024 * 1024;
 /// Requests queued towards the event loop before publishers wait.
-const REQUEST_CHANNEL: usize = 1024;
+pub(crate) const REQUEST_CHANNEL: usize = 1024;
 const JSON: &str = "application/json";
+/// MQTT v5 user property on every state message (and the will), once per pool served, so that
+/// pool peers know whose session they may adopt; the state document itself is left as the
+/// contract defines it.
+pub const STATE_POOL_PROPERTY: &str = "packd-pool";
+
+/// The MQTT client id of an appliance; a pool peer adopting its session connects with it too.
+pub fn client_id(device: &str) -> String {
+    format!("packd-{device}")
+}
+
+/// Properties of a state message: JSON, and one [`STATE_POOL_PROPERTY`] per pool.
+pub fn state_properties(pools: &[String]) -> PublishProperties {
+    PublishProperties {
+        content_type: Some(JSON.to_string()),
+        user_properties: pool_properties(pools),
+        ..PublishProperties::default()
+    }
+}
+
+fn pool_properties(pools: &[String]) -> Vec<(String, String)> {
+    pools
+        .iter()
+        .map(|pool| (STATE_POOL_PROPERTY.to_string(), pool.clone()))
+        .collect()
+}
+
+/// Publishes this appliance's retained state document.
+pub async fn publish_state(
+    client: &AsyncClient,
+    topics: &Topics,
+    body: Vec<u8>,
+) -> Result<(), rumqttc::v5::ClientError> {
+    client
+        .publish_with_properties(
+            topics.state.clone(),
+            QoS::AtLeastOnce,
+            true,
+            body,
+            state_properties(&topics.pools),
+        )
+        .await
+}
 
 /// Why the transport could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -113,14 +159,14 @@ pub fn base_options(config: &MqttConfig, client_id: &str) -> Result<MqttOptions,
     Ok(options)
 }
 
-/// Creates the daemon's client: persistent session, will on the state topic.
-pub fn connect(
+/// Options of a persistent session acknowledged by hand, under `client_id`: the daemon's own
+/// and the ones it adopts from pool peers.
+pub fn session_options(
     config: &MqttConfig,
-    topics: &Topics,
-    offline_state: Vec<u8>,
+    client_id: &str,
     in_flight_capacity: usize,
-) -> Result<(AsyncClient, EventLoop), TransportError> {
-    let mut options = base_options(config, &format!("packd-{}", topics.device))?;
+) -> Result<MqttOptions, TransportError> {
+    let mut options = base_options(config, client_id)?;
     options.set_clean_start(false);
     let mut connect_properties = rumqttc::v5::mqttbytes::v5::ConnectProperties::new();
     connect_properties.session_expiry_interval = Some(config.session_expiry_s);
@@ -131,12 +177,32 @@ pub fn connect(
         Some(in_flight_capacity.clamp(1, u16::MAX as usize) as u16);
     options.set_connect_properties(connect_properties);
     options.set_manual_acks(true);
+    Ok(options)
+}
+
+/// Creates the daemon's client: persistent session, will on the state topic.
+pub fn connect(
+    config: &MqttConfig,
+    topics: &Topics,
+    offline_state: Vec<u8>,
+    in_flight_capacity: usize,
+) -> Result<(AsyncClient, EventLoop), TransportError> {
+    let mut options = session_options(config, &client_id(&topics.device), in_flight_capacity)?;
+    let will_properties = LastWillProperties {
+        delay_interval: None,
+        payload_format_indicator: None,
+        message_expiry_interval: None,
+        content_type: Some(JSON.to_string()),
+        response_topic: None,
+        correlation_data: None,
+        user_properties: pool_properties(&topics.pools),
+    };
     options.set_last_will(LastWill::new(
         topics.state.clone(),
         offline_state,
         QoS::AtLeastOnce,
         true,
-        None,
+        Some(will_properties),
     ));
     Ok(AsyncClient::new(options, REQUEST_CHANNEL))
 }
@@ -210,6 +276,8 @@ pub struct Connection {
     pub commands: flume::Sender<CommandJob>,
     /// The retained state, republished on every connection.
     pub state: Arc<crate::state::StateBoard>,
+    /// Pool peers' state messages go here when this appliance may adopt their sessions.
+    pub peer_states: Option<tokio::sync::mpsc::UnboundedSender<adoption::PeerUpdate>>,
 }
 
 impl Connection {
@@ -237,6 +305,17 @@ impl Connection {
                     self.on_connected(ack.session_present).await;
                 }
                 Ok(Event::Incoming(Packet::Publish(publish))) => self.route(publish),
+                Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                    if let Some(refused) = ack
+                        .return_codes
+                        .iter()
+                        .find(|code| !matches!(code, SubscribeReasonCode::Success(_)))
+                    {
+                        log::error!(
+                            "the broker refused a subscription ({refused:?}); check its ACL"
+                        );
+                    }
+                }
                 Ok(_) => {}
                 Err(error) => {
                     let delay = backoff.next_delay();
@@ -268,26 +347,27 @@ impl Connection {
         let _ = session_present;
         // try_*: this runs inside the event-loop task, so awaiting room in a request channel
         // filled during an outage would wait for the very loop that empties it.
+        let peer_filter = self
+            .peer_states
+            .as_ref()
+            .map(|_| self.topics.peer_states_filter());
         for filter in self
             .topics
             .brief_filters()
             .into_iter()
             .chain(self.topics.bundle_filters())
+            .chain(peer_filter)
         {
             if let Err(error) = self.client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
                 log::error!("cannot subscribe to {filter}: {error}");
             }
         }
-        let properties = PublishProperties {
-            content_type: Some(JSON.to_string()),
-            ..PublishProperties::default()
-        };
         let published = self.client.try_publish_with_properties(
             self.topics.state.clone(),
             QoS::AtLeastOnce,
             true,
             self.state.render_current(),
-            properties,
+            state_properties(&self.topics.pools),
         );
         if let Err(error) = published {
             log::error!("cannot publish state: {error}");
@@ -297,40 +377,26 @@ impl Connection {
     fn route(&self, publish: Publish) {
         let arrived = Instant::now();
         let topic = String::from_utf8_lossy(&publish.topic).into_owned();
-        let properties = publish.properties.clone().unwrap_or_default();
-        let route = properties
-            .response_topic
-            .filter(|topic| crate::brief::valid_reply_topic(topic))
-            .map(|topic| ReplyRoute {
-                topic,
-                correlation: properties.correlation_data.clone(),
-            });
-        let payload: Bytes = publish.payload.clone();
         if self.topics.is_brief_topic(&topic) {
-            // An oversized brief is answered `too_large` without keeping its bytes queued.
-            let (payload, oversized) = if payload.len() > crate::brief::MAX_PAYLOAD_BYTES {
-                (Bytes::new(), Some(payload.len()))
-            } else {
-                (payload, None)
-            };
-            let expires = properties
-                .message_expiry_interval
-                .map(|seconds| arrived + Duration::from_secs(u64::from(seconds)));
-            let acknowledge = self.acknowledger(publish);
-            self.pipeline.submit(Job {
-                payload,
-                oversized,
-                route,
-                arrived,
-                expires,
-                acknowledge: Some(acknowledge),
-            });
+            let acknowledge = self.acknowledger(&publish);
+            self.pipeline
+                .submit(brief_job(&publish, arrived, Some(acknowledge)));
+        } else if let Some(device) = self.topics.state_device(&topic) {
+            if device != self.topics.device {
+                if let Some(peer_states) = &self.peer_states {
+                    let update = adoption::PeerUpdate::read(device, &publish);
+                    // The coordinator ends only at shutdown, when nobody needs the update.
+                    let _ = peer_states.send(update);
+                }
+            }
+            self.acknowledge_now(&publish);
         } else if let Some(command) = self.topics.bundle_command(&topic) {
+            let properties = publish.properties.clone().unwrap_or_default();
             let job = CommandJob {
                 command: command.to_string(),
-                payload,
-                route,
-                acknowledge: self.acknowledger(publish),
+                payload: publish.payload.clone(),
+                route: reply_route(&properties),
+                acknowledge: self.acknowledger(&publish),
             };
             // The fleet thread takes commands one at a time, in arrival order. Never block the
             // event loop on it: a command it has no room for (or that arrives while shutting
@@ -351,7 +417,8 @@ impl Connection {
     }
 
     /// Acknowledges the delivery once called (from any thread).
-    fn acknowledger(&self, publish: Publish) -> Acknowledge {
+    fn acknowledger(&self, publish: &Publish) -> Acknowledge {
+        let publish = acknowledgement_of(publish);
         let client = self.client.clone();
         let runtime = Handle::current();
         Box::new(move || {
@@ -372,6 +439,58 @@ impl Connection {
         if let Err(error) = self.client.try_ack(publish) {
             log::warn!("cannot acknowledge: {error}");
         }
+    }
+}
+
+/// What acknowledging a delivery needs (its packet id and QoS), without the payload that a
+/// pending acknowledgement would otherwise keep in memory.
+pub(crate) fn acknowledgement_of(publish: &Publish) -> Publish {
+    Publish {
+        dup: publish.dup,
+        qos: publish.qos,
+        retain: false,
+        topic: Bytes::new(),
+        pkid: publish.pkid,
+        payload: Bytes::new(),
+        properties: None,
+    }
+}
+
+/// Where the reply to a request goes: its Response Topic (when acceptable) and Correlation Data.
+fn reply_route(properties: &PublishProperties) -> Option<ReplyRoute> {
+    properties
+        .response_topic
+        .clone()
+        .filter(|topic| crate::brief::valid_reply_topic(topic))
+        .map(|topic| ReplyRoute {
+            topic,
+            correlation: properties.correlation_data.clone(),
+        })
+}
+
+/// A delivered brief as the pipeline takes it; `acknowledge` runs once it is answered.
+pub(crate) fn brief_job(
+    publish: &Publish,
+    arrived: Instant,
+    acknowledge: Option<Acknowledge>,
+) -> Job {
+    let properties = publish.properties.clone().unwrap_or_default();
+    // An oversized brief is answered `too_large` without keeping its bytes queued.
+    let (payload, oversized) = if publish.payload.len() > crate::brief::MAX_PAYLOAD_BYTES {
+        (Bytes::new(), Some(publish.payload.len()))
+    } else {
+        (publish.payload.clone(), None)
+    };
+    let expires = properties
+        .message_expiry_interval
+        .map(|seconds| arrived + Duration::from_secs(u64::from(seconds)));
+    Job {
+        payload,
+        oversized,
+        route: reply_route(&properties),
+        arrived,
+        expires,
+        acknowledge,
     }
 }
 

@@ -64,13 +64,30 @@ impl Topics {
             .find_map(|pool| topic.strip_prefix(&format!("{}/pools/{pool}/bundles/", self.prefix)))
     }
 
+    /// The filter that sees every appliance's retained state (pool peers among them).
+    pub fn peer_states_filter(&self) -> String {
+        format!("{}/devices/+/state", self.prefix)
+    }
+
+    /// The device whose state topic this is, if it is one.
+    pub fn state_device<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        let device = topic
+            .strip_prefix(&self.prefix)?
+            .strip_prefix("/devices/")?
+            .strip_suffix("/state")?;
+        (!device.is_empty() && !device.contains('/')).then_some(device)
+    }
+
+    /// Whether the topic is the brief topic of one of our pools.
+    pub fn is_pool_brief_topic(&self, topic: &str) -> bool {
+        self.pools
+            .iter()
+            .any(|pool| topic == self.pool_briefs(pool))
+    }
+
     /// Whether a delivered message's topic is one of our brief topics.
     pub fn is_brief_topic(&self, topic: &str) -> bool {
-        topic == self.device_briefs
-            || self
-                .pools
-                .iter()
-                .any(|pool| topic == self.pool_briefs(pool))
+        topic == self.device_briefs || self.is_pool_brief_topic(topic)
     }
 }
 
@@ -112,5 +129,20 @@ mod tests {
             topics.bundle_command("packd/v1/devices/other/bundles/list"),
             None
         );
+        assert_eq!(topics.peer_states_filter(), "packd/v1/devices/+/state");
+        assert_eq!(
+            topics.state_device("packd/v1/devices/orin-18/state"),
+            Some("orin-18")
+        );
+        for not_a_state in [
+            "packd/v1/devices/orin-18/stats",
+            "packd/v1/devices//state",
+            "packd/v1/devices/a/b/state",
+            "other/devices/orin-18/state",
+        ] {
+            assert_eq!(topics.state_device(not_a_state), None, "{not_a_state}");
+        }
+        assert!(topics.is_pool_brief_topic("packd/v1/pools/store-9/briefs"));
+        assert!(!topics.is_pool_brief_topic("packd/v1/devices/orin-17/briefs"));
     }
 }
