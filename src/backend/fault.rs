@@ -76,9 +76,11 @@ impl FaultSpec {
                     return Err(format!("'{item}': hold-while needs a file path"))
                 }
                 "hold-while" => spec.hold_while = Some(PathBuf::from(value)),
-                other => return Err(format!(
+                other => {
+                    return Err(format!(
                     "unknown fault '{other}' (known: hang-after=N, fail-every=N, hold-while=PATH)"
-                )),
+                ))
+                }
             }
             any = true;
         }

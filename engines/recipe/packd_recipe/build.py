@@ -37,8 +37,14 @@ CONFIG = {
     # set instead of the max (finer int8 steps; the rare clipped outliers are seen by the QAT fine-tune)
     "calib_percentile": 99.99,
     "calib_percentile_tensors": ["h1", "h2"],
-    "qat_epochs": 2,
+    # per-channel range equalisation of h1/h2 before calibration (model.equalise_channels): at most
+    # this factor per channel
+    "equalise_cap": 4.0,
+    "qat_epochs": 3,
     "qat_lr": 6e-4,
+    # QAT also trains the float forward of the int8 weights (the shipped FP32 model), so the FP32
+    # and INT8 rankings agree where items are close
+    "qat_dual": True,
     "n_heldout_pairs": 60,
     "trt_header": "TRT-100300-EntropyCalibration2",
     "int8_tolerance": 0.06,
@@ -325,11 +331,20 @@ def _build_into(out, dataset=None, dataset_only=False, quick=False, skip_report=
             CI[i] = sampler.image()
         if i % 4 == 2:
             CR[i] = sampler.brand()[0]
+    if c["equalise_cap"]:
+        # channel ranges from a few thousand training briefs: the calibration set is too small to see
+        # each channel's rare large activations, and a channel scaled up on a low estimate clips
+        n_eq = min(4000, X.shape[0])
+        params, factors = model.equalise_channels(params, X[:n_eq], I[:n_eq], R[:n_eq], c["equalise_cap"],
+                                                  c["calib_percentile"])
+        log(f"[{time.time()-t0:5.1f}s] channels equalised (median factor h1 {np.median(factors['h1']):.2f}, "
+            f"h2 {np.median(factors['h2']):.2f})")
     m32 = model.export_fp32(params, V, S, P, F)
     scales = calibrate(m32, CX, CI, CR)
     if c["qat_epochs"] and not quick:
         qs = {t: scales[t] for t in model.ACT_Q.values()}
-        params = model.train(params, (X, I, R, tg), c["qat_epochs"], c["batch"], c["qat_lr"], seed + 2, log=log, qat_scales=qs)
+        params = model.train(params, (X, I, R, tg), c["qat_epochs"], c["batch"], c["qat_lr"], seed + 2, log=log,
+                             qat_scales=qs, dual=c["qat_dual"])
         # the shipped FP32 weights are the int8-representable ones the QAT forward used (q x scale), so FP32 and
         # INT8 differ only by activation rounding (keeps their rankings together)
         params = model.snap_weights(params)

@@ -52,7 +52,13 @@ def col2im(dcols, C, Hh=16, W=12):
 
 def forward(p, xb, xi, xr, q=None):
     """q: optional dict of activation scales for fake-quant simulation (and quantised weights in p)."""
-    fq = (lambda name, x: x) if q is None else (lambda name, x: np.clip(np.round(x / q[name]), -128, 127) * q[name])
+    if q is None:
+        fq = lambda name, x: x
+    else:
+        step = lambda name, x: np.clip(np.round(x / q[name]), -128, 127) * q[name]
+        # DITHERED tensors: the mean of two quantisations half a step apart (see export_int8)
+        fq = lambda name, x: (0.5 * (step(name, x) + step(name, x + q[name] / 2) - q[name] / 2)
+                              if name in DITHERED else step(name, x))
     c = {}
     xb, xi, xr = fq("brief", xb), fq("image", xi), fq("brand", xr)
     c["xb"], c["xi"], c["xr"] = xb, xi, xr
@@ -131,9 +137,38 @@ def bce(out, tgt):
     return r
 
 
-def train(p, data, epochs, batch, lr, seed, log=print, wd=1e-5, masks=None, qat_scales=None):
+def equalise_channels(p, X, I, R, cap, pct):
+    """Per-channel range equalisation of the hidden layers before per-tensor activation
+    quantisation (the cross-layer scaling of Nagel et al., "Data-Free Quantization", 2019):
+    ReLU commutes with positive scaling, so multiplying channel c of h1 (or h2) by f_c and
+    dividing the next layer's weights for c by f_c leaves the FP32 function unchanged, while a
+    channel whose range is far below the tensor's gets int8 steps that are f_c times finer
+    relative to it. f_c = tensor range / channel range (percentile `pct` over the calibration
+    briefs), at most `cap`; dead channels keep 1."""
+    q = dict(p)
+    layers = (("h1", [("W1b", "b1"), ("W1i", None), ("W1r", None)], ["W2"]),
+              ("h2", [("W2", "b2")], ["Ws", "Wp", "Wf", "Wl"]))
+    factors = {}
+    for tensor, producers, consumers in layers:
+        _, c = forward(q, X, I, R)
+        channel = np.percentile(c[tensor], pct, axis=0)
+        whole = np.percentile(c[tensor], pct)
+        f = np.where(channel > 1e-6, np.minimum(whole / np.maximum(channel, 1e-9), cap), 1.0)
+        for W, b in producers:
+            q[W] = q[W] * f[None, :]
+            if b:
+                q[b] = q[b] * f
+        for W in consumers:
+            q[W] = q[W] / f[:, None]
+        factors[tensor] = f
+    return q, factors
+
+
+def train(p, data, epochs, batch, lr, seed, log=print, wd=1e-5, masks=None, qat_scales=None, dual=False):
     """Adam + cosine LR. qat_scales: quantisation-aware fine-tuning (fake-quant forward with per-tensor
-    int8 weights and activation scales, straight-through gradients to the float weights)."""
+    int8 weights and activation scales, straight-through gradients to the float weights). dual (with
+    qat_scales): each step also trains the float forward of the same int8 weights, i.e. the FP32 model
+    as shipped, so the two stay together where rankings are close."""
     X, I, R, T = data
     N = X.shape[0]
     rng = np.random.default_rng(seed)
@@ -147,10 +182,14 @@ def train(p, data, epochs, batch, lr, seed, log=print, wd=1e-5, masks=None, qat_
         for s in range(N // batch):
             idx = np.sort(perm[s * batch:(s + 1) * batch])
             pf = p if qat_scales is None else quantise_weights(p)[2]
-            out, c = forward(pf, X[idx], I[idx], R[idx], q=qat_scales)
             tg = {k: T[k][idx] for k in T}
             mk = None if masks is None else {k: masks[k][idx] for k in masks}
-            g = backward(pf, c, out, tg, mk)
+            passes = [qat_scales] + ([None] if dual and qat_scales is not None else [])
+            g = None
+            for q in passes:
+                out, c = forward(pf, X[idx], I[idx], R[idx], q=q)
+                gq = backward(pf, c, out, tg, mk)
+                g = gq if g is None else {k: g[k] + gq[k] for k in g}
             t += 1
             lr_t = lr * 0.5 * (1 + np.cos(np.pi * min(t / steps, 1.0)))
             for k in p:
@@ -218,6 +257,11 @@ def _model(nodes, inits, V, S, P, F, name):
 ACT_Q = {"brief": "brief", "image": "image", "brand": "brand", "h1": "h1", "h2": "h2",
          "seed": "layout_seed", "up": "layout_up"}
 WEIGHTS = ["W1b", "W1i", "W1r", "W2", "Ws", "Wp", "Wf", "Wl", "Wct", "Wc"]
+# Hidden tensors quantised twice, the second time half an int8 step higher; the next Gemm reads
+# both (a Concat) with halved weights, so it sees their mean: the rounding error of a quantiser
+# with half the step, i.e. one more bit, from plain per-tensor INT8 Q/DQ. The palette and font
+# rankings have near-ties (sibling palettes) that single-step rounding of h1/h2 reorders.
+DITHERED = ("h1", "h2")
 
 
 def weight_scale(w):
@@ -246,7 +290,9 @@ def snap_weights(p):
 
 def export_int8(p, act_scales, V, S, P, F):
     """Explicit QDQ: Q->DQ on every activation input of Gemm/ConvTranspose/Conv, DQ on int8 weights.
-    Symmetric (zero point 0, int8), per-tensor scales."""
+    Symmetric (zero point 0, int8), per-tensor scales. The DITHERED tensors h1 and h2 are quantised
+    twice (as is and plus half a step), and their consumers read Concat(both) with the int8 weights
+    stacked twice at half the scale; the half step comes back out of the float bias."""
     qi, sc, _ = quantise_weights(p)
     inits = []
     nodes = []
@@ -267,6 +313,25 @@ def export_int8(p, act_scales, V, S, P, F):
         return k
     def Bf(k):
         return C(k, p[k])
+    def dithered(t):
+        s = C(f"{t}_scale", np.array(act_scales[t], dtype=np.float32))
+        half = C(f"{t}_half_step", np.array(act_scales[t] / 2, dtype=np.float32))
+        nodes.append(helper.make_node("Add", [t, half], [f"{t}_hi"], name=f"add_{t}_half_step"))
+        for src in (t, f"{t}_hi"):
+            nodes.append(helper.make_node("QuantizeLinear", [src, s, zp], [f"{src}_q"], name=f"q_{src}"))
+            nodes.append(helper.make_node("DequantizeLinear", [f"{src}_q", s, zp], [f"{src}_dq"], name=f"dq_{src}"))
+        nodes.append(helper.make_node("Concat", [f"{t}_dq", f"{t}_hi_dq"], [f"{t}_pair"], name=f"concat_{t}", axis=1))
+        return f"{t}_pair"
+    def W_pair(k):
+        C(f"{k}_pair_int8", np.concatenate([qi[k], qi[k]], 0), np.int8)
+        s = C(f"{k}_pair_scale", np.array(np.float32(sc[k]) / np.float32(2), dtype=np.float32))
+        nodes.append(helper.make_node("DequantizeLinear", [f"{k}_pair_int8", s, zp], [f"{k}_pair"], name=f"dq_{k}_pair"))
+        return f"{k}_pair"
+    def B_pair(b, k, t):
+        # Concat(q(x), q(x + s/2)) @ [W/2; W/2] = (q(x) + q(x + s/2)) / 2 @ W, which is the mean
+        # of the two quantisations plus (s/4) colsum(W): subtract that from the bias
+        deq = qi[k].astype(np.float64) * np.float64(np.float32(sc[k]))
+        return C(f"{b}_pair", p[b] - np.float64(np.float32(act_scales[t])) / 4 * deq.sum(0))
     xb, xi, xr = qdq_act("brief"), qdq_act("image"), qdq_act("brand")
     nodes.append(helper.make_node("Gemm", [xb, W("W1b"), Bf("b1")], ["z1_brief"], name="gemm_brief"))
     nodes.append(helper.make_node("Gemm", [xi, W("W1i")], ["z1_image"], name="gemm_image"))
@@ -274,13 +339,13 @@ def export_int8(p, act_scales, V, S, P, F):
     nodes.append(helper.make_node("Add", ["z1_brief", "z1_image"], ["z1_a"], name="add1"))
     nodes.append(helper.make_node("Add", ["z1_a", "z1_brand"], ["z1"], name="add2"))
     nodes.append(helper.make_node("Relu", ["z1"], ["h1"], name="relu1"))
-    nodes.append(helper.make_node("Gemm", [qdq_act("h1"), W("W2"), Bf("b2")], ["z2"], name="gemm2"))
+    nodes.append(helper.make_node("Gemm", [dithered("h1"), W_pair("W2"), B_pair("b2", "W2", "h1")], ["z2"], name="gemm2"))
     nodes.append(helper.make_node("Relu", ["z2"], ["h2"], name="relu2"))
-    h2 = qdq_act("h2")
+    h2 = dithered("h2")
     for head, Wk, b in (("styles", "Ws", "bs"), ("palettes", "Wp", "bp"), ("fonts", "Wf", "bf")):
-        nodes.append(helper.make_node("Gemm", [h2, W(Wk), Bf(b)], [f"{head}_logits"], name=f"gemm_{head}"))
+        nodes.append(helper.make_node("Gemm", [h2, W_pair(Wk), B_pair(b, Wk, "h2")], [f"{head}_logits"], name=f"gemm_{head}"))
         nodes.append(helper.make_node("Sigmoid", [f"{head}_logits"], [head], name=f"sigmoid_{head}"))
-    nodes.append(helper.make_node("Gemm", [h2, W("Wl"), Bf("bl")], ["layout_seed_flat"], name="gemm_layout"))
+    nodes.append(helper.make_node("Gemm", [h2, W_pair("Wl"), B_pair("bl", "Wl", "h2")], ["layout_seed_flat"], name="gemm_layout"))
     inits.append(numpy_helper.from_array(np.array([1, C_LAY, 4, 3], dtype=np.int64), "seed_shape"))
     nodes.append(helper.make_node("Reshape", ["layout_seed_flat", "seed_shape"], ["layout_seed"], name="reshape_seed"))
     nodes.append(helper.make_node("ConvTranspose", [qdq_act("layout_seed"), W("Wct"), Bf("bct")], ["layout_up_pre"],
