@@ -42,6 +42,14 @@ fi
 step() { printf '\n==> %s\n' "$*"; }
 
 step "cargo-fuzz"
+# libfuzzer-sys compiles libFuzzer (C++) with the host compiler.
+if ! command -v c++ >/dev/null 2>&1; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; fi
+    echo "    installing g++ (libFuzzer is C++)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends g++ </dev/null
+fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "    installing cargo-fuzz (cargo install cargo-fuzz --locked)"
     cargo install cargo-fuzz --locked
@@ -68,6 +76,7 @@ for target in "${TARGETS[@]}"; do
         args+=(-dict="fuzz/dicts/$target.dict")
     fi
     log="$LOGS/$target.log"
+    touch "$SCRATCH/$target.started"
     set +e
     cargo fuzz run --target-dir "$TARGET_DIR" "$target" "$SCRATCH/$target" "fuzz/corpus/$target" \
         -- "${args[@]}" >"$log" 2>&1
@@ -82,7 +91,14 @@ for target in "${TARGETS[@]}"; do
         RESULT[$target]="FAILED (exit $status)"
         echo "    $target FAILED; the end of its log ($log):"
         tail -n 60 "$log" | sed 's/^/    | /'
-        ls -1 "fuzz/artifacts/$target" 2>/dev/null | sed 's/^/    artifact: fuzz\/artifacts\/'"$target"'\//' || true
+        # CI keeps no files: print each input that did it, so it can be replayed from the log
+        # (base64 -d > input; cargo fuzz run <target> input).
+        # Only this run's: a developer's machine may hold older ones.
+        find "fuzz/artifacts/$target" -type f -newer "$SCRATCH/$target.started" 2>/dev/null |
+        while read -r artifact; do
+            echo "    artifact: $artifact ($(stat -c %s "$artifact") bytes), base64:"
+            head -c 65536 "$artifact" | base64 -w 100 | sed 's/^/    | /'
+        done
     fi
 done
 

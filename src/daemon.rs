@@ -26,7 +26,15 @@ use crate::transport::adoption::{AdoptionSettings, Adoptions};
 use crate::transport::{self, CommandJob, Connection, MqttReplySink, Topics};
 
 /// Bundle commands waiting for the fleet thread; beyond it the broker keeps them for us.
-const COMMAND_QUEUE: usize = 256;
+pub const COMMAND_QUEUE: usize = 256;
+
+/// The Receive Maximum packd announces: every delivery it can hold unacknowledged (the brief
+/// queue, the overload queue, one brief per worker, the bundle-command queue). Public because it
+/// is also the most briefs packd can ever hold at once, which bounds its memory under overload
+/// (tests/overload.rs derives its RSS bound from it).
+pub fn in_flight_capacity(queue: usize, workers: usize) -> usize {
+    queue + crate::serve::REJECTION_QUEUE + workers + COMMAND_QUEUE
+}
 
 /// A failure that stops the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -200,13 +208,11 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
 
     let model: ActiveModel = Arc::new(ArcSwapOption::new(loaded.model.map(Arc::new)));
     let telemetry = Arc::new(Telemetry::new(config.telemetry.clone()));
-    let in_flight_capacity =
-        config.serve.queue + crate::serve::REJECTION_QUEUE + config.serve.workers + COMMAND_QUEUE;
     let (client, eventloop) = transport::connect(
         &config.mqtt,
         &topics,
         state.render_offline(),
-        in_flight_capacity,
+        in_flight_capacity(config.serve.queue, config.serve.workers),
     )?;
     let runtime = tokio::runtime::Handle::current();
     let sink = Arc::new(MqttReplySink::new(client.clone(), runtime.clone()));
@@ -294,7 +300,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
                 mqtt: config.mqtt.clone(),
                 topics: topics.clone(),
                 grace: Duration::from_millis(config.mqtt.adoption_grace_ms),
-                in_flight_capacity,
+                in_flight_capacity: in_flight_capacity(config.serve.queue, config.serve.workers),
             },
             pipeline.clone(),
         );
