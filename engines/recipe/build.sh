@@ -4,8 +4,12 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 cd "$HERE"
+# tomllib (the recipe reads knowledge.toml) arrived in Python 3.11.
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+  { echo "build.sh: Python 3.11 or newer is needed (python3 is $(python3 --version 2>&1))" >&2; exit 1; }
 if [ ! -x .venv/bin/python ]; then
-  python3 -m venv .venv
+  python3 -m venv .venv ||
+    { echo "build.sh: python3 -m venv failed; on Debian/Ubuntu: apt-get install python3-venv" >&2; exit 1; }
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMEXPR_NUM_THREADS=1 PYTHONHASHSEED=0
