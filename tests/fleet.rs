@@ -499,6 +499,19 @@ async fn a_tampered_byte_in_the_archive_is_bad_digest() {
         client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
         "1.0.0"
     );
+
+    // packctl names a transfer after its archive, so a retry reuses the id: the bad bytes must
+    // be gone, or the retry would resume into them and fail the same way forever.
+    archive.bytes[middle] ^= 0x01;
+    let (ready, committed) = push(&mut client, &packd, &archive, &plan).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(
+        ready["have"],
+        json!([]),
+        "the refused transfer was resumed: {ready}"
+    );
+    assert_eq!(committed["status"], "activated", "{committed}");
+    assert_eq!(committed["bundle"]["version"], "3.0.2", "{committed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@ use crate::bundle::archive::{self, UnpackLimits};
 use crate::bundle::manifest::EngineEntry;
 use crate::bundle::signature::{self, TrustedKeys};
 use crate::bundle::store::BundleStore;
-use crate::bundle::transfer::{BeginRequest, TransferLimits, TransferStore};
+use crate::bundle::transfer::{BeginRequest, TransferError, TransferLimits, TransferStore};
 use crate::bundle::{selftest, Bundle, BundleError};
 use crate::reply::BundleRef;
 use crate::serve::{ActiveModel, ServingModel};
@@ -226,8 +226,18 @@ impl Fleet {
             .complete(&request.transfer)
             .map_err(|error| {
                 let mut refused = FleetError::new(error.code(), error.to_string());
-                if let crate::bundle::transfer::TransferError::MissingChunks(missing) = &error {
-                    refused.missing = Some(missing.clone());
+                match &error {
+                    TransferError::MissingChunks(missing) => refused.missing = Some(missing.clone()),
+                    // Every chunk is held, so a resumed push would only re-send nothing and
+                    // fail again (held chunks are never overwritten), while the transfer keeps
+                    // its slot and answers other pushes `busy`: the bad bytes must go. Missing
+                    // chunks and I/O errors keep the transfer, since sending more can fix them.
+                    TransferError::BadDigest { .. } => {
+                        if let Err(discard) = self.transfers.discard(&request.transfer) {
+                            log::warn!(PACKD_TRANSFER = request.transfer.as_str(); "cannot discard transfer {} after a bad digest: {discard}", request.transfer);
+                        }
+                    }
+                    _ => {}
                 }
                 refused
             })?;
