@@ -920,6 +920,90 @@ async fn a_bundle_whose_engines_became_incompatible_is_set_aside_at_boot() {
     assert!(packd.log().contains("boot_failed") || packd.log().contains("failed at boot"));
 }
 
+/// A bundle with engines for TensorRT 10.3 (gpu, compute capability 8.7).
+fn bundle_with_a_tensorrt_10_3_engine(version: &str) -> tempfile::TempDir {
+    bundle_variant(
+        version,
+        |dir| {
+            fs::create_dir_all(dir.join("engines")).unwrap();
+            fs::write(dir.join("engines/model.gpu.plan"), b"engine for 10.3").unwrap();
+            let mut manifest = read_manifest(dir);
+            manifest.engines.push(packd::bundle::manifest::EngineEntry {
+                target: "gpu".into(),
+                precision: "int8".into(),
+                file: "engines/model.gpu.plan".into(),
+                sha256: packd::bundle::sha256_file(&dir.join("engines/model.gpu.plan")).unwrap(),
+                tensorrt: "10.3.0".into(),
+                cuda: "12.6".into(),
+                compute_capability: "8.7".into(),
+                dla_cores: None,
+            });
+            write_manifest(dir, &manifest);
+        },
+        true,
+    )
+}
+
+/// `activate` and `rollback` check an installed bundle's engines against the device as it is
+/// now, as commit and boot do: after TensorRT changed under an installed bundle, neither may
+/// make it active, and the bundle serving keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activate_and_rollback_refuse_engines_the_device_can_no_longer_run() {
+    let (key, public) = signing_key();
+    let options = with_env(
+        with_env(trusting(&public), "PACKD_DEVICE__TENSORRT", "10.3.0"),
+        "PACKD_DEVICE__COMPUTE_CAPABILITY",
+        "8.7",
+    );
+    let (_broker, mut packd, mut client) = broker_and_packd(options, "online").await;
+    let (_, committed) = push(
+        &mut client,
+        &packd,
+        &pack(bundle_with_a_tensorrt_10_3_engine("4.2.0").path()),
+        &Push {
+            key: Some(&key),
+            ..Push::default()
+        },
+    )
+    .await;
+    assert_eq!(committed["status"], "activated", "{committed}");
+    // Back to the shipped bundle, so 4.2.0 is both installed and the rollback target.
+    let shipped = json!({"name": "packd-default", "version": "1.0.0"});
+    let back = command(&mut client, &packd, "activate", shipped.clone()).await;
+    assert_eq!(back["status"], "activated", "{back}");
+    assert_eq!(back["previous"]["version"], "4.2.0", "{back}");
+    packd.signal("TERM");
+    packd.wait_exit(REPLY_DEADLINE).expect("stopped");
+
+    // The appliance comes back with TensorRT 11.4.
+    for (name, value) in packd.env.iter_mut() {
+        if name == "PACKD_DEVICE__TENSORRT" {
+            *value = "11.4.1".into();
+        }
+    }
+    packd.spawn();
+    client.wait_for_state(&packd, "online").await;
+
+    let wanted = json!({"name": "packd-default", "version": "4.2.0"});
+    let activated = command(&mut client, &packd, "activate", wanted).await;
+    assert_eq!(activated["error"]["code"], "incompatible", "{activated}");
+    assert!(
+        activated["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("10.3.0")),
+        "{activated}"
+    );
+    let rolled = command(&mut client, &packd, "rollback", json!({})).await;
+    assert_eq!(rolled["error"]["code"], "incompatible", "{rolled}");
+
+    assert_eq!(
+        client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
+        "1.0.0"
+    );
+    let listed = command(&mut client, &packd, "list", json!({})).await;
+    assert_eq!(listed["active"], shipped, "{listed}");
+}
+
 /// Kills packd with SIGKILL at every durable step of an install (each file written and synced
 /// while unpacking, the rename into place, every pointer write, fsync and switch) and checks
 /// after each restart that exactly the old or the new bundle is active, intact, and serving.

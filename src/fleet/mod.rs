@@ -357,6 +357,9 @@ impl Fleet {
             ));
         }
         let bundle = Bundle::open(&self.store.path_of(wanted)).map_err(invalid)?;
+        // The device may have changed since the install (a JetPack update brings another
+        // TensorRT), so an installed bundle is checked again, as boot does.
+        check_engines(&bundle.manifest.engines, &self.settings.profile)?;
         let model = load_model(bundle.clone())
             .map_err(|message| FleetError::new("selftest_failed", message))?;
         let previous = self.swap_in(model, wanted, None)?;
