@@ -159,7 +159,9 @@ impl Fleet {
     }
 
     /// Applies one command; the reply body (without `v`, `id`, `device`), or `None` for chunks.
+    /// Every refusal is journaled (`PACKD_EVENT={command}_refused`, `PACKD_ERROR={code}`).
     pub fn handle(&self, command: &Command, payload: &[u8]) -> Option<Result<Value, FleetError>> {
+        let mut subject = Subject::default();
         let result = match command {
             Command::Chunk { transfer, seq } => {
                 if let Err(error) = self.transfers.write_chunk(transfer, *seq, payload) {
@@ -167,18 +169,29 @@ impl Fleet {
                 }
                 return None;
             }
-            Command::Begin => self.begin(payload),
-            Command::Commit => self.commit(payload),
-            Command::Activate => parse_name(payload).and_then(|wanted| self.activate(&wanted)),
-            Command::Rollback => self.rollback(),
+            Command::Begin => self.begin(payload, &mut subject),
+            Command::Commit => self.commit(payload, &mut subject),
+            Command::Activate => parse_name(payload).and_then(|wanted| {
+                subject.bundle = Some(wanted.clone());
+                self.activate(&wanted)
+            }),
+            Command::Rollback => self.rollback(&mut subject),
             Command::List => Ok(self.list()),
-            Command::Remove => parse_name(payload).and_then(|wanted| self.remove(&wanted)),
+            Command::Remove => parse_name(payload).and_then(|wanted| {
+                subject.bundle = Some(wanted.clone());
+                self.remove(&wanted)
+            }),
         };
+        if let Err(error) = &result {
+            log_refusal(command.name(), &subject, error);
+        }
         Some(result)
     }
 
-    fn begin(&self, payload: &[u8]) -> Result<Value, FleetError> {
+    fn begin(&self, payload: &[u8], subject: &mut Subject) -> Result<Value, FleetError> {
         let request: BeginRequest = parse(payload)?;
+        subject.transfer = Some(request.transfer.clone());
+        subject.bundle = Some(label(&request.name, &request.version));
         let digest = request.digest().ok_or_else(|| {
             FleetError::new("bad_request", "field 'sha256' must be 64 hex digits")
         })?;
@@ -218,9 +231,18 @@ impl Fleet {
         }
     }
 
-    fn commit(&self, payload: &[u8]) -> Result<Value, FleetError> {
+    fn commit(&self, payload: &[u8], subject: &mut Subject) -> Result<Value, FleetError> {
         crate::bundle::crashpoint::arm();
         let request: CommitRequest = parse(payload)?;
+        subject.transfer = Some(request.transfer.clone());
+        // Known before `complete`, so a refusal there (missing chunks, bad digest) still names
+        // the bundle in the journal.
+        subject.bundle = self
+            .transfers
+            .list()
+            .into_iter()
+            .find(|held| held.request.transfer == request.transfer)
+            .map(|held| label(&held.request.name, &held.request.version));
         let completed = self
             .transfers
             .complete(&request.transfer)
@@ -247,13 +269,7 @@ impl Fleet {
         // Whatever happened, the received archive is no longer needed: a failed bundle is
         // pushed again from scratch, never resumed into the same bad bytes.
         let _ = self.transfers.discard(&request.transfer);
-        let (bundle, model) = match outcome {
-            Ok(installed) => installed,
-            Err(error) => {
-                log::warn!(PACKD_TRANSFER = begin.transfer.as_str(), PACKD_BUNDLE = wanted.as_str(), PACKD_EVENT = "install_refused"; "bundle {wanted} refused ({}): {}", error.code, error.message);
-                return Err(error);
-            }
-        };
+        let (bundle, model) = outcome?;
         log::info!(PACKD_TRANSFER = begin.transfer.as_str(), PACKD_BUNDLE = wanted.as_str(), PACKD_EVENT = "installed"; "bundle {wanted} installed");
         if !request.activate {
             return Ok(
@@ -366,7 +382,7 @@ impl Fleet {
         Ok(json!({"status": "activated", "bundle": bundle_ref(&bundle), "previous": previous}))
     }
 
-    fn rollback(&self) -> Result<Value, FleetError> {
+    fn rollback(&self, subject: &mut Subject) -> Result<Value, FleetError> {
         let previous = self
             .store
             .read_pointer(crate::bundle::store::PREVIOUS_POINTER)
@@ -374,8 +390,11 @@ impl Fleet {
             .ok_or_else(|| {
                 FleetError::new("bad_request", "there is no previous bundle to roll back to")
             })?;
-        log::info!(PACKD_BUNDLE = previous.as_str(), PACKD_EVENT = "rollback"; "rolling back to {previous}");
-        self.activate(&previous)
+        subject.bundle = Some(previous.clone());
+        let activated = self.activate(&previous)?;
+        // Logged once it happened: a rollback whose activation fails is a `rollback_refused`.
+        log::info!(PACKD_BUNDLE = previous.as_str(), PACKD_EVENT = "rollback"; "rolled back to {previous}");
+        Ok(activated)
     }
 
     /// Makes a loaded, self-tested model the one new briefs use, then records it on disk.
@@ -445,6 +464,38 @@ impl Fleet {
         self.store.remove(wanted).map_err(internal)?;
         log::info!(PACKD_BUNDLE = wanted, PACKD_EVENT = "removed"; "bundle {wanted} removed");
         Ok(json!({"status": "removed"}))
+    }
+}
+
+/// What a command is about, as far as it got before a refusal: the journal record names it.
+#[derive(Debug, Default)]
+struct Subject {
+    transfer: Option<String>,
+    bundle: Option<String>,
+}
+
+/// One structured journal record per refused command, in the fields of the success events, so
+/// an operator finds a push's whole story under `PACKD_TRANSFER` or `PACKD_BUNDLE`.
+fn log_refusal(command: &str, subject: &Subject, error: &FleetError) {
+    let event = format!("{command}_refused");
+    let (code, message) = (error.code, error.message.as_str());
+    match (subject.transfer.as_deref(), subject.bundle.as_deref()) {
+        (Some(transfer), Some(bundle)) => log::warn!(
+            PACKD_EVENT = event.as_str(), PACKD_ERROR = code, PACKD_TRANSFER = transfer, PACKD_BUNDLE = bundle;
+            "{command} of {bundle} (transfer {transfer}) refused ({code}): {message}"
+        ),
+        (Some(transfer), None) => log::warn!(
+            PACKD_EVENT = event.as_str(), PACKD_ERROR = code, PACKD_TRANSFER = transfer;
+            "{command} of transfer {transfer} refused ({code}): {message}"
+        ),
+        (None, Some(bundle)) => log::warn!(
+            PACKD_EVENT = event.as_str(), PACKD_ERROR = code, PACKD_BUNDLE = bundle;
+            "{command} of {bundle} refused ({code}): {message}"
+        ),
+        (None, None) => log::warn!(
+            PACKD_EVENT = event.as_str(), PACKD_ERROR = code;
+            "{command} refused ({code}): {message}"
+        ),
     }
 }
 
