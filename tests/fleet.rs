@@ -207,14 +207,19 @@ async fn installed_but_not_activated_until_asked() {
     );
 }
 
+/// Briefs stay in flight (several at once, from another client) from before the push until
+/// after its activation: the replies switch from the old bundle to the new one and none fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn briefs_keep_being_answered_during_activation() {
+    const IN_FLIGHT: usize = 4;
+    // Bounds the load should the swap never show in replies; far more rounds than a push takes.
+    const MAX_ROUNDS: usize = 2000;
     let (key, public) = signing_key();
     let (broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
     let archive = pack(bundle_variant("1.2.0", |_| {}, true).path());
-    // A second client keeps a steady brief load going while the first pushes and activates.
     let mut load = V5Client::connect(&broker).await;
     let topic = packd.brief_topic();
+    let pushed = std::sync::atomic::AtomicBool::new(false);
     let push_task = async {
         let (_, committed) = push(
             &mut client,
@@ -226,32 +231,122 @@ async fn briefs_keep_being_answered_during_activation() {
             },
         )
         .await;
+        pushed.store(true, std::sync::atomic::Ordering::SeqCst);
         committed
     };
     let load_task = async {
-        let mut versions = Vec::new();
-        for index in 0..150 {
-            let correlation = format!("load-{index}");
-            load.send(
-                &topic,
-                r#"{"product":"beverage","mood":["fresh"]}"#,
-                &correlation,
-            )
-            .await;
-            let reply = load.reply_for(&correlation).await;
-            assert_eq!(
-                reply["status"], "ok",
-                "brief {index} failed during activation: {reply}"
-            );
-            versions.push(reply["bundle"]["version"].as_str().unwrap().to_string());
+        let mut rounds: Vec<Vec<String>> = Vec::new();
+        let mut failures = Vec::new();
+        for round in 0..MAX_ROUNDS {
+            let pushed_before_round = pushed.load(std::sync::atomic::Ordering::SeqCst);
+            let correlations: Vec<String> = (0..IN_FLIGHT)
+                .map(|slot| format!("load-{round}-{slot}"))
+                .collect();
+            for correlation in &correlations {
+                load.send(
+                    &topic,
+                    r#"{"product":"beverage","mood":["fresh"]}"#,
+                    correlation,
+                )
+                .await;
+            }
+            let mut round_versions = Vec::new();
+            for correlation in &correlations {
+                let reply = load.reply_for(correlation).await;
+                if reply["status"] != "ok" {
+                    failures.push(reply);
+                    continue;
+                }
+                round_versions.push(reply["bundle"]["version"].as_str().map(str::to_string));
+            }
+            let all_new = round_versions
+                .iter()
+                .all(|version| version.as_deref() == Some("1.2.0"));
+            rounds.push(round_versions.into_iter().flatten().collect());
+            // Sent after the activation reply, so these can only be on the new bundle.
+            if pushed_before_round && all_new {
+                break;
+            }
         }
-        versions
+        (rounds, failures)
     };
-    let (committed, versions) = tokio::join!(push_task, load_task);
+    let (committed, (rounds, failures)) = tokio::join!(push_task, load_task);
+    let versions: Vec<&str> = rounds.iter().flatten().map(String::as_str).collect();
     assert_eq!(committed["status"], "activated", "{committed}");
-    assert_eq!(versions.first().map(String::as_str), Some("1.0.0"));
-    let after = load.ask(&packd, r#"{"product":"tea"}"#).await;
-    assert_eq!(after["bundle"]["version"], "1.2.0");
+    assert!(
+        failures.is_empty(),
+        "{} briefs failed during activation: {failures:?}",
+        failures.len()
+    );
+    assert_eq!(
+        versions.first().copied(),
+        Some("1.0.0"),
+        "the load started before the swap"
+    );
+    assert_eq!(
+        versions.last().copied(),
+        Some("1.2.0"),
+        "the load ran past the swap"
+    );
+    // Within one round the workers may pick briefs up in either order, but a round sent after
+    // any reply on the new bundle must be on it entirely.
+    let first_new = rounds
+        .iter()
+        .position(|round| round.iter().any(|version| version == "1.2.0"));
+    assert!(
+        first_new.is_some_and(|first| rounds[first + 1..]
+            .iter()
+            .flatten()
+            .all(|version| version == "1.2.0")),
+        "a brief went back to the old bundle after the swap: {rounds:?}"
+    );
+}
+
+/// A brief whose inference is running when the swap happens finishes on the bundle it started
+/// with. The brief is held inside the backend (`TEST_PACKD_FAULT=hold-while=FILE`) until the
+/// activation has been answered, so the swap happens during it whatever this machine's speed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_brief_running_across_the_swap_finishes_on_the_old_bundle() {
+    let (key, public) = signing_key();
+    let hold_dir = tempfile::tempdir().unwrap();
+    let hold = hold_dir.path().join("hold");
+    let options = with_env(
+        trusting(&public),
+        "TEST_PACKD_FAULT",
+        &format!("hold-while={}", hold.display()),
+    );
+    let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
+    let archive = pack(bundle_variant("1.2.1", |_| {}, true).path());
+
+    fs::write(&hold, b"").unwrap();
+    client
+        .send(&packd.brief_topic(), r#"{"product":"tea"}"#, "held")
+        .await;
+    assert!(
+        support::wait_until(REPLY_DEADLINE, || packd.log().contains("held while")),
+        "the brief never reached the backend; log:\n{}",
+        packd.log()
+    );
+    let (_, committed) = push(
+        &mut client,
+        &packd,
+        &archive,
+        &Push {
+            key: Some(&key),
+            ..Push::default()
+        },
+    )
+    .await;
+    assert_eq!(committed["status"], "activated", "{committed}");
+    fs::remove_file(&hold).unwrap();
+
+    let held = client.reply_for("held").await;
+    assert_eq!(held["status"], "ok", "{held}");
+    assert_eq!(held["bundle"]["version"], "1.0.0", "{held}");
+    assert_eq!(
+        client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
+        "1.2.1"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
