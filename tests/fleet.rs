@@ -557,6 +557,37 @@ async fn a_bundle_signed_with_an_untrusted_key_is_refused() {
     assert_eq!(ready["error"]["code"], "unknown_key", "{ready}");
 }
 
+/// A signature that does not verify under the trusted key it names (made by another key, as a
+/// forger without the fleet's private key would) is `bad_signature`, not `unknown_key`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_signature_under_a_trusted_key_id_is_bad_signature() {
+    let (trusted, public) = signing_key();
+    let (forger, _) = signing_key();
+    let archive = pack(bundle_variant("3.0.1", |_| {}, true).path());
+    let plan = Push {
+        key: Some(&forger),
+        ..Push::default()
+    };
+    let mut begin = begin_payload(&archive, &plan);
+    begin["key_id"] = json!(key_id(&trusted));
+    let (_broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let ready = command(&mut client, &packd, "begin", begin).await;
+    assert_eq!(ready["error"]["code"], "bad_signature", "{ready}");
+    // Nothing was accepted: a commit of that transfer finds no transfer.
+    let committed = command(
+        &mut client,
+        &packd,
+        "commit",
+        json!({"transfer": plan.transfer}),
+    )
+    .await;
+    assert_eq!(committed["error"]["code"], "bad_request", "{committed}");
+    assert_eq!(
+        client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
+        "1.0.0"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampered_byte_in_the_archive_is_bad_digest() {
     let (key, public) = signing_key();
