@@ -511,6 +511,39 @@ async fn a_pool_push_reaches_every_appliance_of_the_pool() {
     );
 }
 
+/// `bundles.keep` counts every installed bundle, the active, previous and last good ones among
+/// them: once an activation leaves more installed, the oldest others are removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activations_prune_down_to_bundles_keep_installed_bundles() {
+    let (key, public) = signing_key();
+    let options = with_env(trusting(&public), "PACKD_BUNDLES__KEEP", "3");
+    let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
+    for version in ["1.1.0", "1.2.0", "1.3.0"] {
+        let (_, committed) = push(
+            &mut client,
+            &packd,
+            &pack(bundle_variant(version, |_| {}, true).path()),
+            &Push {
+                key: Some(&key),
+                ..Push::default()
+            },
+        )
+        .await;
+        assert_eq!(committed["status"], "activated", "{committed}");
+    }
+    let listed = command(&mut client, &packd, "list", json!({})).await;
+    let mut versions: Vec<&str> = listed["installed"]
+        .as_array()
+        .expect("installed")
+        .iter()
+        .filter_map(|bundle| bundle["version"].as_str())
+        .collect();
+    versions.sort();
+    // 1.3.0 is active and last good, 1.2.0 previous; 1.1.0 is the newest of the others.
+    assert_eq!(versions, ["1.1.0", "1.2.0", "1.3.0"], "{listed}");
+    assert!(!installed_path(&packd, "packd-default", "1.0.0").exists());
+}
+
 /// Pushes `archive` and returns (begin reply, commit reply) for refusal tests.
 async fn refused_push(
     options: PackdOptions,
