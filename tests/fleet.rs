@@ -694,6 +694,7 @@ async fn a_tampered_file_inside_a_correctly_signed_archive_is_invalid() {
     )
     .await;
     assert_eq!(committed["error"]["code"], "invalid_bundle", "{committed}");
+    assert_eq!(committed["error"]["check"], "file_hash", "{committed}");
     assert!(
         committed["error"]["message"]
             .as_str()
@@ -726,6 +727,7 @@ async fn a_manifest_lying_about_a_hash_is_invalid() {
     )
     .await;
     assert_eq!(committed["error"]["code"], "invalid_bundle", "{committed}");
+    assert_eq!(committed["error"]["check"], "file_hash", "{committed}");
     assert!(
         committed["error"]["message"]
             .as_str()
@@ -733,6 +735,47 @@ async fn a_manifest_lying_about_a_hash_is_invalid() {
             .contains("model.onnx"),
         "{committed}"
     );
+}
+
+/// `invalid_bundle` covers several checks; `error.check` says which one failed: a file the
+/// manifest does not list is the manifest's fault, bytes that are no archive at all the archive's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_bundles_name_the_check_that_failed() {
+    let (key, public) = signing_key();
+    let plan = || Push {
+        key: Some(&key),
+        ..Push::default()
+    };
+    let variant = bundle_variant("3.0.5", |_| {}, true);
+    let mut manifest = read_manifest(variant.path());
+    manifest.files.retain(|file| file.path != "vocabulary.json");
+    write_manifest(variant.path(), &manifest);
+    let (_broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let (_, committed) = push(&mut client, &packd, &pack(variant.path()), &plan()).await;
+    assert_eq!(committed["error"]["code"], "invalid_bundle", "{committed}");
+    assert_eq!(committed["error"]["check"], "manifest", "{committed}");
+
+    let garbage = vec![0x5Au8; 10_000];
+    let not_an_archive = Archive {
+        sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&garbage)),
+        bytes: garbage,
+        name: "packd-default".into(),
+        version: "3.0.6".into(),
+    };
+    let (_, committed) = push(&mut client, &packd, &not_an_archive, &plan()).await;
+    assert_eq!(committed["error"]["code"], "invalid_bundle", "{committed}");
+    assert_eq!(committed["error"]["check"], "archive", "{committed}");
+
+    // Other codes carry no check.
+    let refused = command(
+        &mut client,
+        &packd,
+        "activate",
+        json!({"name": "packd-default", "version": "9.9.9"}),
+    )
+    .await;
+    assert_eq!(refused["error"]["code"], "bad_request", "{refused}");
+    assert!(refused["error"].get("check").is_none(), "{refused}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

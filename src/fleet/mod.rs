@@ -68,21 +68,60 @@ impl Command {
     }
 }
 
-/// A refused command: the API's error code, a sentence, and the missing chunk ranges for
-/// `missing_chunks`.
+/// A refused command: the API's error code, a sentence, the missing chunk ranges for
+/// `missing_chunks`, and for `invalid_bundle` which check failed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FleetError {
     pub code: &'static str,
     pub message: String,
     pub missing: Option<Vec<(u64, u64)>>,
+    /// The failed check behind an `invalid_bundle` (the reply's `error.check`), since that one
+    /// code covers several: see [`InvalidCheck`].
+    pub check: Option<InvalidCheck>,
+}
+
+/// Which check found a bundle invalid; a fleet manager tells a broken build (`manifest`,
+/// `content`) from a corrupted or tampered one (`file_hash`, `archive`) without parsing prose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidCheck {
+    /// The archive itself: unreadable, unsafe entries (links, devices, `..`), over its limits.
+    Archive,
+    /// The manifest's schema, its file list, its engines' form, or its name and version.
+    Manifest,
+    /// A file whose SHA-256 differs from the manifest's.
+    FileHash,
+    /// The vocabulary, catalogues or model tensors do not fit together.
+    Content,
+}
+
+impl InvalidCheck {
+    /// The value of `error.check` in replies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvalidCheck::Archive => "archive",
+            InvalidCheck::Manifest => "manifest",
+            InvalidCheck::FileHash => "file_hash",
+            InvalidCheck::Content => "content",
+        }
+    }
 }
 
 impl FleetError {
-    fn new(code: &'static str, message: impl Into<String>) -> FleetError {
+    /// A refusal with `code` and a human-readable `message`.
+    pub fn new(code: &'static str, message: impl Into<String>) -> FleetError {
         FleetError {
             code,
             message: message.into(),
             missing: None,
+            check: None,
+        }
+    }
+
+    /// An `invalid_bundle` refusal found by `check`.
+    fn invalid_bundle(check: InvalidCheck, message: impl Into<String>) -> FleetError {
+        FleetError {
+            check: Some(check),
+            ..FleetError::new("invalid_bundle", message)
         }
     }
 }
@@ -307,16 +346,18 @@ impl Fleet {
         };
         archive::unpack(archive_path, &staging, &self.settings.unpack_limits).map_err(|error| {
             // Past `begin`, an archive over the unpack limits is a malformed bundle.
-            let code = match error.code() {
-                "too_large" => "invalid_bundle",
-                other => other,
+            let refused = match error.code() {
+                "too_large" | "invalid_bundle" => {
+                    FleetError::invalid_bundle(InvalidCheck::Archive, error.to_string())
+                }
+                other => FleetError::new(other, error.to_string()),
             };
-            cleanup(FleetError::new(code, error.to_string()))
+            cleanup(refused)
         })?;
         let bundle = Bundle::open(&staging).map_err(|error| cleanup(invalid(error)))?;
         if bundle.label() != wanted {
-            return Err(cleanup(FleetError::new(
-                "invalid_bundle",
+            return Err(cleanup(FleetError::invalid_bundle(
+                InvalidCheck::Manifest,
                 format!(
                     "the archive holds {} but begin announced {wanted}",
                     bundle.label()
@@ -357,8 +398,8 @@ impl Fleet {
         if installed.is_some() && installed == staged {
             return Ok(());
         }
-        Err(FleetError::new(
-            "invalid_bundle",
+        Err(FleetError::invalid_bundle(
+            InvalidCheck::Manifest,
             format!(
                 "manifest.toml is invalid: a different bundle is already installed as {wanted}"
             ),
@@ -533,15 +574,15 @@ pub fn check_engines(engines: &[EngineEntry], profile: &DeviceProfile) -> Result
             "dla0" => Some(0),
             "dla1" => Some(1),
             other => {
-                return Err(FleetError::new(
-                    "invalid_bundle",
+                return Err(FleetError::invalid_bundle(
+                    InvalidCheck::Manifest,
                     format!("engine target '{other}' is not gpu, dla0 or dla1"),
                 ))
             }
         };
         if !["int8", "fp16", "fp32"].contains(&engine.precision.as_str()) {
-            return Err(FleetError::new(
-                "invalid_bundle",
+            return Err(FleetError::invalid_bundle(
+                InvalidCheck::Manifest,
                 format!(
                     "engine precision '{}' is not int8, fp16 or fp32",
                     engine.precision
@@ -629,10 +670,15 @@ fn ranges(list: &[(u64, u64)]) -> Vec<[u64; 2]> {
 }
 
 fn invalid(error: BundleError) -> FleetError {
-    match error {
-        BundleError::Io { .. } => FleetError::new("internal", error.to_string()),
-        other => FleetError::new("invalid_bundle", other.to_string()),
-    }
+    let check = match &error {
+        BundleError::Io { .. } => return FleetError::new("internal", error.to_string()),
+        BundleError::Manifest(_)
+        | BundleError::MissingFile { .. }
+        | BundleError::UnlistedFile { .. } => InvalidCheck::Manifest,
+        BundleError::HashMismatch { .. } => InvalidCheck::FileHash,
+        BundleError::Catalogue { .. } | BundleError::Shape(_) => InvalidCheck::Content,
+    };
+    FleetError::invalid_bundle(check, error.to_string())
 }
 
 fn internal(error: BundleError) -> FleetError {
@@ -647,6 +693,9 @@ pub fn reply_body(device: &str, payload: &[u8], result: Result<Value, FleetError
         Err(error) => {
             let mut body =
                 json!({"status": "error", "error": {"code": error.code, "message": error.message}});
+            if let Some(check) = error.check {
+                body["error"]["check"] = json!(check.as_str());
+            }
             if let Some(missing) = &error.missing {
                 body["missing"] = json!(ranges(missing));
             }
@@ -734,9 +783,8 @@ mod tests {
             "orin-1",
             br#"{"id":"x"}"#,
             Err(FleetError {
-                code: "missing_chunks",
-                message: "m".into(),
                 missing: Some(vec![(2, 5)]),
+                ..FleetError::new("missing_chunks", "m")
             }),
         ))
         .unwrap();
@@ -745,5 +793,48 @@ mod tests {
         assert_eq!(body["id"], "x");
         assert_eq!(body["error"]["code"], "missing_chunks");
         assert_eq!(body["missing"], json!([[2, 5]]));
+        assert!(body["error"].get("check").is_none(), "{body}");
+
+        let invalid: Value = serde_json::from_slice(&reply_body(
+            "orin-1",
+            b"{}",
+            Err(invalid(BundleError::HashMismatch {
+                path: "model.onnx".into(),
+                expected: "a".into(),
+                found: "b".into(),
+            })),
+        ))
+        .unwrap();
+        assert_eq!(invalid["error"]["code"], "invalid_bundle");
+        assert_eq!(invalid["error"]["check"], "file_hash");
+    }
+
+    #[test]
+    fn invalid_bundles_name_the_failed_check() {
+        let check_of = |error: BundleError| invalid(error).check.map(InvalidCheck::as_str);
+        assert_eq!(
+            check_of(BundleError::Manifest("no name".into())),
+            Some("manifest")
+        );
+        assert_eq!(
+            check_of(BundleError::UnlistedFile { path: "x".into() }),
+            Some("manifest")
+        );
+        assert_eq!(check_of(BundleError::Shape("3 ≠ 4".into())), Some("content"));
+        let io = BundleError::Io {
+            path: "x".into(),
+            source: std::io::Error::other("disk"),
+        };
+        assert_eq!(invalid(io).code, "internal");
+        let tpu = EngineEntry {
+            target: "tpu".into(),
+            ..engine("gpu", "10.3.0")
+        };
+        assert_eq!(
+            check_engines(&[tpu], &DeviceProfile::default())
+                .unwrap_err()
+                .check,
+            Some(InvalidCheck::Manifest)
+        );
     }
 }
