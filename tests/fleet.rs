@@ -1051,6 +1051,55 @@ async fn a_bundle_that_fails_at_boot_is_set_aside_and_the_last_good_one_serves()
     );
 }
 
+/// An installed bundle whose files all match its manifest but whose model no longer passes its
+/// self-test at boot (as after a backend update that changes the numbers) is set aside like a
+/// corrupt one, and the last good bundle serves with `degraded` naming the self-test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_that_fails_its_self_test_at_boot_is_set_aside() {
+    let (key, public) = signing_key();
+    let (_broker, mut packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let archive = pack(bundle_variant("4.0.1", |_| {}, true).path());
+    let (_, committed) = push(
+        &mut client,
+        &packd,
+        &archive,
+        &Push {
+            key: Some(&key),
+            ..Push::default()
+        },
+    )
+    .await;
+    assert_eq!(committed["status"], "activated", "{committed}");
+    packd.signal("TERM");
+    packd.wait_exit(REPLY_DEADLINE).expect("stopped");
+
+    // Expected outputs the model cannot meet, with the manifest rehashed so that every file
+    // still matches it: only the self-test can catch this.
+    let installed = installed_path(&packd, "packd-default", "4.0.1");
+    let vectors_path = installed.join("selftest/vectors.json");
+    let mut vectors: serde_json::Value =
+        serde_json::from_slice(&fs::read(&vectors_path).unwrap()).unwrap();
+    let first = &mut vectors["cases"][0]["expected"]["fp32"]["styles"][0];
+    *first = json!(first.as_f64().unwrap() + 0.5);
+    fs::write(&vectors_path, serde_json::to_vec(&vectors).unwrap()).unwrap();
+    rehash_manifest(&installed);
+    packd::bundle::Bundle::open(&installed).expect("every file matches the manifest");
+
+    packd.spawn();
+    let state = client.wait_for_state(&packd, "degraded").await;
+    let reason = state["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains("4.0.1") && reason.contains("self-test"),
+        "{state}"
+    );
+    assert_eq!(state["bundle"]["version"], "1.0.0", "{state}");
+    assert_eq!(
+        client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
+        "1.0.0"
+    );
+    assert!(!installed.exists(), "the failing bundle is set aside");
+}
+
 /// An installed bundle whose engines the appliance can no longer run (TensorRT changed under
 /// it, as a JetPack update does) is set aside at boot like a corrupt one, and the last good
 /// bundle serves with `degraded` saying why.
