@@ -265,8 +265,14 @@ async fn refused_bundle_commands_are_journaled_with_their_error_code() {
     );
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert_eq!(refused[0]["PACKD_ERROR"], "invalid_bundle", "{refused:?}");
-    assert_eq!(refused[0]["PACKD_BUNDLE"], "packd-default@1.0.0", "{refused:?}");
+    assert_eq!(
+        refused[0]["PACKD_BUNDLE"], "packd-default@1.0.0",
+        "{refused:?}"
+    );
     // Records of one process arrive in order, so a `rollback` record would be there by now.
     let done = support::journal_query(&[("_PID", &pid), ("PACKD_EVENT", "rollback")]);
-    assert!(done.is_empty(), "a failed rollback was logged as done: {done:?}");
+    assert!(
+        done.is_empty(),
+        "a failed rollback was logged as done: {done:?}"
+    );
 }

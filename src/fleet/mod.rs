@@ -820,7 +820,10 @@ mod tests {
             check_of(BundleError::UnlistedFile { path: "x".into() }),
             Some("manifest")
         );
-        assert_eq!(check_of(BundleError::Shape("3 ≠ 4".into())), Some("content"));
+        assert_eq!(
+            check_of(BundleError::Shape("3 ≠ 4".into())),
+            Some("content")
+        );
         let io = BundleError::Io {
             path: "x".into(),
             source: std::io::Error::other("disk"),
