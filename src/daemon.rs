@@ -405,17 +405,15 @@ fn serve_commands(
             }))
             .unwrap_or_else(|_| {
                 log::error!("bundle command '{}' panicked", job.command);
-                Some(Err(FleetError {
-                    code: "internal",
-                    message: "internal error while applying the command".into(),
-                    missing: None,
-                }))
+                Some(Err(FleetError::new(
+                    "internal",
+                    "internal error while applying the command",
+                )))
             }),
-            None => Some(Err(FleetError {
-                code: "bad_request",
-                message: format!("unknown bundle command '{}'", job.command),
-                missing: None,
-            })),
+            None => Some(Err(FleetError::new(
+                "bad_request",
+                format!("unknown bundle command '{}'", job.command),
+            ))),
         };
         if let Some(result) = result {
             let route = job.route.clone().or_else(|| {

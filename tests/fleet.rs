@@ -207,14 +207,19 @@ async fn installed_but_not_activated_until_asked() {
     );
 }
 
+/// Briefs stay in flight (several at once, from another client) from before the push until
+/// after its activation: the replies switch from the old bundle to the new one and none fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn briefs_keep_being_answered_during_activation() {
+    const IN_FLIGHT: usize = 4;
+    // Bounds the load should the swap never show in replies; far more rounds than a push takes.
+    const MAX_ROUNDS: usize = 2000;
     let (key, public) = signing_key();
     let (broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
     let archive = pack(bundle_variant("1.2.0", |_| {}, true).path());
-    // A second client keeps a steady brief load going while the first pushes and activates.
     let mut load = V5Client::connect(&broker).await;
     let topic = packd.brief_topic();
+    let pushed = std::sync::atomic::AtomicBool::new(false);
     let push_task = async {
         let (_, committed) = push(
             &mut client,
@@ -226,32 +231,122 @@ async fn briefs_keep_being_answered_during_activation() {
             },
         )
         .await;
+        pushed.store(true, std::sync::atomic::Ordering::SeqCst);
         committed
     };
     let load_task = async {
-        let mut versions = Vec::new();
-        for index in 0..150 {
-            let correlation = format!("load-{index}");
-            load.send(
-                &topic,
-                r#"{"product":"beverage","mood":["fresh"]}"#,
-                &correlation,
-            )
-            .await;
-            let reply = load.reply_for(&correlation).await;
-            assert_eq!(
-                reply["status"], "ok",
-                "brief {index} failed during activation: {reply}"
-            );
-            versions.push(reply["bundle"]["version"].as_str().unwrap().to_string());
+        let mut rounds: Vec<Vec<String>> = Vec::new();
+        let mut failures = Vec::new();
+        for round in 0..MAX_ROUNDS {
+            let pushed_before_round = pushed.load(std::sync::atomic::Ordering::SeqCst);
+            let correlations: Vec<String> = (0..IN_FLIGHT)
+                .map(|slot| format!("load-{round}-{slot}"))
+                .collect();
+            for correlation in &correlations {
+                load.send(
+                    &topic,
+                    r#"{"product":"beverage","mood":["fresh"]}"#,
+                    correlation,
+                )
+                .await;
+            }
+            let mut round_versions = Vec::new();
+            for correlation in &correlations {
+                let reply = load.reply_for(correlation).await;
+                if reply["status"] != "ok" {
+                    failures.push(reply);
+                    continue;
+                }
+                round_versions.push(reply["bundle"]["version"].as_str().map(str::to_string));
+            }
+            let all_new = round_versions
+                .iter()
+                .all(|version| version.as_deref() == Some("1.2.0"));
+            rounds.push(round_versions.into_iter().flatten().collect());
+            // Sent after the activation reply, so these can only be on the new bundle.
+            if pushed_before_round && all_new {
+                break;
+            }
         }
-        versions
+        (rounds, failures)
     };
-    let (committed, versions) = tokio::join!(push_task, load_task);
+    let (committed, (rounds, failures)) = tokio::join!(push_task, load_task);
+    let versions: Vec<&str> = rounds.iter().flatten().map(String::as_str).collect();
     assert_eq!(committed["status"], "activated", "{committed}");
-    assert_eq!(versions.first().map(String::as_str), Some("1.0.0"));
-    let after = load.ask(&packd, r#"{"product":"tea"}"#).await;
-    assert_eq!(after["bundle"]["version"], "1.2.0");
+    assert!(
+        failures.is_empty(),
+        "{} briefs failed during activation: {failures:?}",
+        failures.len()
+    );
+    assert_eq!(
+        versions.first().copied(),
+        Some("1.0.0"),
+        "the load started before the swap"
+    );
+    assert_eq!(
+        versions.last().copied(),
+        Some("1.2.0"),
+        "the load ran past the swap"
+    );
+    // Within one round the workers may pick briefs up in either order, but a round sent after
+    // any reply on the new bundle must be on it entirely.
+    let first_new = rounds
+        .iter()
+        .position(|round| round.iter().any(|version| version == "1.2.0"));
+    assert!(
+        first_new.is_some_and(|first| rounds[first + 1..]
+            .iter()
+            .flatten()
+            .all(|version| version == "1.2.0")),
+        "a brief went back to the old bundle after the swap: {rounds:?}"
+    );
+}
+
+/// A brief whose inference is running when the swap happens finishes on the bundle it started
+/// with. The brief is held inside the backend (`TEST_PACKD_FAULT=hold-while=FILE`) until the
+/// activation has been answered, so the swap happens during it whatever this machine's speed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_brief_running_across_the_swap_finishes_on_the_old_bundle() {
+    let (key, public) = signing_key();
+    let hold_dir = tempfile::tempdir().unwrap();
+    let hold = hold_dir.path().join("hold");
+    let options = with_env(
+        trusting(&public),
+        "TEST_PACKD_FAULT",
+        &format!("hold-while={}", hold.display()),
+    );
+    let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
+    let archive = pack(bundle_variant("1.2.1", |_| {}, true).path());
+
+    fs::write(&hold, b"").unwrap();
+    client
+        .send(&packd.brief_topic(), r#"{"product":"tea"}"#, "held")
+        .await;
+    assert!(
+        support::wait_until(REPLY_DEADLINE, || packd.log().contains("held while")),
+        "the brief never reached the backend; log:\n{}",
+        packd.log()
+    );
+    let (_, committed) = push(
+        &mut client,
+        &packd,
+        &archive,
+        &Push {
+            key: Some(&key),
+            ..Push::default()
+        },
+    )
+    .await;
+    assert_eq!(committed["status"], "activated", "{committed}");
+    fs::remove_file(&hold).unwrap();
+
+    let held = client.reply_for("held").await;
+    assert_eq!(held["status"], "ok", "{held}");
+    assert_eq!(held["bundle"]["version"], "1.0.0", "{held}");
+    assert_eq!(
+        client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
+        "1.2.1"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -416,6 +511,39 @@ async fn a_pool_push_reaches_every_appliance_of_the_pool() {
     );
 }
 
+/// `bundles.keep` counts every installed bundle, the active, previous and last good ones among
+/// them: once an activation leaves more installed, the oldest others are removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activations_prune_down_to_bundles_keep_installed_bundles() {
+    let (key, public) = signing_key();
+    let options = with_env(trusting(&public), "PACKD_BUNDLES__KEEP", "3");
+    let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
+    for version in ["1.1.0", "1.2.0", "1.3.0"] {
+        let (_, committed) = push(
+            &mut client,
+            &packd,
+            &pack(bundle_variant(version, |_| {}, true).path()),
+            &Push {
+                key: Some(&key),
+                ..Push::default()
+            },
+        )
+        .await;
+        assert_eq!(committed["status"], "activated", "{committed}");
+    }
+    let listed = command(&mut client, &packd, "list", json!({})).await;
+    let mut versions: Vec<&str> = listed["installed"]
+        .as_array()
+        .expect("installed")
+        .iter()
+        .filter_map(|bundle| bundle["version"].as_str())
+        .collect();
+    versions.sort();
+    // 1.3.0 is active and last good, 1.2.0 previous; 1.1.0 is the newest of the others.
+    assert_eq!(versions, ["1.1.0", "1.2.0", "1.3.0"], "{listed}");
+    assert!(!installed_path(&packd, "packd-default", "1.0.0").exists());
+}
+
 /// Pushes `archive` and returns (begin reply, commit reply) for refusal tests.
 async fn refused_push(
     options: PackdOptions,
@@ -462,6 +590,37 @@ async fn a_bundle_signed_with_an_untrusted_key_is_refused() {
     assert_eq!(ready["error"]["code"], "unknown_key", "{ready}");
 }
 
+/// A signature that does not verify under the trusted key it names (made by another key, as a
+/// forger without the fleet's private key would) is `bad_signature`, not `unknown_key`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_signature_under_a_trusted_key_id_is_bad_signature() {
+    let (trusted, public) = signing_key();
+    let (forger, _) = signing_key();
+    let archive = pack(bundle_variant("3.0.1", |_| {}, true).path());
+    let plan = Push {
+        key: Some(&forger),
+        ..Push::default()
+    };
+    let mut begin = begin_payload(&archive, &plan);
+    begin["key_id"] = json!(key_id(&trusted));
+    let (_broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let ready = command(&mut client, &packd, "begin", begin).await;
+    assert_eq!(ready["error"]["code"], "bad_signature", "{ready}");
+    // Nothing was accepted: a commit of that transfer finds no transfer.
+    let committed = command(
+        &mut client,
+        &packd,
+        "commit",
+        json!({"transfer": plan.transfer}),
+    )
+    .await;
+    assert_eq!(committed["error"]["code"], "bad_request", "{committed}");
+    assert_eq!(
+        client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
+        "1.0.0"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampered_byte_in_the_archive_is_bad_digest() {
     let (key, public) = signing_key();
@@ -499,6 +658,19 @@ async fn a_tampered_byte_in_the_archive_is_bad_digest() {
         client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
         "1.0.0"
     );
+
+    // packctl names a transfer after its archive, so a retry reuses the id: the bad bytes must
+    // be gone, or the retry would resume into them and fail the same way forever.
+    archive.bytes[middle] ^= 0x01;
+    let (ready, committed) = push(&mut client, &packd, &archive, &plan).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(
+        ready["have"],
+        json!([]),
+        "the refused transfer was resumed: {ready}"
+    );
+    assert_eq!(committed["status"], "activated", "{committed}");
+    assert_eq!(committed["bundle"]["version"], "3.0.2", "{committed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -522,6 +694,7 @@ async fn a_tampered_file_inside_a_correctly_signed_archive_is_invalid() {
     )
     .await;
     assert_eq!(committed["error"]["code"], "invalid_bundle", "{committed}");
+    assert_eq!(committed["error"]["check"], "file_hash", "{committed}");
     assert!(
         committed["error"]["message"]
             .as_str()
@@ -554,6 +727,7 @@ async fn a_manifest_lying_about_a_hash_is_invalid() {
     )
     .await;
     assert_eq!(committed["error"]["code"], "invalid_bundle", "{committed}");
+    assert_eq!(committed["error"]["check"], "file_hash", "{committed}");
     assert!(
         committed["error"]["message"]
             .as_str()
@@ -561,6 +735,47 @@ async fn a_manifest_lying_about_a_hash_is_invalid() {
             .contains("model.onnx"),
         "{committed}"
     );
+}
+
+/// `invalid_bundle` covers several checks; `error.check` says which one failed: a file the
+/// manifest does not list is the manifest's fault, bytes that are no archive at all the archive's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_bundles_name_the_check_that_failed() {
+    let (key, public) = signing_key();
+    let plan = || Push {
+        key: Some(&key),
+        ..Push::default()
+    };
+    let variant = bundle_variant("3.0.5", |_| {}, true);
+    let mut manifest = read_manifest(variant.path());
+    manifest.files.retain(|file| file.path != "vocabulary.json");
+    write_manifest(variant.path(), &manifest);
+    let (_broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let (_, committed) = push(&mut client, &packd, &pack(variant.path()), &plan()).await;
+    assert_eq!(committed["error"]["code"], "invalid_bundle", "{committed}");
+    assert_eq!(committed["error"]["check"], "manifest", "{committed}");
+
+    let garbage = vec![0x5Au8; 10_000];
+    let not_an_archive = Archive {
+        sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&garbage)),
+        bytes: garbage,
+        name: "packd-default".into(),
+        version: "3.0.6".into(),
+    };
+    let (_, committed) = push(&mut client, &packd, &not_an_archive, &plan()).await;
+    assert_eq!(committed["error"]["code"], "invalid_bundle", "{committed}");
+    assert_eq!(committed["error"]["check"], "archive", "{committed}");
+
+    // Other codes carry no check.
+    let refused = command(
+        &mut client,
+        &packd,
+        "activate",
+        json!({"name": "packd-default", "version": "9.9.9"}),
+    )
+    .await;
+    assert_eq!(refused["error"]["code"], "bad_request", "{refused}");
+    assert!(refused["error"].get("check").is_none(), "{refused}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -836,6 +1051,55 @@ async fn a_bundle_that_fails_at_boot_is_set_aside_and_the_last_good_one_serves()
     );
 }
 
+/// An installed bundle whose files all match its manifest but whose model no longer passes its
+/// self-test at boot (as after a backend update that changes the numbers) is set aside like a
+/// corrupt one, and the last good bundle serves with `degraded` naming the self-test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_that_fails_its_self_test_at_boot_is_set_aside() {
+    let (key, public) = signing_key();
+    let (_broker, mut packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let archive = pack(bundle_variant("4.0.1", |_| {}, true).path());
+    let (_, committed) = push(
+        &mut client,
+        &packd,
+        &archive,
+        &Push {
+            key: Some(&key),
+            ..Push::default()
+        },
+    )
+    .await;
+    assert_eq!(committed["status"], "activated", "{committed}");
+    packd.signal("TERM");
+    packd.wait_exit(REPLY_DEADLINE).expect("stopped");
+
+    // Expected outputs the model cannot meet, with the manifest rehashed so that every file
+    // still matches it: only the self-test can catch this.
+    let installed = installed_path(&packd, "packd-default", "4.0.1");
+    let vectors_path = installed.join("selftest/vectors.json");
+    let mut vectors: serde_json::Value =
+        serde_json::from_slice(&fs::read(&vectors_path).unwrap()).unwrap();
+    let first = &mut vectors["cases"][0]["expected"]["fp32"]["styles"][0];
+    *first = json!(first.as_f64().unwrap() + 0.5);
+    fs::write(&vectors_path, serde_json::to_vec(&vectors).unwrap()).unwrap();
+    rehash_manifest(&installed);
+    packd::bundle::Bundle::open(&installed).expect("every file matches the manifest");
+
+    packd.spawn();
+    let state = client.wait_for_state(&packd, "degraded").await;
+    let reason = state["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains("4.0.1") && reason.contains("self-test"),
+        "{state}"
+    );
+    assert_eq!(state["bundle"]["version"], "1.0.0", "{state}");
+    assert_eq!(
+        client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
+        "1.0.0"
+    );
+    assert!(!installed.exists(), "the failing bundle is set aside");
+}
+
 /// An installed bundle whose engines the appliance can no longer run (TensorRT changed under
 /// it, as a JetPack update does) is set aside at boot like a corrupt one, and the last good
 /// bundle serves with `degraded` saying why.
@@ -905,6 +1169,90 @@ async fn a_bundle_whose_engines_became_incompatible_is_set_aside_at_boot() {
         "the incompatible bundle is set aside"
     );
     assert!(packd.log().contains("boot_failed") || packd.log().contains("failed at boot"));
+}
+
+/// A bundle with engines for TensorRT 10.3 (gpu, compute capability 8.7).
+fn bundle_with_a_tensorrt_10_3_engine(version: &str) -> tempfile::TempDir {
+    bundle_variant(
+        version,
+        |dir| {
+            fs::create_dir_all(dir.join("engines")).unwrap();
+            fs::write(dir.join("engines/model.gpu.plan"), b"engine for 10.3").unwrap();
+            let mut manifest = read_manifest(dir);
+            manifest.engines.push(packd::bundle::manifest::EngineEntry {
+                target: "gpu".into(),
+                precision: "int8".into(),
+                file: "engines/model.gpu.plan".into(),
+                sha256: packd::bundle::sha256_file(&dir.join("engines/model.gpu.plan")).unwrap(),
+                tensorrt: "10.3.0".into(),
+                cuda: "12.6".into(),
+                compute_capability: "8.7".into(),
+                dla_cores: None,
+            });
+            write_manifest(dir, &manifest);
+        },
+        true,
+    )
+}
+
+/// `activate` and `rollback` check an installed bundle's engines against the device as it is
+/// now, as commit and boot do: after TensorRT changed under an installed bundle, neither may
+/// make it active, and the bundle serving keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activate_and_rollback_refuse_engines_the_device_can_no_longer_run() {
+    let (key, public) = signing_key();
+    let options = with_env(
+        with_env(trusting(&public), "PACKD_DEVICE__TENSORRT", "10.3.0"),
+        "PACKD_DEVICE__COMPUTE_CAPABILITY",
+        "8.7",
+    );
+    let (_broker, mut packd, mut client) = broker_and_packd(options, "online").await;
+    let (_, committed) = push(
+        &mut client,
+        &packd,
+        &pack(bundle_with_a_tensorrt_10_3_engine("4.2.0").path()),
+        &Push {
+            key: Some(&key),
+            ..Push::default()
+        },
+    )
+    .await;
+    assert_eq!(committed["status"], "activated", "{committed}");
+    // Back to the shipped bundle, so 4.2.0 is both installed and the rollback target.
+    let shipped = json!({"name": "packd-default", "version": "1.0.0"});
+    let back = command(&mut client, &packd, "activate", shipped.clone()).await;
+    assert_eq!(back["status"], "activated", "{back}");
+    assert_eq!(back["previous"]["version"], "4.2.0", "{back}");
+    packd.signal("TERM");
+    packd.wait_exit(REPLY_DEADLINE).expect("stopped");
+
+    // The appliance comes back with TensorRT 11.4.
+    for (name, value) in packd.env.iter_mut() {
+        if name == "PACKD_DEVICE__TENSORRT" {
+            *value = "11.4.1".into();
+        }
+    }
+    packd.spawn();
+    client.wait_for_state(&packd, "online").await;
+
+    let wanted = json!({"name": "packd-default", "version": "4.2.0"});
+    let activated = command(&mut client, &packd, "activate", wanted).await;
+    assert_eq!(activated["error"]["code"], "incompatible", "{activated}");
+    assert!(
+        activated["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("10.3.0")),
+        "{activated}"
+    );
+    let rolled = command(&mut client, &packd, "rollback", json!({})).await;
+    assert_eq!(rolled["error"]["code"], "incompatible", "{rolled}");
+
+    assert_eq!(
+        client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
+        "1.0.0"
+    );
+    let listed = command(&mut client, &packd, "list", json!({})).await;
+    assert_eq!(listed["active"], shipped, "{listed}");
 }
 
 /// Kills packd with SIGKILL at every durable step of an install (each file written and synced

@@ -143,7 +143,7 @@ async fn bundle_pushes_activations_and_rollbacks_are_journaled() {
         assert_eq!(entry["PRIORITY"], "5", "{entry}");
     }
 
-    // The rollback: its own record naming where it goes, then that bundle's activation.
+    // The rollback: its own record naming where it went, logged once that activation succeeded.
     let rollbacks = recent(support::journal_entries_at_least(
         &[("_PID", &pid), ("PACKD_EVENT", "rollback")],
         1,
@@ -172,5 +172,107 @@ async fn bundle_pushes_activations_and_rollbacks_are_journaled() {
             ("packd-default@1.0.0", None)
         ],
         "the commit's activation names its transfer, the rollback's has none: {activations:?}"
+    );
+}
+
+/// Refused bundle commands are journaled as operators find the successes: one record each,
+/// `PACKD_EVENT={command}_refused` with the API's error code in `PACKD_ERROR`, under the push's
+/// `PACKD_TRANSFER` and `PACKD_BUNDLE`. A rollback whose activation fails leaves no `rollback`
+/// record, only its refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_bundle_commands_are_journaled_with_their_error_code() {
+    use fixtures::bundles::*;
+    use serde_json::json;
+
+    if !support::ensure_journald() {
+        return;
+    }
+    let (key, public) = signing_key();
+    let options = PackdOptions {
+        log_target: "journal",
+        env: vec![("PACKD_BUNDLES__TRUSTED_KEYS".into(), public)],
+        ..PackdOptions::default()
+    };
+    let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
+    let pid = packd.pid().to_string();
+    let deadline = Duration::from_secs(10);
+    let archive = pack(bundle_variant("1.7.0", |_| {}, true).path());
+    let label = "packd-default@1.7.0";
+
+    // Unsigned, refused at begin.
+    let unsigned = Push::default();
+    let (ready, _) = push(&mut client, &packd, &archive, &unsigned).await;
+    assert_eq!(ready["error"]["code"], "bad_signature", "{ready}");
+    let records = support::journal_entries_at_least(
+        &[("_PID", &pid), ("PACKD_TRANSFER", &unsigned.transfer)],
+        1,
+        deadline,
+    );
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["PACKD_EVENT"], "begin_refused", "{records:?}");
+    assert_eq!(records[0]["PACKD_ERROR"], "bad_signature", "{records:?}");
+    assert_eq!(records[0]["PACKD_BUNDLE"], label, "{records:?}");
+    // log's Warn is the journal's "warning" (4).
+    assert_eq!(records[0]["PRIORITY"], "4", "{records:?}");
+
+    // A chunk held back, refused at commit; the commit record still names the bundle.
+    let gappy = Push {
+        key: Some(&key),
+        skip: vec![0],
+        ..Push::default()
+    };
+    let (_, committed) = push(&mut client, &packd, &archive, &gappy).await;
+    assert_eq!(committed["error"]["code"], "missing_chunks", "{committed}");
+    let records = support::journal_entries_at_least(
+        &[
+            ("_PID", &pid),
+            ("PACKD_TRANSFER", &gappy.transfer),
+            ("PACKD_EVENT", "commit_refused"),
+        ],
+        1,
+        deadline,
+    );
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["PACKD_ERROR"], "missing_chunks", "{records:?}");
+    assert_eq!(records[0]["PACKD_BUNDLE"], label, "{records:?}");
+
+    // The held-back chunk completes that push (it holds the only transfer slot).
+    let rest = Push {
+        skip: Vec::new(),
+        ..gappy
+    };
+    send_chunks(&client, &packd, &archive, &rest, 0..1).await;
+    let committed = command(
+        &mut client,
+        &packd,
+        "commit",
+        json!({"transfer": rest.transfer}),
+    )
+    .await;
+    assert_eq!(committed["status"], "activated", "{committed}");
+
+    // A rollback to a bundle that rotted on disk: refused, and never logged as done.
+    let model = installed_path(&packd, "packd-default", "1.0.0").join("model.onnx");
+    let mut bytes = std::fs::read(&model).unwrap();
+    bytes[100] ^= 0xFF;
+    std::fs::write(&model, bytes).unwrap();
+    let rolled = command(&mut client, &packd, "rollback", json!({})).await;
+    assert_eq!(rolled["error"]["code"], "invalid_bundle", "{rolled}");
+    let refused = support::journal_entries_at_least(
+        &[("_PID", &pid), ("PACKD_EVENT", "rollback_refused")],
+        1,
+        deadline,
+    );
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["PACKD_ERROR"], "invalid_bundle", "{refused:?}");
+    assert_eq!(
+        refused[0]["PACKD_BUNDLE"], "packd-default@1.0.0",
+        "{refused:?}"
+    );
+    // Records of one process arrive in order, so a `rollback` record would be there by now.
+    let done = support::journal_query(&[("_PID", &pid), ("PACKD_EVENT", "rollback")]);
+    assert!(
+        done.is_empty(),
+        "a failed rollback was logged as done: {done:?}"
     );
 }

@@ -797,12 +797,29 @@ fn begins_received(broker: &Broker, device: &str) -> usize {
         .count()
 }
 
+/// What happens to packd while the broker restarts under a push.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DuringRestart {
+    /// Paused (SIGSTOP) from just before the restart until packctl, reconnected, has sent its
+    /// `begin` again. The chunks and the commit packd had already received (its receive window
+    /// holds a whole small archive) are applied when it continues, so the first transfer may
+    /// finish before packctl's `begin` reaches it: this proves the push finishes, not that it
+    /// resumes.
+    Paused,
+    /// Killed (SIGKILL) just before the restart and started again after it, as after a power
+    /// cut: only the chunks on disk survive, so packctl must resume from them.
+    Killed,
+}
+
 /// Pushes a signed 1.6.0 to a real packd with 16 KiB chunks and restarts the broker once packd
-/// has stored a few of them. packd is paused (SIGSTOP) from just before the restart until
-/// packctl, reconnected, has sent its `begin` again, so that it cannot finish the transfer
-/// before the broker goes down and is away when packctl resumes. Returns the bytes packctl
-/// reports sent and the archive's size.
-async fn push_across_a_broker_restart(broker_config: &str, timeout_s: &str) -> (u64, u64) {
+/// has stored a few of them, with packd paused or killed meanwhile (see [`DuringRestart`]).
+/// Returns the bytes packctl reports sent, the archive's size, and, when packd answered the
+/// resumed `begin` with chunks it held, how many.
+async fn push_across_a_broker_restart(
+    broker_config: &str,
+    timeout_s: &str,
+    during_restart: DuringRestart,
+) -> (u64, u64, Option<u64>) {
     let operator = Operator::new();
     let archive = operator.archive("1.6.0", true);
     let bytes = std::fs::read(&archive).expect("archive");
@@ -833,17 +850,30 @@ async fn push_across_a_broker_restart(broker_config: &str, timeout_s: &str) -> (
     );
     let push = tokio::spawn(packctl_async(operator.dir.path().to_path_buf(), arguments));
     let (broker, packd, held_at_restart) = tokio::task::spawn_blocking(move || {
+        let mut packd = packd;
         let started = support::wait_until(REPLY_DEADLINE, || held_chunks(&packd, &transfer) >= 2);
         assert!(started, "packd never stored a chunk of transfer {transfer}");
-        packd.signal("STOP");
-        let held = held_chunks(&packd, &transfer);
-        broker.restart();
-        let resumed = support::wait_until(REPLY_DEADLINE, || {
-            begins_received(&broker, &packd.device) >= 2
-        });
-        packd.signal("CONT");
-        assert!(resumed, "packctl never sent begin again after the restart");
-        (broker, packd, held)
+        match during_restart {
+            DuringRestart::Paused => {
+                packd.signal("STOP");
+                let held = held_chunks(&packd, &transfer);
+                broker.restart();
+                let resumed = support::wait_until(REPLY_DEADLINE, || {
+                    begins_received(&broker, &packd.device) >= 2
+                });
+                packd.signal("CONT");
+                assert!(resumed, "packctl never sent begin again after the restart");
+                (broker, packd, held)
+            }
+            DuringRestart::Killed => {
+                packd.signal("KILL");
+                packd.wait_exit(REPLY_DEADLINE).expect("killed");
+                let held = held_chunks(&packd, &transfer);
+                broker.restart();
+                packd.spawn();
+                (broker, packd, held)
+            }
+        }
     })
     .await
     .expect("restart task");
@@ -871,20 +901,53 @@ async fn push_across_a_broker_restart(broker_config: &str, timeout_s: &str) -> (
         .lines()
         .find_map(|line| line.strip_prefix("sent ")?.split(' ').next()?.parse().ok())
         .unwrap_or_else(|| panic!("no bytes-sent line:\n{stderr}"));
-    (sent, size)
+    // What packd held when packctl's `begin` reached it again after the reconnection.
+    let prefix = format!("{} already holds ", packd.device);
+    let resumed_with = stderr
+        .split_once("reconnecting to resume")
+        .and_then(|(_, after)| {
+            after
+                .lines()
+                .find_map(|line| line.strip_prefix(&prefix)?.split(' ').next()?.parse().ok())
+        });
+    if let Some(resumed_with) = resumed_with {
+        // The chunks on disk at the restart survive it, and packctl sends only the rest.
+        assert!(
+            resumed_with >= held_at_restart && resumed_with < chunk_count,
+            "resumed holding {resumed_with} of {chunk_count} chunks, {held_at_restart} held at \
+             the restart:\n{stderr}"
+        );
+    }
+    (sent, size, resumed_with)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn push_finishes_across_a_persistent_broker_restart_mid_transfer() {
     // packd's session survives the restart: the chunks queued for it, and the begin packctl sends
     // again while packd is away, reach it when it reconnects.
-    let (sent, size) = push_across_a_broker_restart("persistence true", "60").await;
+    let (sent, size, _) =
+        push_across_a_broker_restart("persistence true", "60", DuringRestart::Paused).await;
     assert!(sent >= size, "{sent} bytes sent of {size}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn push_finishes_across_a_broker_restart_that_loses_the_sessions() {
-    let (sent, size) = push_across_a_broker_restart("", "10").await;
+    let (sent, size, _) = push_across_a_broker_restart("", "10", DuringRestart::Paused).await;
+    assert!(sent >= size, "{sent} bytes sent of {size}");
+}
+
+/// packd loses power while the broker restarts: packctl reconnects, packd (started again)
+/// answers `begin` with the chunks it had stored, and packctl sends only the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn push_resumes_from_the_chunks_packd_stored_across_a_broker_restart_and_a_power_cut() {
+    let (sent, size, resumed_with) =
+        push_across_a_broker_restart("", "10", DuringRestart::Killed).await;
+    // The helper checked that packd resumed with at least the chunks it held at the restart
+    // and fewer than all, so packctl sent only what was missing; here it must have resumed.
+    assert!(
+        resumed_with.is_some(),
+        "packctl reported no chunks held when it resumed, so it re-sent the whole archive"
+    );
     assert!(sent >= size, "{sent} bytes sent of {size}");
 }
 

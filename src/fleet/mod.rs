@@ -13,7 +13,7 @@ use crate::bundle::archive::{self, UnpackLimits};
 use crate::bundle::manifest::EngineEntry;
 use crate::bundle::signature::{self, TrustedKeys};
 use crate::bundle::store::BundleStore;
-use crate::bundle::transfer::{BeginRequest, TransferLimits, TransferStore};
+use crate::bundle::transfer::{BeginRequest, TransferError, TransferLimits, TransferStore};
 use crate::bundle::{selftest, Bundle, BundleError};
 use crate::reply::BundleRef;
 use crate::serve::{ActiveModel, ServingModel};
@@ -68,21 +68,60 @@ impl Command {
     }
 }
 
-/// A refused command: the API's error code, a sentence, and the missing chunk ranges for
-/// `missing_chunks`.
+/// A refused command: the API's error code, a sentence, the missing chunk ranges for
+/// `missing_chunks`, and for `invalid_bundle` which check failed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FleetError {
     pub code: &'static str,
     pub message: String,
     pub missing: Option<Vec<(u64, u64)>>,
+    /// The failed check behind an `invalid_bundle` (the reply's `error.check`), since that one
+    /// code covers several: see [`InvalidCheck`].
+    pub check: Option<InvalidCheck>,
+}
+
+/// Which check found a bundle invalid; a fleet manager tells a broken build (`manifest`,
+/// `content`) from a corrupted or tampered one (`file_hash`, `archive`) without parsing prose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidCheck {
+    /// The archive itself: unreadable, unsafe entries (links, devices, `..`), over its limits.
+    Archive,
+    /// The manifest's schema, its file list, its engines' form, or its name and version.
+    Manifest,
+    /// A file whose SHA-256 differs from the manifest's.
+    FileHash,
+    /// The vocabulary, catalogues or model tensors do not fit together.
+    Content,
+}
+
+impl InvalidCheck {
+    /// The value of `error.check` in replies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvalidCheck::Archive => "archive",
+            InvalidCheck::Manifest => "manifest",
+            InvalidCheck::FileHash => "file_hash",
+            InvalidCheck::Content => "content",
+        }
+    }
 }
 
 impl FleetError {
-    fn new(code: &'static str, message: impl Into<String>) -> FleetError {
+    /// A refusal with `code` and a human-readable `message`.
+    pub fn new(code: &'static str, message: impl Into<String>) -> FleetError {
         FleetError {
             code,
             message: message.into(),
             missing: None,
+            check: None,
+        }
+    }
+
+    /// An `invalid_bundle` refusal found by `check`.
+    fn invalid_bundle(check: InvalidCheck, message: impl Into<String>) -> FleetError {
+        FleetError {
+            check: Some(check),
+            ..FleetError::new("invalid_bundle", message)
         }
     }
 }
@@ -159,7 +198,9 @@ impl Fleet {
     }
 
     /// Applies one command; the reply body (without `v`, `id`, `device`), or `None` for chunks.
+    /// Every refusal is journaled (`PACKD_EVENT={command}_refused`, `PACKD_ERROR={code}`).
     pub fn handle(&self, command: &Command, payload: &[u8]) -> Option<Result<Value, FleetError>> {
+        let mut subject = Subject::default();
         let result = match command {
             Command::Chunk { transfer, seq } => {
                 if let Err(error) = self.transfers.write_chunk(transfer, *seq, payload) {
@@ -167,18 +208,29 @@ impl Fleet {
                 }
                 return None;
             }
-            Command::Begin => self.begin(payload),
-            Command::Commit => self.commit(payload),
-            Command::Activate => parse_name(payload).and_then(|wanted| self.activate(&wanted)),
-            Command::Rollback => self.rollback(),
+            Command::Begin => self.begin(payload, &mut subject),
+            Command::Commit => self.commit(payload, &mut subject),
+            Command::Activate => parse_name(payload).and_then(|wanted| {
+                subject.bundle = Some(wanted.clone());
+                self.activate(&wanted)
+            }),
+            Command::Rollback => self.rollback(&mut subject),
             Command::List => Ok(self.list()),
-            Command::Remove => parse_name(payload).and_then(|wanted| self.remove(&wanted)),
+            Command::Remove => parse_name(payload).and_then(|wanted| {
+                subject.bundle = Some(wanted.clone());
+                self.remove(&wanted)
+            }),
         };
+        if let Err(error) = &result {
+            log_refusal(command.name(), &subject, error);
+        }
         Some(result)
     }
 
-    fn begin(&self, payload: &[u8]) -> Result<Value, FleetError> {
+    fn begin(&self, payload: &[u8], subject: &mut Subject) -> Result<Value, FleetError> {
         let request: BeginRequest = parse(payload)?;
+        subject.transfer = Some(request.transfer.clone());
+        subject.bundle = Some(label(&request.name, &request.version));
         let digest = request.digest().ok_or_else(|| {
             FleetError::new("bad_request", "field 'sha256' must be 64 hex digits")
         })?;
@@ -218,16 +270,35 @@ impl Fleet {
         }
     }
 
-    fn commit(&self, payload: &[u8]) -> Result<Value, FleetError> {
+    fn commit(&self, payload: &[u8], subject: &mut Subject) -> Result<Value, FleetError> {
         crate::bundle::crashpoint::arm();
         let request: CommitRequest = parse(payload)?;
+        subject.transfer = Some(request.transfer.clone());
+        // Known before `complete`, so a refusal there (missing chunks, bad digest) still names
+        // the bundle in the journal.
+        subject.bundle = self
+            .transfers
+            .list()
+            .into_iter()
+            .find(|held| held.request.transfer == request.transfer)
+            .map(|held| label(&held.request.name, &held.request.version));
         let completed = self
             .transfers
             .complete(&request.transfer)
             .map_err(|error| {
                 let mut refused = FleetError::new(error.code(), error.to_string());
-                if let crate::bundle::transfer::TransferError::MissingChunks(missing) = &error {
-                    refused.missing = Some(missing.clone());
+                match &error {
+                    TransferError::MissingChunks(missing) => refused.missing = Some(missing.clone()),
+                    // Every chunk is held, so a resumed push would only re-send nothing and
+                    // fail again (held chunks are never overwritten), while the transfer keeps
+                    // its slot and answers other pushes `busy`: the bad bytes must go. Missing
+                    // chunks and I/O errors keep the transfer, since sending more can fix them.
+                    TransferError::BadDigest { .. } => {
+                        if let Err(discard) = self.transfers.discard(&request.transfer) {
+                            log::warn!(PACKD_TRANSFER = request.transfer.as_str(); "cannot discard transfer {} after a bad digest: {discard}", request.transfer);
+                        }
+                    }
+                    _ => {}
                 }
                 refused
             })?;
@@ -237,13 +308,7 @@ impl Fleet {
         // Whatever happened, the received archive is no longer needed: a failed bundle is
         // pushed again from scratch, never resumed into the same bad bytes.
         let _ = self.transfers.discard(&request.transfer);
-        let (bundle, model) = match outcome {
-            Ok(installed) => installed,
-            Err(error) => {
-                log::warn!(PACKD_TRANSFER = begin.transfer.as_str(), PACKD_BUNDLE = wanted.as_str(), PACKD_EVENT = "install_refused"; "bundle {wanted} refused ({}): {}", error.code, error.message);
-                return Err(error);
-            }
-        };
+        let (bundle, model) = outcome?;
         log::info!(PACKD_TRANSFER = begin.transfer.as_str(), PACKD_BUNDLE = wanted.as_str(), PACKD_EVENT = "installed"; "bundle {wanted} installed");
         if !request.activate {
             return Ok(
@@ -281,16 +346,18 @@ impl Fleet {
         };
         archive::unpack(archive_path, &staging, &self.settings.unpack_limits).map_err(|error| {
             // Past `begin`, an archive over the unpack limits is a malformed bundle.
-            let code = match error.code() {
-                "too_large" => "invalid_bundle",
-                other => other,
+            let refused = match error.code() {
+                "too_large" | "invalid_bundle" => {
+                    FleetError::invalid_bundle(InvalidCheck::Archive, error.to_string())
+                }
+                other => FleetError::new(other, error.to_string()),
             };
-            cleanup(FleetError::new(code, error.to_string()))
+            cleanup(refused)
         })?;
         let bundle = Bundle::open(&staging).map_err(|error| cleanup(invalid(error)))?;
         if bundle.label() != wanted {
-            return Err(cleanup(FleetError::new(
-                "invalid_bundle",
+            return Err(cleanup(FleetError::invalid_bundle(
+                InvalidCheck::Manifest,
                 format!(
                     "the archive holds {} but begin announced {wanted}",
                     bundle.label()
@@ -331,8 +398,8 @@ impl Fleet {
         if installed.is_some() && installed == staged {
             return Ok(());
         }
-        Err(FleetError::new(
-            "invalid_bundle",
+        Err(FleetError::invalid_bundle(
+            InvalidCheck::Manifest,
             format!(
                 "manifest.toml is invalid: a different bundle is already installed as {wanted}"
             ),
@@ -347,13 +414,16 @@ impl Fleet {
             ));
         }
         let bundle = Bundle::open(&self.store.path_of(wanted)).map_err(invalid)?;
+        // The device may have changed since the install (a JetPack update brings another
+        // TensorRT), so an installed bundle is checked again, as boot does.
+        check_engines(&bundle.manifest.engines, &self.settings.profile)?;
         let model = load_model(bundle.clone())
             .map_err(|message| FleetError::new("selftest_failed", message))?;
         let previous = self.swap_in(model, wanted, None)?;
         Ok(json!({"status": "activated", "bundle": bundle_ref(&bundle), "previous": previous}))
     }
 
-    fn rollback(&self) -> Result<Value, FleetError> {
+    fn rollback(&self, subject: &mut Subject) -> Result<Value, FleetError> {
         let previous = self
             .store
             .read_pointer(crate::bundle::store::PREVIOUS_POINTER)
@@ -361,8 +431,11 @@ impl Fleet {
             .ok_or_else(|| {
                 FleetError::new("bad_request", "there is no previous bundle to roll back to")
             })?;
-        log::info!(PACKD_BUNDLE = previous.as_str(), PACKD_EVENT = "rollback"; "rolling back to {previous}");
-        self.activate(&previous)
+        subject.bundle = Some(previous.clone());
+        let activated = self.activate(&previous)?;
+        // Logged once it happened: a rollback whose activation fails is a `rollback_refused`.
+        log::info!(PACKD_BUNDLE = previous.as_str(), PACKD_EVENT = "rollback"; "rolled back to {previous}");
+        Ok(activated)
     }
 
     /// Makes a loaded, self-tested model the one new briefs use, then records it on disk.
@@ -435,6 +508,38 @@ impl Fleet {
     }
 }
 
+/// What a command is about, as far as it got before a refusal: the journal record names it.
+#[derive(Debug, Default)]
+struct Subject {
+    transfer: Option<String>,
+    bundle: Option<String>,
+}
+
+/// One structured journal record per refused command, in the fields of the success events, so
+/// an operator finds a push's whole story under `PACKD_TRANSFER` or `PACKD_BUNDLE`.
+fn log_refusal(command: &str, subject: &Subject, error: &FleetError) {
+    let event = format!("{command}_refused");
+    let (code, message) = (error.code, error.message.as_str());
+    match (subject.transfer.as_deref(), subject.bundle.as_deref()) {
+        (Some(transfer), Some(bundle)) => log::warn!(
+            PACKD_EVENT = event.as_str(), PACKD_ERROR = code, PACKD_TRANSFER = transfer, PACKD_BUNDLE = bundle;
+            "{command} of {bundle} (transfer {transfer}) refused ({code}): {message}"
+        ),
+        (Some(transfer), None) => log::warn!(
+            PACKD_EVENT = event.as_str(), PACKD_ERROR = code, PACKD_TRANSFER = transfer;
+            "{command} of transfer {transfer} refused ({code}): {message}"
+        ),
+        (None, Some(bundle)) => log::warn!(
+            PACKD_EVENT = event.as_str(), PACKD_ERROR = code, PACKD_BUNDLE = bundle;
+            "{command} of {bundle} refused ({code}): {message}"
+        ),
+        (None, None) => log::warn!(
+            PACKD_EVENT = event.as_str(), PACKD_ERROR = code;
+            "{command} refused ({code}): {message}"
+        ),
+    }
+}
+
 /// Loads a verified bundle's model on the best backend here (TensorRT engines with the CPU
 /// behind them, or the CPU alone) and runs its self-test on every target before it may serve.
 pub fn load_model(bundle: Bundle) -> Result<ServingModel, String> {
@@ -469,15 +574,15 @@ pub fn check_engines(engines: &[EngineEntry], profile: &DeviceProfile) -> Result
             "dla0" => Some(0),
             "dla1" => Some(1),
             other => {
-                return Err(FleetError::new(
-                    "invalid_bundle",
+                return Err(FleetError::invalid_bundle(
+                    InvalidCheck::Manifest,
                     format!("engine target '{other}' is not gpu, dla0 or dla1"),
                 ))
             }
         };
         if !["int8", "fp16", "fp32"].contains(&engine.precision.as_str()) {
-            return Err(FleetError::new(
-                "invalid_bundle",
+            return Err(FleetError::invalid_bundle(
+                InvalidCheck::Manifest,
                 format!(
                     "engine precision '{}' is not int8, fp16 or fp32",
                     engine.precision
@@ -565,10 +670,15 @@ fn ranges(list: &[(u64, u64)]) -> Vec<[u64; 2]> {
 }
 
 fn invalid(error: BundleError) -> FleetError {
-    match error {
-        BundleError::Io { .. } => FleetError::new("internal", error.to_string()),
-        other => FleetError::new("invalid_bundle", other.to_string()),
-    }
+    let check = match &error {
+        BundleError::Io { .. } => return FleetError::new("internal", error.to_string()),
+        BundleError::Manifest(_)
+        | BundleError::MissingFile { .. }
+        | BundleError::UnlistedFile { .. } => InvalidCheck::Manifest,
+        BundleError::HashMismatch { .. } => InvalidCheck::FileHash,
+        BundleError::Catalogue { .. } | BundleError::Shape(_) => InvalidCheck::Content,
+    };
+    FleetError::invalid_bundle(check, error.to_string())
 }
 
 fn internal(error: BundleError) -> FleetError {
@@ -583,6 +693,9 @@ pub fn reply_body(device: &str, payload: &[u8], result: Result<Value, FleetError
         Err(error) => {
             let mut body =
                 json!({"status": "error", "error": {"code": error.code, "message": error.message}});
+            if let Some(check) = error.check {
+                body["error"]["check"] = json!(check.as_str());
+            }
             if let Some(missing) = &error.missing {
                 body["missing"] = json!(ranges(missing));
             }
@@ -670,9 +783,8 @@ mod tests {
             "orin-1",
             br#"{"id":"x"}"#,
             Err(FleetError {
-                code: "missing_chunks",
-                message: "m".into(),
                 missing: Some(vec![(2, 5)]),
+                ..FleetError::new("missing_chunks", "m")
             }),
         ))
         .unwrap();
@@ -681,5 +793,51 @@ mod tests {
         assert_eq!(body["id"], "x");
         assert_eq!(body["error"]["code"], "missing_chunks");
         assert_eq!(body["missing"], json!([[2, 5]]));
+        assert!(body["error"].get("check").is_none(), "{body}");
+
+        let invalid: Value = serde_json::from_slice(&reply_body(
+            "orin-1",
+            b"{}",
+            Err(invalid(BundleError::HashMismatch {
+                path: "model.onnx".into(),
+                expected: "a".into(),
+                found: "b".into(),
+            })),
+        ))
+        .unwrap();
+        assert_eq!(invalid["error"]["code"], "invalid_bundle");
+        assert_eq!(invalid["error"]["check"], "file_hash");
+    }
+
+    #[test]
+    fn invalid_bundles_name_the_failed_check() {
+        let check_of = |error: BundleError| invalid(error).check.map(InvalidCheck::as_str);
+        assert_eq!(
+            check_of(BundleError::Manifest("no name".into())),
+            Some("manifest")
+        );
+        assert_eq!(
+            check_of(BundleError::UnlistedFile { path: "x".into() }),
+            Some("manifest")
+        );
+        assert_eq!(
+            check_of(BundleError::Shape("3 ≠ 4".into())),
+            Some("content")
+        );
+        let io = BundleError::Io {
+            path: "x".into(),
+            source: std::io::Error::other("disk"),
+        };
+        assert_eq!(invalid(io).code, "internal");
+        let tpu = EngineEntry {
+            target: "tpu".into(),
+            ..engine("gpu", "10.3.0")
+        };
+        assert_eq!(
+            check_engines(&[tpu], &DeviceProfile::default())
+                .unwrap_err()
+                .check,
+            Some(InvalidCheck::Manifest)
+        );
     }
 }

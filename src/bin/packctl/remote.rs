@@ -577,6 +577,16 @@ impl Push {
         for (device, reply) in replies {
             let state = if reply["status"] == "ready" {
                 let have = parse_ranges(&reply["have"], self.chunk_count);
+                let held: u64 = have.iter().map(|(start, end)| end - start).sum();
+                if held > 0 {
+                    // Tells the operator (and the resume tests) that the chunks already on the
+                    // appliance are not sent again.
+                    eprintln!(
+                        "{device} already holds {held} of {} chunks; sending the other {}",
+                        self.chunk_count,
+                        self.chunk_count - held
+                    );
+                }
                 DeviceState::Ready {
                     missing: complement(&have, self.chunk_count),
                 }
