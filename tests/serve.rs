@@ -743,3 +743,18 @@ async fn the_state_is_retained_and_follows_the_contract() {
     assert_eq!(state["backends"], json!(["cpu"]));
     assert!(state["since"].as_str().expect("since").ends_with('Z'));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packd_serves_with_script_variables_named_packd_in_its_environment() {
+    // `PACKD_CI_FUZZ_SECONDS=0 bash .ci/run` once made every packd the tests started exit 78.
+    let options = PackdOptions {
+        env: vec![
+            ("PACKD_CI_FUZZ_SECONDS".into(), "0".into()),
+            ("PACKD_LOCAL_PORT".into(), "1884".into()),
+        ],
+        ..PackdOptions::default()
+    };
+    let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
+    let reply = client.ask(&packd, ENGLISH).await;
+    assert_eq!(reply["status"], "ok", "{reply}");
+}
