@@ -207,7 +207,8 @@ impl Default for TelemetryConfig {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogTarget {
-    /// The journal when started by systemd (JOURNAL_STREAM set), stderr otherwise.
+    /// The journal when started by systemd (JOURNAL_STREAM set) or when journald listens on
+    /// its socket, stderr otherwise.
     #[default]
     Auto,
     Journal,
