@@ -15,6 +15,9 @@ use serde::Deserialize;
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/packd/packd.toml";
 /// Exit code for bad configuration (sysexits' EX_CONFIG), as the operator interface promises.
 pub const EXIT_BAD_CONFIG: i32 = 78;
+const MIB: usize = 1024 * 1024;
+/// Largest `serve.queue_bytes_mib`: far above any appliance's memory, and no overflow in bytes.
+const MAX_QUEUE_BYTES_MIB: usize = 64 * 1024;
 /// Prefix of the environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "PACKD_";
 /// Separates the section from the key (and nested keys) in an environment variable's name.
@@ -154,12 +157,22 @@ fn default_seed_bundle() -> PathBuf {
     ))
 }
 
+/// Default of `serve.queue_bytes_mib`. Without it the queue could hold 256 briefs of up to
+/// 6 MiB (1.5 GiB), past systemd/packd.service's MemoryMax=1G. With it, the brief payloads packd
+/// holds at worst are: 64 MiB queued + 64 rejected briefs awaiting `overloaded` × 64 KiB (larger
+/// ones keep only their id and reply_to) = 4 MiB + one 6 MiB brief per worker (24 MiB with 4) =
+/// 92 MiB, leaving the rest of the 1 GiB to the model, the reply cache and image decoding.
+pub const DEFAULT_QUEUE_BYTES_MIB: usize = 64;
+
 /// The work queue and the inference workers.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServeConfig {
     pub workers: usize,
     pub queue: usize,
+    /// Most MiB of brief payloads waiting in the queue; a brief that would go over it is
+    /// answered `overloaded`, as when the queue is out of slots.
+    pub queue_bytes_mib: usize,
     /// How long a reply stays in the duplicate-delivery cache.
     pub reply_cache_s: u64,
     /// Most replies held in that cache.
@@ -173,6 +186,7 @@ impl Default for ServeConfig {
                 .map(|n| n.get())
                 .unwrap_or(1),
             queue: 256,
+            queue_bytes_mib: DEFAULT_QUEUE_BYTES_MIB,
             reply_cache_s: 60,
             reply_cache_entries: 4096,
         }
@@ -235,6 +249,13 @@ impl Default for LogConfig {
 /// The host name, used as the default device id.
 pub fn host_name() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+impl ServeConfig {
+    /// `queue_bytes_mib` in bytes.
+    pub fn queue_bytes(&self) -> usize {
+        self.queue_bytes_mib.saturating_mul(MIB)
+    }
 }
 
 impl Config {
@@ -375,6 +396,16 @@ impl Config {
         }
         if self.serve.queue == 0 {
             return key("serve.queue", "must be at least 1");
+        }
+        // Below one largest brief, a valid brief could be refused even by an empty queue.
+        let min_queue_bytes_mib = crate::brief::MAX_PAYLOAD_BYTES.div_ceil(MIB);
+        if !(min_queue_bytes_mib..=MAX_QUEUE_BYTES_MIB).contains(&self.serve.queue_bytes_mib) {
+            return key(
+                "serve.queue_bytes_mib",
+                &format!(
+                    "must be from {min_queue_bytes_mib} (one largest brief) to {MAX_QUEUE_BYTES_MIB}"
+                ),
+            );
         }
         if self.telemetry.stats_interval_s == 0 {
             return key("telemetry.stats_interval_s", "must be at least 1");
@@ -579,6 +610,7 @@ mod tests {
         assert_eq!(config.mqtt.url, "mqtt://127.0.0.1:1883");
         assert_eq!(config.mqtt.prefix, "packd/v1");
         assert_eq!(config.serve.queue, 256);
+        assert_eq!(config.serve.queue_bytes(), 64 * 1024 * 1024);
         assert_eq!(config.telemetry.stats_interval_s, 10);
         assert!(!config.bundles.allow_unsigned);
         assert_eq!(config.bundles.dir, PathBuf::from("/var/lib/packd/bundles"));

@@ -199,3 +199,14 @@ fn an_adoption_grace_over_ten_minutes_exits_78_naming_the_key() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("mqtt.adoption_grace_ms"), "{stderr}");
 }
+
+#[test]
+fn a_queue_byte_budget_below_one_largest_brief_exits_78_naming_the_key() {
+    let (_dir, path) = write_config("[serve]\nqueue_bytes_mib = 5\n");
+    let output = packd(&["--config", &path], &[]);
+    assert_eq!(output.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("serve.queue_bytes_mib"), "{stderr}");
+    let config = load("", &[("PACKD_SERVE__QUEUE_BYTES_MIB", "6")]).expect("6 MiB is enough");
+    assert_eq!(config.serve.queue_bytes(), 6 * 1024 * 1024);
+}

@@ -758,3 +758,48 @@ async fn packd_serves_with_script_variables_named_packd_in_its_environment() {
     let reply = client.ask(&packd, ENGLISH).await;
     assert_eq!(reply["status"], "ok", "{reply}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_briefs_over_the_queue_byte_budget_are_overloaded_while_slots_are_free() {
+    const BRIEFS: usize = 8;
+    const PAD_BYTES: usize = 2_500_000;
+    let options = PackdOptions {
+        workers: 1,
+        queue: 64,
+        // The smallest budget: two of these briefs fit, a third does not.
+        env: vec![("PACKD_SERVE__QUEUE_BYTES_MIB".into(), "6".into())],
+        ..PackdOptions::default()
+    };
+    let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
+    // A slow image keeps the one worker busy; the field packd ignores gives each brief its weight.
+    let big = format!(
+        r#"{{"product":"tea","image":"{}","pad":"{}"}}"#,
+        base64(&gradient_png(1600, 1600, [90, 120, 200])),
+        "x".repeat(PAD_BYTES)
+    );
+    for index in 0..BRIEFS {
+        client
+            .send(&packd.brief_topic(), big.clone(), &format!("big-{index}"))
+            .await;
+    }
+    let mut overloaded = 0;
+    for index in 0..BRIEFS {
+        let reply = client.reply_for(&format!("big-{index}")).await;
+        if reply["status"] == "ok" {
+            continue;
+        }
+        assert_eq!(reply["error"]["code"], "overloaded", "{reply}");
+        let message = reply["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("byte budget"),
+            "{BRIEFS} briefs cannot fill 64 slots: {message}"
+        );
+        assert!(reply["retry_after_ms"].as_u64().expect("retry_after_ms") > 0);
+        overloaded += 1;
+    }
+    assert!(
+        overloaded >= 1,
+        "{BRIEFS} briefs of {PAD_BYTES} bytes must overflow a 6 MiB queue behind one busy worker"
+    );
+    assert!(overloaded < BRIEFS, "the first brief always fits");
+}
