@@ -803,3 +803,40 @@ async fn big_briefs_over_the_queue_byte_budget_are_overloaded_while_slots_are_fr
     );
     assert!(overloaded < BRIEFS, "the first brief always fits");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_brief_with_no_way_back_is_logged_as_dropped() {
+    let options = PackdOptions {
+        workers: 1,
+        queue: 1,
+        ..PackdOptions::default()
+    };
+    let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
+    let heavy = format!(
+        r#"{{"product":"tea","image":"{}"}}"#,
+        base64(&gradient_png(1600, 1600, [90, 120, 200]))
+    );
+    // Two slow briefs take the worker and the one queue slot; the rest can only be refused.
+    for index in 0..2 {
+        client
+            .send(&packd.brief_topic(), heavy.clone(), &format!("busy-{index}"))
+            .await;
+    }
+    for index in 0..6 {
+        client
+            .send_plain(
+                &packd.brief_topic(),
+                format!(r#"{{"id":"lost-{index}","product":"tea"}}"#),
+            )
+            .await;
+    }
+    for index in 0..2 {
+        client.reply_for(&format!("busy-{index}")).await;
+    }
+    let logged = support::wait_until(REPLY_DEADLINE, || {
+        packd
+            .log()
+            .contains("refused as overloaded has no Response Topic and no reply_to; dropped")
+    });
+    assert!(logged, "a warning is logged: {}", packd.log());
+}
