@@ -454,7 +454,11 @@ pub fn environment_overrides(
         }
         let Some(path) = rest[first.len()..].strip_prefix(ENV_SEPARATOR) else {
             let remainder = rest[first.len()..].trim_start_matches('_');
-            let suggestion = if remainder.is_empty() { "<KEY>" } else { remainder };
+            let suggestion = if remainder.is_empty() {
+                "<KEY>"
+            } else {
+                remainder
+            };
             return Err(ConfigError::Environment {
                 name: name.to_string(),
                 message: format!(
@@ -463,7 +467,10 @@ pub fn environment_overrides(
                 ),
             });
         };
-        let key = format!("{section}.{}", path.to_lowercase().replace(ENV_SEPARATOR, "."));
+        let key = format!(
+            "{section}.{}",
+            path.to_lowercase().replace(ENV_SEPARATOR, ".")
+        );
         let Some(value) = value.to_str() else {
             return Err(ConfigError::Environment {
                 name: name.to_string(),
@@ -662,7 +669,15 @@ mod tests {
         let sections = field_names::<Config>();
         assert_eq!(
             sections,
-            ["mqtt", "device", "bundles", "serve", "telemetry", "log", "backend"]
+            [
+                "mqtt",
+                "device",
+                "bundles",
+                "serve",
+                "telemetry",
+                "log",
+                "backend"
+            ]
         );
         for section in sections {
             let keys = section_keys(section).unwrap_or_default();
@@ -705,7 +720,10 @@ mod tests {
             .expect_err("PACKD_MQTT_URL is a mistake");
         let message = error.to_string();
         assert!(message.contains("PACKD_MQTT_URL"), "{message}");
-        assert!(message.contains("did you mean PACKD_MQTT__URL?"), "{message}");
+        assert!(
+            message.contains("did you mean PACKD_MQTT__URL?"),
+            "{message}"
+        );
         let error = environment_overrides(variables(&[("PACKD_SERVE", "1")]))
             .expect_err("a bare section is a mistake");
         assert!(error.to_string().contains("PACKD_SERVE__<KEY>"), "{error}");
@@ -723,13 +741,23 @@ mod tests {
 
     #[test]
     fn mqtt_urls_the_transport_cannot_use_are_refused() {
-        for url in ["mqtt://h:notaport", "mqtt://h/path", "mqtt://", "mqtt://h:99999"] {
+        for url in [
+            "mqtt://h:notaport",
+            "mqtt://h/path",
+            "mqtt://",
+            "mqtt://h:99999",
+        ] {
             let mut config = Config::default();
             config.mqtt.url = url.into();
             let error = config.validate().expect_err(url).to_string();
             assert!(error.contains("mqtt.url"), "{url}: {error}");
         }
-        for url in ["mqtt://h", "mqtts://h:8883", "mqtt://[::1]:1883", "tcp://h:1/"] {
+        for url in [
+            "mqtt://h",
+            "mqtts://h:8883",
+            "mqtt://[::1]:1883",
+            "tcp://h:1/",
+        ] {
             let mut config = Config::default();
             config.mqtt.url = url.into();
             assert!(config.validate().is_ok(), "{url}");

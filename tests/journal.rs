@@ -182,8 +182,10 @@ async fn the_local_example_config_journals_briefs_where_journald_listens() {
     if !support::ensure_journald() {
         return;
     }
-    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/packd.local.toml");
-    let local = packd::config::Config::load(Some(&example)).expect("examples/packd.local.toml loads");
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/packd.local.toml");
+    let local =
+        packd::config::Config::load(Some(&example)).expect("examples/packd.local.toml loads");
     let options = PackdOptions {
         log_target: match local.log.target {
             packd::config::LogTarget::Auto => "auto",

@@ -819,7 +819,11 @@ async fn an_overloaded_brief_with_no_way_back_is_logged_as_dropped() {
     // Two slow briefs take the worker and the one queue slot; the rest can only be refused.
     for index in 0..2 {
         client
-            .send(&packd.brief_topic(), heavy.clone(), &format!("busy-{index}"))
+            .send(
+                &packd.brief_topic(),
+                heavy.clone(),
+                &format!("busy-{index}"),
+            )
             .await;
     }
     for index in 0..6 {

@@ -105,7 +105,10 @@ mod tests {
         assert_eq!(resolve(LogTarget::Auto, false, true), LogTarget::Journal);
         assert_eq!(resolve(LogTarget::Auto, false, false), LogTarget::Stderr);
         assert_eq!(resolve(LogTarget::Stderr, true, true), LogTarget::Stderr);
-        assert_eq!(resolve(LogTarget::Journal, false, false), LogTarget::Journal);
+        assert_eq!(
+            resolve(LogTarget::Journal, false, false),
+            LogTarget::Journal
+        );
     }
 
     #[test]
