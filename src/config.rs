@@ -1,6 +1,12 @@
-//! Configuration: built-in defaults < `/etc/packd/packd.toml` (or `--config FILE`) < `PACKD_*`
-//! environment variables, validated once at start so a bad key is reported by name.
+//! Configuration: built-in defaults < `/etc/packd/packd.toml` (or `--config FILE`) <
+//! `PACKD_<SECTION>__<KEY>` environment variables, validated once at start so a bad key is
+//! reported by name.
+//!
+//! Every key lives in a section, so only variables whose first segment after `PACKD_` names a
+//! section are configuration; other `PACKD_*` variables belong to the project's scripts (CI,
+//! packaging, examples) and are ignored.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -9,6 +15,15 @@ use serde::Deserialize;
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/packd/packd.toml";
 /// Exit code for bad configuration (sysexits' EX_CONFIG), as the operator interface promises.
 pub const EXIT_BAD_CONFIG: i32 = 78;
+const MIB: usize = 1024 * 1024;
+/// Largest `serve.queue_bytes_mib`: far above any appliance's memory, and no overflow in bytes.
+const MAX_QUEUE_BYTES_MIB: usize = 64 * 1024;
+/// Prefix of the environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "PACKD_";
+/// Separates the section from the key (and nested keys) in an environment variable's name.
+pub const ENV_SEPARATOR: &str = "__";
+/// Keys whose environment value is a comma-separated list.
+const LIST_KEYS: &[&str] = &["device.pools", "bundles.trusted_keys", "backend.order"];
 
 /// A configuration problem, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +32,8 @@ pub enum ConfigError {
     File { path: PathBuf, message: String },
     #[error("configuration key '{key}': {message}")]
     Key { key: String, message: String },
+    #[error("environment variable {name}: {message}")]
+    Environment { name: String, message: String },
     #[error("configuration: {0}")]
     Other(String),
 }
@@ -141,12 +158,22 @@ fn default_seed_bundle() -> PathBuf {
     ))
 }
 
+/// Default of `serve.queue_bytes_mib`. Without it the queue could hold 256 briefs of up to
+/// 6 MiB (1.5 GiB), past systemd/packd.service's MemoryMax=1G. With it, the brief payloads packd
+/// holds at worst are: 64 MiB queued + 64 rejected briefs awaiting `overloaded` × 64 KiB (larger
+/// ones keep only their id and reply_to) = 4 MiB + one 6 MiB brief per worker (24 MiB with 4) =
+/// 92 MiB, leaving the rest of the 1 GiB to the model, the reply cache and image decoding.
+pub const DEFAULT_QUEUE_BYTES_MIB: usize = 64;
+
 /// The work queue and the inference workers.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServeConfig {
     pub workers: usize,
     pub queue: usize,
+    /// Most MiB of brief payloads waiting in the queue; a brief that would go over it is
+    /// answered `overloaded`, as when the queue is out of slots.
+    pub queue_bytes_mib: usize,
     /// How long a reply stays in the duplicate-delivery cache.
     pub reply_cache_s: u64,
     /// Most replies held in that cache.
@@ -160,6 +187,7 @@ impl Default for ServeConfig {
                 .map(|n| n.get())
                 .unwrap_or(1),
             queue: 256,
+            queue_bytes_mib: DEFAULT_QUEUE_BYTES_MIB,
             reply_cache_s: 60,
             reply_cache_entries: 4096,
         }
@@ -194,7 +222,8 @@ impl Default for TelemetryConfig {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogTarget {
-    /// The journal when started by systemd (JOURNAL_STREAM set), stderr otherwise.
+    /// The journal when started by systemd (JOURNAL_STREAM set) or when journald listens on
+    /// its socket, stderr otherwise.
     #[default]
     Auto,
     Journal,
@@ -223,9 +252,24 @@ pub fn host_name() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
+impl ServeConfig {
+    /// `queue_bytes_mib` in bytes.
+    pub fn queue_bytes(&self) -> usize {
+        self.queue_bytes_mib.saturating_mul(MIB)
+    }
+}
+
 impl Config {
     /// Loads defaults, then the file (required when given explicitly), then `PACKD_*` variables.
     pub fn load(explicit_file: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load_with_environment(explicit_file, std::env::vars_os())
+    }
+
+    /// Like [`Config::load`], reading overrides from `variables` instead of the process environment.
+    pub fn load_with_environment(
+        explicit_file: Option<&Path>,
+        variables: impl IntoIterator<Item = (OsString, OsString)>,
+    ) -> Result<Config, ConfigError> {
         let mut builder = config::Config::builder();
         match explicit_file {
             Some(path) => {
@@ -249,18 +293,19 @@ impl Config {
                 );
             }
         }
-        builder = builder.add_source(
-            config::Environment::with_prefix("PACKD")
-                .prefix_separator("_")
-                .separator("__")
-                .list_separator(",")
-                .with_list_parse_key("device.pools")
-                .with_list_parse_key("bundles.trusted_keys")
-                .try_parsing(true),
-        );
+        // Values stay strings: the config crate converts them when a key is deserialised as a
+        // number or a bool, and guessing types here would turn a password "0123" into 123.
+        for (key, value) in environment_overrides(variables)? {
+            builder = match value {
+                EnvValue::Text(text) => builder.set_override(key.as_str(), text),
+                EnvValue::List(items) => builder.set_override(key.as_str(), items),
+            }
+            .map_err(|error| describe(error, explicit_file))?;
+        }
         let raw = builder
             .build()
             .map_err(|error| describe(error, explicit_file))?;
+        check_known_keys(&raw)?;
         let config: Config = raw
             .try_deserialize()
             .map_err(|error| describe(error, explicit_file))?;
@@ -276,14 +321,16 @@ impl Config {
                 message: message.into(),
             })
         };
-        match self.mqtt.url.split_once("://") {
-            Some(("mqtt" | "mqtts" | "tcp" | "ssl", rest)) if !rest.is_empty() => {}
-            _ => {
-                return key(
-                    "mqtt.url",
-                    "must look like mqtt://host:port or mqtts://host:port",
-                )
-            }
+        // The transport's own parser, so a URL that passes here cannot fail at connect time
+        // (exit 1, which systemd restarts forever) instead of now (exit 78, which it does not).
+        if crate::transport::parse_url(&self.mqtt.url).is_err() {
+            return key(
+                "mqtt.url",
+                &format!(
+                    "'{}' must look like mqtt://host[:port] or mqtts://host[:port]",
+                    self.mqtt.url
+                ),
+            );
         }
         if self.mqtt.prefix.is_empty()
             || self.mqtt.prefix.contains(['+', '#'])
@@ -351,6 +398,16 @@ impl Config {
         if self.serve.queue == 0 {
             return key("serve.queue", "must be at least 1");
         }
+        // Below one largest brief, a valid brief could be refused even by an empty queue.
+        let min_queue_bytes_mib = crate::brief::MAX_PAYLOAD_BYTES.div_ceil(MIB);
+        if !(min_queue_bytes_mib..=MAX_QUEUE_BYTES_MIB).contains(&self.serve.queue_bytes_mib) {
+            return key(
+                "serve.queue_bytes_mib",
+                &format!(
+                    "must be from {min_queue_bytes_mib} (one largest brief) to {MAX_QUEUE_BYTES_MIB}"
+                ),
+            );
+        }
         if self.telemetry.stats_interval_s == 0 {
             return key("telemetry.stats_interval_s", "must be at least 1");
         }
@@ -367,6 +424,156 @@ impl Config {
     }
 }
 
+/// An environment override's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvValue {
+    Text(String),
+    List(Vec<String>),
+}
+
+/// The configuration overrides among `variables`, as (dotted key, value).
+///
+/// `PACKD_<SECTION>__<KEY>` with a known section is an override; a known section followed by a
+/// single `_` (`PACKD_MQTT_URL`) is a mistake worth stopping for; any other `PACKD_*` name belongs
+/// to a script and is ignored.
+pub fn environment_overrides(
+    variables: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Result<Vec<(String, EnvValue)>, ConfigError> {
+    let sections = field_names::<Config>();
+    let mut overrides = Vec::new();
+    for (name, value) in variables {
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let first = rest.split('_').next().unwrap_or_default();
+        let section = first.to_lowercase();
+        if !sections.contains(&section.as_str()) {
+            continue;
+        }
+        let Some(path) = rest[first.len()..].strip_prefix(ENV_SEPARATOR) else {
+            let remainder = rest[first.len()..].trim_start_matches('_');
+            let suggestion = if remainder.is_empty() {
+                "<KEY>"
+            } else {
+                remainder
+            };
+            return Err(ConfigError::Environment {
+                name: name.to_string(),
+                message: format!(
+                    "configuration variables are {ENV_PREFIX}<SECTION>{ENV_SEPARATOR}<KEY>: \
+                     did you mean {ENV_PREFIX}{first}{ENV_SEPARATOR}{suggestion}?"
+                ),
+            });
+        };
+        let key = format!(
+            "{section}.{}",
+            path.to_lowercase().replace(ENV_SEPARATOR, ".")
+        );
+        let Some(value) = value.to_str() else {
+            return Err(ConfigError::Environment {
+                name: name.to_string(),
+                message: "the value is not valid UTF-8".into(),
+            });
+        };
+        let value = if LIST_KEYS.contains(&key.as_str()) {
+            EnvValue::List(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            )
+        } else {
+            EnvValue::Text(value.to_string())
+        };
+        overrides.push((key, value));
+    }
+    Ok(overrides)
+}
+
+/// The keys a section takes, or `None` for a name that is no section.
+fn section_keys(section: &str) -> Option<&'static [&'static str]> {
+    Some(match section {
+        "mqtt" => field_names::<MqttConfig>(),
+        "device" => field_names::<DeviceConfig>(),
+        "bundles" => field_names::<BundlesConfig>(),
+        "serve" => field_names::<ServeConfig>(),
+        "telemetry" => field_names::<TelemetryConfig>(),
+        "log" => field_names::<LogConfig>(),
+        "backend" => field_names::<crate::backend::select::BackendConfig>(),
+        _ => return None,
+    })
+}
+
+/// Refuses unknown sections and keys by their full path (`serve.queu`), which serde's own
+/// message does not give.
+fn check_known_keys(raw: &config::Config) -> Result<(), ConfigError> {
+    let Ok(top) = raw
+        .clone()
+        .try_deserialize::<std::collections::BTreeMap<String, config::Value>>()
+    else {
+        // Not a table at all: deserialising the whole reports it.
+        return Ok(());
+    };
+    let unknown = |key: String, expected: &[&str]| ConfigError::Key {
+        key,
+        message: format!("unknown key; expected one of {}", expected.join(", ")),
+    };
+    for (section, value) in top {
+        let Some(keys) = section_keys(&section) else {
+            return Err(unknown(section, field_names::<Config>()));
+        };
+        // A section that is not a table gets its type error from deserialisation.
+        if let Ok(table) = value.into_table() {
+            if let Some(key) = table.keys().find(|key| !keys.contains(&key.as_str())) {
+                return Err(unknown(format!("{section}.{key}"), keys));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The field names of a struct deriving `Deserialize`, read from what it asks a deserializer
+/// for, so the lists of sections and keys cannot drift from the structs.
+fn field_names<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{self, Visitor};
+
+    struct Probe<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> de::Deserializer<'de> for Probe<'_> {
+        type Error = de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("only the field names were wanted"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+
+    let mut fields: &'static [&'static str] = &[];
+    // The probe always errs: the point is the field list it captured on the way.
+    let _ = T::deserialize(Probe(&mut fields));
+    fields
+}
+
 /// Turns the config crate's errors into one line naming the key.
 fn describe(error: config::ConfigError, file: Option<&Path>) -> ConfigError {
     match error {
@@ -379,10 +586,7 @@ fn describe(error: config::ConfigError, file: Option<&Path>) -> ConfigError {
             key,
             message: format!("expected {expected}, found {unexpected}"),
         },
-        config::ConfigError::Message(message) => {
-            // serde's unknown-field message names the field but not its section; keep it whole.
-            ConfigError::Other(message)
-        }
+        config::ConfigError::Message(message) => ConfigError::Other(message),
         config::ConfigError::FileParse { uri, cause } => ConfigError::File {
             path: uri
                 .map(PathBuf::from)
@@ -414,6 +618,7 @@ mod tests {
         assert_eq!(config.mqtt.url, "mqtt://127.0.0.1:1883");
         assert_eq!(config.mqtt.prefix, "packd/v1");
         assert_eq!(config.serve.queue, 256);
+        assert_eq!(config.serve.queue_bytes(), 64 * 1024 * 1024);
         assert_eq!(config.telemetry.stats_interval_s, 10);
         assert!(!config.bundles.allow_unsigned);
         assert_eq!(config.bundles.dir, PathBuf::from("/var/lib/packd/bundles"));
@@ -451,5 +656,112 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("device.pools"));
+    }
+
+    fn variables(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs
+            .iter()
+            .map(|(name, value)| (OsString::from(name), OsString::from(value)))
+            .collect()
+    }
+
+    #[test]
+    fn every_section_has_its_keys_listed() {
+        let sections = field_names::<Config>();
+        assert_eq!(
+            sections,
+            [
+                "mqtt",
+                "device",
+                "bundles",
+                "serve",
+                "telemetry",
+                "log",
+                "backend"
+            ]
+        );
+        for section in sections {
+            let keys = section_keys(section).unwrap_or_default();
+            assert!(!keys.is_empty(), "section {section} has no keys");
+        }
+        assert!(section_keys("serve").is_some_and(|keys| keys.contains(&"queue")));
+    }
+
+    #[test]
+    fn script_variables_are_ignored_and_section_variables_are_taken() {
+        let overrides = environment_overrides(variables(&[
+            ("PACKD_CI_FUZZ_SECONDS", "0"),
+            ("PACKD_BIN", "/usr/bin/packd"),
+            ("PACKD_DEB_MAX_GLIBC", "2.35"),
+            ("PACKD_TRT_SKIP_DRIVER_PROBE", "1"),
+            ("PACKD_LOCAL_PORT", "1884"),
+            ("HOME", "/root"),
+            ("PACKD_MQTT__URL", "mqtt://broker:1883"),
+            ("PACKD_DEVICE__POOLS", "store-9, store-10"),
+        ]))
+        .expect("no mistakes among these");
+        assert_eq!(
+            overrides,
+            vec![
+                (
+                    "mqtt.url".to_string(),
+                    EnvValue::Text("mqtt://broker:1883".into())
+                ),
+                (
+                    "device.pools".to_string(),
+                    EnvValue::List(vec!["store-9".into(), "store-10".into()])
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_section_without_the_double_underscore_is_refused_with_the_fix() {
+        let error = environment_overrides(variables(&[("PACKD_MQTT_URL", "mqtt://x")]))
+            .expect_err("PACKD_MQTT_URL is a mistake");
+        let message = error.to_string();
+        assert!(message.contains("PACKD_MQTT_URL"), "{message}");
+        assert!(
+            message.contains("did you mean PACKD_MQTT__URL?"),
+            "{message}"
+        );
+        let error = environment_overrides(variables(&[("PACKD_SERVE", "1")]))
+            .expect_err("a bare section is a mistake");
+        assert!(error.to_string().contains("PACKD_SERVE__<KEY>"), "{error}");
+    }
+
+    #[test]
+    fn an_empty_list_variable_means_no_items() {
+        let overrides =
+            environment_overrides(variables(&[("PACKD_DEVICE__POOLS", "")])).expect("valid");
+        assert_eq!(
+            overrides,
+            vec![("device.pools".to_string(), EnvValue::List(Vec::new()))]
+        );
+    }
+
+    #[test]
+    fn mqtt_urls_the_transport_cannot_use_are_refused() {
+        for url in [
+            "mqtt://h:notaport",
+            "mqtt://h/path",
+            "mqtt://",
+            "mqtt://h:99999",
+        ] {
+            let mut config = Config::default();
+            config.mqtt.url = url.into();
+            let error = config.validate().expect_err(url).to_string();
+            assert!(error.contains("mqtt.url"), "{url}: {error}");
+        }
+        for url in [
+            "mqtt://h",
+            "mqtts://h:8883",
+            "mqtt://[::1]:1883",
+            "tcp://h:1/",
+        ] {
+            let mut config = Config::default();
+            config.mqtt.url = url.into();
+            assert!(config.validate().is_ok(), "{url}");
+        }
     }
 }

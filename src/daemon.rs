@@ -220,6 +220,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
         device: config.device.id.clone(),
         workers: config.serve.workers,
         queue: config.serve.queue,
+        queue_bytes: config.serve.queue_bytes(),
         reply_cache_ttl: Duration::from_secs(config.serve.reply_cache_s),
         reply_cache_entries: config.serve.reply_cache_entries,
         image_limits: ImageLimits::default(),

@@ -2,7 +2,10 @@
 
 mod support;
 
+use std::ffi::OsString;
 use std::process::Command;
+
+use packd::config::{Config, ConfigError};
 
 fn packd(arguments: &[&str], environment: &[(&str, &str)]) -> std::process::Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_packd"));
@@ -48,11 +51,109 @@ fn a_wrong_type_exits_78_naming_the_key() {
 }
 
 #[test]
-fn an_unknown_key_exits_78() {
+fn an_unknown_key_exits_78_naming_its_full_path() {
     let (_dir, path) = write_config("[serve]\nqueu = 10\n");
     let output = packd(&["--config", &path], &[]);
     assert_eq!(output.status.code(), Some(78));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("queu"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("'serve.queu'"), "{stderr}");
+    let (_dir, path) = write_config("[serv]\nqueue = 10\n");
+    let output = packd(&["--config", &path], &[]);
+    assert_eq!(output.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("'serv'"));
+}
+
+#[test]
+fn an_mqtt_url_the_transport_cannot_parse_exits_78_naming_the_key() {
+    for url in ["mqtt://h:notaport", "mqtt://h/path"] {
+        let (_dir, path) = write_config(&format!("[mqtt]\nurl = \"{url}\"\n"));
+        let output = packd(&["--config", &path], &[]);
+        assert_eq!(output.status.code(), Some(78), "{url}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("mqtt.url"), "{url}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one clear line: {stderr}");
+    }
+}
+
+#[test]
+fn a_section_variable_without_the_double_underscore_exits_78_naming_the_fix() {
+    let (_dir, path) = write_config("");
+    let output = packd(&["--config", &path], &[("PACKD_MQTT_URL", "mqtt://h:1883")]);
+    assert_eq!(output.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("PACKD_MQTT__URL"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one clear line: {stderr}");
+}
+
+/// Loads `toml` with only `variables` as the environment.
+fn load(toml: &str, variables: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let (_dir, path) = write_config(toml);
+    Config::load_with_environment(
+        Some(std::path::Path::new(&path)),
+        variables
+            .iter()
+            .map(|(name, value)| (OsString::from(name), OsString::from(value))),
+    )
+}
+
+#[test]
+fn script_variables_named_packd_do_not_reach_the_configuration() {
+    let config = load(
+        "[serve]\nqueue = 10\n",
+        &[
+            ("PACKD_CI_FUZZ_SECONDS", "0"),
+            ("PACKD_CI_SKIP_DEB", "1"),
+            ("PACKD_DEB_FEATURES", "tensorrt"),
+            ("PACKD_DLA_COMPILER_DIRS", "/opt/x"),
+            ("PACKD_BIN", "/usr/bin/packd"),
+        ],
+    )
+    .expect("script variables are not configuration");
+    assert_eq!(config.serve.queue, 10);
+}
+
+#[test]
+fn environment_strings_keep_their_text_and_numbers_and_bools_still_parse() {
+    let config = load(
+        "",
+        &[
+            ("PACKD_MQTT__PASSWORD", "0123"),
+            ("PACKD_MQTT__USERNAME", "true"),
+            ("PACKD_DEVICE__ID", "007"),
+            ("PACKD_DEVICE__POOLS", "42"),
+            ("PACKD_SERVE__QUEUE", "12"),
+            ("PACKD_BUNDLES__ALLOW_UNSIGNED", "true"),
+            ("PACKD_TELEMETRY__STATS_INTERVAL_S", "3"),
+        ],
+    )
+    .expect("valid overrides");
+    assert_eq!(config.mqtt.password.as_deref(), Some("0123"));
+    assert_eq!(config.mqtt.username.as_deref(), Some("true"));
+    assert_eq!(config.device.id, "007");
+    assert_eq!(config.device.pools, vec!["42".to_string()]);
+    assert_eq!(config.serve.queue, 12);
+    assert!(config.bundles.allow_unsigned);
+    assert_eq!(config.telemetry.stats_interval_s, 3);
+}
+
+#[test]
+fn list_variables_split_on_commas() {
+    let config = load(
+        "[device]\npools = [\"from-file\"]\n",
+        &[
+            ("PACKD_DEVICE__POOLS", "store-9,store-10"),
+            ("PACKD_BACKEND__ORDER", "gpu,dla0"),
+        ],
+    )
+    .expect("valid lists");
+    assert_eq!(config.device.pools, vec!["store-9", "store-10"]);
+    assert_eq!(config.backend.order, vec!["gpu", "dla0"]);
+}
+
+#[test]
+fn a_non_number_for_a_number_key_names_the_key() {
+    let error = load("", &[("PACKD_SERVE__QUEUE", "lots")]).expect_err("not a number");
+    assert!(error.to_string().contains("serve.queue"), "{error}");
 }
 
 #[test]
@@ -97,4 +198,15 @@ fn an_adoption_grace_over_ten_minutes_exits_78_naming_the_key() {
     assert_eq!(output.status.code(), Some(78));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("mqtt.adoption_grace_ms"), "{stderr}");
+}
+
+#[test]
+fn a_queue_byte_budget_below_one_largest_brief_exits_78_naming_the_key() {
+    let (_dir, path) = write_config("[serve]\nqueue_bytes_mib = 5\n");
+    let output = packd(&["--config", &path], &[]);
+    assert_eq!(output.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("serve.queue_bytes_mib"), "{stderr}");
+    let config = load("", &[("PACKD_SERVE__QUEUE_BYTES_MIB", "6")]).expect("6 MiB is enough");
+    assert_eq!(config.serve.queue_bytes(), 6 * 1024 * 1024);
 }

@@ -276,3 +276,38 @@ async fn refused_bundle_commands_are_journaled_with_their_error_code() {
         "a failed rollback was logged as done: {done:?}"
     );
 }
+
+/// The README's tour: packd started with `examples/packd.local.toml` from a terminal (no
+/// JOURNAL_STREAM) journals its briefs, so `journalctl -t packd` shows their latency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_example_config_journals_briefs_where_journald_listens() {
+    if !support::ensure_journald() {
+        return;
+    }
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/packd.local.toml");
+    let local =
+        packd::config::Config::load(Some(&example)).expect("examples/packd.local.toml loads");
+    let options = PackdOptions {
+        log_target: match local.log.target {
+            packd::config::LogTarget::Auto => "auto",
+            packd::config::LogTarget::Journal => "journal",
+            packd::config::LogTarget::Stderr => "stderr",
+        },
+        ..PackdOptions::default()
+    };
+    let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
+    let id = unique_id("j-local");
+    let reply = client
+        .ask(&packd, &format!(r#"{{"id":"{id}","product":"tea"}}"#))
+        .await;
+    assert_eq!(reply["status"], "ok", "{reply}");
+    let entries = support::journal_entries("PACKD_BRIEF_ID", &id, Duration::from_secs(10));
+    assert_eq!(entries.len(), 1, "the brief is in the journal: {entries:?}");
+    assert_eq!(entries[0]["SYSLOG_IDENTIFIER"], "packd");
+    assert!(
+        packd.log().contains("logging to the journal"),
+        "packd says where its records go: {}",
+        packd.log()
+    );
+}

@@ -743,3 +743,104 @@ async fn the_state_is_retained_and_follows_the_contract() {
     assert_eq!(state["backends"], json!(["cpu"]));
     assert!(state["since"].as_str().expect("since").ends_with('Z'));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packd_serves_with_script_variables_named_packd_in_its_environment() {
+    // `PACKD_CI_FUZZ_SECONDS=0 bash .ci/run` once made every packd the tests started exit 78.
+    let options = PackdOptions {
+        env: vec![
+            ("PACKD_CI_FUZZ_SECONDS".into(), "0".into()),
+            ("PACKD_LOCAL_PORT".into(), "1884".into()),
+        ],
+        ..PackdOptions::default()
+    };
+    let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
+    let reply = client.ask(&packd, ENGLISH).await;
+    assert_eq!(reply["status"], "ok", "{reply}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_briefs_over_the_queue_byte_budget_are_overloaded_while_slots_are_free() {
+    const BRIEFS: usize = 8;
+    const PAD_BYTES: usize = 2_500_000;
+    let options = PackdOptions {
+        workers: 1,
+        queue: 64,
+        // The smallest budget: two of these briefs fit, a third does not.
+        env: vec![("PACKD_SERVE__QUEUE_BYTES_MIB".into(), "6".into())],
+        ..PackdOptions::default()
+    };
+    let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
+    // A slow image keeps the one worker busy; the field packd ignores gives each brief its weight.
+    let big = format!(
+        r#"{{"product":"tea","image":"{}","pad":"{}"}}"#,
+        base64(&gradient_png(1600, 1600, [90, 120, 200])),
+        "x".repeat(PAD_BYTES)
+    );
+    for index in 0..BRIEFS {
+        client
+            .send(&packd.brief_topic(), big.clone(), &format!("big-{index}"))
+            .await;
+    }
+    let mut overloaded = 0;
+    for index in 0..BRIEFS {
+        let reply = client.reply_for(&format!("big-{index}")).await;
+        if reply["status"] == "ok" {
+            continue;
+        }
+        assert_eq!(reply["error"]["code"], "overloaded", "{reply}");
+        let message = reply["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("byte budget"),
+            "{BRIEFS} briefs cannot fill 64 slots: {message}"
+        );
+        assert!(reply["retry_after_ms"].as_u64().expect("retry_after_ms") > 0);
+        overloaded += 1;
+    }
+    assert!(
+        overloaded >= 1,
+        "{BRIEFS} briefs of {PAD_BYTES} bytes must overflow a 6 MiB queue behind one busy worker"
+    );
+    assert!(overloaded < BRIEFS, "the first brief always fits");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_brief_with_no_way_back_is_logged_as_dropped() {
+    let options = PackdOptions {
+        workers: 1,
+        queue: 1,
+        ..PackdOptions::default()
+    };
+    let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
+    let heavy = format!(
+        r#"{{"product":"tea","image":"{}"}}"#,
+        base64(&gradient_png(1600, 1600, [90, 120, 200]))
+    );
+    // Two slow briefs take the worker and the one queue slot; the rest can only be refused.
+    for index in 0..2 {
+        client
+            .send(
+                &packd.brief_topic(),
+                heavy.clone(),
+                &format!("busy-{index}"),
+            )
+            .await;
+    }
+    for index in 0..6 {
+        client
+            .send_plain(
+                &packd.brief_topic(),
+                format!(r#"{{"id":"lost-{index}","product":"tea"}}"#),
+            )
+            .await;
+    }
+    for index in 0..2 {
+        client.reply_for(&format!("busy-{index}")).await;
+    }
+    let logged = support::wait_until(REPLY_DEADLINE, || {
+        packd
+            .log()
+            .contains("refused as overloaded has no Response Topic and no reply_to; dropped")
+    });
+    assert!(logged, "a warning is logged: {}", packd.log());
+}

@@ -12,7 +12,7 @@ use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 
 use crate::backend::{Backend, Inference, ModelInputs};
-use crate::brief::{self, Brief};
+use crate::brief::{self, Brief, Envelope};
 use crate::bundle::Bundle;
 use crate::features::{self, ImageLimits};
 use crate::recommend;
@@ -69,7 +69,7 @@ pub type ActiveModel = Arc<ArcSwapOption<ServingModel>>;
 
 /// The work queue and its workers.
 pub struct Pipeline {
-    senders: std::sync::Mutex<Option<(flume::Sender<Job>, flume::Sender<Job>)>>,
+    senders: std::sync::Mutex<Option<(flume::Sender<Job>, flume::Sender<Rejected>)>>,
     workers: std::sync::Mutex<Vec<JoinHandle<()>>>,
     shared: Arc<Shared>,
 }
@@ -84,6 +84,10 @@ struct Shared {
     image_limits: ImageLimits,
     queue_capacity: usize,
     queued: AtomicUsize,
+    /// Most payload bytes the queue holds before `overloaded`.
+    queue_bytes_budget: usize,
+    /// Payload bytes of the briefs waiting for a worker.
+    queued_bytes: AtomicUsize,
     in_flight: AtomicUsize,
     workers: usize,
     /// Mean service time in microseconds, smoothed; feeds `retry_after_ms`.
@@ -100,6 +104,8 @@ pub struct PipelineSettings {
     pub device: String,
     pub workers: usize,
     pub queue: usize,
+    /// Most payload bytes waiting in the queue (`serve.queue_bytes_mib`).
+    pub queue_bytes: usize,
     pub reply_cache_ttl: Duration,
     pub reply_cache_entries: usize,
     pub image_limits: ImageLimits,
@@ -107,6 +113,27 @@ pub struct PipelineSettings {
 
 /// Rejections wait here to be answered `overloaded`; beyond it they are dropped and counted.
 pub const REJECTION_QUEUE: usize = 64;
+
+/// A rejected payload larger than this waits for its `overloaded` answer as its envelope alone,
+/// so the rejection queue holds at most `REJECTION_QUEUE` × this many payload bytes (4 MiB).
+const REJECTED_PAYLOAD_KEPT: usize = 64 * 1024;
+
+/// Why a brief was refused `overloaded`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Overload {
+    /// Every queue slot is taken.
+    Slots,
+    /// The queued payloads would exceed the byte budget.
+    Bytes,
+}
+
+/// A brief waiting to be answered `overloaded`.
+struct Rejected {
+    job: Job,
+    /// Read before a large payload was let go; `None` means read it from the payload.
+    envelope: Option<Envelope>,
+    reason: Overload,
+}
 
 impl Pipeline {
     /// Starts the workers.
@@ -117,7 +144,7 @@ impl Pipeline {
         telemetry: Arc<Telemetry>,
     ) -> Pipeline {
         let (sender, receiver) = flume::bounded::<Job>(settings.queue);
-        let (rejections, rejected) = flume::bounded::<Job>(REJECTION_QUEUE);
+        let (rejections, rejected) = flume::bounded::<Rejected>(REJECTION_QUEUE);
         let shared = Arc::new(Shared {
             device: settings.device,
             model,
@@ -127,6 +154,8 @@ impl Pipeline {
             image_limits: settings.image_limits,
             queue_capacity: settings.queue,
             queued: AtomicUsize::new(0),
+            queue_bytes_budget: settings.queue_bytes,
+            queued_bytes: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             workers: settings.workers,
             mean_service_us: AtomicU64::new(5_000),
@@ -143,6 +172,9 @@ impl Pipeline {
                 .spawn(move || {
                     while let Ok(job) = receiver.recv() {
                         shared.queued.fetch_sub(1, Ordering::Relaxed);
+                        shared
+                            .queued_bytes
+                            .fetch_sub(job.payload.len(), Ordering::Relaxed);
                         shared.in_flight.fetch_add(1, Ordering::Relaxed);
                         shared.busy_since_ms[index].store(
                             shared.epoch.elapsed().as_millis() as u64 + 1,
@@ -172,9 +204,9 @@ impl Pipeline {
         if let Ok(handle) = std::thread::Builder::new()
             .name("packd-overload".into())
             .spawn(move || {
-                while let Ok(mut job) = rejected.recv() {
-                    rejecter.reject_overloaded(&job);
-                    job.finish();
+                while let Ok(mut rejected) = rejected.recv() {
+                    rejecter.reject_overloaded(&rejected);
+                    rejected.job.finish();
                 }
             })
         {
@@ -187,7 +219,8 @@ impl Pipeline {
         }
     }
 
-    /// Hands a brief to the workers without waiting; a full queue answers `overloaded`.
+    /// Hands a brief to the workers without waiting; a queue out of slots or over its byte
+    /// budget answers `overloaded`.
     pub fn submit(&self, job: Job) {
         if self.shared.stopping.load(Ordering::Relaxed) {
             // Not acknowledged: the broker keeps it for the next start of packd.
@@ -200,15 +233,45 @@ impl Pipeline {
         let Some((sender, rejections)) = senders.as_ref() else {
             return;
         };
-        self.shared.queued.fetch_add(1, Ordering::Relaxed);
-        if let Err(error) = sender.try_send(job) {
-            self.shared.queued.fetch_sub(1, Ordering::Relaxed);
-            if let Err(error) = rejections.try_send(error.into_inner()) {
-                // Nobody can even say `overloaded`: drop it, but acknowledge so the broker does
-                // not push the same flood back at us.
-                self.shared.telemetry.count_dropped();
-                error.into_inner().finish();
-            }
+        let bytes = job.payload.len();
+        let queued_bytes = self.shared.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        let refused = if queued_bytes + bytes > self.shared.queue_bytes_budget {
+            Err((job, Overload::Bytes))
+        } else {
+            self.shared.queued.fetch_add(1, Ordering::Relaxed);
+            sender.try_send(job).map_err(|error| {
+                self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+                (error.into_inner(), Overload::Slots)
+            })
+        };
+        let Err((mut job, reason)) = refused else {
+            return;
+        };
+        self.shared.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        let envelope = (job.payload.len() > REJECTED_PAYLOAD_KEPT).then(|| {
+            let envelope = brief::read_envelope(&job.payload);
+            job.payload = Bytes::new();
+            envelope
+        });
+        let rejected = Rejected {
+            job,
+            envelope,
+            reason,
+        };
+        if let Err(error) = rejections.try_send(rejected) {
+            // Nobody can even say `overloaded`: drop it, but acknowledge so the broker does
+            // not push the same flood back at us.
+            self.shared.telemetry.count_dropped();
+            let mut rejected = error.into_inner();
+            log::warn!(
+                "overload queue full: brief {} dropped unanswered",
+                rejected
+                    .envelope
+                    .as_ref()
+                    .and_then(|envelope| envelope.id.as_deref())
+                    .unwrap_or("(id not read)")
+            );
+            rejected.job.finish();
         }
     }
 
@@ -539,25 +602,37 @@ impl Shared {
         });
     }
 
-    fn reject_overloaded(&self, job: &Job) {
-        let envelope = brief::read_envelope(&job.payload);
+    fn reject_overloaded(&self, rejected: &Rejected) {
+        let job = &rejected.job;
+        let envelope = rejected
+            .envelope
+            .clone()
+            .unwrap_or_else(|| brief::read_envelope(&job.payload));
         let route = job.route.clone().or_else(|| {
-            envelope.reply_to.map(|topic| ReplyRoute {
+            envelope.reply_to.clone().map(|topic| ReplyRoute {
                 topic,
                 correlation: None,
             })
         });
         let Some(route) = route else {
+            log::warn!(
+                "brief {} refused as overloaded has no Response Topic and no reply_to; dropped",
+                envelope.id.as_deref().unwrap_or("(no id)")
+            );
             self.telemetry.count_dropped();
             return;
         };
         let retry_after_ms = self.retry_after_ms();
+        let why = match rejected.reason {
+            Overload::Slots => format!("the work queue is full ({} briefs)", self.queue_capacity),
+            Overload::Bytes => format!(
+                "the briefs waiting in the work queue would exceed its {} byte budget",
+                self.queue_bytes_budget
+            ),
+        };
         let error = ApiError::new(
             ErrorCode::Overloaded,
-            format!(
-                "the work queue is full ({} briefs); retry in {retry_after_ms} ms",
-                self.queue_capacity
-            ),
+            format!("{why}; retry in {retry_after_ms} ms"),
         );
         self.sink.send(
             &route,

@@ -1,6 +1,8 @@
 //! Where log records go: the systemd journal (with structured fields) or stderr.
 
 use std::io::Write;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
 
 use crate::config::{LogConfig, LogTarget};
 
@@ -10,11 +12,18 @@ pub fn install(config: &LogConfig) -> Result<LogTarget, String> {
         .level
         .parse()
         .map_err(|_| format!("bad log level '{}'", config.level))?;
-    let target = match config.target {
-        LogTarget::Auto if std::env::var_os("JOURNAL_STREAM").is_some() => LogTarget::Journal,
-        LogTarget::Auto => LogTarget::Stderr,
-        explicit => explicit,
-    };
+    let under_systemd = std::env::var_os("JOURNAL_STREAM").is_some();
+    let target = resolve(
+        config.target,
+        under_systemd,
+        journald_listening(Path::new(JOURNAL_SOCKET)),
+    );
+    if config.target == LogTarget::Auto && target == LogTarget::Journal && !under_systemd {
+        // Started from a terminal: say once where the records went, or it looks like silence.
+        eprintln!(
+            "packd: logging to the journal (journalctl -t packd -f); log.target = \"stderr\" logs here"
+        );
+    }
     match target {
         LogTarget::Journal => systemd_journal_logger::JournalLog::new()
             .map_err(|error| format!("cannot open the journal: {error}"))?
@@ -25,6 +34,27 @@ pub fn install(config: &LogConfig) -> Result<LogTarget, String> {
     }
     log::set_max_level(level);
     Ok(target)
+}
+
+/// Where journald takes native-protocol records.
+pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
+
+/// The target `auto` stands for: the journal under systemd or wherever journald listens,
+/// stderr otherwise; explicit targets stand for themselves.
+pub fn resolve(target: LogTarget, under_systemd: bool, journald_listening: bool) -> LogTarget {
+    match target {
+        LogTarget::Auto if under_systemd || journald_listening => LogTarget::Journal,
+        LogTarget::Auto => LogTarget::Stderr,
+        explicit => explicit,
+    }
+}
+
+/// Whether a journald answers on `socket`: the file can outlive a dead journald, and records
+/// sent to it would vanish, so connect rather than test for the file.
+pub fn journald_listening(socket: &Path) -> bool {
+    UnixDatagram::unbound()
+        .and_then(|probe| probe.connect(socket))
+        .is_ok()
 }
 
 /// Plain lines on stderr, with the structured fields appended as `KEY=value`.
@@ -62,5 +92,34 @@ impl log::Log for StderrLogger {
 
     fn flush(&self) {
         let _ = std::io::stderr().flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_picks_the_journal_under_systemd_or_where_journald_listens() {
+        assert_eq!(resolve(LogTarget::Auto, true, false), LogTarget::Journal);
+        assert_eq!(resolve(LogTarget::Auto, false, true), LogTarget::Journal);
+        assert_eq!(resolve(LogTarget::Auto, false, false), LogTarget::Stderr);
+        assert_eq!(resolve(LogTarget::Stderr, true, true), LogTarget::Stderr);
+        assert_eq!(
+            resolve(LogTarget::Journal, false, false),
+            LogTarget::Journal
+        );
+    }
+
+    #[test]
+    fn a_socket_file_without_a_listener_is_not_a_journald() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let socket = dir.path().join("socket");
+        assert!(!journald_listening(&socket), "no file");
+        let listener = UnixDatagram::bind(&socket).expect("bind");
+        assert!(journald_listening(&socket), "bound");
+        drop(listener);
+        assert!(socket.exists(), "the file outlives the socket");
+        assert!(!journald_listening(&socket), "stale file");
     }
 }
