@@ -188,10 +188,21 @@
     return term ? term[state.lang] : id;
   }
 
-  // A font is "here" when text drawn in it measures differently from both generic fallbacks.
+  // A font is "here" when the page bundles it (kiosk/fonts/fonts.css, loaded on first use) or,
+  // for one installed on the device, when text drawn in it measures differently from both
+  // generic fallbacks.
   const fontCache = new Map();
+  let bundledFonts = null;
+  function isBundled(family) {
+    if (!bundledFonts) {
+      bundledFonts = new Set();
+      if (document.fonts) for (const face of document.fonts) bundledFonts.add(face.family.replace(/^["']|["']$/g, ""));
+    }
+    return bundledFonts.has(family);
+  }
   function fontAvailable(family) {
     if (fontCache.has(family)) return fontCache.get(family);
+    if (isBundled(family)) { fontCache.set(family, true); return true; }
     const ctx = document.createElement("canvas").getContext("2d");
     const sample = "mmmmmmmmmmlli WwQq 汉字测试 0123";
     let here = false;
@@ -536,8 +547,10 @@
     fbox.replaceChildren();
     const productName = label("product", [...state.selected.product][0] || "");
     for (const f of r.fonts || []) {
-      const missing = [...new Set([f.heading, f.body, f.heading_cjk, f.body_cjk])].filter((x) => x && !fontAvailable(x));
-      fbox.append(el("div", { class: "font-card" },
+      const families = [...new Set([f.heading, f.body, f.heading_cjk, f.body_cjk])].filter(Boolean);
+      const missing = families.filter((x) => !fontAvailable(x));
+      const card = el("div", { class: "font-card", "data-testid": "font-card", "data-heading": f.heading || "",
+        "data-heading-cjk": f.heading_cjk || "", "data-missing": missing.join(",") },
         el("div", { class: "font-head", style: `font-family:${fontStack(f.heading, f.heading_cjk)}` },
           state.lang === "zh" ? L.sample_heading(productName) : L.sample_heading(productName)),
         el("div", { class: "font-cjk", style: `font-family:${fontStack(f.heading_cjk, null)}` }, L.sample_cjk),
@@ -546,7 +559,14 @@
           el("span", {}, [f.heading, f.body].filter(Boolean).join(" + ")),
           f.heading_cjk ? el("span", {}, [f.heading_cjk, f.body_cjk].filter(Boolean).join(" + ")) : null,
           missing.length ? el("span", { class: "font-missing" }, `${L.font_missing}: ${missing.join(", ")}`) : null),
-        scoreBar(f.score)));
+        scoreBar(f.score));
+      fbox.append(card);
+      // bundled faces load on first use; say so on the card once they have (tests wait for it)
+      if (document.fonts) {
+        const bundled = families.filter(isBundled);
+        Promise.all(bundled.flatMap((fam) => ["400", "700"].map((w) => document.fonts.load(`${w} 40px "${fam}"`, "Aa清"))))
+          .then(() => { card.dataset.fontsLoaded = "1"; }, () => { card.dataset.fontsLoaded = "error"; });
+      }
     }
 
     // layout heatmaps
