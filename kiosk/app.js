@@ -68,7 +68,7 @@
         overloaded: (s) => `The designer is busy right now. Please try again in ${s} second${s === 1 ? "" : "s"}.`,
         bad_image: "That photo could not be read. Please choose another photo.",
         too_large: "That photo is too large. Please choose a smaller photo.",
-        bad_request: (m) => `The designer could not accept this brief (${m}). Please change it and try again.`,
+        bad_request: "The designer could not accept this brief. Please change it and try again.",
         unsupported_version: "This page does not match the designer's version. Please ask a member of staff.",
         expired: "The designer took too long to start on this brief. Please try again.",
         no_model: "The designer has no design model loaded. Please ask a member of staff.",
@@ -105,7 +105,7 @@
         overloaded: (s) => `设计助手正忙，请 ${s} 秒后再试。`,
         bad_image: "这张图片无法读取，请换一张图片。",
         too_large: "这张图片太大了，请换一张小一些的图片。",
-        bad_request: (m) => `设计助手无法接受这个需求（${m}），请修改后再试。`,
+        bad_request: "设计助手无法接受这个需求，请修改后再试。",
         unsupported_version: "本页面与设计助手的版本不匹配，请联系店员。",
         expired: "设计助手未能及时开始处理，请再试一次。",
         no_model: "设计助手尚未加载设计模型，请联系店员。",
@@ -462,8 +462,7 @@
     if (err.kind !== "packd") return E[err.kind];
     switch (err.code) {
       case "overloaded": return E.overloaded(Math.max(1, Math.ceil((err.retry || 1000) / 1000)));
-      case "bad_request": return E.bad_request(err.message || "bad request");
-      case "bad_image": case "too_large": case "unsupported_version":
+      case "bad_request": case "bad_image": case "too_large": case "unsupported_version":
       case "expired": case "no_model": case "internal": return E[err.code];
       default: return E.unknown(err.code || "?");
     }
@@ -471,7 +470,12 @@
   function showError(err) {
     state.lastError = err;
     const b = $("error-banner");
-    b.textContent = errorText(err);
+    // one plain sentence in the page's language; packd's own message (English, for staff) as a
+    // smaller second line, for bad_request only (it says which field), and as the title
+    const detail = err.kind === "packd" && err.code === "bad_request" && err.message ? err.message : "";
+    b.replaceChildren(el("span", { class: "err-text", "data-testid": "error-text" }, errorText(err)),
+      ...(detail ? [el("span", { class: "err-detail", "data-testid": "error-detail" }, detail)] : []));
+    b.title = err.kind === "packd" ? [err.code, err.message].filter(Boolean).join(": ") : "";
     b.dataset.code = err.code || err.kind;
     b.hidden = false;
     if (err.kind === "packd") { $("result").hidden = true; }
