@@ -666,6 +666,11 @@
     $("clear-photo").addEventListener("click", clearPhoto);
     $("camera-btn").addEventListener("click", openCamera);
     $("camera-btn").hidden = !(navigator.mediaDevices && navigator.mediaDevices.getUserMedia);
+    if (!window.isSecureContext) {
+      // no camera API here: browsers offer getUserMedia only on https or localhost (docs/kiosk.md)
+      console.warn("packd kiosk: no camera on an insecure origin (" + location.origin + "); serve the page over https " +
+        "or start Chromium with --unsafely-treat-insecure-origin-as-secure=" + location.origin);
+    }
     $("camera-cancel").addEventListener("click", closeCamera);
     $("camera-shoot").addEventListener("click", shoot);
     try {
