@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Build kiosk/fonts/ (woff2 files, fonts.css, LICENSES/) from unpacked @fontsource packages.
+"""Build kiosk/fonts/ (woff2 files, fonts.css, fonts.json, LICENSES/) from unpacked @fontsource
+packages (and @chinese-fonts/dyh for Smiley Sans).
 
 Run through make-fonts.sh, which downloads the pinned packages with `npm pack` and calls
     python3 make-fonts.py <dir with the unpacked packages>
@@ -26,6 +27,13 @@ CATALOGUE = os.path.join(ROOT, "engines/packd-default/catalogues/fonts.json")
 # Sans/Serif SC (also OFL): the Noto files serve both names.
 ALIAS = {"Source Han Sans SC": "Noto Sans SC", "Source Han Serif SC": "Noto Serif SC"}
 
+# Families Fontsource does not publish, from another npm package that splits the font the same way
+# (by unicode-range): family -> (unpacked package directory glob, its CSS, weight).
+# @chinese-fonts/dyh is Smiley Sans (得意黑, atelierAnchor, OFL-1.1) cut by cn-font-split; the
+# package's own MIT licence covers only its packaging, so the OFL text is written out here with
+# the font's copyright line.
+OTHER = {"Smiley Sans": ("chinese-fonts-dyh-*", "dist/SmileySans-Oblique/result.css", 400)}
+
 LATIN = "".join(chr(c) for c in range(0x20, 0x7F)) + "\u00a0’‘“”–—…·•×é"
 
 
@@ -49,11 +57,13 @@ def nearest(weights, want):
     return min(weights, key=lambda w: (abs(w - want), -w))
 
 
-def unicode_ranges(css):
-    """{chunk file name: set of code points} from a fontsource weight CSS file."""
+def unicode_ranges(css_file):
+    """{chunk file path: set of code points} from the @font-face rules of a CSS file that splits a
+    font by unicode-range (a fontsource weight CSS, or cn-font-split's result.css)."""
+    css = open(css_file, encoding="utf-8").read()
     out = {}
     for block in re.findall(r"@font-face\s*{(.*?)}", css, re.S):
-        src = re.search(r"url\(\./files/([^)]+\.woff2)\)", block)
+        src = re.search(r"""url\(["']?\./([^"')]+\.woff2)["']?\)""", block)
         rng = re.search(r"unicode-range:\s*([^;]+);", block)
         if not src or not rng:
             continue
@@ -65,7 +75,7 @@ def unicode_ranges(css):
                 cps.update(range(int(a, 16), int(b, 16) + 1))
             else:
                 cps.add(int(part, 16))
-        out[src.group(1)] = cps
+        out[os.path.join(os.path.dirname(css_file), src.group(1))] = cps
     return out
 
 
@@ -75,7 +85,7 @@ def subset_file(src, out, text):
     opts.layout_features = ["kern", "liga", "clig", "calt", "ccmp", "locl", "mark", "mkmk", "palt", "vert"]
     opts.name_IDs = ["*"]  # keep copyright and licence records
     opts.notdef_outline = True
-    font = TTFont(src)
+    font = TTFont(src, recalcTimestamp=False)  # the same input gives the same bytes
     s = subset.Subsetter(opts)
     s.populate(text=text)
     s.subset(font)
@@ -83,12 +93,12 @@ def subset_file(src, out, text):
     font.save(out)
 
 
-def build_cjk(pkg, slug_, weight, text, out, work):
+def build_cjk(pkg, slug_, weight, text, out, work, css=None):
     files = os.path.join(pkg, "files")
     whole = os.path.join(files, f"{slug_}-latin-{weight}-normal.woff2")
-    ranges = unicode_ranges(open(os.path.join(pkg, f"{weight}.css"), encoding="utf-8").read())
+    ranges = unicode_ranges(css or os.path.join(pkg, f"{weight}.css"))
     need = {ord(c) for c in text}
-    chunks = [f for f, cps in ranges.items() if cps & need and re.search(rf"-\d+-{weight}-normal", f)]
+    chunks = [f for f, cps in ranges.items() if cps & need and (css or re.search(rf"-\d+-{weight}-normal", f))]
     if not chunks:  # a family fontsource ships unsplit (LXGW WenKai): the "latin" file is the whole font
         subset_file(whole, out, text)
         return
@@ -101,7 +111,7 @@ def build_cjk(pkg, slug_, weight, text, out, work):
         opts.name_IDs = ["*"]
         opts.notdef_outline = True
         opts.glyph_names = True
-        font = TTFont(os.path.join(files, f))
+        font = TTFont(f, recalcTimestamp=False)
         s = subset.Subsetter(opts)
         s.populate(text=part_text)
         s.subset(font)
@@ -109,8 +119,29 @@ def build_cjk(pkg, slug_, weight, text, out, work):
         font.save(p)
         parts.append(p)
     merged = Merger(options=MergeOptions(drop_tables=["vmtx", "vhea", "MATH"])).merge(parts)
+    merged.recalcTimestamp = False
+    first = TTFont(parts[0])  # the merger stamps the time: keep the source's, for the same bytes
+    merged["head"].created, merged["head"].modified = first["head"].created, first["head"].modified
     merged.flavor = "woff2"
     merged.save(out)
+
+
+def other_family(fam, packs, text, work, css, done):
+    pattern, css_path, weight = OTHER[fam]
+    pkg = glob.glob(os.path.join(packs, pattern, "package"))[0]
+    s = slug(fam)
+    name = f"{s}-{weight}.woff2"
+    build_cjk(pkg, s, weight, text, os.path.join(HERE, name), work, css=os.path.join(pkg, css_path))
+    done[name] = True
+    css.append(f'@font-face {{ font-family: "{fam}"; src: url("{name}") format("woff2"); '
+               "font-weight: 100 900; font-style: normal; font-display: swap; }")
+    font = TTFont(os.path.join(HERE, name))
+    copyright_ = font["name"].getDebugName(0)
+    # the OFL 1.1 text as Fontsource ships it, after its copyright line
+    ofl = open(glob.glob(os.path.join(packs, "fontsource-noto-sans-sc-*", "package", "LICENSE"))[0], encoding="utf-8").read()
+    ofl = ofl[ofl.index("This Font Software is licensed"):]
+    open(os.path.join(HERE, "LICENSES", f"{s}.txt"), "w", encoding="utf-8").write(f"{copyright_}\n\n{ofl}")
+    return f"{fam} ({weight})"
 
 
 def main(packs):
@@ -135,6 +166,9 @@ def main(packs):
     for fam in sorted(want):
         source = ALIAS.get(fam, fam)
         s = slug(source)
+        if fam in OTHER:
+            built.append(other_family(fam, packs, cjk, work, css, done))
+            continue
         pkgs = glob.glob(os.path.join(packs, f"fontsource-{s}-[0-9]*", "package"))
         if not pkgs:
             missing.append(fam)
@@ -162,7 +196,7 @@ def main(packs):
     json.dump({"bundled": sorted(f for f in want if f not in missing), "missing": missing},
               open(os.path.join(HERE, "fonts.json"), "w", encoding="utf-8"), ensure_ascii=False, indent=1)
     total = sum(os.path.getsize(f) for f in glob.glob(os.path.join(HERE, "*.woff2")))
-    print(f"{len(built)} families, {len(done)} files, {total / 1e6:.2f} MB; not on fontsource: {', '.join(missing) or 'none'}")
+    print(f"{len(built)} families, {len(done)} files, {total / 1e6:.2f} MB; not found: {', '.join(missing) or 'none'}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@
 #   sh kiosk/fonts/make-fonts.sh
 #
 # After a catalogue with new families, add their packages below (npm view @fontsource/<family>),
-# run this, and commit kiosk/fonts/. "Smiley Sans" is not on Fontsource and stays a stand-in.
+# run this, and commit kiosk/fonts/. Smiley Sans is not on Fontsource: it comes from
+# @chinese-fonts/dyh (the same OFL font, split the same way; see OTHER in make-fonts.py).
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 PACKAGES="
@@ -46,6 +47,7 @@ PACKAGES="
   @fontsource/yeseva-one@5.3.0 @fontsource/young-serif@5.3.0 @fontsource/zcool-kuaile@5.3.0
   @fontsource/zcool-qingke-huangyou@5.3.0 @fontsource/zcool-xiaowei@5.3.0
   @fontsource/zhi-mang-xing@5.3.0 @fontsource/zilla-slab@5.3.0
+  @chinese-fonts/dyh@1.4.0
 "
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
