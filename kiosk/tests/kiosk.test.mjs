@@ -284,6 +284,10 @@ async function screenshot(p, name, selector) {
 test("English brief: swatches, style scores, latency", async () => {
   await page.getByTestId("lang-en").click();
   await chooseBrief(["beverage", "young women", "fresh", "summer limited", "morandi"]);
+  // the whole brief fits the first 1080×1920 screen: "Design it" is on it without scrolling
+  await page.evaluate(() => window.scrollTo({ top: 0, behavior: "instant" }));
+  const send = await page.evaluate(() => document.getElementById("send").getBoundingClientRect().bottom);
+  assert.ok(send <= 1920, `the send button is on the first screen (bottom at ${send} px)`);
   const reply = await sendAndCheck("en", SHOTS && "kiosk-en.png");
   assert.equal(await page.locator(".style-name").first().textContent(),
     reply.styles[0].style.replace(/_/g, " ").replace(/\b\w/g, (c) => c.toUpperCase()));
