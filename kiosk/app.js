@@ -68,7 +68,7 @@
         overloaded: (s) => `The designer is busy right now. Please try again in ${s} second${s === 1 ? "" : "s"}.`,
         bad_image: "That photo could not be read. Please choose another photo.",
         too_large: "That photo is too large. Please choose a smaller photo.",
-        bad_request: (m) => `The designer could not accept this brief (${m}). Please change it and try again.`,
+        bad_request: "The designer could not accept this brief. Please change it and try again.",
         unsupported_version: "This page does not match the designer's version. Please ask a member of staff.",
         expired: "The designer took too long to start on this brief. Please try again.",
         no_model: "The designer has no design model loaded. Please ask a member of staff.",
@@ -105,7 +105,7 @@
         overloaded: (s) => `设计助手正忙，请 ${s} 秒后再试。`,
         bad_image: "这张图片无法读取，请换一张图片。",
         too_large: "这张图片太大了，请换一张小一些的图片。",
-        bad_request: (m) => `设计助手无法接受这个需求（${m}），请修改后再试。`,
+        bad_request: "设计助手无法接受这个需求，请修改后再试。",
         unsupported_version: "本页面与设计助手的版本不匹配，请联系店员。",
         expired: "设计助手未能及时开始处理，请再试一次。",
         no_model: "设计助手尚未加载设计模型，请联系店员。",
@@ -188,10 +188,21 @@
     return term ? term[state.lang] : id;
   }
 
-  // A font is "here" when text drawn in it measures differently from both generic fallbacks.
+  // A font is "here" when the page bundles it (kiosk/fonts/fonts.css, loaded on first use) or,
+  // for one installed on the device, when text drawn in it measures differently from both
+  // generic fallbacks.
   const fontCache = new Map();
+  let bundledFonts = null;
+  function isBundled(family) {
+    if (!bundledFonts) {
+      bundledFonts = new Set();
+      if (document.fonts) for (const face of document.fonts) bundledFonts.add(face.family.replace(/^["']|["']$/g, ""));
+    }
+    return bundledFonts.has(family);
+  }
   function fontAvailable(family) {
     if (fontCache.has(family)) return fontCache.get(family);
+    if (isBundled(family)) { fontCache.set(family, true); return true; }
     const ctx = document.createElement("canvas").getContext("2d");
     const sample = "mmmmmmmmmmlli WwQq 汉字测试 0123";
     let here = false;
@@ -451,8 +462,7 @@
     if (err.kind !== "packd") return E[err.kind];
     switch (err.code) {
       case "overloaded": return E.overloaded(Math.max(1, Math.ceil((err.retry || 1000) / 1000)));
-      case "bad_request": return E.bad_request(err.message || "bad request");
-      case "bad_image": case "too_large": case "unsupported_version":
+      case "bad_request": case "bad_image": case "too_large": case "unsupported_version":
       case "expired": case "no_model": case "internal": return E[err.code];
       default: return E.unknown(err.code || "?");
     }
@@ -460,7 +470,12 @@
   function showError(err) {
     state.lastError = err;
     const b = $("error-banner");
-    b.textContent = errorText(err);
+    // one plain sentence in the page's language; packd's own message (English, for staff) as a
+    // smaller second line, for bad_request only (it says which field), and as the title
+    const detail = err.kind === "packd" && err.code === "bad_request" && err.message ? err.message : "";
+    b.replaceChildren(el("span", { class: "err-text", "data-testid": "error-text" }, errorText(err)),
+      ...(detail ? [el("span", { class: "err-detail", "data-testid": "error-detail" }, detail)] : []));
+    b.title = err.kind === "packd" ? [err.code, err.message].filter(Boolean).join(": ") : "";
     b.dataset.code = err.code || err.kind;
     b.hidden = false;
     if (err.kind === "packd") { $("result").hidden = true; }
@@ -536,8 +551,10 @@
     fbox.replaceChildren();
     const productName = label("product", [...state.selected.product][0] || "");
     for (const f of r.fonts || []) {
-      const missing = [...new Set([f.heading, f.body, f.heading_cjk, f.body_cjk])].filter((x) => x && !fontAvailable(x));
-      fbox.append(el("div", { class: "font-card" },
+      const families = [...new Set([f.heading, f.body, f.heading_cjk, f.body_cjk])].filter(Boolean);
+      const missing = families.filter((x) => !fontAvailable(x));
+      const card = el("div", { class: "font-card", "data-testid": "font-card", "data-heading": f.heading || "",
+        "data-heading-cjk": f.heading_cjk || "", "data-missing": missing.join(",") },
         el("div", { class: "font-head", style: `font-family:${fontStack(f.heading, f.heading_cjk)}` },
           state.lang === "zh" ? L.sample_heading(productName) : L.sample_heading(productName)),
         el("div", { class: "font-cjk", style: `font-family:${fontStack(f.heading_cjk, null)}` }, L.sample_cjk),
@@ -546,7 +563,14 @@
           el("span", {}, [f.heading, f.body].filter(Boolean).join(" + ")),
           f.heading_cjk ? el("span", {}, [f.heading_cjk, f.body_cjk].filter(Boolean).join(" + ")) : null,
           missing.length ? el("span", { class: "font-missing" }, `${L.font_missing}: ${missing.join(", ")}`) : null),
-        scoreBar(f.score)));
+        scoreBar(f.score));
+      fbox.append(card);
+      // bundled faces load on first use; say so on the card once they have (tests wait for it)
+      if (document.fonts) {
+        const bundled = families.filter(isBundled);
+        Promise.all(bundled.flatMap((fam) => ["400", "700"].map((w) => document.fonts.load(`${w} 40px "${fam}"`, "Aa清"))))
+          .then(() => { card.dataset.fontsLoaded = "1"; }, () => { card.dataset.fontsLoaded = "error"; });
+      }
     }
 
     // layout heatmaps
@@ -642,6 +666,11 @@
     $("clear-photo").addEventListener("click", clearPhoto);
     $("camera-btn").addEventListener("click", openCamera);
     $("camera-btn").hidden = !(navigator.mediaDevices && navigator.mediaDevices.getUserMedia);
+    if (!window.isSecureContext) {
+      // no camera API here: browsers offer getUserMedia only on https or localhost (docs/kiosk.md)
+      console.warn("packd kiosk: no camera on an insecure origin (" + location.origin + "); serve the page over https " +
+        "or start Chromium with --unsafely-treat-insecure-origin-as-secure=" + location.origin);
+    }
     $("camera-cancel").addEventListener("click", closeCamera);
     $("camera-shoot").addEventListener("click", shoot);
     try {

@@ -2,7 +2,8 @@
 // playwright-core) → mosquitto's WebSockets listener → a real packd → reply rendered.
 //
 //   (cd kiosk/tests && npm ci) && node --test kiosk/tests/kiosk.test.mjs
-//   KIOSK_SCREENSHOTS=1 node --test kiosk/tests/kiosk.test.mjs   # also rewrites docs/kiosk-*.png
+//   KIOSK_SCREENSHOTS=1 node --test kiosk/tests/kiosk.test.mjs   # also rewrites docs/kiosk-*.png:
+//     viewport shots of a reply, 1080×1920 (two screens) in en and zh, 1280×800 tablet in en and zh
 //
 // Needs /usr/sbin/mosquitto and /usr/bin/chromium (apt-get install mosquitto chromium); builds
 // target/debug/packd with cargo when it is missing (PACKD_BIN=… to use another binary).
@@ -77,7 +78,8 @@ process.on("exit", killAll);
 for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => { killAll(); process.exit(130); });
 
 const TYPES = { ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
-  ".json": "application/json; charset=utf-8", ".png": "image/png", ".md": "text/markdown; charset=utf-8" };
+  ".json": "application/json; charset=utf-8", ".png": "image/png", ".md": "text/markdown; charset=utf-8",
+  ".woff2": "font/woff2" };
 
 function serveKiosk() {
   return new Promise((resolve) => {
@@ -136,17 +138,21 @@ before(async () => {
     executablePath: CHROMIUM,
     headless: true,
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      // Chromium's test camera (a moving pattern) and an automatic yes to the camera prompt
+      "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"],
     viewport: { width: 1080, height: 1920 },
     deviceScaleFactor: 1,
     hasTouch: true,
     locale: "en-GB",
     reducedMotion: "reduce", // no smooth scrolling: screenshots start at the top
   });
+  await context.grantPermissions(["camera"]);
   page = context.pages()[0] || (await context.newPage());
   page.setDefaultTimeout(WAIT);
   page.on("console", (m) => { if (m.type() === "error") logs.console.push(m.text()); });
   page.on("pageerror", (e) => logs.console.push(String(e)));
+  // http://127.0.0.1 is a secure context, as localhost is: the camera button is offered.
   const url = `http://127.0.0.1:${server.address().port}/?broker=ws://127.0.0.1:${ports.ws}&device=kiosk-test&lang=en`;
   await page.goto(url);
   // packd's retained state, as the page shows it: it proves the WebSockets path and packd are up.
@@ -228,18 +234,60 @@ async function sendAndCheck(lang, shot) {
   }
   const fontFamilies = await page.$$eval(".font-head", (els) => els.map((e) => e.style.fontFamily));
   assert.ok(fontFamilies.length >= 1 && fontFamilies[0].includes(reply.fonts[0].heading), "fonts rendered in their family");
+  const faces = await fontFaces(page);
+  assert.equal(faces.length, reply.fonts.length, "one card per font pairing");
+  for (const f of faces) {
+    // every family of the catalogue ships with the page: no stand-in marker on any card
+    assert.deepEqual(f.missing, [], `bundled faces for ${f.heading} / ${f.headingCjk}`);
+    assert.equal(f.marker, false, `no stand-in marker for ${f.heading} / ${f.headingCjk}`);
+    assert.ok(f.headingLoaded, `${f.heading} is drawn in its own face`);
+  }
 
   if (shot) {
-    await page.evaluate(() => { document.documentElement.style.scrollBehavior = "auto"; window.scrollTo({ top: 0, behavior: "instant" }); });
-    await page.waitForFunction(() => window.scrollY === 0);
-    await page.screenshot({ path: path.join(ROOT, "docs", shot), fullPage: true });
+    await screenshot(page, shot, "#result");
+    // on the 1080×1920 kiosk a second screen: style scores, font pairings, layout heatmaps
+    if (page.viewportSize().height > page.viewportSize().width && page.viewportSize().width >= 1080) {
+      await screenshot(page, shot.replace(/\.png$/, "-fonts.png"), ".grid2");
+    }
   }
   return reply;
+}
+
+// The font cards once their bundled faces have loaded: for each, the families shown in a stand-in
+// and whether the heading's Latin and CJK faces are loaded FontFaces of the page (kiosk/fonts).
+async function fontFaces(p) {
+  await p.waitForFunction(() => [...document.querySelectorAll("[data-testid=font-card]")].every((c) => c.dataset.fontsLoaded));
+  return p.$$eval("[data-testid=font-card]", (cards) => cards.map((c) => {
+    const loaded = (family, text) => !!family && [...document.fonts].some((f) => f.family.replace(/"/g, "") === family && f.status === "loaded")
+      && document.fonts.check(`700 40px "${family}"`, text);
+    return {
+      heading: c.dataset.heading, headingCjk: c.dataset.headingCjk,
+      missing: c.dataset.missing ? c.dataset.missing.split(",") : [],
+      marker: !!c.querySelector(".font-missing"),
+      headingLoaded: loaded(c.dataset.heading, "Fresh"),
+      cjkLoaded: loaded(c.dataset.headingCjk, "清爽好味道"),
+      fontsLoaded: c.dataset.fontsLoaded,
+    };
+  }));
+}
+
+// A 1080×1920 (or tablet) viewport screenshot of the reply as the page shows it: the part
+// `selector` scrolled to the top of the screen, every face loaded.
+async function screenshot(p, name, selector) {
+  await p.evaluate(async (sel) => {
+    await document.fonts.ready;
+    document.querySelector(sel).scrollIntoView({ block: "start", behavior: "instant" });
+  }, selector);
+  await p.screenshot({ path: path.join(ROOT, "docs", name), animations: "disabled" });
 }
 
 test("English brief: swatches, style scores, latency", async () => {
   await page.getByTestId("lang-en").click();
   await chooseBrief(["beverage", "young women", "fresh", "summer limited", "morandi"]);
+  // the whole brief fits the first 1080×1920 screen: "Design it" is on it without scrolling
+  await page.evaluate(() => window.scrollTo({ top: 0, behavior: "instant" }));
+  const send = await page.evaluate(() => document.getElementById("send").getBoundingClientRect().bottom);
+  assert.ok(send <= 1920, `the send button is on the first screen (bottom at ${send} px)`);
   const reply = await sendAndCheck("en", SHOTS && "kiosk-en.png");
   assert.equal(await page.locator(".style-name").first().textContent(),
     reply.styles[0].style.replace(/_/g, " ").replace(/\b\w/g, (c) => c.toUpperCase()));
@@ -270,12 +318,201 @@ test("a photo packd cannot decode gives the plain bad-image sentence", async () 
   assert.deepEqual(logs.console, [], "no script errors in the page");
 });
 
+test("font pairings are drawn in their real faces, Latin and CJK (bundled in kiosk/fonts)", async () => {
+  // Chromium here has no font of the catalogue installed: whatever renders in one comes from
+  // kiosk/fonts/fonts.css. Both languages, so both kinds of sample text are drawn.
+  for (const [lang, chips] of [["zh", ["饮料", "年轻女性", "清新", "莫兰迪"]], ["en", ["tea", "calm"]]]) {
+    await page.getByTestId(`lang-${lang}`).click();
+    await chooseBrief(chips);
+    const reply = await sendAndCheck(lang);
+    const faces = await fontFaces(page);
+    const latin = faces.filter((f) => f.headingLoaded && !f.marker);
+    const cjk = faces.filter((f) => f.cjkLoaded && !f.missing.includes(f.headingCjk));
+    assert.ok(latin.length >= 1, `a Latin heading face is real, no stand-in marker (${lang}): ${JSON.stringify(faces)}`);
+    assert.ok(cjk.length >= 1, `a CJK heading face is real (${lang}): ${JSON.stringify(faces)}`);
+    // the face really is used: the heading measures differently in its face than in the fallback
+    const differs = await page.evaluate((family) => {
+      const g = document.createElement("canvas").getContext("2d");
+      g.font = `700 40px "${family}", serif`; const a = g.measureText("Fresh & Bright 清爽好味道").width;
+      g.font = "700 40px serif"; const b = g.measureText("Fresh & Bright 清爽好味道").width;
+      return a !== b;
+    }, reply.fonts[0].heading);
+    assert.ok(differs, `${reply.fonts[0].heading} changes the text's width`);
+  }
+});
+
+test("a photo from the camera (Chromium's fake camera) is sent and answered", async () => {
+  await page.getByTestId("lang-en").click();
+  await chooseBrief(["tea"]);
+  const camera = page.locator("#camera-btn");
+  assert.equal(await camera.isVisible(), true, "the camera is offered on a secure origin (127.0.0.1)");
+  await camera.click();
+  await page.locator("#camera").waitFor({ state: "visible" });
+  await page.waitForFunction(() => document.getElementById("camera-video").videoWidth > 0);
+  await page.locator("#camera-shoot").click();
+  await page.locator("#camera").waitFor({ state: "hidden" });
+  await page.locator("#photo-preview").waitFor({ state: "visible" });
+  const jpeg = await page.evaluate(() => window.kiosk.state.photo.base64);
+  assert.match(jpeg, /^\/9j\//, "the frame is sent as a JPEG");
+  assert.ok(jpeg.length > 1000, "a real frame");
+  const reply = await sendAndCheck("en");
+  assert.equal(reply.status, "ok");
+  assert.equal(await page.locator("#photo-preview").isVisible(), true, "the photo stays for the next brief");
+});
+
+test("a valid photo file is sent unchanged and answered", async () => {
+  await page.getByTestId("lang-en").click();
+  await chooseBrief(["cosmetics", "elegant"]);
+  const png = await page.evaluate(() => {
+    const c = document.createElement("canvas");
+    c.width = 320; c.height = 240;
+    const g = c.getContext("2d");
+    const gr = g.createLinearGradient(0, 0, 320, 240);
+    gr.addColorStop(0, "#8FB9B0"); gr.addColorStop(1, "#F2C14E");
+    g.fillStyle = gr; g.fillRect(0, 0, 320, 240);
+    g.fillStyle = "#3E6D74"; g.fillRect(120, 60, 80, 120);
+    return c.toDataURL("image/png").split(",")[1];
+  });
+  await page.getByTestId("photo-input").setInputFiles({ name: "shelf.png", mimeType: "image/png", buffer: Buffer.from(png, "base64") });
+  await page.locator("#photo-preview").waitFor({ state: "visible" });
+  assert.equal(await page.evaluate(() => window.kiosk.state.photo.base64), png, "a small photo is sent as it is");
+  const reply = await sendAndCheck("en");
+  assert.equal(reply.status, "ok");
+});
+
+// Every error code of the contract (and no answer at all), as the page words them. A second tab
+// sends its briefs to device "nobody", answered by a stand-in appliance (an mqtt.js client in that
+// tab) that replies to the brief's Response Topic with its Correlation Data, as packd does, with
+// the error each case sets.
+const ERRORS = [
+  [{ error: { code: "overloaded", message: "the work queue is full (256 briefs); retry in 2500 ms" }, retry_after_ms: 2500 },
+    "The designer is busy right now. Please try again in 3 seconds.", "设计助手正忙，请 3 秒后再试。"],
+  [{ error: { code: "overloaded", message: "the work queue is full" }, retry_after_ms: 800 },
+    "The designer is busy right now. Please try again in 1 second.", "设计助手正忙，请 1 秒后再试。"],
+  [{ error: { code: "too_large", message: "image over 4 MiB" } },
+    "That photo is too large. Please choose a smaller photo.", "这张图片太大了，请换一张小一些的图片。"],
+  [{ error: { code: "expired", message: "deadline passed in the queue" } },
+    "The designer took too long to start on this brief. Please try again.", "设计助手未能及时开始处理，请再试一次。"],
+  [{ error: { code: "no_model", message: "no bundle is active" } },
+    "The designer has no design model loaded. Please ask a member of staff.", "设计助手尚未加载设计模型，请联系店员。"],
+  [{ error: { code: "internal", message: "worker panicked" } },
+    "Something went wrong in the designer. Please try again.", "设计助手出了点问题，请再试一次。"],
+  [{ error: { code: "bad_request", message: "field 'top_k' must be 1-10", field: "top_k" } },
+    "The designer could not accept this brief. Please change it and try again.", "设计助手无法接受这个需求，请修改后再试。"],
+  [{ error: { code: "unsupported_version", message: "v 1 is not spoken here" } },
+    "This page does not match the designer's version. Please ask a member of staff.", "本页面与设计助手的版本不匹配，请联系店员。"],
+  [{ error: { code: "bad_image", message: "image cannot be decoded" } },
+    "That photo could not be read. Please choose another photo.", "这张图片无法读取，请换一张图片。"],
+  [null, // no reply: the page's own timeout (timeout=2 s here)
+    "The designer did not answer. Please check that it is switched on, then try again.", "设计助手没有回应，请确认设备已开启后再试。"],
+];
+
+test("every error code, and no answer, is one plain sentence in English and Chinese", async () => {
+  const tab = await context.newPage();
+  try {
+    tab.setDefaultTimeout(WAIT);
+    const errors = [];
+    tab.on("pageerror", (e) => errors.push(String(e)));
+    await tab.setViewportSize({ width: 1080, height: 1920 });
+    await tab.goto(`http://127.0.0.1:${server.address().port}/?broker=ws://127.0.0.1:${ports.ws}&device=nobody&lang=en&timeout=2`);
+    await tab.waitForFunction(() => window.kiosk && window.kiosk.state.connected);
+    await tab.evaluate((ws) => new Promise((resolve, reject) => {
+      const c = window.mqtt.connect(ws, { protocolVersion: 5, clientId: "stand-in-appliance", reconnectPeriod: 0 });
+      window.standIn = { briefs: 0 };
+      c.on("error", reject);
+      c.on("connect", () => c.subscribe("packd/v1/devices/nobody/briefs", { qos: 1 }, (err) => (err ? reject(err) : resolve())));
+      c.on("message", (topic, payload, packet) => {
+        const brief = JSON.parse(new TextDecoder().decode(payload));
+        window.standIn.briefs++;
+        const reply = window.standIn.reply;
+        if (!reply) return;
+        c.publish(packet.properties.responseTopic, JSON.stringify({ v: 1, id: brief.id, status: "error", ...reply }),
+          { qos: 1, properties: { correlationData: packet.properties.correlationData, contentType: "application/json" } });
+      });
+    }), `ws://127.0.0.1:${ports.ws}`);
+    const tea = tab.locator(".chip", { hasText: /^tea$/ }).first();
+    if ((await tea.count()) === 0) await tab.getByTestId("more-product").click();
+    await tea.click();
+
+    for (const [reply, en, zh] of ERRORS) {
+      const code = reply ? reply.error.code : "timeout";
+      await tab.getByTestId("lang-en").click();
+      const seen = await tab.evaluate((r) => { window.standIn.reply = r; return window.standIn.briefs; }, reply);
+      await tab.getByTestId("send").click();
+      await tab.waitForFunction((n) => window.standIn.briefs > n, seen);
+      const banner = tab.locator(`[data-testid=error-banner][data-code="${code}"]`);
+      await banner.waitFor({ state: "visible" });
+      assert.equal(await banner.getByTestId("error-text").textContent(), en, `${code} in English`);
+      assert.equal(await tab.locator("[data-testid=result]").isVisible(), false, `${code}: no result shown`);
+      assert.equal(await tab.getByTestId("send").isEnabled(), true, `${code}: the brief can be sent again`);
+      await tab.getByTestId("lang-zh").click();
+      assert.equal(await banner.getByTestId("error-text").textContent(), zh, `${code} in Chinese`);
+      const detail = banner.getByTestId("error-detail");
+      if (code === "bad_request") {
+        // packd's own (English) words stay available to staff, on a smaller line, not in the sentence
+        assert.equal(await detail.textContent(), reply.error.message);
+        assert.doesNotMatch(zh, /top_k/);
+      } else {
+        assert.equal(await detail.count(), 0, `${code}: one sentence only`);
+      }
+    }
+    assert.deepEqual(errors, [], "no script errors in the page");
+  } finally {
+    await tab.close();
+  }
+});
+
+// Every button, chip, input and the file picker's label, with a brand colour and a photo added
+// (their ✕ buttons shown) and with the camera view open, at the kiosk size and two tablet sizes.
+test("every touch target is at least 56 px, on the kiosk and on tablets", async () => {
+  const small = () => page.evaluate(() => {
+    const out = [];
+    for (const e of document.querySelectorAll("button, input, select, textarea, label, a[href], [role=button], .chip")) {
+      if (e.type === "file") continue; // an invisible overlay filling its label, measured as the label
+      const r = e.getBoundingClientRect();
+      if (r.width === 0 && r.height === 0) continue; // not shown
+      if (r.width < 56 || r.height < 56) out.push(`${e.id || e.className || e.tagName} "${e.textContent.trim().slice(0, 12)}" ${r.width.toFixed(0)}×${r.height.toFixed(0)}`);
+    }
+    return out;
+  });
+  const counted = () => page.evaluate(() => document.querySelectorAll(".bc-del, .clear-photo, .chip, .lang-btn").length);
+  for (const viewport of [{ width: 1080, height: 1920 }, { width: 1280, height: 800 }, { width: 800, height: 1280 }]) {
+    await page.setViewportSize(viewport);
+    for (const lang of ["en", "zh"]) {
+      await page.getByTestId(`lang-${lang}`).click();
+      await chooseBrief([]);
+      await page.getByTestId("add-color").click();
+      await page.getByTestId("add-color").click();
+      await page.getByTestId("photo-input").setInputFiles({ name: "x.jpg", mimeType: "image/jpeg", buffer: Buffer.from("not a photo") });
+      await page.locator("#photo-preview").waitFor({ state: "visible" });
+      assert.ok((await counted()) > 20, "the targets are there to measure");
+      assert.deepEqual(await small(), [], `targets under 56 px at ${viewport.width}×${viewport.height} (${lang})`);
+      await page.locator("#camera-btn").click();
+      await page.locator("#camera").waitFor({ state: "visible" });
+      assert.deepEqual(await small(), [], `camera view targets under 56 px at ${viewport.width}×${viewport.height}`);
+      const onScreen = await page.evaluate(() => [...document.querySelectorAll(".camera-actions button")]
+        .every((b) => { const r = b.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }));
+      assert.ok(onScreen, `the camera's buttons are on screen at ${viewport.width}×${viewport.height}`);
+      await page.locator("#camera-cancel").click();
+      await page.locator("#camera").waitFor({ state: "hidden" });
+    }
+  }
+  await page.locator("#reset").click();
+  await page.setViewportSize({ width: 1080, height: 1920 });
+});
+
 test("on a tablet (1280 × 800 landscape, then 800 × 1280) the page fits and still answers", async () => {
   for (const viewport of [{ width: 1280, height: 800 }, { width: 800, height: 1280 }]) {
     await page.setViewportSize(viewport);
     await page.getByTestId("lang-en").click();
     await chooseBrief(["tea", "calm"]);
     await sendAndCheck("en", SHOTS && viewport.width > viewport.height && "kiosk-tablet.png");
+    if (viewport.width > viewport.height) {
+      await page.getByTestId("lang-zh").click();
+      await chooseBrief(["茶", "宁静"]);
+      await sendAndCheck("zh", SHOTS && "kiosk-tablet-zh.png");
+      await page.getByTestId("lang-en").click();
+    }
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `no sideways scrolling at ${viewport.width}×${viewport.height} (overflow ${overflow}px)`);
     const send = await page.getByTestId("send").boundingBox();
