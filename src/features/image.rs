@@ -95,8 +95,37 @@ pub enum ImageError {
     Corrupt(String),
 }
 
+/// What an image's header declares, checked against the limits before any pixel is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageHeader {
+    format: ImageFormat,
+    /// Declared width in pixels.
+    pub width: u32,
+    /// Declared height in pixels.
+    pub height: u32,
+}
+
+impl ImageHeader {
+    /// Most bytes decoding this image holds at once: the decoder's buffer (at most 8 bytes a
+    /// pixel, for 16-bit RGBA, and never past `max_alloc_bytes`) and the 8-bit RGB copy.
+    pub fn decode_cost(&self, limits: &ImageLimits) -> u64 {
+        let pixels = u64::from(self.width) * u64::from(self.height);
+        pixels
+            .saturating_mul(8)
+            .min(limits.max_alloc_bytes)
+            .saturating_add(pixels.saturating_mul(3))
+    }
+}
+
 /// Decodes a JPEG, PNG or WebP image (format guessed from content) within `limits`.
 pub fn decode_reference_image(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, ImageError> {
+    let header = read_image_header(bytes, limits)?;
+    decode_with_header(bytes, &header, limits)
+}
+
+/// Reads and checks only the header: the size, the format and the declared dimensions, so a
+/// bomb is refused before any pixel buffer exists.
+pub fn read_image_header(bytes: &[u8], limits: &ImageLimits) -> Result<ImageHeader, ImageError> {
     if bytes.len() > limits.max_encoded_bytes {
         return Err(ImageError::TooLarge {
             bytes: bytes.len(),
@@ -115,8 +144,7 @@ pub fn decode_reference_image(bytes: &[u8], limits: &ImageLimits) -> Result<RgbI
         return Err(ImageError::Unsupported(format!("{format:?}")));
     }
 
-    // Header pass: only the dimensions are read, so a bomb is refused before any pixel buffer
-    // exists. No width/height limit here, so that the error can report what was declared.
+    // No width/height limit in this pass, so that the error can report what was declared.
     let mut header_limits = image::Limits::default();
     header_limits.max_alloc = Some(limits.max_alloc_bytes);
     let mut header_reader = ImageReader::with_format(Cursor::new(bytes), format);
@@ -127,7 +155,24 @@ pub fn decode_reference_image(bytes: &[u8], limits: &ImageLimits) -> Result<RgbI
     if u64::from(width) * u64::from(height) > limits.max_pixels {
         return Err(ImageError::TooManyPixels { width, height });
     }
+    Ok(ImageHeader {
+        format,
+        width,
+        height,
+    })
+}
 
+/// Decodes the pixels of an image whose header [`read_image_header`] accepted.
+pub fn decode_with_header(
+    bytes: &[u8],
+    header: &ImageHeader,
+    limits: &ImageLimits,
+) -> Result<RgbImage, ImageError> {
+    let ImageHeader {
+        format,
+        width,
+        height,
+    } = *header;
     // Pinning width/height to the header's values stops a decoder from growing the image later.
     let mut decode_limits = image::Limits::default();
     decode_limits.max_image_width = Some(width);
@@ -566,6 +611,19 @@ mod tests {
         png.extend(png_chunk(b"IDAT", &tiny_idat));
         png.extend(png_chunk(b"IEND", &[]));
         png
+    }
+
+    #[test]
+    fn one_largest_accepted_photo_fits_the_decode_budget_and_two_do_not() {
+        use crate::features::decode_budget::DECODE_MEMORY_BYTES;
+        let limits = ImageLimits::default();
+        // 6324 × 6324 is just under the 40 Mpx limit.
+        let header = read_image_header(&png_claiming(6324, 6324), &limits).expect("header");
+        let cost = header.decode_cost(&limits);
+        assert!(cost <= DECODE_MEMORY_BYTES, "{cost}");
+        assert!(2 * cost > DECODE_MEMORY_BYTES, "{cost}");
+        let small = read_image_header(&png_claiming(640, 480), &limits).expect("header");
+        assert!(small.decode_cost(&limits) * 100 < DECODE_MEMORY_BYTES);
     }
 
     #[test]

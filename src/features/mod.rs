@@ -1,6 +1,7 @@
 //! Features: a validated brief becomes the model's three input vectors, following the bundle's
 //! vocabulary and the encoding in `docs/bundle-format.md`.
 
+pub mod decode_budget;
 pub mod image;
 
 use crate::brief::Brief;
@@ -80,13 +81,17 @@ pub fn encode(
     let (terms, warnings) = encode_terms(brief, vocabulary);
     let (image_features, image_colours) = match &brief.image {
         Some(bytes) => {
-            let decoded = image::decode_reference_image(bytes, limits).map_err(|error| {
+            let refused = |error: image::ImageError| {
                 let code = match error {
                     image::ImageError::TooLarge { .. } => ErrorCode::TooLarge,
                     _ => ErrorCode::BadImage,
                 };
                 ApiError::for_field(code, "image", error.to_string())
-            })?;
+            };
+            let header = image::read_image_header(bytes, limits).map_err(refused)?;
+            // Held until the full-size pixels are dropped at the end of this arm.
+            let _memory = decode_budget::DECODE_MEMORY.reserve(header.decode_cost(limits));
+            let decoded = image::decode_with_header(bytes, &header, limits).map_err(refused)?;
             let features = image::ImageFeatures::from_image(&decoded);
             (features, image::dominant_colours(&decoded))
         }
