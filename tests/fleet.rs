@@ -1003,17 +1003,20 @@ async fn an_engine_for_another_tensorrt_version_is_incompatible() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bundle_that_fails_at_boot_is_set_aside_and_the_last_good_one_serves() {
-    let (key, public) = signing_key();
-    let (_broker, mut packd, mut client) = broker_and_packd(trusting(&public), "online").await;
-    let archive = pack(bundle_variant("4.0.0", |_| {}, true).path());
+/// Pushes `variant` signed with `key` and activated, then stops packd cleanly, so that a test can
+/// change what is on its disk before the next boot.
+async fn activate_then_stop(
+    packd: &mut Packd,
+    client: &mut V5Client,
+    key: &ed25519_dalek::SigningKey,
+    variant: &std::path::Path,
+) {
     let (_, committed) = push(
-        &mut client,
-        &packd,
-        &archive,
+        client,
+        packd,
+        &pack(variant),
         &Push {
-            key: Some(&key),
+            key: Some(key),
             ..Push::default()
         },
     )
@@ -1021,6 +1024,14 @@ async fn a_bundle_that_fails_at_boot_is_set_aside_and_the_last_good_one_serves()
     assert_eq!(committed["status"], "activated", "{committed}");
     packd.signal("TERM");
     packd.wait_exit(REPLY_DEADLINE).expect("stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_that_fails_at_boot_is_set_aside_and_the_last_good_one_serves() {
+    let (key, public) = signing_key();
+    let (_broker, mut packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let variant = bundle_variant("4.0.0", |_| {}, true);
+    activate_then_stop(&mut packd, &mut client, &key, variant.path()).await;
 
     // The disk rots while packd is down.
     let model = installed_path(&packd, "packd-default", "4.0.0").join("model.onnx");
@@ -1058,20 +1069,8 @@ async fn a_bundle_that_fails_at_boot_is_set_aside_and_the_last_good_one_serves()
 async fn a_bundle_that_fails_its_self_test_at_boot_is_set_aside() {
     let (key, public) = signing_key();
     let (_broker, mut packd, mut client) = broker_and_packd(trusting(&public), "online").await;
-    let archive = pack(bundle_variant("4.0.1", |_| {}, true).path());
-    let (_, committed) = push(
-        &mut client,
-        &packd,
-        &archive,
-        &Push {
-            key: Some(&key),
-            ..Push::default()
-        },
-    )
-    .await;
-    assert_eq!(committed["status"], "activated", "{committed}");
-    packd.signal("TERM");
-    packd.wait_exit(REPLY_DEADLINE).expect("stopped");
+    let variant = bundle_variant("4.0.1", |_| {}, true);
+    activate_then_stop(&mut packd, &mut client, &key, variant.path()).await;
 
     // Expected outputs the model cannot meet, with the manifest rehashed so that every file
     // still matches it: only the self-test can catch this.
@@ -1132,19 +1131,7 @@ async fn a_bundle_whose_engines_became_incompatible_is_set_aside_at_boot() {
         },
         true,
     );
-    let (_, committed) = push(
-        &mut client,
-        &packd,
-        &pack(variant.path()),
-        &Push {
-            key: Some(&key),
-            ..Push::default()
-        },
-    )
-    .await;
-    assert_eq!(committed["status"], "activated", "{committed}");
-    packd.signal("TERM");
-    packd.wait_exit(REPLY_DEADLINE).expect("stopped");
+    activate_then_stop(&mut packd, &mut client, &key, variant.path()).await;
 
     // The appliance comes back with TensorRT 11.4.
     for (name, value) in packd.env.iter_mut() {

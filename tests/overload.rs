@@ -108,14 +108,7 @@ fn noise_png(side: u32) -> Vec<u8> {
     let image = image::RgbImage::from_fn(side, side, |_, _| {
         image::Rgb([rng.u8(..), rng.u8(..), rng.u8(..)])
     });
-    let mut bytes = Vec::new();
-    image::DynamicImage::ImageRgb8(image)
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .expect("png");
-    bytes
+    png_of(image)
 }
 
 /// A brief whose service time is mostly its reference photo, and whose size mostly a field
