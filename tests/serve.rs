@@ -345,42 +345,36 @@ async fn a_duplicate_delivery_is_answered_from_the_cache() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_overloaded_and_every_brief_gets_one_reply() {
+    // The one worker is held on the first brief and the one queue slot takes the second, so
+    // exactly the rest overflow, however fast this machine is.
+    let hold = InferenceHold::new();
     let options = PackdOptions {
         workers: 1,
         queue: 1,
+        env: vec![hold.env()],
         ..PackdOptions::default()
     };
     let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
-    let heavy = format!(
-        r#"{{"product":"tea","image":"{}"}}"#,
-        base64(&gradient_png(1600, 1600, [90, 120, 200]))
-    );
+    let brief = r#"{"product":"tea","mood":["calm"]}"#;
     let count = 12;
-    for index in 0..count {
+    client.send(&packd.brief_topic(), brief, "load-0").await;
+    client.wait_for_load(&packd, 1, 0).await;
+    for index in 1..count {
         client
-            .send(
-                &packd.brief_topic(),
-                heavy.clone(),
-                &format!("load-{index}"),
-            )
+            .send(&packd.brief_topic(), brief, &format!("load-{index}"))
             .await;
     }
-    let mut overloaded = 0;
-    for index in 0..count {
+    // Refusals do not wait for the worker.
+    for index in 2..count {
         let reply = client.reply_for(&format!("load-{index}")).await;
-        match reply["status"].as_str() {
-            Some("ok") => {}
-            _ => {
-                assert_eq!(reply["error"]["code"], "overloaded", "{reply}");
-                assert!(reply["retry_after_ms"].as_u64().expect("retry_after_ms") > 0);
-                overloaded += 1;
-            }
-        }
+        assert_eq!(reply["error"]["code"], "overloaded", "{reply}");
+        assert!(reply["retry_after_ms"].as_u64().expect("retry_after_ms") > 0);
     }
-    assert!(
-        overloaded >= 1,
-        "a queue of one with one worker must overflow under {count} heavy briefs"
-    );
+    hold.release();
+    for index in 0..2 {
+        let reply = client.reply_for(&format!("load-{index}")).await;
+        assert_eq!(reply["status"], "ok", "{reply}");
+    }
     assert!(
         client
             .next_on(&client.reply_topic.clone(), Duration::from_millis(300))
@@ -442,16 +436,11 @@ async fn a_brief_whose_deadline_passes_in_the_queue_is_expired() {
 /// since, so the outcome does not depend on how fast this machine is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_brief_whose_message_expiry_passes_in_the_queue_is_expired() {
-    let hold_dir = tempfile::tempdir().unwrap();
-    let hold = hold_dir.path().join("hold");
-    std::fs::write(&hold, b"").unwrap();
+    let hold = InferenceHold::new();
     let options = PackdOptions {
         workers: 1,
         stats_interval_s: 1,
-        env: vec![(
-            "TEST_PACKD_FAULT".into(),
-            format!("hold-while={}", hold.display()),
-        )],
+        env: vec![hold.env()],
         ..PackdOptions::default()
     };
     let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
@@ -497,7 +486,7 @@ async fn a_brief_whose_message_expiry_passes_in_the_queue_is_expired() {
     // Both were received before that stats message, so their 1 s has run out by then; the
     // margin covers a broker that rounds the remaining expiry up when it forwards.
     tokio::time::sleep_until(queued_at + Duration::from_millis(2100)).await;
-    std::fs::remove_file(&hold).unwrap();
+    hold.release();
 
     assert_eq!(client.reply_for("ahead").await["status"], "ok");
     let expiring = client.reply_for("expiring").await;
@@ -763,31 +752,32 @@ async fn packd_serves_with_script_variables_named_packd_in_its_environment() {
 async fn big_briefs_over_the_queue_byte_budget_are_overloaded_while_slots_are_free() {
     const BRIEFS: usize = 8;
     const PAD_BYTES: usize = 2_500_000;
+    let hold = InferenceHold::new();
     let options = PackdOptions {
         workers: 1,
         queue: 64,
         // The smallest budget: two of these briefs fit, a third does not.
-        env: vec![("PACKD_SERVE__QUEUE_BYTES_MIB".into(), "6".into())],
+        env: vec![
+            ("PACKD_SERVE__QUEUE_BYTES_MIB".into(), "6".into()),
+            hold.env(),
+        ],
         ..PackdOptions::default()
     };
     let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
-    // A slow image keeps the one worker busy; the field packd ignores gives each brief its weight.
-    let big = format!(
-        r#"{{"product":"tea","image":"{}","pad":"{}"}}"#,
-        base64(&gradient_png(1600, 1600, [90, 120, 200])),
-        "x".repeat(PAD_BYTES)
-    );
-    for index in 0..BRIEFS {
+    // The field packd ignores gives each brief its weight.
+    let big = format!(r#"{{"product":"tea","pad":"{}"}}"#, "x".repeat(PAD_BYTES));
+    client
+        .send(&packd.brief_topic(), big.clone(), "big-0")
+        .await;
+    client.wait_for_load(&packd, 1, 0).await;
+    for index in 1..BRIEFS {
         client
             .send(&packd.brief_topic(), big.clone(), &format!("big-{index}"))
             .await;
     }
-    let mut overloaded = 0;
-    for index in 0..BRIEFS {
+    // Behind the held worker, big-1 and big-2 fill the 6 MiB; the rest find 61 free slots.
+    for index in 3..BRIEFS {
         let reply = client.reply_for(&format!("big-{index}")).await;
-        if reply["status"] == "ok" {
-            continue;
-        }
         assert_eq!(reply["error"]["code"], "overloaded", "{reply}");
         let message = reply["error"]["message"].as_str().unwrap_or_default();
         assert!(
@@ -795,37 +785,29 @@ async fn big_briefs_over_the_queue_byte_budget_are_overloaded_while_slots_are_fr
             "{BRIEFS} briefs cannot fill 64 slots: {message}"
         );
         assert!(reply["retry_after_ms"].as_u64().expect("retry_after_ms") > 0);
-        overloaded += 1;
     }
-    assert!(
-        overloaded >= 1,
-        "{BRIEFS} briefs of {PAD_BYTES} bytes must overflow a 6 MiB queue behind one busy worker"
-    );
-    assert!(overloaded < BRIEFS, "the first brief always fits");
+    hold.release();
+    for index in 0..3 {
+        let reply = client.reply_for(&format!("big-{index}")).await;
+        assert_eq!(reply["status"], "ok", "{reply}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overloaded_brief_with_no_way_back_is_logged_as_dropped() {
+    let hold = InferenceHold::new();
     let options = PackdOptions {
         workers: 1,
         queue: 1,
+        env: vec![hold.env()],
         ..PackdOptions::default()
     };
     let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
-    let heavy = format!(
-        r#"{{"product":"tea","image":"{}"}}"#,
-        base64(&gradient_png(1600, 1600, [90, 120, 200]))
-    );
-    // Two slow briefs take the worker and the one queue slot; the rest can only be refused.
-    for index in 0..2 {
-        client
-            .send(
-                &packd.brief_topic(),
-                heavy.clone(),
-                &format!("busy-{index}"),
-            )
-            .await;
-    }
+    let brief = r#"{"product":"tea"}"#;
+    // The held worker and the one queue slot are taken; the rest can only be refused.
+    client.send(&packd.brief_topic(), brief, "busy-0").await;
+    client.wait_for_load(&packd, 1, 0).await;
+    client.send(&packd.brief_topic(), brief, "busy-1").await;
     for index in 0..6 {
         client
             .send_plain(
@@ -834,13 +816,15 @@ async fn an_overloaded_brief_with_no_way_back_is_logged_as_dropped() {
             )
             .await;
     }
-    for index in 0..2 {
-        client.reply_for(&format!("busy-{index}")).await;
-    }
     let logged = support::wait_until(REPLY_DEADLINE, || {
         packd
             .log()
             .contains("refused as overloaded has no Response Topic and no reply_to; dropped")
     });
     assert!(logged, "a warning is logged: {}", packd.log());
+    hold.release();
+    for index in 0..2 {
+        let reply = client.reply_for(&format!("busy-{index}")).await;
+        assert_eq!(reply["status"], "ok", "{reply}");
+    }
 }
