@@ -979,11 +979,7 @@ async fn an_engine_for_another_tensorrt_version_is_incompatible() {
         true,
     );
     let archive = pack(variant.path());
-    let options = with_env(
-        with_env(trusting(&public), "PACKD_DEVICE__TENSORRT", "10.3.0"),
-        "PACKD_DEVICE__COMPUTE_CAPABILITY",
-        "8.7",
-    );
+    let options = on_tensorrt_10_3(trusting(&public));
     let (_, committed, _) = refused_push(
         options,
         &archive,
@@ -1105,40 +1101,12 @@ async fn a_bundle_that_fails_its_self_test_at_boot_is_set_aside() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bundle_whose_engines_became_incompatible_is_set_aside_at_boot() {
     let (key, public) = signing_key();
-    let options = with_env(
-        with_env(trusting(&public), "PACKD_DEVICE__TENSORRT", "10.3.0"),
-        "PACKD_DEVICE__COMPUTE_CAPABILITY",
-        "8.7",
-    );
+    let options = on_tensorrt_10_3(trusting(&public));
     let (_broker, mut packd, mut client) = broker_and_packd(options, "online").await;
-    let variant = bundle_variant(
-        "4.1.0",
-        |dir| {
-            fs::create_dir_all(dir.join("engines")).unwrap();
-            fs::write(dir.join("engines/model.gpu.plan"), b"engine for 10.3").unwrap();
-            let mut manifest = read_manifest(dir);
-            manifest.engines.push(packd::bundle::manifest::EngineEntry {
-                target: "gpu".into(),
-                precision: "int8".into(),
-                file: "engines/model.gpu.plan".into(),
-                sha256: packd::bundle::sha256_file(&dir.join("engines/model.gpu.plan")).unwrap(),
-                tensorrt: "10.3.0".into(),
-                cuda: "12.6".into(),
-                compute_capability: "8.7".into(),
-                dla_cores: None,
-            });
-            write_manifest(dir, &manifest);
-        },
-        true,
-    );
+    let variant = bundle_with_a_tensorrt_10_3_engine("4.1.0");
     activate_then_stop(&mut packd, &mut client, &key, variant.path()).await;
 
-    // The appliance comes back with TensorRT 11.4.
-    for (name, value) in packd.env.iter_mut() {
-        if name == "PACKD_DEVICE__TENSORRT" {
-            *value = "11.4.1".into();
-        }
-    }
+    upgrade_to_tensorrt_11_4(&mut packd);
     packd.spawn();
     let state = client.wait_for_state(&packd, "degraded").await;
     let reason = state["reason"].as_str().expect("reason");
@@ -1156,6 +1124,24 @@ async fn a_bundle_whose_engines_became_incompatible_is_set_aside_at_boot() {
         "the incompatible bundle is set aside"
     );
     assert!(packd.log().contains("boot_failed") || packd.log().contains("failed at boot"));
+}
+
+/// `options` for an appliance on TensorRT 10.3 with compute capability 8.7 (JetPack 6, Orin).
+fn on_tensorrt_10_3(options: PackdOptions) -> PackdOptions {
+    with_env(
+        with_env(options, "PACKD_DEVICE__TENSORRT", "10.3.0"),
+        "PACKD_DEVICE__COMPUTE_CAPABILITY",
+        "8.7",
+    )
+}
+
+/// The stopped appliance's next start sees TensorRT 11.4, as after a JetPack update.
+fn upgrade_to_tensorrt_11_4(packd: &mut Packd) {
+    for (name, value) in packd.env.iter_mut() {
+        if name == "PACKD_DEVICE__TENSORRT" {
+            *value = "11.4.1".into();
+        }
+    }
 }
 
 /// A bundle with engines for TensorRT 10.3 (gpu, compute capability 8.7).
@@ -1188,11 +1174,7 @@ fn bundle_with_a_tensorrt_10_3_engine(version: &str) -> tempfile::TempDir {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn activate_and_rollback_refuse_engines_the_device_can_no_longer_run() {
     let (key, public) = signing_key();
-    let options = with_env(
-        with_env(trusting(&public), "PACKD_DEVICE__TENSORRT", "10.3.0"),
-        "PACKD_DEVICE__COMPUTE_CAPABILITY",
-        "8.7",
-    );
+    let options = on_tensorrt_10_3(trusting(&public));
     let (_broker, mut packd, mut client) = broker_and_packd(options, "online").await;
     let (_, committed) = push(
         &mut client,
@@ -1213,12 +1195,7 @@ async fn activate_and_rollback_refuse_engines_the_device_can_no_longer_run() {
     packd.signal("TERM");
     packd.wait_exit(REPLY_DEADLINE).expect("stopped");
 
-    // The appliance comes back with TensorRT 11.4.
-    for (name, value) in packd.env.iter_mut() {
-        if name == "PACKD_DEVICE__TENSORRT" {
-            *value = "11.4.1".into();
-        }
-    }
+    upgrade_to_tensorrt_11_4(&mut packd);
     packd.spawn();
     client.wait_for_state(&packd, "online").await;
 
