@@ -43,6 +43,9 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+#[path = "soak_hostile/mod.rs"]
+mod hostile;
+
 const MIB: f64 = 1024.0 * 1024.0;
 /// Chunk size of the bundle pushes (packctl's default).
 const CHUNK_SIZE: usize = 256 * 1024;
@@ -122,6 +125,10 @@ pub struct Arguments {
     /// Write every /proc sample here as CSV.
     #[arg(long)]
     pub samples_csv: Option<PathBuf>,
+    /// Hostile requests a second (issue 13's findings, in rotation, from a second client);
+    /// 0 sends none. With them the verdict also needs packd never to have left the broker.
+    #[arg(long, default_value_t = 0.0)]
+    pub hostile_rate: f64,
 }
 
 impl Arguments {
@@ -828,6 +835,10 @@ pub struct Report {
     pub end: Sample,
     pub max: Sample,
     pub packd_dropped: Option<u64>,
+    /// Hostile requests sent, by kind (`--hostile-rate`).
+    pub hostile_sent: BTreeMap<&'static str, u64>,
+    /// Times packd's retained state said `offline` during the run: each is a lost connection.
+    pub offline_states: u64,
     /// Why the verdict failed; empty when it passed.
     pub failures: Vec<String>,
 }
@@ -1070,6 +1081,21 @@ pub async fn run(arguments: Arguments) -> anyhow::Result<Report> {
     let mut pending_activation: Option<(String, String, Instant)> = None;
     let mut current_version: Option<String> = Some(first_version.clone());
     let mut next_in_cycle = 1 % cycle.len();
+    let mut offline_states = 0u64;
+    let hostile_stop = tokio_util::sync::CancellationToken::new();
+    let hostile_task = (arguments.hostile_rate > 0.0)
+        .then(|| -> anyhow::Result<_> {
+            let address = packd::transport::parse_url(&url)?;
+            let mix = hostile::HostileMix::new(&prefix, &device)?;
+            Ok(tokio::spawn(hostile::run(
+                mix,
+                address.host,
+                address.port,
+                arguments.hostile_rate,
+                hostile_stop.clone(),
+            )))
+        })
+        .transpose()?;
 
     let t0 = Instant::now();
     let stop_sending = t0 + duration;
@@ -1170,6 +1196,11 @@ pub async fn run(arguments: Arguments) -> anyhow::Result<Report> {
             latest_stats = serde_json::from_slice(&publish.payload).unwrap_or(Value::Null);
             continue;
         }
+        if publish.topic == state_topic.as_bytes() {
+            let state: Value = serde_json::from_slice(&publish.payload).unwrap_or(Value::Null);
+            offline_states += u64::from(state["status"] == "offline");
+            continue;
+        }
         if publish.topic != client.reply_topic.as_bytes() {
             continue;
         }
@@ -1252,6 +1283,15 @@ pub async fn run(arguments: Arguments) -> anyhow::Result<Report> {
     }
     let finished = t0.elapsed();
     let lost = outstanding.len() as u64;
+    hostile_stop.cancel();
+    let hostile_sent: BTreeMap<&'static str, u64> = match hostile_task {
+        Some(task) => task
+            .await??
+            .into_iter()
+            .map(|(kind, n)| (kind.label(), n))
+            .collect(),
+        None => BTreeMap::new(),
+    };
 
     // packd's own counters once it holds nothing: `dropped` counts briefs it could not even
     // refuse. Waited for only when packd is ours (another client's briefs would keep it busy).
@@ -1353,6 +1393,11 @@ pub async fn run(arguments: Arguments) -> anyhow::Result<Report> {
             "RSS grew {} from the start to the end, over the {} MiB tolerance",
             mib(rss_growth as u64),
             arguments.rss_tolerance_mib
+        ));
+    }
+    if offline_states > 0 {
+        failures.push(format!(
+            "packd's state went offline {offline_states} times: it lost the broker"
         ));
     }
     if fd_growth > arguments.fd_tolerance {
@@ -1516,6 +1561,18 @@ pub async fn run(arguments: Arguments) -> anyhow::Result<Report> {
             latest_stats["duplicates"]
         );
     }
+    if !hostile_sent.is_empty() {
+        let _ = writeln!(
+            text,
+            "hostile requests ({} a second): {}; packd state offline {offline_states} times",
+            arguments.hostile_rate,
+            hostile_sent
+                .iter()
+                .map(|(kind, n)| format!("{kind} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     if !disconnects.is_empty() {
         let _ = writeln!(text, "client disconnects: {disconnects:?}");
     }
@@ -1582,6 +1639,8 @@ pub async fn run(arguments: Arguments) -> anyhow::Result<Report> {
         end: end_sample,
         max,
         packd_dropped,
+        hostile_sent,
+        offline_states,
         failures,
     })
 }

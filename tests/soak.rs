@@ -79,3 +79,58 @@ async fn twenty_seconds_of_varied_briefs_and_activations_leak_nothing() {
     assert_eq!(report.packd_dropped, Some(0), "{}", report.text);
     assert!(report.passed(), "{}", report.text);
 }
+
+/// Issue 13's hostile requests, two a second in rotation (poison reply topics, a reply aimed at
+/// a bundle command, 6 MiB of unknown fields, a 64 KiB correlation, a WebP bomb, a forged log
+/// line) beside a steady stream of normal briefs: every normal brief is still answered exactly
+/// once and as expected, packd never leaves the broker, and its peak memory stays far below the
+/// unit's MemoryMax.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_under_load_leave_packd_connected_and_serving() {
+    let broker = Broker::start_with("max_queued_messages 1000000");
+    let arguments = soak::Arguments::parse_from([
+        "soak",
+        "--seconds",
+        "16",
+        "--rate",
+        "20",
+        "--hostile-rate",
+        "2",
+        "--warmup-s",
+        "4",
+        "--activate-every-s",
+        "0",
+        "--sample-every-s",
+        "1",
+        "--reply-cache-s",
+        "2",
+        "--url",
+        &broker.url(),
+        "--packd-bin",
+        env!("CARGO_BIN_EXE_packd"),
+        "--log-target",
+        "stderr",
+        "--stats-interval-s",
+        "1",
+        // Growth is not what this run is about (the 6 MiB briefs leave malloc's arenas larger
+        // than they found them); the peak is asserted below.
+        "--rss-tolerance-mib",
+        "256",
+    ]);
+    let report = soak::run(arguments).await.expect("the soak could not run");
+    eprintln!("{}", report.text);
+    let hostile: u64 = report.hostile_sent.values().sum();
+    assert!(
+        hostile >= 16 && report.hostile_sent.len() == 8,
+        "every hostile kind must have been sent: {:?}",
+        report.hostile_sent
+    );
+    assert_eq!(report.offline_states, 0, "{}", report.text);
+    assert_eq!(report.answered, report.sent, "{}", report.text);
+    assert_eq!(report.wrong, 0, "{}", report.text);
+    // Two workers: a 6 MiB brief each plus the queue's byte budget and the model stay within a
+    // few hundred MiB; a JSON tree per brief (about 32 times the payload) would not.
+    let peak_mib = report.end.hwm / (1024 * 1024);
+    assert!(peak_mib < 512, "VmHWM {peak_mib} MiB\n{}", report.text);
+    assert!(report.passed(), "{}", report.text);
+}
