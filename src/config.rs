@@ -131,6 +131,9 @@ pub struct BundlesConfig {
     pub keep: usize,
     /// Largest bundle archive accepted, in MiB.
     pub max_bundle_mib: u64,
+    /// Seconds without a new chunk after which a transfer has stalled and a fresh signed
+    /// `begin` for another archive may take its place instead of being answered `busy`.
+    pub transfer_stall_s: u64,
 }
 
 impl Default for BundlesConfig {
@@ -142,6 +145,7 @@ impl Default for BundlesConfig {
             allow_unsigned: false,
             keep: 3,
             max_bundle_mib: 1024,
+            transfer_stall_s: 60,
         }
     }
 }

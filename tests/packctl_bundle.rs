@@ -10,6 +10,7 @@ use std::process::{Command, Output};
 
 use fixtures::bundles::{bundle_variant, installed_path};
 use fixtures::{shipped_bundle, Packd, PackdOptions, V5Client, PREFIX, REPLY_DEADLINE};
+use base64::Engine as _;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use support::{unique_id, Broker};
@@ -150,16 +151,26 @@ fn keygen_build_sign_inspect_round_trip() {
     .expect("sig is JSON");
     assert_eq!(signature["sha256"], sha256);
     assert_eq!(signature["key_id"], key_id);
-    let digest: [u8; 32] = Sha256::digest(&bytes).into();
-    let mut trusted = packd::bundle::signature::TrustedKeys::default();
-    trusted.insert(public);
-    packd::bundle::signature::verify(
-        &trusted,
-        &digest,
-        signature["signature"].as_str().expect("signature"),
-        &key_id,
-    )
-    .expect("the signature verifies with the library");
+    assert_eq!(
+        (&signature["name"], &signature["version"], &signature["size"]),
+        (
+            &Value::from("packd-default"),
+            &Value::from("1.0.0"),
+            &Value::from(bytes.len())
+        )
+    );
+    assert_eq!(signature["allow_downgrade"], false);
+    // The signature covers the documented statement, byte for byte.
+    let statement = fixtures::bundles::statement("packd-default", "1.0.0", bytes.len() as u64, &sha256);
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(signature["signature"].as_str().expect("signature"))
+        .expect("base64");
+    public
+        .verify_strict(
+            statement.as_bytes(),
+            &ed25519_dalek::Signature::from_slice(&raw).expect("64 bytes"),
+        )
+        .expect("the signature covers the documented statement");
 
     let output = packctl(
         dir.path(),
