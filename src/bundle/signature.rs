@@ -628,7 +628,7 @@ mod tests {
     #[test]
     fn every_statement_field_is_signed() {
         let (secret, public) = generate_keypair().unwrap();
-        let trusted = trusting(&public);
+        let trusted = trusting(&[&public]);
         let id = key_id(&public);
         let digest = digest_of("archive");
         let signed = Statement::new("b", "1.0.0", 7, digest, false).unwrap();
