@@ -261,6 +261,23 @@ fn keygen_build_sign_inspect_round_trip() {
     assert!(!output.status.success(), "{}", describe(&output));
     assert!(text(&output.stdout).contains("not this archive"));
 
+    // A signature file of the format before signed statements (over the bare digest).
+    std::fs::write(
+        dir.path().join("plain.tar.sig"),
+        format!(r#"{{"sha256": "{sha256}", "signature": "AAAA", "key_id": "{key_id}"}}"#),
+    )
+    .expect("old sig");
+    let output = packctl(
+        dir.path(),
+        &["bundle", "inspect", "plain.tar", "--trusted", "keys/fleet.pub"],
+    );
+    assert!(!output.status.success(), "{}", describe(&output));
+    assert!(
+        text(&output.stderr).contains("sign the archive again"),
+        "{}",
+        describe(&output)
+    );
+
     // A corrupt archive.
     let mut corrupt = bytes.clone();
     corrupt.truncate(corrupt.len() / 2);
@@ -1003,5 +1020,46 @@ async fn an_unsigned_push_is_refused_with_bad_signature() {
     assert!(
         !installed_path(&packd, "packd-default", "3.0.0").exists(),
         "nothing of the refused bundle is installed"
+    );
+}
+
+/// Finding 5 of issue 13: `packctl bundle abort` gives a transfer's slot back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn abort_discards_a_transfer_with_packctl() {
+    let operator = Operator::new();
+    let broker = Broker::start();
+    let mut options = trusting(&operator.public);
+    options
+        .env
+        .push(("PACKD_BUNDLES__ALLOW_UNSIGNED".into(), "true".into()));
+    let packd = Packd::start(&broker, options);
+    let mut client = V5Client::connect(&broker).await;
+    client.wait_for_state(&packd, "online").await;
+    let archive = fixtures::bundles::pack(bundle_variant("1.6.0", |_| {}, true).path());
+    let plan = fixtures::bundles::Push::default();
+    let begin = fixtures::bundles::begin_payload(&archive, &plan);
+    let ready = fixtures::bundles::command(&mut client, &packd, "begin", begin).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    let staging = packd.store().join(".transfers").join(&plan.transfer);
+    assert!(staging.is_dir());
+
+    let abort = ["bundle", "abort", &plan.transfer, "--device", &packd.device];
+    let output = operator
+        .run(&broker, &[&abort[..], &["--json"]].concat())
+        .await;
+    assert!(output.status.success(), "{}", describe(&output));
+    let reply = json_of(&output);
+    assert_eq!(
+        (&reply["status"], &reply["transfer"]),
+        (&Value::from("aborted"), &Value::from(plan.transfer.as_str())),
+        "{reply}"
+    );
+    assert!(!staging.exists());
+    let output = operator.run(&broker, &abort).await;
+    assert!(!output.status.success(), "{}", describe(&output));
+    assert!(
+        row(&text(&output.stdout), &packd.device).contains("bad_request"),
+        "{}",
+        describe(&output)
     );
 }

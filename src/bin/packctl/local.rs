@@ -108,7 +108,7 @@ impl SignatureFile {
     pub fn mismatch(&self, archive: &ArchiveIdentity) -> Option<String> {
         let differs = |what: &str, signed: &dyn std::fmt::Display, found: &dyn std::fmt::Display| {
             Some(format!(
-                "the signature is for {what} {signed}, but the archive has {found} (sign it again)"
+                "the signature is for {what} {signed}, not this archive's {found} (sign it again)"
             ))
         };
         if !self.sha256.eq_ignore_ascii_case(&archive.sha256) {
