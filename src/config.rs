@@ -126,8 +126,9 @@ pub struct BundlesConfig {
     pub seed: PathBuf,
     pub trusted_keys: Vec<String>,
     pub allow_unsigned: bool,
-    /// Installed bundles kept in all, the active, previous and last good ones included (those
-    /// are never pruned, so more stay when they alone exceed it); older ones go at activation.
+    /// Installed bundles kept in all, the active, previous and last good ones and each name's
+    /// newest version included (those are never pruned, so more stay when they alone exceed
+    /// it); older ones go at activation.
     pub keep: usize,
     /// Largest bundle archive accepted, in MiB.
     pub max_bundle_mib: u64,

@@ -1439,7 +1439,11 @@ async fn abort_discards_a_transfer() {
         json!({"v": 1, "id": "a1", "device": packd.device, "status": "aborted", "transfer": plan.transfer})
     );
     assert!(!staging.exists(), "the aborted transfer's chunks are left");
-    for payload in [json!({"transfer": plan.transfer}), json!({"transfer": "../x"}), json!({})] {
+    for payload in [
+        json!({"transfer": plan.transfer}),
+        json!({"transfer": "../x"}),
+        json!({}),
+    ] {
         let again = command(&mut client, &packd, "abort", payload.clone()).await;
         assert_eq!(again["error"]["code"], "bad_request", "{payload}: {again}");
     }

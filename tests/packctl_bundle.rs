@@ -8,9 +8,9 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use base64::Engine as _;
 use fixtures::bundles::{bundle_variant, installed_path};
 use fixtures::{shipped_bundle, Packd, PackdOptions, V5Client, PREFIX, REPLY_DEADLINE};
-use base64::Engine as _;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use support::{unique_id, Broker};
@@ -152,7 +152,11 @@ fn keygen_build_sign_inspect_round_trip() {
     assert_eq!(signature["sha256"], sha256);
     assert_eq!(signature["key_id"], key_id);
     assert_eq!(
-        (&signature["name"], &signature["version"], &signature["size"]),
+        (
+            &signature["name"],
+            &signature["version"],
+            &signature["size"]
+        ),
         (
             &Value::from("packd-default"),
             &Value::from("1.0.0"),
@@ -161,7 +165,8 @@ fn keygen_build_sign_inspect_round_trip() {
     );
     assert_eq!(signature["allow_downgrade"], false);
     // The signature covers the documented statement, byte for byte.
-    let statement = fixtures::bundles::statement("packd-default", "1.0.0", bytes.len() as u64, &sha256);
+    let statement =
+        fixtures::bundles::statement("packd-default", "1.0.0", bytes.len() as u64, &sha256);
     let raw = base64::engine::general_purpose::STANDARD
         .decode(signature["signature"].as_str().expect("signature"))
         .expect("base64");
@@ -269,7 +274,13 @@ fn keygen_build_sign_inspect_round_trip() {
     .expect("old sig");
     let output = packctl(
         dir.path(),
-        &["bundle", "inspect", "plain.tar", "--trusted", "keys/fleet.pub"],
+        &[
+            "bundle",
+            "inspect",
+            "plain.tar",
+            "--trusted",
+            "keys/fleet.pub",
+        ],
     );
     assert!(!output.status.success(), "{}", describe(&output));
     assert!(
@@ -1051,7 +1062,10 @@ async fn abort_discards_a_transfer_with_packctl() {
     let reply = json_of(&output);
     assert_eq!(
         (&reply["status"], &reply["transfer"]),
-        (&Value::from("aborted"), &Value::from(plan.transfer.as_str())),
+        (
+            &Value::from("aborted"),
+            &Value::from(plan.transfer.as_str())
+        ),
         "{reply}"
     );
     assert!(!staging.exists());

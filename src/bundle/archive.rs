@@ -1371,10 +1371,15 @@ mod tests {
         let limits = generous.for_archive(&bomb).unwrap();
         let bound = archive_len * MAX_ZSTD_EXPANSION + ZSTD_EXPANSION_ALLOWANCE;
         assert!(bound < 48 << 20, "{archive_len}-byte archive");
-        assert_eq!((limits.max_total_bytes, limits.max_file_bytes), (bound, bound));
+        assert_eq!(
+            (limits.max_total_bytes, limits.max_file_bytes),
+            (bound, bound)
+        );
         let out = work.path().join("out");
         match unpack(&bomb, &out, &limits) {
-            Err(ArchiveError::FileTooLarge { limit, .. } | ArchiveError::TotalTooLarge { limit }) => {
+            Err(
+                ArchiveError::FileTooLarge { limit, .. } | ArchiveError::TotalTooLarge { limit },
+            ) => {
                 assert_eq!(limit, bound)
             }
             other => panic!("expected the bound to refuse it, got {other:?}"),
@@ -1382,13 +1387,27 @@ mod tests {
         assert_eq!(fs::read_dir(&out).unwrap().count(), 0);
 
         // A plain tar holds its files' bytes: it may write no more than its own length.
-        let plain = save(work.path(), "plain.tar", &pack_to_vec(&tree, Compression::None));
+        let plain = save(
+            work.path(),
+            "plain.tar",
+            &pack_to_vec(&tree, Compression::None),
+        );
         let plain_len = fs::metadata(&plain).unwrap().len();
-        assert_eq!(generous.for_archive(&plain).unwrap().max_total_bytes, plain_len);
-        unpack(&plain, &work.path().join("plain"), &generous.for_archive(&plain).unwrap())
-            .unwrap();
+        assert_eq!(
+            generous.for_archive(&plain).unwrap().max_total_bytes,
+            plain_len
+        );
+        unpack(
+            &plain,
+            &work.path().join("plain"),
+            &generous.for_archive(&plain).unwrap(),
+        )
+        .unwrap();
 
-        let shipped = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/engines/packd-default"));
+        let shipped = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/engines/packd-default"
+        ));
         let packed = save(
             work.path(),
             "shipped.tar.zst",

@@ -409,22 +409,22 @@ mod tests {
         assert_ne!(secret.to_bytes(), other_secret.to_bytes());
         let trusted = trusting(&[&public]);
         let id = key_id(&public);
-        let digest = statement_of("archive bytes");
-        let signature = sign(&secret, &digest);
-        verify(&trusted, &digest, &signature, &id).unwrap();
+        let statement = statement_of("archive bytes");
+        let signature = sign(&secret, &statement);
+        verify(&trusted, &statement, &signature, &id).unwrap();
         // Surrounding whitespace (a trailing newline from a file) is tolerated.
-        verify(&trusted, &digest, &format!(" {signature}\n"), &id).unwrap();
+        verify(&trusted, &statement, &format!(" {signature}\n"), &id).unwrap();
 
-        let mut tampered_digest = digest.clone();
-        tampered_digest.sha256[31] ^= 1;
-        let error = verify(&trusted, &tampered_digest, &signature, &id).unwrap_err();
+        let mut tampered = statement.clone();
+        tampered.sha256[31] ^= 1;
+        let error = verify(&trusted, &tampered, &signature, &id).unwrap_err();
         assert!(matches!(error, SignatureError::BadSignature));
         assert_eq!(error.code(), "bad_signature");
 
         let mut raw = BASE64.decode(&signature).unwrap();
         raw[0] ^= 0x80;
         assert!(matches!(
-            verify(&trusted, &digest, &BASE64.encode(&raw), &id),
+            verify(&trusted, &statement, &BASE64.encode(&raw), &id),
             Err(SignatureError::BadSignature)
         ));
     }
@@ -433,11 +433,11 @@ mod tests {
     fn keys_that_are_not_the_signer() {
         let (signer_secret, signer) = generate_keypair().unwrap();
         let (_, bystander) = generate_keypair().unwrap();
-        let digest = statement_of("bundle");
-        let signature = sign(&signer_secret, &digest);
+        let statement = statement_of("bundle");
+        let signature = sign(&signer_secret, &statement);
 
         let only_bystander = trusting(&[&bystander]);
-        let error = verify(&only_bystander, &digest, &signature, &key_id(&signer)).unwrap_err();
+        let error = verify(&only_bystander, &statement, &signature, &key_id(&signer)).unwrap_err();
         match &error {
             SignatureError::UnknownKey(id) => assert_eq!(id, &key_id(&signer)),
             other => panic!("expected UnknownKey, got {other:?}"),
@@ -447,10 +447,10 @@ mod tests {
         let both = trusting(&[&signer, &bystander]);
         assert_eq!(both.len(), 2);
         assert!(matches!(
-            verify(&both, &digest, &signature, &key_id(&bystander)),
+            verify(&both, &statement, &signature, &key_id(&bystander)),
             Err(SignatureError::BadSignature)
         ));
-        verify(&both, &digest, &signature, &key_id(&signer)).unwrap();
+        verify(&both, &statement, &signature, &key_id(&signer)).unwrap();
     }
 
     #[test]
@@ -458,25 +458,25 @@ mod tests {
         let secret = rfc_secret();
         let trusted = trusting(&[&secret.verifying_key()]);
         let id = key_id(&secret.verifying_key());
-        let digest = statement_of("x");
+        let statement = statement_of("x");
         let short = BASE64.encode([1u8; 63]);
         let long = BASE64.encode([1u8; 65]);
         for bad in ["", "not base64!", "====", short.as_str(), long.as_str()] {
             assert!(
                 matches!(
-                    verify(&trusted, &digest, bad, &id),
+                    verify(&trusted, &statement, bad, &id),
                     Err(SignatureError::BadSignature)
                 ),
                 "{bad:?}"
             );
         }
         let flood = "f".repeat(10_000);
-        match verify(&trusted, &digest, "", &flood) {
+        match verify(&trusted, &statement, "", &flood) {
             Err(SignatureError::UnknownKey(echoed)) => assert_eq!(echoed.len(), MAX_ECHOED_KEY_ID),
             other => panic!("expected UnknownKey, got {other:?}"),
         }
         assert!(matches!(
-            verify(&TrustedKeys::default(), &digest, "", ""),
+            verify(&TrustedKeys::default(), &statement, "", ""),
             Err(SignatureError::UnknownKey(_))
         ));
     }
@@ -567,8 +567,14 @@ mod tests {
         assert_eq!(secret.verifying_key(), public);
         assert_eq!(key_id(&public), files.key_id);
         let trusted = TrustedKeys::from_config(&[files.public_path.display().to_string()]).unwrap();
-        let digest = statement_of("bundle");
-        verify(&trusted, &digest, &sign(&secret, &digest), &files.key_id).unwrap();
+        let statement = statement_of("bundle");
+        verify(
+            &trusted,
+            &statement,
+            &sign(&secret, &statement),
+            &files.key_id,
+        )
+        .unwrap();
 
         let before = fs::read(&files.secret_path).unwrap();
         assert!(matches!(

@@ -511,7 +511,14 @@ mod tests {
         let store = BundleStore::open(temp.path()).unwrap();
         // Oldest install first; other@2.10.0 is that name's newest although "2.9.0" sorts
         // after it as text.
-        let installs = ["other@2.10.0", "b@2.0.0", "b@1.0.0", "other@2.9.0", "b@1.1.0", "b@1.2.0"];
+        let installs = [
+            "other@2.10.0",
+            "b@2.0.0",
+            "b@1.0.0",
+            "other@2.9.0",
+            "b@1.1.0",
+            "b@1.2.0",
+        ];
         for (seconds, label) in installs.into_iter().enumerate() {
             fake_install(&store, label);
             installed_at(&store, label, seconds as u64);
@@ -525,7 +532,10 @@ mod tests {
         let removed = store.prune(3);
         let left: Vec<String> = store.installed().into_iter().map(|b| b.label).collect();
         for kept in ["b@2.0.0", "other@2.10.0", "b@1.2.0", "b@1.1.0"] {
-            assert!(left.contains(&kept.to_string()), "{kept} pruned: {removed:?}");
+            assert!(
+                left.contains(&kept.to_string()),
+                "{kept} pruned: {removed:?}"
+            );
         }
         assert_eq!(removed, ["b@1.0.0", "other@2.9.0"]);
     }

@@ -272,7 +272,8 @@ impl Fleet {
         size: u64,
         digest: &[u8; 32],
     ) -> Result<(), FleetError> {
-        let refused = |error: signature::SignatureError| FleetError::new(error.code(), error.to_string());
+        let refused =
+            |error: signature::SignatureError| FleetError::new(error.code(), error.to_string());
         match (&request.signature, &request.key_id) {
             (Some(signature), Some(key_id)) => {
                 let statement = signature::Statement::new(

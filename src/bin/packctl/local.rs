@@ -106,11 +106,12 @@ impl SignatureFile {
 
     /// Why this signature is not for `archive` (name, version, size and digest), if it is not.
     pub fn mismatch(&self, archive: &ArchiveIdentity) -> Option<String> {
-        let differs = |what: &str, signed: &dyn std::fmt::Display, found: &dyn std::fmt::Display| {
-            Some(format!(
+        let differs =
+            |what: &str, signed: &dyn std::fmt::Display, found: &dyn std::fmt::Display| {
+                Some(format!(
                 "the signature is for {what} {signed}, not this archive's {found} (sign it again)"
             ))
-        };
+            };
         if !self.sha256.eq_ignore_ascii_case(&archive.sha256) {
             return differs("sha256", &self.sha256, &archive.sha256);
         }
