@@ -445,9 +445,16 @@ fn variant(
         packd::bundle::archive::Compression::Zstd { level: 3 },
     )?;
     let digest: [u8; 32] = Sha256::digest(&bytes).into();
+    let statement = packd::bundle::signature::Statement::new(
+        &manifest.name,
+        &version,
+        bytes.len() as u64,
+        digest,
+        false,
+    )?;
     let signature = key.map(|key| {
         (
-            packd::bundle::signature::sign(key, &digest),
+            packd::bundle::signature::sign(key, &statement),
             packd::bundle::signature::key_id(&key.verifying_key()),
         )
     });

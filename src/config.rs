@@ -126,11 +126,15 @@ pub struct BundlesConfig {
     pub seed: PathBuf,
     pub trusted_keys: Vec<String>,
     pub allow_unsigned: bool,
-    /// Installed bundles kept in all, the active, previous and last good ones included (those
-    /// are never pruned, so more stay when they alone exceed it); older ones go at activation.
+    /// Installed bundles kept in all, the active, previous and last good ones and each name's
+    /// newest version included (those are never pruned, so more stay when they alone exceed
+    /// it); older ones go at activation.
     pub keep: usize,
     /// Largest bundle archive accepted, in MiB.
     pub max_bundle_mib: u64,
+    /// Seconds without a new chunk after which a transfer has stalled and a fresh signed
+    /// `begin` for another archive may take its place instead of being answered `busy`.
+    pub transfer_stall_s: u64,
 }
 
 impl Default for BundlesConfig {
@@ -142,6 +146,7 @@ impl Default for BundlesConfig {
             allow_unsigned: false,
             keep: 3,
             max_bundle_mib: 1024,
+            transfer_stall_s: 60,
         }
     }
 }

@@ -254,6 +254,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
         keep: config.bundles.keep,
         transfer_limits: TransferLimits {
             max_bundle_bytes: config.bundles.max_bundle_mib * 1024 * 1024,
+            stall_after: Duration::from_secs(config.bundles.transfer_stall_s),
             ..TransferLimits::default()
         },
         unpack_limits: UnpackLimits {

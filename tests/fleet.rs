@@ -1310,3 +1310,182 @@ async fn a_crash_at_any_step_of_an_install_leaves_old_or_new_intact() {
     );
     eprintln!("{crash_points} crash points; outcomes after restart: {outcomes:?}");
 }
+
+/// Finding 5 of issue 13: a replayed `begin` (a real signature, recorded from a genuine push)
+/// with another `size`, `name`, `version` or downgrade flag is `bad_signature`, since the
+/// signature covers the statement of all of them; a 4 KiB `chunk_size` is under packd's floor.
+/// None of them takes the transfer slot: the genuine push that follows is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_begin_with_forged_size_is_refused() {
+    let (key, public) = signing_key();
+    let (_broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let archive = pack(bundle_variant("3.2.0", |_| {}, true).path());
+    let plan = Push {
+        key: Some(&key),
+        ..Push::default()
+    };
+    let genuine = begin_payload(&archive, &plan);
+    let forged = [
+        ("size", json!(1u64 << 30)),
+        ("name", json!("packd-evil")),
+        ("version", json!("9.9.9")),
+        ("allow_downgrade", json!(true)),
+    ];
+    for (field, value) in forged {
+        let mut replayed = genuine.clone();
+        replayed[field] = value;
+        replayed["transfer"] = json!(unique_id("replay"));
+        let reply = command(&mut client, &packd, "begin", replayed).await;
+        assert_eq!(reply["error"]["code"], "bad_signature", "{field}: {reply}");
+    }
+    let mut tiny_chunks = genuine.clone();
+    tiny_chunks["chunk_size"] = json!(4096);
+    tiny_chunks["transfer"] = json!(unique_id("replay"));
+    let reply = command(&mut client, &packd, "begin", tiny_chunks).await;
+    assert_eq!(reply["error"]["code"], "bad_request", "{reply}");
+    assert_eq!(
+        fs::read_dir(packd.store().join(".transfers"))
+            .unwrap()
+            .count(),
+        0,
+        "a refused begin left a transfer"
+    );
+
+    let (ready, committed) = push(&mut client, &packd, &archive, &plan).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(committed["status"], "activated", "{committed}");
+}
+
+/// Finding 5 of issue 13: a validly signed `begin` (a replay of an old bundle's) holds the only
+/// slot and sends nothing. Once it has gone `bundles.transfer_stall_s` without a new chunk
+/// (0 here, so the test needs no waiting), a fresh signed `begin` for another archive takes
+/// the slot instead of being answered `busy`, and the hog's staging is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_transfer_is_taken_over_by_a_fresh_signed_begin() {
+    let (key, public) = signing_key();
+    let options = with_env(trusting(&public), "PACKD_BUNDLES__TRANSFER_STALL_S", "0");
+    let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
+    let old = pack(bundle_variant("3.3.0", |_| {}, true).path());
+    let hog = Push {
+        key: Some(&key),
+        transfer: unique_id("hog"),
+        ..Push::default()
+    };
+    let ready = command(&mut client, &packd, "begin", begin_payload(&old, &hog)).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    let hog_dir = packd.store().join(".transfers").join(&hog.transfer);
+    assert!(hog_dir.is_dir());
+
+    let fresh = pack(bundle_variant("3.4.0", |_| {}, true).path());
+    let plan = Push {
+        key: Some(&key),
+        ..Push::default()
+    };
+    let (ready, committed) = push(&mut client, &packd, &fresh, &plan).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(committed["status"], "activated", "{committed}");
+    assert!(!hog_dir.exists(), "the stalled transfer's staging is left");
+    let resumed = command(
+        &mut client,
+        &packd,
+        "commit",
+        json!({"transfer": hog.transfer}),
+    )
+    .await;
+    assert_eq!(resumed["error"]["code"], "bad_request", "{resumed}");
+}
+
+/// Finding 5 of issue 13: there was no way to give a slot back. `abort` discards a transfer and
+/// its chunks, and the next push is served instead of answered `busy`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_discards_a_transfer() {
+    let (key, public) = signing_key();
+    let (_broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let first = pack(bundle_variant("3.5.0", |_| {}, true).path());
+    let plan = Push {
+        key: Some(&key),
+        chunk_size: 64 * 1024,
+        ..Push::default()
+    };
+    let begin = begin_payload(&first, &plan);
+    assert_eq!(
+        command(&mut client, &packd, "begin", begin.clone()).await["status"],
+        "ready"
+    );
+    send_chunks(&client, &packd, &first, &plan, 0..2).await;
+    // Begin again: packd has handled the chunks once it answers.
+    let midway = command(&mut client, &packd, "begin", begin).await;
+    assert_eq!(midway["have"], json!([[0, 2]]), "{midway}");
+    let staging = packd.store().join(".transfers").join(&plan.transfer);
+    assert!(staging.is_dir());
+
+    let second = pack(bundle_variant("3.6.0", |_| {}, true).path());
+    let next = Push {
+        key: Some(&key),
+        ..Push::default()
+    };
+    let busy = command(&mut client, &packd, "begin", begin_payload(&second, &next)).await;
+    assert_eq!(busy["error"]["code"], "busy", "{busy}");
+
+    let aborted = command(
+        &mut client,
+        &packd,
+        "abort",
+        json!({"id": "a1", "transfer": plan.transfer}),
+    )
+    .await;
+    assert_eq!(
+        aborted,
+        json!({"v": 1, "id": "a1", "device": packd.device, "status": "aborted", "transfer": plan.transfer})
+    );
+    assert!(!staging.exists(), "the aborted transfer's chunks are left");
+    for payload in [
+        json!({"transfer": plan.transfer}),
+        json!({"transfer": "../x"}),
+        json!({}),
+    ] {
+        let again = command(&mut client, &packd, "abort", payload.clone()).await;
+        assert_eq!(again["error"]["code"], "bad_request", "{payload}: {again}");
+    }
+    let (ready, committed) = push(&mut client, &packd, &second, &next).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(committed["status"], "activated", "{committed}");
+}
+
+/// Finding 7 of issue 13: unpacking was bounded only by 4 × `max_bundle_mib` (4 GiB), so a
+/// signed archive of a few MiB could write gigabytes. A bundle carrying 96 MiB of zeros packs
+/// to little more than the shipped bundle; its expansion is past what zstd bundles may have, so
+/// it is `invalid_bundle` with `check` = `archive`, and nothing is left in the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpack_writes_no_more_than_the_archive_allows() {
+    let (key, public) = signing_key();
+    let variant = bundle_variant(
+        "3.7.0",
+        |dir| fs::write(dir.join("zeros.bin"), vec![0u8; 96 << 20]).unwrap(),
+        true,
+    );
+    let archive = pack(variant.path());
+    let bound = archive.bytes.len() as u64 * packd::bundle::archive::MAX_ZSTD_EXPANSION
+        + packd::bundle::archive::ZSTD_EXPANSION_ALLOWANCE;
+    assert!(bound < 96 << 20, "{} bytes packed", archive.bytes.len());
+    let (ready, committed, packd) = refused_push(
+        trusting(&public),
+        &archive,
+        &Push {
+            key: Some(&key),
+            ..Push::default()
+        },
+    )
+    .await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(committed["error"]["code"], "invalid_bundle", "{committed}");
+    assert_eq!(committed["error"]["check"], "archive", "{committed}");
+    assert!(!installed_path(&packd, "packd-default", "3.7.0").exists());
+    let leftovers: Vec<_> = fs::read_dir(packd.store())
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".staging-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

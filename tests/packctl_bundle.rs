@@ -8,6 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use base64::Engine as _;
 use fixtures::bundles::{bundle_variant, installed_path};
 use fixtures::{shipped_bundle, Packd, PackdOptions, V5Client, PREFIX, REPLY_DEADLINE};
 use serde_json::Value;
@@ -150,16 +151,31 @@ fn keygen_build_sign_inspect_round_trip() {
     .expect("sig is JSON");
     assert_eq!(signature["sha256"], sha256);
     assert_eq!(signature["key_id"], key_id);
-    let digest: [u8; 32] = Sha256::digest(&bytes).into();
-    let mut trusted = packd::bundle::signature::TrustedKeys::default();
-    trusted.insert(public);
-    packd::bundle::signature::verify(
-        &trusted,
-        &digest,
-        signature["signature"].as_str().expect("signature"),
-        &key_id,
-    )
-    .expect("the signature verifies with the library");
+    assert_eq!(
+        (
+            &signature["name"],
+            &signature["version"],
+            &signature["size"]
+        ),
+        (
+            &Value::from("packd-default"),
+            &Value::from("1.0.0"),
+            &Value::from(bytes.len())
+        )
+    );
+    assert_eq!(signature["allow_downgrade"], false);
+    // The signature covers the documented statement, byte for byte.
+    let statement =
+        fixtures::bundles::statement("packd-default", "1.0.0", bytes.len() as u64, &sha256);
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(signature["signature"].as_str().expect("signature"))
+        .expect("base64");
+    public
+        .verify_strict(
+            statement.as_bytes(),
+            &ed25519_dalek::Signature::from_slice(&raw).expect("64 bytes"),
+        )
+        .expect("the signature covers the documented statement");
 
     let output = packctl(
         dir.path(),
@@ -249,6 +265,29 @@ fn keygen_build_sign_inspect_round_trip() {
     );
     assert!(!output.status.success(), "{}", describe(&output));
     assert!(text(&output.stdout).contains("not this archive"));
+
+    // A signature file of the format before signed statements (over the bare digest).
+    std::fs::write(
+        dir.path().join("plain.tar.sig"),
+        format!(r#"{{"sha256": "{sha256}", "signature": "AAAA", "key_id": "{key_id}"}}"#),
+    )
+    .expect("old sig");
+    let output = packctl(
+        dir.path(),
+        &[
+            "bundle",
+            "inspect",
+            "plain.tar",
+            "--trusted",
+            "keys/fleet.pub",
+        ],
+    );
+    assert!(!output.status.success(), "{}", describe(&output));
+    assert!(
+        text(&output.stderr).contains("sign the archive again"),
+        "{}",
+        describe(&output)
+    );
 
     // A corrupt archive.
     let mut corrupt = bytes.clone();
@@ -992,5 +1031,49 @@ async fn an_unsigned_push_is_refused_with_bad_signature() {
     assert!(
         !installed_path(&packd, "packd-default", "3.0.0").exists(),
         "nothing of the refused bundle is installed"
+    );
+}
+
+/// Finding 5 of issue 13: `packctl bundle abort` gives a transfer's slot back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn abort_discards_a_transfer_with_packctl() {
+    let operator = Operator::new();
+    let broker = Broker::start();
+    let mut options = trusting(&operator.public);
+    options
+        .env
+        .push(("PACKD_BUNDLES__ALLOW_UNSIGNED".into(), "true".into()));
+    let packd = Packd::start(&broker, options);
+    let mut client = V5Client::connect(&broker).await;
+    client.wait_for_state(&packd, "online").await;
+    let archive = fixtures::bundles::pack(bundle_variant("1.6.0", |_| {}, true).path());
+    let plan = fixtures::bundles::Push::default();
+    let begin = fixtures::bundles::begin_payload(&archive, &plan);
+    let ready = fixtures::bundles::command(&mut client, &packd, "begin", begin).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    let staging = packd.store().join(".transfers").join(&plan.transfer);
+    assert!(staging.is_dir());
+
+    let abort = ["bundle", "abort", &plan.transfer, "--device", &packd.device];
+    let output = operator
+        .run(&broker, &[&abort[..], &["--json"]].concat())
+        .await;
+    assert!(output.status.success(), "{}", describe(&output));
+    let reply = json_of(&output);
+    assert_eq!(
+        (&reply["status"], &reply["transfer"]),
+        (
+            &Value::from("aborted"),
+            &Value::from(plan.transfer.as_str())
+        ),
+        "{reply}"
+    );
+    assert!(!staging.exists());
+    let output = operator.run(&broker, &abort).await;
+    assert!(!output.status.success(), "{}", describe(&output));
+    assert!(
+        row(&text(&output.stdout), &packd.device).contains("bad_request"),
+        "{}",
+        describe(&output)
     );
 }

@@ -107,6 +107,56 @@ pub struct UnpackLimits {
     pub max_file_bytes: u64,
 }
 
+/// Most a zstd-compressed bundle's files may outweigh its archive. Model weights compress about
+/// 1.5-3x (the shipped bundle: 3.0x at level 3, 3.5x at 19) and text up to ~10x, so 32x refuses
+/// only archives built to expand, such as a run of zeros (~8000x).
+pub const MAX_ZSTD_EXPANSION: u64 = 32;
+/// Allowed on top of [`MAX_ZSTD_EXPANSION`] times the archive, so a tiny bundle made mostly of
+/// text is never refused for compressing well.
+pub const ZSTD_EXPANSION_ALLOWANCE: u64 = 1024 * 1024;
+
+impl UnpackLimits {
+    /// These limits narrowed to what `archive` can hold: a plain tar's files cannot outweigh the
+    /// tar itself, and a zstd tar's at most [`MAX_ZSTD_EXPANSION`] times the archive plus
+    /// [`ZSTD_EXPANSION_ALLOWANCE`]. An archive written to expand past that is refused
+    /// ([`ArchiveError::TotalTooLarge`]) before the excess reaches the disk.
+    pub fn for_archive(&self, archive: &Path) -> Result<UnpackLimits, ArchiveError> {
+        let mut file = File::open(archive).map_err(|e| ArchiveError::io(archive, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| ArchiveError::io(archive, e))?
+            .len();
+        let bound = if read_magic(&mut file, archive)? == Some(ZSTD_MAGIC) {
+            len.saturating_mul(MAX_ZSTD_EXPANSION)
+                .saturating_add(ZSTD_EXPANSION_ALLOWANCE)
+        } else {
+            len
+        };
+        Ok(UnpackLimits {
+            max_total_bytes: self.max_total_bytes.min(bound),
+            max_file_bytes: self.max_file_bytes.min(bound),
+            max_files: self.max_files,
+        })
+    }
+}
+
+/// The first four bytes of a file (`None` when it is shorter), leaving it at its start.
+fn read_magic(file: &mut File, path: &Path) -> Result<Option<[u8; 4]>, ArchiveError> {
+    let mut magic = [0u8; 4];
+    let mut filled = 0;
+    while filled < magic.len() {
+        match file.read(&mut magic[filled..]) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ArchiveError::io(path, e)),
+        }
+    }
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| ArchiveError::io(path, e))?;
+    Ok((filled == magic.len()).then_some(magic))
+}
+
 /// What an unpack wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnpackReport {
@@ -384,19 +434,7 @@ fn unpack_checked(
     limits: &UnpackLimits,
 ) -> Result<UnpackReport, ArchiveError> {
     let mut file = File::open(archive).map_err(|e| ArchiveError::io(archive, e))?;
-    let mut magic = [0u8; 4];
-    let mut filled = 0;
-    while filled < magic.len() {
-        match file.read(&mut magic[filled..]) {
-            Ok(0) => break,
-            Ok(read) => filled += read,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(ArchiveError::io(archive, e)),
-        }
-    }
-    file.seek(SeekFrom::Start(0))
-        .map_err(|e| ArchiveError::io(archive, e))?;
-    let stream: Box<dyn Read> = if filled == magic.len() && magic == ZSTD_MAGIC {
+    let stream: Box<dyn Read> = if read_magic(&mut file, archive)? == Some(ZSTD_MAGIC) {
         Box::new(
             zstd::stream::read::Decoder::new(file)
                 .map_err(|e| ArchiveError::Corrupt(e.to_string()))?,
@@ -1307,5 +1345,80 @@ mod tests {
             sha256_of(&work.path().join("absent")),
             Err(ArchiveError::Io { .. })
         ));
+    }
+
+    /// Unpacking used to be bounded only by `4 × max_bundle_mib`, whatever the archive's size:
+    /// a few KiB of zstd could write 4 GiB. Now a zstd archive may expand 32x (plus 1 MiB), a
+    /// plain tar not at all, and the shipped bundle at zstd's best level stays well inside.
+    #[test]
+    fn zstd_expansion_is_bounded_by_the_archive_size() {
+        let generous = UnpackLimits {
+            max_total_bytes: 4 << 30,
+            max_files: 100,
+            max_file_bytes: 4 << 30,
+        };
+        let work = tempfile::tempdir().unwrap();
+        let tree = work.path().join("tree");
+        fs::create_dir(&tree).unwrap();
+        fs::write(tree.join(MANIFEST_FILE), b"schema = 1\n").unwrap();
+        fs::write(tree.join("zeros.bin"), vec![0u8; 48 << 20]).unwrap();
+        let bomb = save(
+            work.path(),
+            "bomb.tar.zst",
+            &pack_to_vec(&tree, Compression::Zstd { level: 3 }),
+        );
+        let archive_len = fs::metadata(&bomb).unwrap().len();
+        let limits = generous.for_archive(&bomb).unwrap();
+        let bound = archive_len * MAX_ZSTD_EXPANSION + ZSTD_EXPANSION_ALLOWANCE;
+        assert!(bound < 48 << 20, "{archive_len}-byte archive");
+        assert_eq!(
+            (limits.max_total_bytes, limits.max_file_bytes),
+            (bound, bound)
+        );
+        let out = work.path().join("out");
+        match unpack(&bomb, &out, &limits) {
+            Err(
+                ArchiveError::FileTooLarge { limit, .. } | ArchiveError::TotalTooLarge { limit },
+            ) => {
+                assert_eq!(limit, bound)
+            }
+            other => panic!("expected the bound to refuse it, got {other:?}"),
+        }
+        assert_eq!(fs::read_dir(&out).unwrap().count(), 0);
+
+        // A plain tar holds its files' bytes: it may write no more than its own length.
+        let plain = save(
+            work.path(),
+            "plain.tar",
+            &pack_to_vec(&tree, Compression::None),
+        );
+        let plain_len = fs::metadata(&plain).unwrap().len();
+        assert_eq!(
+            generous.for_archive(&plain).unwrap().max_total_bytes,
+            plain_len
+        );
+        unpack(
+            &plain,
+            &work.path().join("plain"),
+            &generous.for_archive(&plain).unwrap(),
+        )
+        .unwrap();
+
+        let shipped = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/engines/packd-default"
+        ));
+        let packed = save(
+            work.path(),
+            "shipped.tar.zst",
+            &pack_to_vec(shipped, Compression::Zstd { level: 19 }),
+        );
+        let report = unpack(
+            &packed,
+            &work.path().join("shipped"),
+            &generous.for_archive(&packed).unwrap(),
+        )
+        .unwrap();
+        assert!(report.total_bytes > 2 * fs::metadata(&packed).unwrap().len());
     }
 }

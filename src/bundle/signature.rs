@@ -1,6 +1,7 @@
-//! Bundle signatures: Ed25519 over the 32 bytes of the archive's SHA-256, checked against the
-//! public keys the appliance's config trusts. Keys are raw 32-byte values in base64, so a key
-//! fits on one line of a config file or an MQTT payload.
+//! Bundle signatures: Ed25519 over a canonical statement of what a `begin` announces (name,
+//! version, size, the archive's SHA-256 and the downgrade flag; docs/bundle-format.md gives its
+//! exact bytes), checked against the public keys the appliance's config trusts. Keys are raw
+//! 32-byte values in base64, so a key fits on one line of a config file or an MQTT payload.
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
@@ -21,8 +22,10 @@ const MAX_ECHOED_KEY_ID: usize = 64;
 pub enum SignatureError {
     #[error("no trusted key has id '{0}'")]
     UnknownKey(String),
-    #[error("the signature does not verify against the bundle digest")]
+    #[error("the signature does not verify against the signed statement (name, version, size, sha256, allow_downgrade)")]
     BadSignature,
+    #[error("the statement cannot be signed: {0}")]
+    InvalidStatement(&'static str),
     #[error("key '{origin}': {reason}")]
     InvalidKey { origin: String, reason: String },
     #[error("{path}: {source}")]
@@ -37,10 +40,65 @@ impl SignatureError {
         match self {
             SignatureError::UnknownKey(_) => "unknown_key",
             SignatureError::BadSignature => "bad_signature",
+            SignatureError::InvalidStatement(_) => "bad_request",
             SignatureError::InvalidKey { .. }
             | SignatureError::Io { .. }
             | SignatureError::Randomness(_) => "internal",
         }
+    }
+}
+
+/// First line of every signed statement; a new statement format gets a new line, so a signature
+/// made for one format can never verify as another.
+pub const STATEMENT_HEADER: &str = "packd-bundle-statement-v1";
+
+/// What a bundle signature covers: every `begin` field the archive must live up to. The transfer
+/// parameters (`transfer`, `chunk_size`) are not in it: they are the sender's choice per push and
+/// are bounded by packd itself (see `transfer::MIN_CHUNK_SIZE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    name: String,
+    version: String,
+    size: u64,
+    sha256: [u8; 32],
+    allow_downgrade: bool,
+}
+
+impl Statement {
+    /// A statement; `name` and `version` must be plain bundle names (no `=`, no line breaks), so
+    /// the encoding stays unambiguous.
+    pub fn new(
+        name: &str,
+        version: &str,
+        size: u64,
+        sha256: [u8; 32],
+        allow_downgrade: bool,
+    ) -> Result<Statement, SignatureError> {
+        if !super::transfer::is_valid_bundle_name(name, version) {
+            return Err(SignatureError::InvalidStatement(
+                "name and version must be letters, digits, '-', '_', '.' (and '+' in versions)",
+            ));
+        }
+        Ok(Statement {
+            name: name.to_string(),
+            version: version.to_string(),
+            size,
+            sha256,
+            allow_downgrade,
+        })
+    }
+
+    /// The exact bytes signed: six `\n`-terminated ASCII lines (docs/bundle-format.md).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        format!(
+            "{STATEMENT_HEADER}\nname={}\nversion={}\nsize={}\nsha256={}\nallow_downgrade={}\n",
+            self.name,
+            self.version,
+            self.size,
+            hex::encode(self.sha256),
+            self.allow_downgrade
+        )
+        .into_bytes()
     }
 }
 
@@ -111,10 +169,19 @@ impl TrustedKeys {
     }
 }
 
-/// Checks `signature_b64` over `digest` with the trusted key named `key_id`.
+/// Checks `signature_b64` over `statement` with the trusted key named `key_id`.
 pub fn verify(
     trusted: &TrustedKeys,
-    digest: &[u8; 32],
+    statement: &Statement,
+    signature_b64: &str,
+    key_id: &str,
+) -> Result<(), SignatureError> {
+    verify_bytes(trusted, &statement.to_bytes(), signature_b64, key_id)
+}
+
+fn verify_bytes(
+    trusted: &TrustedKeys,
+    message: &[u8],
     signature_b64: &str,
     key_id: &str,
 ) -> Result<(), SignatureError> {
@@ -127,7 +194,7 @@ pub fn verify(
     let signature = Signature::from_slice(&bytes).map_err(|_| SignatureError::BadSignature)?;
     // verify_strict also refuses small-order keys and non-canonical R, which plain verify lets
     // through; a signature must name exactly one signer.
-    key.verify_strict(digest, &signature)
+    key.verify_strict(message, &signature)
         .map_err(|_| SignatureError::BadSignature)
 }
 
@@ -141,9 +208,13 @@ pub fn generate_keypair() -> Result<(SigningKey, VerifyingKey), SignatureError> 
     Ok((secret, public))
 }
 
-/// Signs an archive digest; the base64 result is what `begin` carries as `signature`.
-pub fn sign(secret: &SigningKey, digest: &[u8; 32]) -> String {
-    BASE64.encode(secret.sign(digest).to_bytes())
+/// Signs a statement; the base64 result is what `begin` carries as `signature`.
+pub fn sign(secret: &SigningKey, statement: &Statement) -> String {
+    sign_bytes(secret, &statement.to_bytes())
+}
+
+fn sign_bytes(secret: &SigningKey, message: &[u8]) -> String {
+    BASE64.encode(secret.sign(message).to_bytes())
 }
 
 /// Reads a secret key file (base64 of the 32-byte seed).
@@ -289,6 +360,18 @@ mod tests {
         Sha256::digest(text.as_bytes()).into()
     }
 
+    /// A statement about an "archive" made of `text`.
+    fn statement_of(text: &str) -> Statement {
+        Statement::new(
+            "packd-default",
+            "1.0.0",
+            text.len() as u64,
+            digest_of(text),
+            false,
+        )
+        .unwrap()
+    }
+
     fn trusting(keys: &[&VerifyingKey]) -> TrustedKeys {
         let mut trusted = TrustedKeys::default();
         for key in keys {
@@ -312,11 +395,11 @@ mod tests {
         assert_eq!(key_id(&public), "21fe31dfa154a261");
 
         let digest = digest_of("packd");
-        let signature = sign(&secret, &digest);
+        let signature = sign_bytes(&secret, &digest);
         assert_eq!(signature, RFC_SIGNATURE_OF_PACKD_DIGEST);
         let inline = BASE64.encode(public.as_bytes());
         let trusted = TrustedKeys::from_config(&[inline]).unwrap();
-        verify(&trusted, &digest, &signature, "21fe31dfa154a261").unwrap();
+        verify_bytes(&trusted, &digest, &signature, "21fe31dfa154a261").unwrap();
     }
 
     #[test]
@@ -326,22 +409,22 @@ mod tests {
         assert_ne!(secret.to_bytes(), other_secret.to_bytes());
         let trusted = trusting(&[&public]);
         let id = key_id(&public);
-        let digest = digest_of("archive bytes");
-        let signature = sign(&secret, &digest);
-        verify(&trusted, &digest, &signature, &id).unwrap();
+        let statement = statement_of("archive bytes");
+        let signature = sign(&secret, &statement);
+        verify(&trusted, &statement, &signature, &id).unwrap();
         // Surrounding whitespace (a trailing newline from a file) is tolerated.
-        verify(&trusted, &digest, &format!(" {signature}\n"), &id).unwrap();
+        verify(&trusted, &statement, &format!(" {signature}\n"), &id).unwrap();
 
-        let mut tampered_digest = digest;
-        tampered_digest[31] ^= 1;
-        let error = verify(&trusted, &tampered_digest, &signature, &id).unwrap_err();
+        let mut tampered = statement.clone();
+        tampered.sha256[31] ^= 1;
+        let error = verify(&trusted, &tampered, &signature, &id).unwrap_err();
         assert!(matches!(error, SignatureError::BadSignature));
         assert_eq!(error.code(), "bad_signature");
 
         let mut raw = BASE64.decode(&signature).unwrap();
         raw[0] ^= 0x80;
         assert!(matches!(
-            verify(&trusted, &digest, &BASE64.encode(&raw), &id),
+            verify(&trusted, &statement, &BASE64.encode(&raw), &id),
             Err(SignatureError::BadSignature)
         ));
     }
@@ -350,11 +433,11 @@ mod tests {
     fn keys_that_are_not_the_signer() {
         let (signer_secret, signer) = generate_keypair().unwrap();
         let (_, bystander) = generate_keypair().unwrap();
-        let digest = digest_of("bundle");
-        let signature = sign(&signer_secret, &digest);
+        let statement = statement_of("bundle");
+        let signature = sign(&signer_secret, &statement);
 
         let only_bystander = trusting(&[&bystander]);
-        let error = verify(&only_bystander, &digest, &signature, &key_id(&signer)).unwrap_err();
+        let error = verify(&only_bystander, &statement, &signature, &key_id(&signer)).unwrap_err();
         match &error {
             SignatureError::UnknownKey(id) => assert_eq!(id, &key_id(&signer)),
             other => panic!("expected UnknownKey, got {other:?}"),
@@ -364,10 +447,10 @@ mod tests {
         let both = trusting(&[&signer, &bystander]);
         assert_eq!(both.len(), 2);
         assert!(matches!(
-            verify(&both, &digest, &signature, &key_id(&bystander)),
+            verify(&both, &statement, &signature, &key_id(&bystander)),
             Err(SignatureError::BadSignature)
         ));
-        verify(&both, &digest, &signature, &key_id(&signer)).unwrap();
+        verify(&both, &statement, &signature, &key_id(&signer)).unwrap();
     }
 
     #[test]
@@ -375,25 +458,25 @@ mod tests {
         let secret = rfc_secret();
         let trusted = trusting(&[&secret.verifying_key()]);
         let id = key_id(&secret.verifying_key());
-        let digest = digest_of("x");
+        let statement = statement_of("x");
         let short = BASE64.encode([1u8; 63]);
         let long = BASE64.encode([1u8; 65]);
         for bad in ["", "not base64!", "====", short.as_str(), long.as_str()] {
             assert!(
                 matches!(
-                    verify(&trusted, &digest, bad, &id),
+                    verify(&trusted, &statement, bad, &id),
                     Err(SignatureError::BadSignature)
                 ),
                 "{bad:?}"
             );
         }
         let flood = "f".repeat(10_000);
-        match verify(&trusted, &digest, "", &flood) {
+        match verify(&trusted, &statement, "", &flood) {
             Err(SignatureError::UnknownKey(echoed)) => assert_eq!(echoed.len(), MAX_ECHOED_KEY_ID),
             other => panic!("expected UnknownKey, got {other:?}"),
         }
         assert!(matches!(
-            verify(&TrustedKeys::default(), &digest, "", ""),
+            verify(&TrustedKeys::default(), &statement, "", ""),
             Err(SignatureError::UnknownKey(_))
         ));
     }
@@ -484,8 +567,14 @@ mod tests {
         assert_eq!(secret.verifying_key(), public);
         assert_eq!(key_id(&public), files.key_id);
         let trusted = TrustedKeys::from_config(&[files.public_path.display().to_string()]).unwrap();
-        let digest = digest_of("bundle");
-        verify(&trusted, &digest, &sign(&secret, &digest), &files.key_id).unwrap();
+        let statement = statement_of("bundle");
+        verify(
+            &trusted,
+            &statement,
+            &sign(&secret, &statement),
+            &files.key_id,
+        )
+        .unwrap();
 
         let before = fs::read(&files.secret_path).unwrap();
         assert!(matches!(
@@ -509,6 +598,69 @@ mod tests {
         assert!(matches!(
             read_secret_key(&dir.path().join("absent.key")),
             Err(SignatureError::Io { .. })
+        ));
+    }
+
+    #[test]
+    fn the_statement_has_the_documented_bytes() {
+        let statement = Statement::new(
+            "packd-default",
+            "1.2.0+orin",
+            1_338_787,
+            digest_of("packd"),
+            true,
+        )
+        .unwrap();
+        let expected = format!(
+            "packd-bundle-statement-v1\nname=packd-default\nversion=1.2.0+orin\nsize=1338787\n\
+             sha256={}\nallow_downgrade=true\n",
+            hex::encode(digest_of("packd"))
+        );
+        assert_eq!(String::from_utf8(statement.to_bytes()).unwrap(), expected);
+        for (name, version) in [("a\nsize=1", "1.0.0"), ("a", "1=2"), ("", "1"), ("a", "")] {
+            assert!(
+                matches!(
+                    Statement::new(name, version, 1, [0; 32], false),
+                    Err(SignatureError::InvalidStatement(_))
+                ),
+                "{name:?} {version:?}"
+            );
+        }
+    }
+
+    /// Each field of the statement is covered: changing any one of them (as a replayed `begin`
+    /// with another size would) breaks the signature, and so does a signature over the bare
+    /// digest, the format before statements.
+    #[test]
+    fn every_statement_field_is_signed() {
+        let (secret, public) = generate_keypair().unwrap();
+        let trusted = trusting(&[&public]);
+        let id = key_id(&public);
+        let digest = digest_of("archive");
+        let signed = Statement::new("b", "1.0.0", 7, digest, false).unwrap();
+        let signature = sign(&secret, &signed);
+        verify(&trusted, &signed, &signature, &id).unwrap();
+        let changed = [
+            Statement::new("c", "1.0.0", 7, digest, false),
+            Statement::new("b", "1.0.1", 7, digest, false),
+            Statement::new("b", "1.0.0", 1 << 30, digest, false),
+            Statement::new("b", "1.0.0", 7, [0; 32], false),
+            Statement::new("b", "1.0.0", 7, digest, true),
+        ];
+        for statement in changed {
+            let statement = statement.unwrap();
+            assert!(
+                matches!(
+                    verify(&trusted, &statement, &signature, &id),
+                    Err(SignatureError::BadSignature)
+                ),
+                "{statement:?}"
+            );
+        }
+        let legacy = sign_bytes(&secret, &digest);
+        assert!(matches!(
+            verify(&trusted, &signed, &legacy, &id),
+            Err(SignatureError::BadSignature)
         ));
     }
 }

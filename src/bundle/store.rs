@@ -245,15 +245,19 @@ impl BundleStore {
         found
     }
 
-    /// Removes the oldest bundles beyond `keep`, never the active, previous or last good one.
+    /// Removes the oldest bundles beyond `keep`, never the active, previous or last good one,
+    /// nor the newest installed version (by semver) of any name: after a few activations of
+    /// older versions in a row the newest is none of the pointed ones, and it is the one a fleet
+    /// rolls forward to.
     pub fn prune(&self, keep: usize) -> Vec<String> {
+        let installed = self.installed();
         let mut protected: Vec<String> = [ACTIVE_POINTER, PREVIOUS_POINTER, LAST_GOOD_POINTER]
             .iter()
             .filter_map(|pointer| self.read_pointer(pointer))
+            .chain(newest_of_each_name(&installed))
             .collect();
         protected.sort();
         protected.dedup();
-        let installed = self.installed();
         let mut excess = installed.len().saturating_sub(keep.max(protected.len()));
         let mut removed = Vec::new();
         for bundle in installed {
@@ -366,6 +370,28 @@ pub struct InstalledBundle {
     pub targets: Vec<String>,
 }
 
+/// The label of the highest semver version installed under each name; versions that are not
+/// semver are ignored here (they are only ever pruned oldest first).
+fn newest_of_each_name(installed: &[InstalledBundle]) -> Vec<String> {
+    let mut newest: std::collections::BTreeMap<&str, (semver::Version, &str)> =
+        std::collections::BTreeMap::new();
+    for bundle in installed {
+        let Ok(version) = semver::Version::parse(&bundle.version) else {
+            continue;
+        };
+        match newest.get(bundle.name.as_str()) {
+            Some((best, _)) if best.cmp_precedence(&version).is_ge() => {}
+            _ => {
+                newest.insert(&bundle.name, (version, &bundle.label));
+            }
+        }
+    }
+    newest
+        .into_values()
+        .map(|(_, label)| label.to_string())
+        .collect()
+}
+
 fn copy_tree(source: &Path, target: &Path, bundle: &Bundle) -> Result<(), BundleError> {
     let copy = |relative: &str| -> Result<(), BundleError> {
         let from = source.join(relative);
@@ -465,5 +491,52 @@ mod tests {
             fs::write(temp.path().join(ACTIVE_POINTER), format!("{bad}\n")).unwrap();
             assert_eq!(store.active_label(), None, "{bad}");
         }
+    }
+
+    /// Sets a bundle folder's install time (what `installed()` orders by).
+    fn installed_at(store: &BundleStore, label: &str, seconds: u64) {
+        let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000 + seconds);
+        fs::File::open(store.path_of(label))
+            .unwrap()
+            .set_modified(time)
+            .unwrap();
+    }
+
+    /// Finding 4 of issue 13: the appliance runs 2.0.0; 1.0.0 is installed beside it; then
+    /// two older versions are installed and activated in a row. Active, previous and last good
+    /// now name 1.2.0 and 1.1.0, so the oldest install, 2.0.0, used to be the first pruned.
+    #[test]
+    fn prune_never_removes_newest_installed_version() {
+        let temp = tempfile::tempdir().unwrap();
+        let store = BundleStore::open(temp.path()).unwrap();
+        // Oldest install first; other@2.10.0 is that name's newest although "2.9.0" sorts
+        // after it as text.
+        let installs = [
+            "other@2.10.0",
+            "b@2.0.0",
+            "b@1.0.0",
+            "other@2.9.0",
+            "b@1.1.0",
+            "b@1.2.0",
+        ];
+        for (seconds, label) in installs.into_iter().enumerate() {
+            fake_install(&store, label);
+            installed_at(&store, label, seconds as u64);
+        }
+        store.activate("b@2.0.0").unwrap();
+        store.mark_good("b@2.0.0").unwrap();
+        for older in ["b@1.1.0", "b@1.2.0"] {
+            store.activate(older).unwrap();
+            store.mark_good(older).unwrap();
+        }
+        let removed = store.prune(3);
+        let left: Vec<String> = store.installed().into_iter().map(|b| b.label).collect();
+        for kept in ["b@2.0.0", "other@2.10.0", "b@1.2.0", "b@1.1.0"] {
+            assert!(
+                left.contains(&kept.to_string()),
+                "{kept} pruned: {removed:?}"
+            );
+        }
+        assert_eq!(removed, ["b@1.0.0", "other@2.9.0"]);
     }
 }

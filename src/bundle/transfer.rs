@@ -20,13 +20,14 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// Smallest chunk a sender may use.
-pub const MIN_CHUNK_SIZE: u64 = 4 * 1024;
+/// Smallest chunk a sender may use: `chunk_size` is not signed, so this bounds the messages a
+/// replayed `begin` can make a transfer need (a 1 GiB archive in 65 536 chunks at most).
+pub const MIN_CHUNK_SIZE: u64 = 16 * 1024;
 /// Largest chunk a sender may use (one MQTT message).
 pub const MAX_CHUNK_SIZE: u64 = 4 * 1024 * 1024;
 /// Longest transfer id.
 pub const MAX_TRANSFER_ID_LEN: usize = 64;
-/// Most chunks one transfer may have (64 GiB at the smallest chunk size).
+/// Most chunks one transfer may have (256 GiB at the smallest chunk size).
 pub const MAX_CHUNKS: u64 = 1 << 24;
 
 const META_FILE: &str = "meta.json";
@@ -50,8 +51,11 @@ pub enum TransferError {
     TooLarge { size: u64, limit: u64 },
     #[error("not enough free space: {0}")]
     NoSpace(String),
-    #[error("transfer '{active}' is in progress; one at a time")]
-    Busy { active: String },
+    #[error("transfer '{active}' is in progress; one at a time (a transfer of another archive may take its place once it goes {} s without a new chunk)", stall_after.as_secs())]
+    Busy {
+        active: String,
+        stall_after: Duration,
+    },
     #[error("chunks are missing: {0:?}")]
     MissingChunks(Vec<(u64, u64)>),
     #[error("the received archive's SHA-256 is {found}, but begin announced {expected}")]
@@ -109,6 +113,9 @@ pub struct BeginRequest {
     pub signature: Option<String>,
     #[serde(default)]
     pub key_id: Option<String>,
+    /// Signed with the downgrade flag (`packctl bundle sign --allow-downgrade`).
+    #[serde(default)]
+    pub allow_downgrade: bool,
 }
 
 impl BeginRequest {
@@ -228,6 +235,13 @@ pub struct TransferLimits {
     pub free_space_margin: u64,
     /// Free space to assume instead of asking the filesystem (tests simulate a full disk).
     pub free_space_override: Option<u64>,
+    /// A transfer without a new chunk for this long has stalled: a fresh `begin` for another
+    /// archive may take its slot instead of being answered `busy`.
+    pub stall_after: Duration,
+    /// Slowest progress a transfer may make before a fresh `begin` may take its slot: past
+    /// `stall_after` plus `size / min_bytes_per_s` since it began, it is overdue, so one chunk a
+    /// minute cannot hold the slot for days.
+    pub min_bytes_per_s: u64,
 }
 
 impl Default for TransferLimits {
@@ -237,6 +251,8 @@ impl Default for TransferLimits {
             max_concurrent_transfers: 1,
             free_space_margin: 64 * 1024 * 1024,
             free_space_override: None,
+            stall_after: Duration::from_secs(60),
+            min_bytes_per_s: 64 * 1024,
         }
     }
 }
@@ -267,7 +283,11 @@ struct TransferState {
     // record left by a crash or a failed write is simply overwritten.
     held_records: u64,
     held_file: File,
+    /// When a chunk or a `begin` last arrived: what the idle sweep looks at.
     last_activity: SystemTime,
+    /// When a new chunk was last stored (or the transfer began): what stall detection looks at,
+    /// so neither resent chunks nor replayed `begin`s keep a transfer alive.
+    last_progress: SystemTime,
 }
 
 #[derive(Debug)]
@@ -275,6 +295,8 @@ struct Transfer {
     dir: PathBuf,
     request: BeginRequest,
     data: File,
+    /// When the transfer was created (its `meta.json`, across restarts).
+    begun_at: SystemTime,
     state: Mutex<TransferState>,
 }
 
@@ -291,6 +313,28 @@ impl Transfer {
 
     fn missing_ranges(&self) -> Vec<(u64, u64)> {
         ranges_where(&self.state().held, false)
+    }
+
+    /// Why a fresh `begin` may take this transfer's slot at `now`, if it may: no new chunk for
+    /// `stall_after`, or slower overall than `min_bytes_per_s`.
+    fn takeover_reason(&self, limits: &TransferLimits, now: SystemTime) -> Option<String> {
+        let since = |then: SystemTime| now.duration_since(then).unwrap_or(Duration::ZERO);
+        let idle = since(self.state().last_progress);
+        if idle >= limits.stall_after {
+            return Some(format!("no new chunk for {} s", idle.as_secs()));
+        }
+        let allowed = limits.stall_after.saturating_add(Duration::from_secs(
+            self.request.size / limits.min_bytes_per_s.max(1),
+        ));
+        let age = since(self.begun_at);
+        (age > allowed).then(|| {
+            format!(
+                "unfinished {} s after it began (at most {} s for {} bytes)",
+                age.as_secs(),
+                allowed.as_secs(),
+                self.request.size
+            )
+        })
     }
 
     fn outstanding_bytes(&self) -> u64 {
@@ -383,11 +427,22 @@ impl TransferStore {
             .ok_or_else(|| TransferError::UnknownTransfer(truncated(id)))
     }
 
-    /// Starts or resumes a transfer; answers the chunk ranges already held (half-open).
+    /// Starts or resumes a transfer; answers the chunk ranges already held (half-open). When
+    /// every slot is held, a transfer of another archive that stalled or is overdue (see
+    /// [`TransferLimits`]) is discarded to make room; otherwise the answer is `busy`.
     pub fn begin(
         &self,
         request: &BeginRequest,
         limits: &TransferLimits,
+    ) -> Result<Vec<(u64, u64)>, TransferError> {
+        self.begin_at(request, limits, SystemTime::now())
+    }
+
+    fn begin_at(
+        &self,
+        request: &BeginRequest,
+        limits: &TransferLimits,
+        now: SystemTime,
     ) -> Result<Vec<(u64, u64)>, TransferError> {
         let request = request.validated(limits)?;
         // Held for the whole begin, so two begins cannot both pass the busy and space checks.
@@ -410,23 +465,42 @@ impl TransferStore {
                 others_outstanding,
                 limits,
             )?;
-            existing.state().last_activity = SystemTime::now();
+            existing.state().last_activity = now;
             return Ok(existing.held_ranges());
         }
 
+        let mut displaced = None;
         if transfers.len() >= limits.max_concurrent_transfers.max(1) {
-            let active = transfers.keys().next().cloned().unwrap_or_default();
-            return Err(TransferError::Busy { active });
+            let (victim, reason) = takeover_candidate(&transfers, &request, limits, now)
+                .ok_or_else(|| TransferError::Busy {
+                    active: transfers.keys().next().cloned().unwrap_or_default(),
+                    stall_after: limits.stall_after,
+                })?;
+            displaced = Some((victim, reason));
         }
-        let others_outstanding: u64 = transfers.values().map(|t| t.outstanding_bytes()).sum();
+        let others_outstanding: u64 = transfers
+            .iter()
+            .filter(|(id, _)| displaced.as_ref().is_none_or(|(victim, _)| victim != *id))
+            .map(|(_, t)| t.outstanding_bytes())
+            .sum();
         // The archive, then its unpacked copy: both must fit.
         self.check_space(request.size.saturating_mul(2), others_outstanding, limits)?;
+        if let Some((victim, reason)) = displaced {
+            if let Some(transfer) = transfers.remove(&victim) {
+                fs::remove_dir_all(&transfer.dir)
+                    .map_err(|e| TransferError::io(&transfer.dir, e))?;
+            }
+            log::info!(
+                PACKD_TRANSFER = victim.as_str(), PACKD_EVENT = "transfer_taken_over";
+                "transfer {victim} ({reason}) discarded for transfer {}", request.transfer
+            );
+        }
 
         let path = self.dir.join(&request.transfer);
         // create_dir refuses a directory made behind our back (open cleared our own leftovers),
         // and only what this call created is removed on failure.
         fs::create_dir(&path).map_err(|e| TransferError::io(&path, e))?;
-        let transfer = match create_transfer(&path, &request).and_then(|transfer| {
+        let transfer = match create_transfer(&path, &request, now).and_then(|transfer| {
             sync_dir(&self.dir)?;
             Ok(transfer)
         }) {
@@ -510,7 +584,9 @@ impl TransferStore {
             *flag = true;
             state.held_count += 1;
         }
-        state.last_activity = SystemTime::now();
+        let now = SystemTime::now();
+        state.last_activity = now;
+        state.last_progress = now;
         Ok(())
     }
 
@@ -600,7 +676,11 @@ impl TransferStore {
     }
 }
 
-fn create_transfer(path: &Path, request: &BeginRequest) -> Result<Transfer, TransferError> {
+fn create_transfer(
+    path: &Path,
+    request: &BeginRequest,
+    now: SystemTime,
+) -> Result<Transfer, TransferError> {
     let data_path = path.join(DATA_FILE);
     let data = OpenOptions::new()
         .read(true)
@@ -640,12 +720,14 @@ fn create_transfer(path: &Path, request: &BeginRequest) -> Result<Transfer, Tran
         dir: path.to_path_buf(),
         request: request.clone(),
         data,
+        begun_at: now,
         state: Mutex::new(TransferState {
             held: vec![false; request.chunk_count() as usize],
             held_count: 0,
             held_records: 0,
             held_file,
-            last_activity: SystemTime::now(),
+            last_activity: now,
+            last_progress: now,
         }),
     })
 }
@@ -711,24 +793,45 @@ fn load_transfer(path: &Path, id: &str) -> Result<Transfer, String> {
             }
         }
     }
-    let last_activity = [&held_path, &meta_path]
-        .iter()
-        .filter_map(|p| fs::metadata(p).and_then(|m| m.modified()).ok())
-        .max()
-        .unwrap_or_else(SystemTime::now);
+    let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    // meta.json is written once, at begin; `held` at every new chunk.
+    let begun_at = modified(&meta_path).unwrap_or_else(SystemTime::now);
+    let last_activity = modified(&held_path).map_or(begun_at, |held| held.max(begun_at));
 
     Ok(Transfer {
         dir: path.to_path_buf(),
         request,
         data,
+        begun_at,
         state: Mutex::new(TransferState {
             held,
             held_count,
             held_records,
             held_file,
             last_activity,
+            last_progress: last_activity,
         }),
     })
+}
+
+/// The transfer a fresh `begin` may displace, with why: one of another archive (a replayed
+/// `begin` of the same archive gains nothing by restarting it) that stalled or is overdue, the
+/// longest without progress first.
+fn takeover_candidate(
+    transfers: &BTreeMap<String, Arc<Transfer>>,
+    request: &BeginRequest,
+    limits: &TransferLimits,
+    now: SystemTime,
+) -> Option<(String, String)> {
+    transfers
+        .iter()
+        .filter(|(_, transfer)| transfer.request.sha256 != request.sha256)
+        .filter_map(|(id, transfer)| {
+            let reason = transfer.takeover_reason(limits, now)?;
+            Some((transfer.state().last_progress, id.clone(), reason))
+        })
+        .min()
+        .map(|(_, id, reason)| (id, reason))
 }
 
 fn sha256_hex(path: &Path) -> io::Result<String> {
@@ -772,6 +875,7 @@ mod tests {
             max_concurrent_transfers: 1,
             free_space_margin: 0,
             free_space_override: Some(u64::MAX),
+            ..TransferLimits::default()
         }
     }
 
@@ -792,6 +896,7 @@ mod tests {
             chunk_size: CHUNK,
             signature: Some("c2ln".into()),
             key_id: Some("21fe31dfa154a261".into()),
+            allow_downgrade: false,
         }
     }
 
@@ -1264,6 +1369,74 @@ mod tests {
         store.discard("first").unwrap();
         store.discard("second").unwrap();
         store.begin(&second, &limits()).unwrap();
+    }
+
+    /// A slot held by a transfer that makes no progress is not held forever: a `begin` for
+    /// another archive takes it once the holder stalled (no new chunk for `stall_after`, whatever
+    /// `begin`s or duplicate chunks came meanwhile) or is overdue (one chunk now and then, but
+    /// slower than `min_bytes_per_s` overall). A progressing transfer keeps its slot.
+    #[test]
+    fn a_stalled_or_overdue_transfer_of_another_archive_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TransferStore::open(dir.path()).unwrap();
+        let held = payload(8 * CHUNK as usize, 20);
+        let holder = request_for("holder", &held);
+        let fresh = request_for("fresh", &payload(3 * CHUNK as usize, 21));
+        let limits = TransferLimits {
+            stall_after: Duration::from_secs(60),
+            min_bytes_per_s: CHUNK,
+            ..limits()
+        };
+        let t0 = SystemTime::now();
+        store.begin_at(&holder, &limits, t0).unwrap();
+        send(&store, "holder", &held, [0]);
+        let at = |seconds| t0 + Duration::from_secs(seconds);
+        // Progressing: busy. A replayed begin of the holder, or a duplicate chunk, is no progress.
+        assert!(matches!(
+            store.begin_at(&fresh, &limits, at(30)),
+            Err(TransferError::Busy { .. })
+        ));
+        store.begin_at(&holder, &limits, at(59)).unwrap();
+        send(&store, "holder", &held, [0]);
+        // The same archive under another id never displaces it.
+        let same_archive = BeginRequest {
+            transfer: "replay".into(),
+            ..holder.clone()
+        };
+        assert!(matches!(
+            store.begin_at(&same_archive, &limits, at(3600)),
+            Err(TransferError::Busy { .. })
+        ));
+        // Stalled: taken over, its files gone.
+        assert_eq!(store.begin_at(&fresh, &limits, at(61)).unwrap(), []);
+        assert!(!dir.path().join("holder").exists());
+        assert!(matches!(
+            store.complete("holder"),
+            Err(TransferError::UnknownTransfer(_))
+        ));
+        assert!(store.discard("fresh").unwrap());
+
+        // Overdue: 8 chunks at one chunk a second is 8 s, plus 60 s of grace; a chunk every 50 s
+        // keeps it from stalling but not from being overdue.
+        let t1 = SystemTime::now();
+        store.begin_at(&holder, &limits, t1).unwrap();
+        send(&store, "holder", &held, [1]);
+        store.transfers()["holder"].state().last_progress = t1 + Duration::from_secs(50);
+        assert!(matches!(
+            store.begin_at(&fresh, &limits, t1 + Duration::from_secs(68)),
+            Err(TransferError::Busy { .. })
+        ));
+        store
+            .begin_at(&fresh, &limits, t1 + Duration::from_secs(69))
+            .unwrap();
+        assert_eq!(
+            store
+                .list()
+                .into_iter()
+                .map(|t| t.request.transfer)
+                .collect::<Vec<_>>(),
+            ["fresh"]
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Fleet management: the bundle commands of the API (`begin`, `chunk`, `commit`, `activate`,
-//! `rollback`, `list`, `remove`) applied to this appliance's bundle store, and the hot swap of
+//! Fleet management: the bundle commands of the API (`begin`, `chunk`, `commit`, `abort`,
+//! `activate`, `rollback`, `list`, `remove`) applied to this appliance's bundle store, and the hot swap of
 //! the serving model. Every check runs before a bundle may become active.
 
 use std::path::Path;
@@ -19,7 +19,8 @@ use crate::reply::BundleRef;
 use crate::serve::{ActiveModel, ServingModel};
 use crate::state::StateBoard;
 
-/// Transfers idle for longer than this are dropped, so an abandoned push does not block others.
+/// Transfers idle for longer than this are dropped, so an abandoned push does not hold its disk
+/// space for ever (a stalled one's slot may be taken over sooner, see `TransferLimits`).
 const TRANSFER_IDLE_LIMIT: Duration = Duration::from_secs(3600);
 
 /// A bundle command, from the topic suffix after `bundles/`.
@@ -28,6 +29,7 @@ pub enum Command {
     Begin,
     Chunk { transfer: String, seq: u64 },
     Commit,
+    Abort,
     Activate,
     Rollback,
     List,
@@ -45,6 +47,7 @@ impl Command {
                 seq: seq.parse().ok()?,
             },
             ("commit", None, _) => Command::Commit,
+            ("abort", None, _) => Command::Abort,
             ("activate", None, _) => Command::Activate,
             ("rollback", None, _) => Command::Rollback,
             ("list", None, _) => Command::List,
@@ -60,6 +63,7 @@ impl Command {
             Command::Begin => "begin",
             Command::Chunk { .. } => "chunk",
             Command::Commit => "commit",
+            Command::Abort => "abort",
             Command::Activate => "activate",
             Command::Rollback => "rollback",
             Command::List => "list",
@@ -169,6 +173,11 @@ fn default_true() -> bool {
 }
 
 #[derive(Deserialize)]
+struct AbortRequest {
+    transfer: String,
+}
+
+#[derive(Deserialize)]
 struct BundleName {
     name: String,
     version: String,
@@ -210,6 +219,7 @@ impl Fleet {
             }
             Command::Begin => self.begin(payload, &mut subject),
             Command::Commit => self.commit(payload, &mut subject),
+            Command::Abort => self.abort(payload, &mut subject),
             Command::Activate => parse_name(payload).and_then(|wanted| {
                 subject.bundle = Some(wanted.clone());
                 self.activate(&wanted)
@@ -234,7 +244,9 @@ impl Fleet {
         let digest = request.digest().ok_or_else(|| {
             FleetError::new("bad_request", "field 'sha256' must be 64 hex digits")
         })?;
-        self.check_signature(&request, &digest)?;
+        // What begin announces is checked against what was signed before any slot or disk
+        // space is granted: a replayed signature with another size or name is refused here.
+        self.check_signature(&request, request.size, &digest)?;
         for swept in self.transfers.sweep(TRANSFER_IDLE_LIMIT) {
             log::info!(PACKD_TRANSFER = swept.as_str(), PACKD_EVENT = "transfer_swept"; "idle transfer {swept} dropped");
         }
@@ -252,11 +264,27 @@ impl Fleet {
         Ok(json!({"status": "ready", "transfer": request.transfer, "have": ranges(&have)}))
     }
 
-    fn check_signature(&self, request: &BeginRequest, digest: &[u8; 32]) -> Result<(), FleetError> {
+    /// Checks the signature over the statement of `request`'s name, version and downgrade flag
+    /// with `size` and `digest`: at `begin` the announced ones, at `commit` the archive's own.
+    fn check_signature(
+        &self,
+        request: &BeginRequest,
+        size: u64,
+        digest: &[u8; 32],
+    ) -> Result<(), FleetError> {
+        let refused =
+            |error: signature::SignatureError| FleetError::new(error.code(), error.to_string());
         match (&request.signature, &request.key_id) {
             (Some(signature), Some(key_id)) => {
-                signature::verify(&self.trusted, digest, signature, key_id)
-                    .map_err(|error| FleetError::new(error.code(), error.to_string()))
+                let statement = signature::Statement::new(
+                    &request.name,
+                    &request.version,
+                    size,
+                    *digest,
+                    request.allow_downgrade,
+                )
+                .map_err(refused)?;
+                signature::verify(&self.trusted, &statement, signature, key_id).map_err(refused)
             }
             (None, None) if self.settings.allow_unsigned => Ok(()),
             (None, None) => Err(FleetError::new(
@@ -334,7 +362,11 @@ impl Fleet {
                 "the received archive does not match the announced sha256",
             ));
         }
-        self.check_signature(begin, &digest)?;
+        let size = std::fs::metadata(archive_path)
+            .map_err(|error| FleetError::new("internal", error.to_string()))?
+            .len();
+        // Again, now over the archive as received: its own size and digest.
+        self.check_signature(begin, size, &digest)?;
         let wanted = label(&begin.name, &begin.version);
         let staging = self
             .store
@@ -344,16 +376,7 @@ impl Fleet {
             let _ = std::fs::remove_dir_all(&staging);
             error
         };
-        archive::unpack(archive_path, &staging, &self.settings.unpack_limits).map_err(|error| {
-            // Past `begin`, an archive over the unpack limits is a malformed bundle.
-            let refused = match error.code() {
-                "too_large" | "invalid_bundle" => {
-                    FleetError::invalid_bundle(InvalidCheck::Archive, error.to_string())
-                }
-                other => FleetError::new(other, error.to_string()),
-            };
-            cleanup(refused)
-        })?;
+        self.unpack(archive_path, &staging).map_err(cleanup)?;
         let bundle = Bundle::open(&staging).map_err(|error| cleanup(invalid(error)))?;
         if bundle.label() != wanted {
             return Err(cleanup(FleetError::invalid_bundle(
@@ -383,6 +406,66 @@ impl Fleet {
             ..staged_model
         };
         Ok((installed, model))
+    }
+
+    /// Unpacks a received archive into `staging`, writing no more than the archive can honestly
+    /// hold (see [`UnpackLimits::for_archive`]) nor more than the disk has free.
+    fn unpack(&self, archive_path: &Path, staging: &Path) -> Result<(), FleetError> {
+        let for_archive = self
+            .settings
+            .unpack_limits
+            .for_archive(archive_path)
+            .map_err(|error| FleetError::new("internal", error.to_string()))?;
+        let transfer_limits = &self.settings.transfer_limits;
+        let available = match transfer_limits.free_space_override {
+            Some(bytes) => bytes,
+            None => fs4::available_space(self.store.dir())
+                .map_err(|error| FleetError::new("internal", error.to_string()))?,
+        }
+        .saturating_sub(transfer_limits.free_space_margin);
+        let limits = UnpackLimits {
+            max_total_bytes: for_archive.max_total_bytes.min(available),
+            max_file_bytes: for_archive.max_file_bytes.min(available),
+            ..for_archive
+        };
+        let space_bound = limits.max_total_bytes < for_archive.max_total_bytes;
+        archive::unpack(archive_path, staging, &limits).map_err(|error| match error.code() {
+            "too_large" if space_bound => FleetError::new(
+                "no_space",
+                format!("{error}: only {available} bytes are free beyond the margin"),
+            ),
+            // Past `begin`, an archive over the unpack limits is a malformed bundle.
+            "too_large" | "invalid_bundle" => {
+                FleetError::invalid_bundle(InvalidCheck::Archive, error.to_string())
+            }
+            other => FleetError::new(other, error.to_string()),
+        })?;
+        Ok(())
+    }
+
+    /// Discards a transfer and its received chunks (the sender gave up, or a replayed `begin`
+    /// holds the slot).
+    fn abort(&self, payload: &[u8], subject: &mut Subject) -> Result<Value, FleetError> {
+        let request: AbortRequest = parse(payload)?;
+        if !crate::bundle::transfer::is_valid_transfer_id(&request.transfer) {
+            return Err(FleetError::new(
+                "bad_request",
+                "field 'transfer' must be 1-64 ASCII letters, digits, '-' or '_'",
+            ));
+        }
+        subject.transfer = Some(request.transfer.clone());
+        let removed = self
+            .transfers
+            .discard(&request.transfer)
+            .map_err(|error| FleetError::new(error.code(), error.to_string()))?;
+        if !removed {
+            return Err(FleetError::new(
+                "bad_request",
+                format!("no transfer '{}' is in progress", request.transfer),
+            ));
+        }
+        log::info!(PACKD_TRANSFER = request.transfer.as_str(), PACKD_EVENT = "transfer_aborted"; "transfer {} aborted", request.transfer);
+        Ok(json!({"status": "aborted", "transfer": request.transfer}))
     }
 
     /// `name@version` must mean one bundle across a fleet: a different bundle under an
@@ -726,6 +809,7 @@ mod tests {
         );
         assert_eq!(Command::parse("chunk/t-1/x"), None);
         assert_eq!(Command::parse("chunk/t-1/1/extra"), None);
+        assert_eq!(Command::parse("abort"), Some(Command::Abort));
         assert_eq!(Command::parse("list/extra"), None);
         assert_eq!(Command::parse("format-disk"), None);
     }

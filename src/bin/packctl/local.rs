@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use clap::Args;
 use packd::bundle::archive::{self, Compression, UnpackLimits};
-use packd::bundle::signature::{self, TrustedKeys};
+use packd::bundle::signature::{self, Statement, TrustedKeys};
 use packd::bundle::Bundle;
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +57,10 @@ pub struct SignArguments {
     /// Secret key file (NAME.key from `packctl keygen`).
     #[arg(long, value_name = "KEYFILE")]
     key: PathBuf,
+    /// Let appliances install this bundle although they ran a higher version of it (the flag is
+    /// part of what is signed, so it cannot be added to a replayed signature).
+    #[arg(long)]
+    allow_downgrade: bool,
 }
 
 #[derive(Args)]
@@ -70,12 +74,92 @@ pub struct InspectArguments {
     trusted: Vec<String>,
 }
 
-/// `FILE.sig`: what `begin` needs besides the archive itself.
+/// `FILE.sig`: what `begin` needs besides the archive itself. The signature covers the signed
+/// statement of `name`, `version`, `size`, `sha256` and `allow_downgrade` (docs/bundle-format.md).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SignatureFile {
+    pub name: String,
+    pub version: String,
+    pub size: u64,
     pub sha256: String,
+    #[serde(default)]
+    pub allow_downgrade: bool,
     pub signature: String,
     pub key_id: String,
+}
+
+impl SignatureFile {
+    /// The statement this file's signature claims to cover.
+    pub fn statement(&self) -> anyhow::Result<Statement> {
+        let digest: [u8; 32] = hex::decode(&self.sha256)
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or_else(|| anyhow::anyhow!("sha256 '{}' is not 64 hex digits", self.sha256))?;
+        Ok(Statement::new(
+            &self.name,
+            &self.version,
+            self.size,
+            digest,
+            self.allow_downgrade,
+        )?)
+    }
+
+    /// Why this signature is not for `archive` (name, version, size and digest), if it is not.
+    pub fn mismatch(&self, archive: &ArchiveIdentity) -> Option<String> {
+        let differs =
+            |what: &str, signed: &dyn std::fmt::Display, found: &dyn std::fmt::Display| {
+                Some(format!(
+                "the signature is for {what} {signed}, not this archive's {found} (sign it again)"
+            ))
+            };
+        if !self.sha256.eq_ignore_ascii_case(&archive.sha256) {
+            return differs("sha256", &self.sha256, &archive.sha256);
+        }
+        if self.size != archive.size {
+            return differs("size", &self.size, &archive.size);
+        }
+        if (self.name.as_str(), self.version.as_str())
+            != (archive.name.as_str(), archive.version.as_str())
+        {
+            let signed = format!("{}@{}", self.name, self.version);
+            let found = format!("{}@{}", archive.name, archive.version);
+            return differs("bundle", &signed, &found);
+        }
+        None
+    }
+}
+
+/// What a signature must match: the archive's digest and size, and its manifest's name and
+/// version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveIdentity {
+    pub name: String,
+    pub version: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Unpacks and verifies an archive as an appliance would (short of the signature and the
+/// self-test), so a broken bundle is never signed nor sent; returns what a signature covers.
+pub fn verified_identity(file: &Path) -> anyhow::Result<ArchiveIdentity> {
+    let (digest, size) = digest_of(file)?;
+    let scratch = tempfile::Builder::new()
+        .prefix("packctl-verify-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let unpacked = scratch.path().join("bundle");
+    let limits = INSPECT_LIMITS.for_archive(file)?;
+    archive::unpack(file, &unpacked, &limits).map_err(|error| {
+        anyhow::anyhow!("{} is not a valid bundle archive: {error}", file.display())
+    })?;
+    let bundle = Bundle::open(&unpacked)
+        .map_err(|error| anyhow::anyhow!("{} is not a valid bundle: {error}", file.display()))?;
+    Ok(ArchiveIdentity {
+        name: bundle.manifest.name,
+        version: bundle.manifest.version,
+        size,
+        sha256: hex::encode(digest),
+    })
 }
 
 /// Where the signature of an archive lives: the archive's path with `.sig` appended.
@@ -95,7 +179,9 @@ pub fn read_signature(file: &Path) -> anyhow::Result<Option<SignatureFile>> {
     };
     let signature: SignatureFile = serde_json::from_str(&text).with_context(|| {
         format!(
-            "{}: not a signature file (expected JSON with sha256, signature, key_id)",
+            "{}: not a signature file (expected JSON with name, version, size, sha256, \
+             signature, key_id; a signature made before signed statements covers only the \
+             digest: sign the archive again)",
             path.display()
         )
     })?;
@@ -204,12 +290,17 @@ pub fn build(arguments: BuildArguments) -> anyhow::Result<ExitCode> {
 
 pub fn sign(arguments: SignArguments) -> anyhow::Result<ExitCode> {
     let secret = signature::read_secret_key(&arguments.key)?;
-    let (digest, _) = digest_of(&arguments.file)?;
-    let signed = SignatureFile {
-        sha256: hex::encode(digest),
-        signature: signature::sign(&secret, &digest),
+    let identity = verified_identity(&arguments.file)?;
+    let mut signed = SignatureFile {
+        name: identity.name,
+        version: identity.version,
+        size: identity.size,
+        sha256: identity.sha256,
+        allow_downgrade: arguments.allow_downgrade,
+        signature: String::new(),
         key_id: signature::key_id(&secret.verifying_key()),
     };
+    signed.signature = signature::sign(&secret, &signed.statement()?);
     let text = serde_json::to_string_pretty(&signed)? + "\n";
     let path = signature_path(&arguments.file);
     let parent = match path.parent() {
@@ -249,29 +340,32 @@ pub enum SignatureStatus {
     },
 }
 
-/// Checks `FILE.sig` against the archive's digest and the trusted keys.
+/// Checks `FILE.sig` against the archive and the trusted keys.
 pub fn check_signature(
     signature: Option<&SignatureFile>,
-    digest: &[u8; 32],
+    archive: &ArchiveIdentity,
     trusted: &TrustedKeys,
 ) -> SignatureStatus {
     let Some(signature) = signature else {
         return SignatureStatus::Unsigned;
     };
-    if !signature.sha256.eq_ignore_ascii_case(&hex::encode(digest)) {
-        return SignatureStatus::Bad {
-            reason: format!(
-                "the signature is for sha256 {}, not this archive (sign it again)",
-                signature.sha256
-            ),
-        };
+    if let Some(reason) = signature.mismatch(archive) {
+        return SignatureStatus::Bad { reason };
     }
+    let statement = match signature.statement() {
+        Ok(statement) => statement,
+        Err(error) => {
+            return SignatureStatus::Bad {
+                reason: error.to_string(),
+            }
+        }
+    };
     if trusted.is_empty() {
         return SignatureStatus::Unchecked {
             key_id: signature.key_id.clone(),
         };
     }
-    match signature::verify(trusted, digest, &signature.signature, &signature.key_id) {
+    match signature::verify(trusted, &statement, &signature.signature, &signature.key_id) {
         Ok(()) => SignatureStatus::Verified {
             key_id: signature.key_id.clone(),
         },
@@ -300,7 +394,8 @@ pub fn inspect(
         .tempdir()
         .context("cannot create a temporary directory")?;
     let unpacked = scratch.path().join("bundle");
-    let report = archive::unpack(file, &unpacked, &INSPECT_LIMITS).map_err(|error| {
+    let limits = INSPECT_LIMITS.for_archive(file)?;
+    let report = archive::unpack(file, &unpacked, &limits).map_err(|error| {
         anyhow::anyhow!("{} is not a valid bundle archive: {error}", file.display())
     })?;
     let bundle = Bundle::open(&unpacked)
@@ -387,7 +482,13 @@ pub fn inspect(
         TrustedKeys::from_config(&arguments.trusted)?
     };
     let sig_path = signature_path(file);
-    match check_signature(signature.as_ref(), &digest, &trusted) {
+    let identity = ArchiveIdentity {
+        name: manifest.name.clone(),
+        version: manifest.version.clone(),
+        size,
+        sha256: hex::encode(digest),
+    };
+    match check_signature(signature.as_ref(), &identity, &trusted) {
         SignatureStatus::Unsigned => {
             println!(
                 "signature   none ({} not found; appliances refuse it unless allow_unsigned)",

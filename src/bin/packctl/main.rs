@@ -44,6 +44,16 @@ enum BundleCommand {
     Inspect(local::InspectArguments),
     /// Send an archive to an appliance or a pool, resuming where a transfer left off.
     Push(remote::PushArguments),
+    /// Abandon a transfer: the appliance discards the chunks it received (the transfer id is
+    /// the one `bundle push` printed: the first 32 hex digits of the archive's SHA-256).
+    Abort {
+        /// Transfer id.
+        transfer: String,
+        #[command(flatten)]
+        target: remote::TargetArguments,
+        #[command(flatten)]
+        replies: remote::ReplyArguments,
+    },
     /// List the bundles installed on an appliance or on every appliance of a pool.
     List {
         #[command(flatten)]
@@ -133,6 +143,14 @@ fn run_remote(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
         match command {
             Command::Brief(brief) => brief::send_brief(config, brief).await,
             Command::Bundle(BundleCommand::Push(push)) => remote::push(config, push).await,
+            Command::Bundle(BundleCommand::Abort {
+                transfer,
+                target,
+                replies,
+            }) => {
+                let request = remote::Simple::Abort { transfer };
+                remote::simple(config, target, replies, request).await
+            }
             Command::Bundle(BundleCommand::List { target, replies }) => {
                 remote::simple(config, target, replies, remote::Simple::List).await
             }

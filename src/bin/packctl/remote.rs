@@ -1,4 +1,5 @@
-//! Bundle commands sent to appliances: `bundle push`, `list`, `activate`, `rollback`, `remove`.
+//! Bundle commands sent to appliances: `bundle push`, `abort`, `list`, `activate`, `rollback`,
+//! `remove`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -12,9 +13,7 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use packd::bundle::archive;
 use packd::bundle::transfer::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
-use packd::bundle::Bundle;
 use packd::config::Config;
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -24,12 +23,6 @@ use crate::session::{check_topic_level, Expect, Lost, Session, Target, Wait};
 
 /// Connections lost during one push before it gives up.
 const MAX_RECONNECTS: u32 = 20;
-/// Archives are unpacked and verified before a push with these bounds.
-const PREFLIGHT_LIMITS: archive::UnpackLimits = archive::UnpackLimits {
-    max_total_bytes: 16 * 1024 * 1024 * 1024,
-    max_files: 10_000,
-    max_file_bytes: 8 * 1024 * 1024 * 1024,
-};
 
 #[derive(Args, Clone)]
 #[group(id = "target", required = true, multiple = false)]
@@ -136,8 +129,9 @@ pub struct PushArguments {
     json: bool,
 }
 
-/// What `bundle list|activate|rollback|remove` asks.
+/// What `bundle abort|list|activate|rollback|remove` asks.
 pub enum Simple {
+    Abort { transfer: String },
     List,
     Activate { name: String, version: String },
     Rollback,
@@ -147,6 +141,7 @@ pub enum Simple {
 impl Simple {
     fn command(&self) -> &'static str {
         match self {
+            Simple::Abort { .. } => "abort",
             Simple::List => "list",
             Simple::Activate { .. } => "activate",
             Simple::Rollback => "rollback",
@@ -156,6 +151,7 @@ impl Simple {
 
     fn body(&self) -> Value {
         match self {
+            Simple::Abort { transfer } => json!({"transfer": transfer}),
             Simple::List | Simple::Rollback => json!({}),
             Simple::Activate { name, version } | Simple::Remove { name, version } => {
                 json!({"name": name, "version": version})
@@ -168,7 +164,7 @@ fn client_id() -> String {
     format!("packctl-{}-{:08x}", std::process::id(), fastrand::u32(..))
 }
 
-/// `bundle list|activate|rollback|remove`: one request, the replies printed.
+/// `bundle abort|list|activate|rollback|remove`: one request, the replies printed.
 pub async fn simple(
     config: &Config,
     target: TargetArguments,
@@ -279,9 +275,9 @@ impl From<anyhow::Error> for PushError {
 pub async fn push(config: &Config, arguments: PushArguments) -> anyhow::Result<ExitCode> {
     let target = arguments.target.target()?;
     let path = arguments.file.clone();
-    let (digest, size) = local::digest_of(&path)?;
-    let sha256 = hex::encode(digest);
-    let (name, version) = preflight(&path)?;
+    let identity = local::verified_identity(&path)?;
+    let (sha256, size) = (identity.sha256.clone(), identity.size);
+    let (name, version) = (identity.name.clone(), identity.version.clone());
     let mut begin = json!({
         "transfer": sha256[..32].to_string(),
         "name": name,
@@ -299,16 +295,19 @@ pub async fn push(config: &Config, arguments: PushArguments) -> anyhow::Result<E
                 local::signature_path(&path).display()
             )
         })?;
-        if !signature.sha256.eq_ignore_ascii_case(&sha256) {
+        if let Some(reason) = signature.mismatch(&identity) {
             anyhow::bail!(
-                "{} is for sha256 {}, but {} has sha256 {sha256}: sign it again",
+                "{} does not belong to {}: {reason}",
                 local::signature_path(&path).display(),
-                signature.sha256,
                 path.display()
             );
         }
         begin["signature"] = json!(signature.signature);
         begin["key_id"] = json!(signature.key_id);
+        // Signed, so it must be sent as signed; absent means false, as before.
+        if signature.allow_downgrade {
+            begin["allow_downgrade"] = json!(true);
+        }
     }
     let file = File::open(&path).with_context(|| path.display().to_string())?;
     let mut push = Push {
@@ -397,22 +396,6 @@ pub async fn push(config: &Config, arguments: PushArguments) -> anyhow::Result<E
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// Verifies the archive as an appliance would (short of the signature and self-test), so a
-/// broken bundle is refused before any byte is sent; returns its name and version.
-fn preflight(path: &std::path::Path) -> anyhow::Result<(String, String)> {
-    let scratch = tempfile::Builder::new()
-        .prefix("packctl-push-")
-        .tempdir()
-        .context("cannot create a temporary directory")?;
-    let unpacked = scratch.path().join("bundle");
-    archive::unpack(path, &unpacked, &PREFLIGHT_LIMITS).map_err(|error| {
-        anyhow::anyhow!("{} is not a valid bundle archive: {error}", path.display())
-    })?;
-    let bundle = Bundle::open(&unpacked)
-        .map_err(|error| anyhow::anyhow!("{} is not a valid bundle: {error}", path.display()))?;
-    Ok((bundle.manifest.name, bundle.manifest.version))
 }
 
 /// Opens a new session after a lost one, retrying until `window` has passed.
