@@ -366,6 +366,9 @@ impl Shared {
             .name(name.clone())
             .spawn(move || {
                 while let Ok(job) = receiver.recv() {
+                    // Counted in flight before it stops counting as waiting, so a brief moving
+                    // from a worker to an image thread never looks like an idle packd.
+                    shared.in_flight.fetch_add(1, Ordering::Relaxed);
                     let waiting = match lane {
                         Lane::General => &shared.queued,
                         Lane::Images => &shared.image_queued,
@@ -382,8 +385,8 @@ impl Shared {
             .ok()
     }
 
+    /// Processes one brief that the caller has counted in flight.
     fn run(&self, index: usize, lane: Lane, mut job: Job) {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.busy_since_ms[index].store(
             self.epoch.elapsed().as_millis() as u64 + 1,
             Ordering::Relaxed,
