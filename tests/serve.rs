@@ -848,7 +848,11 @@ async fn image_bombs_do_not_delay_text_briefs() {
             .await;
     }
     client
-        .send(&packd.brief_topic(), r#"{"product":"tea","mood":["calm"]}"#, "text")
+        .send(
+            &packd.brief_topic(),
+            r#"{"product":"tea","mood":["calm"]}"#,
+            "text",
+        )
         .await;
 
     // Replies in the order packd sent them.

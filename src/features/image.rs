@@ -1098,7 +1098,7 @@ mod tests {
         bits.put(0, 1); // no transform
         bits.put(0, 1); // no colour cache
         bits.put(0, 1); // no meta prefix codes
-        // Green, red, blue and alpha: simple codes of one 8-bit symbol; distance: symbol 0.
+                        // Green, red, blue and alpha: simple codes of one 8-bit symbol; distance: symbol 0.
         for symbol in [g, r, b, 0xFF] {
             bits.put(1, 1); // simple code
             bits.put(0, 1); // one symbol
@@ -1127,7 +1127,10 @@ mod tests {
         // Small enough to decode here: proof that the bomb below is a genuine picture.
         let webp = lossless_webp_of_one_colour(300, 200, [200, 30, 40]);
         let decoded = decode_reference_image(&webp, &ImageLimits::default()).expect("decodes");
-        assert_eq!(decoded, RgbImage::from_pixel(300, 200, Pixel([200, 30, 40])));
+        assert_eq!(
+            decoded,
+            RgbImage::from_pixel(300, 200, Pixel([200, 30, 40]))
+        );
     }
 
     #[test]

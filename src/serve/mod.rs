@@ -86,7 +86,7 @@ pub fn image_workers(workers: usize) -> usize {
 /// Briefs with a reference image that may wait for an image thread, for a queue of `queue`:
 /// as many as the queue holds, so that images alone never answer `overloaded` before it would.
 /// Their payloads stay within the queue's byte budget.
-pub fn image_queue_capacity(queue: usize) -> usize {
+pub(crate) fn image_queue_capacity(queue: usize) -> usize {
     queue
 }
 
