@@ -5,7 +5,8 @@
 #   1. cross toolchain (Debian's aarch64 gcc) + the Rust aarch64 target
 #   2. TensorRT 11.4 headers from the trtx-sys crate's source -> target/tensorrt-headers/
 #      (never committed; TENSORRT_INCLUDE_DIR points there)
-#   3. shell scripts and systemd units: bash -n, shellcheck, systemd-analyze verify
+#   3. shell scripts and systemd units: bash -n, shellcheck, systemd-analyze verify, and the
+#      units' exposure scores (.ci/unit-security.sh, systemd-analyze security --offline=true)
 #   4. clippy and the library's unit tests with the tensorrt feature (the shim compiled for real)
 #   5. aarch64 cross build + .deb (jetson/package-deb.sh) into target/deb/, and its checks
 # Exits non-zero on any failure.
@@ -99,7 +100,7 @@ note "TENSORRT_INCLUDE_DIR=$TENSORRT_INCLUDE_DIR (TensorRT $(version_of TRT_MAJO
 
 # --- 3. Scripts and units -------------------------------------------------------
 step "Jetson scripts and systemd units"
-SCRIPTS=(jetson/build-engines.sh jetson/selftest.sh jetson/package-deb.sh .ci/jetson.sh)
+SCRIPTS=(jetson/build-engines.sh jetson/selftest.sh jetson/package-deb.sh .ci/jetson.sh .ci/unit-security.sh)
 for s in "${SCRIPTS[@]}"; do bash -n "$s"; done
 shellcheck "${SCRIPTS[@]}"
 note "bash -n + shellcheck: ${SCRIPTS[*]}"
@@ -120,6 +121,8 @@ else
     fail "systemd-analyze verify failed"
 fi
 rm -rf "$units" "$verify_log"
+# No unit may get looser than it is: each exposure score against its limit.
+bash .ci/unit-security.sh || fail "a systemd unit's exposure score rose above its limit"
 
 # --- 4. Clippy and unit tests with the tensorrt feature ----------------------------
 if [ "${PACKD_CI_SKIP_TENSORRT_CHECKS:-0}" = 1 ]; then

@@ -137,6 +137,9 @@ tar -C engines/packd-default --exclude=./engines -cf - . | tar -C "$PKG/usr/shar
 cp examples/packd.toml "$PKG/etc/packd/packd.toml"
 cp README.md "$PKG/usr/share/doc/packd/README.md"
 cp jetson/README.md "$PKG/usr/share/doc/packd/JETSON.md"
+# Drop-ins for packd.service (a remote broker, a CPU-only machine); the unit names them.
+mkdir "$PKG/usr/share/doc/packd/systemd"
+cp systemd/examples/*.conf "$PKG/usr/share/doc/packd/systemd/"
 cat >"$PKG/usr/share/doc/packd/copyright" <<'EOF'
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: packd

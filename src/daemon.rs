@@ -29,11 +29,17 @@ use crate::transport::{self, CommandJob, Connection, MqttReplySink, Topics};
 pub const COMMAND_QUEUE: usize = 256;
 
 /// The Receive Maximum packd announces: every delivery it can hold unacknowledged (the brief
-/// queue, the overload queue, one brief per worker, the bundle-command queue). Public because it
-/// is also the most briefs packd can ever hold at once, which bounds its memory under overload
-/// (tests/overload.rs derives its RSS bound from it).
+/// queue, the overload queue, one brief per worker, the image threads' queue and one brief per
+/// image thread, the bundle-command queue). Public because it is also the most briefs packd can
+/// ever hold at once, which bounds its memory under overload (tests/overload.rs derives its RSS
+/// bound from it).
 pub fn in_flight_capacity(queue: usize, workers: usize) -> usize {
-    queue + crate::serve::REJECTION_QUEUE + workers + COMMAND_QUEUE
+    queue
+        + crate::serve::REJECTION_QUEUE
+        + workers
+        + crate::serve::image_queue_capacity(queue)
+        + crate::serve::image_workers(workers)
+        + COMMAND_QUEUE
 }
 
 /// A failure that stops the daemon.

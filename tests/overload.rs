@@ -230,14 +230,16 @@ async fn at_ten_times_the_sustainable_rate_memory_is_bounded_and_the_excess_is_o
     //    * At most `in_flight_capacity` deliveries are unacknowledged in packd at once (its
     //      Receive Maximum). Each keeps its payload alive; that payload is a slice of the buffer
     //      rumqttc read it into, which may stay allocated with it, so count it twice.
-    //    * Each worker, and the thread answering `overloaded`, also holds the payload parsed
-    //      (as large again) and, for a worker, the decoded photo and a working copy of it.
+    //    * Each worker, image thread and the thread answering `overloaded` also holds the
+    //      payload parsed (as large again) and, for an image thread, the decoded photo and a
+    //      working copy of it.
     //    * The reply cache keeps at most `reply_cache_entries` computed replies.
     //    Twice all of that, for allocator fragmentation across threads, plus 16 MiB for the
     //    per-thread malloc arenas a burst can wake.
     let held = packd::daemon::in_flight_capacity(QUEUE, WORKERS) as u64;
-    let parsing = (WORKERS as u64 + 1) * payload_bytes;
-    let photos = WORKERS as u64 * 2 * u64::from(IMAGE_SIDE * IMAGE_SIDE) * 3;
+    let image_threads = packd::serve::image_workers(WORKERS) as u64;
+    let parsing = (WORKERS as u64 + image_threads + 1) * payload_bytes;
+    let photos = image_threads * 2 * u64::from(IMAGE_SIDE * IMAGE_SIDE) * 3;
     let cache = REPLY_CACHE_ENTRIES as u64 * largest_reply;
     let allowance = 2 * (held * 2 * payload_bytes + parsing + photos + cache) + 16 * MIB;
     let bound = baseline_hwm + allowance;

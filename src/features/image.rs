@@ -40,6 +40,22 @@ const FEATURE_STD_L: usize = 22;
 const FEATURE_COLOURFULNESS: usize = 23;
 const MAX_COLOURFULNESS_FEATURE: f32 = 1.5;
 
+/// Images up to 2048 × 2048 pixels are accepted however few bytes they take: a flat logo or a
+/// screen-sized mock-up in one colour compresses to almost nothing, and decoding 4 Mpx costs about
+/// a tenth of a second (the review measured 1.1 s for 40 Mpx of lossless WebP).
+pub const FREE_PIXELS: u64 = 2048 * 2048;
+
+/// Past [`FREE_PIXELS`], an image must bring at least one byte per this many pixels, so that
+/// decoding costs time in proportion to what the sender paid in bytes. Measured with the `image`
+/// crate's encoders on real pictures (photos, screenshots, diagrams, logos; 0.07 to 3.7 Mpx), the
+/// most compressible content took 24 900 bytes per megapixel (a mostly white screenshot as
+/// lossless WebP), photos 230 000 as JPEG; only synthetic pictures went lower (one colour over
+/// 2000 × 2000: 500 bytes per Mpx as lossless WebP, 15 900 as PNG). A JPEG cannot go much under
+/// 4 000 (every 8 × 8 block costs bits). 1000 pixels a byte (1 000 bytes per Mpx) leaves real
+/// content a margin of 25 for better encoders and refuses the review's bomb (40 Mpx in 1.6 KB,
+/// 25 000 pixels a byte); 40 Mpx, the pixel limit, then needs 40 KB.
+pub const MAX_PIXELS_PER_BYTE: u64 = 1000;
+
 /// Bounds on what a reference image may cost to decode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageLimits {
@@ -49,6 +65,10 @@ pub struct ImageLimits {
     pub max_pixels: u64,
     /// Most memory the decoder may allocate, in bytes.
     pub max_alloc_bytes: u64,
+    /// Images of up to this many pixels are accepted however well they compress.
+    pub free_pixels: u64,
+    /// Past `free_pixels`, the most pixels an image may declare per encoded byte.
+    pub max_pixels_per_byte: u64,
 }
 
 impl Default for ImageLimits {
@@ -58,6 +78,8 @@ impl Default for ImageLimits {
             max_pixels: 40_000_000,
             // 40 Mpx of 8-bit RGBA is 160 MB; the rest is decoder working space.
             max_alloc_bytes: 256 * 1024 * 1024,
+            free_pixels: FREE_PIXELS,
+            max_pixels_per_byte: MAX_PIXELS_PER_BYTE,
         }
     }
 }
@@ -80,6 +102,25 @@ pub enum ImageError {
         width: u32,
         /// Declared height.
         height: u32,
+    },
+    /// The header declares far more pixels than the encoded bytes could describe in a real
+    /// picture: a decompression bomb that is cheap to send and expensive to decode.
+    #[error(
+        "reference image declares {width}×{height} pixels in only {bytes} bytes; past \
+         {free_pixels} pixels at most {max_pixels_per_byte} pixels per byte are accepted \
+         (send it smaller or less compressed)"
+    )]
+    TooCompressed {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// Size of the encoded image.
+        bytes: usize,
+        /// The configured `free_pixels`.
+        free_pixels: u64,
+        /// The configured `max_pixels_per_byte`.
+        max_pixels_per_byte: u64,
     },
     /// Decoding would allocate more than `max_alloc_bytes`.
     #[error("decoding the reference image would need more than {max_alloc_bytes} bytes")]
@@ -152,8 +193,22 @@ pub fn read_image_header(bytes: &[u8], limits: &ImageLimits) -> Result<ImageHead
     let (width, height) = header_reader
         .into_dimensions()
         .map_err(|error| map_decode_error(error, limits))?;
-    if u64::from(width) * u64::from(height) > limits.max_pixels {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_pixels {
         return Err(ImageError::TooManyPixels { width, height });
+    }
+    // Decoding time follows the pixels, not the bytes: without this a 1.6 KB lossless WebP
+    // declaring 40 Mpx costs a second of a decoder's time.
+    let bytes_len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if pixels > limits.free_pixels && pixels > bytes_len.saturating_mul(limits.max_pixels_per_byte)
+    {
+        return Err(ImageError::TooCompressed {
+            width,
+            height,
+            bytes: bytes.len(),
+            free_pixels: limits.free_pixels,
+            max_pixels_per_byte: limits.max_pixels_per_byte,
+        });
     }
     Ok(ImageHeader {
         format,
@@ -616,7 +671,11 @@ mod tests {
     #[test]
     fn one_largest_accepted_photo_fits_the_decode_budget_and_two_do_not() {
         use crate::features::decode_budget::DECODE_MEMORY_BYTES;
-        let limits = ImageLimits::default();
+        // The pixel budget alone: these headers carry no data worth the pixels they declare.
+        let limits = ImageLimits {
+            free_pixels: u64::MAX,
+            ..ImageLimits::default()
+        };
         // 6324 × 6324 is just under the 40 Mpx limit.
         let header = read_image_header(&png_claiming(6324, 6324), &limits).expect("header");
         let cost = header.decode_cost(&limits);
@@ -1003,6 +1062,132 @@ mod tests {
         let five = brand_features(&[red; 5]);
         assert_eq!(five[12], 1.0);
         assert_eq!(five, brand_features(&[red; 4]));
+    }
+
+    /// Bits written least significant first, as the VP8L bitstream reads them.
+    #[derive(Default)]
+    struct BitWriter {
+        bytes: Vec<u8>,
+        used: u32,
+    }
+
+    impl BitWriter {
+        fn put(&mut self, value: u32, bits: u32) {
+            for bit in 0..bits {
+                if self.used % 8 == 0 {
+                    self.bytes.push(0);
+                }
+                if let Some(last) = self.bytes.last_mut() {
+                    *last |= (((value >> bit) & 1) as u8) << (self.used % 8);
+                }
+                self.used += 1;
+            }
+        }
+    }
+
+    /// A valid lossless WebP of one colour at any size, in a few dozen bytes: no transforms, no
+    /// colour cache, and every prefix code a "simple" one of a single symbol, so each pixel
+    /// takes zero bits. This is how a bomb like the review's is built.
+    fn lossless_webp_of_one_colour(width: u32, height: u32, [r, g, b]: [u8; 3]) -> Vec<u8> {
+        let mut bits = BitWriter::default();
+        bits.put(0x2F, 8); // VP8L signature
+        bits.put(width - 1, 14);
+        bits.put(height - 1, 14);
+        bits.put(0, 1); // no alpha
+        bits.put(0, 3); // version 0
+        bits.put(0, 1); // no transform
+        bits.put(0, 1); // no colour cache
+        bits.put(0, 1); // no meta prefix codes
+                        // Green, red, blue and alpha: simple codes of one 8-bit symbol; distance: symbol 0.
+        for symbol in [g, r, b, 0xFF] {
+            bits.put(1, 1); // simple code
+            bits.put(0, 1); // one symbol
+            bits.put(1, 1); // 8-bit symbol
+            bits.put(u32::from(symbol), 8);
+        }
+        bits.put(1, 1);
+        bits.put(0, 1);
+        bits.put(0, 1); // 1-bit symbol
+        bits.put(0, 1);
+        let mut chunk = bits.bytes;
+        let chunk_len = chunk.len() as u32;
+        if chunk.len() % 2 == 1 {
+            chunk.push(0);
+        }
+        let mut webp = b"RIFF".to_vec();
+        webp.extend_from_slice(&(4 + 8 + chunk.len() as u32).to_le_bytes());
+        webp.extend_from_slice(b"WEBPVP8L");
+        webp.extend_from_slice(&chunk_len.to_le_bytes());
+        webp.extend_from_slice(&chunk);
+        webp
+    }
+
+    #[test]
+    fn the_one_colour_lossless_webp_is_a_real_image() {
+        // Small enough to decode here: proof that the bomb below is a genuine picture.
+        let webp = lossless_webp_of_one_colour(300, 200, [200, 30, 40]);
+        let decoded = decode_reference_image(&webp, &ImageLimits::default()).expect("decodes");
+        assert_eq!(
+            decoded,
+            RgbImage::from_pixel(300, 200, Pixel([200, 30, 40]))
+        );
+    }
+
+    #[test]
+    fn image_bomb_lossless_webp_is_refused_cheaply() {
+        // The review's bomb: 6400 × 6250 = 40 Mpx, within the pixel limit, in a few bytes.
+        let bomb = lossless_webp_of_one_colour(6400, 6250, [200, 30, 40]);
+        assert!(bomb.len() < 64, "{} bytes", bomb.len());
+        let limits = ImageLimits::default();
+        let refused = ImageError::TooCompressed {
+            width: 6400,
+            height: 6250,
+            bytes: bomb.len(),
+            free_pixels: FREE_PIXELS,
+            max_pixels_per_byte: MAX_PIXELS_PER_BYTE,
+        };
+        // From the header alone: read_image_header never touches a pixel.
+        assert_eq!(read_image_header(&bomb, &limits), Err(refused.clone()));
+        assert_eq!(decode_reference_image(&bomb, &limits), Err(refused.clone()));
+        let message = refused.to_string();
+        assert!(message.contains("6400×6250") && message.contains("pixels per byte"));
+
+        // The same pixels with the bytes a real picture would need pass the ratio.
+        let needed = usize::try_from(6400 * 6250 / MAX_PIXELS_PER_BYTE).expect("fits");
+        let mut padded = bomb.clone();
+        padded.resize(needed, 0);
+        assert_eq!(
+            read_image_header(&padded, &limits).map(|header| (header.width, header.height)),
+            Ok((6400, 6250))
+        );
+        // Up to FREE_PIXELS any size in bytes is accepted: icons and flat artwork stay welcome.
+        let flat = lossless_webp_of_one_colour(2048, 2048, [1, 2, 3]);
+        assert!(read_image_header(&flat, &limits).is_ok());
+        let one_more_row = lossless_webp_of_one_colour(2048, 2049, [1, 2, 3]);
+        assert!(matches!(
+            read_image_header(&one_more_row, &limits),
+            Err(ImageError::TooCompressed { .. })
+        ));
+    }
+
+    #[test]
+    fn real_pictures_pass_the_pixels_per_byte_bound() {
+        // Noise and gradients as PNG, lossless WebP and JPEG: far above one byte per 1000 px.
+        let limits = ImageLimits {
+            free_pixels: 0,
+            ..ImageLimits::default()
+        };
+        let gradient = RgbImage::from_fn(400, 300, |x, y| Pixel([x as u8, y as u8, 128]));
+        for image in [noisy_image(200, 150), gradient] {
+            for format in [ImageFormat::Png, ImageFormat::WebP, ImageFormat::Jpeg] {
+                let bytes = encode(&image, format);
+                assert!(
+                    read_image_header(&bytes, &limits).is_ok(),
+                    "{format:?} of {} bytes",
+                    bytes.len()
+                );
+            }
+        }
     }
 
     #[test]

@@ -71,7 +71,32 @@ pub type ActiveModel = Arc<ArcSwapOption<ServingModel>>;
 pub struct Pipeline {
     senders: std::sync::Mutex<Option<(flume::Sender<Job>, flume::Sender<Rejected>)>>,
     workers: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    image_workers: std::sync::Mutex<Vec<JoinHandle<()>>>,
     shared: Arc<Shared>,
+}
+
+/// Threads that decode reference images for `workers` workers. Briefs with an image wait for
+/// these, not for the workers, so a flood of slow images cannot make a brief without one wait:
+/// the workers only read each brief and its image's header, and hand the decode on. Half the
+/// workers (at least one) keeps the images' share of the cores when text briefs arrive too.
+pub fn image_workers(workers: usize) -> usize {
+    workers.div_ceil(2).max(1)
+}
+
+/// Briefs with a reference image that may wait for an image thread, for a queue of `queue`:
+/// as many as the queue holds, so that images alone never answer `overloaded` before it would.
+/// Their payloads stay within the queue's byte budget.
+pub(crate) fn image_queue_capacity(queue: usize) -> usize {
+    queue
+}
+
+/// Which threads a brief is processed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// The workers: every brief starts here; one with a decodable image header moves on.
+    General,
+    /// The image threads: briefs with a reference image, decoded and answered here.
+    Images,
 }
 
 /// What workers share.
@@ -90,9 +115,15 @@ struct Shared {
     queued_bytes: AtomicUsize,
     in_flight: AtomicUsize,
     workers: usize,
+    /// Where the workers hand briefs with a reference image; `None` once shutting down.
+    image_lane: std::sync::Mutex<Option<flume::Sender<Job>>>,
+    image_queue_capacity: usize,
+    /// Briefs waiting for an image thread.
+    image_queued: AtomicUsize,
     /// Mean service time in microseconds, smoothed; feeds `retry_after_ms`.
     mean_service_us: AtomicU64,
-    /// Per worker: when its current brief started (ms since `epoch`), 0 when idle.
+    /// Per worker, then per image thread: when its current brief started (ms since `epoch`),
+    /// 0 when idle.
     busy_since_ms: Vec<AtomicU64>,
     epoch: Instant,
     stopping: AtomicBool,
@@ -125,6 +156,8 @@ enum Overload {
     Slots,
     /// The queued payloads would exceed the byte budget.
     Bytes,
+    /// Every slot of the image threads' queue is taken.
+    Images,
 }
 
 /// A brief waiting to be answered `overloaded`.
@@ -136,7 +169,7 @@ struct Rejected {
 }
 
 impl Pipeline {
-    /// Starts the workers.
+    /// Starts the workers and the image threads.
     pub fn start(
         settings: PipelineSettings,
         model: ActiveModel,
@@ -145,6 +178,9 @@ impl Pipeline {
     ) -> Pipeline {
         let (sender, receiver) = flume::bounded::<Job>(settings.queue);
         let (rejections, rejected) = flume::bounded::<Rejected>(REJECTION_QUEUE);
+        let image_threads = image_workers(settings.workers);
+        let image_capacity = image_queue_capacity(settings.queue);
+        let (image_sender, image_receiver) = flume::bounded::<Job>(image_capacity);
         let shared = Arc::new(Shared {
             device: settings.device,
             model,
@@ -158,48 +194,28 @@ impl Pipeline {
             queued_bytes: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             workers: settings.workers,
+            image_lane: std::sync::Mutex::new(Some(image_sender)),
+            image_queue_capacity: image_capacity,
+            image_queued: AtomicUsize::new(0),
             mean_service_us: AtomicU64::new(5_000),
-            busy_since_ms: (0..settings.workers).map(|_| AtomicU64::new(0)).collect(),
+            busy_since_ms: (0..settings.workers + image_threads)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             epoch: Instant::now(),
             stopping: AtomicBool::new(false),
         });
         let mut workers = Vec::with_capacity(settings.workers + 1);
         for index in 0..settings.workers {
-            let receiver = receiver.clone();
-            let shared = shared.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("packd-worker-{index}"))
-                .spawn(move || {
-                    while let Ok(job) = receiver.recv() {
-                        shared.queued.fetch_sub(1, Ordering::Relaxed);
-                        shared
-                            .queued_bytes
-                            .fetch_sub(job.payload.len(), Ordering::Relaxed);
-                        shared.in_flight.fetch_add(1, Ordering::Relaxed);
-                        shared.busy_since_ms[index].store(
-                            shared.epoch.elapsed().as_millis() as u64 + 1,
-                            Ordering::Relaxed,
-                        );
-                        let mut job = job;
-                        // A panic in a decoder or the backend costs one `internal` reply, never
-                        // the worker or the acknowledgement.
-                        let processed =
-                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                shared.process(&mut job)
-                            }));
-                        if processed.is_err() {
-                            shared.answer_after_panic(&job);
-                        }
-                        job.finish();
-                        shared.busy_since_ms[index].store(0, Ordering::Relaxed);
-                        shared.in_flight.fetch_sub(1, Ordering::Relaxed);
-                    }
-                });
-            match spawned {
-                Ok(handle) => workers.push(handle),
-                Err(error) => log::error!("cannot start worker {index}: {error}"),
-            }
+            let name = format!("packd-worker-{index}");
+            workers.extend(shared.spawn(name, index, Lane::General, receiver.clone()));
         }
+        let image_workers = (0..image_threads)
+            .filter_map(|thread| {
+                let name = format!("packd-image-{thread}");
+                let index = settings.workers + thread;
+                shared.spawn(name, index, Lane::Images, image_receiver.clone())
+            })
+            .collect();
         let rejecter = shared.clone();
         if let Ok(handle) = std::thread::Builder::new()
             .name("packd-overload".into())
@@ -215,6 +231,7 @@ impl Pipeline {
         Pipeline {
             senders: std::sync::Mutex::new(Some((sender, rejections))),
             workers: std::sync::Mutex::new(workers),
+            image_workers: std::sync::Mutex::new(image_workers),
             shared,
         }
     }
@@ -275,9 +292,10 @@ impl Pipeline {
         }
     }
 
-    /// Briefs waiting for a worker.
+    /// Briefs waiting for a worker or an image thread.
     pub fn queue_depth(&self) -> usize {
         self.shared.queued.load(Ordering::Relaxed)
+            + self.shared.image_queued.load(Ordering::Relaxed)
     }
 
     /// How many briefs the queue holds before `overloaded`.
@@ -304,27 +322,134 @@ impl Pipeline {
         Duration::from_millis(longest.unwrap_or(0))
     }
 
-    /// Stops taking briefs, lets the queue and in-flight briefs finish, and joins the workers.
+    /// Stops taking briefs, lets the queues and in-flight briefs finish, and joins the workers
+    /// and then the image threads (the workers may still hand them briefs until they end).
     pub fn shutdown(&self) {
         self.shared.stopping.store(true, Ordering::Relaxed);
         self.senders
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take();
-        let workers = std::mem::take(
-            &mut *self
-                .workers
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
-        for worker in workers {
-            let _ = worker.join();
-        }
+        join_all(&self.workers);
+        self.shared
+            .image_lane
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        join_all(&self.image_workers);
+    }
+}
+
+fn join_all(threads: &std::sync::Mutex<Vec<JoinHandle<()>>>) {
+    let threads = std::mem::take(
+        &mut *threads
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+    );
+    for thread in threads {
+        let _ = thread.join();
     }
 }
 
 impl Shared {
-    fn process(&self, job: &mut Job) {
+    /// Starts a thread that processes the briefs of `receiver` on `lane`; `index` is its slot
+    /// in `busy_since_ms`.
+    fn spawn(
+        self: &Arc<Self>,
+        name: String,
+        index: usize,
+        lane: Lane,
+        receiver: flume::Receiver<Job>,
+    ) -> Option<JoinHandle<()>> {
+        let shared = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || {
+                while let Ok(job) = receiver.recv() {
+                    // Counted in flight before it stops counting as waiting, so a brief moving
+                    // from a worker to an image thread never looks like an idle packd.
+                    shared.in_flight.fetch_add(1, Ordering::Relaxed);
+                    let waiting = match lane {
+                        Lane::General => &shared.queued,
+                        Lane::Images => &shared.image_queued,
+                    };
+                    waiting.fetch_sub(1, Ordering::Relaxed);
+                    shared
+                        .queued_bytes
+                        .fetch_sub(job.payload.len(), Ordering::Relaxed);
+                    shared.run(index, lane, job);
+                }
+            });
+        spawned
+            .map_err(|error| log::error!("cannot start {name}: {error}"))
+            .ok()
+    }
+
+    /// Processes one brief that the caller has counted in flight.
+    fn run(&self, index: usize, lane: Lane, mut job: Job) {
+        self.busy_since_ms[index].store(
+            self.epoch.elapsed().as_millis() as u64 + 1,
+            Ordering::Relaxed,
+        );
+        // A panic in a decoder or the backend costs one `internal` reply, never the thread or
+        // the acknowledgement.
+        let processed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.process(&mut job, lane)
+        }));
+        if processed.is_err() {
+            self.answer_after_panic(&job);
+        }
+        job.finish();
+        self.busy_since_ms[index].store(0, Ordering::Relaxed);
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Whether a worker hands this brief to the image threads: it has an image whose header
+    /// passes the limits (one that does not is refused here at once, as cheaply as a text brief).
+    fn belongs_to_image_lane(&self, brief: &Brief) -> bool {
+        brief.image.as_deref().is_some_and(|bytes| {
+            features::image::read_image_header(bytes, &self.image_limits).is_ok()
+        })
+    }
+
+    /// Moves `job`, with its acknowledgement, to the image threads' queue; when that is full it
+    /// is answered `overloaded`. Its payload counts against the queue's byte budget again while
+    /// it waits there.
+    fn hand_to_image_lane(&self, job: &mut Job) {
+        let moved = Job {
+            payload: job.payload.clone(),
+            oversized: job.oversized,
+            route: job.route.clone(),
+            arrived: job.arrived,
+            expires: job.expires,
+            acknowledge: job.acknowledge.take(),
+        };
+        let bytes = moved.payload.len();
+        self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.image_queued.fetch_add(1, Ordering::Relaxed);
+        let lane = self
+            .image_lane
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let sent = match lane.as_ref() {
+            Some(sender) => sender.try_send(moved).map_err(|error| error.into_inner()),
+            None => Err(moved),
+        };
+        drop(lane);
+        if let Err(job) = sent {
+            self.image_queued.fetch_sub(1, Ordering::Relaxed);
+            self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            let mut rejected = Rejected {
+                job,
+                envelope: None,
+                reason: Overload::Images,
+            };
+            self.reject_overloaded(&rejected);
+            rejected.job.finish();
+        }
+    }
+
+    fn process(&self, job: &mut Job, lane: Lane) {
         let started = Instant::now();
         let queue_us = micros(started.saturating_duration_since(job.arrived));
         let envelope_id;
@@ -371,6 +496,15 @@ impl Shared {
             self.telemetry.count_dropped();
             return;
         };
+        // Before the reply cache: the image thread looks the brief up there itself.
+        if lane == Lane::General
+            && brief
+                .as_ref()
+                .is_ok_and(|brief| self.belongs_to_image_lane(brief))
+        {
+            self.hand_to_image_lane(job);
+            return;
+        }
 
         // Redeliveries are recognised by correlation data, else by id, per reply destination.
         let key = route
@@ -628,6 +762,10 @@ impl Shared {
             Overload::Bytes => format!(
                 "the briefs waiting in the work queue would exceed its {} byte budget",
                 self.queue_bytes_budget
+            ),
+            Overload::Images => format!(
+                "the queue of briefs with a reference image is full ({} briefs)",
+                self.image_queue_capacity
             ),
         };
         let error = ApiError::new(
