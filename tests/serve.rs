@@ -514,7 +514,7 @@ async fn a_3_1_1_client_gets_its_reply_on_reply_to() {
     let mut options = rumqttc::MqttOptions::new(unique_id("old"), "127.0.0.1", broker.port);
     options.set_max_packet_size(8 * 1024 * 1024, 8 * 1024 * 1024);
     let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 16);
-    let reply_topic = format!("kiosk/{}/replies", unique_id("k"));
+    let reply_topic = format!("{PREFIX}/replies/{}", unique_id("k"));
     client
         .subscribe(&reply_topic, rumqttc::QoS::AtLeastOnce)
         .await

@@ -18,7 +18,8 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::MqttConfig;
-use crate::serve::{Acknowledge, Job, Pipeline, ReplyRoute, ReplySink};
+use crate::serve::{Acknowledge, Job, Pipeline, ReplyRoute, ReplySink, RequestedRoute};
+use crate::telemetry::field::escaped;
 pub use topics::Topics;
 
 /// Packets larger than this are not delivered to us by the broker (MQTT v5 Maximum Packet
@@ -223,19 +224,19 @@ impl MqttReplySink {
 impl ReplySink for MqttReplySink {
     fn send(&self, route: &ReplyRoute, body: Vec<u8>) {
         let properties = PublishProperties {
-            correlation_data: route.correlation.clone(),
+            correlation_data: route.correlation().cloned(),
             content_type: Some(JSON.to_string()),
             ..PublishProperties::default()
         };
         let published = self.runtime.block_on(self.client.publish_with_properties(
-            route.topic.clone(),
+            route.topic().to_string(),
             QoS::AtLeastOnce,
             false,
             body,
             properties,
         ));
         if let Err(error) = published {
-            log::warn!("cannot publish reply to {}: {error}", route.topic);
+            log::warn!("cannot publish reply to {}: {error}", escaped(route.topic()));
         }
     }
 }
@@ -262,7 +263,8 @@ pub struct CommandJob {
     /// The topic part after `bundles/`.
     pub command: String,
     pub payload: Bytes,
-    pub route: Option<ReplyRoute>,
+    /// The v5 Response Topic, unchecked; `None` means look for `reply_to` in the body.
+    pub route: Option<RequestedRoute>,
     pub acknowledge: Acknowledge,
 }
 
@@ -403,7 +405,8 @@ impl Connection {
             // down) stays unacknowledged, and the broker delivers it again.
             if let Err(error) = self.commands.try_send(job) {
                 log::warn!(
-                    "bundle command on {topic} not taken ({}); the broker will redeliver it",
+                    "bundle command on {} not taken ({}); the broker will redeliver it",
+                    escaped(&topic),
                     match error {
                         flume::TrySendError::Full(_) => "command queue full",
                         flume::TrySendError::Disconnected(_) => "shutting down",
@@ -411,7 +414,7 @@ impl Connection {
                 );
             }
         } else {
-            log::warn!("message on unexpected topic {topic} ignored");
+            log::warn!("message on unexpected topic {} ignored", escaped(&topic));
             self.acknowledge_now(&publish);
         }
     }
@@ -456,13 +459,13 @@ pub(crate) fn acknowledgement_of(publish: &Publish) -> Publish {
     }
 }
 
-/// Where the reply to a request goes: its Response Topic (when acceptable) and Correlation Data.
-fn reply_route(properties: &PublishProperties) -> Option<ReplyRoute> {
+/// The way back a request asks for in its properties: Response Topic and Correlation Data, as
+/// sent; whether packd may publish there is decided by the reply prefix before any reply.
+fn reply_route(properties: &PublishProperties) -> Option<RequestedRoute> {
     properties
         .response_topic
         .clone()
-        .filter(|topic| crate::brief::valid_reply_topic(topic))
-        .map(|topic| ReplyRoute {
+        .map(|topic| RequestedRoute {
             topic,
             correlation: properties.correlation_data.clone(),
         })
