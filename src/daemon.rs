@@ -221,7 +221,12 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
     )?;
     let reply_prefix = config.reply_prefix()?;
     let runtime = tokio::runtime::Handle::current();
-    let sink = Arc::new(MqttReplySink::new(client.clone(), runtime.clone()));
+    let broker_limit = transport::BrokerLimit::default();
+    let sink = Arc::new(MqttReplySink::new(
+        client.clone(),
+        runtime.clone(),
+        broker_limit.clone(),
+    ));
     let settings = PipelineSettings {
         device: config.device.id.clone(),
         workers: config.serve.workers,
@@ -307,6 +312,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
         commands,
         state: state.clone(),
         peer_states: adopting.then_some(peer_states),
+        broker_limit,
     });
     let adoption_stop = CancellationToken::new();
     let adoption_task = adopting.then(|| {

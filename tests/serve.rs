@@ -991,3 +991,30 @@ async fn log_injection_newline_id_and_long_field_stay_one_escaped_line() {
     assert_eq!(record.len(), 1, "{log}");
     assert!(record[0].contains(r"b\nINFO  packd: forged two"), "{}", record[0]);
 }
+
+/// Finding 1, the same loop by another way: a reply over the broker's Maximum Packet Size
+/// failed to encode, and rumqttc sent it again on every reconnect of the persistent session.
+/// Such a reply is logged and not sent; the next brief is answered and packd never reconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_reply_over_the_broker_packet_limit_keeps_packd_connected() {
+    let broker = Broker::start_with("max_packet_size 8192");
+    let packd = Packd::start(
+        &broker,
+        PackdOptions {
+            workers: 1,
+            ..PackdOptions::default()
+        },
+    );
+    let mut client = V5Client::connect(&broker).await;
+    client.wait_for_state(&packd, "online").await;
+    client
+        .send(&packd.brief_topic(), r#"{"id":"big","product":"tea","render":true}"#, "big")
+        .await;
+    let reply = client.ask(&packd, r#"{"id":"small","product":"tea","top_k":1}"#).await;
+    assert_eq!(reply["status"], "ok", "{reply}");
+
+    let log = packd.log();
+    assert!(log.contains("over the broker's maximum packet size of 8192"), "{log}");
+    assert!(!log.contains("connection lost"), "{log}");
+    assert_eq!(connections(&packd), 1, "{log}");
+}

@@ -4,6 +4,7 @@
 pub mod adoption;
 pub mod topics;
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -208,16 +209,42 @@ pub fn connect(
     Ok(AsyncClient::new(options, REQUEST_CHANNEL))
 }
 
+/// The broker's Maximum Packet Size from its latest CONNACK (0 while it has named none).
+///
+/// rumqttc keeps a QoS 1 publish it could not write and sends it again on every reconnect of a
+/// persistent session; a reply over the broker's limit fails to encode each time, so it would
+/// take the connection down forever. Such a reply is never handed to rumqttc.
+#[derive(Debug, Clone, Default)]
+pub struct BrokerLimit(Arc<AtomicU32>);
+
+impl BrokerLimit {
+    /// Records what a CONNACK said.
+    pub fn set(&self, max_packet_size: Option<u32>) {
+        self.0.store(max_packet_size.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// The limit a packet of `size` bytes goes over, if any.
+    fn exceeded_by(&self, size: usize) -> Option<u32> {
+        let max = self.0.load(Ordering::Relaxed);
+        (max != 0 && size > max as usize).then_some(max)
+    }
+}
+
 /// Publishes replies through the client from worker threads.
 pub struct MqttReplySink {
     client: AsyncClient,
     runtime: Handle,
+    limit: BrokerLimit,
 }
 
 impl MqttReplySink {
-    /// A sink that publishes through `client` on `runtime`.
-    pub fn new(client: AsyncClient, runtime: Handle) -> MqttReplySink {
-        MqttReplySink { client, runtime }
+    /// A sink that publishes through `client` on `runtime`, within the broker's `limit`.
+    pub fn new(client: AsyncClient, runtime: Handle, limit: BrokerLimit) -> MqttReplySink {
+        MqttReplySink {
+            client,
+            runtime,
+            limit,
+        }
     }
 }
 
@@ -228,12 +255,27 @@ impl ReplySink for MqttReplySink {
             content_type: Some(JSON.to_string()),
             ..PublishProperties::default()
         };
+        let publish = Publish::new(route.topic(), QoS::AtLeastOnce, body, Some(properties));
+        if let Some(max) = self.limit.exceeded_by(publish.size()) {
+            log::warn!(
+                "reply to {} not sent: {} bytes is over the broker's maximum packet size of {max}",
+                escaped(route.topic()),
+                publish.size()
+            );
+            return;
+        }
+        let Publish {
+            topic,
+            payload,
+            properties,
+            ..
+        } = publish;
         let published = self.runtime.block_on(self.client.publish_with_properties(
-            route.topic().to_string(),
+            String::from_utf8_lossy(&topic).into_owned(),
             QoS::AtLeastOnce,
             false,
-            body,
-            properties,
+            payload,
+            properties.unwrap_or_default(),
         ));
         if let Err(error) = published {
             log::warn!("cannot publish reply to {}: {error}", escaped(route.topic()));
@@ -280,6 +322,8 @@ pub struct Connection {
     pub state: Arc<crate::state::StateBoard>,
     /// Pool peers' state messages go here when this appliance may adopt their sessions.
     pub peer_states: Option<tokio::sync::mpsc::UnboundedSender<adoption::PeerUpdate>>,
+    /// Shared with the reply sink, which must stay within it.
+    pub broker_limit: BrokerLimit,
 }
 
 impl Connection {
@@ -299,6 +343,8 @@ impl Connection {
                         continue;
                     }
                     backoff.reset();
+                    self.broker_limit
+                        .set(ack.properties.as_ref().and_then(|p| p.max_packet_size));
                     log::info!(
                         "connected to the broker (session present: {})",
                         ack.session_present
