@@ -1018,3 +1018,32 @@ async fn poison_reply_over_the_broker_packet_limit_keeps_packd_connected() {
     assert!(!log.contains("connection lost"), "{log}");
     assert_eq!(connections(&packd), 1, "{log}");
 }
+
+/// Finding 1, the replay part: a request delivered again and again (the same Correlation Data to
+/// the same reply topic) gets at most three replies in the cache window; later deliveries are
+/// acknowledged without another reply and logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_reply_topic_redelivered_duplicates_stop_after_three_answers() {
+    let options = PackdOptions {
+        workers: 1,
+        ..PackdOptions::default()
+    };
+    let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        client.send(&packd.brief_topic(), ENGLISH, "again").await;
+        answers.push(client.reply_for("again").await);
+    }
+    assert!(answers.iter().all(|answer| answer == &answers[0]), "{answers:?}");
+    client.send(&packd.brief_topic(), ENGLISH, "again").await;
+    let reply = client.ask(&packd, r#"{"id":"after","product":"tea"}"#).await;
+    assert_eq!(reply["status"], "ok", "{reply}");
+    while let Some(publish) = client.next(Duration::ZERO).await {
+        assert_ne!(correlation_of(&publish), Some(&b"again"[..]), "a fourth reply");
+    }
+    assert!(
+        packd.log().contains("delivered again after 3 replies"),
+        "{}",
+        packd.log()
+    );
+}
