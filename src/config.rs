@@ -266,12 +266,11 @@ impl ServeConfig {
 impl Config {
     /// `serve.reply_prefix`, checked against `mqtt.prefix`.
     pub fn reply_prefix(&self) -> Result<crate::serve::ReplyPrefix, ConfigError> {
-        crate::serve::ReplyPrefix::new(&self.mqtt.prefix, self.serve.reply_prefix.as_deref()).map_err(
-            |error| ConfigError::Key {
+        crate::serve::ReplyPrefix::new(&self.mqtt.prefix, self.serve.reply_prefix.as_deref())
+            .map_err(|error| ConfigError::Key {
                 key: "serve.reply_prefix".into(),
                 message: error.to_string(),
-            },
-        )
+            })
     }
 
     /// Loads defaults, then the file (required when given explicitly), then `PACKD_*` variables.

@@ -19,11 +19,9 @@ use crate::config::Config;
 use crate::features::ImageLimits;
 use crate::fleet::{self, load_model, Command, DeviceProfile, Fleet, FleetError, FleetSettings};
 use crate::reply::BundleRef;
-use crate::serve::{
-    ActiveModel, Pipeline, PipelineSettings, ReplyPrefix, ReplySink, ServingModel,
-};
-use crate::telemetry::field::escaped;
+use crate::serve::{ActiveModel, Pipeline, PipelineSettings, ReplyPrefix, ReplySink, ServingModel};
 use crate::state::StateBoard;
+use crate::telemetry::field::escaped;
 use crate::telemetry::Telemetry;
 use crate::transport::adoption::{AdoptionSettings, Adoptions};
 use crate::transport::{self, CommandJob, Connection, MqttReplySink, Topics};

@@ -65,7 +65,10 @@ fn confused_deputy_reply_prefix_under_devices_or_pools_exits_78() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("control character U+0001"), "{stderr}");
     let config = load("[serve]\nreply_prefix = \"{prefix}/answers/\"\n", &[]).expect("valid");
-    assert_eq!(config.reply_prefix().expect("valid").as_str(), "packd/v1/answers/");
+    assert_eq!(
+        config.reply_prefix().expect("valid").as_str(),
+        "packd/v1/answers/"
+    );
 }
 
 #[test]

@@ -855,7 +855,10 @@ async fn publish_3_1_1_in_order(broker: &Broker, topic: &str, payloads: &[String
 
 /// How often packd connected to the broker, by its log.
 fn connections(packd: &Packd) -> usize {
-    packd.log().matches("connected to the broker (session present").count()
+    packd
+        .log()
+        .matches("connected to the broker (session present")
+        .count()
 }
 
 /// Finding 1: a reply topic with a control character or a non-character, which mosquitto
@@ -876,7 +879,9 @@ async fn poison_reply_topic_control_character_keeps_packd_connected() {
         format!(r#"{{"id":"p2","product":"tea","reply_to":"{PREFIX}/replies/a\uffffb"}}"#),
     ];
     publish_3_1_1_in_order(&broker, &packd.brief_topic(), &poison).await;
-    let reply = client.ask(&packd, r#"{"id":"after","product":"tea"}"#).await;
+    let reply = client
+        .ask(&packd, r#"{"id":"after","product":"tea"}"#)
+        .await;
     assert_eq!(reply["status"], "ok", "{reply}");
     assert_eq!(reply["id"], "after");
 
@@ -886,7 +891,11 @@ async fn poison_reply_topic_control_character_keeps_packd_connected() {
     assert!(!broker.log().contains("malformed"), "{}", broker.log());
     // Neither was answered, nor is either still queued for redelivery.
     assert!(log.contains("no Response Topic and no reply_to"), "{log}");
-    assert_eq!(log.matches("no Response Topic and no reply_to").count(), 2, "{log}");
+    assert_eq!(
+        log.matches("no Response Topic and no reply_to").count(),
+        2,
+        "{log}"
+    );
     let state = client.wait_for_state(&packd, "online").await;
     assert_eq!(state["status"], "online");
 }
@@ -927,13 +936,18 @@ async fn confused_deputy_reply_to_bundle_command_topic_is_refused() {
     let in_body = format!(r#"{{"id":"d3","product":"tea","reply_to":"{rollback}"}}"#);
     publish_3_1_1_in_order(&broker, &packd.brief_topic(), &[in_body]).await;
     // Later requests of the same kinds, answered in order after the refused ones.
-    let reply = client.ask(&packd, r#"{"id":"after","product":"tea"}"#).await;
+    let reply = client
+        .ask(&packd, r#"{"id":"after","product":"tea"}"#)
+        .await;
     assert_eq!(reply["status"], "ok", "{reply}");
     client
         .send(&packd.bundle_topic("list"), r#"{"id":"list"}"#, "list")
         .await;
     let listed = client.reply_for("list").await;
-    assert!(listed.get("bundles").is_some() || listed.get("status").is_some(), "{listed}");
+    assert!(
+        listed.get("bundles").is_some() || listed.get("status").is_some(),
+        "{listed}"
+    );
 
     assert!(
         client.next_on(&rollback, Duration::ZERO).await.is_none(),
@@ -942,11 +956,15 @@ async fn confused_deputy_reply_to_bundle_command_topic_is_refused() {
     let log = packd.log();
     assert!(!log.contains("rolled back"), "{log}");
     assert_eq!(
-        log.matches("is outside the reply prefix packd/v1/replies/").count(),
+        log.matches("is outside the reply prefix packd/v1/replies/")
+            .count(),
         3,
         "{log}"
     );
-    assert!(log.contains("bundle command 'list' is not answered"), "{log}");
+    assert!(
+        log.contains("bundle command 'list' is not answered"),
+        "{log}"
+    );
 }
 
 /// Finding 7 (log injection): a brief id with a newline and a 10 kB reply topic produce one
@@ -976,20 +994,40 @@ async fn log_injection_newline_id_and_long_field_stay_one_escaped_line() {
         .await
         .expect("publish");
     let reply = client
-        .ask(&packd, r#"{"id":"b\nINFO  packd: forged two","product":"tea","top_k":99}"#)
+        .ask(
+            &packd,
+            r#"{"id":"b\nINFO  packd: forged two","product":"tea","top_k":99}"#,
+        )
         .await;
     assert_eq!(reply["error"]["code"], "bad_request", "{reply}");
 
     let log = packd.log();
-    assert!(!log.lines().any(|line| line.contains("forged") && !line.contains("\\n")), "{log}");
-    let refused: Vec<&str> = log.lines().filter(|line| line.contains("forged one")).collect();
+    assert!(
+        !log.lines()
+            .any(|line| line.contains("forged") && !line.contains("\\n")),
+        "{log}"
+    );
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("forged one"))
+        .collect();
     assert_eq!(refused.len(), 1, "{log}");
-    assert!(refused[0].contains(r"brief a\nINFO  packd: forged one is not answered"), "{log}");
+    assert!(
+        refused[0].contains(r"brief a\nINFO  packd: forged one is not answered"),
+        "{log}"
+    );
     assert!(refused[0].contains("…[9817 more bytes]"), "{}", refused[0]);
     assert!(refused[0].len() < 1024, "{}", refused[0]);
-    let record: Vec<&str> = log.lines().filter(|line| line.contains("forged two")).collect();
+    let record: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("forged two"))
+        .collect();
     assert_eq!(record.len(), 1, "{log}");
-    assert!(record[0].contains(r"b\nINFO  packd: forged two"), "{}", record[0]);
+    assert!(
+        record[0].contains(r"b\nINFO  packd: forged two"),
+        "{}",
+        record[0]
+    );
 }
 
 /// Finding 1, the same loop by another way: a reply over the broker's Maximum Packet Size
@@ -1008,13 +1046,22 @@ async fn poison_reply_over_the_broker_packet_limit_keeps_packd_connected() {
     let mut client = V5Client::connect(&broker).await;
     client.wait_for_state(&packd, "online").await;
     client
-        .send(&packd.brief_topic(), r#"{"id":"big","product":"tea","render":true}"#, "big")
+        .send(
+            &packd.brief_topic(),
+            r#"{"id":"big","product":"tea","render":true}"#,
+            "big",
+        )
         .await;
-    let reply = client.ask(&packd, r#"{"id":"small","product":"tea","top_k":1}"#).await;
+    let reply = client
+        .ask(&packd, r#"{"id":"small","product":"tea","top_k":1}"#)
+        .await;
     assert_eq!(reply["status"], "ok", "{reply}");
 
     let log = packd.log();
-    assert!(log.contains("over the broker's maximum packet size of 8192"), "{log}");
+    assert!(
+        log.contains("over the broker's maximum packet size of 8192"),
+        "{log}"
+    );
     assert!(!log.contains("connection lost"), "{log}");
     assert_eq!(connections(&packd), 1, "{log}");
 }
@@ -1034,12 +1081,21 @@ async fn poison_reply_topic_redelivered_duplicates_stop_after_three_answers() {
         client.send(&packd.brief_topic(), ENGLISH, "again").await;
         answers.push(client.reply_for("again").await);
     }
-    assert!(answers.iter().all(|answer| answer == &answers[0]), "{answers:?}");
+    assert!(
+        answers.iter().all(|answer| answer == &answers[0]),
+        "{answers:?}"
+    );
     client.send(&packd.brief_topic(), ENGLISH, "again").await;
-    let reply = client.ask(&packd, r#"{"id":"after","product":"tea"}"#).await;
+    let reply = client
+        .ask(&packd, r#"{"id":"after","product":"tea"}"#)
+        .await;
     assert_eq!(reply["status"], "ok", "{reply}");
     while let Some(publish) = client.next(Duration::ZERO).await {
-        assert_ne!(correlation_of(&publish), Some(&b"again"[..]), "a fourth reply");
+        assert_ne!(
+            correlation_of(&publish),
+            Some(&b"again"[..]),
+            "a fourth reply"
+        );
     }
     assert!(
         packd.log().contains("delivered again after 3 replies"),

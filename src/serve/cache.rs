@@ -20,9 +20,7 @@ pub struct RequestKey {
 
 enum Entry {
     /// Being computed; `resend` counts duplicates that arrived meanwhile.
-    InFlight {
-        resend: usize,
-    },
+    InFlight { resend: usize },
     /// Answered, `answered` times so far.
     Done { reply: Vec<u8>, answered: usize },
 }
@@ -214,7 +212,10 @@ mod tests {
         assert_eq!(cache.lookup(&key("a"), now), Lookup::Compute);
         assert_eq!(cache.complete(&key("a"), b"reply"), 0);
         for _ in 1..MAX_ANSWERS {
-            assert_eq!(cache.lookup(&key("a"), now), Lookup::Replay(b"reply".to_vec()));
+            assert_eq!(
+                cache.lookup(&key("a"), now),
+                Lookup::Replay(b"reply".to_vec())
+            );
         }
         assert_eq!(cache.lookup(&key("a"), now), Lookup::Exhausted);
         assert_eq!(cache.lookup(&key("a"), now), Lookup::Exhausted);

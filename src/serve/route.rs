@@ -112,7 +112,10 @@ const PLACEHOLDER: &str = "{prefix}";
 impl ReplyPrefix {
     /// The reply prefix for `mqtt_prefix`: `configured` (where `{prefix}` stands for
     /// `mqtt_prefix`) or, without one, `{prefix}/replies/`.
-    pub fn new(mqtt_prefix: &str, configured: Option<&str>) -> Result<ReplyPrefix, ReplyPrefixError> {
+    pub fn new(
+        mqtt_prefix: &str,
+        configured: Option<&str>,
+    ) -> Result<ReplyPrefix, ReplyPrefixError> {
         let value = configured
             .unwrap_or("{prefix}/replies/")
             .replace(PLACEHOLDER, mqtt_prefix);
@@ -244,7 +247,10 @@ mod tests {
         let long = "a".repeat(MAX_REPLY_TOPIC_BYTES + 1);
         for (topic, error) in [
             ("", TopicError::Empty),
-            (long.as_str(), TopicError::TooLong(MAX_REPLY_TOPIC_BYTES + 1)),
+            (
+                long.as_str(),
+                TopicError::TooLong(MAX_REPLY_TOPIC_BYTES + 1),
+            ),
             ("$SYS/x", TopicError::System),
             ("a/+/b", TopicError::Wildcard('+')),
             ("a/#", TopicError::Wildcard('#')),
@@ -278,7 +284,9 @@ mod tests {
     fn confused_deputy_only_topics_under_the_reply_prefix_are_admitted() {
         let prefix = prefix();
         assert_eq!(prefix.as_str(), "packd/v1/replies/");
-        let admitted = prefix.admit(asked("packd/v1/replies/kiosk-1/r")).expect("under it");
+        let admitted = prefix
+            .admit(asked("packd/v1/replies/kiosk-1/r"))
+            .expect("under it");
         assert_eq!(admitted.topic(), "packd/v1/replies/kiosk-1/r");
         assert_eq!(admitted.correlation(), Some(&Bytes::from_static(b"c")));
         for outside in [
@@ -291,7 +299,10 @@ mod tests {
             "kiosk/1/replies",
         ] {
             let refused = prefix.admit(asked(outside)).expect_err(outside);
-            assert!(refused.to_string().contains("outside the reply prefix"), "{refused}");
+            assert!(
+                refused.to_string().contains("outside the reply prefix"),
+                "{refused}"
+            );
         }
         let poison = prefix
             .admit(asked("packd/v1/replies/a\u{1}\nb"))
@@ -320,11 +331,15 @@ mod tests {
     #[test]
     fn reply_prefix_config_cannot_reach_devices_or_pools() {
         assert_eq!(
-            ReplyPrefix::new("site/p", Some("{prefix}/answers/")).expect("fine").as_str(),
+            ReplyPrefix::new("site/p", Some("{prefix}/answers/"))
+                .expect("fine")
+                .as_str(),
             "site/p/answers/"
         );
         assert_eq!(
-            ReplyPrefix::new("packd/v1", Some("kiosk/replies/")).expect("fine").as_str(),
+            ReplyPrefix::new("packd/v1", Some("kiosk/replies/"))
+                .expect("fine")
+                .as_str(),
             "kiosk/replies/"
         );
         for bad in [

@@ -28,8 +28,7 @@ impl Escaped<'_> {
 
 impl fmt::Display for Escaped<'_> {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut written = 0;
-        for (index, character) in self.0.char_indices() {
+        for (written, (index, character)) in self.0.char_indices().enumerate() {
             if written == MAX_LOGGED_CHARS {
                 return write!(formatter, "…[{} more bytes]", self.0.len() - index);
             }
@@ -43,7 +42,6 @@ impl fmt::Display for Escaped<'_> {
                 }
                 character => fmt::Write::write_char(formatter, character)?,
             }
-            written += 1;
         }
         Ok(())
     }
@@ -86,6 +84,9 @@ mod tests {
         assert!(logged.starts_with(&"é".repeat(MAX_LOGGED_CHARS)));
         assert!(logged.ends_with("…[10000 more bytes]"), "{logged}");
         assert_eq!(escaped("short").to_string(), "short");
-        assert_eq!(escaped(&"a".repeat(MAX_LOGGED_CHARS)).to_string().len(), MAX_LOGGED_CHARS);
+        assert_eq!(
+            escaped(&"a".repeat(MAX_LOGGED_CHARS)).to_string().len(),
+            MAX_LOGGED_CHARS
+        );
     }
 }

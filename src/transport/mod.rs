@@ -220,7 +220,8 @@ pub struct BrokerLimit(Arc<AtomicU32>);
 impl BrokerLimit {
     /// Records what a CONNACK said.
     pub fn set(&self, max_packet_size: Option<u32>) {
-        self.0.store(max_packet_size.unwrap_or(0), Ordering::Relaxed);
+        self.0
+            .store(max_packet_size.unwrap_or(0), Ordering::Relaxed);
     }
 
     /// The limit a packet of `size` bytes goes over, if any.
@@ -278,7 +279,10 @@ impl ReplySink for MqttReplySink {
             properties.unwrap_or_default(),
         ));
         if let Err(error) = published {
-            log::warn!("cannot publish reply to {}: {error}", escaped(route.topic()));
+            log::warn!(
+                "cannot publish reply to {}: {error}",
+                escaped(route.topic())
+            );
         }
     }
 }
