@@ -694,7 +694,7 @@ impl Drop for Client {
     }
 }
 
-async fn connect(url: &str) -> anyhow::Result<Client> {
+async fn connect(url: &str, prefix: &str) -> anyhow::Result<Client> {
     let address = packd::transport::parse_url(url)?;
     if address.tls {
         bail!("the soak tool speaks plain MQTT only; use a loopback listener");
@@ -733,7 +733,8 @@ async fn connect(url: &str) -> anyhow::Result<Client> {
     Ok(Client {
         client,
         incoming,
-        reply_topic: format!("soak/replies/{id}"),
+        // Under packd's default reply prefix: it publishes replies nowhere else.
+        reply_topic: format!("{prefix}/replies/{id}"),
         task,
     })
 }
@@ -978,8 +979,8 @@ pub async fn run(arguments: Arguments) -> anyhow::Result<Report> {
         }
     };
 
-    let mut client = connect(&url).await?;
     let prefix = arguments.prefix.clone();
+    let mut client = connect(&url, &prefix).await?;
     let state_topic = format!("{prefix}/devices/{device}/state");
     let stats_topic = format!("{prefix}/devices/{device}/stats");
     let brief_topic = format!("{prefix}/devices/{device}/briefs");

@@ -70,12 +70,10 @@ pub fn read_envelope(payload: &[u8]) -> Envelope {
     }
 }
 
-/// A topic we may publish a reply to: non-empty, no wildcards, not a system topic.
+/// A topic we may publish a reply to by the broker's rules and ours (see
+/// [`crate::serve::route::check_topic`]); whether it is under the reply prefix is checked apart.
 pub fn valid_reply_topic(topic: &str) -> bool {
-    !topic.is_empty()
-        && topic.len() <= 1024
-        && !topic.contains(['+', '#', '\0'])
-        && !topic.starts_with('$')
+    crate::serve::route::check_topic(topic).is_ok()
 }
 
 /// The envelope fields of a JSON object, last occurrence winning; everything else is skipped

@@ -183,6 +183,9 @@ pub struct ServeConfig {
     pub reply_cache_s: u64,
     /// Most replies held in that cache.
     pub reply_cache_entries: usize,
+    /// Replies are published only under this topic prefix (`{prefix}` stands for
+    /// `mqtt.prefix`); unset means `{prefix}/replies/`. Read it through [`Config::reply_prefix`].
+    pub reply_prefix: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -195,6 +198,7 @@ impl Default for ServeConfig {
             queue_bytes_mib: DEFAULT_QUEUE_BYTES_MIB,
             reply_cache_s: 60,
             reply_cache_entries: 4096,
+            reply_prefix: None,
         }
     }
 }
@@ -265,6 +269,15 @@ impl ServeConfig {
 }
 
 impl Config {
+    /// `serve.reply_prefix`, checked against `mqtt.prefix`.
+    pub fn reply_prefix(&self) -> Result<crate::serve::ReplyPrefix, ConfigError> {
+        crate::serve::ReplyPrefix::new(&self.mqtt.prefix, self.serve.reply_prefix.as_deref())
+            .map_err(|error| ConfigError::Key {
+                key: "serve.reply_prefix".into(),
+                message: error.to_string(),
+            })
+    }
+
     /// Loads defaults, then the file (required when given explicitly), then `PACKD_*` variables.
     pub fn load(explicit_file: Option<&Path>) -> Result<Config, ConfigError> {
         Config::load_with_environment(explicit_file, std::env::vars_os())
@@ -413,6 +426,8 @@ impl Config {
                 ),
             );
         }
+        // Checked after mqtt.prefix, which it is built on.
+        self.reply_prefix()?;
         if self.telemetry.stats_interval_s == 0 {
             return key("telemetry.stats_interval_s", "must be at least 1");
         }

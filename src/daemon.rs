@@ -19,8 +19,9 @@ use crate::config::Config;
 use crate::features::ImageLimits;
 use crate::fleet::{self, load_model, Command, DeviceProfile, Fleet, FleetError, FleetSettings};
 use crate::reply::BundleRef;
-use crate::serve::{ActiveModel, Pipeline, PipelineSettings, ReplyRoute, ReplySink, ServingModel};
+use crate::serve::{ActiveModel, Pipeline, PipelineSettings, ReplyPrefix, ReplySink, ServingModel};
 use crate::state::StateBoard;
+use crate::telemetry::field::escaped;
 use crate::telemetry::Telemetry;
 use crate::transport::adoption::{AdoptionSettings, Adoptions};
 use crate::transport::{self, CommandJob, Connection, MqttReplySink, Topics};
@@ -51,6 +52,8 @@ pub enum DaemonError {
     Store(#[from] crate::bundle::BundleError),
     #[error("bundle management: {0}")]
     Fleet(String),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// What loading at boot gave: a model to serve, or the reason there is none, plus any problem
@@ -220,8 +223,14 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
         state.render_offline(),
         in_flight_capacity(config.serve.queue, config.serve.workers),
     )?;
+    let reply_prefix = config.reply_prefix()?;
     let runtime = tokio::runtime::Handle::current();
-    let sink = Arc::new(MqttReplySink::new(client.clone(), runtime.clone()));
+    let broker_limit = transport::BrokerLimit::default();
+    let sink = Arc::new(MqttReplySink::new(
+        client.clone(),
+        runtime.clone(),
+        broker_limit.clone(),
+    ));
     let settings = PipelineSettings {
         device: config.device.id.clone(),
         workers: config.serve.workers,
@@ -230,6 +239,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
         reply_cache_ttl: Duration::from_secs(config.serve.reply_cache_s),
         reply_cache_entries: config.serve.reply_cache_entries,
         image_limits: ImageLimits::default(),
+        reply_prefix: reply_prefix.clone(),
     };
     let pipeline = Arc::new(Pipeline::start(
         settings,
@@ -287,7 +297,14 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
         let stop = fleet_stop.clone();
         std::thread::Builder::new()
             .name("packd-fleet".into())
-            .spawn(move || serve_commands(&fleet, &device, &command_queue, sink.as_ref(), &stop))
+            .spawn(move || {
+                let replies = CommandReplies {
+                    device: &device,
+                    sink: sink.as_ref(),
+                    prefix: &reply_prefix,
+                };
+                serve_commands(&fleet, &replies, &command_queue, &stop)
+            })
             .map_err(|error| DaemonError::Fleet(error.to_string()))?
     };
     // Adoption needs pools to share; without them there is no peer whose briefs we may answer.
@@ -300,6 +317,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
         commands,
         state: state.clone(),
         peer_states: adopting.then_some(peer_states),
+        broker_limit,
     });
     let adoption_stop = CancellationToken::new();
     let adoption_task = adopting.then(|| {
@@ -392,12 +410,18 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
     Ok(())
 }
 
+/// Where and as whom the fleet thread answers bundle commands.
+struct CommandReplies<'a> {
+    device: &'a str,
+    sink: &'a dyn ReplySink,
+    prefix: &'a ReplyPrefix,
+}
+
 /// Applies bundle commands one at a time, replying and acknowledging each.
 fn serve_commands(
     fleet: &Fleet,
-    device: &str,
+    replies: &CommandReplies<'_>,
     queue: &flume::Receiver<CommandJob>,
-    sink: &dyn ReplySink,
     stop: &AtomicBool,
 ) {
     while !stop.load(Ordering::SeqCst) {
@@ -412,7 +436,7 @@ fn serve_commands(
                 fleet.handle(&command, &job.payload)
             }))
             .unwrap_or_else(|_| {
-                log::error!("bundle command '{}' panicked", job.command);
+                log::error!("bundle command '{}' panicked", escaped(&job.command));
                 Some(Err(FleetError::new(
                     "internal",
                     "internal error while applying the command",
@@ -420,23 +444,25 @@ fn serve_commands(
             }),
             None => Some(Err(FleetError::new(
                 "bad_request",
-                format!("unknown bundle command '{}'", job.command),
+                format!("unknown bundle command '{}'", escaped(&job.command)),
             ))),
         };
         if let Some(result) = result {
-            let route = job.route.clone().or_else(|| {
-                crate::brief::read_envelope(&job.payload)
-                    .reply_to
-                    .map(|topic| ReplyRoute {
-                        topic,
-                        correlation: None,
-                    })
-            });
-            match route {
-                Some(route) => sink.send(&route, fleet::reply_body(device, &job.payload, result)),
-                None => log::warn!(
-                    "bundle command '{}' has no Response Topic and no reply_to; not answered",
-                    job.command
+            // A command whose reply packd may not publish is still applied: the way back
+            // concerns the reply alone, as with a command that gave none.
+            let reply_to = job
+                .route
+                .is_none()
+                .then(|| crate::brief::read_envelope(&job.payload).reply_to)
+                .flatten();
+            match replies.prefix.resolve(job.route.as_ref(), reply_to) {
+                Ok(route) => replies.sink.send(
+                    &route,
+                    fleet::reply_body(replies.device, &job.payload, result),
+                ),
+                Err(no_way_back) => log::warn!(
+                    "bundle command '{}' {no_way_back}; not answered",
+                    escaped(&job.command)
                 ),
             }
         }

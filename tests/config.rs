@@ -41,6 +41,36 @@ fn a_bad_value_exits_78_naming_the_key() {
     assert_eq!(stderr.trim().lines().count(), 1, "one clear line: {stderr}");
 }
 
+/// Finding 3 (confused deputy): no configuration lets packd publish replies where briefs,
+/// bundle commands or states live.
+#[test]
+fn confused_deputy_reply_prefix_under_devices_or_pools_exits_78() {
+    for prefix in [
+        "{prefix}/devices/",
+        "packd/v1/devices/orin-17/bundles/",
+        "{prefix}/pools/store-9/",
+        "packd/v1/",
+    ] {
+        let (_dir, path) = write_config(&format!("[serve]\nreply_prefix = \"{prefix}\"\n"));
+        let output = packd(&["--config", &path], &[]);
+        assert_eq!(output.status.code(), Some(78), "{prefix}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("serve.reply_prefix"), "{stderr}");
+        assert!(stderr.contains("overlaps"), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one clear line: {stderr}");
+    }
+    let (_dir, path) = write_config("[serve]\nreply_prefix = \"r\\u0001/\"\n");
+    let output = packd(&["--config", &path], &[]);
+    assert_eq!(output.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("control character U+0001"), "{stderr}");
+    let config = load("[serve]\nreply_prefix = \"{prefix}/answers/\"\n", &[]).expect("valid");
+    assert_eq!(
+        config.reply_prefix().expect("valid").as_str(),
+        "packd/v1/answers/"
+    );
+}
+
 #[test]
 fn a_wrong_type_exits_78_naming_the_key() {
     let (_dir, path) = write_config("[serve]\nworkers = \"many\"\n");

@@ -143,7 +143,7 @@ async fn persistent_client(broker: &Broker) -> V5Client {
     let mut options = V5Client::options(&id, broker.port);
     options.set_clean_start(false);
     options.set_session_expiry_interval(Some(3600));
-    V5Client::connect_with(options, format!("test/replies/{id}"), None).await
+    V5Client::connect_with(options, format!("{PREFIX}/replies/{id}"), None).await
 }
 
 // ---------------------------------------------------------------------------------------------

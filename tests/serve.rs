@@ -509,7 +509,7 @@ async fn a_3_1_1_client_gets_its_reply_on_reply_to() {
     let mut options = rumqttc::MqttOptions::new(unique_id("old"), "127.0.0.1", broker.port);
     options.set_max_packet_size(8 * 1024 * 1024, 8 * 1024 * 1024);
     let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 16);
-    let reply_topic = format!("kiosk/{}/replies", unique_id("k"));
+    let reply_topic = format!("{PREFIX}/replies/{}", unique_id("k"));
     client
         .subscribe(&reply_topic, rumqttc::QoS::AtLeastOnce)
         .await
@@ -877,5 +877,280 @@ async fn image_bombs_do_not_delay_text_briefs() {
     assert!(
         text_at < IMAGES / 2,
         "the text brief was answered after {text_at} of {IMAGES} image briefs: {order:?}"
+    );
+}
+
+/// A 3.1.1 client: publishes `payloads` to `topic` one after the other, each once the broker
+/// acknowledged the one before, so they reach packd in this order.
+async fn publish_3_1_1_in_order(broker: &Broker, topic: &str, payloads: &[String]) {
+    let options = rumqttc::MqttOptions::new(unique_id("old"), "127.0.0.1", broker.port);
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 16);
+    let deadline = tokio::time::Instant::now() + REPLY_DEADLINE;
+    for payload in payloads {
+        client
+            .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload.clone())
+            .await
+            .expect("publish");
+        loop {
+            let event = tokio::time::timeout_at(deadline, eventloop.poll())
+                .await
+                .expect("PUBACK in time")
+                .expect("connection");
+            if let rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)) = event {
+                break;
+            }
+        }
+    }
+    let _ = client.disconnect().await;
+}
+
+/// How often packd connected to the broker, by its log.
+fn connections(packd: &Packd) -> usize {
+    packd
+        .log()
+        .matches("connected to the broker (session present")
+        .count()
+}
+
+/// Finding 1: a reply topic with a control character or a non-character, which mosquitto
+/// drops the connection for, is refused before any publish: the briefs are acknowledged and
+/// logged, a normal brief after them is answered, and packd never reconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_reply_topic_control_character_keeps_packd_connected() {
+    let options = PackdOptions {
+        // One worker answers in arrival order: once the normal brief is answered, the poison
+        // ones before it have been handled.
+        workers: 1,
+        ..PackdOptions::default()
+    };
+    let (broker, packd, mut client) = broker_and_packd(options, "online").await;
+    assert_eq!(connections(&packd), 1);
+    let poison = [
+        format!(r#"{{"id":"p1","product":"tea","reply_to":"{PREFIX}/replies/a\u0001b"}}"#),
+        format!(r#"{{"id":"p2","product":"tea","reply_to":"{PREFIX}/replies/a\uffffb"}}"#),
+    ];
+    publish_3_1_1_in_order(&broker, &packd.brief_topic(), &poison).await;
+    let reply = client
+        .ask(&packd, r#"{"id":"after","product":"tea"}"#)
+        .await;
+    assert_eq!(reply["status"], "ok", "{reply}");
+    assert_eq!(reply["id"], "after");
+
+    let log = packd.log();
+    assert!(!log.contains("connection lost"), "{log}");
+    assert_eq!(connections(&packd), 1, "{log}");
+    assert!(!broker.log().contains("malformed"), "{}", broker.log());
+    // Neither was answered, nor is either still queued for redelivery.
+    assert!(log.contains("no Response Topic and no reply_to"), "{log}");
+    assert_eq!(
+        log.matches("no Response Topic and no reply_to").count(),
+        2,
+        "{log}"
+    );
+    let state = client.wait_for_state(&packd, "online").await;
+    assert_eq!(state["status"], "online");
+}
+
+/// Finding 3: a Response Topic (or reply_to) naming this appliance's bundle-command topic is
+/// refused, for briefs and bundle commands alike: nothing is published there, so nothing is
+/// rolled back, and the refusal is logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confused_deputy_reply_to_bundle_command_topic_is_refused() {
+    let options = PackdOptions {
+        workers: 1,
+        ..PackdOptions::default()
+    };
+    let (broker, packd, mut client) = broker_and_packd(options, "online").await;
+    let rollback = packd.bundle_topic("rollback");
+    client.subscribe(&rollback).await;
+    let deputy = |correlation: &str| rumqttc::v5::mqttbytes::v5::PublishProperties {
+        response_topic: Some(rollback.clone()),
+        correlation_data: Some(bytes::Bytes::from(correlation.to_string())),
+        ..Default::default()
+    };
+    for (topic, payload, correlation) in [
+        (packd.brief_topic(), r#"{"id":"d1","product":"tea"}"#, "d1"),
+        (packd.bundle_topic("list"), r#"{"id":"d2"}"#, "d2"),
+    ] {
+        client
+            .client
+            .publish_with_properties(
+                topic,
+                rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+                false,
+                payload,
+                deputy(correlation),
+            )
+            .await
+            .expect("publish");
+    }
+    let in_body = format!(r#"{{"id":"d3","product":"tea","reply_to":"{rollback}"}}"#);
+    publish_3_1_1_in_order(&broker, &packd.brief_topic(), &[in_body]).await;
+    // Later requests of the same kinds, answered in order after the refused ones.
+    let reply = client
+        .ask(&packd, r#"{"id":"after","product":"tea"}"#)
+        .await;
+    assert_eq!(reply["status"], "ok", "{reply}");
+    client
+        .send(&packd.bundle_topic("list"), r#"{"id":"list"}"#, "list")
+        .await;
+    let listed = client.reply_for("list").await;
+    assert!(
+        listed.get("bundles").is_some() || listed.get("status").is_some(),
+        "{listed}"
+    );
+
+    assert!(
+        client.next_on(&rollback, Duration::ZERO).await.is_none(),
+        "packd published on its own bundle-command topic"
+    );
+    let log = packd.log();
+    assert!(!log.contains("rolled back"), "{log}");
+    assert_eq!(
+        log.matches("is outside the reply prefix packd/v1/replies/")
+            .count(),
+        3,
+        "{log}"
+    );
+    assert!(
+        log.contains("bundle command 'list' is not answered"),
+        "{log}"
+    );
+}
+
+/// Finding 7 (log injection): a brief id with a newline and a 10 kB reply topic produce one
+/// escaped, cut log line each, never a forged line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_injection_newline_id_and_long_field_stay_one_escaped_line() {
+    let options = PackdOptions {
+        workers: 1,
+        ..PackdOptions::default()
+    };
+    let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
+    let long_topic = format!("{PREFIX}/replies/{}", "x".repeat(10_000));
+    let properties = rumqttc::v5::mqttbytes::v5::PublishProperties {
+        response_topic: Some(long_topic),
+        correlation_data: Some(bytes::Bytes::from_static(b"long")),
+        ..Default::default()
+    };
+    client
+        .client
+        .publish_with_properties(
+            packd.brief_topic(),
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+            false,
+            r#"{"id":"a\nINFO  packd: forged one","product":"tea"}"#,
+            properties,
+        )
+        .await
+        .expect("publish");
+    let reply = client
+        .ask(
+            &packd,
+            r#"{"id":"b\nINFO  packd: forged two","product":"tea","top_k":99}"#,
+        )
+        .await;
+    assert_eq!(reply["error"]["code"], "bad_request", "{reply}");
+
+    let log = packd.log();
+    assert!(
+        !log.lines()
+            .any(|line| line.contains("forged") && !line.contains("\\n")),
+        "{log}"
+    );
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("forged one"))
+        .collect();
+    assert_eq!(refused.len(), 1, "{log}");
+    assert!(
+        refused[0].contains(r"brief a\nINFO  packd: forged one is not answered"),
+        "{log}"
+    );
+    assert!(refused[0].contains("…[9817 more bytes]"), "{}", refused[0]);
+    assert!(refused[0].len() < 1024, "{}", refused[0]);
+    let record: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("forged two"))
+        .collect();
+    assert_eq!(record.len(), 1, "{log}");
+    assert!(
+        record[0].contains(r"b\nINFO  packd: forged two"),
+        "{}",
+        record[0]
+    );
+}
+
+/// Finding 1, the same loop by another way: a reply over the broker's Maximum Packet Size
+/// failed to encode, and rumqttc sent it again on every reconnect of the persistent session.
+/// Such a reply is logged and not sent; the next brief is answered and packd never reconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_reply_over_the_broker_packet_limit_keeps_packd_connected() {
+    let broker = Broker::start_with("max_packet_size 8192");
+    let packd = Packd::start(
+        &broker,
+        PackdOptions {
+            workers: 1,
+            ..PackdOptions::default()
+        },
+    );
+    let mut client = V5Client::connect(&broker).await;
+    client.wait_for_state(&packd, "online").await;
+    client
+        .send(
+            &packd.brief_topic(),
+            r#"{"id":"big","product":"tea","render":true}"#,
+            "big",
+        )
+        .await;
+    let reply = client
+        .ask(&packd, r#"{"id":"small","product":"tea","top_k":1}"#)
+        .await;
+    assert_eq!(reply["status"], "ok", "{reply}");
+
+    let log = packd.log();
+    assert!(
+        log.contains("over the broker's maximum packet size of 8192"),
+        "{log}"
+    );
+    assert!(!log.contains("connection lost"), "{log}");
+    assert_eq!(connections(&packd), 1, "{log}");
+}
+
+/// Finding 1, the replay part: a request delivered again and again (the same Correlation Data to
+/// the same reply topic) gets at most three replies in the cache window; later deliveries are
+/// acknowledged without another reply and logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_reply_topic_redelivered_duplicates_stop_after_three_answers() {
+    let options = PackdOptions {
+        workers: 1,
+        ..PackdOptions::default()
+    };
+    let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        client.send(&packd.brief_topic(), ENGLISH, "again").await;
+        answers.push(client.reply_for("again").await);
+    }
+    assert!(
+        answers.iter().all(|answer| answer == &answers[0]),
+        "{answers:?}"
+    );
+    client.send(&packd.brief_topic(), ENGLISH, "again").await;
+    let reply = client
+        .ask(&packd, r#"{"id":"after","product":"tea"}"#)
+        .await;
+    assert_eq!(reply["status"], "ok", "{reply}");
+    while let Some(publish) = client.next(Duration::ZERO).await {
+        assert_ne!(
+            correlation_of(&publish),
+            Some(&b"again"[..]),
+            "a fourth reply"
+        );
+    }
+    assert!(
+        packd.log().contains("delivered again after 3 replies"),
+        "{}",
+        packd.log()
     );
 }

@@ -602,8 +602,14 @@ struct Subject {
 /// an operator finds a push's whole story under `PACKD_TRANSFER` or `PACKD_BUNDLE`.
 fn log_refusal(command: &str, subject: &Subject, error: &FleetError) {
     let event = format!("{command}_refused");
-    let (code, message) = (error.code, error.message.as_str());
-    match (subject.transfer.as_deref(), subject.bundle.as_deref()) {
+    // Transfer ids, bundle names and messages can come from the refused request itself.
+    let escaped = |text: &str| crate::telemetry::field::escaped(text).to_field();
+    let (code, message) = (error.code, escaped(&error.message));
+    let (transfer, bundle) = (
+        subject.transfer.as_deref().map(escaped),
+        subject.bundle.as_deref().map(escaped),
+    );
+    match (transfer.as_deref(), bundle.as_deref()) {
         (Some(transfer), Some(bundle)) => log::warn!(
             PACKD_EVENT = event.as_str(), PACKD_ERROR = code, PACKD_TRANSFER = transfer, PACKD_BUNDLE = bundle;
             "{command} of {bundle} (transfer {transfer}) refused ({code}): {message}"

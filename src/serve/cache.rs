@@ -5,6 +5,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Most replies one request gets, the first included: one replay answers a redelivery after a
+/// reply whose acknowledgement was lost (a dropped connection), another a client's own retry.
+/// A request redelivered again after that is not getting its replies (a topic the broker or
+/// the client cannot take), and answering it again would only keep a redelivery loop going.
+pub const MAX_ANSWERS: usize = 3;
+
 /// Identifies one request: where its reply goes and its correlation data (or `id`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RequestKey {
@@ -14,10 +20,9 @@ pub struct RequestKey {
 
 enum Entry {
     /// Being computed; `resend` counts duplicates that arrived meanwhile.
-    InFlight {
-        resend: usize,
-    },
-    Done(Vec<u8>),
+    InFlight { resend: usize },
+    /// Answered, `answered` times so far.
+    Done { reply: Vec<u8>, answered: usize },
 }
 
 /// What to do with a brief according to the cache.
@@ -29,6 +34,8 @@ pub enum Lookup {
     Replay(Vec<u8>),
     /// Seen and still being computed: its reply will be sent once more when done.
     Pending,
+    /// Already answered [`MAX_ANSWERS`] times: acknowledge it without another reply.
+    Exhausted,
 }
 
 /// A bounded, time-limited map from request to reply.
@@ -61,7 +68,16 @@ impl ReplyCache {
         let mut inner = self.lock();
         inner.evict(now, self.ttl, self.capacity);
         match inner.entries.get_mut(key) {
-            Some((_, Entry::Done(reply))) => Lookup::Replay(reply.clone()),
+            Some((_, Entry::Done { answered, .. })) if *answered >= MAX_ANSWERS => {
+                Lookup::Exhausted
+            }
+            Some((_, Entry::Done { reply, answered })) => {
+                *answered += 1;
+                Lookup::Replay(reply.clone())
+            }
+            Some((_, Entry::InFlight { resend })) if *resend + 1 >= MAX_ANSWERS => {
+                Lookup::Exhausted
+            }
             Some((_, Entry::InFlight { resend })) => {
                 *resend += 1;
                 Lookup::Pending
@@ -83,9 +99,12 @@ impl ReplyCache {
             Some((_, entry)) => {
                 let resend = match entry {
                     Entry::InFlight { resend } => *resend,
-                    Entry::Done(_) => 0,
+                    Entry::Done { .. } => 0,
                 };
-                *entry = Entry::Done(reply.to_vec());
+                *entry = Entry::Done {
+                    reply: reply.to_vec(),
+                    answered: 1 + resend,
+                };
                 resend
             }
             None => 0,
@@ -184,5 +203,30 @@ mod tests {
             cache.lookup(&key(token), start + Duration::from_secs(62));
         }
         assert!(cache.len() <= 3, "{}", cache.len());
+    }
+
+    #[test]
+    fn poison_reply_topic_redelivered_after_max_answers_gets_no_more_replies() {
+        let cache = ReplyCache::new(Duration::from_secs(60), 10);
+        let now = Instant::now();
+        assert_eq!(cache.lookup(&key("a"), now), Lookup::Compute);
+        assert_eq!(cache.complete(&key("a"), b"reply"), 0);
+        for _ in 1..MAX_ANSWERS {
+            assert_eq!(
+                cache.lookup(&key("a"), now),
+                Lookup::Replay(b"reply".to_vec())
+            );
+        }
+        assert_eq!(cache.lookup(&key("a"), now), Lookup::Exhausted);
+        assert_eq!(cache.lookup(&key("a"), now), Lookup::Exhausted);
+
+        // Duplicates while it is computed count too: a flood of them gets no flood of copies.
+        assert_eq!(cache.lookup(&key("b"), now), Lookup::Compute);
+        for _ in 1..MAX_ANSWERS {
+            assert_eq!(cache.lookup(&key("b"), now), Lookup::Pending);
+        }
+        assert_eq!(cache.lookup(&key("b"), now), Lookup::Exhausted);
+        assert_eq!(cache.complete(&key("b"), b"reply"), MAX_ANSWERS - 1);
+        assert_eq!(cache.lookup(&key("b"), now), Lookup::Exhausted);
     }
 }

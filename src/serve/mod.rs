@@ -2,6 +2,7 @@
 //! decoding → features → backend → recommendation → reply.
 
 pub mod cache;
+pub mod route;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,15 +18,10 @@ use crate::bundle::Bundle;
 use crate::features::{self, ImageLimits};
 use crate::recommend;
 use crate::reply::{self, ApiError, BriefReply, BundleRef, ErrorCode, Timing, API_VERSION};
+use crate::telemetry::field::escaped;
 use crate::telemetry::{BriefRecord, Telemetry};
 use cache::{Lookup, ReplyCache, RequestKey};
-
-/// Where a reply goes: the MQTT v5 Response Topic and Correlation Data, or a 3.1.1 `reply_to`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplyRoute {
-    pub topic: String,
-    pub correlation: Option<Bytes>,
-}
+pub use route::{ReplyPrefix, ReplyRoute, RequestedRoute};
 
 /// Publishes replies; the transport implements it.
 pub trait ReplySink: Send + Sync {
@@ -41,8 +37,8 @@ pub struct Job {
     pub payload: Bytes,
     /// Set (to the payload's size) when the payload was over the limit and has been dropped.
     pub oversized: Option<usize>,
-    /// From the v5 properties; `None` means look for `reply_to` in the body.
-    pub route: Option<ReplyRoute>,
+    /// The v5 Response Topic, unchecked; `None` means look for `reply_to` in the body.
+    pub route: Option<RequestedRoute>,
     pub arrived: Instant,
     /// From the MQTT Message Expiry Interval.
     pub expires: Option<Instant>,
@@ -104,6 +100,7 @@ struct Shared {
     device: String,
     model: ActiveModel,
     sink: Arc<dyn ReplySink>,
+    reply_prefix: ReplyPrefix,
     cache: ReplyCache,
     telemetry: Arc<Telemetry>,
     image_limits: ImageLimits,
@@ -140,6 +137,8 @@ pub struct PipelineSettings {
     pub reply_cache_ttl: Duration,
     pub reply_cache_entries: usize,
     pub image_limits: ImageLimits,
+    /// Replies go only to topics under this (`serve.reply_prefix`).
+    pub reply_prefix: ReplyPrefix,
 }
 
 /// Rejections wait here to be answered `overloaded`; beyond it they are dropped and counted.
@@ -185,6 +184,7 @@ impl Pipeline {
             device: settings.device,
             model,
             sink,
+            reply_prefix: settings.reply_prefix,
             cache: ReplyCache::new(settings.reply_cache_ttl, settings.reply_cache_entries),
             telemetry,
             image_limits: settings.image_limits,
@@ -282,11 +282,13 @@ impl Pipeline {
             let mut rejected = error.into_inner();
             log::warn!(
                 "overload queue full: brief {} dropped unanswered",
-                rejected
-                    .envelope
-                    .as_ref()
-                    .and_then(|envelope| envelope.id.as_deref())
-                    .unwrap_or("(id not read)")
+                escaped(
+                    rejected
+                        .envelope
+                        .as_ref()
+                        .and_then(|envelope| envelope.id.as_deref())
+                        .unwrap_or("(id not read)")
+                )
             );
             rejected.job.finish();
         }
@@ -463,37 +465,24 @@ impl Shared {
             )),
             None => brief::decode(&job.payload),
         };
-        let (brief, route) = match decoded {
+        let (brief, reply_to) = match decoded {
             Ok(brief) => {
-                let route = job.route.clone().or_else(|| {
-                    brief::read_envelope(&job.payload)
-                        .reply_to
-                        .map(|topic| ReplyRoute {
-                            topic,
-                            correlation: None,
-                        })
-                });
+                // The body is read for `reply_to` only when the properties gave no way back.
+                let reply_to = job
+                    .route
+                    .is_none()
+                    .then(|| brief::read_envelope(&job.payload).reply_to)
+                    .flatten();
                 envelope_id = brief.id.clone();
-                (Ok(brief), route)
+                (Ok(brief), reply_to)
             }
             Err(error) => {
                 let envelope = brief::read_envelope(&job.payload);
                 envelope_id = envelope.id.clone();
-                let route = job.route.clone().or_else(|| {
-                    envelope.reply_to.map(|topic| ReplyRoute {
-                        topic,
-                        correlation: None,
-                    })
-                });
-                (Err(error), route)
+                (Err(error), envelope.reply_to)
             }
         };
-        let Some(route) = route else {
-            log::warn!(
-                "brief {} has no Response Topic and no reply_to; dropped",
-                envelope_id.as_deref().unwrap_or("(no id)")
-            );
-            self.telemetry.count_dropped();
+        let Some(route) = self.way_back(job, reply_to, envelope_id.as_deref(), "") else {
             return;
         };
         // Before the reply cache: the image thread looks the brief up there itself.
@@ -508,12 +497,11 @@ impl Shared {
 
         // Redeliveries are recognised by correlation data, else by id, per reply destination.
         let key = route
-            .correlation
-            .as_ref()
+            .correlation()
             .map(|data| data.to_vec())
             .or_else(|| envelope_id.as_ref().map(|id| id.as_bytes().to_vec()))
             .map(|token| RequestKey {
-                reply_topic: route.topic.clone(),
+                reply_topic: route.topic().to_string(),
                 token,
             });
         if let Some(key) = &key {
@@ -526,6 +514,16 @@ impl Shared {
                 }
                 Lookup::Pending => {
                     self.telemetry.count_duplicate();
+                    return;
+                }
+                Lookup::Exhausted => {
+                    self.telemetry.count_duplicate();
+                    log::warn!(
+                        "brief {} delivered again after {} replies to {}; acknowledged without another reply",
+                        escaped(envelope_id.as_deref().unwrap_or("(no id)")),
+                        cache::MAX_ANSWERS,
+                        escaped(route.topic())
+                    );
                     return;
                 }
             }
@@ -704,18 +702,39 @@ impl Shared {
         }
     }
 
+    /// The route to answer `job` by; `None` after counting and logging one that has no way
+    /// back packd may use (it is acknowledged all the same, so never redelivered for this).
+    fn way_back(
+        &self,
+        job: &Job,
+        reply_to: Option<String>,
+        id: Option<&str>,
+        context: &str,
+    ) -> Option<ReplyRoute> {
+        match self.reply_prefix.resolve(job.route.as_ref(), reply_to) {
+            Ok(route) => Some(route),
+            Err(no_way_back) => {
+                log::warn!(
+                    "brief {}{context} {no_way_back}; dropped",
+                    escaped(id.unwrap_or("(no id)"))
+                );
+                self.telemetry.count_dropped();
+                None
+            }
+        }
+    }
+
     fn answer_after_panic(&self, job: &Job) {
         let envelope = brief::read_envelope(&job.payload);
         log::error!(
             "a worker panicked on brief {}",
-            envelope.id.as_deref().unwrap_or("(no id)")
+            escaped(envelope.id.as_deref().unwrap_or("(no id)"))
         );
-        let route = job.route.clone().or_else(|| {
-            envelope.reply_to.clone().map(|topic| ReplyRoute {
-                topic,
-                correlation: None,
-            })
-        });
+        // Whether there is a way back was counted and logged before the panic, if ever.
+        let route = self
+            .reply_prefix
+            .resolve(job.route.as_ref(), envelope.reply_to.clone())
+            .ok();
         let error = ApiError::new(
             ErrorCode::Internal,
             "internal error while processing the brief",
@@ -742,18 +761,12 @@ impl Shared {
             .envelope
             .clone()
             .unwrap_or_else(|| brief::read_envelope(&job.payload));
-        let route = job.route.clone().or_else(|| {
-            envelope.reply_to.clone().map(|topic| ReplyRoute {
-                topic,
-                correlation: None,
-            })
-        });
-        let Some(route) = route else {
-            log::warn!(
-                "brief {} refused as overloaded has no Response Topic and no reply_to; dropped",
-                envelope.id.as_deref().unwrap_or("(no id)")
-            );
-            self.telemetry.count_dropped();
+        let Some(route) = self.way_back(
+            job,
+            envelope.reply_to.clone(),
+            envelope.id.as_deref(),
+            " refused as overloaded",
+        ) else {
             return;
         };
         let retry_after_ms = self.retry_after_ms();

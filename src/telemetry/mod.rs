@@ -1,6 +1,7 @@
 //! Telemetry: counters and latency percentiles for the stats topic, and one journal record per
 //! brief, sampled at high rates so that journald's rate limit never drops what matters.
 
+pub mod field;
 pub mod logger;
 
 use std::collections::BTreeMap;
@@ -230,7 +231,9 @@ impl Samples {
 
 /// One journal entry per brief, with the fields operators filter on.
 fn write_brief_record(record: &BriefRecord<'_>) {
-    let id = record.id.unwrap_or("");
+    // The id and the message may carry the request's own text: one escaped, cut line each.
+    let id = field::escaped(record.id.unwrap_or("")).to_field();
+    let id = id.as_str();
     let status = record.status.map(ErrorCode::as_str).unwrap_or("ok");
     let backend = record.backend.unwrap_or("");
     let bundle = record.bundle.unwrap_or("");
@@ -262,7 +265,10 @@ fn write_brief_record(record: &BriefRecord<'_>) {
         timing.queue,
         timing.infer,
         if backend.is_empty() { String::new() } else { format!(" on {backend}") },
-        record.message.map(|message| format!(": {message}")).unwrap_or_default()
+        record
+            .message
+            .map(|message| format!(": {}", field::escaped(message)))
+            .unwrap_or_default()
     );
 }
 

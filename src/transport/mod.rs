@@ -4,6 +4,7 @@
 pub mod adoption;
 pub mod topics;
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,8 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::MqttConfig;
-use crate::serve::{Acknowledge, Job, Pipeline, ReplyRoute, ReplySink};
+use crate::serve::{Acknowledge, Job, Pipeline, ReplyRoute, ReplySink, RequestedRoute};
+use crate::telemetry::field::escaped;
 pub use topics::Topics;
 
 /// Packets larger than this are not delivered to us by the broker (MQTT v5 Maximum Packet
@@ -207,35 +209,80 @@ pub fn connect(
     Ok(AsyncClient::new(options, REQUEST_CHANNEL))
 }
 
+/// The broker's Maximum Packet Size from its latest CONNACK (0 while it has named none).
+///
+/// rumqttc keeps a QoS 1 publish it could not write and sends it again on every reconnect of a
+/// persistent session; a reply over the broker's limit fails to encode each time, so it would
+/// take the connection down forever. Such a reply is never handed to rumqttc.
+#[derive(Debug, Clone, Default)]
+pub struct BrokerLimit(Arc<AtomicU32>);
+
+impl BrokerLimit {
+    /// Records what a CONNACK said.
+    pub fn set(&self, max_packet_size: Option<u32>) {
+        self.0
+            .store(max_packet_size.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// The limit a packet of `size` bytes goes over, if any.
+    fn exceeded_by(&self, size: usize) -> Option<u32> {
+        let max = self.0.load(Ordering::Relaxed);
+        (max != 0 && size > max as usize).then_some(max)
+    }
+}
+
 /// Publishes replies through the client from worker threads.
 pub struct MqttReplySink {
     client: AsyncClient,
     runtime: Handle,
+    limit: BrokerLimit,
 }
 
 impl MqttReplySink {
-    /// A sink that publishes through `client` on `runtime`.
-    pub fn new(client: AsyncClient, runtime: Handle) -> MqttReplySink {
-        MqttReplySink { client, runtime }
+    /// A sink that publishes through `client` on `runtime`, within the broker's `limit`.
+    pub fn new(client: AsyncClient, runtime: Handle, limit: BrokerLimit) -> MqttReplySink {
+        MqttReplySink {
+            client,
+            runtime,
+            limit,
+        }
     }
 }
 
 impl ReplySink for MqttReplySink {
     fn send(&self, route: &ReplyRoute, body: Vec<u8>) {
         let properties = PublishProperties {
-            correlation_data: route.correlation.clone(),
+            correlation_data: route.correlation().cloned(),
             content_type: Some(JSON.to_string()),
             ..PublishProperties::default()
         };
+        let publish = Publish::new(route.topic(), QoS::AtLeastOnce, body, Some(properties));
+        if let Some(max) = self.limit.exceeded_by(publish.size()) {
+            log::warn!(
+                "reply to {} not sent: {} bytes is over the broker's maximum packet size of {max}",
+                escaped(route.topic()),
+                publish.size()
+            );
+            return;
+        }
+        let Publish {
+            topic,
+            payload,
+            properties,
+            ..
+        } = publish;
         let published = self.runtime.block_on(self.client.publish_with_properties(
-            route.topic.clone(),
+            String::from_utf8_lossy(&topic).into_owned(),
             QoS::AtLeastOnce,
             false,
-            body,
-            properties,
+            payload,
+            properties.unwrap_or_default(),
         ));
         if let Err(error) = published {
-            log::warn!("cannot publish reply to {}: {error}", route.topic);
+            log::warn!(
+                "cannot publish reply to {}: {error}",
+                escaped(route.topic())
+            );
         }
     }
 }
@@ -262,7 +309,8 @@ pub struct CommandJob {
     /// The topic part after `bundles/`.
     pub command: String,
     pub payload: Bytes,
-    pub route: Option<ReplyRoute>,
+    /// The v5 Response Topic, unchecked; `None` means look for `reply_to` in the body.
+    pub route: Option<RequestedRoute>,
     pub acknowledge: Acknowledge,
 }
 
@@ -278,6 +326,8 @@ pub struct Connection {
     pub state: Arc<crate::state::StateBoard>,
     /// Pool peers' state messages go here when this appliance may adopt their sessions.
     pub peer_states: Option<tokio::sync::mpsc::UnboundedSender<adoption::PeerUpdate>>,
+    /// Shared with the reply sink, which must stay within it.
+    pub broker_limit: BrokerLimit,
 }
 
 impl Connection {
@@ -297,6 +347,8 @@ impl Connection {
                         continue;
                     }
                     backoff.reset();
+                    self.broker_limit
+                        .set(ack.properties.as_ref().and_then(|p| p.max_packet_size));
                     log::info!(
                         "connected to the broker (session present: {})",
                         ack.session_present
@@ -403,7 +455,8 @@ impl Connection {
             // down) stays unacknowledged, and the broker delivers it again.
             if let Err(error) = self.commands.try_send(job) {
                 log::warn!(
-                    "bundle command on {topic} not taken ({}); the broker will redeliver it",
+                    "bundle command on {} not taken ({}); the broker will redeliver it",
+                    escaped(&topic),
                     match error {
                         flume::TrySendError::Full(_) => "command queue full",
                         flume::TrySendError::Disconnected(_) => "shutting down",
@@ -411,7 +464,7 @@ impl Connection {
                 );
             }
         } else {
-            log::warn!("message on unexpected topic {topic} ignored");
+            log::warn!("message on unexpected topic {} ignored", escaped(&topic));
             self.acknowledge_now(&publish);
         }
     }
@@ -456,13 +509,13 @@ pub(crate) fn acknowledgement_of(publish: &Publish) -> Publish {
     }
 }
 
-/// Where the reply to a request goes: its Response Topic (when acceptable) and Correlation Data.
-fn reply_route(properties: &PublishProperties) -> Option<ReplyRoute> {
+/// The way back a request asks for in its properties: Response Topic and Correlation Data, as
+/// sent; whether packd may publish there is decided by the reply prefix before any reply.
+fn reply_route(properties: &PublishProperties) -> Option<RequestedRoute> {
     properties
         .response_topic
         .clone()
-        .filter(|topic| crate::brief::valid_reply_topic(topic))
-        .map(|topic| ReplyRoute {
+        .map(|topic| RequestedRoute {
             topic,
             correlation: properties.correlation_data.clone(),
         })

@@ -74,7 +74,7 @@ pub async fn send_brief(config: &Config, arguments: BriefArguments) -> anyhow::R
         None => topics.device_briefs.clone(),
     };
     let client_id = format!("packctl-{}-{:08x}", std::process::id(), fastrand::u32(..));
-    let reply_topic = super::session::reply_topic(&config.mqtt, &client_id);
+    let reply_topic = super::session::reply_topic(config, &client_id)?;
     let id = arguments
         .id
         .clone()

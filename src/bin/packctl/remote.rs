@@ -172,7 +172,7 @@ pub async fn simple(
     request: Simple,
 ) -> anyhow::Result<ExitCode> {
     let target = target.target()?;
-    let mut session = Session::connect(&config.mqtt, &client_id()).await?;
+    let mut session = Session::connect(config, &client_id()).await?;
     let topic = target.topic(&config.mqtt.prefix, request.command());
     let expect = replies_arguments.expect(&target);
     let wait = replies_arguments.wait();
@@ -347,7 +347,7 @@ pub async fn push(config: &Config, arguments: PushArguments) -> anyhow::Result<E
     let client_id = client_id();
     // Throughput is measured from here: the checks above are local work, not the transfer.
     let started = Instant::now();
-    let mut session = Session::connect(&config.mqtt, &client_id).await?;
+    let mut session = Session::connect(config, &client_id).await?;
     let mut reconnects = 0;
     loop {
         match push.run(&mut session).await {
@@ -404,7 +404,7 @@ async fn reconnect(config: &Config, client_id: &str, window: Duration) -> anyhow
     let mut backoff = Duration::from_millis(250);
     loop {
         tokio::time::sleep(backoff).await;
-        match Session::connect(&config.mqtt, client_id).await {
+        match Session::connect(config, client_id).await {
             Ok(session) => return Ok(session),
             Err(error) if Instant::now() + backoff >= deadline => {
                 return Err(

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use packd::config::MqttConfig;
+use packd::config::Config;
 use packd::transport;
 use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
@@ -119,24 +119,27 @@ impl Drop for Session {
     }
 }
 
-/// Where replies to this client go: `{prefix}/replies/{username}/{client_id}`, the subtree the
-/// example ACL lets an account read (`{prefix}/replies/{client_id}` without a username).
-pub fn reply_topic(config: &MqttConfig, client_id: &str) -> String {
-    match &config.username {
-        Some(username) => format!("{}/replies/{username}/{client_id}", config.prefix),
-        None => format!("{}/replies/{client_id}", config.prefix),
-    }
+/// Where replies to this client go: `{reply prefix}{username}/{client_id}`, the subtree the
+/// example ACL lets an account read (`{reply prefix}{client_id}` without a username); the reply
+/// prefix is packd's (`serve.reply_prefix`, default `{prefix}/replies/`), the only place packd
+/// publishes replies.
+pub fn reply_topic(config: &Config, client_id: &str) -> anyhow::Result<String> {
+    let prefix = config.reply_prefix()?;
+    Ok(match &config.mqtt.username {
+        Some(username) => format!("{prefix}{username}/{client_id}"),
+        None => format!("{prefix}{client_id}"),
+    })
 }
 
 impl Session {
     /// Connects, subscribes to its [`reply_topic`] and waits for the SUBACK.
-    pub async fn connect(config: &MqttConfig, client_id: &str) -> anyhow::Result<Session> {
-        let options = transport::base_options(config, client_id)?;
+    pub async fn connect(config: &Config, client_id: &str) -> anyhow::Result<Session> {
+        let options = transport::base_options(&config.mqtt, client_id)?;
         let (client, eventloop) = AsyncClient::new(options, REQUEST_CHANNEL);
         let (sender, events) = mpsc::unbounded_channel();
         let acked = Arc::new(AtomicU64::new(0));
         let ack_notify = Arc::new(Notify::new());
-        let reply_topic = reply_topic(config, client_id);
+        let reply_topic = reply_topic(config, client_id)?;
         let driver = tokio::spawn(drive(
             eventloop,
             sender,
@@ -155,7 +158,7 @@ impl Session {
             next_correlation: 0,
             driver,
         };
-        let url = &config.url;
+        let url = &config.mqtt.url;
         session
             .client
             .subscribe(session.reply_topic.clone(), QoS::AtLeastOnce)
