@@ -52,6 +52,17 @@ impl Hostile {
         Hostile::ForgedLogLine,
     ];
 
+    /// Whether packd must refuse the request's way back (and so count it as dropped).
+    pub fn has_no_valid_route(self) -> bool {
+        matches!(
+            self,
+            Hostile::ReplyToControl
+                | Hostile::ReplyToNonCharacter
+                | Hostile::ReplyToBundleCommand
+                | Hostile::ReplyOutsidePrefix
+        )
+    }
+
     /// The name the report uses.
     pub fn label(self) -> &'static str {
         match self {
