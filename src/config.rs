@@ -165,6 +165,12 @@ fn default_seed_bundle() -> PathBuf {
 /// 92 MiB, leaving the rest of the 1 GiB to the model, the reply cache and image decoding.
 pub const DEFAULT_QUEUE_BYTES_MIB: usize = 64;
 
+/// Default of `serve.reply_cache_mib`: 4096 replies of 8 KiB with their keys; a cache bounded
+/// by entries alone held 693 MB of 64 KiB correlation data and 1 KiB topics.
+pub const DEFAULT_REPLY_CACHE_MIB: usize = 32;
+/// Default of `serve.memory_mib`: systemd/packd.service's `MemoryMax=1G`.
+pub const DEFAULT_MEMORY_MIB: usize = 1024;
+
 /// The work queue and the inference workers.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -178,6 +184,11 @@ pub struct ServeConfig {
     pub reply_cache_s: u64,
     /// Most replies held in that cache.
     pub reply_cache_entries: usize,
+    /// Most MiB of keys (reply topic and correlation data) and replies held in that cache.
+    pub reply_cache_mib: usize,
+    /// The memory packd may use, in MiB: the unit's `MemoryMax`. A configuration whose worst
+    /// case does not fit is refused at start (docs/security.md, "Issue 13: memory").
+    pub memory_mib: usize,
 }
 
 impl Default for ServeConfig {
@@ -190,6 +201,8 @@ impl Default for ServeConfig {
             queue_bytes_mib: DEFAULT_QUEUE_BYTES_MIB,
             reply_cache_s: 60,
             reply_cache_entries: 4096,
+            reply_cache_mib: DEFAULT_REPLY_CACHE_MIB,
+            memory_mib: DEFAULT_MEMORY_MIB,
         }
     }
 }
@@ -256,6 +269,46 @@ impl ServeConfig {
     /// `queue_bytes_mib` in bytes.
     pub fn queue_bytes(&self) -> usize {
         self.queue_bytes_mib.saturating_mul(MIB)
+    }
+
+    /// `reply_cache_mib` in bytes.
+    pub fn reply_cache_bytes(&self) -> usize {
+        self.reply_cache_mib.saturating_mul(MIB)
+    }
+
+    /// The most memory this configuration can make packd hold, in bytes (see
+    /// [`crate::serve::worst_case_memory`]).
+    pub fn worst_case_memory(&self) -> u64 {
+        crate::serve::worst_case_memory(self.workers, self.queue_bytes(), self.reply_cache_bytes())
+    }
+
+    /// Refuses limits that let packd's worst case exceed `memory_mib`, naming what to lower.
+    fn validate_memory(&self) -> Result<(), ConfigError> {
+        let key = |key: &str, message: String| {
+            Err(ConfigError::Key {
+                key: key.into(),
+                message,
+            })
+        };
+        if !(1..=MAX_QUEUE_BYTES_MIB).contains(&self.reply_cache_mib) {
+            return key(
+                "serve.reply_cache_mib",
+                format!("must be from 1 to {MAX_QUEUE_BYTES_MIB}"),
+            );
+        }
+        let worst_mib = self.worst_case_memory().div_ceil(MIB as u64);
+        if worst_mib > self.memory_mib as u64 {
+            return key(
+                "serve.memory_mib",
+                format!(
+                    "the worst case of serve.workers = {}, serve.queue_bytes_mib = {} and \
+                     serve.reply_cache_mib = {} is {worst_mib} MiB, over the {} MiB allowed; lower \
+                     one of those, or raise serve.memory_mib with the unit's MemoryMax",
+                    self.workers, self.queue_bytes_mib, self.reply_cache_mib, self.memory_mib
+                ),
+            );
+        }
+        Ok(())
     }
 }
 
@@ -408,6 +461,7 @@ impl Config {
                 ),
             );
         }
+        self.serve.validate_memory()?;
         if self.telemetry.stats_interval_s == 0 {
             return key("telemetry.stats_interval_s", "must be at least 1");
         }

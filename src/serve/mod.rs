@@ -14,11 +14,12 @@ use bytes::Bytes;
 use crate::backend::{Backend, Inference, ModelInputs};
 use crate::brief::{self, Brief, Envelope};
 use crate::bundle::Bundle;
+use crate::features::decode_budget::MemoryBudget;
 use crate::features::{self, ImageLimits};
 use crate::recommend;
 use crate::reply::{self, ApiError, BriefReply, BundleRef, ErrorCode, Timing, API_VERSION};
 use crate::telemetry::{BriefRecord, Telemetry};
-use cache::{Lookup, ReplyCache, RequestKey};
+use cache::{CacheLimits, Lookup, ReplyCache, RequestKey};
 
 /// Where a reply goes: the MQTT v5 Response Topic and Correlation Data, or a 3.1.1 `reply_to`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,8 +87,10 @@ struct Shared {
     queued: AtomicUsize,
     /// Most payload bytes the queue holds before `overloaded`.
     queue_bytes_budget: usize,
-    /// Payload bytes of the briefs waiting for a worker.
+    /// Payload bytes of the briefs waiting for a worker, or for room in `brief_memory`.
     queued_bytes: AtomicUsize,
+    /// What the briefs being decoded and answered hold together; see [`BRIEF_MEMORY_BYTES`].
+    brief_memory: MemoryBudget,
     in_flight: AtomicUsize,
     workers: usize,
     /// Mean service time in microseconds, smoothed; feeds `retry_after_ms`.
@@ -108,7 +111,46 @@ pub struct PipelineSettings {
     pub queue_bytes: usize,
     pub reply_cache_ttl: Duration,
     pub reply_cache_entries: usize,
+    /// Most bytes of keys and replies in the duplicate-delivery cache (`serve.reply_cache_mib`).
+    pub reply_cache_bytes: usize,
     pub image_limits: ImageLimits,
+}
+
+/// Bytes that the briefs being decoded and answered may hold together, each counted at
+/// [`brief::decode_cost`] of its payload (28 MiB for the largest): two of the largest briefs at
+/// once, or a hundred of 100 KB, whatever the number of workers. A worker waits for room before
+/// it starts a brief, so `serve.workers` multiplies threads, not the memory of large briefs.
+pub const BRIEF_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Memory packd holds whatever its configuration: the binary, the runtime, the MQTT client and
+/// the loaded model of the shipped bundle, measured idle after a warm-up, with headroom.
+pub const RUNTIME_BYTES: u64 = 96 * 1024 * 1024;
+/// Memory each worker thread adds: its stack, the model's tensors for one inference, and what
+/// the allocator keeps in the thread's arena.
+pub const WORKER_BYTES: u64 = 4 * 1024 * 1024;
+/// Largest reply body counted for the replies waiting to be published.
+pub const REPLY_BYTES: u64 = 16 * 1024;
+
+/// The most memory packd can hold with `workers` workers, a queue of `queue_bytes` payload bytes
+/// and a reply cache of `reply_cache_bytes`; docs/security.md ("Issue 13: memory") explains
+/// each term.
+pub fn worst_case_memory(workers: usize, queue_bytes: usize, reply_cache_bytes: usize) -> u64 {
+    let max_packet = u64::from(crate::transport::MAX_INCOMING_PACKET);
+    // The receive buffer grows by doubling to hold the largest packet.
+    let receive = 2 * max_packet;
+    let rejected = (REJECTION_QUEUE * REJECTED_PAYLOAD_KEPT) as u64;
+    // Replies waiting for the MQTT client: a Response Topic of up to 1 KiB and Correlation Data
+    // of up to 64 KiB each.
+    let outgoing = crate::transport::REQUEST_CHANNEL as u64 * (1024 + 65_535 + REPLY_BYTES);
+    RUNTIME_BYTES
+        + WORKER_BYTES * workers as u64
+        + queue_bytes as u64
+        + rejected
+        + BRIEF_MEMORY_BYTES
+        + crate::features::decode_budget::DECODE_MEMORY_BYTES
+        + reply_cache_bytes as u64
+        + receive
+        + outgoing
 }
 
 /// Rejections wait here to be answered `overloaded`; beyond it they are dropped and counted.
@@ -149,13 +191,18 @@ impl Pipeline {
             device: settings.device,
             model,
             sink,
-            cache: ReplyCache::new(settings.reply_cache_ttl, settings.reply_cache_entries),
+            cache: ReplyCache::new(CacheLimits {
+                ttl: settings.reply_cache_ttl,
+                entries: settings.reply_cache_entries,
+                bytes: settings.reply_cache_bytes,
+            }),
             telemetry,
             image_limits: settings.image_limits,
             queue_capacity: settings.queue,
             queued: AtomicUsize::new(0),
             queue_bytes_budget: settings.queue_bytes,
             queued_bytes: AtomicUsize::new(0),
+            brief_memory: MemoryBudget::new(BRIEF_MEMORY_BYTES),
             in_flight: AtomicUsize::new(0),
             workers: settings.workers,
             mean_service_us: AtomicU64::new(5_000),
@@ -172,10 +219,15 @@ impl Pipeline {
                 .spawn(move || {
                     while let Ok(job) = receiver.recv() {
                         shared.queued.fetch_sub(1, Ordering::Relaxed);
+                        shared.in_flight.fetch_add(1, Ordering::Relaxed);
+                        // The payload stays counted in the queue's bytes until the brief has
+                        // room to be decoded, so waiting briefs are bounded as queued ones are.
+                        let _memory = shared
+                            .brief_memory
+                            .reserve(brief::decode_cost(job.payload.len()));
                         shared
                             .queued_bytes
                             .fetch_sub(job.payload.len(), Ordering::Relaxed);
-                        shared.in_flight.fetch_add(1, Ordering::Relaxed);
                         shared.busy_since_ms[index].store(
                             shared.epoch.elapsed().as_millis() as u64 + 1,
                             Ordering::Relaxed,
