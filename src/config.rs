@@ -298,12 +298,21 @@ impl ServeConfig {
         }
         let worst_mib = self.worst_case_memory().div_ceil(MIB as u64);
         if worst_mib > self.memory_mib as u64 {
+            let without_workers = ServeConfig {
+                workers: 0,
+                ..self.clone()
+            }
+            .worst_case_memory();
+            let workers_fitting = (self.memory_mib as u64 * MIB as u64)
+                .saturating_sub(without_workers)
+                / crate::serve::WORKER_BYTES;
             return key(
                 "serve.memory_mib",
                 format!(
                     "the worst case of serve.workers = {}, serve.queue_bytes_mib = {} and \
-                     serve.reply_cache_mib = {} is {worst_mib} MiB, over the {} MiB allowed; lower \
-                     one of those, or raise serve.memory_mib with the unit's MemoryMax",
+                     serve.reply_cache_mib = {} is {worst_mib} MiB, over the {} MiB allowed \
+                     (with the others as they are, {workers_fitting} workers fit); lower one of \
+                     those, or raise serve.memory_mib with the unit's MemoryMax",
                     self.workers, self.queue_bytes_mib, self.reply_cache_mib, self.memory_mib
                 ),
             );
@@ -710,6 +719,32 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("device.pools"));
+    }
+
+    /// Issue 13: a configuration whose worst case exceeds `serve.memory_mib` (the unit's
+    /// MemoryMax) is refused at start (exit 78) instead of being killed by the cgroup later.
+    #[test]
+    fn memory_a_configuration_over_memory_mib_is_refused() {
+        let mut config = Config::default();
+        config.serve.workers = 12;
+        config.validate().expect("a 12-core Orin's defaults fit MemoryMax=1G");
+        assert!(config.serve.worst_case_memory() <= 1024 * MIB as u64);
+
+        config.serve.queue_bytes_mib = 512;
+        let error = config.validate().expect_err("512 MiB of queue").to_string();
+        assert!(error.contains("serve.memory_mib"), "{error}");
+        config.serve.memory_mib = 2048;
+        config.validate().expect("fits a raised MemoryMax");
+
+        let mut config = Config::default();
+        config.serve.workers = 256;
+        let error = config.validate().expect_err("256 workers").to_string();
+        assert!(error.contains("workers fit"), "{error}");
+
+        let mut config = Config::default();
+        config.serve.reply_cache_mib = 0;
+        let error = config.validate().expect_err("no cache bytes").to_string();
+        assert!(error.contains("serve.reply_cache_mib"), "{error}");
     }
 
     fn variables(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
