@@ -727,7 +727,9 @@ mod tests {
     fn memory_a_configuration_over_memory_mib_is_refused() {
         let mut config = Config::default();
         config.serve.workers = 12;
-        config.validate().expect("a 12-core Orin's defaults fit MemoryMax=1G");
+        config
+            .validate()
+            .expect("a 12-core Orin's defaults fit MemoryMax=1G");
         assert!(config.serve.worst_case_memory() <= 1024 * MIB as u64);
 
         config.serve.queue_bytes_mib = 512;

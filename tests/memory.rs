@@ -63,7 +63,9 @@ static ALLOCATOR: Counting = Counting;
 /// The measured tests run one at a time, so that each counts only its own allocations.
 fn measuring() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Runs `work`; returns its result and the most heap bytes it held at once beyond what was live
@@ -111,7 +113,10 @@ fn memory_unknown_fields_brief_is_not_parsed_into_a_tree() {
             &payload[..60]
         );
         // Only the few known fields are kept: a `Value` of this payload took over 100 MB.
-        assert!(peak < 4096, "decoding a brief of unknown fields held {peak} bytes");
+        assert!(
+            peak < 4096,
+            "decoding a brief of unknown fields held {peak} bytes"
+        );
     }
 }
 
@@ -193,7 +198,10 @@ fn memory_reply_cache_is_bounded_by_bytes() {
     );
     // What the cache keeps is within its budget, its slots and table included (1 % slack for
     // the hash table's and the queue's own growth); the peak adds only the key being looked up.
-    assert!(freed <= budget + budget / 100, "the cache held {freed} bytes");
+    assert!(
+        freed <= budget + budget / 100,
+        "the cache held {freed} bytes"
+    );
     assert!(peak <= budget + budget / 100 + 4 * 66 * 1024, "peak {peak}");
 }
 
@@ -251,7 +259,9 @@ async fn memory_twelve_workers_and_36_largest_briefs_stay_far_under_memory_max()
     let mut client = V5Client::connect(&broker).await;
     client.wait_for_state(&packd, "online").await;
     for _ in 0..WORKERS * 2 {
-        let reply = client.ask(&packd, r#"{"product":"tea","mood":["calm"]}"#).await;
+        let reply = client
+            .ask(&packd, r#"{"product":"tea","mood":["calm"]}"#)
+            .await;
         assert_eq!(reply["status"], "ok", "{reply}");
     }
     let baseline = peak_rss(packd.pid());
@@ -293,7 +303,9 @@ async fn memory_twelve_workers_and_36_largest_briefs_stay_far_under_memory_max()
         "no large brief served: {statuses:?}"
     );
     assert!(
-        statuses.keys().all(|status| status == "ok" || status == "overloaded"),
+        statuses
+            .keys()
+            .all(|status| status == "ok" || status == "overloaded"),
         "{statuses:?}"
     );
     assert!(

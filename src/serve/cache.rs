@@ -292,7 +292,10 @@ mod tests {
         });
         let now = Instant::now();
         for index in 0..25 {
-            assert_eq!(cache.lookup(&big_key(index, 100, 5_000), now), Lookup::Compute);
+            assert_eq!(
+                cache.lookup(&big_key(index, 100, 5_000), now),
+                Lookup::Compute
+            );
             cache.complete(&big_key(index, 100, 5_000), &[b'r'; 5_000]);
             assert!(cache.bytes() <= 10 * entry + entry / 2, "{}", cache.bytes());
         }
@@ -333,7 +336,10 @@ mod tests {
         });
         let now = Instant::now();
         for index in 0..100 {
-            assert_eq!(cache.lookup(&big_key(index, 10, 1000), now), Lookup::Compute);
+            assert_eq!(
+                cache.lookup(&big_key(index, 10, 1000), now),
+                Lookup::Compute
+            );
             cache.abandon(&big_key(index, 10, 1000));
             assert!(cache.bytes() <= limit, "{}", cache.bytes());
         }

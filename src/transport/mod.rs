@@ -492,9 +492,7 @@ pub(crate) fn brief_job(
         // Correlation data is a slice of the receive buffer too; the route lives as long as the
         // brief does.
         route: reply_route(&properties).map(|route| ReplyRoute {
-            correlation: route
-                .correlation
-                .map(|data| Bytes::copy_from_slice(&data)),
+            correlation: route.correlation.map(|data| Bytes::copy_from_slice(&data)),
             ..route
         }),
         arrived,
