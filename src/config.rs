@@ -169,7 +169,7 @@ pub const DEFAULT_QUEUE_BYTES_MIB: usize = 64;
 /// by entries alone held 693 MB of 64 KiB correlation data and 1 KiB topics.
 pub const DEFAULT_REPLY_CACHE_MIB: usize = 32;
 /// Default of `serve.memory_mib`: systemd/packd.service's `MemoryMax=1G`.
-pub const DEFAULT_MEMORY_MIB: usize = 1024;
+pub(crate) const DEFAULT_MEMORY_MIB: usize = 1024;
 
 /// The work queue and the inference workers.
 #[derive(Debug, Clone, Deserialize)]

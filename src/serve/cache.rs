@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// What one entry costs beyond its key and reply bytes: the map and queue slots, the key's
 /// allocation headers and the allocator's rounding, roughly.
-pub const ENTRY_OVERHEAD_BYTES: usize = 256;
+pub(crate) const ENTRY_OVERHEAD_BYTES: usize = 256;
 
 /// Identifies one request: where its reply goes and its correlation data (or `id`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

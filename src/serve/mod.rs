@@ -124,12 +124,12 @@ pub const BRIEF_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Memory packd holds whatever its configuration: the binary, the runtime, the MQTT client and
 /// the loaded model of the shipped bundle, measured idle after a warm-up, with headroom.
-pub const RUNTIME_BYTES: u64 = 96 * 1024 * 1024;
+pub(crate) const RUNTIME_BYTES: u64 = 96 * 1024 * 1024;
 /// Memory each worker thread adds: its stack, the model's tensors for one inference, and what
 /// the allocator keeps in the thread's arena.
-pub const WORKER_BYTES: u64 = 4 * 1024 * 1024;
+pub(crate) const WORKER_BYTES: u64 = 4 * 1024 * 1024;
 /// Largest reply body counted for the replies waiting to be published.
-pub const REPLY_BYTES: u64 = 16 * 1024;
+pub(crate) const REPLY_BYTES: u64 = 16 * 1024;
 
 /// The most memory packd can hold with `workers` workers, a queue of `queue_bytes` payload bytes
 /// and a reply cache of `reply_cache_bytes`; docs/security.md ("Issue 13: memory") explains
@@ -216,37 +216,7 @@ impl Pipeline {
             let shared = shared.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("packd-worker-{index}"))
-                .spawn(move || {
-                    while let Ok(job) = receiver.recv() {
-                        shared.queued.fetch_sub(1, Ordering::Relaxed);
-                        shared.in_flight.fetch_add(1, Ordering::Relaxed);
-                        // The payload stays counted in the queue's bytes until the brief has
-                        // room to be decoded, so waiting briefs are bounded as queued ones are.
-                        let _memory = shared
-                            .brief_memory
-                            .reserve(brief::decode_cost(job.payload.len()));
-                        shared
-                            .queued_bytes
-                            .fetch_sub(job.payload.len(), Ordering::Relaxed);
-                        shared.busy_since_ms[index].store(
-                            shared.epoch.elapsed().as_millis() as u64 + 1,
-                            Ordering::Relaxed,
-                        );
-                        let mut job = job;
-                        // A panic in a decoder or the backend costs one `internal` reply, never
-                        // the worker or the acknowledgement.
-                        let processed =
-                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                shared.process(&mut job)
-                            }));
-                        if processed.is_err() {
-                            shared.answer_after_panic(&job);
-                        }
-                        job.finish();
-                        shared.busy_since_ms[index].store(0, Ordering::Relaxed);
-                        shared.in_flight.fetch_sub(1, Ordering::Relaxed);
-                    }
-                });
+                .spawn(move || shared.work(index, &receiver));
             match spawned {
                 Ok(handle) => workers.push(handle),
                 Err(error) => log::error!("cannot start worker {index}: {error}"),
@@ -376,6 +346,37 @@ impl Pipeline {
 }
 
 impl Shared {
+    /// Worker `index`: takes briefs off the queue until it closes.
+    fn work(&self, index: usize, receiver: &flume::Receiver<Job>) {
+        while let Ok(mut job) = receiver.recv() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            self.in_flight.fetch_add(1, Ordering::Relaxed);
+            // The payload stays counted in the queue's bytes until the brief has room to be
+            // decoded, so briefs waiting for room are bounded as queued ones are.
+            let _memory = self
+                .brief_memory
+                .reserve(brief::decode_cost(job.payload.len()));
+            self.queued_bytes
+                .fetch_sub(job.payload.len(), Ordering::Relaxed);
+            self.busy_since_ms[index].store(
+                self.epoch.elapsed().as_millis() as u64 + 1,
+                Ordering::Relaxed,
+            );
+            // A panic in a decoder or the backend costs one `internal` reply, never the worker
+            // or the acknowledgement.
+            let processed =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.process(&mut job)));
+            if processed.is_err() {
+                self.answer_after_panic(&job);
+            }
+            job.finish();
+            self.busy_since_ms[index].store(0, Ordering::Relaxed);
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
+            // The payload goes before its reservation does.
+            drop(job);
+        }
+    }
+
     fn process(&self, job: &mut Job) {
         let started = Instant::now();
         let queue_us = micros(started.saturating_duration_since(job.arrived));
