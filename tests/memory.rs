@@ -1,6 +1,6 @@
 //! Issue 13, finding 2: memory past `MemoryMax=1G`. A brief was parsed into a `serde_json::Value`
 //! with its unknown fields (about 32 times the payload), and the reply cache bounded entries but
-//! not bytes. This binary counts every heap byte (its own global allocator) to bound what
+//! not bytes. This binary counts heap bytes per thread (its own global allocator) to bound what
 //! decoding and the cache hold, and runs a real packd with twelve workers against a flood of the
 //! largest briefs to bound its peak RSS.
 
@@ -8,9 +8,8 @@ mod fixtures;
 mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use fixtures::*;
@@ -21,15 +20,26 @@ use support::Broker;
 
 const MIB: usize = 1024 * 1024;
 
-/// The system allocator, counting the bytes live now and their peak.
+/// The system allocator, counting per thread the bytes allocated and not yet freed, and their
+/// peak: each test measures only what its own thread does, whatever other tests (and packd's
+/// MQTT client) allocate meanwhile.
 struct Counting;
 
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+    static PEAK: Cell<isize> = const { Cell::new(0) };
+}
 
-fn grew(bytes: usize) {
-    let now = LIVE.fetch_add(bytes, Ordering::SeqCst) + bytes;
-    PEAK.fetch_max(now, Ordering::SeqCst);
+fn count(bytes: isize) {
+    // Const-initialised cells without destructors: reachable from the allocator at any time.
+    let _ = LIVE.try_with(|live| {
+        live.set(live.get() + bytes);
+        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(live.get())));
+    });
+}
+
+fn live() -> isize {
+    LIVE.with(Cell::get)
 }
 
 // SAFETY: every call is forwarded unchanged to the system allocator; only counters are added.
@@ -37,21 +47,21 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let pointer = System.alloc(layout);
         if !pointer.is_null() {
-            grew(layout.size());
+            count(layout.size() as isize);
         }
         pointer
     }
 
     unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
         System.dealloc(pointer, layout);
-        LIVE.fetch_sub(layout.size(), Ordering::SeqCst);
+        count(-(layout.size() as isize));
     }
 
     unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let moved = System.realloc(pointer, layout, new_size);
         if !moved.is_null() {
-            LIVE.fetch_sub(layout.size(), Ordering::SeqCst);
-            grew(new_size);
+            count(-(layout.size() as isize));
+            count(new_size as isize);
         }
         moved
     }
@@ -60,21 +70,14 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// The measured tests run one at a time, so that each counts only its own allocations.
-fn measuring() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Runs `work`; returns its result and the most heap bytes it held at once beyond what was live
-/// before (its result included).
+/// Runs `work` on this thread; returns its result and the most heap bytes it held at once beyond
+/// what was live before (its result included).
 fn peak_of<T>(work: impl FnOnce() -> T) -> (T, usize) {
-    let before = LIVE.load(Ordering::SeqCst);
-    PEAK.store(before, Ordering::SeqCst);
+    let before = live();
+    PEAK.with(|peak| peak.set(before));
     let result = work();
-    (result, PEAK.load(Ordering::SeqCst) - before)
+    let peak = PEAK.with(Cell::get);
+    (result, (peak - before) as usize)
 }
 
 /// A valid brief of `size` bytes whose bulk is an unknown field `filler` long.
@@ -97,7 +100,6 @@ fn zeros_brief() -> String {
 
 #[test]
 fn memory_unknown_fields_brief_is_not_parsed_into_a_tree() {
-    let _serial = measuring();
     for payload in [
         zeros_brief(),
         brief_with(MAX_PAYLOAD_BYTES, "kiosk_notes", "[", r#"{"k":[]},"#, "]"),
@@ -124,7 +126,6 @@ fn memory_unknown_fields_brief_is_not_parsed_into_a_tree() {
 /// decoder must never hold more, even when every string needs unescaping.
 #[test]
 fn memory_decoding_stays_within_its_reserved_cost() {
-    let _serial = measuring();
     // A 3 MiB image, its base64 with every '/' escaped as JSON allows ("\/").
     let image = "ab/".repeat(4 * MIB / 3 / 4 * 4);
     let escaped_image = format!(
@@ -169,7 +170,6 @@ fn key(index: usize) -> RequestKey {
 
 #[test]
 fn memory_reply_cache_is_bounded_by_bytes() {
-    let _serial = measuring();
     let budget = DEFAULT_REPLY_CACHE_MIB * MIB;
     let reply = vec![b'r'; 2048];
     let start = Instant::now();
@@ -188,9 +188,9 @@ fn memory_reply_cache_is_bounded_by_bytes() {
         }
         cache
     });
-    let held = LIVE.load(Ordering::SeqCst);
+    let held = live();
     drop(cache);
-    let freed = held - LIVE.load(Ordering::SeqCst);
+    let freed = (held - live()) as usize;
     eprintln!(
         "3764 entries: cache held {freed} heap bytes ({:.1} MiB) at the end, {peak} at peak \
          (one key and its copy in flight included); budget {budget}",
@@ -207,7 +207,6 @@ fn memory_reply_cache_is_bounded_by_bytes() {
 
 #[test]
 fn memory_reply_cache_still_answers_duplicates_within_its_budget() {
-    let _serial = measuring();
     let cache = ReplyCache::new(CacheLimits {
         ttl: Duration::from_secs(60),
         entries: 4096,
@@ -249,10 +248,9 @@ fn peak_rss(pid: u32) -> u64 {
 async fn memory_twelve_workers_and_36_largest_briefs_stay_far_under_memory_max() {
     const WORKERS: usize = 12;
     const BRIEFS: usize = 36;
-    let broker = Broker::start_with("max_queued_messages 1000000");
+    let broker = Broker::start();
     let options = PackdOptions {
         workers: WORKERS,
-        queue: 64,
         ..PackdOptions::default()
     };
     let packd = Packd::start(&broker, options);
