@@ -129,7 +129,8 @@ pub fn decode(payload: &[u8]) -> Result<Brief, ApiError> {
     validate(&raw)
 }
 
-/// The checks of [`decode`] on a parsed payload, in the order the contract's errors follow.
+/// The checks of [`decode`] on a parsed payload, always in this order, so that a brief with
+/// several faults gets the error it always got.
 fn validate(raw: &RawBrief<'_>) -> Result<Brief, ApiError> {
     check_version(raw.v.as_ref())?;
     let id = match &raw.id {
