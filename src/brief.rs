@@ -1,11 +1,13 @@
 //! Brief decoding: raw MQTT payload to a validated [`Brief`], with the contract's limits enforced
 //! before any expensive work and one typed error per malformed case.
 
+mod raw;
+
 use base64::Engine as _;
-use serde_json::{Map, Value};
 
 use crate::colour::Rgb;
 use crate::reply::{ApiError, ErrorCode, API_VERSION};
+use raw::{Payload, Raw, RawBrief, RawEnvelope};
 
 /// Payloads above this are refused unparsed.
 pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
@@ -58,13 +60,14 @@ pub fn read_envelope(payload: &[u8]) -> Envelope {
     if payload.len() > MAX_PAYLOAD_BYTES {
         return Envelope::default();
     }
-    match serde_json::from_slice::<Loose>(payload) {
-        Ok(loose) => Envelope {
-            id: loose.id.as_ref().and_then(id_text),
-            reply_to: loose
-                .reply_to
-                .and_then(|value| value.as_str().map(str::to_string))
-                .filter(|topic| valid_reply_topic(topic)),
+    match serde_json::from_slice::<RawEnvelope<'_>>(payload) {
+        Ok(raw) => Envelope {
+            id: raw.id.as_ref().and_then(id_text),
+            reply_to: match raw.reply_to {
+                Some(Raw::Str(topic)) => Some(topic.into_owned()),
+                _ => None,
+            }
+            .filter(|topic| valid_reply_topic(topic)),
         },
         Err(_) => Envelope::default(),
     }
@@ -76,58 +79,28 @@ pub fn valid_reply_topic(topic: &str) -> bool {
     crate::serve::route::check_topic(topic).is_ok()
 }
 
-/// The envelope fields of a JSON object, last occurrence winning; everything else is skipped
-/// unparsed.
-struct Loose {
-    id: Option<Value>,
-    reply_to: Option<Value>,
-}
-
-impl<'de> serde::Deserialize<'de> for Loose {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Loose, D::Error> {
-        struct LooseVisitor;
-
-        impl<'de> serde::de::Visitor<'de> for LooseVisitor {
-            type Value = Loose;
-
-            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                formatter.write_str("a JSON object")
-            }
-
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Loose, A::Error> {
-                let mut loose = Loose {
-                    id: None,
-                    reply_to: None,
-                };
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    match key.as_ref() {
-                        "id" => loose.id = Some(map.next_value()?),
-                        "reply_to" => loose.reply_to = Some(map.next_value()?),
-                        _ => {
-                            map.next_value::<serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(loose)
-            }
-        }
-
-        deserializer.deserialize_map(LooseVisitor)
-    }
-}
-
-fn id_text(value: &Value) -> Option<String> {
+fn id_text(value: &Raw<'_>) -> Option<String> {
     match value {
-        Value::String(text) if text.chars().count() <= MAX_ID_CHARS => Some(text.clone()),
-        Value::Number(number) => Some(number.to_string()),
+        Raw::Str(text) if text.chars().count() <= MAX_ID_CHARS => Some(text.to_string()),
+        Raw::Number(number) => Some(number.to_string()),
         _ => None,
     }
 }
 
+/// Most bytes decoding a payload of `payload_len` bytes holds at once, the payload included:
+/// the payload, the parser's scratch for an escaped string (up to twice its length as it
+/// grows), the copies of escaped known fields (together no longer than the payload) and the
+/// reference image's bytes.
+pub fn decode_cost(payload_len: usize) -> u64 {
+    let len = payload_len.min(MAX_PAYLOAD_BYTES) as u64;
+    4 * len + (len / 4 * 3).min(MAX_IMAGE_BYTES as u64)
+}
+
 /// Decodes and validates a brief payload.
+///
+/// The payload is read into the few fields a brief has, borrowing their strings where it can,
+/// and unknown fields are checked and dropped as they are read: a brief never costs a JSON tree
+/// (see `raw`). Fields are then validated in a fixed order, whatever their order in the payload.
 pub fn decode(payload: &[u8]) -> Result<Brief, ApiError> {
     if payload.len() > MAX_PAYLOAD_BYTES {
         return Err(ApiError::new(
@@ -139,44 +112,27 @@ pub fn decode(payload: &[u8]) -> Result<Brief, ApiError> {
             ),
         ));
     }
-    let value: Value = serde_json::from_slice(payload).map_err(|error| {
+    let Payload(raw) = Payload::parse(payload).map_err(|error| {
         ApiError::new(
             ErrorCode::BadRequest,
             format!("payload is not valid JSON: {error}"),
         )
     })?;
-    let Value::Object(object) = value else {
+    let Some(raw) = raw else {
         return Err(ApiError::new(
             ErrorCode::BadRequest,
             "payload must be a JSON object",
         ));
     };
-    let fields = Fields(&object);
+    validate(&raw)
+}
 
-    if let Some(version) = object.get("v") {
-        match version.as_u64() {
-            Some(v) if v == u64::from(API_VERSION) => {}
-            Some(v) => {
-                return Err(ApiError::for_field(
-                    ErrorCode::UnsupportedVersion,
-                    "v",
-                    format!(
-                        "version {v} is not supported; this service speaks version {API_VERSION}"
-                    ),
-                ))
-            }
-            None => {
-                return Err(ApiError::for_field(
-                    ErrorCode::BadRequest,
-                    "v",
-                    "field 'v' must be a positive integer",
-                ))
-            }
-        }
-    }
-
-    let id = match object.get("id") {
-        None | Some(Value::Null) => None,
+/// The checks of [`decode`] on a parsed payload, always in this order, so that a brief with
+/// several faults gets the error it always got.
+fn validate(raw: &RawBrief<'_>) -> Result<Brief, ApiError> {
+    check_version(raw.v.as_ref())?;
+    let id = match &raw.id {
+        None | Some(Raw::Null) => None,
         Some(value) => Some(id_text(value).ok_or_else(|| {
             ApiError::for_field(
                 ErrorCode::BadRequest,
@@ -187,16 +143,88 @@ pub fn decode(payload: &[u8]) -> Result<Brief, ApiError> {
             )
         })?),
     };
+    let product = product(raw.product.as_ref())?;
+    let brand_colors = brand_colours(raw.brand_colors.as_ref())?;
+    let top_k = match &raw.top_k {
+        None | Some(Raw::Null) => DEFAULT_TOP_K,
+        Some(value) => match value.as_u64() {
+            Some(k) if TOP_K_RANGE.contains(&k) => k as usize,
+            _ => {
+                return Err(ApiError::for_field(
+                    ErrorCode::BadRequest,
+                    "top_k",
+                    "field 'top_k' must be an integer from 1 to 10",
+                ))
+            }
+        },
+    };
+    let render = match &raw.render {
+        None | Some(Raw::Null) => false,
+        Some(Raw::Bool(flag)) => *flag,
+        Some(_) => {
+            return Err(ApiError::for_field(
+                ErrorCode::BadRequest,
+                "render",
+                "field 'render' must be true or false",
+            ))
+        }
+    };
+    let deadline_ms = deadline_ms(raw.deadline_ms.as_ref())?;
+    let image = match &raw.image {
+        None | Some(Raw::Null) => None,
+        Some(Raw::Str(encoded)) => Some(decode_image_field(encoded)?),
+        Some(_) => {
+            return Err(ApiError::for_field(
+                ErrorCode::BadRequest,
+                "image",
+                "field 'image' must be a base64 string",
+            ))
+        }
+    };
+    Ok(Brief {
+        id,
+        product,
+        audience: terms("audience", raw.audience.as_ref())?,
+        mood: terms("mood", raw.mood.as_ref())?,
+        palette: term("palette", raw.palette.as_ref())?,
+        keywords: terms("keywords", raw.keywords.as_ref())?,
+        brand_colors,
+        image,
+        top_k,
+        render,
+        deadline_ms,
+    })
+}
 
-    let product = match object.get("product") {
-        None | Some(Value::Null) => {
+fn check_version(version: Option<&Raw<'_>>) -> Result<(), ApiError> {
+    let Some(version) = version else {
+        return Ok(());
+    };
+    match version.as_u64() {
+        Some(v) if v == u64::from(API_VERSION) => Ok(()),
+        Some(v) => Err(ApiError::for_field(
+            ErrorCode::UnsupportedVersion,
+            "v",
+            format!("version {v} is not supported; this service speaks version {API_VERSION}"),
+        )),
+        None => Err(ApiError::for_field(
+            ErrorCode::BadRequest,
+            "v",
+            "field 'v' must be a positive integer",
+        )),
+    }
+}
+
+fn product(value: Option<&Raw<'_>>) -> Result<String, ApiError> {
+    let product = match value {
+        None | Some(Raw::Null) => {
             return Err(ApiError::for_field(
                 ErrorCode::BadRequest,
                 "product",
                 "field 'product' is required",
             ))
         }
-        Some(_) => fields.term("product")?.unwrap_or_default(),
+        Some(_) => term("product", value)?.unwrap_or_default(),
     };
     if product.trim().is_empty() {
         return Err(ApiError::for_field(
@@ -205,9 +233,11 @@ pub fn decode(payload: &[u8]) -> Result<Brief, ApiError> {
             "field 'product' must not be empty",
         ));
     }
+    Ok(product)
+}
 
-    let brand_colors = fields
-        .terms("brand_colors")?
+fn brand_colours(value: Option<&Raw<'_>>) -> Result<Vec<Rgb>, ApiError> {
+    let brand_colors = terms("brand_colors", value)?
         .iter()
         .map(|text| {
             Rgb::parse_hex(text).map_err(|_| {
@@ -229,72 +259,21 @@ pub fn decode(payload: &[u8]) -> Result<Brief, ApiError> {
             ),
         ));
     }
+    Ok(brand_colors)
+}
 
-    let top_k = match object.get("top_k") {
-        None | Some(Value::Null) => DEFAULT_TOP_K,
+fn deadline_ms(value: Option<&Raw<'_>>) -> Result<Option<u64>, ApiError> {
+    match value {
+        None | Some(Raw::Null) => Ok(None),
         Some(value) => match value.as_u64() {
-            Some(k) if TOP_K_RANGE.contains(&k) => k as usize,
-            _ => {
-                return Err(ApiError::for_field(
-                    ErrorCode::BadRequest,
-                    "top_k",
-                    "field 'top_k' must be an integer from 1 to 10",
-                ))
-            }
-        },
-    };
-
-    let render = match object.get("render") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(flag)) => *flag,
-        Some(_) => {
-            return Err(ApiError::for_field(
+            Some(ms) if (1..=MAX_DEADLINE_MS).contains(&ms) => Ok(Some(ms)),
+            _ => Err(ApiError::for_field(
                 ErrorCode::BadRequest,
-                "render",
-                "field 'render' must be true or false",
-            ))
-        }
-    };
-
-    let deadline_ms = match object.get("deadline_ms") {
-        None | Some(Value::Null) => None,
-        Some(value) => match value.as_u64() {
-            Some(ms) if (1..=MAX_DEADLINE_MS).contains(&ms) => Some(ms),
-            _ => {
-                return Err(ApiError::for_field(
-                    ErrorCode::BadRequest,
-                    "deadline_ms",
-                    format!("field 'deadline_ms' must be an integer from 1 to {MAX_DEADLINE_MS}"),
-                ))
-            }
+                "deadline_ms",
+                format!("field 'deadline_ms' must be an integer from 1 to {MAX_DEADLINE_MS}"),
+            )),
         },
-    };
-
-    let image = match object.get("image") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(encoded)) => Some(decode_image_field(encoded)?),
-        Some(_) => {
-            return Err(ApiError::for_field(
-                ErrorCode::BadRequest,
-                "image",
-                "field 'image' must be a base64 string",
-            ))
-        }
-    };
-
-    Ok(Brief {
-        id,
-        product,
-        audience: fields.terms("audience")?,
-        mood: fields.terms("mood")?,
-        palette: fields.term("palette")?,
-        keywords: fields.terms("keywords")?,
-        brand_colors,
-        image,
-        top_k,
-        render,
-        deadline_ms,
-    })
+    }
 }
 
 fn decode_image_field(encoded: &str) -> Result<Vec<u8>, ApiError> {
@@ -331,56 +310,53 @@ fn decode_image_field(encoded: &str) -> Result<Vec<u8>, ApiError> {
     Ok(bytes)
 }
 
-/// Typed access to the brief's term fields, naming the field in every error.
-struct Fields<'a>(&'a Map<String, Value>);
-
-impl Fields<'_> {
-    fn term(&self, field: &str) -> Result<Option<String>, ApiError> {
-        match self.0.get(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(text)) => check_term(field, text).map(Some),
-            Some(_) => Err(ApiError::for_field(
-                ErrorCode::BadRequest,
-                field,
-                format!("field '{field}' must be a string"),
-            )),
-        }
+/// A term field (`product`, `palette`), naming the field in every error.
+fn term(field: &str, value: Option<&Raw<'_>>) -> Result<Option<String>, ApiError> {
+    match value {
+        None | Some(Raw::Null) => Ok(None),
+        Some(Raw::Str(text)) => check_term(field, text).map(Some),
+        Some(_) => Err(ApiError::for_field(
+            ErrorCode::BadRequest,
+            field,
+            format!("field '{field}' must be a string"),
+        )),
     }
+}
 
-    fn terms(&self, field: &str) -> Result<Vec<String>, ApiError> {
-        let wrong_type = || {
-            ApiError::for_field(
-                ErrorCode::BadRequest,
-                field,
-                format!("field '{field}' must be a list of strings"),
-            )
-        };
-        match self.0.get(field) {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            // A single string where a list is expected is what people type; accept it.
-            Some(Value::String(text)) => Ok(vec![check_term(field, text)?]),
-            Some(Value::Array(items)) => {
-                if items.len() > MAX_TERMS_PER_FIELD {
-                    return Err(ApiError::for_field(
-                        ErrorCode::BadRequest,
-                        field,
-                        format!(
-                            "field '{field}' has {} entries; at most {MAX_TERMS_PER_FIELD}",
-                            items.len()
-                        ),
-                    ));
-                }
-                items
-                    .iter()
-                    .map(|item| {
-                        item.as_str()
-                            .ok_or_else(wrong_type)
-                            .and_then(|text| check_term(field, text))
-                    })
-                    .collect()
+/// A list-of-terms field, naming the field in every error.
+fn terms(field: &str, value: Option<&Raw<'_>>) -> Result<Vec<String>, ApiError> {
+    let wrong_type = || {
+        ApiError::for_field(
+            ErrorCode::BadRequest,
+            field,
+            format!("field '{field}' must be a list of strings"),
+        )
+    };
+    match value {
+        None | Some(Raw::Null) => Ok(Vec::new()),
+        // A single string where a list is expected is what people type; accept it.
+        Some(Raw::Str(text)) => Ok(vec![check_term(field, text)?]),
+        Some(Raw::List(list)) => {
+            if list.len > MAX_TERMS_PER_FIELD {
+                return Err(ApiError::for_field(
+                    ErrorCode::BadRequest,
+                    field,
+                    format!(
+                        "field '{field}' has {} entries; at most {MAX_TERMS_PER_FIELD}",
+                        list.len
+                    ),
+                ));
             }
-            Some(_) => Err(wrong_type()),
+            list.items
+                .iter()
+                .map(|item| {
+                    item.as_deref()
+                        .ok_or_else(wrong_type)
+                        .and_then(|text| check_term(field, text))
+                })
+                .collect()
         }
+        Some(_) => Err(wrong_type()),
     }
 }
 

@@ -170,6 +170,12 @@ fn default_seed_bundle() -> PathBuf {
 /// 92 MiB, leaving the rest of the 1 GiB to the model, the reply cache and image decoding.
 pub const DEFAULT_QUEUE_BYTES_MIB: usize = 64;
 
+/// Default of `serve.reply_cache_mib`: 4096 replies of 8 KiB with their keys; a cache bounded
+/// by entries alone held 693 MB of 64 KiB correlation data and 1 KiB topics.
+pub const DEFAULT_REPLY_CACHE_MIB: usize = 32;
+/// Default of `serve.memory_mib`: systemd/packd.service's `MemoryMax=1G`.
+pub(crate) const DEFAULT_MEMORY_MIB: usize = 1024;
+
 /// The work queue and the inference workers.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -186,6 +192,11 @@ pub struct ServeConfig {
     /// Replies are published only under this topic prefix (`{prefix}` stands for
     /// `mqtt.prefix`); unset means `{prefix}/replies/`. Read it through [`Config::reply_prefix`].
     pub reply_prefix: Option<String>,
+    /// Most MiB of keys (reply topic and correlation data) and replies held in that cache.
+    pub reply_cache_mib: usize,
+    /// The memory packd may use, in MiB: the unit's `MemoryMax`. A configuration whose worst
+    /// case does not fit is refused at start (docs/security.md, "Issue 13: memory").
+    pub memory_mib: usize,
 }
 
 impl Default for ServeConfig {
@@ -199,6 +210,8 @@ impl Default for ServeConfig {
             reply_cache_s: 60,
             reply_cache_entries: 4096,
             reply_prefix: None,
+            reply_cache_mib: DEFAULT_REPLY_CACHE_MIB,
+            memory_mib: DEFAULT_MEMORY_MIB,
         }
     }
 }
@@ -265,6 +278,55 @@ impl ServeConfig {
     /// `queue_bytes_mib` in bytes.
     pub fn queue_bytes(&self) -> usize {
         self.queue_bytes_mib.saturating_mul(MIB)
+    }
+
+    /// `reply_cache_mib` in bytes.
+    pub fn reply_cache_bytes(&self) -> usize {
+        self.reply_cache_mib.saturating_mul(MIB)
+    }
+
+    /// The most memory this configuration can make packd hold, in bytes (see
+    /// [`crate::serve::worst_case_memory`]).
+    pub fn worst_case_memory(&self) -> u64 {
+        crate::serve::worst_case_memory(self.workers, self.queue_bytes(), self.reply_cache_bytes())
+    }
+
+    /// Refuses limits that let packd's worst case exceed `memory_mib`, naming what to lower.
+    fn validate_memory(&self) -> Result<(), ConfigError> {
+        let key = |key: &str, message: String| {
+            Err(ConfigError::Key {
+                key: key.into(),
+                message,
+            })
+        };
+        if !(1..=MAX_QUEUE_BYTES_MIB).contains(&self.reply_cache_mib) {
+            return key(
+                "serve.reply_cache_mib",
+                format!("must be from 1 to {MAX_QUEUE_BYTES_MIB}"),
+            );
+        }
+        let worst_mib = self.worst_case_memory().div_ceil(MIB as u64);
+        if worst_mib > self.memory_mib as u64 {
+            let without_workers = ServeConfig {
+                workers: 0,
+                ..self.clone()
+            }
+            .worst_case_memory();
+            let workers_fitting = (self.memory_mib as u64 * MIB as u64)
+                .saturating_sub(without_workers)
+                / crate::serve::WORKER_BYTES;
+            return key(
+                "serve.memory_mib",
+                format!(
+                    "the worst case of serve.workers = {}, serve.queue_bytes_mib = {} and \
+                     serve.reply_cache_mib = {} is {worst_mib} MiB, over the {} MiB allowed \
+                     (with the others as they are, {workers_fitting} workers fit); lower one of \
+                     those, or raise serve.memory_mib with the unit's MemoryMax",
+                    self.workers, self.queue_bytes_mib, self.reply_cache_mib, self.memory_mib
+                ),
+            );
+        }
+        Ok(())
     }
 }
 
@@ -428,6 +490,7 @@ impl Config {
         }
         // Checked after mqtt.prefix, which it is built on.
         self.reply_prefix()?;
+        self.serve.validate_memory()?;
         if self.telemetry.stats_interval_s == 0 {
             return key("telemetry.stats_interval_s", "must be at least 1");
         }
@@ -676,6 +739,34 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("device.pools"));
+    }
+
+    /// Issue 13: a configuration whose worst case exceeds `serve.memory_mib` (the unit's
+    /// MemoryMax) is refused at start (exit 78) instead of being killed by the cgroup later.
+    #[test]
+    fn memory_a_configuration_over_memory_mib_is_refused() {
+        let mut config = Config::default();
+        config.serve.workers = 12;
+        config
+            .validate()
+            .expect("a 12-core Orin's defaults fit MemoryMax=1G");
+        assert!(config.serve.worst_case_memory() <= 1024 * MIB as u64);
+
+        config.serve.queue_bytes_mib = 512;
+        let error = config.validate().expect_err("512 MiB of queue").to_string();
+        assert!(error.contains("serve.memory_mib"), "{error}");
+        config.serve.memory_mib = 2048;
+        config.validate().expect("fits a raised MemoryMax");
+
+        let mut config = Config::default();
+        config.serve.workers = 256;
+        let error = config.validate().expect_err("256 workers").to_string();
+        assert!(error.contains("workers fit"), "{error}");
+
+        let mut config = Config::default();
+        config.serve.reply_cache_mib = 0;
+        let error = config.validate().expect_err("no cache bytes").to_string();
+        assert!(error.contains("serve.reply_cache_mib"), "{error}");
     }
 
     fn variables(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {

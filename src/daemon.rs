@@ -238,6 +238,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
         queue_bytes: config.serve.queue_bytes(),
         reply_cache_ttl: Duration::from_secs(config.serve.reply_cache_s),
         reply_cache_entries: config.serve.reply_cache_entries,
+        reply_cache_bytes: config.serve.reply_cache_bytes(),
         image_limits: ImageLimits::default(),
         reply_prefix: reply_prefix.clone(),
     };

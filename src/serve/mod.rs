@@ -15,12 +15,13 @@ use bytes::Bytes;
 use crate::backend::{Backend, Inference, ModelInputs};
 use crate::brief::{self, Brief, Envelope};
 use crate::bundle::Bundle;
+use crate::features::decode_budget::MemoryBudget;
 use crate::features::{self, ImageLimits};
 use crate::recommend;
 use crate::reply::{self, ApiError, BriefReply, BundleRef, ErrorCode, Timing, API_VERSION};
 use crate::telemetry::field::escaped;
 use crate::telemetry::{BriefRecord, Telemetry};
-use cache::{Lookup, ReplyCache, RequestKey};
+use cache::{CacheLimits, Lookup, ReplyCache, RequestKey};
 pub use route::{ReplyPrefix, ReplyRoute, RequestedRoute};
 
 /// Publishes replies; the transport implements it.
@@ -108,8 +109,10 @@ struct Shared {
     queued: AtomicUsize,
     /// Most payload bytes the queue holds before `overloaded`.
     queue_bytes_budget: usize,
-    /// Payload bytes of the briefs waiting for a worker.
+    /// Payload bytes of the briefs waiting for a worker, or for room in `brief_memory`.
     queued_bytes: AtomicUsize,
+    /// What the briefs being decoded and answered hold together; see [`BRIEF_MEMORY_BYTES`].
+    brief_memory: MemoryBudget,
     in_flight: AtomicUsize,
     workers: usize,
     /// Where the workers hand briefs with a reference image; `None` once shutting down.
@@ -136,9 +139,48 @@ pub struct PipelineSettings {
     pub queue_bytes: usize,
     pub reply_cache_ttl: Duration,
     pub reply_cache_entries: usize,
+    /// Most bytes of keys and replies in the duplicate-delivery cache (`serve.reply_cache_mib`).
+    pub reply_cache_bytes: usize,
     pub image_limits: ImageLimits,
     /// Replies go only to topics under this (`serve.reply_prefix`).
     pub reply_prefix: ReplyPrefix,
+}
+
+/// Bytes that the briefs being decoded and answered may hold together, each counted at
+/// [`brief::decode_cost`] of its payload (28 MiB for the largest): two of the largest briefs at
+/// once, or a hundred of 100 KB, whatever the number of workers. A worker waits for room before
+/// it starts a brief, so `serve.workers` multiplies threads, not the memory of large briefs.
+pub const BRIEF_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Memory packd holds whatever its configuration: the binary, the runtime, the MQTT client and
+/// the loaded model of the shipped bundle, measured idle after a warm-up, with headroom.
+pub(crate) const RUNTIME_BYTES: u64 = 96 * 1024 * 1024;
+/// Memory each worker thread adds: its stack, the model's tensors for one inference, and what
+/// the allocator keeps in the thread's arena.
+pub(crate) const WORKER_BYTES: u64 = 4 * 1024 * 1024;
+/// Largest reply body counted for the replies waiting to be published.
+pub(crate) const REPLY_BYTES: u64 = 16 * 1024;
+
+/// The most memory packd can hold with `workers` workers, a queue of `queue_bytes` payload bytes
+/// and a reply cache of `reply_cache_bytes`; docs/security.md ("Issue 13: memory") explains
+/// each term.
+pub fn worst_case_memory(workers: usize, queue_bytes: usize, reply_cache_bytes: usize) -> u64 {
+    let max_packet = u64::from(crate::transport::MAX_INCOMING_PACKET);
+    // The receive buffer grows by doubling to hold the largest packet.
+    let receive = 2 * max_packet;
+    let rejected = (REJECTION_QUEUE * REJECTED_PAYLOAD_KEPT) as u64;
+    // Replies waiting for the MQTT client: a Response Topic of up to 1 KiB and Correlation Data
+    // of up to 64 KiB each.
+    let outgoing = crate::transport::REQUEST_CHANNEL as u64 * (1024 + 65_535 + REPLY_BYTES);
+    RUNTIME_BYTES
+        + WORKER_BYTES * workers as u64
+        + queue_bytes as u64
+        + rejected
+        + BRIEF_MEMORY_BYTES
+        + crate::features::decode_budget::DECODE_MEMORY_BYTES
+        + reply_cache_bytes as u64
+        + receive
+        + outgoing
 }
 
 /// Rejections wait here to be answered `overloaded`; beyond it they are dropped and counted.
@@ -185,13 +227,18 @@ impl Pipeline {
             model,
             sink,
             reply_prefix: settings.reply_prefix,
-            cache: ReplyCache::new(settings.reply_cache_ttl, settings.reply_cache_entries),
+            cache: ReplyCache::new(CacheLimits {
+                ttl: settings.reply_cache_ttl,
+                entries: settings.reply_cache_entries,
+                bytes: settings.reply_cache_bytes,
+            }),
             telemetry,
             image_limits: settings.image_limits,
             queue_capacity: settings.queue,
             queued: AtomicUsize::new(0),
             queue_bytes_budget: settings.queue_bytes,
             queued_bytes: AtomicUsize::new(0),
+            brief_memory: MemoryBudget::new(BRIEF_MEMORY_BYTES),
             in_flight: AtomicUsize::new(0),
             workers: settings.workers,
             image_lane: std::sync::Mutex::new(Some(image_sender)),
@@ -376,9 +423,15 @@ impl Shared {
                         Lane::Images => &shared.image_queued,
                     };
                     waiting.fetch_sub(1, Ordering::Relaxed);
+                    // The payload stays counted in the queue's bytes until the brief has room
+                    // to be decoded, so briefs waiting for room are bounded as queued ones are.
+                    let _memory = shared
+                        .brief_memory
+                        .reserve(brief::decode_cost(job.payload.len()));
                     shared
                         .queued_bytes
                         .fetch_sub(job.payload.len(), Ordering::Relaxed);
+                    // `run` drops the payload before the reservation goes.
                     shared.run(index, lane, job);
                 }
             });

@@ -528,11 +528,13 @@ pub(crate) fn brief_job(
     acknowledge: Option<Acknowledge>,
 ) -> Job {
     let properties = publish.properties.clone().unwrap_or_default();
-    // An oversized brief is answered `too_large` without keeping its bytes queued.
+    // An oversized brief is answered `too_large` without keeping its bytes queued. Others are
+    // copied out of the receive buffer: a slice of it would keep the whole buffer alive (8 MiB
+    // after a 6 MiB brief), so the queue's byte budget would count a fraction of what it holds.
     let (payload, oversized) = if publish.payload.len() > crate::brief::MAX_PAYLOAD_BYTES {
         (Bytes::new(), Some(publish.payload.len()))
     } else {
-        (publish.payload.clone(), None)
+        (Bytes::copy_from_slice(&publish.payload), None)
     };
     let expires = properties
         .message_expiry_interval
@@ -540,7 +542,12 @@ pub(crate) fn brief_job(
     Job {
         payload,
         oversized,
-        route: reply_route(&properties),
+        // Correlation data is a slice of the receive buffer too; the route lives as long as the
+        // brief does.
+        route: reply_route(&properties).map(|route| RequestedRoute {
+            correlation: route.correlation.map(|data| Bytes::copy_from_slice(&data)),
+            ..route
+        }),
         arrived,
         expires,
         acknowledge,
