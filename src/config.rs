@@ -199,12 +199,16 @@ pub struct ServeConfig {
     pub memory_mib: usize,
 }
 
+/// Most inference workers `serve.workers` may ask for.
+const MAX_WORKERS: usize = 256;
+
 impl Default for ServeConfig {
     fn default() -> Self {
-        ServeConfig {
-            workers: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let mut serve = ServeConfig {
+            workers: cores,
             queue: 256,
             queue_bytes_mib: DEFAULT_QUEUE_BYTES_MIB,
             reply_cache_s: 60,
@@ -212,7 +216,11 @@ impl Default for ServeConfig {
             reply_prefix: None,
             reply_cache_mib: DEFAULT_REPLY_CACHE_MIB,
             memory_mib: DEFAULT_MEMORY_MIB,
-        }
+        };
+        // One worker a core, but never more than the default memory allows: a many-core
+        // machine must still start on the defaults.
+        serve.workers = cores.min(serve.workers_fitting()).max(1);
+        serve
     }
 }
 
@@ -291,6 +299,19 @@ impl ServeConfig {
         crate::serve::worst_case_memory(self.workers, self.queue_bytes(), self.reply_cache_bytes())
     }
 
+    /// How many workers fit in `memory_mib` with the other limits as they are.
+    fn workers_fitting(&self) -> usize {
+        let allowed = self.memory_mib as u64 * MIB as u64;
+        // Each worker brings image threads too, so count up rather than divide.
+        (1..=MAX_WORKERS)
+            .take_while(|&workers| {
+                crate::serve::worst_case_memory(workers, self.queue_bytes(), self.reply_cache_bytes())
+                    <= allowed
+            })
+            .last()
+            .unwrap_or(0)
+    }
+
     /// Refuses limits that let packd's worst case exceed `memory_mib`, naming what to lower.
     fn validate_memory(&self) -> Result<(), ConfigError> {
         let key = |key: &str, message: String| {
@@ -307,14 +328,7 @@ impl ServeConfig {
         }
         let worst_mib = self.worst_case_memory().div_ceil(MIB as u64);
         if worst_mib > self.memory_mib as u64 {
-            let without_workers = ServeConfig {
-                workers: 0,
-                ..self.clone()
-            }
-            .worst_case_memory();
-            let workers_fitting = (self.memory_mib as u64 * MIB as u64)
-                .saturating_sub(without_workers)
-                / crate::serve::WORKER_BYTES;
+            let workers_fitting = self.workers_fitting();
             return key(
                 "serve.memory_mib",
                 format!(
@@ -472,8 +486,8 @@ impl Config {
         {
             return key("bundles.trusted_keys", &error.to_string());
         }
-        if self.serve.workers == 0 || self.serve.workers > 256 {
-            return key("serve.workers", "must be from 1 to 256");
+        if self.serve.workers == 0 || self.serve.workers > MAX_WORKERS {
+            return key("serve.workers", &format!("must be from 1 to {MAX_WORKERS}"));
         }
         if self.serve.queue == 0 {
             return key("serve.queue", "must be at least 1");
@@ -767,6 +781,26 @@ mod tests {
         config.serve.reply_cache_mib = 0;
         let error = config.validate().expect_err("no cache bytes").to_string();
         assert!(error.contains("serve.reply_cache_mib"), "{error}");
+    }
+
+    #[test]
+    fn memory_the_default_workers_always_fit_the_default_memory() {
+        let defaults = ServeConfig::default();
+        assert!(defaults.workers >= 1);
+        assert!(defaults.worst_case_memory() <= defaults.memory_mib as u64 * MIB as u64);
+        // What a many-core machine gets by default: as many workers as fit, and no refusal.
+        let fitting = defaults.workers_fitting();
+        let many_cores = ServeConfig {
+            workers: fitting,
+            ..defaults.clone()
+        };
+        assert!(many_cores.validate_memory().is_ok());
+        let one_more = ServeConfig {
+            workers: fitting + 1,
+            ..defaults
+        };
+        assert!(one_more.validate_memory().is_err());
+        Config::default().validate().expect("the defaults are valid");
     }
 
     fn variables(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {

@@ -155,7 +155,7 @@ pub const BRIEF_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
 /// Memory packd holds whatever its configuration: the binary, the runtime, the MQTT client and
 /// the loaded model of the shipped bundle, measured idle after a warm-up, with headroom.
 pub(crate) const RUNTIME_BYTES: u64 = 96 * 1024 * 1024;
-/// Memory each worker thread adds: its stack, the model's tensors for one inference, and what
+/// Memory each worker or image thread adds: its stack, the model's tensors for one inference, and what
 /// the allocator keeps in the thread's arena.
 pub(crate) const WORKER_BYTES: u64 = 4 * 1024 * 1024;
 /// Largest reply body counted for the replies waiting to be published.
@@ -173,7 +173,7 @@ pub fn worst_case_memory(workers: usize, queue_bytes: usize, reply_cache_bytes: 
     // of up to 64 KiB each.
     let outgoing = crate::transport::REQUEST_CHANNEL as u64 * (1024 + 65_535 + REPLY_BYTES);
     RUNTIME_BYTES
-        + WORKER_BYTES * workers as u64
+        + WORKER_BYTES * (workers + image_workers(workers)) as u64
         + queue_bytes as u64
         + rejected
         + BRIEF_MEMORY_BYTES
