@@ -10,7 +10,8 @@
 use std::io::Cursor;
 
 use image::imageops::FilterType;
-use image::{ImageFormat, ImageReader, RgbImage};
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
 use thiserror::Error;
 
 use crate::colour::{Lab, Rgb};
@@ -139,26 +140,85 @@ pub enum ImageError {
 /// What an image's header declares, checked against the limits before any pixel is decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImageHeader {
-    format: ImageFormat,
+    decode: Decode,
     /// Declared width in pixels.
     pub width: u32,
     /// Declared height in pixels.
     pub height: u32,
 }
 
+/// How an accepted image's pixels are decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decode {
+    /// PNG and WebP, through `image`, at full size: neither can be decoded at reduced scale
+    /// (PNG's filters and WebP's predictors need every pixel of the row above; lossy WebP is
+    /// DCT-based like JPEG, but image-webp offers no scaled decoding).
+    Full(ImageFormat),
+    /// JPEG, through jpeg-decoder, whose IDCT produces the image at 1/`denominator` scale.
+    Jpeg(JpegPlan),
+}
+
+/// What the JPEG frame header says about the cost of decoding it, and the scale chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct JpegPlan {
+    /// 1, 2, 4 or 8.
+    denominator: u32,
+    components: u64,
+    progressive: bool,
+}
+
+/// Decoding at reduced scale keeps the longest side at least this long: twice the analysis
+/// side, so the triangle shrink to [`ANALYSIS_SIDE`] still averages over at least two decoded
+/// pixels per analysed pixel, as it does from full size (the tolerance test measures this).
+pub const MIN_DECODED_SIDE: u32 = 2 * ANALYSIS_SIDE;
+
 impl ImageHeader {
-    /// Most bytes decoding this image holds at once: the decoder's buffer (at most 8 bytes a
-    /// pixel, for 16-bit RGBA, and never past `max_alloc_bytes`) and the 8-bit RGB copy.
+    /// Most bytes decoding this image holds at once. PNG and WebP: the decoder's buffer (at most
+    /// 8 bytes a pixel, for 16-bit RGBA, and never past `max_alloc_bytes`) and the 8-bit RGB
+    /// copy, at full size. JPEG: the component planes, the interleaved output and the RGB copy
+    /// at the reduced size, plus, for a progressive JPEG, its coefficients (2 bytes a sample) at
+    /// full size.
     pub fn decode_cost(&self, limits: &ImageLimits) -> u64 {
         let pixels = u64::from(self.width) * u64::from(self.height);
-        pixels
-            .saturating_mul(8)
-            .min(limits.max_alloc_bytes)
-            .saturating_add(pixels.saturating_mul(3))
+        match self.decode {
+            Decode::Full(_) => pixels
+                .saturating_mul(8)
+                .min(limits.max_alloc_bytes)
+                .saturating_add(pixels.saturating_mul(3)),
+            Decode::Jpeg(plan) => {
+                // Planes are whole 8×8 blocks (16×16 with subsampling) of the scaled image.
+                let padded = |side: u32| u64::from(side.div_ceil(16) * 16);
+                let (width, height) = self.decoded_size();
+                let decoded = padded(width) * padded(height);
+                let coefficients = if plan.progressive {
+                    pixels.saturating_mul(2 * plan.components)
+                } else {
+                    0
+                };
+                decoded
+                    .saturating_mul(2 * plan.components + 3)
+                    .saturating_add(coefficients)
+            }
+        }
+    }
+
+    /// The size [`decode_with_header`] produces, before EXIF orientation: the declared size, or
+    /// for a large JPEG that size scaled by 1/2, 1/4 or 1/8 (rounded up), never under
+    /// [`MIN_DECODED_SIDE`] on the longest side.
+    pub fn decoded_size(&self) -> (u32, u32) {
+        match self.decode {
+            Decode::Full(_) => (self.width, self.height),
+            Decode::Jpeg(plan) => (
+                self.width.div_ceil(plan.denominator),
+                self.height.div_ceil(plan.denominator),
+            ),
+        }
     }
 }
 
-/// Decodes a JPEG, PNG or WebP image (format guessed from content) within `limits`.
+/// Decodes a JPEG, PNG or WebP image (format guessed from content) within `limits`, upright
+/// (EXIF orientation applied); a large JPEG comes out at reduced scale (see
+/// [`ImageHeader::decoded_size`]), which is all the features need.
 pub fn decode_reference_image(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, ImageError> {
     let header = read_image_header(bytes, limits)?;
     decode_with_header(bytes, &header, limits)
@@ -178,21 +238,14 @@ pub fn read_image_header(bytes: &[u8], limits: &ImageLimits) -> Result<ImageHead
     }
     let format = image::guess_format(bytes)
         .map_err(|_| ImageError::Unsupported("unrecognised content".into()))?;
-    if !matches!(
-        format,
-        ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP
-    ) {
-        return Err(ImageError::Unsupported(format!("{format:?}")));
-    }
-
-    // No width/height limit in this pass, so that the error can report what was declared.
-    let mut header_limits = image::Limits::default();
-    header_limits.max_alloc = Some(limits.max_alloc_bytes);
-    let mut header_reader = ImageReader::with_format(Cursor::new(bytes), format);
-    header_reader.limits(header_limits);
-    let (width, height) = header_reader
-        .into_dimensions()
-        .map_err(|error| map_decode_error(error, limits))?;
+    let (width, height, decode) = match format {
+        ImageFormat::Jpeg => read_jpeg_frame(bytes, limits)?,
+        ImageFormat::Png | ImageFormat::WebP => {
+            let (width, height) = read_dimensions(bytes, format, limits)?;
+            (width, height, Decode::Full(format))
+        }
+        _ => return Err(ImageError::Unsupported(format!("{format:?}"))),
+    };
     let pixels = u64::from(width) * u64::from(height);
     if pixels > limits.max_pixels {
         return Err(ImageError::TooManyPixels { width, height });
@@ -211,35 +264,195 @@ pub fn read_image_header(bytes: &[u8], limits: &ImageLimits) -> Result<ImageHead
         });
     }
     Ok(ImageHeader {
-        format,
+        decode,
         width,
         height,
     })
 }
 
-/// Decodes the pixels of an image whose header [`read_image_header`] accepted.
+fn read_dimensions(
+    bytes: &[u8],
+    format: ImageFormat,
+    limits: &ImageLimits,
+) -> Result<(u32, u32), ImageError> {
+    // No width/height limit in this pass, so that the error can report what was declared.
+    let mut header_limits = image::Limits::default();
+    header_limits.max_alloc = Some(limits.max_alloc_bytes);
+    let mut header_reader = ImageReader::with_format(Cursor::new(bytes), format);
+    header_reader.limits(header_limits);
+    header_reader
+        .into_dimensions()
+        .map_err(|error| map_decode_error(error, limits))
+}
+
+/// Reads a JPEG's markers up to its first scan and chooses the scale it is decoded at.
+fn read_jpeg_frame(
+    bytes: &[u8],
+    limits: &ImageLimits,
+) -> Result<(u32, u32, Decode), ImageError> {
+    let mut decoder = jpeg_decoder(bytes, limits);
+    guarded(|| decoder.read_info())?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| ImageError::Corrupt("JPEG without a frame header".into()))?;
+    if info.pixel_format == jpeg_decoder::PixelFormat::L16 {
+        return Err(ImageError::Unsupported("16-bit lossless JPEG".into()));
+    }
+    let (width, height) = (u32::from(info.width), u32::from(info.height));
+    let lossless = info.coding_process == jpeg_decoder::CodingProcess::Lossless;
+    let longest = width.max(height);
+    // Lossless JPEG has no DCT to scale.
+    let denominator = [8, 4, 2]
+        .into_iter()
+        .find(|&denominator| !lossless && longest.div_ceil(denominator) >= MIN_DECODED_SIDE)
+        .unwrap_or(1);
+    let plan = JpegPlan {
+        denominator,
+        components: info.pixel_format.pixel_bytes() as u64,
+        progressive: info.coding_process == jpeg_decoder::CodingProcess::DctProgressive,
+    };
+    Ok((width, height, Decode::Jpeg(plan)))
+}
+
+fn jpeg_decoder<'bytes>(
+    bytes: &'bytes [u8],
+    limits: &ImageLimits,
+) -> jpeg_decoder::Decoder<&'bytes [u8]> {
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc_bytes).unwrap_or(usize::MAX));
+    decoder
+}
+
+/// Runs a jpeg-decoder call, turning its errors, and any panic a hostile file might still find
+/// in it, into [`ImageError`]s: a bad picture is the sender's problem, never packd's.
+fn guarded<T>(call: impl FnOnce() -> Result<T, jpeg_decoder::Error>) -> Result<T, ImageError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(jpeg_decoder::Error::Unsupported(feature))) => {
+            Err(ImageError::Unsupported(format!("JPEG {feature:?}")))
+        }
+        Ok(Err(error)) => Err(ImageError::Corrupt(error.to_string())),
+        Err(_) => Err(ImageError::Corrupt("JPEG decoder failed".into())),
+    }
+}
+
+/// Decodes the pixels of an image whose header [`read_image_header`] accepted, at
+/// [`ImageHeader::decoded_size`], then turns it upright as its EXIF orientation says.
 pub fn decode_with_header(
     bytes: &[u8],
     header: &ImageHeader,
     limits: &ImageLimits,
 ) -> Result<RgbImage, ImageError> {
-    let ImageHeader {
-        format,
-        width,
-        height,
-    } = *header;
+    let (decoded, orientation) = match header.decode {
+        Decode::Full(format) => decode_full(bytes, format, header, limits)?,
+        Decode::Jpeg(plan) => decode_jpeg(bytes, plan, header, limits)?,
+    };
+    if orientation == Orientation::NoTransforms {
+        return Ok(decoded);
+    }
+    // Rotating the (already reduced) image costs little; a portrait phone photo is analysed
+    // upright, as the kiosk shows it.
+    let mut upright = DynamicImage::ImageRgb8(decoded);
+    upright.apply_orientation(orientation);
+    Ok(upright.into_rgb8())
+}
+
+fn decode_full(
+    bytes: &[u8],
+    format: ImageFormat,
+    header: &ImageHeader,
+    limits: &ImageLimits,
+) -> Result<(RgbImage, Orientation), ImageError> {
     // Pinning width/height to the header's values stops a decoder from growing the image later.
     let mut decode_limits = image::Limits::default();
-    decode_limits.max_image_width = Some(width);
-    decode_limits.max_image_height = Some(height);
+    decode_limits.max_image_width = Some(header.width);
+    decode_limits.max_image_height = Some(header.height);
     decode_limits.max_alloc = Some(limits.max_alloc_bytes);
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(decode_limits);
-    let decoded = reader
-        .decode()
-        .map_err(|error| map_decode_error(error, limits))?;
+    let mapped = |error| map_decode_error(error, limits);
+    let mut decoder = reader.into_decoder().map_err(mapped)?;
+    // An unreadable EXIF block costs the picture its orientation, not its features.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let decoded = DynamicImage::from_decoder(decoder).map_err(mapped)?;
     // Alpha is dropped, not composited: the training recipe reads images as plain RGB too.
-    Ok(decoded.into_rgb8())
+    Ok((decoded.into_rgb8(), orientation))
+}
+
+fn decode_jpeg(
+    bytes: &[u8],
+    plan: JpegPlan,
+    header: &ImageHeader,
+    limits: &ImageLimits,
+) -> Result<(RgbImage, Orientation), ImageError> {
+    if header.decode_cost(limits) > limits.max_alloc_bytes {
+        return Err(ImageError::MemoryLimit {
+            max_alloc_bytes: limits.max_alloc_bytes,
+        });
+    }
+    let (width, height) = header.decoded_size();
+    let mut decoder = jpeg_decoder(bytes, limits);
+    if plan.denominator > 1 {
+        // jpeg-decoder picks the smallest scale reaching the request on either axis: asking
+        // for the longest side only (the other at its maximum) makes that our scale.
+        let request = |side: u32, longest: bool| {
+            if longest {
+                u16::try_from(side).unwrap_or(u16::MAX)
+            } else {
+                u16::MAX
+            }
+        };
+        let wide = width >= height;
+        guarded(|| decoder.scale(request(width, wide), request(height, !wide)))?;
+    }
+    let pixels = guarded(|| decoder.decode())?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| ImageError::Corrupt("JPEG without a frame header".into()))?;
+    // The header was read from the same bytes; anything else means a decoder surprise, and
+    // the budget reserved for this decode would no longer hold.
+    if (u32::from(info.width), u32::from(info.height)) != (width, height) {
+        return Err(ImageError::Corrupt(format!(
+            "JPEG decoded to {}×{}, not the expected {width}×{height}",
+            info.width, info.height
+        )));
+    }
+    let rgb = jpeg_to_rgb(pixels, info.pixel_format, width, height)?;
+    let orientation = decoder
+        .exif_data()
+        .and_then(Orientation::from_exif_chunk)
+        .unwrap_or(Orientation::NoTransforms);
+    Ok((rgb, orientation))
+}
+
+/// RGB from jpeg-decoder's output, as zune-jpeg (image's JPEG decoder) converts: grey copied to
+/// all three channels, CMYK (already un-inverted by jpeg-decoder) multiplied by (1 − K).
+fn jpeg_to_rgb(
+    pixels: Vec<u8>,
+    format: jpeg_decoder::PixelFormat,
+    width: u32,
+    height: u32,
+) -> Result<RgbImage, ImageError> {
+    let rgb = match format {
+        jpeg_decoder::PixelFormat::RGB24 => pixels,
+        jpeg_decoder::PixelFormat::L8 => pixels.iter().flat_map(|&grey| [grey; 3]).collect(),
+        jpeg_decoder::PixelFormat::CMYK32 => pixels
+            .chunks_exact(4)
+            .flat_map(|cmyk| {
+                let ink = |channel: u8| {
+                    let (paper, black) = (255 - u16::from(channel), 255 - u16::from(cmyk[3]));
+                    // (255 − c)(255 − k)/255 rounded: at most 255, so the cast cannot truncate.
+                    ((paper * black + 127) / 255) as u8
+                };
+                [ink(cmyk[0]), ink(cmyk[1]), ink(cmyk[2])]
+            })
+            .collect(),
+        jpeg_decoder::PixelFormat::L16 => {
+            return Err(ImageError::Unsupported("16-bit lossless JPEG".into()))
+        }
+    };
+    RgbImage::from_raw(width, height, rgb)
+        .ok_or_else(|| ImageError::Corrupt("JPEG decoded to fewer pixels than declared".into()))
 }
 
 fn map_decode_error(error: image::ImageError, limits: &ImageLimits) -> ImageError {
