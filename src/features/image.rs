@@ -374,6 +374,12 @@ fn decode_full(
     let mut decoder = reader.into_decoder().map_err(mapped)?;
     // An unreadable EXIF block costs the picture its orientation, not its features.
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    // What `ImageReader::decode` checks before allocating, as `into_decoder` does not.
+    if decoder.total_bytes() > limits.max_alloc_bytes {
+        return Err(ImageError::MemoryLimit {
+            max_alloc_bytes: limits.max_alloc_bytes,
+        });
+    }
     let decoded = DynamicImage::from_decoder(decoder).map_err(mapped)?;
     // Alpha is dropped, not composited: the training recipe reads images as plain RGB too.
     Ok((decoded.into_rgb8(), orientation))
@@ -1401,6 +1407,346 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// How a test JPEG is encoded.
+    #[derive(Debug, Clone, Copy)]
+    enum Jpeg {
+        Yuv420,
+        Yuv444,
+        Grey,
+        Cmyk,
+        Progressive420,
+    }
+
+    fn encode_jpeg(image: &RgbImage, kind: Jpeg, app1: Option<&[u8]>) -> Vec<u8> {
+        use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
+        let mut bytes = Vec::new();
+        let mut encoder = Encoder::new(&mut bytes, 90);
+        let sampling = match kind {
+            // zune-jpeg, the full-size reference, misreads subsampled CMYK: keep CMYK 4:4:4.
+            Jpeg::Yuv444 | Jpeg::Cmyk => SamplingFactor::R_4_4_4,
+            _ => SamplingFactor::R_4_2_0,
+        };
+        encoder.set_sampling_factor(sampling);
+        encoder.set_progressive(matches!(kind, Jpeg::Progressive420));
+        if let Some(segment) = app1 {
+            encoder.add_app_segment(1, segment).expect("APP1 fits");
+        }
+        let (width, height) = image.dimensions();
+        let (data, colour): (Vec<u8>, ColorType) = match kind {
+            Jpeg::Grey => (
+                DynamicImage::ImageRgb8(image.clone()).into_luma8().into_raw(),
+                ColorType::Luma,
+            ),
+            Jpeg::Cmyk => (
+                image
+                    .pixels()
+                    .flat_map(|Pixel([r, g, b])| {
+                        let k = 255 - *r.max(g).max(b);
+                        let ink = |value: u8| {
+                            if k == 255 {
+                                0
+                            } else {
+                                (255 * u16::from(255 - value - k) / u16::from(255 - k)) as u8
+                            }
+                        };
+                        [ink(*r), ink(*g), ink(*b), k]
+                    })
+                    .collect(),
+                ColorType::Cmyk,
+            ),
+            _ => (image.as_raw().clone(), ColorType::Rgb),
+        };
+        encoder
+            .encode(&data, width as u16, height as u16, colour)
+            .expect("test JPEG encodes");
+        bytes
+    }
+
+    /// Something like a product photo: a sky gradient, soft coloured blobs, a dark shelf and a
+    /// little sensor noise.
+    fn photo_like(width: u32, height: u32) -> RgbImage {
+        let mut random = SplitMix64::new(13);
+        let (w, h) = (width as f32, height as f32);
+        let blobs = [
+            (0.3, 0.45, 0.18, [220.0, 90.0, 60.0]),
+            (0.65, 0.5, 0.22, [40.0, 120.0, 70.0]),
+            (0.5, 0.3, 0.1, [240.0, 210.0, 80.0]),
+        ];
+        RgbImage::from_fn(width, height, |x, y| {
+            let (u, v) = (x as f32 / w, y as f32 / h);
+            let mut colour = if v > 0.8 {
+                [60.0, 45.0, 35.0]
+            } else {
+                [120.0 + 100.0 * v, 160.0 + 60.0 * v, 235.0 - 40.0 * v]
+            };
+            for (cx, cy, radius, blob) in blobs {
+                let distance = ((u - cx).powi(2) + (v - cy).powi(2) * (h / w).powi(2)).sqrt();
+                let inside = (1.0 - (distance / radius).powi(4)).clamp(0.0, 1.0);
+                for (channel, value) in colour.iter_mut().zip(blob) {
+                    *channel += (value - *channel) * inside;
+                }
+            }
+            let grain = (random.next() % 13) as f32 - 6.0;
+            Pixel(colour.map(|channel| (channel + grain).clamp(0.0, 255.0) as u8))
+        })
+    }
+
+    fn gradient(width: u32, height: u32) -> RgbImage {
+        RgbImage::from_fn(width, height, |x, y| {
+            let (u, v) = (x * 255 / width, y * 255 / height);
+            Pixel([u as u8, v as u8, (255 - (u + v) / 2) as u8])
+        })
+    }
+
+    /// What the features are computed from when the whole JPEG is decoded: image's own decoder.
+    fn full_decode(jpeg: &[u8]) -> RgbImage {
+        image::load_from_memory_with_format(jpeg, ImageFormat::Jpeg)
+            .expect("full decode")
+            .into_rgb8()
+    }
+
+    /// Symmetric weighted distance between two palettes: each colour's CIELAB distance (ΔE*ab)
+    /// to the nearest colour of the other palette, weighted by its share, both ways, averaged.
+    /// k-means may split or merge near-equal clusters differently on slightly different pixels,
+    /// so slots are not compared one by one.
+    fn palette_distance(first: &[f32; IMAGE_FEATURE_LEN], second: &[f32; IMAGE_FEATURE_LEN]) -> f32 {
+        let palette = |features: &[f32; IMAGE_FEATURE_LEN]| -> Vec<([f32; 3], f32)> {
+            (0..DOMINANT_COLOUR_COUNT)
+                .filter(|&slot| features[FEATURE_WEIGHTS + slot] > 0.0)
+                .map(|slot| {
+                    let base = FEATURE_COLOURS + 3 * slot;
+                    let lab = [
+                        features[base] * 100.0,
+                        features[base + 1] * 128.0,
+                        features[base + 2] * 128.0,
+                    ];
+                    (lab, features[FEATURE_WEIGHTS + slot])
+                })
+                .collect()
+        };
+        let one_way = |from: &[([f32; 3], f32)], to: &[([f32; 3], f32)]| -> f32 {
+            from.iter()
+                .map(|(lab, weight)| {
+                    let nearest = to
+                        .iter()
+                        .map(|(other, _)| {
+                            lab.iter()
+                                .zip(other)
+                                .map(|(a, b)| (a - b) * (a - b))
+                                .sum::<f32>()
+                                .sqrt()
+                        })
+                        .fold(f32::INFINITY, f32::min);
+                    weight * nearest
+                })
+                .sum()
+        };
+        let (first, second) = (palette(first), palette(second));
+        (one_way(&first, &second) + one_way(&second, &first)) / 2.0
+    }
+
+    /// Mean squared CIELAB distance from each pixel to its nearest palette colour: the k-means
+    /// objective, to tell an equally good palette from a wrong one.
+    fn quantisation_error(features: &[f32; IMAGE_FEATURE_LEN], pixels: &[Lab]) -> f64 {
+        let centres: Vec<[f64; 3]> = (0..DOMINANT_COLOUR_COUNT)
+            .filter(|&slot| features[FEATURE_WEIGHTS + slot] > 0.0)
+            .map(|slot| {
+                let base = FEATURE_COLOURS + 3 * slot;
+                [
+                    f64::from(features[base]) * 100.0,
+                    f64::from(features[base + 1]) * 128.0,
+                    f64::from(features[base + 2]) * 128.0,
+                ]
+            })
+            .collect();
+        let total: f64 = pixels
+            .iter()
+            .map(|lab| {
+                let point = [f64::from(lab.l), f64::from(lab.a), f64::from(lab.b)];
+                squared_distance(&point, &centres[nearest_centre(&point, &centres)])
+            })
+            .sum();
+        total / pixels.len() as f64
+    }
+
+    /// The stated tolerance between a JPEG decoded at reduced scale and decoded whole.
+    /// - The 64-pixel analysis image every feature is computed from: mean |Δ| at most 1.5
+    ///   levels (of 255) over all channels, and no channel of any pixel off by more than 16 levels.
+    /// - Mean and standard deviation of L within 0.005 (half an L unit), colourfulness within
+    ///   0.01.
+    /// - Dominant colours within 3 ΔE*ab (weighted, see [`palette_distance`]), or, where k-means
+    ///   settled in another local optimum (it is not continuous in the pixels: re-encoding the
+    ///   same photo does this too), a palette that quantises the full decoding's pixels within
+    ///   5 % of the error of the full decoding's own palette.
+    fn assert_features_match(scaled: &RgbImage, full: &RgbImage, case: &str) {
+        let (small_scaled, small_full) = (shrink_for_analysis(scaled), shrink_for_analysis(full));
+        assert_eq!(small_scaled.dimensions(), small_full.dimensions(), "{case}");
+        let differences: Vec<u8> = small_scaled
+            .as_raw()
+            .iter()
+            .zip(small_full.as_raw())
+            .map(|(a, b)| a.abs_diff(*b))
+            .collect();
+        let mean_difference =
+            differences.iter().map(|&d| f64::from(d)).sum::<f64>() / differences.len() as f64;
+        let max_difference = differences.iter().copied().max().unwrap_or(0);
+        let (scaled, full) = (
+            ImageFeatures::from_image(scaled),
+            ImageFeatures::from_image(full),
+        );
+        let palette = palette_distance(&scaled, &full);
+        let full_pixels: Vec<Lab> = small_full
+            .pixels()
+            .map(|pixel| Rgb::new(pixel[0], pixel[1], pixel[2]).to_lab())
+            .collect();
+        let error_ratio = quantisation_error(&scaled, &full_pixels)
+            / quantisation_error(&full, &full_pixels).max(1e-9);
+        let mean_l = (scaled[FEATURE_MEAN_L] - full[FEATURE_MEAN_L]).abs();
+        let std_l = (scaled[FEATURE_STD_L] - full[FEATURE_STD_L]).abs();
+        let colourfulness = (scaled[FEATURE_COLOURFULNESS] - full[FEATURE_COLOURFULNESS]).abs();
+        let report = format!(
+            "{case}: pixels mean {mean_difference:.3} max {max_difference}, palette \
+             {palette:.3} ΔE (error ×{error_ratio:.3}), mean L {mean_l:.4}, std L {std_l:.4}, \
+             M {colourfulness:.4}"
+        );
+        eprintln!("{report}");
+        assert!(
+            mean_difference <= 1.5
+                && max_difference <= 16
+                && (palette <= 3.0 || error_ratio <= 1.05)
+                && mean_l <= 0.005
+                && std_l <= 0.005
+                && colourfulness <= 0.01,
+            "{report}\nscaled {scaled:?}\nfull {full:?}"
+        );
+    }
+
+    /// One 12 Mpx phone-sized photo for the tests that need it (it takes a while to encode).
+    fn twelve_megapixel_jpeg() -> &'static [u8] {
+        static JPEG: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        JPEG.get_or_init(|| encode_jpeg(&photo_like(4032, 3024), Jpeg::Yuv420, None))
+    }
+
+    #[test]
+    fn image_bomb_jpeg_is_decoded_at_reduced_scale() {
+        let jpeg = twelve_megapixel_jpeg();
+        let limits = ImageLimits::default();
+        let header = read_image_header(jpeg, &limits).expect("a real photo is accepted");
+        assert_eq!((header.width, header.height), (4032, 3024));
+        // 1/8 scale: 504 × 378, still past MIN_DECODED_SIDE = 128.
+        assert_eq!(header.decoded_size(), (504, 378));
+        let decoded = decode_reference_image(jpeg, &limits).expect("decodes");
+        assert_eq!(decoded.dimensions(), (504, 378));
+        // The budget reserves for the pixels really decoded: under 2 % of the full-size cost.
+        let full_size_cost = 12_192_768 * 11;
+        let cost = header.decode_cost(&limits);
+        assert!(cost * 50 < full_size_cost, "{cost}");
+        assert!(cost >= 504 * 378 * 3, "{cost}");
+
+        // Small JPEGs stay whole; mid-sized ones stop at the first scale reaching 128.
+        let small = encode_jpeg(&gradient(120, 90), Jpeg::Yuv420, None);
+        let header = read_image_header(&small, &limits).expect("header");
+        assert_eq!(header.decoded_size(), (120, 90));
+        let mid = encode_jpeg(&gradient(640, 480), Jpeg::Yuv420, None);
+        let header = read_image_header(&mid, &limits).expect("header");
+        assert_eq!(header.decoded_size(), (160, 120));
+        assert_eq!(
+            decode_reference_image(&mid, &limits).map(|image| image.dimensions()),
+            Ok((160, 120))
+        );
+        // A progressive JPEG keeps its full-size coefficients while decoding: the budget says so.
+        let progressive = encode_jpeg(&gradient(640, 480), Jpeg::Progressive420, None);
+        let header = read_image_header(&progressive, &limits).expect("header");
+        assert!(header.decode_cost(&limits) >= 640 * 480 * 3 * 2);
+    }
+
+    #[test]
+    fn jpeg_scaled_decoding_features_match_full_decoding_within_tolerance() {
+        let cases: Vec<(&str, RgbImage, Jpeg)> = vec![
+            ("gradient 640×480 4:2:0", gradient(640, 480), Jpeg::Yuv420),
+            ("noise 640×480 4:4:4", noisy_image(640, 480), Jpeg::Yuv444),
+            ("photo 640×480 4:2:0", photo_like(640, 480), Jpeg::Yuv420),
+            ("photo 640×480 grey", photo_like(640, 480), Jpeg::Grey),
+            ("photo 640×480 CMYK", photo_like(640, 480), Jpeg::Cmyk),
+            ("photo 640×480 progressive", photo_like(640, 480), Jpeg::Progressive420),
+            ("photo 1920×1080 4:4:4", photo_like(1920, 1080), Jpeg::Yuv444),
+            ("noise 1920×1080 4:2:0", noisy_image(1920, 1080), Jpeg::Yuv420),
+            ("gradient 1920×1080 grey", gradient(1920, 1080), Jpeg::Grey),
+        ];
+        let limits = ImageLimits::default();
+        for (case, image, kind) in cases {
+            let jpeg = encode_jpeg(&image, kind, None);
+            let scaled = decode_reference_image(&jpeg, &limits).expect(case);
+            assert!(scaled.width() < image.width(), "{case} was not reduced");
+            assert_features_match(&scaled, &full_decode(&jpeg), case);
+        }
+        let jpeg = twelve_megapixel_jpeg();
+        let scaled = decode_reference_image(jpeg, &limits).expect("12 Mpx decodes");
+        assert_features_match(&scaled, &full_decode(jpeg), "photo 4032×3024 4:2:0");
+    }
+
+    /// An EXIF block (big-endian TIFF) holding only an orientation tag.
+    fn exif_orientation(orientation: u16) -> Vec<u8> {
+        let mut exif = b"Exif\0\0MM\0\x2A\0\0\0\x08\0\x01".to_vec();
+        exif.extend_from_slice(&[0x01, 0x12, 0x00, 0x03, 0, 0, 0, 1]);
+        exif.extend_from_slice(&orientation.to_be_bytes());
+        exif.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        exif
+    }
+
+    #[test]
+    fn exif_orientation_6_is_analysed_upright() {
+        // Stored landscape, red on the left: a phone held upright wrote it turned 90° anticlockwise.
+        let stored = two_colour_image(400, 300, 200, Rgb::new(220, 30, 30), Rgb::new(30, 30, 220));
+        let limits = ImageLimits::default();
+        let jpeg = encode_jpeg(&stored, Jpeg::Yuv420, Some(&exif_orientation(6)));
+        let upright = decode_reference_image(&jpeg, &limits).expect("decodes");
+        // Scaled to 200 × 150, then turned 90° clockwise: portrait, red on top.
+        assert_eq!(upright.dimensions(), (150, 200));
+        let (top, bottom) = (upright.get_pixel(75, 20), upright.get_pixel(75, 180));
+        assert!(top[0] > 180 && top[2] < 80, "{top:?}");
+        assert!(bottom[2] > 180 && bottom[0] < 80, "{bottom:?}");
+        // Orientation 1 (and none) leave it as stored.
+        let plain = encode_jpeg(&stored, Jpeg::Yuv420, Some(&exif_orientation(1)));
+        assert_eq!(
+            decode_reference_image(&plain, &limits).map(|image| image.dimensions()),
+            Ok((200, 150))
+        );
+    }
+
+    #[test]
+    fn broken_jpegs_are_refused_cleanly() {
+        let limits = ImageLimits::default();
+        let jpeg = encode_jpeg(&photo_like(640, 480), Jpeg::Yuv420, None);
+        for cut in [4, 200, jpeg.len() / 2] {
+            let result = decode_reference_image(&jpeg[..cut], &limits);
+            assert!(
+                matches!(result, Err(ImageError::Corrupt(_)) | Ok(_)),
+                "cut at {cut}: {result:?}"
+            );
+        }
+        let header_only = &jpeg[..jpeg.len().min(600)];
+        assert!(decode_reference_image(header_only, &limits).is_err());
+        // Flipped bits in the entropy-coded data: an answer either way, never a panic.
+        let mut random = SplitMix64::new(99);
+        for _ in 0..20 {
+            let mut damaged = jpeg.clone();
+            let at = 700 + random.below(damaged.len() - 700);
+            damaged[at] ^= 1 << random.below(8);
+            let _ = decode_reference_image(&damaged, &limits);
+        }
+        let tight = ImageLimits {
+            max_alloc_bytes: 10_000,
+            ..ImageLimits::default()
+        };
+        assert_eq!(
+            decode_reference_image(&jpeg, &tight),
+            Err(ImageError::MemoryLimit {
+                max_alloc_bytes: 10_000
+            })
+        );
     }
 
     #[test]
