@@ -286,10 +286,7 @@ fn read_dimensions(
 }
 
 /// Reads a JPEG's markers up to its first scan and chooses the scale it is decoded at.
-fn read_jpeg_frame(
-    bytes: &[u8],
-    limits: &ImageLimits,
-) -> Result<(u32, u32, Decode), ImageError> {
+fn read_jpeg_frame(bytes: &[u8], limits: &ImageLimits) -> Result<(u32, u32, Decode), ImageError> {
     let mut decoder = jpeg_decoder(bytes, limits);
     guarded(|| decoder.read_info())?;
     let info = decoder
@@ -319,7 +316,9 @@ fn jpeg_decoder<'bytes>(
     limits: &ImageLimits,
 ) -> jpeg_decoder::Decoder<&'bytes [u8]> {
     let mut decoder = jpeg_decoder::Decoder::new(bytes);
-    decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc_bytes).unwrap_or(usize::MAX));
+    decoder.set_max_decoding_buffer_size(
+        usize::try_from(limits.max_alloc_bytes).unwrap_or(usize::MAX),
+    );
     decoder
 }
 
@@ -1436,7 +1435,9 @@ mod tests {
         let (width, height) = image.dimensions();
         let (data, colour): (Vec<u8>, ColorType) = match kind {
             Jpeg::Grey => (
-                DynamicImage::ImageRgb8(image.clone()).into_luma8().into_raw(),
+                DynamicImage::ImageRgb8(image.clone())
+                    .into_luma8()
+                    .into_raw(),
                 ColorType::Luma,
             ),
             Jpeg::Cmyk => (
@@ -1511,7 +1512,10 @@ mod tests {
     /// to the nearest colour of the other palette, weighted by its share, both ways, averaged.
     /// k-means may split or merge near-equal clusters differently on slightly different pixels,
     /// so slots are not compared one by one.
-    fn palette_distance(first: &[f32; IMAGE_FEATURE_LEN], second: &[f32; IMAGE_FEATURE_LEN]) -> f32 {
+    fn palette_distance(
+        first: &[f32; IMAGE_FEATURE_LEN],
+        second: &[f32; IMAGE_FEATURE_LEN],
+    ) -> f32 {
         let palette = |features: &[f32; IMAGE_FEATURE_LEN]| -> Vec<([f32; 3], f32)> {
             (0..DOMINANT_COLOUR_COUNT)
                 .filter(|&slot| features[FEATURE_WEIGHTS + slot] > 0.0)
@@ -1670,9 +1674,21 @@ mod tests {
             ("photo 640×480 4:2:0", photo_like(640, 480), Jpeg::Yuv420),
             ("photo 640×480 grey", photo_like(640, 480), Jpeg::Grey),
             ("photo 640×480 CMYK", photo_like(640, 480), Jpeg::Cmyk),
-            ("photo 640×480 progressive", photo_like(640, 480), Jpeg::Progressive420),
-            ("photo 1920×1080 4:4:4", photo_like(1920, 1080), Jpeg::Yuv444),
-            ("noise 1920×1080 4:2:0", noisy_image(1920, 1080), Jpeg::Yuv420),
+            (
+                "photo 640×480 progressive",
+                photo_like(640, 480),
+                Jpeg::Progressive420,
+            ),
+            (
+                "photo 1920×1080 4:4:4",
+                photo_like(1920, 1080),
+                Jpeg::Yuv444,
+            ),
+            (
+                "noise 1920×1080 4:2:0",
+                noisy_image(1920, 1080),
+                Jpeg::Yuv420,
+            ),
             ("gradient 1920×1080 grey", gradient(1920, 1080), Jpeg::Grey),
         ];
         let limits = ImageLimits::default();
