@@ -1,9 +1,11 @@
 //! Reference-image decoding with decompression-bomb limits, and the `image` and `brand` model
 //! inputs exactly as docs/bundle-format.md defines them.
 //!
-//! The feature pipeline, fixed here so the training recipe can mirror it: shrink to fit 64×64
-//! (aspect kept, triangle filter, never enlarged), convert every pixel to CIELAB, k-means with
-//! k = 5 (k-means++ seeded by SplitMix64 from `KMEANS_SEED`, at most 20 Lloyd iterations),
+//! The feature pipeline, fixed here so the training recipe can mirror it: decode (a JPEG in
+//! the DCT domain at the smallest of 1/8, 1/4 and 1/2 scale that keeps its longest side at
+//! least 128, else at full size), turn upright as the EXIF orientation says, shrink to fit
+//! 64×64 (aspect kept, triangle filter, never enlarged), convert every pixel to CIELAB,
+//! k-means with k = 5 (k-means++ seeded by SplitMix64 from `KMEANS_SEED`, at most 20 Lloyd iterations),
 //! drop empty clusters, sort by weight descending; the L statistics and the colourfulness are
 //! taken over the same shrunken pixels.
 
@@ -170,7 +172,7 @@ struct JpegPlan {
 /// Decoding at reduced scale keeps the longest side at least this long: twice the analysis
 /// side, so the triangle shrink to [`ANALYSIS_SIDE`] still averages over at least two decoded
 /// pixels per analysed pixel, as it does from full size (the tolerance test measures this).
-pub const MIN_DECODED_SIDE: u32 = 2 * ANALYSIS_SIDE;
+pub(crate) const MIN_DECODED_SIDE: u32 = 2 * ANALYSIS_SIDE;
 
 impl ImageHeader {
     /// Most bytes decoding this image holds at once. PNG and WebP: the decoder's buffer (at most
@@ -205,7 +207,7 @@ impl ImageHeader {
     /// The size [`decode_with_header`] produces, before EXIF orientation: the declared size, or
     /// for a large JPEG that size scaled by 1/2, 1/4 or 1/8 (rounded up), never under
     /// [`MIN_DECODED_SIDE`] on the longest side.
-    pub fn decoded_size(&self) -> (u32, u32) {
+    pub(crate) fn decoded_size(&self) -> (u32, u32) {
         match self.decode {
             Decode::Full(_) => (self.width, self.height),
             Decode::Jpeg(plan) => (
@@ -1714,7 +1716,8 @@ mod tests {
 
     #[test]
     fn exif_orientation_6_is_analysed_upright() {
-        // Stored landscape, red on the left: a phone held upright wrote it turned 90° anticlockwise.
+        // Stored landscape, red on the left: a phone held upright wrote it turned 90°
+        // anticlockwise.
         let stored = two_colour_image(400, 300, 200, Rgb::new(220, 30, 30), Rgb::new(30, 30, 220));
         let limits = ImageLimits::default();
         let jpeg = encode_jpeg(&stored, Jpeg::Yuv420, Some(&exif_orientation(6)));
@@ -1730,6 +1733,23 @@ mod tests {
             decode_reference_image(&plain, &limits).map(|image| image.dimensions()),
             Ok((200, 150))
         );
+    }
+
+    #[test]
+    fn exif_orientation_is_respected_in_png_too() {
+        let stored = two_colour_image(40, 20, 20, Rgb::new(220, 30, 30), Rgb::new(30, 30, 220));
+        let png = encode(&stored, ImageFormat::Png);
+        // eXIf holds the TIFF block without JPEG's "Exif\0\0"; it goes before IDAT, here
+        // right after the 8-byte signature and the 25-byte IHDR chunk.
+        let exif = exif_orientation(6);
+        let mut oriented = png[..33].to_vec();
+        oriented.extend(png_chunk(b"eXIf", &exif[6..]));
+        oriented.extend_from_slice(&png[33..]);
+        let upright =
+            decode_reference_image(&oriented, &ImageLimits::default()).expect("decodes");
+        assert_eq!(upright.dimensions(), (20, 40));
+        assert_eq!(upright.get_pixel(10, 5), &Pixel([220, 30, 30]));
+        assert_eq!(upright.get_pixel(10, 35), &Pixel([30, 30, 220]));
     }
 
     #[test]
