@@ -1762,8 +1762,7 @@ mod tests {
         let mut oriented = png[..33].to_vec();
         oriented.extend(png_chunk(b"eXIf", &exif[6..]));
         oriented.extend_from_slice(&png[33..]);
-        let upright =
-            decode_reference_image(&oriented, &ImageLimits::default()).expect("decodes");
+        let upright = decode_reference_image(&oriented, &ImageLimits::default()).expect("decodes");
         assert_eq!(upright.dimensions(), (20, 40));
         assert_eq!(upright.get_pixel(10, 5), &Pixel([220, 30, 30]));
         assert_eq!(upright.get_pixel(10, 35), &Pixel([30, 30, 220]));
