@@ -1,5 +1,7 @@
 //! Per-brief cost of each stage on the CPU backend with the shipped bundle:
-//! decode → encode → infer → post-process, and the whole path (with and without an image).
+//! decode → encode → infer → post-process, and the whole path (with and without an image);
+//! and a 12 Mpx phone photo's reference-image cost: decoded at reduced scale (what packd does)
+//! against `image`'s full-size decode (the baseline, and what packd did before).
 
 use std::path::Path;
 
@@ -87,5 +89,82 @@ fn stages(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, stages);
+/// A 4032 × 3024 photo-like JPEG (4:2:0, quality 90, as phones write them): a sky gradient,
+/// soft coloured shapes and a little grain.
+fn phone_photo_jpeg() -> Vec<u8> {
+    let (width, height) = (4032u32, 3024u32);
+    let mut state = 0x1234_5678_u32;
+    let mut pixels = Vec::with_capacity((width * height * 3) as usize);
+    for y in 0..height {
+        for x in 0..width {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let grain = (state >> 28) as f32 - 8.0;
+            let (u, v) = (x as f32 / width as f32, y as f32 / height as f32);
+            let disc = ((u - 0.4).powi(2) + (v - 0.5).powi(2)).sqrt() < 0.2;
+            let base = if disc {
+                [210.0, 80.0 + 60.0 * u, 50.0]
+            } else {
+                [110.0 + 100.0 * v, 150.0 + 70.0 * v, 235.0 - 50.0 * u]
+            };
+            pixels.extend(base.map(|channel| (channel + grain).clamp(0.0, 255.0) as u8));
+        }
+    }
+    let mut jpeg = Vec::new();
+    let mut encoder = jpeg_encoder::Encoder::new(&mut jpeg, 90);
+    encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
+    encoder
+        .encode(
+            &pixels,
+            width as u16,
+            height as u16,
+            jpeg_encoder::ColorType::Rgb,
+        )
+        .expect("encode jpeg");
+    jpeg
+}
+
+fn phone_photo(c: &mut Criterion) {
+    let jpeg = phone_photo_jpeg();
+    let limits = ImageLimits::default();
+    let mut group = c.benchmark_group("jpeg_4032x3024");
+    // Each iteration takes tens to hundreds of milliseconds: ten samples keep the run short.
+    group.sample_size(10);
+    group.bench_function("image_full_decode_only", |b| {
+        b.iter(|| {
+            image::load_from_memory_with_format(black_box(&jpeg), image::ImageFormat::Jpeg)
+                .expect("decode")
+                .into_rgb8()
+        })
+    });
+    group.bench_function("image_full_decode_and_features", |b| {
+        b.iter(|| {
+            let decoded =
+                image::load_from_memory_with_format(black_box(&jpeg), image::ImageFormat::Jpeg)
+                    .expect("decode")
+                    .into_rgb8();
+            (
+                features::image::ImageFeatures::from_image(&decoded),
+                features::image::dominant_colours(&decoded),
+            )
+        })
+    });
+    group.bench_function("packd_scaled_decode_only", |b| {
+        b.iter(|| {
+            features::image::decode_reference_image(black_box(&jpeg), &limits).expect("decode")
+        })
+    });
+    group.bench_function("packd_scaled_decode_and_features", |b| {
+        b.iter(|| {
+            let decoded =
+                features::image::decode_reference_image(black_box(&jpeg), &limits).expect("decode");
+            (
+                features::image::ImageFeatures::from_image(&decoded),
+                features::image::dominant_colours(&decoded),
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, stages, phone_photo);
 criterion_main!(benches);

@@ -1,16 +1,19 @@
 //! Reference-image decoding with decompression-bomb limits, and the `image` and `brand` model
 //! inputs exactly as docs/bundle-format.md defines them.
 //!
-//! The feature pipeline, fixed here so the training recipe can mirror it: shrink to fit 64×64
-//! (aspect kept, triangle filter, never enlarged), convert every pixel to CIELAB, k-means with
-//! k = 5 (k-means++ seeded by SplitMix64 from `KMEANS_SEED`, at most 20 Lloyd iterations),
-//! drop empty clusters, sort by weight descending; the L statistics and the colourfulness are
-//! taken over the same shrunken pixels.
+//! The feature pipeline, fixed here so the training recipe can mirror it: decode (a JPEG in
+//! the DCT domain at the smallest of 1/8, 1/4 and 1/2 scale that keeps its longest side at
+//! least 128, else at full size), turn upright as the EXIF orientation says, shrink to fit
+//! 64×64 (aspect kept, triangle filter, never enlarged), convert every pixel to CIELAB,
+//! k-means with k = 5 (k-means++ seeded by SplitMix64 from `KMEANS_SEED`, at most 20 Lloyd
+//! iterations), drop empty clusters, sort by weight descending; the L statistics and the
+//! colourfulness are taken over the same shrunken pixels.
 
 use std::io::Cursor;
 
 use image::imageops::FilterType;
-use image::{ImageFormat, ImageReader, RgbImage};
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
 use thiserror::Error;
 
 use crate::colour::{Lab, Rgb};
@@ -139,26 +142,85 @@ pub enum ImageError {
 /// What an image's header declares, checked against the limits before any pixel is decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImageHeader {
-    format: ImageFormat,
+    decode: Decode,
     /// Declared width in pixels.
     pub width: u32,
     /// Declared height in pixels.
     pub height: u32,
 }
 
+/// How an accepted image's pixels are decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decode {
+    /// PNG and WebP, through `image`, at full size: neither can be decoded at reduced scale
+    /// (PNG's filters and WebP's predictors need every pixel of the row above; lossy WebP is
+    /// DCT-based like JPEG, but image-webp offers no scaled decoding).
+    Full(ImageFormat),
+    /// JPEG, through jpeg-decoder, whose IDCT produces the image at 1/`denominator` scale.
+    Jpeg(JpegPlan),
+}
+
+/// What the JPEG frame header says about the cost of decoding it, and the scale chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct JpegPlan {
+    /// 1, 2, 4 or 8.
+    denominator: u32,
+    components: u64,
+    progressive: bool,
+}
+
+/// Decoding at reduced scale keeps the longest side at least this long: twice the analysis
+/// side, so the triangle shrink to [`ANALYSIS_SIDE`] still averages over at least two decoded
+/// pixels per analysed pixel, as it does from full size (the tolerance test measures this).
+pub(crate) const MIN_DECODED_SIDE: u32 = 2 * ANALYSIS_SIDE;
+
 impl ImageHeader {
-    /// Most bytes decoding this image holds at once: the decoder's buffer (at most 8 bytes a
-    /// pixel, for 16-bit RGBA, and never past `max_alloc_bytes`) and the 8-bit RGB copy.
+    /// Most bytes decoding this image holds at once. PNG and WebP: the decoder's buffer (at most
+    /// 8 bytes a pixel, for 16-bit RGBA, and never past `max_alloc_bytes`) and the 8-bit RGB
+    /// copy, at full size. JPEG: the component planes, the interleaved output and the RGB copy
+    /// at the reduced size, plus, for a progressive JPEG, its coefficients (2 bytes a sample) at
+    /// full size.
     pub fn decode_cost(&self, limits: &ImageLimits) -> u64 {
         let pixels = u64::from(self.width) * u64::from(self.height);
-        pixels
-            .saturating_mul(8)
-            .min(limits.max_alloc_bytes)
-            .saturating_add(pixels.saturating_mul(3))
+        match self.decode {
+            Decode::Full(_) => pixels
+                .saturating_mul(8)
+                .min(limits.max_alloc_bytes)
+                .saturating_add(pixels.saturating_mul(3)),
+            Decode::Jpeg(plan) => {
+                // Planes are whole 8×8 blocks (16×16 with subsampling) of the scaled image.
+                let padded = |side: u32| u64::from(side.div_ceil(16) * 16);
+                let (width, height) = self.decoded_size();
+                let decoded = padded(width) * padded(height);
+                let coefficients = if plan.progressive {
+                    pixels.saturating_mul(2 * plan.components)
+                } else {
+                    0
+                };
+                decoded
+                    .saturating_mul(2 * plan.components + 3)
+                    .saturating_add(coefficients)
+            }
+        }
+    }
+
+    /// The size [`decode_with_header`] produces, before EXIF orientation: the declared size, or
+    /// for a large JPEG that size scaled by 1/2, 1/4 or 1/8 (rounded up), never under
+    /// [`MIN_DECODED_SIDE`] on the longest side.
+    pub(crate) fn decoded_size(&self) -> (u32, u32) {
+        match self.decode {
+            Decode::Full(_) => (self.width, self.height),
+            Decode::Jpeg(plan) => (
+                self.width.div_ceil(plan.denominator),
+                self.height.div_ceil(plan.denominator),
+            ),
+        }
     }
 }
 
-/// Decodes a JPEG, PNG or WebP image (format guessed from content) within `limits`.
+/// Decodes a JPEG, PNG or WebP image (format guessed from content) within `limits`, upright
+/// (EXIF orientation applied); a large JPEG comes out at reduced scale (see
+/// [`ImageHeader::decoded_size`]), which is all the features need.
 pub fn decode_reference_image(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, ImageError> {
     let header = read_image_header(bytes, limits)?;
     decode_with_header(bytes, &header, limits)
@@ -178,21 +240,14 @@ pub fn read_image_header(bytes: &[u8], limits: &ImageLimits) -> Result<ImageHead
     }
     let format = image::guess_format(bytes)
         .map_err(|_| ImageError::Unsupported("unrecognised content".into()))?;
-    if !matches!(
-        format,
-        ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP
-    ) {
-        return Err(ImageError::Unsupported(format!("{format:?}")));
-    }
-
-    // No width/height limit in this pass, so that the error can report what was declared.
-    let mut header_limits = image::Limits::default();
-    header_limits.max_alloc = Some(limits.max_alloc_bytes);
-    let mut header_reader = ImageReader::with_format(Cursor::new(bytes), format);
-    header_reader.limits(header_limits);
-    let (width, height) = header_reader
-        .into_dimensions()
-        .map_err(|error| map_decode_error(error, limits))?;
+    let (width, height, decode) = match format {
+        ImageFormat::Jpeg => read_jpeg_frame(bytes, limits)?,
+        ImageFormat::Png | ImageFormat::WebP => {
+            let (width, height) = read_dimensions(bytes, format, limits)?;
+            (width, height, Decode::Full(format))
+        }
+        _ => return Err(ImageError::Unsupported(format!("{format:?}"))),
+    };
     let pixels = u64::from(width) * u64::from(height);
     if pixels > limits.max_pixels {
         return Err(ImageError::TooManyPixels { width, height });
@@ -211,35 +266,199 @@ pub fn read_image_header(bytes: &[u8], limits: &ImageLimits) -> Result<ImageHead
         });
     }
     Ok(ImageHeader {
-        format,
+        decode,
         width,
         height,
     })
 }
 
-/// Decodes the pixels of an image whose header [`read_image_header`] accepted.
+fn read_dimensions(
+    bytes: &[u8],
+    format: ImageFormat,
+    limits: &ImageLimits,
+) -> Result<(u32, u32), ImageError> {
+    // No width/height limit in this pass, so that the error can report what was declared.
+    let mut header_limits = image::Limits::default();
+    header_limits.max_alloc = Some(limits.max_alloc_bytes);
+    let mut header_reader = ImageReader::with_format(Cursor::new(bytes), format);
+    header_reader.limits(header_limits);
+    header_reader
+        .into_dimensions()
+        .map_err(|error| map_decode_error(error, limits))
+}
+
+/// Reads a JPEG's markers up to its first scan and chooses the scale it is decoded at.
+fn read_jpeg_frame(bytes: &[u8], limits: &ImageLimits) -> Result<(u32, u32, Decode), ImageError> {
+    let mut decoder = jpeg_decoder(bytes, limits);
+    guarded(|| decoder.read_info())?;
+    // `info` panics on a frame it parsed but cannot describe (two components, say).
+    let info = guarded(|| Ok(decoder.info()))?
+        .ok_or_else(|| ImageError::Corrupt("JPEG without a frame header".into()))?;
+    if info.pixel_format == jpeg_decoder::PixelFormat::L16 {
+        return Err(ImageError::Unsupported("16-bit lossless JPEG".into()));
+    }
+    let (width, height) = (u32::from(info.width), u32::from(info.height));
+    let lossless = info.coding_process == jpeg_decoder::CodingProcess::Lossless;
+    let longest = width.max(height);
+    // Lossless JPEG has no DCT to scale.
+    let denominator = [8, 4, 2]
+        .into_iter()
+        .find(|&denominator| !lossless && longest.div_ceil(denominator) >= MIN_DECODED_SIDE)
+        .unwrap_or(1);
+    let plan = JpegPlan {
+        denominator,
+        components: info.pixel_format.pixel_bytes() as u64,
+        progressive: info.coding_process == jpeg_decoder::CodingProcess::DctProgressive,
+    };
+    Ok((width, height, Decode::Jpeg(plan)))
+}
+
+fn jpeg_decoder<'bytes>(
+    bytes: &'bytes [u8],
+    limits: &ImageLimits,
+) -> jpeg_decoder::Decoder<&'bytes [u8]> {
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    decoder.set_max_decoding_buffer_size(
+        usize::try_from(limits.max_alloc_bytes).unwrap_or(usize::MAX),
+    );
+    decoder
+}
+
+/// Runs a jpeg-decoder call, turning its errors, and any panic a hostile file might still find
+/// in it, into [`ImageError`]s: a bad picture is the sender's problem, never packd's.
+fn guarded<T>(call: impl FnOnce() -> Result<T, jpeg_decoder::Error>) -> Result<T, ImageError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(jpeg_decoder::Error::Unsupported(feature))) => {
+            Err(ImageError::Unsupported(format!("JPEG {feature:?}")))
+        }
+        Ok(Err(error)) => Err(ImageError::Corrupt(error.to_string())),
+        Err(_) => Err(ImageError::Corrupt("JPEG decoder failed".into())),
+    }
+}
+
+/// Decodes the pixels of an image whose header [`read_image_header`] accepted, at
+/// [`ImageHeader::decoded_size`], then turns it upright as its EXIF orientation says.
 pub fn decode_with_header(
     bytes: &[u8],
     header: &ImageHeader,
     limits: &ImageLimits,
 ) -> Result<RgbImage, ImageError> {
-    let ImageHeader {
-        format,
-        width,
-        height,
-    } = *header;
+    let (decoded, orientation) = match header.decode {
+        Decode::Full(format) => decode_full(bytes, format, header, limits)?,
+        Decode::Jpeg(plan) => decode_jpeg(bytes, plan, header, limits)?,
+    };
+    if orientation == Orientation::NoTransforms {
+        return Ok(decoded);
+    }
+    // Rotating the (already reduced) image costs little; a portrait phone photo is analysed
+    // upright, as the kiosk shows it.
+    let mut upright = DynamicImage::ImageRgb8(decoded);
+    upright.apply_orientation(orientation);
+    Ok(upright.into_rgb8())
+}
+
+fn decode_full(
+    bytes: &[u8],
+    format: ImageFormat,
+    header: &ImageHeader,
+    limits: &ImageLimits,
+) -> Result<(RgbImage, Orientation), ImageError> {
     // Pinning width/height to the header's values stops a decoder from growing the image later.
     let mut decode_limits = image::Limits::default();
-    decode_limits.max_image_width = Some(width);
-    decode_limits.max_image_height = Some(height);
+    decode_limits.max_image_width = Some(header.width);
+    decode_limits.max_image_height = Some(header.height);
     decode_limits.max_alloc = Some(limits.max_alloc_bytes);
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(decode_limits);
-    let decoded = reader
-        .decode()
-        .map_err(|error| map_decode_error(error, limits))?;
+    let mapped = |error| map_decode_error(error, limits);
+    let mut decoder = reader.into_decoder().map_err(mapped)?;
+    // An unreadable EXIF block costs the picture its orientation, not its features.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    // What `ImageReader::decode` checks before allocating, as `into_decoder` does not.
+    if decoder.total_bytes() > limits.max_alloc_bytes {
+        return Err(ImageError::MemoryLimit {
+            max_alloc_bytes: limits.max_alloc_bytes,
+        });
+    }
+    let decoded = DynamicImage::from_decoder(decoder).map_err(mapped)?;
     // Alpha is dropped, not composited: the training recipe reads images as plain RGB too.
-    Ok(decoded.into_rgb8())
+    Ok((decoded.into_rgb8(), orientation))
+}
+
+fn decode_jpeg(
+    bytes: &[u8],
+    plan: JpegPlan,
+    header: &ImageHeader,
+    limits: &ImageLimits,
+) -> Result<(RgbImage, Orientation), ImageError> {
+    if header.decode_cost(limits) > limits.max_alloc_bytes {
+        return Err(ImageError::MemoryLimit {
+            max_alloc_bytes: limits.max_alloc_bytes,
+        });
+    }
+    let (width, height) = header.decoded_size();
+    let mut decoder = jpeg_decoder(bytes, limits);
+    if plan.denominator > 1 {
+        // jpeg-decoder picks the smallest scale reaching the request on either axis: asking
+        // for the longest side only (the other at its maximum) makes that our scale.
+        let request = |side: u32, longest: bool| {
+            if longest {
+                u16::try_from(side).unwrap_or(u16::MAX)
+            } else {
+                u16::MAX
+            }
+        };
+        let wide = width >= height;
+        guarded(|| decoder.scale(request(width, wide), request(height, !wide)))?;
+    }
+    let pixels = guarded(|| decoder.decode())?;
+    let info = guarded(|| Ok(decoder.info()))?
+        .ok_or_else(|| ImageError::Corrupt("JPEG without a frame header".into()))?;
+    // The header was read from the same bytes; anything else means a decoder surprise, and
+    // the budget reserved for this decode would no longer hold.
+    if (u32::from(info.width), u32::from(info.height)) != (width, height) {
+        return Err(ImageError::Corrupt(format!(
+            "JPEG decoded to {}×{}, not the expected {width}×{height}",
+            info.width, info.height
+        )));
+    }
+    let rgb = jpeg_to_rgb(pixels, info.pixel_format, width, height)?;
+    let orientation = decoder
+        .exif_data()
+        .and_then(Orientation::from_exif_chunk)
+        .unwrap_or(Orientation::NoTransforms);
+    Ok((rgb, orientation))
+}
+
+/// RGB from jpeg-decoder's output, as zune-jpeg (image's JPEG decoder) converts: grey copied to
+/// all three channels, CMYK (already un-inverted by jpeg-decoder) multiplied by (1 − K).
+fn jpeg_to_rgb(
+    pixels: Vec<u8>,
+    format: jpeg_decoder::PixelFormat,
+    width: u32,
+    height: u32,
+) -> Result<RgbImage, ImageError> {
+    let rgb = match format {
+        jpeg_decoder::PixelFormat::RGB24 => pixels,
+        jpeg_decoder::PixelFormat::L8 => pixels.iter().flat_map(|&grey| [grey; 3]).collect(),
+        jpeg_decoder::PixelFormat::CMYK32 => pixels
+            .chunks_exact(4)
+            .flat_map(|cmyk| {
+                let ink = |channel: u8| {
+                    let (paper, black) = (255 - u16::from(channel), 255 - u16::from(cmyk[3]));
+                    // (255 − c)(255 − k)/255 rounded: at most 255, so the cast cannot truncate.
+                    ((paper * black + 127) / 255) as u8
+                };
+                [ink(cmyk[0]), ink(cmyk[1]), ink(cmyk[2])]
+            })
+            .collect(),
+        jpeg_decoder::PixelFormat::L16 => {
+            return Err(ImageError::Unsupported("16-bit lossless JPEG".into()))
+        }
+    };
+    RgbImage::from_raw(width, height, rgb)
+        .ok_or_else(|| ImageError::Corrupt("JPEG decoded to fewer pixels than declared".into()))
 }
 
 fn map_decode_error(error: image::ImageError, limits: &ImageLimits) -> ImageError {
@@ -1188,6 +1407,398 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// How a test JPEG is encoded.
+    #[derive(Debug, Clone, Copy)]
+    enum Jpeg {
+        Yuv420,
+        Yuv444,
+        Grey,
+        Cmyk,
+        Progressive420,
+    }
+
+    fn encode_jpeg(image: &RgbImage, kind: Jpeg, app1: Option<&[u8]>) -> Vec<u8> {
+        use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
+        let mut bytes = Vec::new();
+        let mut encoder = Encoder::new(&mut bytes, 90);
+        let sampling = match kind {
+            // zune-jpeg, the full-size reference, misreads subsampled CMYK: keep CMYK 4:4:4.
+            Jpeg::Yuv444 | Jpeg::Cmyk => SamplingFactor::R_4_4_4,
+            _ => SamplingFactor::R_4_2_0,
+        };
+        encoder.set_sampling_factor(sampling);
+        encoder.set_progressive(matches!(kind, Jpeg::Progressive420));
+        if let Some(segment) = app1 {
+            encoder.add_app_segment(1, segment).expect("APP1 fits");
+        }
+        let (width, height) = image.dimensions();
+        let (data, colour): (Vec<u8>, ColorType) = match kind {
+            Jpeg::Grey => (
+                DynamicImage::ImageRgb8(image.clone())
+                    .into_luma8()
+                    .into_raw(),
+                ColorType::Luma,
+            ),
+            Jpeg::Cmyk => (
+                image
+                    .pixels()
+                    .flat_map(|Pixel([r, g, b])| {
+                        let k = 255 - *r.max(g).max(b);
+                        let ink = |value: u8| {
+                            if k == 255 {
+                                0
+                            } else {
+                                (255 * u16::from(255 - value - k) / u16::from(255 - k)) as u8
+                            }
+                        };
+                        [ink(*r), ink(*g), ink(*b), k]
+                    })
+                    .collect(),
+                ColorType::Cmyk,
+            ),
+            _ => (image.as_raw().clone(), ColorType::Rgb),
+        };
+        encoder
+            .encode(&data, width as u16, height as u16, colour)
+            .expect("test JPEG encodes");
+        bytes
+    }
+
+    /// Something like a product photo: a sky gradient, soft coloured blobs, a dark shelf and a
+    /// little sensor noise.
+    fn photo_like(width: u32, height: u32) -> RgbImage {
+        let mut random = SplitMix64::new(13);
+        let (w, h) = (width as f32, height as f32);
+        let blobs = [
+            (0.3, 0.45, 0.18, [220.0, 90.0, 60.0]),
+            (0.65, 0.5, 0.22, [40.0, 120.0, 70.0]),
+            (0.5, 0.3, 0.1, [240.0, 210.0, 80.0]),
+        ];
+        RgbImage::from_fn(width, height, |x, y| {
+            let (u, v) = (x as f32 / w, y as f32 / h);
+            let mut colour = if v > 0.8 {
+                [60.0, 45.0, 35.0]
+            } else {
+                [120.0 + 100.0 * v, 160.0 + 60.0 * v, 235.0 - 40.0 * v]
+            };
+            for (cx, cy, radius, blob) in blobs {
+                let distance = ((u - cx).powi(2) + (v - cy).powi(2) * (h / w).powi(2)).sqrt();
+                let inside = (1.0 - (distance / radius).powi(4)).clamp(0.0, 1.0);
+                for (channel, value) in colour.iter_mut().zip(blob) {
+                    *channel += (value - *channel) * inside;
+                }
+            }
+            let grain = (random.next() % 13) as f32 - 6.0;
+            Pixel(colour.map(|channel| (channel + grain).clamp(0.0, 255.0) as u8))
+        })
+    }
+
+    fn gradient(width: u32, height: u32) -> RgbImage {
+        RgbImage::from_fn(width, height, |x, y| {
+            let (u, v) = (x * 255 / width, y * 255 / height);
+            Pixel([u as u8, v as u8, (255 - (u + v) / 2) as u8])
+        })
+    }
+
+    /// What the features are computed from when the whole JPEG is decoded: image's own decoder.
+    fn full_decode(jpeg: &[u8]) -> RgbImage {
+        image::load_from_memory_with_format(jpeg, ImageFormat::Jpeg)
+            .expect("full decode")
+            .into_rgb8()
+    }
+
+    /// Symmetric weighted distance between two palettes: each colour's CIELAB distance (ΔE*ab)
+    /// to the nearest colour of the other palette, weighted by its share, both ways, averaged.
+    /// k-means may split or merge near-equal clusters differently on slightly different pixels,
+    /// so slots are not compared one by one.
+    fn palette_distance(
+        first: &[f32; IMAGE_FEATURE_LEN],
+        second: &[f32; IMAGE_FEATURE_LEN],
+    ) -> f32 {
+        let palette = |features: &[f32; IMAGE_FEATURE_LEN]| -> Vec<([f32; 3], f32)> {
+            (0..DOMINANT_COLOUR_COUNT)
+                .filter(|&slot| features[FEATURE_WEIGHTS + slot] > 0.0)
+                .map(|slot| {
+                    let base = FEATURE_COLOURS + 3 * slot;
+                    let lab = [
+                        features[base] * 100.0,
+                        features[base + 1] * 128.0,
+                        features[base + 2] * 128.0,
+                    ];
+                    (lab, features[FEATURE_WEIGHTS + slot])
+                })
+                .collect()
+        };
+        let one_way = |from: &[([f32; 3], f32)], to: &[([f32; 3], f32)]| -> f32 {
+            from.iter()
+                .map(|(lab, weight)| {
+                    let nearest = to
+                        .iter()
+                        .map(|(other, _)| {
+                            lab.iter()
+                                .zip(other)
+                                .map(|(a, b)| (a - b) * (a - b))
+                                .sum::<f32>()
+                                .sqrt()
+                        })
+                        .fold(f32::INFINITY, f32::min);
+                    weight * nearest
+                })
+                .sum()
+        };
+        let (first, second) = (palette(first), palette(second));
+        (one_way(&first, &second) + one_way(&second, &first)) / 2.0
+    }
+
+    /// Mean squared CIELAB distance from each pixel to its nearest palette colour: the k-means
+    /// objective, to tell an equally good palette from a wrong one.
+    fn quantisation_error(features: &[f32; IMAGE_FEATURE_LEN], pixels: &[Lab]) -> f64 {
+        let centres: Vec<[f64; 3]> = (0..DOMINANT_COLOUR_COUNT)
+            .filter(|&slot| features[FEATURE_WEIGHTS + slot] > 0.0)
+            .map(|slot| {
+                let base = FEATURE_COLOURS + 3 * slot;
+                [
+                    f64::from(features[base]) * 100.0,
+                    f64::from(features[base + 1]) * 128.0,
+                    f64::from(features[base + 2]) * 128.0,
+                ]
+            })
+            .collect();
+        let total: f64 = pixels
+            .iter()
+            .map(|lab| {
+                let point = [f64::from(lab.l), f64::from(lab.a), f64::from(lab.b)];
+                squared_distance(&point, &centres[nearest_centre(&point, &centres)])
+            })
+            .sum();
+        total / pixels.len() as f64
+    }
+
+    /// The stated tolerance between a JPEG decoded at reduced scale and decoded whole.
+    /// - The 64-pixel analysis image every feature is computed from: mean |Δ| at most 1.5
+    ///   levels (of 255) over all channels, and no channel of any pixel off by more than 16 levels.
+    /// - Mean and standard deviation of L within 0.005 (half an L unit), colourfulness within
+    ///   0.01.
+    /// - Dominant colours within 3 ΔE*ab (weighted, see [`palette_distance`]), unless k-means
+    ///   settled in another local optimum: it is not continuous in the pixels, and two correct
+    ///   full-size decoders of one file (zune-jpeg and jpeg-decoder, a rounding apart) can
+    ///   already give palettes 15 ΔE apart. Then the palette must quantise the full decoding's
+    ///   pixels within 5 % of that decoding's own palette, or the two full-size decoders must
+    ///   disagree by more than 3 ΔE themselves.
+    fn assert_features_match(scaled: &RgbImage, full: &RgbImage, jpeg: &[u8], case: &str) {
+        let (small_scaled, small_full) = (shrink_for_analysis(scaled), shrink_for_analysis(full));
+        assert_eq!(small_scaled.dimensions(), small_full.dimensions(), "{case}");
+        let differences: Vec<u8> = small_scaled
+            .as_raw()
+            .iter()
+            .zip(small_full.as_raw())
+            .map(|(a, b)| a.abs_diff(*b))
+            .collect();
+        let mean_difference =
+            differences.iter().map(|&d| f64::from(d)).sum::<f64>() / differences.len() as f64;
+        let max_difference = differences.iter().copied().max().unwrap_or(0);
+        let (scaled, full) = (
+            ImageFeatures::from_image(scaled),
+            ImageFeatures::from_image(full),
+        );
+        let palette = palette_distance(&scaled, &full);
+        let full_pixels: Vec<Lab> = small_full
+            .pixels()
+            .map(|pixel| Rgb::new(pixel[0], pixel[1], pixel[2]).to_lab())
+            .collect();
+        let error_ratio = quantisation_error(&scaled, &full_pixels)
+            / quantisation_error(&full, &full_pixels).max(1e-9);
+        // The same file decoded whole by jpeg-decoder: how far k-means moves between two
+        // full-size decoders, pixels a rounding apart.
+        let mut whole = jpeg_decoder::Decoder::new(jpeg);
+        let pixels = whole.decode().expect("whole decode");
+        let info = whole.info().expect("info");
+        let whole = jpeg_to_rgb(
+            pixels,
+            info.pixel_format,
+            u32::from(info.width),
+            u32::from(info.height),
+        )
+        .expect("RGB");
+        let two_decoders = palette_distance(&ImageFeatures::from_image(&whole), &full);
+        let mean_l = (scaled[FEATURE_MEAN_L] - full[FEATURE_MEAN_L]).abs();
+        let std_l = (scaled[FEATURE_STD_L] - full[FEATURE_STD_L]).abs();
+        let colourfulness = (scaled[FEATURE_COLOURFULNESS] - full[FEATURE_COLOURFULNESS]).abs();
+        let report = format!(
+            "{case}: pixels mean {mean_difference:.3} max {max_difference}, palette \
+             {palette:.3} ΔE (error ×{error_ratio:.3}; two full decoders {two_decoders:.3} ΔE), mean L {mean_l:.4}, std L {std_l:.4}, \
+             M {colourfulness:.4}"
+        );
+        eprintln!("{report}");
+        assert!(
+            mean_difference <= 1.5
+                && max_difference <= 16
+                && (palette <= 3.0 || error_ratio <= 1.05 || two_decoders > 3.0)
+                && mean_l <= 0.005
+                && std_l <= 0.005
+                && colourfulness <= 0.01,
+            "{report}\nscaled {scaled:?}\nfull {full:?}"
+        );
+    }
+
+    /// One 12 Mpx phone-sized photo for the tests that need it (it takes a while to encode).
+    fn twelve_megapixel_jpeg() -> &'static [u8] {
+        static JPEG: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        JPEG.get_or_init(|| encode_jpeg(&photo_like(4032, 3024), Jpeg::Yuv420, None))
+    }
+
+    #[test]
+    fn image_bomb_jpeg_is_decoded_at_reduced_scale() {
+        let jpeg = twelve_megapixel_jpeg();
+        let limits = ImageLimits::default();
+        let header = read_image_header(jpeg, &limits).expect("a real photo is accepted");
+        assert_eq!((header.width, header.height), (4032, 3024));
+        // 1/8 scale: 504 × 378, still past MIN_DECODED_SIDE = 128.
+        assert_eq!(header.decoded_size(), (504, 378));
+        let decoded = decode_reference_image(jpeg, &limits).expect("decodes");
+        assert_eq!(decoded.dimensions(), (504, 378));
+        // The budget reserves for the pixels really decoded: under 2 % of the full-size cost.
+        let full_size_cost = 12_192_768 * 11;
+        let cost = header.decode_cost(&limits);
+        assert!(cost * 50 < full_size_cost, "{cost}");
+        assert!(cost >= 504 * 378 * 3, "{cost}");
+
+        // Small JPEGs stay whole; mid-sized ones stop at the first scale reaching 128.
+        let small = encode_jpeg(&gradient(120, 90), Jpeg::Yuv420, None);
+        let header = read_image_header(&small, &limits).expect("header");
+        assert_eq!(header.decoded_size(), (120, 90));
+        let mid = encode_jpeg(&gradient(640, 480), Jpeg::Yuv420, None);
+        let header = read_image_header(&mid, &limits).expect("header");
+        assert_eq!(header.decoded_size(), (160, 120));
+        assert_eq!(
+            decode_reference_image(&mid, &limits).map(|image| image.dimensions()),
+            Ok((160, 120))
+        );
+        // A progressive JPEG keeps its full-size coefficients while decoding: the budget says so.
+        let progressive = encode_jpeg(&gradient(640, 480), Jpeg::Progressive420, None);
+        let header = read_image_header(&progressive, &limits).expect("header");
+        assert!(header.decode_cost(&limits) >= 640 * 480 * 3 * 2);
+    }
+
+    #[test]
+    fn jpeg_scaled_decoding_features_match_full_decoding_within_tolerance() {
+        let cases: Vec<(&str, RgbImage, Jpeg)> = vec![
+            // Decoded whole, but by jpeg-decoder rather than image's zune-jpeg.
+            ("photo 200×150 4:2:0", photo_like(200, 150), Jpeg::Yuv420),
+            ("gradient 640×480 4:2:0", gradient(640, 480), Jpeg::Yuv420),
+            ("noise 640×480 4:4:4", noisy_image(640, 480), Jpeg::Yuv444),
+            ("photo 640×480 4:2:0", photo_like(640, 480), Jpeg::Yuv420),
+            ("photo 640×480 grey", photo_like(640, 480), Jpeg::Grey),
+            ("photo 640×480 CMYK", photo_like(640, 480), Jpeg::Cmyk),
+            (
+                "photo 640×480 progressive",
+                photo_like(640, 480),
+                Jpeg::Progressive420,
+            ),
+            (
+                "photo 1920×1080 4:4:4",
+                photo_like(1920, 1080),
+                Jpeg::Yuv444,
+            ),
+            (
+                "noise 1920×1080 4:2:0",
+                noisy_image(1920, 1080),
+                Jpeg::Yuv420,
+            ),
+            ("gradient 1920×1080 grey", gradient(1920, 1080), Jpeg::Grey),
+        ];
+        let limits = ImageLimits::default();
+        for (case, image, kind) in cases {
+            let jpeg = encode_jpeg(&image, kind, None);
+            let scaled = decode_reference_image(&jpeg, &limits).expect(case);
+            let reduced = image.width() >= 2 * MIN_DECODED_SIDE;
+            assert_eq!(scaled.width() < image.width(), reduced, "{case}");
+            assert_features_match(&scaled, &full_decode(&jpeg), &jpeg, case);
+        }
+        let jpeg = twelve_megapixel_jpeg();
+        let scaled = decode_reference_image(jpeg, &limits).expect("12 Mpx decodes");
+        assert_features_match(&scaled, &full_decode(jpeg), jpeg, "photo 4032×3024 4:2:0");
+    }
+
+    /// An EXIF block (big-endian TIFF) holding only an orientation tag.
+    fn exif_orientation(orientation: u16) -> Vec<u8> {
+        let mut exif = b"Exif\0\0MM\0\x2A\0\0\0\x08\0\x01".to_vec();
+        exif.extend_from_slice(&[0x01, 0x12, 0x00, 0x03, 0, 0, 0, 1]);
+        exif.extend_from_slice(&orientation.to_be_bytes());
+        exif.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        exif
+    }
+
+    #[test]
+    fn exif_orientation_6_is_analysed_upright() {
+        // Stored landscape, red on the left: a phone held upright wrote it turned 90°
+        // anticlockwise.
+        let stored = two_colour_image(400, 300, 200, Rgb::new(220, 30, 30), Rgb::new(30, 30, 220));
+        let limits = ImageLimits::default();
+        let jpeg = encode_jpeg(&stored, Jpeg::Yuv420, Some(&exif_orientation(6)));
+        let upright = decode_reference_image(&jpeg, &limits).expect("decodes");
+        // Scaled to 200 × 150, then turned 90° clockwise: portrait, red on top.
+        assert_eq!(upright.dimensions(), (150, 200));
+        let (top, bottom) = (upright.get_pixel(75, 20), upright.get_pixel(75, 180));
+        assert!(top[0] > 180 && top[2] < 80, "{top:?}");
+        assert!(bottom[2] > 180 && bottom[0] < 80, "{bottom:?}");
+        // Orientation 1 (and none) leave it as stored.
+        let plain = encode_jpeg(&stored, Jpeg::Yuv420, Some(&exif_orientation(1)));
+        assert_eq!(
+            decode_reference_image(&plain, &limits).map(|image| image.dimensions()),
+            Ok((200, 150))
+        );
+    }
+
+    #[test]
+    fn exif_orientation_is_respected_in_png_too() {
+        let stored = two_colour_image(40, 20, 20, Rgb::new(220, 30, 30), Rgb::new(30, 30, 220));
+        let png = encode(&stored, ImageFormat::Png);
+        // eXIf holds the TIFF block without JPEG's "Exif\0\0"; it goes before IDAT, here
+        // right after the 8-byte signature and the 25-byte IHDR chunk.
+        let exif = exif_orientation(6);
+        let mut oriented = png[..33].to_vec();
+        oriented.extend(png_chunk(b"eXIf", &exif[6..]));
+        oriented.extend_from_slice(&png[33..]);
+        let upright = decode_reference_image(&oriented, &ImageLimits::default()).expect("decodes");
+        assert_eq!(upright.dimensions(), (20, 40));
+        assert_eq!(upright.get_pixel(10, 5), &Pixel([220, 30, 30]));
+        assert_eq!(upright.get_pixel(10, 35), &Pixel([30, 30, 220]));
+    }
+
+    #[test]
+    fn broken_jpegs_are_refused_cleanly() {
+        let limits = ImageLimits::default();
+        let jpeg = encode_jpeg(&photo_like(640, 480), Jpeg::Yuv420, None);
+        for cut in [4, 200, jpeg.len() / 2] {
+            let result = decode_reference_image(&jpeg[..cut], &limits);
+            assert!(
+                matches!(result, Err(ImageError::Corrupt(_)) | Ok(_)),
+                "cut at {cut}: {result:?}"
+            );
+        }
+        let header_only = &jpeg[..jpeg.len().min(600)];
+        assert!(decode_reference_image(header_only, &limits).is_err());
+        // Flipped bits in the entropy-coded data: an answer either way, never a panic.
+        let mut random = SplitMix64::new(99);
+        for _ in 0..20 {
+            let mut damaged = jpeg.clone();
+            let at = 700 + random.below(damaged.len() - 700);
+            damaged[at] ^= 1 << random.below(8);
+            let _ = decode_reference_image(&damaged, &limits);
+        }
+        let tight = ImageLimits {
+            max_alloc_bytes: 10_000,
+            ..ImageLimits::default()
+        };
+        assert_eq!(
+            decode_reference_image(&jpeg, &tight),
+            Err(ImageError::MemoryLimit {
+                max_alloc_bytes: 10_000
+            })
+        );
     }
 
     #[test]
