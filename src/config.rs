@@ -301,12 +301,15 @@ impl ServeConfig {
 
     /// How many workers fit in `memory_mib` with the other limits as they are.
     fn workers_fitting(&self) -> usize {
-        let allowed = self.memory_mib as u64 * MIB as u64;
+        let allowed = (self.memory_mib as u64).saturating_mul(MIB as u64);
         // Each worker brings image threads too, so count up rather than divide.
         (1..=MAX_WORKERS)
             .take_while(|&workers| {
-                crate::serve::worst_case_memory(workers, self.queue_bytes(), self.reply_cache_bytes())
-                    <= allowed
+                crate::serve::worst_case_memory(
+                    workers,
+                    self.queue_bytes(),
+                    self.reply_cache_bytes(),
+                ) <= allowed
             })
             .last()
             .unwrap_or(0)
@@ -400,9 +403,19 @@ impl Config {
             .build()
             .map_err(|error| describe(error, explicit_file))?;
         check_known_keys(&raw)?;
-        let config: Config = raw
+        let workers_set = raw.get::<config::Value>("serve.workers").is_ok();
+        let mut config: Config = raw
             .try_deserialize()
             .map_err(|error| describe(error, explicit_file))?;
+        if !workers_set {
+            // The default (one worker a core) within what this file's other limits leave room
+            // for; a count the file sets itself is checked as it is.
+            config.serve.workers = config
+                .serve
+                .workers
+                .min(config.serve.workers_fitting())
+                .max(1);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -800,7 +813,40 @@ mod tests {
             ..defaults
         };
         assert!(one_more.validate_memory().is_err());
-        Config::default().validate().expect("the defaults are valid");
+        Config::default()
+            .validate()
+            .expect("the defaults are valid");
+    }
+
+    #[test]
+    fn memory_default_workers_fit_the_limits_a_file_sets() {
+        // A reply cache so large that exactly one worker fits beside it.
+        let cache_mib = (1..4096)
+            .find(|&mib| {
+                ServeConfig {
+                    reply_cache_mib: mib,
+                    ..ServeConfig::default()
+                }
+                .workers_fitting()
+                    == 1
+            })
+            .expect("some cache size leaves room for one worker");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("packd.toml");
+        std::fs::write(&path, format!("[serve]\nreply_cache_mib = {cache_mib}\n")).unwrap();
+        let config = Config::load_with_environment(Some(&path), variables(&[]))
+            .expect("the default worker count adapts to the file's limits");
+        assert_eq!(config.serve.workers, 1);
+        // A count the file sets itself is not adapted, but refused.
+        std::fs::write(
+            &path,
+            format!("[serve]\nreply_cache_mib = {cache_mib}\nworkers = 2\n"),
+        )
+        .unwrap();
+        let error = Config::load_with_environment(Some(&path), variables(&[]))
+            .expect_err("two workers do not fit")
+            .to_string();
+        assert!(error.contains("serve.memory_mib"), "{error}");
     }
 
     fn variables(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {

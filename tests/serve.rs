@@ -912,9 +912,10 @@ fn connections(packd: &Packd) -> usize {
         .count()
 }
 
-/// Finding 1: a reply topic with a control character or a non-character, which mosquitto
-/// drops the connection for, is refused before any publish: the briefs are acknowledged and
-/// logged, a normal brief after them is answered, and packd never reconnected.
+/// Finding 1: a reply topic with a control character, a non-character or more levels than the
+/// broker takes, which mosquitto drops the connection for, is refused before any publish: the
+/// briefs are acknowledged and logged, a normal brief after them is answered, and packd never
+/// reconnected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_reply_topic_control_character_keeps_packd_connected() {
     let options = PackdOptions {
@@ -928,6 +929,11 @@ async fn poison_reply_topic_control_character_keeps_packd_connected() {
     let poison = [
         format!(r#"{{"id":"p1","product":"tea","reply_to":"{PREFIX}/replies/a\u0001b"}}"#),
         format!(r#"{{"id":"p2","product":"tea","reply_to":"{PREFIX}/replies/a\uffffb"}}"#),
+        // More levels than mosquitto takes (200): it drops the publisher as surely.
+        format!(
+            r#"{{"id":"p3","product":"tea","reply_to":"{PREFIX}/replies/{}x"}}"#,
+            "a/".repeat(201)
+        ),
     ];
     publish_3_1_1_in_order(&broker, &packd.brief_topic(), &poison).await;
     let reply = client
@@ -940,11 +946,11 @@ async fn poison_reply_topic_control_character_keeps_packd_connected() {
     assert!(!log.contains("connection lost"), "{log}");
     assert_eq!(connections(&packd), 1, "{log}");
     assert!(!broker.log().contains("malformed"), "{}", broker.log());
-    // Neither was answered, nor is either still queued for redelivery.
+    // None was answered, nor is any still queued for redelivery.
     assert!(log.contains("no Response Topic and no reply_to"), "{log}");
     assert_eq!(
         log.matches("no Response Topic and no reply_to").count(),
-        2,
+        3,
         "{log}"
     );
     let state = client.wait_for_state(&packd, "online").await;

@@ -32,7 +32,8 @@ pub enum Hostile {
     ReplyOutsidePrefix,
     /// 6 MiB of unknown fields: a JSON tree of it costs about 32 times the payload.
     UnknownFields,
-    /// 64 KiB of Correlation Data and a 1 KiB reply topic, to fill the reply cache.
+    /// 64 KiB of Correlation Data and a 1 KiB reply topic (valid, so answered and cached), to
+    /// fill the reply cache.
     HugeRoute,
     /// A lossless WebP of 40 Mpx in a couple of KiB.
     ImageBomb,
@@ -135,7 +136,9 @@ impl HostileMix {
                 return (kind, self.big.clone(), route(replies, n.to_string().into()))
             }
             Hostile::HugeRoute => {
-                let topic = format!("{replies}/{}", "t".repeat(1024));
+                // As long as a reply topic may be (1024 bytes), so packd answers and keeps it.
+                let mut topic = format!("{replies}/");
+                topic.extend(std::iter::repeat_n('t', 1024 - topic.len()));
                 let mut correlation = n.to_be_bytes().to_vec();
                 correlation.resize(64 * 1024, b'c');
                 (tea(""), route(topic, correlation))

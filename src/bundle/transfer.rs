@@ -814,9 +814,9 @@ fn load_transfer(path: &Path, id: &str) -> Result<Transfer, String> {
     })
 }
 
-/// The transfer a fresh `begin` may displace, with why: one of another archive (a replayed
-/// `begin` of the same archive gains nothing by restarting it) that stalled or is overdue, the
-/// longest without progress first.
+/// The transfer a fresh `begin` (under a new transfer id) may displace, with why: one that
+/// stalled or is overdue, the longest without progress first. The same archive counts too: a
+/// replayed `begin` under an id of its own must not keep the genuine push of it `busy`.
 fn takeover_candidate(
     transfers: &BTreeMap<String, Arc<Transfer>>,
     request: &BeginRequest,
@@ -825,7 +825,7 @@ fn takeover_candidate(
 ) -> Option<(String, String)> {
     transfers
         .iter()
-        .filter(|(_, transfer)| transfer.request.sha256 != request.sha256)
+        .filter(|(id, _)| **id != request.transfer)
         .filter_map(|(id, transfer)| {
             let reason = transfer.takeover_reason(limits, now)?;
             Some((transfer.state().last_progress, id.clone(), reason))
@@ -1398,13 +1398,13 @@ mod tests {
         ));
         store.begin_at(&holder, &limits, at(59)).unwrap();
         send(&store, "holder", &held, [0]);
-        // The same archive under another id never displaces it.
+        // Nor does the same archive under another id while the holder has not stalled.
         let same_archive = BeginRequest {
             transfer: "replay".into(),
             ..holder.clone()
         };
         assert!(matches!(
-            store.begin_at(&same_archive, &limits, at(3600)),
+            store.begin_at(&same_archive, &limits, at(59)),
             Err(TransferError::Busy { .. })
         ));
         // Stalled: taken over, its files gone.
@@ -1415,6 +1415,16 @@ mod tests {
             Err(TransferError::UnknownTransfer(_))
         ));
         assert!(store.discard("fresh").unwrap());
+
+        // A replayed begin of an archive under another id holds the slot no longer than any
+        // other stalled transfer: the genuine push of the same archive takes it over.
+        let t2 = SystemTime::now();
+        store.begin_at(&same_archive, &limits, t2).unwrap();
+        store
+            .begin_at(&holder, &limits, t2 + Duration::from_secs(61))
+            .unwrap();
+        assert!(!dir.path().join("replay").exists());
+        assert!(store.discard("holder").unwrap());
 
         // Overdue: 8 chunks at one chunk a second is 8 s, plus 60 s of grace; a chunk every 50 s
         // keeps it from stalling but not from being overdue.

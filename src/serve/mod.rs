@@ -48,6 +48,16 @@ pub struct Job {
 }
 
 impl Job {
+    /// What the job holds while it waits: its payload and its requested way back (a Response
+    /// Topic and Correlation Data of up to 64 KiB each, so a flood of tiny briefs with large
+    /// routes is bounded by the queue's byte budget too).
+    fn queued_bytes(&self) -> usize {
+        self.payload.len()
+            + self.route.as_ref().map_or(0, |route| {
+                route.topic.len() + route.correlation.as_ref().map_or(0, Bytes::len)
+            })
+    }
+
     fn finish(&mut self) {
         if let Some(acknowledge) = self.acknowledge.take() {
             acknowledge();
@@ -91,9 +101,9 @@ pub(crate) fn image_queue_capacity(queue: usize) -> usize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Lane {
     /// The workers: every brief starts here; one with a decodable image header moves on.
-    General,
+    General = 0,
     /// The image threads: briefs with a reference image, decoded and answered here.
-    Images,
+    Images = 1,
 }
 
 /// What workers share.
@@ -111,8 +121,9 @@ struct Shared {
     queue_bytes_budget: usize,
     /// Payload bytes of the briefs waiting for a worker, or for room in `brief_memory`.
     queued_bytes: AtomicUsize,
-    /// What the briefs being decoded and answered hold together; see [`BRIEF_MEMORY_BYTES`].
-    brief_memory: MemoryBudget,
+    /// What the briefs being decoded and answered hold together, one half for each lane so that
+    /// slow image briefs can never keep text briefs waiting for room; see [`BRIEF_MEMORY_BYTES`].
+    brief_memory: [MemoryBudget; 2],
     in_flight: AtomicUsize,
     workers: usize,
     /// Where the workers hand briefs with a reference image; `None` once shutting down.
@@ -147,8 +158,9 @@ pub struct PipelineSettings {
 }
 
 /// Bytes that the briefs being decoded and answered may hold together, each counted at
-/// [`brief::decode_cost`] of its payload (28 MiB for the largest): two of the largest briefs at
-/// once, or a hundred of 100 KB, whatever the number of workers. A worker waits for room before
+/// [`brief::decode_cost`] of its payload (28 MiB for the largest), half of it for the workers and
+/// half for the image threads: one of the largest briefs at once in each, or fifty of 100 KB,
+/// whatever the number of workers. A worker waits for room before
 /// it starts a brief, so `serve.workers` multiplies threads, not the memory of large briefs.
 pub const BRIEF_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -168,7 +180,8 @@ pub fn worst_case_memory(workers: usize, queue_bytes: usize, reply_cache_bytes: 
     let max_packet = u64::from(crate::transport::MAX_INCOMING_PACKET);
     // The receive buffer grows by doubling to hold the largest packet.
     let receive = 2 * max_packet;
-    let rejected = (REJECTION_QUEUE * REJECTED_PAYLOAD_KEPT) as u64;
+    // Each with its requested way back: a Response Topic and Correlation Data of up to 64 KiB each.
+    let rejected = (REJECTION_QUEUE * (REJECTED_PAYLOAD_KEPT + 2 * 65_535)) as u64;
     // Replies waiting for the MQTT client: a Response Topic of up to 1 KiB and Correlation Data
     // of up to 64 KiB each.
     let outgoing = crate::transport::REQUEST_CHANNEL as u64 * (1024 + 65_535 + REPLY_BYTES);
@@ -238,7 +251,10 @@ impl Pipeline {
             queued: AtomicUsize::new(0),
             queue_bytes_budget: settings.queue_bytes,
             queued_bytes: AtomicUsize::new(0),
-            brief_memory: MemoryBudget::new(BRIEF_MEMORY_BYTES),
+            brief_memory: [
+                MemoryBudget::new(BRIEF_MEMORY_BYTES / 2),
+                MemoryBudget::new(BRIEF_MEMORY_BYTES / 2),
+            ],
             in_flight: AtomicUsize::new(0),
             workers: settings.workers,
             image_lane: std::sync::Mutex::new(Some(image_sender)),
@@ -297,9 +313,9 @@ impl Pipeline {
         let Some((sender, rejections)) = senders.as_ref() else {
             return;
         };
-        let bytes = job.payload.len();
+        let bytes = job.queued_bytes();
         let queued_bytes = self.shared.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
-        let refused = if queued_bytes + bytes > self.shared.queue_bytes_budget {
+        let refused = if self.shared.over_byte_budget(queued_bytes, bytes) {
             Err((job, Overload::Bytes))
         } else {
             self.shared.queued.fetch_add(1, Ordering::Relaxed);
@@ -425,12 +441,11 @@ impl Shared {
                     waiting.fetch_sub(1, Ordering::Relaxed);
                     // The payload stays counted in the queue's bytes until the brief has room
                     // to be decoded, so briefs waiting for room are bounded as queued ones are.
-                    let _memory = shared
-                        .brief_memory
+                    let _memory = shared.brief_memory[lane as usize]
                         .reserve(brief::decode_cost(job.payload.len()));
                     shared
                         .queued_bytes
-                        .fetch_sub(job.payload.len(), Ordering::Relaxed);
+                        .fetch_sub(job.queued_bytes(), Ordering::Relaxed);
                     // `run` drops the payload before the reservation goes.
                     shared.run(index, lane, job);
                 }
@@ -459,6 +474,13 @@ impl Shared {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// Whether `bytes` more would take the waiting briefs over the queue's byte budget. An empty
+    /// queue takes any brief: the largest payload is the budget's floor, and its way back may
+    /// add up to 128 KiB.
+    fn over_byte_budget(&self, queued: usize, bytes: usize) -> bool {
+        queued > 0 && queued + bytes > self.queue_bytes_budget
+    }
+
     /// Whether a worker hands this brief to the image threads: it has an image whose header
     /// passes the limits (one that does not is refused here at once, as cheaply as a text brief).
     fn belongs_to_image_lane(&self, brief: &Brief) -> bool {
@@ -479,25 +501,31 @@ impl Shared {
             expires: job.expires,
             acknowledge: job.acknowledge.take(),
         };
-        let bytes = moved.payload.len();
-        self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        let bytes = moved.queued_bytes();
+        // Checked like a brief arriving: briefs admitted while this one was with a worker may
+        // have taken the room its payload had.
+        let over_budget =
+            self.over_byte_budget(self.queued_bytes.fetch_add(bytes, Ordering::Relaxed), bytes);
         self.image_queued.fetch_add(1, Ordering::Relaxed);
         let lane = self
             .image_lane
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let sent = match lane.as_ref() {
-            Some(sender) => sender.try_send(moved).map_err(|error| error.into_inner()),
-            None => Err(moved),
+            Some(_) if over_budget => Err((moved, Overload::Bytes)),
+            Some(sender) => sender
+                .try_send(moved)
+                .map_err(|error| (error.into_inner(), Overload::Images)),
+            None => Err((moved, Overload::Images)),
         };
         drop(lane);
-        if let Err(job) = sent {
+        if let Err((job, reason)) = sent {
             self.image_queued.fetch_sub(1, Ordering::Relaxed);
             self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
             let mut rejected = Rejected {
                 job,
                 envelope: None,
-                reason: Overload::Images,
+                reason,
             };
             self.reject_overloaded(&rejected);
             rejected.job.finish();

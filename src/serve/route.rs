@@ -12,6 +12,10 @@ use crate::telemetry::field::escaped;
 
 /// Longest reply topic accepted, in bytes (MQTT allows 65535; no client needs more).
 pub const MAX_REPLY_TOPIC_BYTES: usize = 1024;
+/// Most levels a reply topic may have. mosquitto drops a client that publishes to a topic of
+/// more than 200 (`TOPIC_HIERARCHY_LIMIT`) and other brokers set lower limits; no reply topic
+/// needs more than a handful.
+pub const MAX_REPLY_TOPIC_LEVELS: usize = 32;
 
 /// Why a text is not a topic packd may publish to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -20,6 +24,8 @@ pub enum TopicError {
     Empty,
     #[error("is {0} bytes long, over the {MAX_REPLY_TOPIC_BYTES} byte limit")]
     TooLong(usize),
+    #[error("has {0} levels, over the {MAX_REPLY_TOPIC_LEVELS} level limit")]
+    TooDeep(usize),
     #[error("holds the wildcard '{0}'")]
     Wildcard(char),
     #[error("is a system topic (starts with '$')")]
@@ -42,6 +48,10 @@ pub fn check_topic(topic: &str) -> Result<(), TopicError> {
     }
     if topic.starts_with('$') {
         return Err(TopicError::System);
+    }
+    let levels = topic.split('/').count();
+    if levels > MAX_REPLY_TOPIC_LEVELS {
+        return Err(TopicError::TooDeep(levels));
     }
     for character in topic.chars() {
         match character {
@@ -245,8 +255,13 @@ mod tests {
     #[test]
     fn poison_reply_topic_control_and_non_characters_are_refused() {
         let long = "a".repeat(MAX_REPLY_TOPIC_BYTES + 1);
+        let deep = "a/".repeat(MAX_REPLY_TOPIC_LEVELS) + "a";
         for (topic, error) in [
             ("", TopicError::Empty),
+            (
+                deep.as_str(),
+                TopicError::TooDeep(MAX_REPLY_TOPIC_LEVELS + 1),
+            ),
             (
                 long.as_str(),
                 TopicError::TooLong(MAX_REPLY_TOPIC_BYTES + 1),
