@@ -163,12 +163,14 @@ fuzz_target!(|input: Input| {
         chunk_size,
         signature: None,
         key_id: None,
+        allow_downgrade: false,
     };
     let limits = TransferLimits {
         max_bundle_bytes: input.max_bundle_bytes.map_or(2 << 30, u64::from),
         max_concurrent_transfers: 1,
         free_space_margin: 0,
         free_space_override: Some(input.free_space.unwrap_or(u64::MAX)),
+        ..TransferLimits::default()
     };
     let fits = size <= limits.max_bundle_bytes
         && size.saturating_mul(2) <= limits.free_space_override.unwrap_or(u64::MAX);
