@@ -1312,11 +1312,16 @@ pub async fn run(arguments: Arguments) -> anyhow::Result<Report> {
     let stats_wait = Duration::from_secs(arguments.stats_interval_s * 3 + 5);
     let stats_end = tokio::time::Instant::now() + stats_wait;
     while started.is_some() {
+        // The hostile requests packd must drop are counted only once it has read them, which
+        // may be after the last normal reply.
         let idle = latest_stats["queue_depth"] == 0
             && latest_stats["in_flight"] == 0
             && latest_stats["briefs"]
                 .as_u64()
-                .is_some_and(|n| n >= sequence);
+                .is_some_and(|n| n >= sequence)
+            && latest_stats["dropped"]
+                .as_u64()
+                .is_some_and(|n| n >= hostile_unanswerable);
         if idle {
             break;
         }
