@@ -103,6 +103,9 @@ if [ "$BUILD" -eq 1 ]; then
     export AR_aarch64_unknown_linux_gnu="${CROSS_PREFIX}ar"
     # The package ships stripped binaries: skip the release profile's debug info (faster build).
     export CARGO_PROFILE_RELEASE_DEBUG="${CARGO_PROFILE_RELEASE_DEBUG:-0}"
+    case ",$FEATURES," in
+        *,test-util,*) die "test-util is for tests only: a package must not carry fault injection or crash points" ;;
+    esac
     cargo_args=(build --locked --release --target "$TRIPLE" --bin packd --bin packctl)
     [ -z "$FEATURES" ] || cargo_args+=(--features "$FEATURES")
     say "cargo ${cargo_args[*]} (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"

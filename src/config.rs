@@ -266,6 +266,10 @@ pub enum LogTarget {
 pub struct LogConfig {
     pub target: LogTarget,
     pub level: String,
+    /// Whether systemd started us with stderr on the journal (`JOURNAL_STREAM` set): not a key,
+    /// read from the environment with the `PACKD_*` overrides.
+    #[serde(skip)]
+    pub under_systemd: bool,
 }
 
 impl Default for LogConfig {
@@ -273,6 +277,7 @@ impl Default for LogConfig {
         LogConfig {
             target: LogTarget::Auto,
             level: "info".into(),
+            under_systemd: false,
         }
     }
 }
@@ -359,7 +364,10 @@ impl Config {
 
     /// Loads defaults, then the file (required when given explicitly), then `PACKD_*` variables.
     pub fn load(explicit_file: Option<&Path>) -> Result<Config, ConfigError> {
-        Config::load_with_environment(explicit_file, std::env::vars_os())
+        // Config is where the environment is read; everything else is handed its settings.
+        #[allow(clippy::disallowed_methods)]
+        let variables = std::env::vars_os();
+        Config::load_with_environment(explicit_file, variables)
     }
 
     /// Like [`Config::load`], reading overrides from `variables` instead of the process environment.
@@ -367,6 +375,8 @@ impl Config {
         explicit_file: Option<&Path>,
         variables: impl IntoIterator<Item = (OsString, OsString)>,
     ) -> Result<Config, ConfigError> {
+        let variables: Vec<(OsString, OsString)> = variables.into_iter().collect();
+        let under_systemd = variables.iter().any(|(name, _)| name == "JOURNAL_STREAM");
         let mut builder = config::Config::builder();
         match explicit_file {
             Some(path) => {
@@ -416,6 +426,7 @@ impl Config {
                 .min(config.serve.workers_fitting())
                 .max(1);
         }
+        config.log.under_systemd = under_systemd;
         config.validate()?;
         Ok(config)
     }

@@ -8,15 +8,15 @@
 
 pub mod backend;
 pub mod brief;
-pub mod bundle;
-pub mod colour;
+pub use packd_bundle as bundle;
+pub use packd_bundle::colour;
 pub mod config;
 pub mod daemon;
 pub mod features;
 pub mod fleet;
 pub mod maintenance;
 pub mod recommend;
-pub mod reply;
+pub use packd_wire::reply;
 pub mod serve;
 pub mod state;
 pub mod telemetry;

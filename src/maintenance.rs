@@ -8,10 +8,11 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use crate::backend::engines::{EngineTarget, TensorRtVersion};
+use crate::backend::selftest;
 use crate::backend::{Backend, ModelInputs};
 use crate::bundle::manifest::{is_safe_relative_path, EngineEntry, Manifest};
 use crate::bundle::store::BundleStore;
-use crate::bundle::{selftest, Bundle, MANIFEST_FILE};
+use crate::bundle::{Bundle, MANIFEST_FILE};
 use crate::config::Config;
 
 /// A maintenance command that could not be carried out.

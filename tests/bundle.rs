@@ -5,10 +5,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use packd::backend::cpu::CpuBackend;
+use packd::backend::selftest;
 use packd::backend::Precision;
 use packd::brief;
 use packd::bundle::store::BundleStore;
-use packd::bundle::{selftest, Bundle, BundleError};
+use packd::bundle::{Bundle, BundleError};
 use packd::features::encode_terms;
 
 fn shipped() -> PathBuf {

@@ -1,7 +1,5 @@
 //! The operator interface: exit codes, configuration errors naming their key, env overrides.
 
-mod support;
-
 use std::ffi::OsString;
 use std::process::Command;
 

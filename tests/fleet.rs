@@ -2,8 +2,8 @@
 //! activate, list, rollback, remove, resume, pools, hot swap under load, every refusal, boot
 //! fallback, and crash safety at every durable step of an install.
 
-mod fixtures;
-mod support;
+use crate::fixtures;
+use crate::support;
 
 use std::fs;
 use std::time::Duration;

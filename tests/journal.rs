@@ -1,7 +1,7 @@
 //! Every brief's latency lands in the systemd journal with structured fields.
 
-mod fixtures;
-mod support;
+use crate::fixtures;
+use crate::support;
 
 use std::time::Duration;
 

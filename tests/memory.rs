@@ -4,8 +4,8 @@
 //! decoding and the cache hold, and runs a real packd with twelve workers against a flood of the
 //! largest briefs to bound its peak RSS.
 
-mod fixtures;
-mod support;
+use crate::fixtures;
+use crate::support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -43,6 +43,10 @@ fn live() -> isize {
 }
 
 // SAFETY: every call is forwarded unchanged to the system allocator; only counters are added.
+#[allow(
+    unsafe_code,
+    reason = "a global allocator is an unsafe trait; this one only counts and forwards to System"
+)]
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let pointer = System.alloc(layout);

@@ -11,8 +11,8 @@
 //! lets objects gain fields), so that each brief weighs as much as a big photo and a packd
 //! keeping what it is offered would show it in its RSS.
 
-mod fixtures;
-mod support;
+use crate::fixtures;
+use crate::support;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,7 +1,7 @@
 //! `packctl brief`: one brief from the command line, printed as a table or JSON.
 
-mod fixtures;
-mod support;
+use crate::fixtures;
+use crate::support;
 
 use std::process::Command;
 

@@ -2,8 +2,8 @@
 //! shipped bundle, and the fleet side (push, list, activate, rollback, remove) against a real
 //! mosquitto and real packd processes, with keys, archives and signatures all made by packctl.
 
-mod fixtures;
-mod support;
+use crate::fixtures;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

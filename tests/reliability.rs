@@ -5,8 +5,8 @@
 //!
 //! Synchronisation is by counting replies, awaiting events and bounded polling; never by sleeping.
 
-mod fixtures;
-mod support;
+use crate::fixtures;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

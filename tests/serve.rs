@@ -1,7 +1,7 @@
 //! The serving path end to end: real mosquitto, real packd process, real model.
 
-mod fixtures;
-mod support;
+use crate::fixtures;
+use crate::support;
 
 use std::time::Duration;
 

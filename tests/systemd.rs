@@ -1,8 +1,8 @@
 //! The systemd protocol as `Type=notify` with `WatchdogSec=` speaks it: READY once serving,
 //! WATCHDOG while healthy, STOPPING on SIGTERM. A datagram socket stands where systemd's would.
 
-mod fixtures;
-mod support;
+use crate::fixtures;
+use crate::support;
 
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};

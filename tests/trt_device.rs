@@ -9,6 +9,8 @@
 //! (Not `PACKD_*`: packd reads every `PACKD_*` variable as configuration and refuses unknown
 //! keys, and the packd processes other tests start inherit this environment.)
 #![cfg(feature = "tensorrt")]
+// The test reads and sets its own environment; the ban on reading it outside config is packd's.
+#![allow(clippy::disallowed_methods)]
 
 use std::path::{Path, PathBuf};
 

@@ -9,8 +9,8 @@
 //! periods, so systemd would restart the service. Every wait here is a socket read or an MQTT
 //! receive with a timeout, never a sleep.
 
-mod fixtures;
-mod support;
+use crate::fixtures;
+use crate::support;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;

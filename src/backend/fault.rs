@@ -1,4 +1,6 @@
-//! Test-only fault injection around the serving backend, driven by `TEST_PACKD_FAULT`.
+//! Test-only fault injection around the serving backend, driven by `TEST_PACKD_FAULT`. Built only
+//! with the `test-util` feature, which no shipped build enables (CI checks that the release
+//! binary does not contain the variable's name).
 //!
 //! The variable is deliberately not a `PACKD_*` name (like `CRASH_PACKD_AT_STEP` of the crash
 //! points): every `PACKD_*` variable is a configuration key, and an unknown one makes packd refuse
@@ -91,6 +93,8 @@ impl FaultSpec {
 /// Wraps `backend` in the fault named by [`FAULT_ENV`] (`TEST_PACKD_FAULT`), or returns it
 /// unchanged when the variable is absent or empty.
 pub fn wrap_from_env(backend: Arc<dyn Backend>) -> Arc<dyn Backend> {
+    // A test hook, not a setting: the one read of the environment outside config.
+    #[allow(clippy::disallowed_methods)]
     let Some(text) = std::env::var_os(FAULT_ENV) else {
         return backend;
     };
@@ -278,6 +282,7 @@ mod tests {
     fn inert_without_the_variable() {
         // The only test here that reads the environment; it never sets the variable, so it
         // cannot race with anything else in this test binary.
+        #[allow(clippy::disallowed_methods)]
         if std::env::var_os(FAULT_ENV).is_some() {
             return;
         }

@@ -2,10 +2,16 @@
 
 pub mod cpu;
 pub mod engines;
+#[cfg(feature = "test-util")]
 pub mod fault;
 pub mod schedule;
 pub mod select;
+pub mod selftest;
 #[cfg(feature = "tensorrt")]
+#[allow(
+    unsafe_code,
+    reason = "the TensorRT and CUDA bindings are FFI; each block says why it is sound"
+)]
 pub mod trt;
 
 use crate::bundle::{

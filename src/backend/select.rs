@@ -96,7 +96,7 @@ pub fn load(bundle: &Bundle) -> Result<LoadedBackend, SelectError> {
     let mut targets = vec![(cpu.clone(), Precision::Fp32)];
     if settings.kind == BackendKind::Cpu {
         return Ok(LoadedBackend {
-            serving: super::fault::wrap_from_env(cpu),
+            serving: with_test_faults(cpu),
             targets,
         });
     }
@@ -116,9 +116,16 @@ pub fn load(bundle: &Bundle) -> Result<LoadedBackend, SelectError> {
         Arc::new(super::schedule::Scheduler::new(ordered, cpu))
     };
     Ok(LoadedBackend {
-        serving: super::fault::wrap_from_env(serving),
+        serving: with_test_faults(serving),
         targets,
     })
+}
+
+/// The serving backend, wrapped in the faults `TEST_PACKD_FAULT` names in a `test-util` build.
+fn with_test_faults(backend: Arc<dyn Backend>) -> Arc<dyn Backend> {
+    #[cfg(feature = "test-util")]
+    let backend = super::fault::wrap_from_env(backend);
+    backend
 }
 
 /// Sorts targets by `order` (names like `dla0`); unnamed targets go last in their own order.

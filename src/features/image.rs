@@ -18,10 +18,7 @@ use thiserror::Error;
 
 use crate::colour::{Lab, Rgb};
 
-/// Length of the `image` model input.
-pub const IMAGE_FEATURE_LEN: usize = 24;
-/// Length of the `brand` model input.
-pub const BRAND_FEATURE_LEN: usize = 16;
+pub use packd_bundle::{BRAND_FEATURE_LEN, IMAGE_FEATURE_LEN};
 /// The `image` input of a brief without a reference image.
 pub const NO_IMAGE: [f32; IMAGE_FEATURE_LEN] = [0.0; IMAGE_FEATURE_LEN];
 /// Number of dominant colours in the `image` input.

@@ -9,12 +9,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::backend::selftest;
 use crate::bundle::archive::{self, UnpackLimits};
 use crate::bundle::manifest::EngineEntry;
 use crate::bundle::signature::{self, TrustedKeys};
 use crate::bundle::store::BundleStore;
 use crate::bundle::transfer::{BeginRequest, TransferError, TransferLimits, TransferStore};
-use crate::bundle::{selftest, Bundle, BundleError};
+use crate::bundle::{Bundle, BundleError};
 use crate::reply::BundleRef;
 use crate::serve::{ActiveModel, ServingModel};
 use crate::state::StateBoard;

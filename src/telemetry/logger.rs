@@ -12,7 +12,7 @@ pub fn install(config: &LogConfig) -> Result<LogTarget, String> {
         .level
         .parse()
         .map_err(|_| format!("bad log level '{}'", config.level))?;
-    let under_systemd = std::env::var_os("JOURNAL_STREAM").is_some();
+    let under_systemd = config.under_systemd;
     let target = resolve(
         config.target,
         under_systemd,

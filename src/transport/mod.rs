@@ -2,7 +2,7 @@
 //! replies, the retained state and the stats go out from here.
 
 pub mod adoption;
-pub mod topics;
+pub use packd_wire::topics;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;

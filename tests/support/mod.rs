@@ -1,6 +1,6 @@
 //! Shared helpers for packd's integration tests.
 //!
-//! Include it at the top of each `tests/*.rs` file with `mod support;`.
+//! Declared once in `tests/tests.rs` (and by the soak and GPU test targets).
 //!
 //! * [`Broker`]: a private mosquitto (MQTT v5) instance on a free loopback
 //!   port, killed when dropped.

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::{Bundle, BundleError};
-use crate::backend::{Backend, ModelInputs, Precision, OUTPUT_ORDER};
+use super::{Backend, ModelInputs, Precision, OUTPUT_ORDER};
+use crate::bundle::{Bundle, BundleError};
 
 /// `selftest/vectors.json`.
 #[derive(Debug, Deserialize)]

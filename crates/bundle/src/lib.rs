@@ -1,11 +1,14 @@
-//! Model bundles: reading and verifying one (format), and keeping them on disk (store). Serving
-//! only ever sees a [`Bundle`] that passed [`Bundle::open`] and its self-test.
+//! packd's model bundles: reading and verifying one (format), receiving one in chunks
+//! (transfer), checking its signature and archive, and keeping them on disk (store).
+//!
+//! No tokio, MQTT or inference here: packd serves only a [`Bundle`] that passed
+//! [`Bundle::open`] and then its self-test, which runs on packd's backends.
 
 pub mod archive;
 pub mod catalogue;
+pub mod colour;
 pub mod crashpoint;
 pub mod manifest;
-pub mod selftest;
 pub mod signature;
 pub mod store;
 pub mod transfer;
@@ -19,7 +22,10 @@ use sha2::{Digest, Sha256};
 pub use catalogue::{FontCatalogue, LayoutCatalogue, PaletteCatalogue, StyleCatalogue, Vocabulary};
 pub use manifest::Manifest;
 
-use crate::features::{BRAND_FEATURE_LEN, IMAGE_FEATURE_LEN};
+/// Length of the model's image input: the reference-photo features packd computes.
+pub const IMAGE_FEATURE_LEN: usize = 24;
+/// Length of the model's brand input: the brand-colour features packd computes.
+pub const BRAND_FEATURE_LEN: usize = 16;
 
 /// The file every bundle starts from.
 pub const MANIFEST_FILE: &str = "manifest.toml";
