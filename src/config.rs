@@ -431,112 +431,150 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks values that parse but make no sense.
+    /// Checks values that parse but make no sense; the first key at fault is reported.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let key = |key: &str, message: &str| {
-            Err(ConfigError::Key {
-                key: key.into(),
-                message: message.into(),
-            })
-        };
+        self.mqtt.validate()?;
+        self.device.validate()?;
+        self.bundles.validate()?;
+        self.serve.validate_counts()?;
+        // Checked after mqtt.prefix, which it is built on.
+        self.reply_prefix()?;
+        self.serve.validate_memory()?;
+        self.telemetry.validate()?;
+        self.log.validate()
+    }
+}
+
+/// A configuration key whose value makes no sense, and why.
+fn invalid(key: &str, message: &str) -> Result<(), ConfigError> {
+    Err(ConfigError::Key {
+        key: key.into(),
+        message: message.into(),
+    })
+}
+
+impl MqttConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
         // The transport's own parser, so a URL that passes here cannot fail at connect time
         // (exit 1, which systemd restarts forever) instead of now (exit 78, which it does not).
-        if crate::transport::parse_url(&self.mqtt.url).is_err() {
-            return key(
+        if crate::transport::parse_url(&self.url).is_err() {
+            return invalid(
                 "mqtt.url",
                 &format!(
                     "'{}' must look like mqtt://host[:port] or mqtts://host[:port]",
-                    self.mqtt.url
+                    self.url
                 ),
             );
         }
-        if self.mqtt.prefix.is_empty()
-            || self.mqtt.prefix.contains(['+', '#'])
-            || self.mqtt.prefix.ends_with('/')
+        if self.prefix.is_empty() || self.prefix.contains(['+', '#']) || self.prefix.ends_with('/')
         {
-            return key(
+            return invalid(
                 "mqtt.prefix",
                 "must be a topic without wildcards or a trailing '/'",
             );
         }
-        if self.mqtt.cert_file.is_some() != self.mqtt.key_file.is_some() {
-            return key(
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            return invalid(
                 "mqtt.cert_file",
                 "a client certificate needs both mqtt.cert_file and mqtt.key_file",
             );
         }
         for (name, path) in [
-            ("mqtt.ca_file", &self.mqtt.ca_file),
-            ("mqtt.cert_file", &self.mqtt.cert_file),
-            ("mqtt.key_file", &self.mqtt.key_file),
+            ("mqtt.ca_file", &self.ca_file),
+            ("mqtt.cert_file", &self.cert_file),
+            ("mqtt.key_file", &self.key_file),
         ] {
             if let Some(path) = path {
                 if !path.is_file() {
-                    return key(name, &format!("{} is not a readable file", path.display()));
+                    return invalid(name, &format!("{} is not a readable file", path.display()));
                 }
             }
         }
-        if self.mqtt.keep_alive_s < 5 {
-            return key("mqtt.keep_alive_s", "must be at least 5");
+        if self.keep_alive_s < 5 {
+            return invalid("mqtt.keep_alive_s", "must be at least 5");
         }
-        if self.mqtt.adoption_grace_ms > 600_000 {
-            return key(
+        if self.adoption_grace_ms > 600_000 {
+            return invalid(
                 "mqtt.adoption_grace_ms",
                 "must be at most 600000 (10 minutes)",
             );
         }
-        if self.device.id.is_empty() || self.device.id.contains(['/', '+', '#']) {
-            return key(
+        Ok(())
+    }
+}
+
+impl DeviceConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.id.is_empty() || self.id.contains(['/', '+', '#']) {
+            return invalid(
                 "device.id",
                 "must be non-empty and contain no '/', '+' or '#'",
             );
         }
         if let Some(pool) = self
-            .device
             .pools
             .iter()
             .find(|pool| pool.is_empty() || pool.contains(['/', '+', '#']))
         {
-            return key(
+            return invalid(
                 "device.pools",
                 &format!("pool '{pool}' must be non-empty and contain no '/', '+' or '#'"),
             );
         }
-        if self.bundles.max_bundle_mib == 0 {
-            return key("bundles.max_bundle_mib", "must be at least 1");
+        Ok(())
+    }
+}
+
+impl BundlesConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_bundle_mib == 0 {
+            return invalid("bundles.max_bundle_mib", "must be at least 1");
         }
-        if let Err(error) =
-            crate::bundle::signature::TrustedKeys::from_config(&self.bundles.trusted_keys)
-        {
-            return key("bundles.trusted_keys", &error.to_string());
+        if let Err(error) = crate::bundle::signature::TrustedKeys::from_config(&self.trusted_keys) {
+            return invalid("bundles.trusted_keys", &error.to_string());
         }
-        if self.serve.workers == 0 || self.serve.workers > MAX_WORKERS {
-            return key("serve.workers", &format!("must be from 1 to {MAX_WORKERS}"));
+        Ok(())
+    }
+}
+
+impl ServeConfig {
+    fn validate_counts(&self) -> Result<(), ConfigError> {
+        if self.workers == 0 || self.workers > MAX_WORKERS {
+            return invalid("serve.workers", &format!("must be from 1 to {MAX_WORKERS}"));
         }
-        if self.serve.queue == 0 {
-            return key("serve.queue", "must be at least 1");
+        if self.queue == 0 {
+            return invalid("serve.queue", "must be at least 1");
         }
         // Below one largest brief, a valid brief could be refused even by an empty queue.
         let min_queue_bytes_mib = crate::brief::MAX_PAYLOAD_BYTES.div_ceil(MIB);
-        if !(min_queue_bytes_mib..=MAX_QUEUE_BYTES_MIB).contains(&self.serve.queue_bytes_mib) {
-            return key(
+        if !(min_queue_bytes_mib..=MAX_QUEUE_BYTES_MIB).contains(&self.queue_bytes_mib) {
+            return invalid(
                 "serve.queue_bytes_mib",
                 &format!(
                     "must be from {min_queue_bytes_mib} (one largest brief) to {MAX_QUEUE_BYTES_MIB}"
                 ),
             );
         }
-        // Checked after mqtt.prefix, which it is built on.
-        self.reply_prefix()?;
-        self.serve.validate_memory()?;
-        if self.telemetry.stats_interval_s == 0 {
-            return key("telemetry.stats_interval_s", "must be at least 1");
+        Ok(())
+    }
+}
+
+impl TelemetryConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.stats_interval_s == 0 {
+            return invalid("telemetry.stats_interval_s", "must be at least 1");
         }
-        if self.telemetry.sample_one_in == 0 {
-            return key("telemetry.sample_one_in", "must be at least 1");
+        if self.sample_one_in == 0 {
+            return invalid("telemetry.sample_one_in", "must be at least 1");
         }
-        if self.log.level.parse::<log::LevelFilter>().is_err() {
-            return key(
+        Ok(())
+    }
+}
+
+impl LogConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.level.parse::<log::LevelFilter>().is_err() {
+            return invalid(
                 "log.level",
                 "must be one of off, error, warn, info, debug, trace",
             );

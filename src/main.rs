@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use packd::config::{Config, EXIT_BAD_CONFIG};
-use tokio_util::sync::CancellationToken;
 
 /// Serves packaging design briefs over MQTT.
 #[derive(Parser)]
@@ -94,7 +93,6 @@ fn main() -> ExitCode {
 /// The on-device subcommands; they log to stderr.
 fn maintain(config: &Config, command: Subcommand) -> anyhow::Result<ExitCode> {
     use packd::maintenance;
-    packd::backend::select::configure(&config.backend);
     let bundle_or_active = |bundle: Option<PathBuf>| match bundle {
         Some(bundle) => Ok(bundle),
         None => maintenance::active_bundle_dir(config),
@@ -110,7 +108,7 @@ fn maintain(config: &Config, command: Subcommand) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let dir = bundle_or_active(bundle)?;
-            let reports = maintenance::selftest_targets(&dir, &targets, repeat)?;
+            let reports = maintenance::selftest_targets(&dir, &config.backend, &targets, repeat)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&reports)?);
             } else {
@@ -149,31 +147,29 @@ fn run(config: Config) -> anyhow::Result<()> {
         .thread_name("packd-io")
         .build()?;
     runtime.block_on(async {
-        let cancel = CancellationToken::new();
-        let signals = cancel.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            signals.cancel();
-        });
-        packd::daemon::run(config, cancel).await
+        // Registered before boot, so a SIGTERM while the bundle loads still stops packd cleanly.
+        let signalled = shutdown_signal();
+        packd::daemon::run(config, signalled).await
     })?;
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Completes on SIGTERM or SIGINT; the handlers are installed when this is called.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut terminate), Ok(mut interrupt)) => {
-            tokio::select! {
-                _ = terminate.recv() => {}
-                _ = interrupt.recv() => {}
+    let terminate = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    async move {
+        match (terminate, interrupt) {
+            (Ok(mut terminate), Ok(mut interrupt)) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
             }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }

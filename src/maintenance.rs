@@ -8,6 +8,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use crate::backend::engines::{EngineTarget, TensorRtVersion};
+use crate::backend::select::BackendConfig;
 use crate::backend::selftest;
 use crate::backend::{Backend, ModelInputs};
 use crate::bundle::manifest::{is_safe_relative_path, EngineEntry, Manifest};
@@ -76,12 +77,13 @@ pub struct TargetReport {
 /// then times `repeat` passes over the vectors per target.
 pub fn selftest_targets(
     bundle_dir: &Path,
+    backend: &BackendConfig,
     wanted: &[String],
     repeat: usize,
 ) -> Result<Vec<TargetReport>, MaintenanceError> {
     let bundle =
         Bundle::open(bundle_dir).map_err(|error| MaintenanceError::Bundle(error.to_string()))?;
-    let loaded = crate::backend::select::load(&bundle)
+    let loaded = crate::backend::select::load(&bundle, backend)
         .map_err(|error| MaintenanceError::Bundle(error.to_string()))?;
     let vectors =
         selftest::load(&bundle).map_err(|error| MaintenanceError::Bundle(error.to_string()))?;

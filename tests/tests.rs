@@ -14,6 +14,7 @@ mod support;
 
 mod bundle;
 mod config;
+mod daemon;
 mod fleet;
 mod fuzz_regressions;
 mod journal;

@@ -3,7 +3,7 @@
 //! CPU (tract) behind them; the CPU alone everywhere else.
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -58,18 +58,6 @@ pub enum TransferChoice {
     Mapped,
 }
 
-/// What the daemon configured, read by every model load (boot and hot swaps alike).
-static SETTINGS: OnceLock<BackendConfig> = OnceLock::new();
-
-/// Records the backend configuration; later calls are ignored (one process, one setting).
-pub fn configure(config: &BackendConfig) {
-    let _ = SETTINGS.set(config.clone());
-}
-
-fn settings() -> BackendConfig {
-    SETTINGS.get().cloned().unwrap_or_default()
-}
-
 /// A bundle's model, loaded for serving, and each target to self-test before it serves.
 pub struct LoadedBackend {
     /// What briefs call: the CPU backend, or the scheduler over engines with the CPU behind.
@@ -89,9 +77,8 @@ pub enum SelectError {
     TensorRtRequired(String),
 }
 
-/// Loads `bundle` on the best backend this machine has.
-pub fn load(bundle: &Bundle) -> Result<LoadedBackend, SelectError> {
-    let settings = settings();
+/// Loads `bundle` on the best backend this machine has, as `settings` allow.
+pub fn load(bundle: &Bundle, settings: &BackendConfig) -> Result<LoadedBackend, SelectError> {
     let cpu: Arc<dyn Backend> = Arc::new(CpuBackend::load(bundle, Precision::Fp32)?);
     let mut targets = vec![(cpu.clone(), Precision::Fp32)];
     if settings.kind == BackendKind::Cpu {
@@ -100,7 +87,7 @@ pub fn load(bundle: &Bundle) -> Result<LoadedBackend, SelectError> {
             targets,
         });
     }
-    let engines = accelerated_targets(bundle, &settings)?;
+    let engines = accelerated_targets(bundle, settings)?;
     let serving: Arc<dyn Backend> = if engines.is_empty() {
         if settings.kind == BackendKind::Tensorrt {
             return Err(SelectError::TensorRtRequired(

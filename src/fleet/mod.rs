@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::backend::select::BackendConfig;
 use crate::backend::selftest;
 use crate::bundle::archive::{self, UnpackLimits};
 use crate::bundle::manifest::EngineEntry;
@@ -149,6 +150,8 @@ pub struct FleetSettings {
     pub transfer_limits: TransferLimits,
     pub unpack_limits: UnpackLimits,
     pub profile: DeviceProfile,
+    /// What may run a loaded bundle's model (`[backend]`).
+    pub backend: BackendConfig,
 }
 
 /// The appliance's bundle store and the model it serves.
@@ -394,7 +397,7 @@ impl Fleet {
         // Load and self-test the model while the bundle is still in staging: a bundle that
         // fails here never enters the store (nothing to undo, and a crash meanwhile leaves only
         // a staging folder, which `BundleStore::open` clears at the next start).
-        let staged_model = load_model(bundle)
+        let staged_model = load_model(bundle, &self.settings.backend)
             .map_err(|message| cleanup(FleetError::new("selftest_failed", message)))?;
         self.store
             .install_staged(&staging, &wanted)
@@ -501,7 +504,7 @@ impl Fleet {
         // The device may have changed since the install (a JetPack update brings another
         // TensorRT), so an installed bundle is checked again, as boot does.
         check_engines(&bundle.manifest.engines, &self.settings.profile)?;
-        let model = load_model(bundle.clone())
+        let model = load_model(bundle.clone(), &self.settings.backend)
             .map_err(|message| FleetError::new("selftest_failed", message))?;
         let previous = self.swap_in(model, wanted, None)?;
         Ok(json!({"status": "activated", "bundle": bundle_ref(&bundle), "previous": previous}))
@@ -632,9 +635,9 @@ fn log_refusal(command: &str, subject: &Subject, error: &FleetError) {
 
 /// Loads a verified bundle's model on the best backend here (TensorRT engines with the CPU
 /// behind them, or the CPU alone) and runs its self-test on every target before it may serve.
-pub fn load_model(bundle: Bundle) -> Result<ServingModel, String> {
+pub fn load_model(bundle: Bundle, backend: &BackendConfig) -> Result<ServingModel, String> {
     let label = bundle.label();
-    let loaded = crate::backend::select::load(&bundle)
+    let loaded = crate::backend::select::load(&bundle, backend)
         .map_err(|error| format!("bundle {label}: {error}"))?;
     for (target, precision) in &loaded.targets {
         let report = selftest::run(&bundle, target.as_ref(), *precision).map_err(|error| {

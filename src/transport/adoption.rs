@@ -619,39 +619,50 @@ impl AdoptedSession {
                         disconnect(&client, &mut eventloop).await;
                         return AdoptionEnd::NoSession;
                     }
-                    log::info!(
-                        PACKD_EVENT = "adoption_started",
-                        PACKD_PEER = self.peer.as_str(),
-                        PACKD_OFFLINE_MS = offline_for.as_millis() as u64;
-                        "adopted the session of {} (offline for {} ms): answering the briefs the \
-                         broker holds for it until it comes back",
-                        self.peer,
-                        offline_for.as_millis()
-                    );
+                    self.log_started(offline_for);
                 }
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
-                    match self.handling_of(&publish, draining) {
-                        Handling::Answer => {
-                            backlog.push_back((publish, Instant::now()));
-                            self.feed(&client, &mut backlog);
-                        }
-                        Handling::Acknowledge => {
-                            if let Err(error) = client.try_ack(&publish) {
-                                log::debug!(
-                                    "cannot acknowledge in {}'s session: {error}",
-                                    self.peer
-                                );
-                            }
-                        }
-                        // Unacknowledged, it stays in the session: the peer gets it when it
-                        // comes back.
-                        Handling::Leave => {
-                            self.tally.left.fetch_add(1, Ordering::SeqCst);
-                        }
-                    }
+                    self.take(&client, &mut backlog, publish, draining);
                 }
                 Ok(_) => {}
                 Err(error) => return ending_of(error),
+            }
+        }
+    }
+
+    fn log_started(&self, offline_for: Duration) {
+        log::info!(
+            PACKD_EVENT = "adoption_started",
+            PACKD_PEER = self.peer.as_str(),
+            PACKD_OFFLINE_MS = offline_for.as_millis() as u64;
+            "adopted the session of {} (offline for {} ms): answering the briefs the \
+             broker holds for it until it comes back",
+            self.peer,
+            offline_for.as_millis()
+        );
+    }
+
+    /// Takes one message delivered in the adopted session: answered, acknowledged, or left.
+    fn take(
+        &self,
+        client: &AsyncClient,
+        backlog: &mut VecDeque<(Publish, Instant)>,
+        publish: Publish,
+        draining: bool,
+    ) {
+        match self.handling_of(&publish, draining) {
+            Handling::Answer => {
+                backlog.push_back((publish, Instant::now()));
+                self.feed(client, backlog);
+            }
+            Handling::Acknowledge => {
+                if let Err(error) = client.try_ack(&publish) {
+                    log::debug!("cannot acknowledge in {}'s session: {error}", self.peer);
+                }
+            }
+            // Unacknowledged, it stays in the session: the peer gets it when it comes back.
+            Handling::Leave => {
+                self.tally.left.fetch_add(1, Ordering::SeqCst);
             }
         }
     }

@@ -1,0 +1,189 @@
+//! The path of one brief on a worker, as named steps: decode → way back → dedupe → answer →
+//! publish → record.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::cache::{self, Lookup, RequestKey};
+use super::{micros, Job, Lane, Outcome, ReplyRoute, ServingModel, Shared};
+use crate::brief::{self, Brief};
+use crate::reply::{self, ApiError, ErrorCode};
+use crate::telemetry::field::escaped;
+use crate::telemetry::BriefRecord;
+
+/// A brief's payload, decoded or refused, with what its envelope says about the way back.
+struct Decoded {
+    brief: Result<Brief, ApiError>,
+    /// The brief's `id`, read from the envelope when the brief itself did not decode.
+    id: Option<String>,
+    /// The body's `reply_to`, read only when the properties gave no way back.
+    reply_to: Option<String>,
+}
+
+impl Shared {
+    /// Answers one brief (or hands it to the image lane) and records it.
+    pub(super) fn process(&self, job: &mut Job, lane: Lane) {
+        let started = Instant::now();
+        let queue_us = micros(started.saturating_duration_since(job.arrived));
+        let decoded = decode(job);
+        let Some(route) = self.way_back(job, decoded.reply_to.clone(), decoded.id.as_deref(), "")
+        else {
+            return;
+        };
+        // Before the reply cache: the image thread looks the brief up there itself.
+        if lane == Lane::General
+            && decoded
+                .brief
+                .as_ref()
+                .is_ok_and(|brief| self.belongs_to_image_lane(brief))
+        {
+            self.hand_to_image_lane(job);
+            return;
+        }
+        let id = decoded.id;
+        let Some(key) = self.dedupe(&route, id.as_deref(), started) else {
+            return;
+        };
+        let snapshot = self.model.load_full();
+        let outcome = match decoded.brief {
+            Ok(brief) => self.answer(&brief, job, snapshot.as_deref(), queue_us, started),
+            Err(error) => Outcome::failed(error, queue_us, started),
+        };
+        self.publish(&route, key.as_ref(), id.as_deref(), &outcome);
+        self.record(id.as_deref(), snapshot.as_deref(), &outcome, queue_us);
+    }
+
+    /// Looks the request up in the reply cache: `None` when it was answered from there (or is
+    /// being answered, or was answered enough), else the key to complete (when it has one).
+    fn dedupe(
+        &self,
+        route: &ReplyRoute,
+        id: Option<&str>,
+        started: Instant,
+    ) -> Option<Option<RequestKey>> {
+        // Redeliveries are recognised by correlation data, else by id, per reply destination.
+        let token = route
+            .correlation()
+            .map(|data| data.to_vec())
+            .or_else(|| id.map(|id| id.as_bytes().to_vec()));
+        let Some(token) = token else {
+            return Some(None);
+        };
+        let key = RequestKey {
+            reply_topic: route.topic().to_string(),
+            token,
+        };
+        match self.cache.lookup(&key, started) {
+            Lookup::Compute => return Some(Some(key)),
+            Lookup::Replay(reply) => self.sink.send(route, reply),
+            Lookup::Pending => {}
+            Lookup::Exhausted => log::warn!(
+                "brief {} delivered again after {} replies to {}; acknowledged without another reply",
+                escaped(id.unwrap_or("(no id)")),
+                cache::MAX_ANSWERS,
+                escaped(route.topic())
+            ),
+        }
+        self.telemetry.count_duplicate();
+        None
+    }
+
+    /// Sends the reply, once more for each duplicate that arrived while it was computed, and
+    /// keeps it in the reply cache unless a retry deserves a fresh attempt.
+    fn publish(
+        &self,
+        route: &ReplyRoute,
+        key: Option<&RequestKey>,
+        id: Option<&str>,
+        outcome: &Outcome,
+    ) {
+        let body = match &outcome.result {
+            Ok(reply) => serde_json::to_vec(reply).unwrap_or_else(|error| {
+                let error =
+                    ApiError::new(ErrorCode::Internal, format!("reply serialisation: {error}"));
+                reply::error_body(id, &error, None)
+            }),
+            Err(error) => reply::error_body(id, error, None),
+        };
+        // A retry after `expired`, `no_model` or `internal` deserves a fresh attempt, not a replay.
+        let transient = matches!(
+            &outcome.result,
+            Err(error) if matches!(error.code, ErrorCode::Expired | ErrorCode::NoModel | ErrorCode::Internal)
+        );
+        let copies = 1 + key
+            .map(|key| {
+                if transient {
+                    self.cache.abandon(key)
+                } else {
+                    self.cache.complete(key, &body)
+                }
+            })
+            .unwrap_or(0);
+        for _ in 1..copies {
+            self.sink.send(route, body.clone());
+        }
+        self.sink.send(route, body);
+    }
+
+    /// Feeds the service-time estimate behind `retry_after_ms` and logs the brief's record.
+    fn record(
+        &self,
+        id: Option<&str>,
+        model: Option<&ServingModel>,
+        outcome: &Outcome,
+        queue_us: u64,
+    ) {
+        let total_us = outcome.timing.total;
+        let previous = self.mean_service_us.load(Ordering::Relaxed);
+        self.mean_service_us.store(
+            (previous * 7 + total_us.saturating_sub(queue_us)) / 8,
+            Ordering::Relaxed,
+        );
+        let failure = outcome.result.as_ref().err();
+        self.telemetry.record(&BriefRecord {
+            id,
+            status: failure.map(|error| error.code),
+            backend: outcome.backend.as_deref(),
+            bundle: model.map(|model| model.bundle.label()).as_deref(),
+            timing: outcome.timing,
+            message: failure.map(|error| error.message.as_str()),
+        });
+    }
+}
+
+/// Decodes the payload (or refuses an oversized one) and reads the way back from its envelope.
+fn decode(job: &Job) -> Decoded {
+    let decoded = match job.oversized {
+        Some(size) => Err(ApiError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "payload of {size} bytes is over the {} byte limit",
+                brief::MAX_PAYLOAD_BYTES
+            ),
+        )),
+        None => brief::decode(&job.payload),
+    };
+    match decoded {
+        Ok(brief) => {
+            // The body is read for `reply_to` only when the properties gave no way back.
+            let reply_to = job
+                .route
+                .is_none()
+                .then(|| brief::read_envelope(&job.payload).reply_to)
+                .flatten();
+            Decoded {
+                id: brief.id.clone(),
+                brief: Ok(brief),
+                reply_to,
+            }
+        }
+        Err(error) => {
+            let envelope = brief::read_envelope(&job.payload);
+            Decoded {
+                brief: Err(error),
+                id: envelope.id,
+                reply_to: envelope.reply_to,
+            }
+        }
+    }
+}
