@@ -692,12 +692,23 @@ async fn sigterm_finishes_in_flight_briefs_and_says_offline() {
         "clean shutdown exits 0; log:\n{}",
         packd.log()
     );
+    // The heavy brief is held at SIGTERM: on an image thread, or (on a loaded machine) still
+    // in the image lane's queue, or both for the instant of the hand-over.
+    let log = packd.log();
+    let held: Vec<u64> = log
+        .split("shutting down: finishing ")
+        .nth(1)
+        .and_then(|rest| rest.split(" in-flight briefs").next())
+        .map(|counts| {
+            counts
+                .split(" queued and ")
+                .filter_map(|count| count.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
     assert!(
-        packd
-            .log()
-            .contains("finishing 0 queued and 1 in-flight briefs"),
-        "the heavy brief was in flight at SIGTERM:\n{}",
-        packd.log()
+        held.len() == 2 && (1..=2).contains(&held.iter().sum::<u64>()),
+        "the heavy brief was held at SIGTERM ({held:?}):\n{log}"
     );
     let state = client.wait_for_state(&packd, "offline").await;
     assert_eq!(state["device"], packd.device.as_str());
