@@ -271,7 +271,7 @@ fn start_mosquitto(dir: &Path) -> anyhow::Result<(Guarded, String)> {
         .ok_or_else(|| anyhow!("mosquitto not found (apt-get install mosquitto), or pass --url"))?;
     let port = free_port()?;
     let config = dir.join("mosquitto.conf");
-    // Nagle off as on the appliances' brokers (README "Performance"); no persistence (a soak
+    // Nagle off as on the appliances' brokers (docs/performance.md); no persistence (a soak
     // starts clean); queue limits lifted so the broker never silently drops a brief or reply
     // this tool counts on.
     fs::write(

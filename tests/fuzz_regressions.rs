@@ -1,4 +1,4 @@
-//! Regression tests for what the fuzz targets in `fuzz/` caught (README "Fuzzing"). Each test
+//! Regression tests for what the fuzz targets in `fuzz/` caught (docs/testing.md, "Fuzzing"). Each test
 //! replays the crashing input, or the smallest form of it, through the public entry point the
 //! target drives.
 

@@ -2,7 +2,7 @@
 //! packd logging to the real journal: varied briefs at a steady rate, an activation every few
 //! seconds, and the tool's own verdict (every brief answered exactly once and as expected, no
 //! growth in RSS or open files beyond its tolerances, a clean exit after SIGTERM). The ten-minute
-//! run is the tool's, not the test suite's (README "Soak").
+//! run is the tool's, not the test suite's (docs/performance.md, "Soak").
 
 // The soak tool reads its own environment; the ban on reading it outside config is packd's.
 #![allow(clippy::disallowed_methods)]
@@ -52,7 +52,7 @@ async fn twenty_seconds_of_varied_briefs_and_activations_leak_nothing() {
         "--stats-interval-s",
         "1",
         // The first activations and the first seconds of a process grow malloc's arenas by
-        // several MiB before they settle (README "Soak": +7 MiB over the first hundred
+        // several MiB before they settle (docs/performance.md, "Soak": +7 MiB over the first hundred
         // activations, then flat), which a 20-second run cannot wait out. 16 MiB still catches
         // a bundle kept per activation: one loaded costs about 15 MiB (a release packd: 24 MiB
         // with none, 38 MiB with the shipped one), and there are four or more after warm-up.
