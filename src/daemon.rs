@@ -25,6 +25,7 @@ use crate::telemetry::field::escaped;
 use crate::telemetry::Telemetry;
 use crate::transport::adoption::{AdoptionSettings, Adoptions};
 use crate::transport::{self, CommandJob, Connection, MqttReplySink, Topics};
+use packd_wire::bundle::BundleErrorCode;
 
 /// Bundle commands waiting for the fleet thread; beyond it the broker keeps them for us.
 pub const COMMAND_QUEUE: usize = 256;
@@ -158,7 +159,7 @@ fn open_and_load(
     // JetPack update), and its engines would then not deserialize.
     fleet::check_engines(&bundle.manifest.engines, profile)
         .map_err(|error| (format!("{}: {}", error.code, error.message), false))?;
-    load_model(bundle).map_err(|message| (message, false))
+    load_model(bundle).map_err(|error| (error.to_string(), false))
 }
 
 /// What engines must match: the configured `[device]` values, else what TensorRT and the CUDA
@@ -438,13 +439,12 @@ fn serve_commands(
             }))
             .unwrap_or_else(|_| {
                 log::error!("bundle command '{}' panicked", escaped(&job.command));
-                Some(Err(FleetError::new(
-                    "internal",
+                Some(Err(FleetError::internal(
                     "internal error while applying the command",
                 )))
             }),
             None => Some(Err(FleetError::new(
-                "bad_request",
+                BundleErrorCode::BadRequest,
                 format!("unknown bundle command '{}'", escaped(&job.command)),
             ))),
         };

@@ -761,7 +761,7 @@ impl Shared {
         let reply = BriefReply {
             v: API_VERSION,
             id: brief.id.clone(),
-            status: "ok",
+            status: reply::ReplyStatus::Ok,
             device: self.device.clone(),
             bundle: BundleRef {
                 name: model.bundle.manifest.name.clone(),
