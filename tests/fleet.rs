@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use fixtures::bundles::*;
 use fixtures::*;
+use packd_wire::bundle::BundleErrorCode;
 use serde_json::json;
 use support::{unique_id, Broker};
 
@@ -107,7 +108,8 @@ async fn push_activate_list_rollback_and_remove() {
     )
     .await;
     assert_eq!(
-        refused["error"]["code"], "bad_request",
+        code(&refused),
+        Some(BundleErrorCode::BadRequest),
         "the active bundle cannot be removed: {refused}"
     );
     let removed = command(
@@ -128,7 +130,8 @@ async fn push_activate_list_rollback_and_remove() {
     )
     .await;
     assert_eq!(
-        activated["error"]["code"], "bad_request",
+        code(&activated),
+        Some(BundleErrorCode::BadRequest),
         "a removed bundle cannot be activated: {activated}"
     );
     assert!(
@@ -156,15 +159,16 @@ async fn names_that_are_not_plain_folder_names_are_refused() {
             )
             .await;
             assert_eq!(
-                reply["error"]["code"], "bad_request",
+                code(&reply),
+                Some(BundleErrorCode::BadRequest),
                 "{command_name} {name}@{version}: {reply}"
             );
         }
     }
     let malformed = command(&mut client, &packd, "activate", json!({"name": 3})).await;
-    assert_eq!(malformed["error"]["code"], "bad_request");
+    assert_eq!(code(&malformed), Some(BundleErrorCode::BadRequest));
     let unknown = command(&mut client, &packd, "format-disk", json!({})).await;
-    assert_eq!(unknown["error"]["code"], "bad_request");
+    assert_eq!(code(&unknown), Some(BundleErrorCode::BadRequest));
     assert_eq!(
         client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
         "1.0.0"
@@ -565,7 +569,7 @@ async fn an_unsigned_bundle_is_refused_unless_allowed() {
     let (_key, public) = signing_key();
     let archive = pack(bundle_variant("3.0.0", |_| {}, true).path());
     let (ready, _, _) = refused_push(trusting(&public), &archive, &Push::default()).await;
-    assert_eq!(ready["error"]["code"], "bad_signature", "{ready}");
+    assert_eq!(code(&ready), Some(BundleErrorCode::BadSignature), "{ready}");
 
     let allowed = with_env(trusting(&public), "PACKD_BUNDLES__ALLOW_UNSIGNED", "true");
     let (_broker, packd, mut client) = broker_and_packd(allowed, "online").await;
@@ -587,7 +591,7 @@ async fn a_bundle_signed_with_an_untrusted_key_is_refused() {
         },
     )
     .await;
-    assert_eq!(ready["error"]["code"], "unknown_key", "{ready}");
+    assert_eq!(code(&ready), Some(BundleErrorCode::UnknownKey), "{ready}");
 }
 
 /// A signature that does not verify under the trusted key it names (made by another key, as a
@@ -605,7 +609,7 @@ async fn a_forged_signature_under_a_trusted_key_id_is_bad_signature() {
     begin["key_id"] = json!(key_id(&trusted));
     let (_broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
     let ready = command(&mut client, &packd, "begin", begin).await;
-    assert_eq!(ready["error"]["code"], "bad_signature", "{ready}");
+    assert_eq!(code(&ready), Some(BundleErrorCode::BadSignature), "{ready}");
     // Nothing was accepted: a commit of that transfer finds no transfer.
     let committed = command(
         &mut client,
@@ -614,7 +618,11 @@ async fn a_forged_signature_under_a_trusted_key_id_is_bad_signature() {
         json!({"transfer": plan.transfer}),
     )
     .await;
-    assert_eq!(committed["error"]["code"], "bad_request", "{committed}");
+    assert_eq!(
+        code(&committed),
+        Some(BundleErrorCode::BadRequest),
+        "{committed}"
+    );
     assert_eq!(
         client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
         "1.0.0"
@@ -653,7 +661,11 @@ async fn a_tampered_byte_in_the_archive_is_bad_digest() {
         json!({"transfer": plan.transfer}),
     )
     .await;
-    assert_eq!(committed["error"]["code"], "bad_digest", "{committed}");
+    assert_eq!(
+        code(&committed),
+        Some(BundleErrorCode::BadDigest),
+        "{committed}"
+    );
     assert_eq!(
         client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
         "1.0.0"
@@ -693,7 +705,11 @@ async fn a_tampered_file_inside_a_correctly_signed_archive_is_invalid() {
         },
     )
     .await;
-    assert_eq!(committed["error"]["code"], "invalid_bundle", "{committed}");
+    assert_eq!(
+        code(&committed),
+        Some(BundleErrorCode::InvalidBundle),
+        "{committed}"
+    );
     assert_eq!(committed["error"]["check"], "file_hash", "{committed}");
     assert!(
         committed["error"]["message"]
@@ -726,7 +742,11 @@ async fn a_manifest_lying_about_a_hash_is_invalid() {
         },
     )
     .await;
-    assert_eq!(committed["error"]["code"], "invalid_bundle", "{committed}");
+    assert_eq!(
+        code(&committed),
+        Some(BundleErrorCode::InvalidBundle),
+        "{committed}"
+    );
     assert_eq!(committed["error"]["check"], "file_hash", "{committed}");
     assert!(
         committed["error"]["message"]
@@ -752,7 +772,11 @@ async fn invalid_bundles_name_the_check_that_failed() {
     write_manifest(variant.path(), &manifest);
     let (_broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
     let (_, committed) = push(&mut client, &packd, &pack(variant.path()), &plan()).await;
-    assert_eq!(committed["error"]["code"], "invalid_bundle", "{committed}");
+    assert_eq!(
+        code(&committed),
+        Some(BundleErrorCode::InvalidBundle),
+        "{committed}"
+    );
     assert_eq!(committed["error"]["check"], "manifest", "{committed}");
 
     let garbage = vec![0x5Au8; 10_000];
@@ -763,7 +787,11 @@ async fn invalid_bundles_name_the_check_that_failed() {
         version: "3.0.6".into(),
     };
     let (_, committed) = push(&mut client, &packd, &not_an_archive, &plan()).await;
-    assert_eq!(committed["error"]["code"], "invalid_bundle", "{committed}");
+    assert_eq!(
+        code(&committed),
+        Some(BundleErrorCode::InvalidBundle),
+        "{committed}"
+    );
     assert_eq!(committed["error"]["check"], "archive", "{committed}");
 
     // Other codes carry no check.
@@ -774,7 +802,11 @@ async fn invalid_bundles_name_the_check_that_failed() {
         json!({"name": "packd-default", "version": "9.9.9"}),
     )
     .await;
-    assert_eq!(refused["error"]["code"], "bad_request", "{refused}");
+    assert_eq!(
+        code(&refused),
+        Some(BundleErrorCode::BadRequest),
+        "{refused}"
+    );
     assert!(refused["error"].get("check").is_none(), "{refused}");
 }
 
@@ -790,7 +822,11 @@ async fn a_missing_chunk_is_reported_and_can_be_sent_later() {
         ..Push::default()
     };
     let (_, committed) = push(&mut client, &packd, &archive, &plan).await;
-    assert_eq!(committed["error"]["code"], "missing_chunks", "{committed}");
+    assert_eq!(
+        code(&committed),
+        Some(BundleErrorCode::MissingChunks),
+        "{committed}"
+    );
     assert_eq!(committed["missing"], json!([[2, 4]]));
     let complete = Push {
         skip: vec![],
@@ -833,7 +869,7 @@ async fn an_oversized_bundle_is_refused_at_begin() {
         },
     )
     .await;
-    assert_eq!(ready["error"]["code"], "too_large", "{ready}");
+    assert_eq!(code(&ready), Some(BundleErrorCode::TooLarge), "{ready}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -880,7 +916,7 @@ async fn a_full_disk_is_no_space() {
         },
     )
     .await;
-    assert_eq!(ready["error"]["code"], "no_space", "{ready}");
+    assert_eq!(code(&ready), Some(BundleErrorCode::NoSpace), "{ready}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -905,7 +941,11 @@ async fn a_self_test_mismatch_is_refused() {
         ..Push::default()
     };
     let (_, committed) = push(&mut client, &packd, &archive, &plan).await;
-    assert_eq!(committed["error"]["code"], "selftest_failed", "{committed}");
+    assert_eq!(
+        code(&committed),
+        Some(BundleErrorCode::SelftestFailed),
+        "{committed}"
+    );
 
     // The refused bundle never entered the store: not listed, nothing of it on disk, and the
     // old bundle still active and serving.
@@ -989,7 +1029,11 @@ async fn an_engine_for_another_tensorrt_version_is_incompatible() {
         },
     )
     .await;
-    assert_eq!(committed["error"]["code"], "incompatible", "{committed}");
+    assert_eq!(
+        code(&committed),
+        Some(BundleErrorCode::Incompatible),
+        "{committed}"
+    );
     assert!(
         committed["error"]["message"]
             .as_str()
@@ -1201,7 +1245,11 @@ async fn activate_and_rollback_refuse_engines_the_device_can_no_longer_run() {
 
     let wanted = json!({"name": "packd-default", "version": "4.2.0"});
     let activated = command(&mut client, &packd, "activate", wanted).await;
-    assert_eq!(activated["error"]["code"], "incompatible", "{activated}");
+    assert_eq!(
+        code(&activated),
+        Some(BundleErrorCode::Incompatible),
+        "{activated}"
+    );
     assert!(
         activated["error"]["message"]
             .as_str()
@@ -1209,7 +1257,11 @@ async fn activate_and_rollback_refuse_engines_the_device_can_no_longer_run() {
         "{activated}"
     );
     let rolled = command(&mut client, &packd, "rollback", json!({})).await;
-    assert_eq!(rolled["error"]["code"], "incompatible", "{rolled}");
+    assert_eq!(
+        code(&rolled),
+        Some(BundleErrorCode::Incompatible),
+        "{rolled}"
+    );
 
     assert_eq!(
         client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
@@ -1336,13 +1388,17 @@ async fn replayed_begin_with_forged_size_is_refused() {
         replayed[field] = value;
         replayed["transfer"] = json!(unique_id("replay"));
         let reply = command(&mut client, &packd, "begin", replayed).await;
-        assert_eq!(reply["error"]["code"], "bad_signature", "{field}: {reply}");
+        assert_eq!(
+            code(&reply),
+            Some(BundleErrorCode::BadSignature),
+            "{field}: {reply}"
+        );
     }
     let mut tiny_chunks = genuine.clone();
     tiny_chunks["chunk_size"] = json!(4096);
     tiny_chunks["transfer"] = json!(unique_id("replay"));
     let reply = command(&mut client, &packd, "begin", tiny_chunks).await;
-    assert_eq!(reply["error"]["code"], "bad_request", "{reply}");
+    assert_eq!(code(&reply), Some(BundleErrorCode::BadRequest), "{reply}");
     assert_eq!(
         fs::read_dir(packd.store().join(".transfers"))
             .unwrap()
@@ -1392,7 +1448,11 @@ async fn stalled_transfer_is_taken_over_by_a_fresh_signed_begin() {
         json!({"transfer": hog.transfer}),
     )
     .await;
-    assert_eq!(resumed["error"]["code"], "bad_request", "{resumed}");
+    assert_eq!(
+        code(&resumed),
+        Some(BundleErrorCode::BadRequest),
+        "{resumed}"
+    );
 }
 
 /// Finding 5 of issue 13: there was no way to give a slot back. `abort` discards a transfer and
@@ -1425,7 +1485,7 @@ async fn abort_discards_a_transfer() {
         ..Push::default()
     };
     let busy = command(&mut client, &packd, "begin", begin_payload(&second, &next)).await;
-    assert_eq!(busy["error"]["code"], "busy", "{busy}");
+    assert_eq!(code(&busy), Some(BundleErrorCode::Busy), "{busy}");
 
     let aborted = command(
         &mut client,
@@ -1445,7 +1505,11 @@ async fn abort_discards_a_transfer() {
         json!({}),
     ] {
         let again = command(&mut client, &packd, "abort", payload.clone()).await;
-        assert_eq!(again["error"]["code"], "bad_request", "{payload}: {again}");
+        assert_eq!(
+            code(&again),
+            Some(BundleErrorCode::BadRequest),
+            "{payload}: {again}"
+        );
     }
     let (ready, committed) = push(&mut client, &packd, &second, &next).await;
     assert_eq!(ready["status"], "ready", "{ready}");
@@ -1478,7 +1542,11 @@ async fn unpack_writes_no_more_than_the_archive_allows() {
     )
     .await;
     assert_eq!(ready["status"], "ready", "{ready}");
-    assert_eq!(committed["error"]["code"], "invalid_bundle", "{committed}");
+    assert_eq!(
+        code(&committed),
+        Some(BundleErrorCode::InvalidBundle),
+        "{committed}"
+    );
     assert_eq!(committed["error"]["check"], "archive", "{committed}");
     assert!(!installed_path(&packd, "packd-default", "3.7.0").exists());
     let leftovers: Vec<_> = fs::read_dir(packd.store())

@@ -6,6 +6,7 @@ use crate::support;
 use std::process::Command;
 
 use fixtures::*;
+use packd_wire::reply::BriefAnswer;
 
 fn packctl(packd: &Packd, arguments: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_packctl"))
@@ -60,10 +61,12 @@ async fn packctl_sends_a_brief_and_prints_a_table_or_json() {
         ],
     );
     assert!(output.status.success());
-    let reply: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("--json prints the reply");
-    assert_eq!(reply["status"], "ok");
-    assert_eq!(reply["palettes"].as_array().expect("palettes").len(), 5);
+    let reply: BriefAnswer =
+        serde_json::from_slice(&output.stdout).expect("--json prints a brief reply");
+    let BriefAnswer::Ok(reply) = reply else {
+        panic!("not an ok reply: {reply:?}");
+    };
+    assert_eq!(reply.palettes.len(), 5);
 
     let dir = tempfile::tempdir().expect("temp");
     let preview = dir.path().join("preview.png");

@@ -11,6 +11,8 @@ use std::process::{Command, Output};
 use base64::Engine as _;
 use fixtures::bundles::{bundle_variant, installed_path};
 use fixtures::{shipped_bundle, Packd, PackdOptions, V5Client, PREFIX, REPLY_DEADLINE};
+use packd::reply::BundleRef;
+use packd_wire::bundle::BundleReply;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use support::{unique_id, Broker};
@@ -548,19 +550,22 @@ fn throughput(stderr: &str) -> f64 {
         .unwrap_or_else(|error| panic!("{number:?} in {line:?}: {error}"))
 }
 
-/// Versions installed on the appliance, from `bundle list --json`, sorted, and the active one.
-fn listed_versions(reply: &Value) -> (Vec<String>, Value) {
-    let mut versions: Vec<String> = reply["installed"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no installed list in {reply}"))
-        .iter()
+/// Versions installed on the appliance, from `bundle list --json` read as the API's `list`
+/// reply, sorted, and the active one.
+fn listed_versions(reply: &Value) -> (Vec<String>, Option<BundleRef>) {
+    let Ok(BundleReply::List(list)) = serde_json::from_value(reply.clone()) else {
+        panic!("not a list reply: {reply}");
+    };
+    let mut versions: Vec<String> = list
+        .installed
+        .into_iter()
         .map(|bundle| {
-            assert_eq!(bundle["name"], "packd-default", "{reply}");
-            bundle["version"].as_str().expect("version").to_string()
+            assert_eq!(bundle.name, "packd-default", "{reply}");
+            bundle.version
         })
         .collect();
     versions.sort();
-    (versions, reply["active"].clone())
+    (versions, list.active)
 }
 
 fn json_of(output: &Output) -> Value {
@@ -570,6 +575,13 @@ fn json_of(output: &Output) -> Value {
 
 fn bundle(version: &str) -> Value {
     serde_json::json!({"name": "packd-default", "version": version})
+}
+
+fn bundle_ref(version: &str) -> BundleRef {
+    BundleRef {
+        name: "packd-default".into(),
+        version: version.into(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -623,7 +635,7 @@ async fn push_list_rollback_remove_and_activate_on_a_real_packd() {
     assert_eq!(listed["device"], device.as_str(), "{listed}");
     let (versions, active) = listed_versions(&listed);
     assert_eq!(versions, ["1.0.0", "1.1.0"], "{listed}");
-    assert_eq!(active, bundle("1.1.0"));
+    assert_eq!(active, Some(bundle_ref("1.1.0")));
     let output = operator.run(&broker, &list).await;
     assert!(output.status.success(), "{}", describe(&output));
     let stdout = text(&output.stdout);
@@ -706,7 +718,7 @@ async fn push_list_rollback_remove_and_activate_on_a_real_packd() {
     assert!(output.status.success(), "{}", describe(&output));
     let (versions, active) = listed_versions(&json_of(&output));
     assert_eq!(versions, ["1.0.0"]);
-    assert_eq!(active, bundle("1.0.0"));
+    assert_eq!(active, Some(bundle_ref("1.0.0")));
 
     // Installed without activating, then activated by name.
     let archive = operator.archive("1.2.0", true);

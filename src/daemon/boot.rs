@@ -107,8 +107,8 @@ pub enum BootError {
     Open(#[from] BundleError),
     #[error("{code}: {message}")]
     Engines { code: String, message: String },
-    #[error("{0}")]
-    Load(String),
+    #[error(transparent)]
+    Load(#[from] fleet::LoadError),
 }
 
 impl BootError {
@@ -140,7 +140,7 @@ fn open_and_load(
             message: error.message,
         }
     })?;
-    load_model(bundle, &machine.backend).map_err(BootError::Load)
+    Ok(load_model(bundle, &machine.backend)?)
 }
 
 /// What engines must match: the configured `[device]` values, else what TensorRT and the CUDA

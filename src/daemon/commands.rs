@@ -8,6 +8,7 @@ use crate::fleet::{self, Command, Fleet, FleetError};
 use crate::serve::{ReplyPrefix, ReplySink};
 use crate::telemetry::field::escaped;
 use crate::transport::CommandJob;
+use packd_wire::bundle::BundleErrorCode;
 
 /// Where and as whom the fleet thread answers bundle commands.
 pub(super) struct CommandReplies<'a> {
@@ -36,13 +37,12 @@ pub(super) fn serve_commands(
             }))
             .unwrap_or_else(|_| {
                 log::error!("bundle command '{}' panicked", escaped(&job.command));
-                Some(Err(FleetError::new(
-                    "internal",
+                Some(Err(FleetError::internal(
                     "internal error while applying the command",
                 )))
             }),
             None => Some(Err(FleetError::new(
-                "bad_request",
+                BundleErrorCode::BadRequest,
                 format!("unknown bundle command '{}'", escaped(&job.command)),
             ))),
         };

@@ -6,13 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
-use serde_json::{json, Value};
+use packd_wire::bundle::{self as wire, BundleErrorCode, InstalledEntry, InvalidCheck};
 
 use crate::backend::select::BackendConfig;
-use crate::backend::selftest;
 use crate::bundle::archive::{self, UnpackLimits};
-use crate::bundle::manifest::EngineEntry;
 use crate::bundle::signature::{self, TrustedKeys};
 use crate::bundle::store::BundleStore;
 use crate::bundle::transfer::{BeginRequest, TransferError, TransferLimits, TransferStore};
@@ -20,6 +17,15 @@ use crate::bundle::{Bundle, BundleError};
 use crate::reply::BundleRef;
 use crate::serve::{ActiveModel, ServingModel};
 use crate::state::StateBoard;
+
+mod error;
+mod model;
+mod reply;
+
+use error::invalid;
+pub use error::{FleetError, LoadError};
+pub use model::{check_engines, load_model};
+pub use reply::{reply_body, Done};
 
 /// Transfers idle for longer than this are dropped, so an abandoned push does not hold its disk
 /// space for ever (a stalled one's slot may be taken over sooner, see `TransferLimits`).
@@ -74,64 +80,6 @@ impl Command {
     }
 }
 
-/// A refused command: the API's error code, a sentence, the missing chunk ranges for
-/// `missing_chunks`, and for `invalid_bundle` which check failed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FleetError {
-    pub code: &'static str,
-    pub message: String,
-    pub missing: Option<Vec<(u64, u64)>>,
-    /// The failed check behind an `invalid_bundle` (the reply's `error.check`), since that one
-    /// code covers several: see [`InvalidCheck`].
-    pub check: Option<InvalidCheck>,
-}
-
-/// Which check found a bundle invalid; a fleet manager tells a broken build (`manifest`,
-/// `content`) from a corrupted or tampered one (`file_hash`, `archive`) without parsing prose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InvalidCheck {
-    /// The archive itself: unreadable, unsafe entries (links, devices, `..`), over its limits.
-    Archive,
-    /// The manifest's schema, its file list, its engines' form, or its name and version.
-    Manifest,
-    /// A file whose SHA-256 differs from the manifest's.
-    FileHash,
-    /// The vocabulary, catalogues or model tensors do not fit together.
-    Content,
-}
-
-impl InvalidCheck {
-    /// The value of `error.check` in replies.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InvalidCheck::Archive => "archive",
-            InvalidCheck::Manifest => "manifest",
-            InvalidCheck::FileHash => "file_hash",
-            InvalidCheck::Content => "content",
-        }
-    }
-}
-
-impl FleetError {
-    /// A refusal with `code` and a human-readable `message`.
-    pub fn new(code: &'static str, message: impl Into<String>) -> FleetError {
-        FleetError {
-            code,
-            message: message.into(),
-            missing: None,
-            check: None,
-        }
-    }
-
-    /// An `invalid_bundle` refusal found by `check`.
-    fn invalid_bundle(check: InvalidCheck, message: impl Into<String>) -> FleetError {
-        FleetError {
-            check: Some(check),
-            ..FleetError::new("invalid_bundle", message)
-        }
-    }
-}
-
 /// What this appliance can run engines on; engines for anything else are `incompatible`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeviceProfile {
@@ -165,28 +113,6 @@ pub struct Fleet {
     publish_state: Box<dyn Fn() + Send + Sync>,
 }
 
-#[derive(Deserialize)]
-struct CommitRequest {
-    transfer: String,
-    #[serde(default = "default_true")]
-    activate: bool,
-}
-
-fn default_true() -> bool {
-    true
-}
-
-#[derive(Deserialize)]
-struct AbortRequest {
-    transfer: String,
-}
-
-#[derive(Deserialize)]
-struct BundleName {
-    name: String,
-    version: String,
-}
-
 impl Fleet {
     /// Opens the transfer store beside the bundle store.
     pub fn new(
@@ -197,8 +123,8 @@ impl Fleet {
         state: Arc<StateBoard>,
         publish_state: Box<dyn Fn() + Send + Sync>,
     ) -> Result<Fleet, FleetError> {
-        let transfers = TransferStore::open(&store.dir().join(".transfers"))
-            .map_err(|error| FleetError::new("internal", error.to_string()))?;
+        let transfers =
+            TransferStore::open(&store.dir().join(".transfers")).map_err(FleetError::internal)?;
         Ok(Fleet {
             settings,
             store,
@@ -212,7 +138,7 @@ impl Fleet {
 
     /// Applies one command; the reply body (without `v`, `id`, `device`), or `None` for chunks.
     /// Every refusal is journaled (`PACKD_EVENT={command}_refused`, `PACKD_ERROR={code}`).
-    pub fn handle(&self, command: &Command, payload: &[u8]) -> Option<Result<Value, FleetError>> {
+    pub fn handle(&self, command: &Command, payload: &[u8]) -> Option<Result<Done, FleetError>> {
         let mut subject = Subject::default();
         let result = match command {
             Command::Chunk { transfer, seq } => {
@@ -229,7 +155,7 @@ impl Fleet {
                 self.activate(&wanted)
             }),
             Command::Rollback => self.rollback(&mut subject),
-            Command::List => Ok(self.list()),
+            Command::List => self.list(),
             Command::Remove => parse_name(payload).and_then(|wanted| {
                 subject.bundle = Some(wanted.clone());
                 self.remove(&wanted)
@@ -241,13 +167,13 @@ impl Fleet {
         Some(result)
     }
 
-    fn begin(&self, payload: &[u8], subject: &mut Subject) -> Result<Value, FleetError> {
-        let request: BeginRequest = parse(payload)?;
+    fn begin(&self, payload: &[u8], subject: &mut Subject) -> Result<Done, FleetError> {
+        let request = begin_request(parse(payload)?);
         subject.transfer = Some(request.transfer.clone());
         subject.bundle = Some(label(&request.name, &request.version));
-        let digest = request.digest().ok_or_else(|| {
-            FleetError::new("bad_request", "field 'sha256' must be 64 hex digits")
-        })?;
+        let digest = request
+            .digest()
+            .ok_or_else(|| FleetError::bad_request("field 'sha256' must be 64 hex digits"))?;
         // What begin announces is checked against what was signed before any slot or disk
         // space is granted: a replayed signature with another size or name is refused here.
         self.check_signature(&request, request.size, &digest)?;
@@ -256,8 +182,7 @@ impl Fleet {
         }
         let have = self
             .transfers
-            .begin(&request, &self.settings.transfer_limits)
-            .map_err(|error| FleetError::new(error.code(), error.to_string()))?;
+            .begin(&request, &self.settings.transfer_limits)?;
         log::info!(
             PACKD_TRANSFER = request.transfer.as_str(),
             PACKD_BUNDLE = label(&request.name, &request.version).as_str(),
@@ -265,7 +190,10 @@ impl Fleet {
             "transfer {} of {}@{} ({} bytes in {} chunks) ready; {} ranges already held",
             request.transfer, request.name, request.version, request.size, request.chunk_count(), have.len()
         );
-        Ok(json!({"status": "ready", "transfer": request.transfer, "have": ranges(&have)}))
+        Ok(Done::Ready {
+            transfer: request.transfer,
+            have,
+        })
     }
 
     /// Checks the signature over the statement of `request`'s name, version and downgrade flag
@@ -276,8 +204,6 @@ impl Fleet {
         size: u64,
         digest: &[u8; 32],
     ) -> Result<(), FleetError> {
-        let refused =
-            |error: signature::SignatureError| FleetError::new(error.code(), error.to_string());
         match (&request.signature, &request.key_id) {
             (Some(signature), Some(key_id)) => {
                 let statement = signature::Statement::new(
@@ -286,25 +212,28 @@ impl Fleet {
                     size,
                     *digest,
                     request.allow_downgrade,
-                )
-                .map_err(refused)?;
-                signature::verify(&self.trusted, &statement, signature, key_id).map_err(refused)
+                )?;
+                Ok(signature::verify(
+                    &self.trusted,
+                    &statement,
+                    signature,
+                    key_id,
+                )?)
             }
             (None, None) if self.settings.allow_unsigned => Ok(()),
             (None, None) => Err(FleetError::new(
-                "bad_signature",
+                BundleErrorCode::BadSignature,
                 "the bundle is unsigned and bundles.allow_unsigned is false",
             )),
-            _ => Err(FleetError::new(
-                "bad_request",
+            _ => Err(FleetError::bad_request(
                 "'signature' and 'key_id' go together",
             )),
         }
     }
 
-    fn commit(&self, payload: &[u8], subject: &mut Subject) -> Result<Value, FleetError> {
+    fn commit(&self, payload: &[u8], subject: &mut Subject) -> Result<Done, FleetError> {
         crate::bundle::crashpoint::arm();
-        let request: CommitRequest = parse(payload)?;
+        let request: wire::Commit = parse(payload)?;
         subject.transfer = Some(request.transfer.clone());
         // Known before `complete`, so a refusal there (missing chunks, bad digest) still names
         // the bundle in the journal.
@@ -318,21 +247,16 @@ impl Fleet {
             .transfers
             .complete(&request.transfer)
             .map_err(|error| {
-                let mut refused = FleetError::new(error.code(), error.to_string());
-                match &error {
-                    TransferError::MissingChunks(missing) => refused.missing = Some(missing.clone()),
-                    // Every chunk is held, so a resumed push would only re-send nothing and
-                    // fail again (held chunks are never overwritten), while the transfer keeps
-                    // its slot and answers other pushes `busy`: the bad bytes must go. Missing
-                    // chunks and I/O errors keep the transfer, since sending more can fix them.
-                    TransferError::BadDigest { .. } => {
-                        if let Err(discard) = self.transfers.discard(&request.transfer) {
-                            log::warn!(PACKD_TRANSFER = request.transfer.as_str(); "cannot discard transfer {} after a bad digest: {discard}", request.transfer);
-                        }
+                // Every chunk is held, so a resumed push would only re-send nothing and fail
+                // again (held chunks are never overwritten), while the transfer keeps its slot
+                // and answers other pushes `busy`: the bad bytes must go. Missing chunks and I/O
+                // errors keep the transfer, since sending more can fix them.
+                if let TransferError::BadDigest { .. } = &error {
+                    if let Err(discard) = self.transfers.discard(&request.transfer) {
+                        log::warn!(PACKD_TRANSFER = request.transfer.as_str(); "cannot discard transfer {} after a bad digest: {discard}", request.transfer);
                     }
-                    _ => {}
                 }
-                refused
+                FleetError::from(error)
             })?;
         let begin = completed.request.clone();
         let wanted = label(&begin.name, &begin.version);
@@ -343,12 +267,15 @@ impl Fleet {
         let (bundle, model) = outcome?;
         log::info!(PACKD_TRANSFER = begin.transfer.as_str(), PACKD_BUNDLE = wanted.as_str(), PACKD_EVENT = "installed"; "bundle {wanted} installed");
         if !request.activate {
-            return Ok(
-                json!({"status": "installed", "bundle": bundle_ref(&bundle), "previous": Value::Null}),
-            );
+            return Ok(Done::Installed {
+                bundle: bundle_ref(&bundle),
+            });
         }
         let previous = self.swap_in(model, &wanted, Some(&begin.transfer))?;
-        Ok(json!({"status": "activated", "bundle": bundle_ref(&bundle), "previous": previous}))
+        Ok(Done::Activated {
+            bundle: bundle_ref(&bundle),
+            previous,
+        })
     }
 
     /// Verifies a received archive all the way (signature over the digest, archive safety,
@@ -358,16 +285,15 @@ impl Fleet {
         archive_path: &Path,
         begin: &BeginRequest,
     ) -> Result<(Bundle, ServingModel), FleetError> {
-        let digest = archive::sha256_of(archive_path)
-            .map_err(|error| FleetError::new("internal", error.to_string()))?;
+        let digest = archive::sha256_of(archive_path).map_err(FleetError::internal)?;
         if Some(digest) != begin.digest() {
             return Err(FleetError::new(
-                "bad_digest",
+                BundleErrorCode::BadDigest,
                 "the received archive does not match the announced sha256",
             ));
         }
         let size = std::fs::metadata(archive_path)
-            .map_err(|error| FleetError::new("internal", error.to_string()))?
+            .map_err(FleetError::internal)?
             .len();
         // Again, now over the archive as received: its own size and digest.
         self.check_signature(begin, size, &digest)?;
@@ -397,8 +323,8 @@ impl Fleet {
         // Load and self-test the model while the bundle is still in staging: a bundle that
         // fails here never enters the store (nothing to undo, and a crash meanwhile leaves only
         // a staging folder, which `BundleStore::open` clears at the next start).
-        let staged_model = load_model(bundle, &self.settings.backend)
-            .map_err(|message| cleanup(FleetError::new("selftest_failed", message)))?;
+        let staged_model =
+            load_model(bundle, &self.settings.backend).map_err(|error| cleanup(error.into()))?;
         self.store
             .install_staged(&staging, &wanted)
             .map_err(|error| cleanup(invalid(error)))?;
@@ -419,12 +345,11 @@ impl Fleet {
             .settings
             .unpack_limits
             .for_archive(archive_path)
-            .map_err(|error| FleetError::new("internal", error.to_string()))?;
+            .map_err(FleetError::internal)?;
         let transfer_limits = &self.settings.transfer_limits;
         let available = match transfer_limits.free_space_override {
             Some(bytes) => bytes,
-            None => fs4::available_space(self.store.dir())
-                .map_err(|error| FleetError::new("internal", error.to_string()))?,
+            None => fs4::available_space(self.store.dir()).map_err(FleetError::internal)?,
         }
         .saturating_sub(transfer_limits.free_space_margin);
         let limits = UnpackLimits {
@@ -435,41 +360,39 @@ impl Fleet {
         let space_bound = limits.max_total_bytes < for_archive.max_total_bytes;
         archive::unpack(archive_path, staging, &limits).map_err(|error| match error.code() {
             "too_large" if space_bound => FleetError::new(
-                "no_space",
+                BundleErrorCode::NoSpace,
                 format!("{error}: only {available} bytes are free beyond the margin"),
             ),
             // Past `begin`, an archive over the unpack limits is a malformed bundle.
             "too_large" | "invalid_bundle" => {
                 FleetError::invalid_bundle(InvalidCheck::Archive, error.to_string())
             }
-            other => FleetError::new(other, error.to_string()),
+            other => FleetError::from_domain(other, error),
         })?;
         Ok(())
     }
 
     /// Discards a transfer and its received chunks (the sender gave up, or a replayed `begin`
     /// holds the slot).
-    fn abort(&self, payload: &[u8], subject: &mut Subject) -> Result<Value, FleetError> {
-        let request: AbortRequest = parse(payload)?;
+    fn abort(&self, payload: &[u8], subject: &mut Subject) -> Result<Done, FleetError> {
+        let request: wire::Abort = parse(payload)?;
         if !crate::bundle::transfer::is_valid_transfer_id(&request.transfer) {
-            return Err(FleetError::new(
-                "bad_request",
+            return Err(FleetError::bad_request(
                 "field 'transfer' must be 1-64 ASCII letters, digits, '-' or '_'",
             ));
         }
         subject.transfer = Some(request.transfer.clone());
-        let removed = self
-            .transfers
-            .discard(&request.transfer)
-            .map_err(|error| FleetError::new(error.code(), error.to_string()))?;
+        let removed = self.transfers.discard(&request.transfer)?;
         if !removed {
-            return Err(FleetError::new(
-                "bad_request",
-                format!("no transfer '{}' is in progress", request.transfer),
-            ));
+            return Err(FleetError::bad_request(format!(
+                "no transfer '{}' is in progress",
+                request.transfer
+            )));
         }
         log::info!(PACKD_TRANSFER = request.transfer.as_str(), PACKD_EVENT = "transfer_aborted"; "transfer {} aborted", request.transfer);
-        Ok(json!({"status": "aborted", "transfer": request.transfer}))
+        Ok(Done::Aborted {
+            transfer: request.transfer,
+        })
     }
 
     /// `name@version` must mean one bundle across a fleet: a different bundle under an
@@ -493,30 +416,31 @@ impl Fleet {
         ))
     }
 
-    fn activate(&self, wanted: &str) -> Result<Value, FleetError> {
+    fn activate(&self, wanted: &str) -> Result<Done, FleetError> {
         if !self.store.is_installed(wanted) {
-            return Err(FleetError::new(
-                "bad_request",
-                format!("{wanted} is not installed"),
-            ));
+            return Err(FleetError::bad_request(format!(
+                "{wanted} is not installed"
+            )));
         }
         let bundle = Bundle::open(&self.store.path_of(wanted)).map_err(invalid)?;
         // The device may have changed since the install (a JetPack update brings another
         // TensorRT), so an installed bundle is checked again, as boot does.
         check_engines(&bundle.manifest.engines, &self.settings.profile)?;
-        let model = load_model(bundle.clone(), &self.settings.backend)
-            .map_err(|message| FleetError::new("selftest_failed", message))?;
+        let model = load_model(bundle.clone(), &self.settings.backend)?;
         let previous = self.swap_in(model, wanted, None)?;
-        Ok(json!({"status": "activated", "bundle": bundle_ref(&bundle), "previous": previous}))
+        Ok(Done::Activated {
+            bundle: bundle_ref(&bundle),
+            previous,
+        })
     }
 
-    fn rollback(&self, subject: &mut Subject) -> Result<Value, FleetError> {
+    fn rollback(&self, subject: &mut Subject) -> Result<Done, FleetError> {
         let previous = self
             .store
             .read_pointer(crate::bundle::store::PREVIOUS_POINTER)
             .filter(|label| self.store.is_installed(label))
             .ok_or_else(|| {
-                FleetError::new("bad_request", "there is no previous bundle to roll back to")
+                FleetError::bad_request("there is no previous bundle to roll back to")
             })?;
         subject.bundle = Some(previous.clone());
         let activated = self.activate(&previous)?;
@@ -533,7 +457,7 @@ impl Fleet {
         model: ServingModel,
         wanted: &str,
         transfer: Option<&str>,
-    ) -> Result<Value, FleetError> {
+    ) -> Result<Option<BundleRef>, FleetError> {
         let bundle = model.bundle.clone();
         let backends = model.backend.targets();
         let replaced = self.store.activate(wanted).map_err(internal)?;
@@ -554,44 +478,43 @@ impl Fleet {
                 log::info!(PACKD_BUNDLE = wanted, PACKD_EVENT = "activated"; "bundle {wanted} activated (replacing {replacing})")
             }
         }
-        Ok(replaced.as_deref().map(label_to_ref).unwrap_or(Value::Null))
+        Ok(replaced.as_deref().map(reply::label_to_ref))
     }
 
-    fn list(&self) -> Value {
+    fn list(&self) -> Result<Done, FleetError> {
         let active = self.store.active_label();
-        let installed: Vec<Value> = self
+        let installed = self
             .store
             .installed()
             .into_iter()
-            .map(|bundle| {
-                json!({
-                    "name": bundle.name,
-                    "version": bundle.version,
-                    "size": bundle.size,
-                    "installed_at": humantime::format_rfc3339_seconds(bundle.installed_at).to_string(),
-                    "targets": bundle.targets,
-                })
+            .map(|bundle| InstalledEntry {
+                installed_at: humantime::format_rfc3339_seconds(bundle.installed_at).to_string(),
+                name: bundle.name,
+                size: bundle.size,
+                targets: bundle.targets,
+                version: bundle.version,
             })
             .collect();
-        json!({"status": "ok", "active": active.as_deref().map(label_to_ref), "installed": installed})
+        Ok(Done::Listed {
+            active: active.as_deref().map(reply::label_to_ref),
+            installed,
+        })
     }
 
-    fn remove(&self, wanted: &str) -> Result<Value, FleetError> {
+    fn remove(&self, wanted: &str) -> Result<Done, FleetError> {
         if self.store.active_label().as_deref() == Some(wanted) {
-            return Err(FleetError::new(
-                "bad_request",
-                format!("{wanted} is active and cannot be removed"),
-            ));
+            return Err(FleetError::bad_request(format!(
+                "{wanted} is active and cannot be removed"
+            )));
         }
         if !self.store.is_installed(wanted) {
-            return Err(FleetError::new(
-                "bad_request",
-                format!("{wanted} is not installed"),
-            ));
+            return Err(FleetError::bad_request(format!(
+                "{wanted} is not installed"
+            )));
         }
         self.store.remove(wanted).map_err(internal)?;
         log::info!(PACKD_BUNDLE = wanted, PACKD_EVENT = "removed"; "bundle {wanted} removed");
-        Ok(json!({"status": "removed"}))
+        Ok(Done::Removed)
     }
 }
 
@@ -608,7 +531,7 @@ fn log_refusal(command: &str, subject: &Subject, error: &FleetError) {
     let event = format!("{command}_refused");
     // Transfer ids, bundle names and messages can come from the refused request itself.
     let escaped = |text: &str| crate::telemetry::field::escaped(text).to_field();
-    let (code, message) = (error.code, escaped(&error.message));
+    let (code, message) = (error.code.as_str(), escaped(&error.message));
     let (transfer, bundle) = (
         subject.transfer.as_deref().map(escaped),
         subject.bundle.as_deref().map(escaped),
@@ -633,101 +556,12 @@ fn log_refusal(command: &str, subject: &Subject, error: &FleetError) {
     }
 }
 
-/// Loads a verified bundle's model on the best backend here (TensorRT engines with the CPU
-/// behind them, or the CPU alone) and runs its self-test on every target before it may serve.
-pub fn load_model(bundle: Bundle, backend: &BackendConfig) -> Result<ServingModel, String> {
-    let label = bundle.label();
-    let loaded = crate::backend::select::load(&bundle, backend)
-        .map_err(|error| format!("bundle {label}: {error}"))?;
-    for (target, precision) in &loaded.targets {
-        let report = selftest::run(&bundle, target.as_ref(), *precision).map_err(|error| {
-            format!(
-                "bundle {label} failed its self-test on {}: {error}",
-                target.name()
-            )
-        })?;
-        log::info!(
-            PACKD_BUNDLE = label.as_str(), PACKD_BACKEND = target.name();
-            "bundle {label} loaded on {}; self-test passed ({} cases at {}, max deviation {:.2e}, tolerance {:.0e})",
-            target.name(), report.cases, precision.as_str(), report.max_deviation, report.tolerance
-        );
-    }
-    Ok(ServingModel {
-        bundle: Arc::new(bundle),
-        backend: loaded.serving,
-    })
-}
-
-/// Refuses engines this appliance cannot run. Without TensorRT the ONNX model serves and
-/// engines are only checked for form.
-pub fn check_engines(engines: &[EngineEntry], profile: &DeviceProfile) -> Result<(), FleetError> {
-    for engine in engines {
-        let dla_index = match engine.target.as_str() {
-            "gpu" => None,
-            "dla0" => Some(0),
-            "dla1" => Some(1),
-            other => {
-                return Err(FleetError::invalid_bundle(
-                    InvalidCheck::Manifest,
-                    format!("engine target '{other}' is not gpu, dla0 or dla1"),
-                ))
-            }
-        };
-        if !["int8", "fp16", "fp32"].contains(&engine.precision.as_str()) {
-            return Err(FleetError::invalid_bundle(
-                InvalidCheck::Manifest,
-                format!(
-                    "engine precision '{}' is not int8, fp16 or fp32",
-                    engine.precision
-                ),
-            ));
-        }
-        let Some(tensorrt) = &profile.tensorrt else {
-            continue;
-        };
-        if major_minor(&engine.tensorrt) != major_minor(tensorrt) {
-            return Err(FleetError::new(
-                "incompatible",
-                format!(
-                    "engine {} was built with TensorRT {}; this appliance runs TensorRT {tensorrt}",
-                    engine.file, engine.tensorrt
-                ),
-            ));
-        }
-        if let Some(capability) = &profile.compute_capability {
-            if &engine.compute_capability != capability {
-                return Err(FleetError::new(
-                    "incompatible",
-                    format!("engine {} was built for compute capability {}; this appliance has {capability}", engine.file, engine.compute_capability),
-                ));
-            }
-        }
-        if let Some(index) = dla_index {
-            if index >= profile.dla_cores {
-                return Err(FleetError::new(
-                    "incompatible",
-                    format!(
-                        "engine {} targets {} but this appliance has {} DLA cores",
-                        engine.file, engine.target, profile.dla_cores
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn major_minor(version: &str) -> String {
-    version.split('.').take(2).collect::<Vec<_>>().join(".")
-}
-
 /// The `name@version` an `activate` or `remove` names, refusing anything that is not a plain
 /// folder name (a version of `1.0/../../x` must never reach the filesystem).
 fn parse_name(payload: &[u8]) -> Result<String, FleetError> {
-    let wanted: BundleName = parse(payload)?;
+    let wanted: wire::BundleName = parse(payload)?;
     if !crate::bundle::transfer::is_valid_bundle_name(&wanted.name, &wanted.version) {
-        return Err(FleetError::new(
-            "bad_request",
+        return Err(FleetError::bad_request(
             "'name' and 'version' must be letters, digits, '-', '_', '.' (and '+' in versions)",
         ));
     }
@@ -735,20 +569,38 @@ fn parse_name(payload: &[u8]) -> Result<String, FleetError> {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, FleetError> {
-    serde_json::from_slice(payload).map_err(|error| {
-        FleetError::new("bad_request", format!("invalid command payload: {error}"))
-    })
+    serde_json::from_slice(payload)
+        .map_err(|error| FleetError::bad_request(format!("invalid command payload: {error}")))
+}
+
+/// The transfer store's view of a `begin` payload (the bundle crate knows nothing of the wire).
+fn begin_request(begin: wire::Begin) -> BeginRequest {
+    let wire::Begin {
+        transfer,
+        name,
+        version,
+        size,
+        sha256,
+        chunk_size,
+        signature,
+        key_id,
+        allow_downgrade,
+    } = begin;
+    BeginRequest {
+        transfer,
+        name,
+        version,
+        size,
+        sha256,
+        chunk_size,
+        signature,
+        key_id,
+        allow_downgrade,
+    }
 }
 
 fn label(name: &str, version: &str) -> String {
     format!("{name}@{version}")
-}
-
-fn label_to_ref(label: &str) -> Value {
-    match label.split_once('@') {
-        Some((name, version)) => json!({"name": name, "version": version}),
-        None => json!({"name": label, "version": ""}),
-    }
 }
 
 fn bundle_ref(bundle: &Bundle) -> BundleRef {
@@ -758,180 +610,12 @@ fn bundle_ref(bundle: &Bundle) -> BundleRef {
     }
 }
 
-fn ranges(list: &[(u64, u64)]) -> Vec<[u64; 2]> {
-    list.iter().map(|&(start, end)| [start, end]).collect()
-}
-
-fn invalid(error: BundleError) -> FleetError {
-    let check = match &error {
-        BundleError::Io { .. } => return FleetError::new("internal", error.to_string()),
-        BundleError::Manifest(_)
-        | BundleError::MissingFile { .. }
-        | BundleError::UnlistedFile { .. } => InvalidCheck::Manifest,
-        BundleError::HashMismatch { .. } => InvalidCheck::FileHash,
-        BundleError::Catalogue { .. } | BundleError::Shape(_) => InvalidCheck::Content,
-    };
-    FleetError::invalid_bundle(check, error.to_string())
-}
-
 fn internal(error: BundleError) -> FleetError {
-    FleetError::new("internal", error.to_string())
-}
-
-/// The full reply body for a command: `v`, `id` and `device` around the handler's result.
-pub fn reply_body(device: &str, payload: &[u8], result: Result<Value, FleetError>) -> Vec<u8> {
-    let id = crate::brief::read_envelope(payload).id;
-    let mut body = match result {
-        Ok(value) => value,
-        Err(error) => {
-            let mut body =
-                json!({"status": "error", "error": {"code": error.code, "message": error.message}});
-            if let Some(check) = error.check {
-                body["error"]["check"] = json!(check.as_str());
-            }
-            if let Some(missing) = &error.missing {
-                body["missing"] = json!(ranges(missing));
-            }
-            body
-        }
-    };
-    body["v"] = json!(crate::reply::API_VERSION);
-    body["device"] = json!(device);
-    if let Some(id) = id {
-        body["id"] = json!(id);
-    }
-    serde_json::to_vec(&body).unwrap_or_default()
+    FleetError::internal(error)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod tests;
 
-    #[test]
-    fn commands_parse_from_topic_suffixes() {
-        assert_eq!(Command::parse("begin"), Some(Command::Begin));
-        assert_eq!(
-            Command::parse("chunk/t-1/42"),
-            Some(Command::Chunk {
-                transfer: "t-1".into(),
-                seq: 42
-            })
-        );
-        assert_eq!(Command::parse("chunk/t-1/x"), None);
-        assert_eq!(Command::parse("chunk/t-1/1/extra"), None);
-        assert_eq!(Command::parse("abort"), Some(Command::Abort));
-        assert_eq!(Command::parse("list/extra"), None);
-        assert_eq!(Command::parse("format-disk"), None);
-    }
-
-    fn engine(target: &str, tensorrt: &str) -> EngineEntry {
-        EngineEntry {
-            target: target.into(),
-            precision: "int8".into(),
-            file: format!("engines/{target}.plan"),
-            sha256: "0".repeat(64),
-            tensorrt: tensorrt.into(),
-            cuda: "12.6".into(),
-            compute_capability: "8.7".into(),
-            dla_cores: Some(2),
-        }
-    }
-
-    #[test]
-    fn engines_must_match_the_device() {
-        let orin = DeviceProfile {
-            tensorrt: Some("10.3.0".into()),
-            compute_capability: Some("8.7".into()),
-            dla_cores: 2,
-        };
-        assert!(check_engines(&[engine("gpu", "10.3.0"), engine("dla1", "10.3.0")], &orin).is_ok());
-        assert_eq!(
-            check_engines(&[engine("gpu", "11.4.1")], &orin)
-                .unwrap_err()
-                .code,
-            "incompatible"
-        );
-        let one_dla = DeviceProfile {
-            dla_cores: 1,
-            ..orin.clone()
-        };
-        assert_eq!(
-            check_engines(&[engine("dla1", "10.3.0")], &one_dla)
-                .unwrap_err()
-                .code,
-            "incompatible"
-        );
-        assert_eq!(
-            check_engines(&[engine("tpu", "10.3.0")], &orin)
-                .unwrap_err()
-                .code,
-            "invalid_bundle"
-        );
-        // Without TensorRT the engines are unused, so their versions do not matter.
-        assert!(check_engines(&[engine("gpu", "11.4.1")], &DeviceProfile::default()).is_ok());
-    }
-
-    #[test]
-    fn reply_bodies_carry_version_device_and_id() {
-        let body: Value = serde_json::from_slice(&reply_body(
-            "orin-1",
-            br#"{"id":"x"}"#,
-            Err(FleetError {
-                missing: Some(vec![(2, 5)]),
-                ..FleetError::new("missing_chunks", "m")
-            }),
-        ))
-        .unwrap();
-        assert_eq!(body["v"], 1);
-        assert_eq!(body["device"], "orin-1");
-        assert_eq!(body["id"], "x");
-        assert_eq!(body["error"]["code"], "missing_chunks");
-        assert_eq!(body["missing"], json!([[2, 5]]));
-        assert!(body["error"].get("check").is_none(), "{body}");
-
-        let invalid: Value = serde_json::from_slice(&reply_body(
-            "orin-1",
-            b"{}",
-            Err(invalid(BundleError::HashMismatch {
-                path: "model.onnx".into(),
-                expected: "a".into(),
-                found: "b".into(),
-            })),
-        ))
-        .unwrap();
-        assert_eq!(invalid["error"]["code"], "invalid_bundle");
-        assert_eq!(invalid["error"]["check"], "file_hash");
-    }
-
-    #[test]
-    fn invalid_bundles_name_the_failed_check() {
-        let check_of = |error: BundleError| invalid(error).check.map(InvalidCheck::as_str);
-        assert_eq!(
-            check_of(BundleError::Manifest("no name".into())),
-            Some("manifest")
-        );
-        assert_eq!(
-            check_of(BundleError::UnlistedFile { path: "x".into() }),
-            Some("manifest")
-        );
-        assert_eq!(
-            check_of(BundleError::Shape("3 ≠ 4".into())),
-            Some("content")
-        );
-        let io = BundleError::Io {
-            path: "x".into(),
-            source: std::io::Error::other("disk"),
-        };
-        assert_eq!(invalid(io).code, "internal");
-        let tpu = EngineEntry {
-            target: "tpu".into(),
-            ..engine("gpu", "10.3.0")
-        };
-        assert_eq!(
-            check_engines(&[tpu], &DeviceProfile::default())
-                .unwrap_err()
-                .check,
-            Some(InvalidCheck::Manifest)
-        );
-    }
-}
+#[cfg(test)]
+mod golden_tests;

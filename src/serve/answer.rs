@@ -7,7 +7,7 @@ use crate::backend::{Inference, ModelInputs};
 use crate::brief::Brief;
 use crate::features::{self, EncodedBrief};
 use crate::recommend::{self, Suggestions};
-use crate::reply::{ApiError, BriefReply, BundleRef, ErrorCode, Timing, API_VERSION};
+use crate::reply::{ApiError, BriefReply, BundleRef, ErrorCode, ReplyStatus, Timing, API_VERSION};
 
 /// What the model and the recommender made of a brief.
 struct Answered {
@@ -92,7 +92,7 @@ impl Shared {
         BriefReply {
             v: API_VERSION,
             id: brief.id.clone(),
-            status: "ok",
+            status: ReplyStatus::Ok,
             device: self.device.clone(),
             bundle: BundleRef {
                 name: model.bundle.manifest.name.clone(),

@@ -1,13 +1,13 @@
 //! Replies as the MQTT API defines them: the success body of a brief and the error body shared by
 //! every request.
 
-use serde::Serialize;
+use serde::{de, Deserialize, Deserializer, Serialize};
 
 /// The API version this service speaks.
 pub const API_VERSION: u32 = 1;
 
 /// The error codes of the API contract; every failure a client sees is one of these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     BadRequest,
@@ -49,11 +49,11 @@ impl ErrorCode {
 }
 
 /// A failure as the client sees it: a code, a sentence, and the field at fault when there is one.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
 
@@ -77,15 +77,24 @@ impl ApiError {
     }
 }
 
-/// The error reply body.
-#[derive(Debug, Serialize)]
-pub struct ErrorReply<'a> {
+/// The `status` of a brief reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyStatus {
+    Ok,
+    Error,
+}
+
+/// The error reply body (to a brief; bundle commands have their own, see
+/// [`crate::bundle::BundleErrorReply`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorReply {
     pub v: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<&'a str>,
-    pub status: &'static str,
-    pub error: &'a ApiError,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub status: ReplyStatus,
+    pub error: ApiError,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
 }
 
@@ -93,23 +102,23 @@ pub struct ErrorReply<'a> {
 pub fn error_body(id: Option<&str>, error: &ApiError, retry_after_ms: Option<u64>) -> Vec<u8> {
     let reply = ErrorReply {
         v: API_VERSION,
-        id,
-        status: "error",
-        error,
+        id: id.map(str::to_string),
+        status: ReplyStatus::Error,
+        error: error.clone(),
         retry_after_ms,
     };
     serde_json::to_vec(&reply).unwrap_or_else(|_| br#"{"v":1,"status":"error","error":{"code":"internal","message":"reply serialisation failed"}}"#.to_vec())
 }
 
 /// Name and version of the bundle that produced a reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleRef {
     pub name: String,
     pub version: String,
 }
 
 /// Where the time of one brief went, in microseconds since it was read off the socket.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Timing {
     pub queue: u64,
     pub decode: u64,
@@ -119,7 +128,7 @@ pub struct Timing {
 }
 
 /// One scored style.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StyleSuggestion {
     pub style: String,
     pub name_zh: String,
@@ -127,7 +136,7 @@ pub struct StyleSuggestion {
 }
 
 /// Colour roles of a palette.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PaletteRoles {
     pub background: String,
     pub primary: String,
@@ -136,7 +145,7 @@ pub struct PaletteRoles {
 }
 
 /// One scored palette, with its roles already adjusted to the brand colours and to WCAG contrast.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PaletteSuggestion {
     pub name: String,
     pub name_zh: String,
@@ -147,7 +156,7 @@ pub struct PaletteSuggestion {
 }
 
 /// One scored font pairing; the CJK families are for Chinese copy on the same pack.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FontSuggestion {
     pub heading: String,
     pub body: String,
@@ -157,7 +166,7 @@ pub struct FontSuggestion {
 }
 
 /// A normalised box on the front panel.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Zone {
     pub x: f32,
     pub y: f32,
@@ -166,7 +175,7 @@ pub struct Zone {
 }
 
 /// Heatmaps of where each element belongs, and the boxes derived from them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Layout {
     pub grid: [usize; 2],
     pub heatmaps: LayoutMaps<Vec<f32>>,
@@ -174,7 +183,7 @@ pub struct Layout {
 }
 
 /// One value per layout element.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LayoutMaps<T> {
     pub logo: T,
     pub product: T,
@@ -182,12 +191,12 @@ pub struct LayoutMaps<T> {
 }
 
 /// The success reply to a brief.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BriefReply {
     pub v: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    pub status: &'static str,
+    pub status: ReplyStatus,
     pub device: String,
     pub bundle: BundleRef,
     pub backend: String,
@@ -197,8 +206,42 @@ pub struct BriefReply {
     pub fonts: Vec<FontSuggestion>,
     pub layout: Layout,
     pub warnings: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview_png: Option<String>,
+}
+
+/// Any reply to a brief, told apart by its `status` when read.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum BriefAnswer {
+    Ok(Box<BriefReply>),
+    Error(ErrorReply),
+}
+
+impl<'de> Deserialize<'de> for BriefAnswer {
+    /// Reads the `status` first, then the shape that status promises.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let status = match value.get("status") {
+            Some(status) => ReplyStatus::deserialize(status).map_err(de::Error::custom)?,
+            None => return Err(de::Error::missing_field("status")),
+        };
+        match status {
+            ReplyStatus::Ok => serde_json::from_value(value).map(BriefAnswer::Ok),
+            ReplyStatus::Error => serde_json::from_value(value).map(BriefAnswer::Error),
+        }
+        .map_err(de::Error::custom)
+    }
+}
+
+/// The `f64` a JSON reader gets for an `f32` this contract wrote: the shortest decimal that
+/// reads back as the `f32`, read as `f64`. Formatting the plain widened `f32` instead can round
+/// differently (0.845 is 0.84500003 as `f32`, 0.84499999 as read from "0.845").
+pub fn as_read(value: f32) -> f64 {
+    serde_json::to_string(&value)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(f64::from(value))
 }
 
 #[cfg(test)]
@@ -230,6 +273,36 @@ mod tests {
         assert_eq!(body["retry_after_ms"], 120);
         assert!(body.get("id").is_none());
         assert!(body["error"].get("field").is_none());
+    }
+
+    #[test]
+    fn error_bodies_keep_their_bytes() {
+        // As packd wrote them before the reply was typed for reading too.
+        let error = ApiError::for_field(ErrorCode::BadRequest, "product", "m");
+        assert_eq!(
+            error_body(Some("k-1"), &error, None),
+            br#"{"v":1,"id":"k-1","status":"error","error":{"code":"bad_request","message":"m","field":"product"}}"#
+        );
+        let error = ApiError::new(ErrorCode::Overloaded, "full");
+        let body = error_body(None, &error, Some(120));
+        assert_eq!(
+            body,
+            br#"{"v":1,"status":"error","error":{"code":"overloaded","message":"full"},"retry_after_ms":120}"#
+        );
+        match serde_json::from_slice::<BriefAnswer>(&body).unwrap() {
+            BriefAnswer::Error(reply) => {
+                assert_eq!(reply.error, error);
+                assert_eq!(reply.retry_after_ms, Some(120));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn floats_read_as_a_json_reader_reads_them() {
+        assert_eq!(as_read(0.845), 0.845_f64);
+        assert_eq!(format!("{:.2}", as_read(0.845)), "0.84");
+        assert_eq!(as_read(1.0), 1.0);
     }
 
     #[test]

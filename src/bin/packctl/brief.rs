@@ -9,6 +9,7 @@ use bytes::Bytes;
 use clap::Args;
 use packd::config::Config;
 use packd::transport::{self, Topics};
+use packd_wire::reply::{as_read, BriefAnswer, BriefReply, ErrorReply};
 use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event};
@@ -160,130 +161,121 @@ pub async fn send_brief(config: &Config, arguments: BriefArguments) -> anyhow::R
             ),
         };
     let _ = client.disconnect().await;
-    let reply: Value = serde_json::from_slice(&payload)?;
-    if let (Some(path), Some(png)) = (&arguments.preview, reply["preview_png"].as_str()) {
-        std::fs::write(path, base64::engine::general_purpose::STANDARD.decode(png)?)?;
+    // Kept as sent for --json (unknown fields and all), and read as the API's types.
+    let raw: Value = serde_json::from_slice(&payload)?;
+    let answer: BriefAnswer = serde_json::from_value(raw.clone())
+        .map_err(|error| anyhow::anyhow!("the reply does not follow the API: {error}"))?;
+    if let (Some(path), BriefAnswer::Ok(reply)) = (&arguments.preview, &answer) {
+        if let Some(png) = &reply.preview_png {
+            std::fs::write(path, base64::engine::general_purpose::STANDARD.decode(png)?)?;
+        }
     }
     if arguments.json {
-        println!("{}", serde_json::to_string_pretty(&reply)?);
+        println!("{}", serde_json::to_string_pretty(&raw)?);
     } else {
-        print_table(&reply);
+        match &answer {
+            BriefAnswer::Ok(reply) => print_table(reply),
+            BriefAnswer::Error(refused) => print_error(refused),
+        }
         if let Some(path) = &arguments.preview {
             println!("preview written to {}", path.display());
         }
     }
-    Ok(if reply["status"] == "ok" {
+    Ok(if matches!(answer, BriefAnswer::Ok(_)) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
 }
 
-fn print_table(reply: &Value) {
-    let text = |value: &Value| value.as_str().unwrap_or("").to_string();
-    let score = |value: &Value| value["score"].as_f64().unwrap_or(0.0);
-    if reply["status"] != "ok" {
-        let error = &reply["error"];
-        println!(
-            "error {}: {}",
-            text(&error["code"]),
-            text(&error["message"])
-        );
-        if let Some(field) = error["field"].as_str() {
-            println!("  field: {field}");
-        }
-        if let Some(retry) = reply["retry_after_ms"].as_u64() {
-            println!("  retry after {retry} ms");
-        }
-        return;
+fn print_error(refused: &ErrorReply) {
+    let error = &refused.error;
+    println!("error {}: {}", error.code.as_str(), error.message);
+    if let Some(field) = &error.field {
+        println!("  field: {field}");
     }
-    let timing = &reply["timing_us"];
+    if let Some(retry) = refused.retry_after_ms {
+        println!("  retry after {retry} ms");
+    }
+}
+
+/// The suggestions as tables. Scores and boxes are printed from the values a JSON reader gets
+/// ([`as_read`]), as packctl printed them when it read replies untyped.
+fn print_table(reply: &BriefReply) {
+    let timing = &reply.timing_us;
     println!(
         "{} answered by {} on {} with {} {} in {:.2} ms (queue {} us, decode {} us, infer {} us, post {} us)",
-        text(&reply["id"]),
-        text(&reply["device"]),
-        text(&reply["backend"]),
-        text(&reply["bundle"]["name"]),
-        text(&reply["bundle"]["version"]),
-        timing["total"].as_f64().unwrap_or(0.0) / 1000.0,
-        timing["queue"],
-        timing["decode"],
-        timing["infer"],
-        timing["post"],
+        reply.id.as_deref().unwrap_or(""),
+        reply.device,
+        reply.backend,
+        reply.bundle.name,
+        reply.bundle.version,
+        timing.total as f64 / 1000.0,
+        timing.queue,
+        timing.decode,
+        timing.infer,
+        timing.post,
     );
     println!("\nStyles");
-    for (rank, style) in reply["styles"].as_array().into_iter().flatten().enumerate() {
+    for (rank, style) in reply.styles.iter().enumerate() {
         println!(
             "  {}. {:<24} {:<10} {:.2}",
             rank + 1,
-            text(&style["style"]),
-            text(&style["name_zh"]),
-            score(style)
+            style.style,
+            style.name_zh,
+            as_read(style.score)
         );
     }
     println!("\nPalettes");
-    for (rank, palette) in reply["palettes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        let colours: Vec<String> = palette["colors"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(text)
-            .collect();
+    for (rank, palette) in reply.palettes.iter().enumerate() {
         println!(
             "  {}. {:<28} {:.2}  {}",
             rank + 1,
-            text(&palette["name"]),
-            score(palette),
-            colours.join(" ")
+            palette.name,
+            as_read(palette.score),
+            palette.colors.join(" ")
         );
-        let roles = &palette["roles"];
+        let roles = &palette.roles;
         println!(
             "     background {}  primary {}  accent {}  text {}  contrast {:.1}:1",
-            text(&roles["background"]),
-            text(&roles["primary"]),
-            text(&roles["accent"]),
-            text(&roles["text"]),
-            palette["contrast"].as_f64().unwrap_or(0.0)
+            roles.background,
+            roles.primary,
+            roles.accent,
+            roles.text,
+            as_read(palette.contrast)
         );
     }
     println!("\nFonts");
-    for (rank, font) in reply["fonts"].as_array().into_iter().flatten().enumerate() {
+    for (rank, font) in reply.fonts.iter().enumerate() {
         println!(
             "  {}. {} / {}   (CJK: {} / {})  {:.2}",
             rank + 1,
-            text(&font["heading"]),
-            text(&font["body"]),
-            text(&font["heading_cjk"]),
-            text(&font["body_cjk"]),
-            score(font)
+            font.heading,
+            font.body,
+            font.heading_cjk,
+            font.body_cjk,
+            as_read(font.score)
         );
     }
     println!("\nLayout zones (x, y, w, h on the front panel)");
-    for element in ["logo", "product", "text"] {
-        let zone = &reply["layout"]["zones"][element];
+    let zones = &reply.layout.zones;
+    for (element, zone) in [
+        ("logo", &zones.logo),
+        ("product", &zones.product),
+        ("text", &zones.text),
+    ] {
         println!(
             "  {:<8} {:.2} {:.2} {:.2} {:.2}",
             element,
-            zone["x"].as_f64().unwrap_or(0.0),
-            zone["y"].as_f64().unwrap_or(0.0),
-            zone["w"].as_f64().unwrap_or(0.0),
-            zone["h"].as_f64().unwrap_or(0.0)
+            as_read(zone.x),
+            as_read(zone.y),
+            as_read(zone.w),
+            as_read(zone.h)
         );
     }
-    let warnings: Vec<String> = reply["warnings"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(text)
-        .collect();
-    if !warnings.is_empty() {
+    if !reply.warnings.is_empty() {
         println!("\nWarnings");
-        for warning in warnings {
+        for warning in &reply.warnings {
             println!("  {warning}");
         }
     }

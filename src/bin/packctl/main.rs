@@ -1,8 +1,10 @@
 //! `packctl`: the operator's tool. `packctl brief …` sends one brief and prints the reply;
 //! `packctl keygen` and `packctl bundle …` make, sign, inspect and deploy model bundles.
 
+mod answer;
 mod brief;
 mod local;
+mod print;
 mod remote;
 mod session;
 

@@ -15,10 +15,13 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use packd::bundle::transfer::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use packd::config::Config;
-use serde_json::{json, Value};
+use packd_wire::bundle::{self as wire, BundleErrorCode, BundleReply, ChunkRange};
+use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::answer::Answer;
 use crate::local::{self, human_bytes};
+use crate::print::{print_json, print_lists, print_results};
 use crate::session::{check_topic_level, Expect, Lost, Session, Target, Wait};
 
 /// Connections lost during one push before it gives up.
@@ -149,12 +152,18 @@ impl Simple {
         }
     }
 
-    fn body(&self) -> Value {
+    /// The payload, as the API's type of it.
+    fn body(&self) -> serde_json::Result<Value> {
         match self {
-            Simple::Abort { transfer } => json!({"transfer": transfer}),
-            Simple::List | Simple::Rollback => json!({}),
+            Simple::Abort { transfer } => serde_json::to_value(wire::Abort {
+                transfer: transfer.clone(),
+            }),
+            Simple::List | Simple::Rollback => serde_json::to_value(wire::NoArguments {}),
             Simple::Activate { name, version } | Simple::Remove { name, version } => {
-                json!({"name": name, "version": version})
+                serde_json::to_value(wire::BundleName {
+                    name: name.clone(),
+                    version: version.clone(),
+                })
             }
         }
     }
@@ -176,8 +185,9 @@ pub async fn simple(
     let topic = target.topic(&config.mqtt.prefix, request.command());
     let expect = replies_arguments.expect(&target);
     let wait = replies_arguments.wait();
+    let body = request.body()?;
     let exchange = async {
-        let correlation = session.request(&[topic], &request.body()).await?;
+        let correlation = session.request(&[topic], &body).await?;
         session.collect(&correlation, &expect, wait).await
     };
     let replies = exchange.await.map_err(|lost: Lost| anyhow::anyhow!(lost))?;
@@ -202,7 +212,7 @@ pub async fn simple(
     if let Some(message) = &shortfall {
         eprintln!("packctl: {message}");
     }
-    let failed = replies.values().any(|reply| reply["status"] == "error");
+    let failed = replies.values().any(Answer::failed);
     Ok(if failed || shortfall.is_some() {
         ExitCode::FAILURE
     } else {
@@ -211,7 +221,7 @@ pub async fn simple(
 }
 
 /// `expected N appliances, M answered` when a pool fell short of --expect.
-fn shortfall(expect: &Expect, replies: &BTreeMap<String, Value>) -> Option<String> {
+fn shortfall(expect: &Expect, replies: &BTreeMap<String, Answer>) -> Option<String> {
     match expect {
         Expect::Pool { count: Some(count) } if replies.len() < *count => Some(format!(
             "expected {count} appliances to answer, {} did",
@@ -226,8 +236,8 @@ fn shortfall(expect: &Expect, replies: &BTreeMap<String, Value>) -> Option<Strin
 enum DeviceState {
     /// Answered `begin`: these chunk ranges still have to reach it before a commit.
     Ready { missing: Vec<(u64, u64)> },
-    /// Finished, for better or worse: its last reply (an error reply when it failed).
-    Done(Value),
+    /// Finished, for better or worse: its last answer.
+    Done(Answer),
 }
 
 /// How often an unanswered `begin` to named appliances is sent again.
@@ -278,14 +288,17 @@ pub async fn push(config: &Config, arguments: PushArguments) -> anyhow::Result<E
     let identity = local::verified_identity(&path)?;
     let (sha256, size) = (identity.sha256.clone(), identity.size);
     let (name, version) = (identity.name.clone(), identity.version.clone());
-    let mut begin = json!({
-        "transfer": sha256[..32].to_string(),
-        "name": name,
-        "version": version,
-        "size": size,
-        "sha256": sha256,
-        "chunk_size": arguments.chunk_size,
-    });
+    let mut begin = wire::Begin {
+        transfer: sha256[..32].to_string(),
+        name: name.clone(),
+        version: version.clone(),
+        size,
+        sha256: sha256.clone(),
+        chunk_size: arguments.chunk_size,
+        signature: None,
+        key_id: None,
+        allow_downgrade: false,
+    };
     if !arguments.unsigned {
         let signature = local::read_signature(&path)?.ok_or_else(|| {
             anyhow::anyhow!(
@@ -302,12 +315,10 @@ pub async fn push(config: &Config, arguments: PushArguments) -> anyhow::Result<E
                 path.display()
             );
         }
-        begin["signature"] = json!(signature.signature);
-        begin["key_id"] = json!(signature.key_id);
-        // Signed, so it must be sent as signed; absent means false, as before.
-        if signature.allow_downgrade {
-            begin["allow_downgrade"] = json!(true);
-        }
+        begin.signature = Some(signature.signature.clone());
+        begin.key_id = Some(signature.key_id.clone());
+        // Signed, so it must be sent as signed (absent on the wire means false).
+        begin.allow_downgrade = signature.allow_downgrade;
     }
     let file = File::open(&path).with_context(|| path.display().to_string())?;
     let mut push = Push {
@@ -317,7 +328,7 @@ pub async fn push(config: &Config, arguments: PushArguments) -> anyhow::Result<E
         chunk_size: arguments.chunk_size,
         chunk_count: size.div_ceil(arguments.chunk_size),
         transfer: sha256[..32].to_string(),
-        begin,
+        begin: serde_json::to_value(&begin)?,
         activate: !arguments.no_activate,
         target: target.clone(),
         prefix: config.mqtt.prefix.clone(),
@@ -390,7 +401,7 @@ pub async fn push(config: &Config, arguments: PushArguments) -> anyhow::Result<E
             0.0
         }
     );
-    let failed = results.values().any(|reply| reply["status"] == "error");
+    let failed = results.values().any(Answer::failed);
     Ok(if failed || push.shortfall.is_some() {
         ExitCode::FAILURE
     } else {
@@ -439,10 +450,10 @@ impl Push {
         let retries = self.commit_retries;
         for (device, state) in self.devices.iter_mut().flatten() {
             if let DeviceState::Ready { missing } = state {
-                *state = DeviceState::Done(error_reply(
+                *state = DeviceState::Done(Answer::verdict(
                     device,
                     "missing_chunks",
-                    &format!(
+                    format!(
                         "chunks {} still missing after {retries} resends",
                         format_ranges(missing)
                     ),
@@ -474,7 +485,7 @@ impl Push {
         topics: &[String],
         correlation: &Bytes,
         expect: &Expect,
-    ) -> Result<BTreeMap<String, Value>, Lost> {
+    ) -> Result<BTreeMap<String, Answer>, Lost> {
         let Expect::Devices(devices) = expect else {
             session
                 .request_with(topics, &self.begin, correlation)
@@ -542,40 +553,24 @@ impl Push {
         if first {
             self.shortfall = shortfall(&expect, &replies);
         }
+        let chunk_count = self.chunk_count;
         let devices = self.devices.get_or_insert_with(BTreeMap::new);
         if let Expect::Devices(expected) = &expect {
             for device in expected {
                 if !replies.contains_key(device) {
                     devices.insert(
                         device.clone(),
-                        DeviceState::Done(error_reply(
+                        DeviceState::Done(Answer::verdict(
                             device,
                             "no_reply",
-                            &format!("no reply to begin within {} s", self.wait.timeout.as_secs()),
+                            format!("no reply to begin within {} s", self.wait.timeout.as_secs()),
                         )),
                     );
                 }
             }
         }
-        for (device, reply) in replies {
-            let state = if reply["status"] == "ready" {
-                let have = parse_ranges(&reply["have"], self.chunk_count);
-                let held: u64 = have.iter().map(|(start, end)| end - start).sum();
-                if held > 0 {
-                    // Tells the operator (and the resume tests) that the chunks already on the
-                    // appliance are not sent again.
-                    eprintln!(
-                        "{device} already holds {held} of {} chunks; sending the other {}",
-                        self.chunk_count,
-                        self.chunk_count - held
-                    );
-                }
-                DeviceState::Ready {
-                    missing: complement(&have, self.chunk_count),
-                }
-            } else {
-                DeviceState::Done(reply)
-            };
+        for (device, answer) in replies {
+            let state = after_begin(chunk_count, &device, answer);
             devices.insert(device, state);
         }
         Ok(())
@@ -680,7 +675,11 @@ impl Push {
             .iter()
             .map(|device| self.device_topic(device, "commit"))
             .collect();
-        let body = json!({"transfer": self.transfer, "activate": self.activate});
+        let body = serde_json::to_value(wire::Commit {
+            activate: self.activate,
+            transfer: self.transfer.clone(),
+        })
+        .map_err(anyhow::Error::from)?;
         let correlation = session.correlation();
         session.request_with(&topics, &body, &correlation).await?;
         let expect = Expect::Devices(ready.clone());
@@ -690,14 +689,21 @@ impl Push {
         let devices = self.devices.get_or_insert_with(BTreeMap::new);
         for device in ready {
             let state = match replies.get(device) {
-                Some(reply) if reply["error"]["code"] == "missing_chunks" => DeviceState::Ready {
-                    missing: parse_ranges(&reply["missing"], chunk_count),
+                Some(answer) => match answer.reply() {
+                    Some(BundleReply::Error(refused))
+                        if refused.error.code == BundleErrorCode::MissingChunks =>
+                    {
+                        let missing = refused.missing.as_deref().unwrap_or_default();
+                        DeviceState::Ready {
+                            missing: clamp_ranges(missing, chunk_count),
+                        }
+                    }
+                    _ => DeviceState::Done(answer.clone()),
                 },
-                Some(reply) => DeviceState::Done(reply.clone()),
-                None => DeviceState::Done(error_reply(
+                None => DeviceState::Done(Answer::verdict(
                     device,
                     "no_reply",
-                    &format!("no reply to commit within {timeout} s"),
+                    format!("no reply to commit within {timeout} s"),
                 )),
             };
             devices.insert(device.clone(), state);
@@ -705,54 +711,56 @@ impl Push {
         Ok(())
     }
 
-    /// Each appliance's final reply.
-    fn results(&self) -> BTreeMap<String, Value> {
+    /// Each appliance's final answer.
+    fn results(&self) -> BTreeMap<String, Answer> {
         self.devices
             .iter()
             .flatten()
             .map(|(device, state)| {
-                let reply = match state {
-                    DeviceState::Done(reply) => reply.clone(),
+                let answer = match state {
+                    DeviceState::Done(answer) => answer.clone(),
                     DeviceState::Ready { .. } => {
-                        error_reply(device, "incomplete", "the push did not finish")
+                        Answer::verdict(device, "incomplete", "the push did not finish")
                     }
                 };
-                (device.clone(), reply)
+                (device.clone(), answer)
             })
             .collect()
     }
 }
 
-/// An error reply made up by packctl, shaped like the appliances' own.
-fn error_reply(device: &str, code: &str, message: &str) -> Value {
-    json!({"v": 1, "device": device, "status": "error",
-           "error": {"code": code, "message": message}})
+/// Where an appliance stands after its `begin` answer: ready, lacking the chunks it does not
+/// hold yet, or done when it refused.
+fn after_begin(chunk_count: u64, device: &str, answer: Answer) -> DeviceState {
+    let have = match answer.reply() {
+        Some(BundleReply::Ready(ready)) => clamp_ranges(&ready.have, chunk_count),
+        _ => return DeviceState::Done(answer),
+    };
+    let held: u64 = have.iter().map(|(start, end)| end - start).sum();
+    if held > 0 {
+        // Tells the operator (and the resume tests) that the chunks already on the appliance
+        // are not sent again.
+        eprintln!(
+            "{device} already holds {held} of {chunk_count} chunks; sending the other {}",
+            chunk_count - held
+        );
+    }
+    DeviceState::Ready {
+        missing: complement(&have, chunk_count),
+    }
 }
 
-/// Reads `[[start, end], ...]` (half-open chunk ranges), clamped to `[0, chunk_count)`;
-/// malformed entries are ignored.
-fn parse_ranges(value: &Value, chunk_count: u64) -> Vec<(u64, u64)> {
-    let ranges = value
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|range| {
-            let pair = range.as_array()?;
-            match pair.as_slice() {
-                [start, end] => {
-                    let start = start.as_u64()?.min(chunk_count);
-                    let end = end.as_u64()?.min(chunk_count);
-                    (start < end).then_some((start, end))
-                }
-                _ => None,
-            }
-        })
+/// Chunk ranges as `[start, end)` pairs, clamped to `[0, chunk_count)`, sorted and merged.
+fn clamp_ranges(ranges: &[ChunkRange], chunk_count: u64) -> Vec<(u64, u64)> {
+    let clamped = ranges
+        .iter()
+        .map(|&[start, end]| (start.min(chunk_count), end.min(chunk_count)))
         .collect();
-    normalise(ranges)
+    normalise(clamped)
 }
 
 /// Sorted, merged, non-empty ranges.
-fn normalise(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+pub(crate) fn normalise(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     ranges.retain(|(start, end)| start < end);
     ranges.sort_unstable();
     let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
@@ -781,7 +789,7 @@ fn complement(have: &[(u64, u64)], chunk_count: u64) -> Vec<(u64, u64)> {
     missing
 }
 
-fn format_ranges(ranges: &[(u64, u64)]) -> String {
+pub(crate) fn format_ranges(ranges: &[(u64, u64)]) -> String {
     let parts: Vec<String> = ranges
         .iter()
         .map(|(start, end)| format!("[{start}, {end})"))
@@ -806,153 +814,13 @@ fn progress_bar(total: u64, label: &str) -> ProgressBar {
     bar
 }
 
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(text) => text.clone(),
-        Value::Null => "-".to_string(),
-        other => other.to_string(),
-    }
-}
-
-/// `name version`, or `-` for none.
-fn bundle_label(bundle: &Value) -> String {
-    match (bundle["name"].as_str(), bundle["version"].as_str()) {
-        (Some(name), Some(version)) => format!("{name} {version}"),
-        _ => "-".to_string(),
-    }
-}
-
-fn error_text(reply: &Value) -> String {
-    if reply["status"] != "error" {
-        return String::new();
-    }
-    let error = &reply["error"];
-    let mut text = format!(
-        "{}: {}",
-        error["code"].as_str().unwrap_or("error"),
-        error["message"].as_str().unwrap_or("")
-    );
-    if error["code"] == "missing_chunks" {
-        let missing = parse_ranges(&reply["missing"], u64::MAX);
-        text.push_str(&format!(" (missing {})", format_ranges(&missing)));
-    }
-    text
-}
-
-fn print_json(target: &Target, replies: &BTreeMap<String, Value>) -> anyhow::Result<()> {
-    let text = match target {
-        Target::Device(_) if replies.len() == 1 => {
-            serde_json::to_string_pretty(replies.values().next().unwrap_or(&Value::Null))?
-        }
-        _ => serde_json::to_string_pretty(&replies.values().collect::<Vec<_>>())?,
-    };
-    println!("{text}");
-    Ok(())
-}
-
-/// One row per appliance: device, status, bundle (with the previous one), error.
-fn print_results(replies: &BTreeMap<String, Value>) {
-    let rows: Vec<[String; 4]> = replies
-        .iter()
-        .map(|(device, reply)| {
-            let mut bundle = bundle_label(&reply["bundle"]);
-            if reply["previous"].is_object() {
-                bundle.push_str(&format!(" (was {})", bundle_label(&reply["previous"])));
-            }
-            [
-                device.clone(),
-                text(&reply["status"]),
-                bundle,
-                error_text(reply),
-            ]
-        })
-        .collect();
-    print_table(&["DEVICE", "STATUS", "BUNDLE", "ERROR"], &rows);
-}
-
-fn print_lists(replies: &BTreeMap<String, Value>) {
-    let mut first = true;
-    for (device, reply) in replies {
-        if !first {
-            println!();
-        }
-        first = false;
-        if reply["status"] != "ok" {
-            println!("{device}: {}", error_text(reply));
-            continue;
-        }
-        let active = &reply["active"];
-        println!("{device}: active {}", bundle_label(active));
-        let rows: Vec<[String; 6]> = reply["installed"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|bundle| {
-                let is_active = active.is_object()
-                    && bundle["name"] == active["name"]
-                    && bundle["version"] == active["version"];
-                let targets: Vec<String> = bundle["targets"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(text)
-                    .collect();
-                [
-                    if is_active { "*" } else { "" }.to_string(),
-                    text(&bundle["name"]),
-                    text(&bundle["version"]),
-                    bundle["size"]
-                        .as_u64()
-                        .map(human_bytes)
-                        .unwrap_or_else(|| text(&bundle["size"])),
-                    text(&bundle["installed_at"]),
-                    if targets.is_empty() {
-                        "-".to_string()
-                    } else {
-                        targets.join(",")
-                    },
-                ]
-            })
-            .collect();
-        if rows.is_empty() {
-            println!("  no bundles installed");
-        } else {
-            print_table(
-                &["", "NAME", "VERSION", "SIZE", "INSTALLED", "TARGETS"],
-                &rows,
-            );
-        }
-    }
-}
-
-fn print_table<const N: usize>(headings: &[&str; N], rows: &[[String; N]]) {
-    let mut widths = headings.map(|heading| heading.chars().count());
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        println!("{}", padded.join("  ").trim_end());
-    };
-    line(headings.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn ranges_are_parsed_clamped_and_complemented() {
-        let have = parse_ranges(&json!([[5, 6], [0, 3], [2, 4], "x", [9, 99], [7, 7]]), 10);
+        let have = clamp_ranges(&[[5, 6], [0, 3], [2, 4], [9, 99], [7, 7]], 10);
         assert_eq!(have, [(0, 4), (5, 6), (9, 10)]);
         assert_eq!(complement(&have, 10), [(4, 5), (6, 9)]);
         assert_eq!(complement(&[], 3), [(0, 3)]);

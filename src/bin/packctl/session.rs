@@ -17,9 +17,11 @@ use packd::transport;
 use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
+
+use crate::answer::Answer;
 
 /// Requests queued towards the event loop before a publisher waits: a small window keeps the
 /// progress bar honest (it counts chunks the broker acknowledged).
@@ -195,6 +197,8 @@ impl Session {
     }
 
     /// Like [`Session::request`] with a given Correlation Data (one per round of requests).
+    /// Bodies are built from the API's types and go out as a `Value`, whose keys serialise
+    /// sorted: the bytes packctl has always sent.
     pub async fn request_with(
         &mut self,
         topics: &[String],
@@ -301,7 +305,7 @@ impl Session {
         correlation: &Bytes,
         expect: &Expect,
         wait: Wait,
-    ) -> Result<BTreeMap<String, Value>, Lost> {
+    ) -> Result<BTreeMap<String, Answer>, Lost> {
         let started = Instant::now();
         let deadline = started + wait.timeout;
         let mut replies = BTreeMap::new();
@@ -328,13 +332,13 @@ impl Session {
                     correlation: Some(got),
                     payload,
                 }) if got == *correlation => {
-                    let reply = parse_reply(&payload);
+                    let answer = Answer::from_payload(&payload);
                     let device = match expect {
                         // A device topic is answered by that device, whatever it calls itself.
                         Expect::Devices(devices) if devices.len() == 1 => {
                             devices.iter().next().cloned().unwrap_or_default()
                         }
-                        _ => reply["device"].as_str().unwrap_or("(unnamed)").to_string(),
+                        _ => answer.device().unwrap_or("(unnamed)").to_string(),
                     };
                     if let Expect::Devices(devices) = expect {
                         if !devices.contains(&device) {
@@ -342,7 +346,7 @@ impl Session {
                         }
                     }
                     // The first answer counts; a redelivered duplicate does not replace it.
-                    replies.entry(device).or_insert(reply);
+                    replies.entry(device).or_insert(answer);
                     last_reply = Some(Instant::now());
                 }
                 Some(SessionEvent::Lost(error)) => return Err(Lost(error)),
@@ -372,18 +376,6 @@ impl Session {
             Err(lost) => lost,
             Ok(()) => Lost(error.to_string()),
         }
-    }
-}
-
-/// A reply as JSON; an unreadable one becomes an error reply so it shows up in the results.
-fn parse_reply(payload: &[u8]) -> Value {
-    match serde_json::from_slice::<Value>(payload) {
-        Ok(reply) if reply.is_object() => reply,
-        Ok(_) | Err(_) => json!({
-            "status": "error",
-            "error": {"code": "bad_reply", "message": format!(
-                "the reply is not a JSON object ({} bytes)", payload.len())},
-        }),
     }
 }
 
