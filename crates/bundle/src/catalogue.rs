@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use unicode_normalization::UnicodeNormalization;
 
+use crate::colour::{ColourError, Lab, Rgb};
+
 /// Term groups as the vocabulary names them.
 pub const GROUPS: [&str; 7] = [
     "product", "audience", "mood", "season", "occasion", "palette", "keyword",
@@ -197,8 +199,18 @@ pub struct PaletteRoles {
     pub text: String,
 }
 
+/// A catalogued palette colour that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("palette '{palette}': {source}")]
+pub struct PaletteColourError {
+    /// The palette's id.
+    pub palette: String,
+    /// What is wrong with the colour.
+    pub source: ColourError,
+}
+
 /// Each palette's colours in CIELAB, in catalogue order (for diversity checks per brief).
-pub fn palette_labs(palettes: &[Palette]) -> Result<Vec<Vec<crate::colour::Lab>>, String> {
+pub fn palette_labs(palettes: &[Palette]) -> Result<Vec<Vec<Lab>>, PaletteColourError> {
     palettes
         .iter()
         .map(|palette| {
@@ -206,9 +218,12 @@ pub fn palette_labs(palettes: &[Palette]) -> Result<Vec<Vec<crate::colour::Lab>>
                 .colors
                 .iter()
                 .map(|hex| {
-                    crate::colour::Rgb::parse_hex(hex)
+                    Rgb::parse_hex(hex)
                         .map(|rgb| rgb.to_lab())
-                        .map_err(|error| format!("palette '{}': {error}", palette.id))
+                        .map_err(|source| PaletteColourError {
+                            palette: palette.id.clone(),
+                            source,
+                        })
                 })
                 .collect()
         })

@@ -8,16 +8,14 @@ pub mod archive;
 pub mod catalogue;
 pub mod colour;
 pub mod crashpoint;
+pub mod durable;
 pub mod manifest;
 pub mod signature;
 pub mod store;
 pub mod transfer;
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
 
 pub use catalogue::{FontCatalogue, LayoutCatalogue, PaletteCatalogue, StyleCatalogue, Vocabulary};
 pub use manifest::Manifest;
@@ -67,6 +65,15 @@ pub enum BundleError {
     Shape(String),
 }
 
+impl From<durable::FsError> for BundleError {
+    fn from(error: durable::FsError) -> BundleError {
+        BundleError::Io {
+            path: error.path,
+            source: error.source,
+        }
+    }
+}
+
 /// A verified bundle with its vocabulary and catalogues loaded.
 #[derive(Debug, Clone)]
 pub struct Bundle {
@@ -103,10 +110,10 @@ impl Bundle {
         let fonts: FontCatalogue = read_json(dir, &manifest.catalogues.fonts.file)?;
         let layouts: LayoutCatalogue = read_json(dir, &manifest.catalogues.layouts.file)?;
 
-        let palette_labs = catalogue::palette_labs(&palettes.palettes).map_err(|message| {
+        let palette_labs = catalogue::palette_labs(&palettes.palettes).map_err(|error| {
             BundleError::Catalogue {
                 file: manifest.catalogues.palettes.file.clone(),
-                message,
+                message: error.to_string(),
             }
         })?;
         let bundle = Bundle {
@@ -133,17 +140,18 @@ impl Bundle {
         self.dir.join(relative)
     }
 
+    /// Checks that the model's tensors fit the vocabulary and catalogues, and that each
+    /// catalogue holds what the manifest declares.
     fn check_shapes(&self) -> Result<(), BundleError> {
-        let manifest = &self.manifest;
+        self.check_inputs()?;
+        self.check_outputs()?;
+        self.check_counts()
+    }
+
+    fn check_inputs(&self) -> Result<(), BundleError> {
         let expect_input = |name: &str, len: usize| -> Result<(), BundleError> {
-            match manifest.input(name) {
-                Some(spec)
-                    if spec.dtype == "float32"
-                        && spec.shape.first() == Some(&1)
-                        && spec.len() == len =>
-                {
-                    Ok(())
-                }
+            match self.manifest.input(name) {
+                Some(spec) if is_float_batch_of(spec, len) => Ok(()),
                 Some(spec) => Err(BundleError::Shape(format!(
                     "input '{name}' is {} {:?}, expected float32 [1, {len}]",
                     spec.dtype, spec.shape
@@ -153,17 +161,13 @@ impl Bundle {
         };
         expect_input(INPUT_BRIEF, self.vocabulary.len())?;
         expect_input(INPUT_IMAGE, IMAGE_FEATURE_LEN)?;
-        expect_input(INPUT_BRAND, BRAND_FEATURE_LEN)?;
-        let [rows, columns] = manifest.model.layout_grid;
+        expect_input(INPUT_BRAND, BRAND_FEATURE_LEN)
+    }
+
+    fn check_outputs(&self) -> Result<(), BundleError> {
         let expect_output = |name: &str, len: usize| -> Result<(), BundleError> {
-            match manifest.output(name) {
-                Some(spec)
-                    if spec.dtype == "float32"
-                        && spec.shape.first() == Some(&1)
-                        && spec.len() == len =>
-                {
-                    Ok(())
-                }
+            match self.manifest.output(name) {
+                Some(spec) if is_float_batch_of(spec, len) => Ok(()),
                 Some(spec) => Err(BundleError::Shape(format!(
                     "output '{name}' is {} {:?}, expected {len} float32 values",
                     spec.dtype, spec.shape
@@ -174,6 +178,7 @@ impl Bundle {
         expect_output(OUTPUT_STYLES, self.styles.styles.len())?;
         expect_output(OUTPUT_PALETTES, self.palettes.palettes.len())?;
         expect_output(OUTPUT_FONTS, self.fonts.pairings.len())?;
+        let [rows, columns] = self.manifest.model.layout_grid;
         // Checked: a hostile `layout_grid` used to overflow here (a panic in debug builds, and in
         // release a wrapped product that could match a tiny layout output: seed
         // `layout-grid-overflow.toml` of the manifest fuzz target).
@@ -183,26 +188,22 @@ impl Bundle {
             .ok_or_else(|| {
                 BundleError::Shape(format!("layout_grid [{rows}, {columns}] is too large"))
             })?;
-        expect_output(OUTPUT_LAYOUT, layout_len)?;
+        expect_output(OUTPUT_LAYOUT, layout_len)
+    }
+
+    fn check_counts(&self) -> Result<(), BundleError> {
+        let declared = &self.manifest.catalogues;
         let counts = [
-            (
-                "styles",
-                manifest.catalogues.styles.count,
-                self.styles.styles.len(),
-            ),
+            ("styles", declared.styles.count, self.styles.styles.len()),
             (
                 "palettes",
-                manifest.catalogues.palettes.count,
+                declared.palettes.count,
                 self.palettes.palettes.len(),
             ),
-            (
-                "fonts",
-                manifest.catalogues.fonts.count,
-                self.fonts.pairings.len(),
-            ),
+            ("fonts", declared.fonts.count, self.fonts.pairings.len()),
             (
                 "layouts",
-                manifest.catalogues.layouts.count,
+                declared.layouts.count,
                 self.layouts.templates.len(),
             ),
         ];
@@ -221,6 +222,11 @@ impl Bundle {
         }
         Ok(())
     }
+}
+
+/// Whether a tensor is `len` float32 values in a batch of one.
+fn is_float_batch_of(spec: &manifest::TensorSpec, len: usize) -> bool {
+    spec.dtype == "float32" && spec.shape.first() == Some(&1) && spec.len() == len
 }
 
 fn check_manifest(manifest: &Manifest) -> Result<(), BundleError> {
@@ -362,17 +368,7 @@ fn list_files(dir: &Path) -> Result<Vec<String>, BundleError> {
 
 /// SHA-256 of a file, lower-case hex.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 64 * 1024];
-    loop {
-        let read = file.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-    }
-    Ok(hex::encode(hasher.finalize()))
+    durable::sha256_hex_of_file(path)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, BundleError> {

@@ -4,15 +4,16 @@
 //! 32-byte values in base64, so a key fits on one line of a config file or an MQTT payload.
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
+
+use crate::durable::{self, FsError};
 
 /// Longest key id echoed back in an error, so a hostile request cannot flood the logs.
 const MAX_ECHOED_KEY_ID: usize = 64;
@@ -44,6 +45,15 @@ impl SignatureError {
             SignatureError::InvalidKey { .. }
             | SignatureError::Io { .. }
             | SignatureError::Randomness(_) => "internal",
+        }
+    }
+}
+
+impl From<FsError> for SignatureError {
+    fn from(error: FsError) -> SignatureError {
+        SignatureError::Io {
+            path: error.path,
+            source: error.source,
         }
     }
 }
@@ -288,18 +298,7 @@ pub fn write_keypair(dir: &Path, name: &str) -> Result<KeyPairFiles, SignatureEr
 }
 
 fn write_new_file(path: &Path, mode: u32, text: &str) -> Result<(), SignatureError> {
-    let io = |source| SignatureError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(io)?;
-    file.write_all(text.as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)
+    Ok(durable::create_new_file(path, mode, text.as_bytes())?)
 }
 
 fn read_key_file(path: &Path) -> Result<String, SignatureError> {
