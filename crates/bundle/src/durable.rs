@@ -71,7 +71,7 @@ fn parent_of(path: &Path) -> &Path {
 }
 
 /// Syncs a directory, so the entries created, renamed or removed in it are on disk.
-pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), FsError> {
     File::open(dir)
         .and_then(|handle| handle.sync_all())
         .map_err(FsError::at(dir))
@@ -146,7 +146,7 @@ pub(crate) fn rename_stepped(from: &Path, to: &Path, steps: &RenameSteps) -> Res
 }
 
 /// SHA-256 of a file, read in blocks so a large archive is never held in memory.
-pub fn sha256_of_file(path: &Path) -> io::Result<[u8; 32]> {
+pub(crate) fn sha256_of_file(path: &Path) -> io::Result<[u8; 32]> {
     let mut file = File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 64 * 1024];
@@ -165,7 +165,7 @@ pub fn sha256_of_file(path: &Path) -> io::Result<[u8; 32]> {
 }
 
 /// [`sha256_of_file`] as lower-case hex, the form manifests and `begin` requests carry.
-pub fn sha256_hex_of_file(path: &Path) -> io::Result<String> {
+pub(crate) fn sha256_hex_of_file(path: &Path) -> io::Result<String> {
     sha256_of_file(path).map(hex::encode)
 }
 

@@ -4,6 +4,8 @@
 //! No tokio, MQTT or inference here: packd serves only a [`Bundle`] that passed
 //! [`Bundle::open`] and then its self-test, which runs on packd's backends.
 
+#![warn(missing_docs)]
+
 pub mod archive;
 pub mod catalogue;
 pub mod colour;
@@ -27,14 +29,19 @@ pub const BRAND_FEATURE_LEN: usize = 16;
 
 /// The file every bundle starts from.
 pub const MANIFEST_FILE: &str = "manifest.toml";
-/// Input tensor names the encoder fills.
+/// Input tensor the encoder fills with the brief's terms (one slot per vocabulary term).
 pub const INPUT_BRIEF: &str = "brief";
+/// Input tensor the encoder fills with the reference-photo features.
 pub const INPUT_IMAGE: &str = "image";
+/// Input tensor the encoder fills with the brand-colour features.
 pub const INPUT_BRAND: &str = "brand";
-/// Output tensor names the recommender reads.
+/// Output tensor of style scores (one per style in the catalogue).
 pub const OUTPUT_STYLES: &str = "styles";
+/// Output tensor of palette scores (one per palette in the catalogue).
 pub const OUTPUT_PALETTES: &str = "palettes";
+/// Output tensor of font-pairing scores (one per pairing in the catalogue).
 pub const OUTPUT_FONTS: &str = "fonts";
+/// Output tensor of the layout heatmap (`layout_grid` cells × [`LAYOUT_CHANNELS`]).
 pub const OUTPUT_LAYOUT: &str = "layout";
 /// Layout channels in the order the model gives them.
 pub const LAYOUT_CHANNELS: usize = 3;
@@ -42,25 +49,48 @@ pub const LAYOUT_CHANNELS: usize = 3;
 /// Why a bundle cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
+    /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// The operating system's answer.
         source: std::io::Error,
     },
+    /// The manifest does not parse or breaks a rule (also: a label clash in the store).
     #[error("manifest.toml is invalid: {0}")]
     Manifest(String),
+    /// A listed file is absent.
     #[error("file '{path}' is listed in the manifest but missing")]
-    MissingFile { path: String },
+    MissingFile {
+        /// The file's path in the bundle.
+        path: String,
+    },
+    /// A listed file's SHA-256 is not the manifest's.
     #[error("file '{path}' does not match its manifest hash (expected {expected}, found {found})")]
     HashMismatch {
+        /// The file's path in the bundle.
         path: String,
+        /// The SHA-256 the manifest lists.
         expected: String,
+        /// The SHA-256 of the file on disk.
         found: String,
     },
+    /// A file is present that the manifest does not list.
     #[error("file '{path}' is not listed in the manifest")]
-    UnlistedFile { path: String },
+    UnlistedFile {
+        /// The file's path in the bundle.
+        path: String,
+    },
+    /// The vocabulary or a catalogue does not parse.
     #[error("{file}: {message}")]
-    Catalogue { file: String, message: String },
+    Catalogue {
+        /// The file's path in the bundle.
+        file: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The model's tensors do not fit the vocabulary and catalogues.
     #[error("model does not fit its catalogues: {0}")]
     Shape(String),
 }
@@ -77,12 +107,19 @@ impl From<durable::FsError> for BundleError {
 /// A verified bundle with its vocabulary and catalogues loaded.
 #[derive(Debug, Clone)]
 pub struct Bundle {
+    /// The bundle's folder.
     pub dir: PathBuf,
+    /// Its parsed `manifest.toml`.
     pub manifest: Manifest,
+    /// The brief terms the model's `brief` input indexes.
     pub vocabulary: Vocabulary,
+    /// What the `styles` output indexes.
     pub styles: StyleCatalogue,
+    /// What the `palettes` output indexes.
     pub palettes: PaletteCatalogue,
+    /// What the `fonts` output indexes.
     pub fonts: FontCatalogue,
+    /// The layout templates.
     pub layouts: LayoutCatalogue,
     /// The palettes' colours in CIELAB, computed once per bundle.
     pub palette_labs: Vec<Vec<crate::colour::Lab>>,
@@ -300,12 +337,12 @@ fn check_manifest(manifest: &Manifest) -> Result<(), BundleError> {
 ///
 /// Files there need not be listed in `files`: each plan is checked against its `engines` entry's
 /// SHA-256 before it is deserialized, and the rest (timing cache, layer reports) is never loaded.
-pub const LOCAL_ENGINES_DIR: &str = "engines/";
+pub(crate) const LOCAL_ENGINES_DIR: &str = "engines/";
 
 /// Checks that every listed file exists with its hash and size, and that nothing unlisted is
 /// present (an unlisted file is either tampering or a half-finished copy), except under
 /// [`LOCAL_ENGINES_DIR`].
-pub fn verify_files(dir: &Path, manifest: &Manifest) -> Result<(), BundleError> {
+pub(crate) fn verify_files(dir: &Path, manifest: &Manifest) -> Result<(), BundleError> {
     for entry in &manifest.files {
         let path = dir.join(&entry.path);
         let found = match sha256_file(&path) {

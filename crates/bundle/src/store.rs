@@ -8,15 +8,15 @@ use crate::durable::{self, RenameSteps, ReplaceSteps};
 use crate::{crashpoint, Bundle, BundleError, MANIFEST_FILE};
 
 /// The pointer file naming the active bundle's folder.
-pub const ACTIVE_POINTER: &str = "active";
+pub(crate) const ACTIVE_POINTER: &str = "active";
 /// The bundle that was active before the current one: what `rollback` returns to.
 pub const PREVIOUS_POINTER: &str = "previous";
 /// The last bundle that loaded and passed its self-test: the fallback at boot.
 pub const LAST_GOOD_POINTER: &str = "last-good";
 /// Where bundles that failed at boot are set aside.
-pub const REJECTED_DIR: &str = ".rejected";
+pub(crate) const REJECTED_DIR: &str = ".rejected";
 /// Staging folders (unpacked archives, seed copies) live here until renamed into place.
-pub const STAGING_PREFIX: &str = ".staging-";
+pub(crate) const STAGING_PREFIX: &str = ".staging-";
 
 /// Installed bundles under one directory.
 #[derive(Debug, Clone)]
@@ -339,10 +339,15 @@ impl BundleStore {
 /// One installed bundle, as `list` reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstalledBundle {
+    /// Its folder name, `name@version`.
     pub label: String,
+    /// The manifest's name.
     pub name: String,
+    /// The manifest's version.
     pub version: String,
+    /// Bytes of the files the manifest lists.
     pub size: u64,
+    /// When it was installed (its folder's modification time).
     pub installed_at: std::time::SystemTime,
     /// Where it can run: `cpu` always, plus each TensorRT engine's target.
     pub targets: Vec<String>,

@@ -24,36 +24,64 @@ use journal::{HELD_FILE, HELD_RECORD_LEN, META_FILE};
 mod journal;
 mod request;
 
+use request::MAX_TRANSFER_ID_LEN;
 pub use request::{
-    is_valid_bundle_name, is_valid_transfer_id, BeginRequest, TransferLimits, MAX_CHUNKS,
-    MAX_CHUNK_SIZE, MAX_TRANSFER_ID_LEN, MIN_CHUNK_SIZE,
+    is_valid_bundle_name, is_valid_transfer_id, BeginRequest, TransferLimits, MAX_CHUNK_SIZE,
+    MIN_CHUNK_SIZE,
 };
 
 /// Why a transfer request cannot be honoured.
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
+    /// A field of the request is invalid.
     #[error("{field}: {message}")]
     BadRequest {
+        /// The field's name in the request.
         field: &'static str,
+        /// What is wrong with it.
         message: String,
     },
+    /// No transfer has this id.
     #[error("no transfer '{0}' is in progress")]
     UnknownTransfer(String),
+    /// The archive is over the size limit.
     #[error("the bundle is {size} bytes, over the {limit}-byte limit")]
-    TooLarge { size: u64, limit: u64 },
+    TooLarge {
+        /// The archive's announced size.
+        size: u64,
+        /// The limit it is over.
+        limit: u64,
+    },
+    /// The disk cannot hold the archive and its unpacked copy.
     #[error("not enough free space: {0}")]
     NoSpace(String),
+    /// Every slot is held by a transfer that may not be taken over.
     #[error("transfer '{active}' is in progress; one at a time (a transfer of another archive may take its place once it goes {} s without a new chunk)", stall_after.as_secs())]
     Busy {
+        /// The transfer holding the slot.
         active: String,
+        /// How long it may go without a new chunk before it can be taken over.
         stall_after: Duration,
     },
+    /// `commit` came before every chunk (half-open ranges of the missing ones).
     #[error("chunks are missing: {0:?}")]
     MissingChunks(Vec<(u64, u64)>),
+    /// The received archive is not the one `begin` announced.
     #[error("the received archive's SHA-256 is {found}, but begin announced {expected}")]
-    BadDigest { expected: String, found: String },
+    BadDigest {
+        /// The SHA-256 `begin` announced.
+        expected: String,
+        /// The SHA-256 of what arrived.
+        found: String,
+    },
+    /// Reading or writing a transfer's files failed.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's answer.
+        source: io::Error,
+    },
 }
 
 impl TransferError {
@@ -103,14 +131,18 @@ impl From<FsError> for TransferError {
 pub struct CompletedTransfer {
     /// The received archive; it stays valid until the transfer is discarded.
     pub path: PathBuf,
+    /// The `begin` it answers.
     pub request: BeginRequest,
 }
 
 /// One transfer as `list` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferSummary {
+    /// The transfer's `begin`.
     pub request: BeginRequest,
+    /// Chunks received so far.
     pub held_chunks: u64,
+    /// Chunks in all.
     pub chunk_count: u64,
     /// When a chunk last arrived (or the transfer began).
     pub last_activity: SystemTime,
@@ -250,7 +282,8 @@ impl TransferStore {
     }
 
     /// The transfers directory.
-    pub fn dir(&self) -> &Path {
+    #[cfg(test)]
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 

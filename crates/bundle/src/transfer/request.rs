@@ -12,9 +12,9 @@ pub const MIN_CHUNK_SIZE: u64 = 16 * 1024;
 /// Largest chunk a sender may use (one MQTT message).
 pub const MAX_CHUNK_SIZE: u64 = 4 * 1024 * 1024;
 /// Longest transfer id.
-pub const MAX_TRANSFER_ID_LEN: usize = 64;
+pub(crate) const MAX_TRANSFER_ID_LEN: usize = 64;
 /// Most chunks one transfer may have (256 GiB at the smallest chunk size).
-pub const MAX_CHUNKS: u64 = 1 << 24;
+pub(crate) const MAX_CHUNKS: u64 = 1 << 24;
 
 /// Longest bundle name or version: they end up in a directory name (`name@version`).
 const MAX_LABEL_PART_LEN: usize = 120;
@@ -22,14 +22,22 @@ const MAX_LABEL_PART_LEN: usize = 120;
 /// The payload of a `begin` command (unknown fields such as `v` or `reply_to` are ignored).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BeginRequest {
+    /// The sender's id for this transfer (a folder name under `.transfers`).
     pub transfer: String,
+    /// The bundle's name.
     pub name: String,
+    /// The bundle's version.
     pub version: String,
+    /// The archive's length in bytes.
     pub size: u64,
+    /// The archive's SHA-256 in hex.
     pub sha256: String,
+    /// Bytes per chunk (the last may be short).
     pub chunk_size: u64,
+    /// Ed25519 signature of the statement, base64.
     #[serde(default)]
     pub signature: Option<String>,
+    /// Id of the key that made `signature`.
     #[serde(default)]
     pub key_id: Option<String>,
     /// Signed with the downgrade flag (`packctl bundle sign --allow-downgrade`).
@@ -47,7 +55,7 @@ impl BeginRequest {
     }
 
     /// Exact length chunk `seq` must have, or `None` when `seq` is out of range.
-    pub fn chunk_len(&self, seq: u64) -> Option<u64> {
+    pub(crate) fn chunk_len(&self, seq: u64) -> Option<u64> {
         if seq >= self.chunk_count() {
             return None;
         }

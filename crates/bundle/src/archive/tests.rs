@@ -1,6 +1,9 @@
 use super::*;
+use crate::MANIFEST_FILE;
 use sha2::{Digest, Sha256};
+use std::fs;
 use std::time::{Duration, SystemTime};
+use tar::{EntryType, Header};
 
 const LIMITS: UnpackLimits = UnpackLimits {
     max_total_bytes: 1 << 20,
