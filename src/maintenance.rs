@@ -275,8 +275,12 @@ pub fn register_engine(
     manifest.engines.sort_by(|a, b| a.target.cmp(&b.target));
     let text = toml::to_string(&manifest)
         .map_err(|error| MaintenanceError::Bundle(format!("cannot write manifest: {error}")))?;
-    crate::bundle::durable::replace_file(&manifest_path, text.as_bytes())
-        .map_err(|error| io(&error.path)(error.source))?;
+    crate::bundle::durable::replace_file(&manifest_path, text.as_bytes()).map_err(|error| {
+        MaintenanceError::Io {
+            path: error.path,
+            source: error.source,
+        }
+    })?;
     Ok(entry)
 }
 
