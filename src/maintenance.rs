@@ -277,16 +277,12 @@ pub fn register_engine(
     manifest.engines.sort_by(|a, b| a.target.cmp(&b.target));
     let text = toml::to_string(&manifest)
         .map_err(|error| MaintenanceError::Bundle(format!("cannot write manifest: {error}")))?;
-    let temporary = bundle_dir.join(".manifest.toml.new");
-    {
-        let mut file = std::fs::File::create(&temporary).map_err(io(&temporary))?;
-        file.write_all(text.as_bytes()).map_err(io(&temporary))?;
-        file.sync_all().map_err(io(&temporary))?;
-    }
-    std::fs::rename(&temporary, &manifest_path).map_err(io(&manifest_path))?;
-    std::fs::File::open(bundle_dir)
-        .and_then(|dir| dir.sync_all())
-        .map_err(io(bundle_dir))?;
+    crate::bundle::durable::replace_file(&manifest_path, text.as_bytes()).map_err(|error| {
+        MaintenanceError::Io {
+            path: error.path,
+            source: error.source,
+        }
+    })?;
     Ok(entry)
 }
 

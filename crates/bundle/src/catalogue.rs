@@ -5,15 +5,19 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use unicode_normalization::UnicodeNormalization;
 
+use crate::colour::{ColourError, Lab, Rgb};
+
 /// Term groups as the vocabulary names them.
-pub const GROUPS: [&str; 7] = [
+pub(crate) const GROUPS: [&str; 7] = [
     "product", "audience", "mood", "season", "occasion", "palette", "keyword",
 ];
 
 /// The brief terms the model understands, with their synonyms indexed for matching.
 #[derive(Debug, Clone)]
 pub struct Vocabulary {
+    /// The vocabulary's version.
     pub version: String,
+    /// Every term, in input-slot order.
     pub terms: Vec<Term>,
     /// normalised synonym → term index
     by_synonym: HashMap<String, usize>,
@@ -22,10 +26,15 @@ pub struct Vocabulary {
 /// One vocabulary term (one input slot).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Term {
+    /// Its input slot.
     pub index: usize,
+    /// Its id, `group:name`.
     pub id: String,
+    /// Its group: `product`, `audience`, `mood`, `season`, `occasion`, `palette` or `keyword`.
     pub group: String,
+    /// English synonyms.
     pub en: Vec<String>,
+    /// Chinese synonyms.
     pub zh: Vec<String>,
 }
 
@@ -38,16 +47,33 @@ struct VocabularyFile {
 /// Problems with a vocabulary file.
 #[derive(Debug, thiserror::Error)]
 pub enum VocabularyError {
+    /// The file is not the vocabulary's JSON.
     #[error("vocabulary is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// A term's index is not its position.
     #[error("term {position} has index {index}; indices must be 0, 1, 2, … in order")]
-    IndexOrder { position: usize, index: usize },
+    IndexOrder {
+        /// The term's position in the file.
+        position: usize,
+        /// The index it claims.
+        index: usize,
+    },
+    /// A term names a group the vocabulary does not have.
     #[error("term '{id}' has unknown group '{group}'")]
-    UnknownGroup { id: String, group: String },
+    UnknownGroup {
+        /// The term's id.
+        id: String,
+        /// The group it names.
+        group: String,
+    },
+    /// Two terms share a synonym.
     #[error("synonym '{synonym}' belongs to both '{first}' and '{second}'")]
     DuplicateSynonym {
+        /// The synonym.
         synonym: String,
+        /// The first term that has it.
         first: String,
+        /// The second term that has it.
         second: String,
     },
 }
@@ -153,17 +179,23 @@ fn contains_term(haystack: &str, needle: &str) -> bool {
 /// Styles catalogue (`styles` output indices).
 #[derive(Debug, Clone, Deserialize)]
 pub struct StyleCatalogue {
+    /// The catalogue's version.
     pub version: String,
+    /// Styles in output-index order.
     pub styles: Vec<Style>,
 }
 
 /// One style.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Style {
+    /// Its id.
     pub id: String,
+    /// Its English name.
     pub name: String,
+    /// Its Chinese name.
     #[serde(default)]
     pub name_zh: String,
+    /// What it looks like.
     #[serde(default)]
     pub description: String,
 }
@@ -171,34 +203,56 @@ pub struct Style {
 /// Palettes catalogue (`palettes` output indices).
 #[derive(Debug, Clone, Deserialize)]
 pub struct PaletteCatalogue {
+    /// The catalogue's version.
     pub version: String,
+    /// Palettes in output-index order.
     pub palettes: Vec<Palette>,
 }
 
 /// One palette as catalogued.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Palette {
+    /// Its id.
     pub id: String,
+    /// Its English name.
     pub name: String,
+    /// Its Chinese name.
     #[serde(default)]
     pub name_zh: String,
+    /// The colour family it belongs to.
     #[serde(default)]
     pub family: String,
+    /// Its colours as hex strings.
     pub colors: Vec<String>,
+    /// Which colour plays which part.
     pub roles: PaletteRoles,
 }
 
 /// Colour roles as catalogued (hex strings).
 #[derive(Debug, Clone, Deserialize)]
 pub struct PaletteRoles {
+    /// The background colour.
     pub background: String,
+    /// The main colour.
     pub primary: String,
+    /// The accent colour.
     pub accent: String,
+    /// The text colour.
     pub text: String,
 }
 
+/// A catalogued palette colour that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("palette '{palette}': {source}")]
+pub struct PaletteColourError {
+    /// The palette's id.
+    pub palette: String,
+    /// What is wrong with the colour.
+    pub source: ColourError,
+}
+
 /// Each palette's colours in CIELAB, in catalogue order (for diversity checks per brief).
-pub fn palette_labs(palettes: &[Palette]) -> Result<Vec<Vec<crate::colour::Lab>>, String> {
+pub fn palette_labs(palettes: &[Palette]) -> Result<Vec<Vec<Lab>>, PaletteColourError> {
     palettes
         .iter()
         .map(|palette| {
@@ -206,9 +260,12 @@ pub fn palette_labs(palettes: &[Palette]) -> Result<Vec<Vec<crate::colour::Lab>>
                 .colors
                 .iter()
                 .map(|hex| {
-                    crate::colour::Rgb::parse_hex(hex)
+                    Rgb::parse_hex(hex)
                         .map(|rgb| rgb.to_lab())
-                        .map_err(|error| format!("palette '{}': {error}", palette.id))
+                        .map_err(|source| PaletteColourError {
+                            palette: palette.id.clone(),
+                            source,
+                        })
                 })
                 .collect()
         })
@@ -218,18 +275,25 @@ pub fn palette_labs(palettes: &[Palette]) -> Result<Vec<Vec<crate::colour::Lab>>
 /// Font pairings catalogue (`fonts` output indices).
 #[derive(Debug, Clone, Deserialize)]
 pub struct FontCatalogue {
+    /// The catalogue's version.
     pub version: String,
+    /// Pairings in output-index order.
     pub pairings: Vec<FontPairing>,
 }
 
 /// One font pairing.
 #[derive(Debug, Clone, Deserialize)]
 pub struct FontPairing {
+    /// Its id.
     pub id: String,
+    /// The heading font.
     pub heading: String,
+    /// The body font.
     pub body: String,
+    /// The heading font for CJK text.
     #[serde(default)]
     pub heading_cjk: String,
+    /// The body font for CJK text.
     #[serde(default)]
     pub body_cjk: String,
 }
@@ -237,8 +301,11 @@ pub struct FontPairing {
 /// Layout templates for a front panel.
 #[derive(Debug, Clone, Deserialize)]
 pub struct LayoutCatalogue {
+    /// The catalogue's version.
     pub version: String,
+    /// Rows and columns of the templates' grid.
     pub grid: [usize; 2],
+    /// The templates, as the catalogue gives them.
     pub templates: Vec<serde_json::Value>,
 }
 

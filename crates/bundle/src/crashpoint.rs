@@ -1,5 +1,5 @@
 //! Crash points for the install path's crash-safety test. Built only with the `test-util`
-//! feature, which no shipped build enables; without it [`arm`] and [`step`] are empty and the
+//! feature, which no shipped build enables; without it [`arm`] and `step` are empty and the
 //! variable's name is not in the binary, so no environment line can kill an appliance.
 //!
 //! With `CRASH_PACKD_AT_STEP=N` in the environment (deliberately not a `PACKD_*` name: those are
@@ -12,7 +12,7 @@ mod armed {
     use std::sync::OnceLock;
 
     /// Environment variable naming the step to die at (1-based).
-    pub const CRASH_AT_ENV: &str = "CRASH_PACKD_AT_STEP";
+    pub(crate) const CRASH_AT_ENV: &str = "CRASH_PACKD_AT_STEP";
 
     static STEPS: AtomicU64 = AtomicU64::new(0);
     static ARMED: AtomicBool = AtomicBool::new(false);
@@ -35,7 +35,7 @@ mod armed {
     }
 
     /// Marks one durable step; dies here if this is the step the environment names.
-    pub fn step(what: &str) {
+    pub(crate) fn step(what: &str) {
         let Some(target) = target() else { return };
         if !ARMED.load(Ordering::SeqCst) {
             return;
@@ -53,7 +53,9 @@ mod armed {
 }
 
 #[cfg(feature = "test-util")]
-pub use armed::{arm, step, CRASH_AT_ENV};
+pub use armed::arm;
+#[cfg(feature = "test-util")]
+pub(crate) use armed::step;
 
 /// Starts counting steps: called where an install begins, so boot-time writes (seeding, the
 /// boot fallback) do not count. Empty without `test-util`.
@@ -64,4 +66,4 @@ pub fn arm() {}
 /// Marks one durable step. Empty without `test-util`.
 #[cfg(not(feature = "test-util"))]
 #[inline(always)]
-pub fn step(_what: &str) {}
+pub(crate) fn step(_what: &str) {}

@@ -4,20 +4,20 @@
 //! No tokio, MQTT or inference here: packd serves only a [`Bundle`] that passed
 //! [`Bundle::open`] and then its self-test, which runs on packd's backends.
 
+#![warn(missing_docs)]
+
 pub mod archive;
 pub mod catalogue;
 pub mod colour;
 pub mod crashpoint;
+pub mod durable;
 pub mod manifest;
 pub mod signature;
 pub mod store;
 pub mod transfer;
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
 
 pub use catalogue::{FontCatalogue, LayoutCatalogue, PaletteCatalogue, StyleCatalogue, Vocabulary};
 pub use manifest::Manifest;
@@ -29,14 +29,19 @@ pub const BRAND_FEATURE_LEN: usize = 16;
 
 /// The file every bundle starts from.
 pub const MANIFEST_FILE: &str = "manifest.toml";
-/// Input tensor names the encoder fills.
+/// Input tensor the encoder fills with the brief's terms (one slot per vocabulary term).
 pub const INPUT_BRIEF: &str = "brief";
+/// Input tensor the encoder fills with the reference-photo features.
 pub const INPUT_IMAGE: &str = "image";
+/// Input tensor the encoder fills with the brand-colour features.
 pub const INPUT_BRAND: &str = "brand";
-/// Output tensor names the recommender reads.
+/// Output tensor of style scores (one per style in the catalogue).
 pub const OUTPUT_STYLES: &str = "styles";
+/// Output tensor of palette scores (one per palette in the catalogue).
 pub const OUTPUT_PALETTES: &str = "palettes";
+/// Output tensor of font-pairing scores (one per pairing in the catalogue).
 pub const OUTPUT_FONTS: &str = "fonts";
+/// Output tensor of the layout heatmap (`layout_grid` cells × [`LAYOUT_CHANNELS`]).
 pub const OUTPUT_LAYOUT: &str = "layout";
 /// Layout channels in the order the model gives them.
 pub const LAYOUT_CHANNELS: usize = 3;
@@ -44,38 +49,77 @@ pub const LAYOUT_CHANNELS: usize = 3;
 /// Why a bundle cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
+    /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// The operating system's answer.
         source: std::io::Error,
     },
+    /// The manifest does not parse or breaks a rule (also: a label clash in the store).
     #[error("manifest.toml is invalid: {0}")]
     Manifest(String),
+    /// A listed file is absent.
     #[error("file '{path}' is listed in the manifest but missing")]
-    MissingFile { path: String },
+    MissingFile {
+        /// The file's path in the bundle.
+        path: String,
+    },
+    /// A listed file's SHA-256 is not the manifest's.
     #[error("file '{path}' does not match its manifest hash (expected {expected}, found {found})")]
     HashMismatch {
+        /// The file's path in the bundle.
         path: String,
+        /// The SHA-256 the manifest lists.
         expected: String,
+        /// The SHA-256 of the file on disk.
         found: String,
     },
+    /// A file is present that the manifest does not list.
     #[error("file '{path}' is not listed in the manifest")]
-    UnlistedFile { path: String },
+    UnlistedFile {
+        /// The file's path in the bundle.
+        path: String,
+    },
+    /// The vocabulary or a catalogue does not parse.
     #[error("{file}: {message}")]
-    Catalogue { file: String, message: String },
+    Catalogue {
+        /// The file's path in the bundle.
+        file: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The model's tensors do not fit the vocabulary and catalogues.
     #[error("model does not fit its catalogues: {0}")]
     Shape(String),
+}
+
+impl From<durable::FsError> for BundleError {
+    fn from(error: durable::FsError) -> BundleError {
+        BundleError::Io {
+            path: error.path,
+            source: error.source,
+        }
+    }
 }
 
 /// A verified bundle with its vocabulary and catalogues loaded.
 #[derive(Debug, Clone)]
 pub struct Bundle {
+    /// The bundle's folder.
     pub dir: PathBuf,
+    /// Its parsed `manifest.toml`.
     pub manifest: Manifest,
+    /// The brief terms the model's `brief` input indexes.
     pub vocabulary: Vocabulary,
+    /// What the `styles` output indexes.
     pub styles: StyleCatalogue,
+    /// What the `palettes` output indexes.
     pub palettes: PaletteCatalogue,
+    /// What the `fonts` output indexes.
     pub fonts: FontCatalogue,
+    /// The layout templates.
     pub layouts: LayoutCatalogue,
     /// The palettes' colours in CIELAB, computed once per bundle.
     pub palette_labs: Vec<Vec<crate::colour::Lab>>,
@@ -103,10 +147,10 @@ impl Bundle {
         let fonts: FontCatalogue = read_json(dir, &manifest.catalogues.fonts.file)?;
         let layouts: LayoutCatalogue = read_json(dir, &manifest.catalogues.layouts.file)?;
 
-        let palette_labs = catalogue::palette_labs(&palettes.palettes).map_err(|message| {
+        let palette_labs = catalogue::palette_labs(&palettes.palettes).map_err(|error| {
             BundleError::Catalogue {
                 file: manifest.catalogues.palettes.file.clone(),
-                message,
+                message: error.to_string(),
             }
         })?;
         let bundle = Bundle {
@@ -133,17 +177,18 @@ impl Bundle {
         self.dir.join(relative)
     }
 
+    /// Checks that the model's tensors fit the vocabulary and catalogues, and that each
+    /// catalogue holds what the manifest declares.
     fn check_shapes(&self) -> Result<(), BundleError> {
-        let manifest = &self.manifest;
+        self.check_inputs()?;
+        self.check_outputs()?;
+        self.check_counts()
+    }
+
+    fn check_inputs(&self) -> Result<(), BundleError> {
         let expect_input = |name: &str, len: usize| -> Result<(), BundleError> {
-            match manifest.input(name) {
-                Some(spec)
-                    if spec.dtype == "float32"
-                        && spec.shape.first() == Some(&1)
-                        && spec.len() == len =>
-                {
-                    Ok(())
-                }
+            match self.manifest.input(name) {
+                Some(spec) if is_float_batch_of(spec, len) => Ok(()),
                 Some(spec) => Err(BundleError::Shape(format!(
                     "input '{name}' is {} {:?}, expected float32 [1, {len}]",
                     spec.dtype, spec.shape
@@ -153,17 +198,13 @@ impl Bundle {
         };
         expect_input(INPUT_BRIEF, self.vocabulary.len())?;
         expect_input(INPUT_IMAGE, IMAGE_FEATURE_LEN)?;
-        expect_input(INPUT_BRAND, BRAND_FEATURE_LEN)?;
-        let [rows, columns] = manifest.model.layout_grid;
+        expect_input(INPUT_BRAND, BRAND_FEATURE_LEN)
+    }
+
+    fn check_outputs(&self) -> Result<(), BundleError> {
         let expect_output = |name: &str, len: usize| -> Result<(), BundleError> {
-            match manifest.output(name) {
-                Some(spec)
-                    if spec.dtype == "float32"
-                        && spec.shape.first() == Some(&1)
-                        && spec.len() == len =>
-                {
-                    Ok(())
-                }
+            match self.manifest.output(name) {
+                Some(spec) if is_float_batch_of(spec, len) => Ok(()),
                 Some(spec) => Err(BundleError::Shape(format!(
                     "output '{name}' is {} {:?}, expected {len} float32 values",
                     spec.dtype, spec.shape
@@ -174,6 +215,7 @@ impl Bundle {
         expect_output(OUTPUT_STYLES, self.styles.styles.len())?;
         expect_output(OUTPUT_PALETTES, self.palettes.palettes.len())?;
         expect_output(OUTPUT_FONTS, self.fonts.pairings.len())?;
+        let [rows, columns] = self.manifest.model.layout_grid;
         // Checked: a hostile `layout_grid` used to overflow here (a panic in debug builds, and in
         // release a wrapped product that could match a tiny layout output: seed
         // `layout-grid-overflow.toml` of the manifest fuzz target).
@@ -183,26 +225,22 @@ impl Bundle {
             .ok_or_else(|| {
                 BundleError::Shape(format!("layout_grid [{rows}, {columns}] is too large"))
             })?;
-        expect_output(OUTPUT_LAYOUT, layout_len)?;
+        expect_output(OUTPUT_LAYOUT, layout_len)
+    }
+
+    fn check_counts(&self) -> Result<(), BundleError> {
+        let declared = &self.manifest.catalogues;
         let counts = [
-            (
-                "styles",
-                manifest.catalogues.styles.count,
-                self.styles.styles.len(),
-            ),
+            ("styles", declared.styles.count, self.styles.styles.len()),
             (
                 "palettes",
-                manifest.catalogues.palettes.count,
+                declared.palettes.count,
                 self.palettes.palettes.len(),
             ),
-            (
-                "fonts",
-                manifest.catalogues.fonts.count,
-                self.fonts.pairings.len(),
-            ),
+            ("fonts", declared.fonts.count, self.fonts.pairings.len()),
             (
                 "layouts",
-                manifest.catalogues.layouts.count,
+                declared.layouts.count,
                 self.layouts.templates.len(),
             ),
         ];
@@ -221,6 +259,11 @@ impl Bundle {
         }
         Ok(())
     }
+}
+
+/// Whether a tensor is `len` float32 values in a batch of one.
+fn is_float_batch_of(spec: &manifest::TensorSpec, len: usize) -> bool {
+    spec.dtype == "float32" && spec.shape.first() == Some(&1) && spec.len() == len
 }
 
 fn check_manifest(manifest: &Manifest) -> Result<(), BundleError> {
@@ -294,12 +337,12 @@ fn check_manifest(manifest: &Manifest) -> Result<(), BundleError> {
 ///
 /// Files there need not be listed in `files`: each plan is checked against its `engines` entry's
 /// SHA-256 before it is deserialized, and the rest (timing cache, layer reports) is never loaded.
-pub const LOCAL_ENGINES_DIR: &str = "engines/";
+pub(crate) const LOCAL_ENGINES_DIR: &str = "engines/";
 
 /// Checks that every listed file exists with its hash and size, and that nothing unlisted is
 /// present (an unlisted file is either tampering or a half-finished copy), except under
 /// [`LOCAL_ENGINES_DIR`].
-pub fn verify_files(dir: &Path, manifest: &Manifest) -> Result<(), BundleError> {
+pub(crate) fn verify_files(dir: &Path, manifest: &Manifest) -> Result<(), BundleError> {
     for entry in &manifest.files {
         let path = dir.join(&entry.path);
         let found = match sha256_file(&path) {
@@ -362,17 +405,7 @@ fn list_files(dir: &Path) -> Result<Vec<String>, BundleError> {
 
 /// SHA-256 of a file, lower-case hex.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 64 * 1024];
-    loop {
-        let read = file.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-    }
-    Ok(hex::encode(hasher.finalize()))
+    durable::sha256_hex_of_file(path)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, BundleError> {

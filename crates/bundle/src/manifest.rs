@@ -3,22 +3,31 @@
 use serde::{Deserialize, Serialize};
 
 /// The manifest schema this service reads.
-pub const MANIFEST_SCHEMA: u32 = 1;
+pub(crate) const MANIFEST_SCHEMA: u32 = 1;
 
 /// A bundle's manifest.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// The manifest schema; this service reads schema 1.
     pub schema: u32,
+    /// The bundle's name: ASCII letters, digits, `-`, `_` or `.`.
     pub name: String,
+    /// The bundle's version (semver where it is to be compared).
     pub version: String,
+    /// When the bundle was made (fixed by the recipe, not the wall clock).
     pub created: String,
+    /// Free text for people.
     #[serde(default)]
     pub description: String,
+    /// TensorRT engines built for this bundle, one per target.
     #[serde(default)]
     pub engines: Vec<EngineEntry>,
+    /// The model files and their tensors.
     pub model: ModelSection,
+    /// The catalogues the outputs index.
     pub catalogues: Catalogues,
+    /// Every file of the bundle but the manifest, with its SHA-256.
     pub files: Vec<FileEntry>,
 }
 
@@ -26,13 +35,21 @@ pub struct Manifest {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
+    /// The float32 ONNX model.
     pub fp32: String,
+    /// The int8-quantised ONNX model.
     pub int8: String,
+    /// TensorRT's int8 calibration cache.
     pub calibration_cache: String,
+    /// The vocabulary file.
     pub vocabulary: String,
+    /// Inputs and expected outputs packd checks before serving the bundle.
     pub selftest: String,
+    /// Rows and columns of the layout heatmap.
     pub layout_grid: [usize; 2],
+    /// The model's input tensors.
     pub inputs: Vec<TensorSpec>,
+    /// The model's output tensors.
     pub outputs: Vec<TensorSpec>,
 }
 
@@ -40,8 +57,11 @@ pub struct ModelSection {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct TensorSpec {
+    /// The tensor's name in the model.
     pub name: String,
+    /// Its element type (`float32`).
     pub dtype: String,
+    /// Its static shape, batch first.
     pub shape: Vec<usize>,
 }
 
@@ -69,9 +89,13 @@ impl TensorSpec {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Catalogues {
+    /// What the `styles` output indexes.
     pub styles: CatalogueEntry,
+    /// What the `palettes` output indexes.
     pub palettes: CatalogueEntry,
+    /// What the `fonts` output indexes.
     pub fonts: CatalogueEntry,
+    /// The layout templates.
     pub layouts: CatalogueEntry,
 }
 
@@ -79,8 +103,11 @@ pub struct Catalogues {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogueEntry {
+    /// The catalogue's path in the bundle.
     pub file: String,
+    /// The catalogue's own version.
     pub version: String,
+    /// Entries it holds (checked against the file).
     pub count: usize,
 }
 
@@ -88,8 +115,11 @@ pub struct CatalogueEntry {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct FileEntry {
+    /// Path in the bundle, `/`-separated.
     pub path: String,
+    /// SHA-256 of its bytes, in hex.
     pub sha256: String,
+    /// Its length in bytes.
     pub size: u64,
 }
 
@@ -97,13 +127,21 @@ pub struct FileEntry {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct EngineEntry {
+    /// Where it runs: `gpu`, `dla0` or `dla1`.
     pub target: String,
+    /// `int8` (with fp16 fallback) or `fp16`.
     pub precision: String,
+    /// The plan's path in the bundle.
     pub file: String,
+    /// SHA-256 of the plan, in hex.
     pub sha256: String,
+    /// TensorRT version that built it.
     pub tensorrt: String,
+    /// CUDA version it was built with.
     pub cuda: String,
+    /// GPU compute capability it was built for.
     pub compute_capability: String,
+    /// DLA cores of the device that built it, if any.
     #[serde(default)]
     pub dla_cores: Option<u32>,
 }

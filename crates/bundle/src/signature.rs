@@ -4,9 +4,8 @@
 //! 32-byte values in base64, so a key fits on one line of a config file or an MQTT payload.
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -14,22 +13,40 @@ use base64::Engine as _;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
+use crate::durable::{self, FsError};
+
 /// Longest key id echoed back in an error, so a hostile request cannot flood the logs.
 const MAX_ECHOED_KEY_ID: usize = 64;
 
 /// Why a key cannot be loaded or a signature does not hold.
 #[derive(Debug, thiserror::Error)]
 pub enum SignatureError {
+    /// `key_id` names no trusted key.
     #[error("no trusted key has id '{0}'")]
     UnknownKey(String),
+    /// The signature is malformed or does not verify.
     #[error("the signature does not verify against the signed statement (name, version, size, sha256, allow_downgrade)")]
     BadSignature,
+    /// The name or version cannot be put in a statement.
     #[error("the statement cannot be signed: {0}")]
     InvalidStatement(&'static str),
+    /// A key file or inline key is not a usable Ed25519 key.
     #[error("key '{origin}': {reason}")]
-    InvalidKey { origin: String, reason: String },
+    InvalidKey {
+        /// Where the key came from (a path, an inline key, a key name).
+        origin: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Reading or writing a key file failed.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    Io {
+        /// The key file.
+        path: PathBuf,
+        /// The operating system's answer.
+        source: io::Error,
+    },
+    /// No randomness for a new key.
     #[error("the operating system's random number generator failed: {0}")]
     Randomness(String),
 }
@@ -48,9 +65,18 @@ impl SignatureError {
     }
 }
 
+impl From<FsError> for SignatureError {
+    fn from(error: FsError) -> SignatureError {
+        SignatureError::Io {
+            path: error.path,
+            source: error.source,
+        }
+    }
+}
+
 /// First line of every signed statement; a new statement format gets a new line, so a signature
 /// made for one format can never verify as another.
-pub const STATEMENT_HEADER: &str = "packd-bundle-statement-v1";
+pub(crate) const STATEMENT_HEADER: &str = "packd-bundle-statement-v1";
 
 /// What a bundle signature covers: every `begin` field the archive must live up to. The transfer
 /// parameters (`transfer`, `chunk_size`) are not in it: they are the sender's choice per push and
@@ -89,7 +115,7 @@ impl Statement {
     }
 
     /// The exact bytes signed: six `\n`-terminated ASCII lines (docs/bundle-format.md).
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
         format!(
             "{STATEMENT_HEADER}\nname={}\nversion={}\nsize={}\nsha256={}\nallow_downgrade={}\n",
             self.name,
@@ -144,22 +170,24 @@ impl TrustedKeys {
     }
 
     /// Adds a key (for keys that do not come from the config, such as in tests and tools).
-    pub fn insert(&mut self, key: VerifyingKey) {
+    pub(crate) fn insert(&mut self, key: VerifyingKey) {
         self.keys.insert(key_id(&key), key);
     }
 
     /// The key with this id, if it is trusted.
-    pub fn get(&self, key_id: &str) -> Option<&VerifyingKey> {
+    pub(crate) fn get(&self, key_id: &str) -> Option<&VerifyingKey> {
         self.keys.get(key_id)
     }
 
     /// Ids of every trusted key, sorted.
-    pub fn key_ids(&self) -> impl Iterator<Item = &str> {
+    #[cfg(test)]
+    pub(crate) fn key_ids(&self) -> impl Iterator<Item = &str> {
         self.keys.keys().map(String::as_str)
     }
 
     /// Number of distinct trusted keys.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.keys.len()
     }
 
@@ -241,8 +269,11 @@ pub fn read_public_key(path: &Path) -> Result<VerifyingKey, SignatureError> {
 /// Where [`write_keypair`] put a new key pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyPairFiles {
+    /// `NAME.key`, the secret seed (mode 0600).
     pub secret_path: PathBuf,
+    /// `NAME.pub`, the public key for appliances to trust.
     pub public_path: PathBuf,
+    /// The public key's id.
     pub key_id: String,
 }
 
@@ -288,18 +319,7 @@ pub fn write_keypair(dir: &Path, name: &str) -> Result<KeyPairFiles, SignatureEr
 }
 
 fn write_new_file(path: &Path, mode: u32, text: &str) -> Result<(), SignatureError> {
-    let io = |source| SignatureError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(io)?;
-    file.write_all(text.as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)
+    Ok(durable::create_new_file(path, mode, text.as_bytes())?)
 }
 
 fn read_key_file(path: &Path) -> Result<String, SignatureError> {

@@ -2,21 +2,21 @@
 //! atomically, so a crash at any moment leaves either the old or the new bundle active.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{Bundle, BundleError, MANIFEST_FILE};
+use crate::durable::{self, RenameSteps, ReplaceSteps};
+use crate::{crashpoint, Bundle, BundleError, MANIFEST_FILE};
 
 /// The pointer file naming the active bundle's folder.
-pub const ACTIVE_POINTER: &str = "active";
+pub(crate) const ACTIVE_POINTER: &str = "active";
 /// The bundle that was active before the current one: what `rollback` returns to.
 pub const PREVIOUS_POINTER: &str = "previous";
 /// The last bundle that loaded and passed its self-test: the fallback at boot.
 pub const LAST_GOOD_POINTER: &str = "last-good";
 /// Where bundles that failed at boot are set aside.
-pub const REJECTED_DIR: &str = ".rejected";
+pub(crate) const REJECTED_DIR: &str = ".rejected";
 /// Staging folders (unpacked archives, seed copies) live here until renamed into place.
-pub const STAGING_PREFIX: &str = ".staging-";
+pub(crate) const STAGING_PREFIX: &str = ".staging-";
 
 /// Installed bundles under one directory.
 #[derive(Debug, Clone)]
@@ -118,15 +118,13 @@ impl BundleStore {
                 source,
             })?;
         }
-        sync_dir(staging)?;
-        super::crashpoint::step("install: staging synced");
-        fs::rename(staging, &target).map_err(|source| BundleError::Io {
-            path: target.clone(),
-            source,
-        })?;
-        super::crashpoint::step("install: renamed into place");
-        sync_dir(&self.dir)?;
-        super::crashpoint::step("install: store synced");
+        durable::sync_dir(staging)?;
+        crashpoint::step("install: staging synced");
+        let steps = RenameSteps {
+            renamed: Some("install: renamed into place"),
+            dir_synced: Some("install: store synced"),
+        };
+        durable::rename_stepped(staging, &target, &steps)?;
         Ok(())
     }
 
@@ -160,11 +158,7 @@ impl BundleStore {
             .map(|elapsed| elapsed.as_secs())
             .unwrap_or(0);
         let target = rejected.join(format!("{label}-{stamp}"));
-        fs::rename(self.dir.join(label), &target).map_err(|source| BundleError::Io {
-            path: target.clone(),
-            source,
-        })?;
-        sync_dir(&self.dir)?;
+        durable::rename(&self.dir.join(label), &target)?;
         Ok(target)
     }
 
@@ -183,11 +177,7 @@ impl BundleStore {
         // Rename first so a crash never leaves a half-deleted folder under a valid name.
         let doomed = self.dir.join(format!("{STAGING_PREFIX}removed-{label}"));
         let _ = fs::remove_dir_all(&doomed);
-        fs::rename(self.dir.join(label), &doomed).map_err(|source| BundleError::Io {
-            path: doomed.clone(),
-            source,
-        })?;
-        sync_dir(&self.dir)?;
+        durable::rename(&self.dir.join(label), &doomed)?;
         fs::remove_dir_all(&doomed).map_err(|source| BundleError::Io {
             path: doomed.clone(),
             source,
@@ -304,11 +294,7 @@ impl BundleStore {
             // A leftover half-copy under the final name would be refused by Bundle::open anyway;
             // clear it so the rename can land.
             let _ = fs::remove_dir_all(&target);
-            fs::rename(&staging, &target).map_err(|source| BundleError::Io {
-                path: target.clone(),
-                source,
-            })?;
-            sync_dir(&self.dir)?;
+            durable::rename(&staging, &target)?;
         }
         Bundle::open(&target)?;
         self.set_active(&label)?;
@@ -319,7 +305,7 @@ impl BundleStore {
     pub fn clear_active(&self) -> Result<(), BundleError> {
         let pointer = self.dir.join(ACTIVE_POINTER);
         match fs::remove_file(&pointer) {
-            Ok(()) => sync_dir(&self.dir),
+            Ok(()) => Ok(durable::sync_dir(&self.dir)?),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(source) => Err(BundleError::Io {
                 path: pointer,
@@ -335,25 +321,17 @@ impl BundleStore {
 
     /// Replaces a pointer file atomically: temporary file, fsync, rename, fsync of the folder.
     fn write_pointer(&self, pointer: &str, label: &str) -> Result<(), BundleError> {
-        let temporary = self.dir.join(format!("{pointer}.tmp"));
-        let final_path = self.dir.join(pointer);
-        let io = |source| BundleError::Io {
-            path: temporary.clone(),
-            source,
+        let steps = ReplaceSteps {
+            written: Some("pointer: written"),
+            synced: Some("pointer: synced"),
+            renamed: Some("pointer: switched"),
+            dir_synced: Some("pointer: store synced"),
         };
-        let mut file = fs::File::create(&temporary).map_err(io)?;
-        file.write_all(format!("{label}\n").as_bytes())
-            .map_err(io)?;
-        super::crashpoint::step("pointer: written");
-        file.sync_all().map_err(io)?;
-        super::crashpoint::step("pointer: synced");
-        fs::rename(&temporary, &final_path).map_err(|source| BundleError::Io {
-            path: final_path.clone(),
-            source,
-        })?;
-        super::crashpoint::step("pointer: switched");
-        sync_dir(&self.dir)?;
-        super::crashpoint::step("pointer: store synced");
+        durable::replace_file_stepped(
+            &self.dir.join(pointer),
+            format!("{label}\n").as_bytes(),
+            &steps,
+        )?;
         Ok(())
     }
 }
@@ -361,10 +339,15 @@ impl BundleStore {
 /// One installed bundle, as `list` reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstalledBundle {
+    /// Its folder name, `name@version`.
     pub label: String,
+    /// The manifest's name.
     pub name: String,
+    /// The manifest's version.
     pub version: String,
+    /// Bytes of the files the manifest lists.
     pub size: u64,
+    /// When it was installed (its folder's modification time).
     pub installed_at: std::time::SystemTime,
     /// Where it can run: `cpu` always, plus each TensorRT engine's target.
     pub targets: Vec<String>,
@@ -406,27 +389,13 @@ fn copy_tree(source: &Path, target: &Path, bundle: &Bundle) -> Result<(), Bundle
             path: to.clone(),
             source,
         })?;
-        fs::File::open(&to)
-            .and_then(|file| file.sync_all())
-            .map_err(|source| BundleError::Io {
-                path: to.clone(),
-                source,
-            })
+        Ok(durable::sync_file(&to)?)
     };
     copy(MANIFEST_FILE)?;
     for entry in &bundle.manifest.files {
         copy(&entry.path)?;
     }
-    sync_dir(target)
-}
-
-fn sync_dir(dir: &Path) -> Result<(), BundleError> {
-    fs::File::open(dir)
-        .and_then(|file| file.sync_all())
-        .map_err(|source| BundleError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })
+    Ok(durable::sync_dir(target)?)
 }
 
 #[cfg(test)]
