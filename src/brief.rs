@@ -17,7 +17,7 @@ pub const MAX_IMAGE_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_BRAND_COLOURS: usize = 4;
 /// `top_k` bounds and default.
 pub const TOP_K_RANGE: std::ops::RangeInclusive<u64> = 1..=10;
-pub const DEFAULT_TOP_K: usize = 3;
+pub(crate) const DEFAULT_TOP_K: usize = 3;
 /// Longest accepted term list, and longest term: briefs are short; anything longer is abuse.
 const MAX_TERMS_PER_FIELD: usize = 32;
 const MAX_TERM_CHARS: usize = 64;

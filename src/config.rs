@@ -12,16 +12,16 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 /// Where the service looks for its configuration when no `--config` is given.
-pub const DEFAULT_CONFIG_FILE: &str = "/etc/packd/packd.toml";
+pub(crate) const DEFAULT_CONFIG_FILE: &str = "/etc/packd/packd.toml";
 /// Exit code for bad configuration (sysexits' EX_CONFIG), as the operator interface promises.
 pub const EXIT_BAD_CONFIG: i32 = 78;
 const MIB: usize = 1024 * 1024;
 /// Largest `serve.queue_bytes_mib`: far above any appliance's memory, and no overflow in bytes.
 const MAX_QUEUE_BYTES_MIB: usize = 64 * 1024;
 /// Prefix of the environment variables that override configuration keys.
-pub const ENV_PREFIX: &str = "PACKD_";
+pub(crate) const ENV_PREFIX: &str = "PACKD_";
 /// Separates the section from the key (and nested keys) in an environment variable's name.
-pub const ENV_SEPARATOR: &str = "__";
+pub(crate) const ENV_SEPARATOR: &str = "__";
 /// Keys whose environment value is a comma-separated list.
 const LIST_KEYS: &[&str] = &["device.pools", "bundles.trusted_keys", "backend.order"];
 
@@ -58,11 +58,11 @@ pub struct MqttConfig {
     pub url: String,
     pub username: Option<String>,
     pub password: Option<String>,
-    pub ca_file: Option<PathBuf>,
-    pub cert_file: Option<PathBuf>,
-    pub key_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) cert_file: Option<PathBuf>,
+    pub(crate) key_file: Option<PathBuf>,
     pub prefix: String,
-    pub keep_alive_s: u64,
+    pub(crate) keep_alive_s: u64,
     /// How long the broker keeps our session (subscriptions and queued QoS 1 briefs) while we are away.
     pub session_expiry_s: u32,
     /// When a pool peer goes offline, the live member with the lowest device id resumes the
@@ -193,10 +193,10 @@ pub struct ServeConfig {
     /// `mqtt.prefix`); unset means `{prefix}/replies/`. Read it through [`Config::reply_prefix`].
     pub reply_prefix: Option<String>,
     /// Most MiB of keys (reply topic and correlation data) and replies held in that cache.
-    pub reply_cache_mib: usize,
+    pub(crate) reply_cache_mib: usize,
     /// The memory packd may use, in MiB: the unit's `MemoryMax`. A configuration whose worst
     /// case does not fit is refused at start (docs/security.md, "Issue 13: memory").
-    pub memory_mib: usize,
+    pub(crate) memory_mib: usize,
 }
 
 /// Most inference workers `serve.workers` may ask for.
@@ -230,11 +230,11 @@ impl Default for ServeConfig {
 pub struct TelemetryConfig {
     pub stats_interval_s: u64,
     /// Up to this many briefs a second are each logged; above it, only a sample.
-    pub log_every_brief_up_to_per_s: u32,
+    pub(crate) log_every_brief_up_to_per_s: u32,
     /// Above that rate, one brief in this many is logged (failed and slow briefs always are).
-    pub sample_one_in: u32,
+    pub(crate) sample_one_in: u32,
     /// A brief slower than this is always logged.
-    pub slow_brief_ms: u64,
+    pub(crate) slow_brief_ms: u64,
 }
 
 impl Default for TelemetryConfig {
@@ -269,7 +269,7 @@ pub struct LogConfig {
     /// Whether systemd started us with stderr on the journal (`JOURNAL_STREAM` set): not a key,
     /// read from the environment with the `PACKD_*` overrides.
     #[serde(skip)]
-    pub under_systemd: bool,
+    pub(crate) under_systemd: bool,
 }
 
 impl Default for LogConfig {
@@ -283,7 +283,7 @@ impl Default for LogConfig {
 }
 
 /// The host name, used as the default device id.
-pub fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
@@ -294,13 +294,13 @@ impl ServeConfig {
     }
 
     /// `reply_cache_mib` in bytes.
-    pub fn reply_cache_bytes(&self) -> usize {
+    pub(crate) fn reply_cache_bytes(&self) -> usize {
         self.reply_cache_mib.saturating_mul(MIB)
     }
 
     /// The most memory this configuration can make packd hold, in bytes (see
     /// [`crate::serve::worst_case_memory`]).
-    pub fn worst_case_memory(&self) -> u64 {
+    pub(crate) fn worst_case_memory(&self) -> u64 {
         crate::serve::worst_case_memory(self.workers, self.queue_bytes(), self.reply_cache_bytes())
     }
 
@@ -432,7 +432,7 @@ impl Config {
     }
 
     /// Checks values that parse but make no sense; the first key at fault is reported.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         self.mqtt.validate()?;
         self.device.validate()?;
         self.bundles.validate()?;
@@ -585,7 +585,7 @@ impl LogConfig {
 
 /// An environment override's value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EnvValue {
+pub(crate) enum EnvValue {
     Text(String),
     List(Vec<String>),
 }
@@ -595,7 +595,7 @@ pub enum EnvValue {
 /// `PACKD_<SECTION>__<KEY>` with a known section is an override; a known section followed by a
 /// single `_` (`PACKD_MQTT_URL`) is a mistake worth stopping for; any other `PACKD_*` name belongs
 /// to a script and is ignored.
-pub fn environment_overrides(
+pub(crate) fn environment_overrides(
     variables: impl IntoIterator<Item = (OsString, OsString)>,
 ) -> Result<Vec<(String, EnvValue)>, ConfigError> {
     let sections = field_names::<Config>();

@@ -67,8 +67,8 @@ pub struct TargetReport {
     pub cases: usize,
     pub max_deviation: f32,
     pub tolerance: f32,
-    pub p50_us: u64,
-    pub p99_us: u64,
+    pub(crate) p50_us: u64,
+    pub(crate) p99_us: u64,
     pub passed: bool,
     pub error: Option<String>,
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::reply::BundleRef;
 
 /// The current state, rendered to JSON on demand.
-pub struct StateBoard {
+pub(crate) struct StateBoard {
     device: String,
     since: String,
     current: Mutex<Current>,
@@ -54,7 +54,7 @@ impl StateBoard {
     }
 
     /// `online`, or `degraded` with the reason.
-    pub fn render_current(&self) -> Vec<u8> {
+    pub(crate) fn render_current(&self) -> Vec<u8> {
         let current = self.lock().clone();
         let status = if current.problem.is_some() {
             "degraded"
@@ -65,7 +65,7 @@ impl StateBoard {
     }
 
     /// The document the will and a clean shutdown publish.
-    pub fn render_offline(&self) -> Vec<u8> {
+    pub(crate) fn render_offline(&self) -> Vec<u8> {
         let current = self.lock().clone();
         self.render(
             "offline",

@@ -14,8 +14,8 @@ use crate::bundle::manifest::EngineEntry;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TensorRtVersion {
     pub major: u32,
-    pub minor: u32,
-    pub patch: u32,
+    pub(crate) minor: u32,
+    pub(crate) patch: u32,
 }
 
 impl TensorRtVersion {
@@ -217,9 +217,9 @@ pub fn read_plan(
 /// `samples/common/sampleEngines.cpp` and checked against the 10.15 and 11.4 runtimes):
 /// 0x00 "ftrt", 0x04 u32 header format (0), 0x08 u64 entry count, 0x10 i64 total plan size,
 /// 0x18 u8 major, minor, patch, build, 0x1c u32 platform tag.
-pub const PLAN_MAGIC: &[u8; 4] = b"ftrt";
+pub(crate) const PLAN_MAGIC: &[u8; 4] = b"ftrt";
 /// Bytes of the plan header.
-pub const PLAN_HEADER_LEN: usize = 32;
+pub(crate) const PLAN_HEADER_LEN: usize = 32;
 const PLAN_FORMAT_OFFSET: usize = 4;
 const PLAN_SIZE_OFFSET: usize = 16;
 const PLAN_VERSION_OFFSET: usize = 24;

@@ -37,13 +37,13 @@ pub const FAULT_ENV: &str = "TEST_PACKD_FAULT";
 
 /// Which faults to inject (parsed from [`FAULT_ENV`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FaultSpec {
+pub(crate) struct FaultSpec {
     /// Inferences after this many block forever.
-    pub hang_after: Option<u64>,
+    pub(crate) hang_after: Option<u64>,
     /// Every this-many-th inference fails (never 0).
-    pub fail_every: Option<u64>,
+    pub(crate) fail_every: Option<u64>,
     /// Every inference waits while this file exists.
-    pub hold_while: Option<PathBuf>,
+    pub(crate) hold_while: Option<PathBuf>,
 }
 
 /// How often a held inference looks for its file again.
@@ -92,7 +92,7 @@ impl FaultSpec {
 
 /// Wraps `backend` in the fault named by [`FAULT_ENV`] (`TEST_PACKD_FAULT`), or returns it
 /// unchanged when the variable is absent or empty.
-pub fn wrap_from_env(backend: Arc<dyn Backend>) -> Arc<dyn Backend> {
+pub(crate) fn wrap_from_env(backend: Arc<dyn Backend>) -> Arc<dyn Backend> {
     // A test hook, not a setting: the one read of the environment outside config.
     #[allow(clippy::disallowed_methods)]
     let Some(text) = std::env::var_os(FAULT_ENV) else {
@@ -116,7 +116,7 @@ pub fn wrap_from_env(backend: Arc<dyn Backend>) -> Arc<dyn Backend> {
 }
 
 /// A backend that injects the faults of a [`FaultSpec`] before delegating to the real one.
-pub struct FaultyBackend {
+pub(crate) struct FaultyBackend {
     inner: Arc<dyn Backend>,
     spec: FaultSpec,
     calls: AtomicU64,
@@ -133,6 +133,7 @@ impl FaultyBackend {
     }
 
     /// Inferences asked for so far (hung and failed ones included).
+    #[cfg(test)]
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::SeqCst)
     }

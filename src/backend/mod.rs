@@ -20,9 +20,10 @@ use crate::bundle::{
 };
 
 /// Input tensors in the order every backend feeds them.
-pub const INPUT_ORDER: [&str; 3] = [INPUT_BRIEF, INPUT_IMAGE, INPUT_BRAND];
+pub(crate) const INPUT_ORDER: [&str; 3] = [INPUT_BRIEF, INPUT_IMAGE, INPUT_BRAND];
 /// Output tensors in the order every backend returns them.
-pub const OUTPUT_ORDER: [&str; 4] = [OUTPUT_STYLES, OUTPUT_PALETTES, OUTPUT_FONTS, OUTPUT_LAYOUT];
+pub(crate) const OUTPUT_ORDER: [&str; 4] =
+    [OUTPUT_STYLES, OUTPUT_PALETTES, OUTPUT_FONTS, OUTPUT_LAYOUT];
 
 /// Which of the bundle's models to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +76,7 @@ pub struct ModelOutputs {
 
 impl ModelOutputs {
     /// The outputs in [`OUTPUT_ORDER`].
-    pub fn by_name(&self, name: &str) -> Option<&[f32]> {
+    pub(crate) fn by_name(&self, name: &str) -> Option<&[f32]> {
         match name {
             OUTPUT_STYLES => Some(&self.styles),
             OUTPUT_PALETTES => Some(&self.palettes),

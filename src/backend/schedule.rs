@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{Backend, BackendError, Inference, ModelInputs, ModelOutputs};
 
 /// Consecutive failures after which a target is taken out of rotation.
-pub const FAILURES_BEFORE_DISABLE: usize = 3;
+pub(crate) const FAILURES_BEFORE_DISABLE: usize = 3;
 
 struct Slot {
     backend: Arc<dyn Backend>,
@@ -18,7 +18,7 @@ struct Slot {
 }
 
 /// A backend over several targets; the fallback (the CPU) answers whatever they cannot.
-pub struct Scheduler {
+pub(crate) struct Scheduler {
     slots: Vec<Slot>,
     fallback: Arc<dyn Backend>,
     names: Vec<String>,
@@ -65,6 +65,7 @@ impl Scheduler {
     }
 
     /// Current load per target, for tests and stats.
+    #[cfg(test)]
     pub fn loads(&self) -> Vec<(String, usize)> {
         self.slots
             .iter()

@@ -19,11 +19,11 @@ pub struct BackendConfig {
     /// `auto` (TensorRT engines where possible, else CPU), `cpu`, or `tensorrt` (engines required).
     pub kind: BackendKind,
     /// libnvinfer to open; unset: `libnvinfer.so.MAJOR`, then `libnvinfer_lean.so.MAJOR`.
-    pub tensorrt_library: Option<PathBuf>,
+    pub(crate) tensorrt_library: Option<PathBuf>,
     /// How tensors reach engines: `auto` (measured at boot), `copy` or `mapped`.
     pub transfer: TransferChoice,
     /// Shrink large reference photos on the GPU.
-    pub gpu_preprocess: bool,
+    pub(crate) gpu_preprocess: bool,
     /// Targets in order of preference when equally loaded.
     pub order: Vec<String>,
 }
@@ -188,7 +188,7 @@ fn accelerated_targets(
 
 /// What TensorRT and the CUDA device report on this machine, when this build has the
 /// `tensorrt` feature and they are present; `None` otherwise (the CPU serves).
-pub fn observed_device(settings: &BackendConfig) -> Option<DeviceFacts> {
+pub(crate) fn observed_device(settings: &BackendConfig) -> Option<DeviceFacts> {
     #[cfg(feature = "tensorrt")]
     {
         if settings.kind != BackendKind::Cpu {

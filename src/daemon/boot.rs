@@ -13,15 +13,15 @@ use crate::serve::ServingModel;
 
 /// What loading at boot gave: a model to serve, or the reason there is none, plus any problem
 /// worth reporting as `degraded` even though a model serves (a bundle set aside).
-pub struct Loaded {
+pub(crate) struct Loaded {
     pub model: Option<ServingModel>,
-    pub problem: Option<String>,
+    pub(crate) problem: Option<String>,
 }
 
 /// Seeds a fresh store, then loads the active bundle; a bundle that fails (unreadable, failing
 /// its self-test, or with engines `profile` cannot run) is set aside and the last good one
 /// (else the previous one) is loaded and made active instead.
-pub fn load_active(store: &BundleStore, seed: &Path, machine: &Machine) -> Loaded {
+pub(crate) fn load_active(store: &BundleStore, seed: &Path, machine: &Machine) -> Loaded {
     match store.seed_from(seed) {
         Ok(Some(label)) => log::info!("bundle store {} seeded with {label}", store.dir().display()),
         Ok(None) => {}
@@ -102,7 +102,7 @@ pub fn load_active(store: &BundleStore, seed: &Path, machine: &Machine) -> Loade
 
 /// Why an installed bundle did not load at boot.
 #[derive(Debug, thiserror::Error)]
-pub enum BootError {
+pub(crate) enum BootError {
     #[error(transparent)]
     Open(#[from] BundleError),
     #[error("{code}: {message}")]
@@ -120,7 +120,7 @@ impl BootError {
 
 /// What this machine can run: engines must match `profile`, models load as `backend` allows.
 #[derive(Debug, Clone)]
-pub struct Machine {
+pub(crate) struct Machine {
     pub profile: DeviceProfile,
     pub backend: BackendConfig,
 }
@@ -145,7 +145,7 @@ fn open_and_load(
 
 /// What engines must match: the configured `[device]` values, else what TensorRT and the CUDA
 /// device report here (only where this build and machine have them).
-pub fn device_profile(config: &Config) -> DeviceProfile {
+pub(crate) fn device_profile(config: &Config) -> DeviceProfile {
     let observed = crate::backend::select::observed_device(&config.backend);
     DeviceProfile {
         tensorrt: config

@@ -22,10 +22,8 @@ use crate::serve::Pipeline;
 use crate::state::StateBoard;
 use crate::transport::{self, Connection, Topics};
 
-pub use boot::{device_profile, load_active, BootError, Loaded, Machine};
-
 /// Bundle commands waiting for the fleet thread; beyond it the broker keeps them for us.
-pub const COMMAND_QUEUE: usize = 256;
+pub(crate) const COMMAND_QUEUE: usize = 256;
 
 /// How long the broker gets to take the last replies and the offline state.
 const FLUSH_DEADLINE: Duration = Duration::from_secs(5);

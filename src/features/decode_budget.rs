@@ -9,14 +9,14 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 /// Bytes that all reference-image decodes together may hold: room for the largest accepted
 /// photo (about 376 MB with the default limits) and some small ones beside it.
-pub const DECODE_MEMORY_BYTES: u64 = 512 * 1024 * 1024;
+pub(crate) const DECODE_MEMORY_BYTES: u64 = 512 * 1024 * 1024;
 
 /// The budget every brief's reference image is decoded under.
-pub static DECODE_MEMORY: MemoryBudget = MemoryBudget::new(DECODE_MEMORY_BYTES);
+pub(crate) static DECODE_MEMORY: MemoryBudget = MemoryBudget::new(DECODE_MEMORY_BYTES);
 
 /// Bytes shared by concurrent holders; a reservation waits until its bytes are free.
 #[derive(Debug)]
-pub struct MemoryBudget {
+pub(crate) struct MemoryBudget {
     total: u64,
     state: Mutex<BudgetState>,
     released: Condvar,
@@ -30,7 +30,7 @@ struct BudgetState {
 
 /// Bytes held from a [`MemoryBudget`] until dropped.
 #[derive(Debug)]
-pub struct Reservation<'budget> {
+pub(crate) struct Reservation<'budget> {
     budget: &'budget MemoryBudget,
     bytes: u64,
 }
@@ -50,7 +50,7 @@ impl MemoryBudget {
 
     /// Takes `bytes` (at most the whole budget, so one oversized request cannot wait forever),
     /// blocking while other reservations hold too much.
-    pub fn reserve(&self, bytes: u64) -> Reservation<'_> {
+    pub(crate) fn reserve(&self, bytes: u64) -> Reservation<'_> {
         let bytes = bytes.min(self.total);
         let mut state = self.lock();
         if state.available < bytes {
@@ -71,11 +71,13 @@ impl MemoryBudget {
     }
 
     /// Bytes not reserved now.
+    #[cfg(test)]
     pub fn available(&self) -> u64 {
         self.lock().available
     }
 
     /// Reservations waiting for bytes now.
+    #[cfg(test)]
     pub fn waiting(&self) -> usize {
         self.lock().waiting
     }
@@ -89,6 +91,7 @@ impl MemoryBudget {
 
 impl Reservation<'_> {
     /// Bytes this reservation holds.
+    #[cfg(test)]
     pub fn bytes(&self) -> u64 {
         self.bytes
     }

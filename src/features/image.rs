@@ -20,17 +20,17 @@ use crate::colour::{Lab, Rgb};
 
 pub use packd_bundle::{BRAND_FEATURE_LEN, IMAGE_FEATURE_LEN};
 /// The `image` input of a brief without a reference image.
-pub const NO_IMAGE: [f32; IMAGE_FEATURE_LEN] = [0.0; IMAGE_FEATURE_LEN];
+pub(crate) const NO_IMAGE: [f32; IMAGE_FEATURE_LEN] = [0.0; IMAGE_FEATURE_LEN];
 /// Number of dominant colours in the `image` input.
 pub const DOMINANT_COLOUR_COUNT: usize = 5;
 /// Number of brand colour slots in the `brand` input.
 pub const MAX_BRAND_COLOURS: usize = 4;
 /// Longest side, in pixels, of the image the features are computed on.
-pub const ANALYSIS_SIDE: u32 = 64;
+pub(crate) const ANALYSIS_SIDE: u32 = 64;
 /// Seed of the k-means++ initialisation; changing it changes the features the model was trained on.
-pub const KMEANS_SEED: u64 = 0x7061_636B_6400_0005;
+pub(crate) const KMEANS_SEED: u64 = 0x7061_636B_6400_0005;
 /// Upper bound on Lloyd iterations; clusters of a 64×64 image settle well before this.
-pub const KMEANS_MAX_ITERATIONS: usize = 20;
+pub(crate) const KMEANS_MAX_ITERATIONS: usize = 20;
 
 const FEATURE_PRESENT: usize = 0;
 const FEATURE_COLOURS: usize = 1;
@@ -43,7 +43,7 @@ const MAX_COLOURFULNESS_FEATURE: f32 = 1.5;
 /// Images up to 2048 × 2048 pixels are accepted however few bytes they take: a flat logo or a
 /// screen-sized mock-up in one colour compresses to almost nothing, and decoding 4 Mpx costs about
 /// a tenth of a second (the review measured 1.1 s for 40 Mpx of lossless WebP).
-pub const FREE_PIXELS: u64 = 2048 * 2048;
+pub(crate) const FREE_PIXELS: u64 = 2048 * 2048;
 
 /// Past [`FREE_PIXELS`], an image must bring at least one byte per this many pixels, so that
 /// decoding costs time in proportion to what the sender paid in bytes. Measured with the `image`
@@ -54,21 +54,21 @@ pub const FREE_PIXELS: u64 = 2048 * 2048;
 /// 4 000 (every 8 × 8 block costs bits). 1000 pixels a byte (1 000 bytes per Mpx) leaves real
 /// content a margin of 25 for better encoders and refuses the review's bomb (40 Mpx in 1.6 KB,
 /// 25 000 pixels a byte); 40 Mpx, the pixel limit, then needs 40 KB.
-pub const MAX_PIXELS_PER_BYTE: u64 = 1000;
+pub(crate) const MAX_PIXELS_PER_BYTE: u64 = 1000;
 
 /// Bounds on what a reference image may cost to decode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageLimits {
     /// Largest accepted encoded image, in bytes (after base64 decoding).
-    pub max_encoded_bytes: usize,
+    pub(crate) max_encoded_bytes: usize,
     /// Largest accepted width × height.
     pub max_pixels: u64,
     /// Most memory the decoder may allocate, in bytes.
-    pub max_alloc_bytes: u64,
+    pub(crate) max_alloc_bytes: u64,
     /// Images of up to this many pixels are accepted however well they compress.
-    pub free_pixels: u64,
+    pub(crate) free_pixels: u64,
     /// Past `free_pixels`, the most pixels an image may declare per encoded byte.
-    pub max_pixels_per_byte: u64,
+    pub(crate) max_pixels_per_byte: u64,
 }
 
 impl Default for ImageLimits {
@@ -138,7 +138,7 @@ pub enum ImageError {
 
 /// What an image's header declares, checked against the limits before any pixel is decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ImageHeader {
+pub(crate) struct ImageHeader {
     decode: Decode,
     /// Declared width in pixels.
     pub width: u32,
@@ -225,7 +225,10 @@ pub fn decode_reference_image(bytes: &[u8], limits: &ImageLimits) -> Result<RgbI
 
 /// Reads and checks only the header: the size, the format and the declared dimensions, so a
 /// bomb is refused before any pixel buffer exists.
-pub fn read_image_header(bytes: &[u8], limits: &ImageLimits) -> Result<ImageHeader, ImageError> {
+pub(crate) fn read_image_header(
+    bytes: &[u8],
+    limits: &ImageLimits,
+) -> Result<ImageHeader, ImageError> {
     if bytes.len() > limits.max_encoded_bytes {
         return Err(ImageError::TooLarge {
             bytes: bytes.len(),
@@ -336,7 +339,7 @@ fn guarded<T>(call: impl FnOnce() -> Result<T, jpeg_decoder::Error>) -> Result<T
 
 /// Decodes the pixels of an image whose header [`read_image_header`] accepted, at
 /// [`ImageHeader::decoded_size`], then turns it upright as its EXIF orientation says.
-pub fn decode_with_header(
+pub(crate) fn decode_with_header(
     bytes: &[u8],
     header: &ImageHeader,
     limits: &ImageLimits,
@@ -553,13 +556,13 @@ pub fn brand_features(colours: &[Rgb]) -> [f32; BRAND_FEATURE_LEN] {
 
 /// Shrinks `image` to `width` × `height` somewhere faster than the CPU (the GPU on a Jetson);
 /// `None` means "do it on the CPU".
-pub type Shrinker = Box<dyn Fn(&RgbImage, u32, u32) -> Option<RgbImage> + Send + Sync>;
+pub(crate) type Shrinker = Box<dyn Fn(&RgbImage, u32, u32) -> Option<RgbImage> + Send + Sync>;
 
 static GPU_SHRINKER: std::sync::OnceLock<Shrinker> = std::sync::OnceLock::new();
 
 /// Images with fewer pixels than this are shrunk on the CPU even when a GPU shrinker exists:
 /// uploading them costs more than filtering them.
-pub const GPU_SHRINK_MIN_PIXELS: u64 = 1 << 20;
+pub(crate) const GPU_SHRINK_MIN_PIXELS: u64 = 1 << 20;
 
 /// Installs the GPU shrinker (once per process; later calls are ignored).
 pub fn install_gpu_shrinker(shrinker: Shrinker) {

@@ -19,8 +19,8 @@ pub struct EncodedBrief {
     pub image: [f32; IMAGE_FEATURE_LEN],
     pub brand: [f32; BRAND_FEATURE_LEN],
     /// Dominant colours of the reference image with their pixel shares.
-    pub image_colours: Vec<(Rgb, f32)>,
-    pub brand_colours: Vec<Rgb>,
+    pub(crate) image_colours: Vec<(Rgb, f32)>,
+    pub(crate) brand_colours: Vec<Rgb>,
     /// Unknown terms, as sentences for the reply.
     pub warnings: Vec<String>,
 }

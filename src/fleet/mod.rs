@@ -23,9 +23,9 @@ mod model;
 mod reply;
 
 use error::invalid;
-pub use error::{FleetError, LoadError};
-pub use model::{check_engines, load_model};
-pub use reply::{reply_body, Done};
+pub(crate) use error::{FleetError, LoadError};
+pub(crate) use model::{check_engines, load_model};
+pub(crate) use reply::{reply_body, Done};
 
 /// Transfers idle for longer than this are dropped, so an abandoned push does not hold its disk
 /// space for ever (a stalled one's slot may be taken over sooner, see `TransferLimits`).
@@ -92,18 +92,18 @@ pub struct DeviceProfile {
 
 /// Settings of bundle management.
 #[derive(Debug, Clone)]
-pub struct FleetSettings {
+pub(crate) struct FleetSettings {
     pub allow_unsigned: bool,
     pub keep: usize,
-    pub transfer_limits: TransferLimits,
-    pub unpack_limits: UnpackLimits,
+    pub(crate) transfer_limits: TransferLimits,
+    pub(crate) unpack_limits: UnpackLimits,
     pub profile: DeviceProfile,
     /// What may run a loaded bundle's model (`[backend]`).
     pub backend: BackendConfig,
 }
 
 /// The appliance's bundle store and the model it serves.
-pub struct Fleet {
+pub(crate) struct Fleet {
     settings: FleetSettings,
     store: BundleStore,
     transfers: TransferStore,
@@ -138,7 +138,11 @@ impl Fleet {
 
     /// Applies one command; the reply body (without `v`, `id`, `device`), or `None` for chunks.
     /// Every refusal is journaled (`PACKD_EVENT={command}_refused`, `PACKD_ERROR={code}`).
-    pub fn handle(&self, command: &Command, payload: &[u8]) -> Option<Result<Done, FleetError>> {
+    pub(crate) fn handle(
+        &self,
+        command: &Command,
+        payload: &[u8],
+    ) -> Option<Result<Done, FleetError>> {
         let mut subject = Subject::default();
         let result = match command {
             Command::Chunk { transfer, seq } => {

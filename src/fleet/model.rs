@@ -14,7 +14,10 @@ use crate::serve::ServingModel;
 
 /// Loads a verified bundle's model on the best backend here (TensorRT engines with the CPU
 /// behind them, or the CPU alone) and runs its self-test on every target before it may serve.
-pub fn load_model(bundle: Bundle, backend: &BackendConfig) -> Result<ServingModel, LoadError> {
+pub(crate) fn load_model(
+    bundle: Bundle,
+    backend: &BackendConfig,
+) -> Result<ServingModel, LoadError> {
     let label = bundle.label();
     let loaded =
         crate::backend::select::load(&bundle, backend).map_err(|source| LoadError::Backend {

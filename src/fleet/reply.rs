@@ -109,7 +109,11 @@ impl FleetError {
 }
 
 /// The full reply body for a command: `v`, `id` and `device` around the handler's result.
-pub fn reply_body(device: &str, payload: &[u8], result: Result<Done, FleetError>) -> Vec<u8> {
+pub(crate) fn reply_body(
+    device: &str,
+    payload: &[u8],
+    result: Result<Done, FleetError>,
+) -> Vec<u8> {
     let envelope = Envelope {
         device: device.to_string(),
         id: crate::brief::read_envelope(payload).id,

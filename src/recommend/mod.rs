@@ -15,7 +15,7 @@ use crate::reply::{
 };
 
 /// WCAG 2.x AA for body text: the floor for every palette's text role.
-pub const MIN_TEXT_CONTRAST: f32 = 4.5;
+pub(crate) const MIN_TEXT_CONTRAST: f32 = 4.5;
 /// Two palettes closer than this (mean CIE76 ΔE between matched colours) count as the same look.
 /// CIE76 rather than ΔE2000: this runs for dozens of candidate pairs per brief, and a
 /// same-look threshold does not need ΔE2000's perceptual fine print.
@@ -300,7 +300,7 @@ fn layout_from(values: &[f32], grid: [usize; 2]) -> Result<Layout, RecommendErro
 }
 
 /// The bounding box of the cells at or above half the peak, normalised to the panel.
-pub fn zone_of(heatmap: &[f32], rows: usize, columns: usize) -> Zone {
+pub(crate) fn zone_of(heatmap: &[f32], rows: usize, columns: usize) -> Zone {
     let peak = heatmap.iter().copied().fold(0.0f32, f32::max);
     if peak <= 0.0 {
         return Zone {

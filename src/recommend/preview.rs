@@ -10,15 +10,17 @@ use thiserror::Error;
 use crate::colour::{Lab, Rgb};
 
 /// Default preview width in pixels.
-pub const DEFAULT_PREVIEW_WIDTH: u32 = 360;
+#[cfg(test)]
+pub(crate) const DEFAULT_PREVIEW_WIDTH: u32 = 360;
 /// Default preview height in pixels.
-pub const DEFAULT_PREVIEW_HEIGHT: u32 = 480;
+#[cfg(test)]
+pub(crate) const DEFAULT_PREVIEW_HEIGHT: u32 = 480;
 /// Largest accepted width or height, which bounds the pixel buffer at 12 MB.
-pub const MAX_PREVIEW_SIDE: u32 = 2048;
+pub(crate) const MAX_PREVIEW_SIDE: u32 = 2048;
 /// Smallest accepted width or height; below this the shapes degenerate into noise.
-pub const MIN_PREVIEW_SIDE: u32 = 32;
+pub(crate) const MIN_PREVIEW_SIDE: u32 = 32;
 /// Most swatches the strip shows.
-pub const MAX_SWATCHES: usize = 12;
+pub(crate) const MAX_SWATCHES: usize = 12;
 
 /// Share of the height taken by the swatch strip.
 const SWATCH_STRIP_FRACTION: f32 = 0.09;
@@ -29,7 +31,7 @@ const RULE_MIX: f32 = 0.35;
 
 /// Why a preview could not be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum PreviewError {
+pub(crate) enum PreviewError {
     /// Width or height outside `MIN_PREVIEW_SIDE..=MAX_PREVIEW_SIDE`.
     #[error("preview size {width}×{height} is outside {MIN_PREVIEW_SIDE}..={MAX_PREVIEW_SIDE}")]
     InvalidSize {
@@ -51,7 +53,7 @@ pub enum PreviewError {
 
 /// Which element of the front panel a zone holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ZoneKind {
+pub(crate) enum ZoneKind {
     /// Brand mark.
     Logo,
     /// Product shot or illustration.
@@ -62,7 +64,8 @@ pub enum ZoneKind {
 
 impl ZoneKind {
     /// Parses the zone names used by `catalogues/layouts.json` (`logo`, `product`, `text`).
-    pub fn from_name(name: &str) -> Option<Self> {
+    #[cfg(test)]
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         match name {
             "logo" => Some(Self::Logo),
             "product" => Some(Self::Product),
@@ -72,6 +75,7 @@ impl ZoneKind {
     }
 
     /// The name used by `catalogues/layouts.json`.
+    #[cfg(test)]
     pub fn name(self) -> &'static str {
         match self {
             Self::Logo => "logo",
@@ -83,7 +87,7 @@ impl ZoneKind {
 
 /// A box in panel coordinates normalised to 0..=1 (origin top left).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Zone {
+pub(crate) struct Zone {
     /// Left edge.
     pub x: f32,
     /// Top edge.
@@ -111,7 +115,7 @@ impl Zone {
 
 /// What to draw: the canvas size, the palette with its roles, and the layout zones.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PreviewSpec {
+pub(crate) struct PreviewSpec {
     /// Canvas width in pixels.
     pub width: u32,
     /// Canvas height in pixels.
@@ -163,7 +167,7 @@ impl PixelBox {
 }
 
 /// Height in pixels of the swatch strip for a canvas of `height` pixels (0 without colours).
-pub fn swatch_strip_height(height: u32, colour_count: usize) -> u32 {
+pub(crate) fn swatch_strip_height(height: u32, colour_count: usize) -> u32 {
     if colour_count == 0 {
         return 0;
     }
@@ -171,12 +175,12 @@ pub fn swatch_strip_height(height: u32, colour_count: usize) -> u32 {
 }
 
 /// Thickness in pixels of the rule drawn along the top of the swatch strip.
-pub fn swatch_rule_thickness(height: u32) -> u32 {
+pub(crate) fn swatch_rule_thickness(height: u32) -> u32 {
     (height / 240).max(1)
 }
 
 /// Renders the mock-up as PNG bytes; identical specs give identical bytes.
-pub fn render_preview(spec: &PreviewSpec) -> Result<Vec<u8>, PreviewError> {
+pub(crate) fn render_preview(spec: &PreviewSpec) -> Result<Vec<u8>, PreviewError> {
     let size_range = MIN_PREVIEW_SIDE..=MAX_PREVIEW_SIDE;
     if !size_range.contains(&spec.width) || !size_range.contains(&spec.height) {
         return Err(PreviewError::InvalidSize {

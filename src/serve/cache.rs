@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// reply whose acknowledgement was lost (a dropped connection), another a client's own retry.
 /// A request redelivered again after that is not getting its replies (a topic the broker or
 /// the client cannot take), and answering it again would only keep a redelivery loop going.
-pub const MAX_ANSWERS: usize = 3;
+pub(crate) const MAX_ANSWERS: usize = 3;
 
 /// What one entry costs beyond its key and reply bytes: the map and queue slots, the key's
 /// allocation headers and the allocator's rounding, roughly.
@@ -166,7 +166,7 @@ impl ReplyCache {
 
     /// Forgets a request whose answer should not be replayed; returns how many duplicates
     /// arrived meanwhile (they get the same answer once).
-    pub fn abandon(&self, key: &RequestKey) -> usize {
+    pub(crate) fn abandon(&self, key: &RequestKey) -> usize {
         let mut inner = self.lock();
         match inner.entries.remove(key) {
             Some((_, entry)) => {

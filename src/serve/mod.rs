@@ -24,27 +24,27 @@ use crate::reply::{ApiError, BriefReply, Timing};
 use crate::telemetry::field::escaped;
 use crate::telemetry::Telemetry;
 use cache::{CacheLimits, ReplyCache};
-pub use route::{ReplyPrefix, ReplyRoute, RequestedRoute};
+pub(crate) use route::{ReplyPrefix, ReplyRoute, RequestedRoute};
 
 /// Publishes replies; the transport implements it.
-pub trait ReplySink: Send + Sync {
+pub(crate) trait ReplySink: Send + Sync {
     /// Sends one reply body (QoS 1, `application/json`).
     fn send(&self, route: &ReplyRoute, body: Vec<u8>);
 }
 
 /// Tells the broker a brief is done with; until then it would redeliver it to a restarted packd.
-pub type Acknowledge = Box<dyn FnOnce() + Send>;
+pub(crate) type Acknowledge = Box<dyn FnOnce() + Send>;
 
 /// One brief as read off the socket.
-pub struct Job {
+pub(crate) struct Job {
     pub payload: Bytes,
     /// Set (to the payload's size) when the payload was over the limit and has been dropped.
-    pub oversized: Option<usize>,
+    pub(crate) oversized: Option<usize>,
     /// The v5 Response Topic, unchecked; `None` means look for `reply_to` in the body.
     pub route: Option<RequestedRoute>,
     pub arrived: Instant,
     /// From the MQTT Message Expiry Interval.
-    pub expires: Option<Instant>,
+    pub(crate) expires: Option<Instant>,
     /// Acknowledges the MQTT delivery once the brief is answered (or refused).
     pub acknowledge: Option<Acknowledge>,
 }
@@ -68,16 +68,16 @@ impl Job {
 }
 
 /// The model currently serving: a verified bundle and a backend loaded from it.
-pub struct ServingModel {
+pub(crate) struct ServingModel {
     pub bundle: Arc<Bundle>,
     pub backend: Arc<dyn Backend>,
 }
 
 /// The active model, swapped atomically; a brief holds its snapshot until it is answered.
-pub type ActiveModel = Arc<ArcSwapOption<ServingModel>>;
+pub(crate) type ActiveModel = Arc<ArcSwapOption<ServingModel>>;
 
 /// The work queue and its workers.
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     senders: std::sync::Mutex<Option<(flume::Sender<Job>, flume::Sender<Rejected>)>>,
     workers: std::sync::Mutex<Vec<JoinHandle<()>>>,
     image_workers: std::sync::Mutex<Vec<JoinHandle<()>>>,
@@ -144,17 +144,17 @@ struct Shared {
 
 /// Settings of the pipeline.
 #[derive(Debug, Clone)]
-pub struct PipelineSettings {
+pub(crate) struct PipelineSettings {
     pub device: String,
     pub workers: usize,
     pub queue: usize,
     /// Most payload bytes waiting in the queue (`serve.queue_bytes_mib`).
     pub queue_bytes: usize,
-    pub reply_cache_ttl: Duration,
+    pub(crate) reply_cache_ttl: Duration,
     pub reply_cache_entries: usize,
     /// Most bytes of keys and replies in the duplicate-delivery cache (`serve.reply_cache_mib`).
-    pub reply_cache_bytes: usize,
-    pub image_limits: ImageLimits,
+    pub(crate) reply_cache_bytes: usize,
+    pub(crate) image_limits: ImageLimits,
     /// Replies go only to topics under this (`serve.reply_prefix`).
     pub reply_prefix: ReplyPrefix,
 }
@@ -178,7 +178,11 @@ pub(crate) const REPLY_BYTES: u64 = 16 * 1024;
 /// The most memory packd can hold with `workers` workers, a queue of `queue_bytes` payload bytes
 /// and a reply cache of `reply_cache_bytes`; docs/security.md ("Issue 13: memory") explains
 /// each term.
-pub fn worst_case_memory(workers: usize, queue_bytes: usize, reply_cache_bytes: usize) -> u64 {
+pub(crate) fn worst_case_memory(
+    workers: usize,
+    queue_bytes: usize,
+    reply_cache_bytes: usize,
+) -> u64 {
     let max_packet = u64::from(crate::transport::MAX_INCOMING_PACKET);
     // The receive buffer grows by doubling to hold the largest packet.
     let receive = 2 * max_packet;
@@ -199,7 +203,7 @@ pub fn worst_case_memory(workers: usize, queue_bytes: usize, reply_cache_bytes: 
 }
 
 /// Rejections wait here to be answered `overloaded`; beyond it they are dropped and counted.
-pub const REJECTION_QUEUE: usize = 64;
+pub(crate) const REJECTION_QUEUE: usize = 64;
 
 /// A rejected payload larger than this waits for its `overloaded` answer as its envelope alone,
 /// so the rejection queue holds at most `REJECTION_QUEUE` × this many payload bytes (4 MiB).
@@ -303,7 +307,7 @@ impl Pipeline {
 
     /// Hands a brief to the workers without waiting; a queue out of slots or over its byte
     /// budget answers `overloaded`.
-    pub fn submit(&self, job: Job) {
+    pub(crate) fn submit(&self, job: Job) {
         if self.shared.stopping.load(Ordering::Relaxed) {
             // Not acknowledged: the broker keeps it for the next start of packd.
             return;
@@ -366,7 +370,7 @@ impl Pipeline {
     }
 
     /// How many briefs the queue holds before `overloaded`.
-    pub fn queue_capacity(&self) -> usize {
+    pub(crate) fn queue_capacity(&self) -> usize {
         self.shared.queue_capacity
     }
 
@@ -376,7 +380,7 @@ impl Pipeline {
     }
 
     /// The longest any worker has been on its current brief: a hung backend shows here.
-    pub fn longest_busy(&self) -> Duration {
+    pub(crate) fn longest_busy(&self) -> Duration {
         let now = self.shared.epoch.elapsed().as_millis() as u64 + 1;
         let longest = self
             .shared

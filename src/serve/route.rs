@@ -11,11 +11,11 @@ use bytes::Bytes;
 use crate::telemetry::field::escaped;
 
 /// Longest reply topic accepted, in bytes (MQTT allows 65535; no client needs more).
-pub const MAX_REPLY_TOPIC_BYTES: usize = 1024;
+pub(crate) const MAX_REPLY_TOPIC_BYTES: usize = 1024;
 /// Most levels a reply topic may have. mosquitto drops a client that publishes to a topic of
 /// more than 200 (`TOPIC_HIERARCHY_LIMIT`) and other brokers set lower limits; no reply topic
 /// needs more than a handful.
-pub const MAX_REPLY_TOPIC_LEVELS: usize = 32;
+pub(crate) const MAX_REPLY_TOPIC_LEVELS: usize = 32;
 
 /// Why a text is not a topic packd may publish to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -39,7 +39,7 @@ pub enum TopicError {
 /// Checks a topic name by the broker's rules (mosquitto's `mosquitto_validate_utf8` and topic
 /// checks: no U+0000..U+001F, U+007F..U+009F or non-characters; no wildcards) and packd's own
 /// (non-empty, at most [`MAX_REPLY_TOPIC_BYTES`], not a `$` system topic).
-pub fn check_topic(topic: &str) -> Result<(), TopicError> {
+pub(crate) fn check_topic(topic: &str) -> Result<(), TopicError> {
     if topic.is_empty() {
         return Err(TopicError::Empty);
     }
@@ -65,14 +65,14 @@ pub fn check_topic(topic: &str) -> Result<(), TopicError> {
 }
 
 /// Unicode non-characters: U+FDD0..U+FDEF and the last two code points of every plane.
-pub fn is_non_character(character: char) -> bool {
+pub(crate) fn is_non_character(character: char) -> bool {
     let code = u32::from(character);
     (0xFDD0..=0xFDEF).contains(&code) || code & 0xFFFE == 0xFFFE
 }
 
 /// The reply topic and Correlation Data a request asked for, not yet checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestedRoute {
+pub(crate) struct RequestedRoute {
     pub topic: String,
     pub correlation: Option<Bytes>,
 }
@@ -80,7 +80,7 @@ pub struct RequestedRoute {
 /// A way back packd may publish to: built only by [`ReplyPrefix::admit`], so every reply
 /// published is under the reply prefix and a valid topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplyRoute {
+pub(crate) struct ReplyRoute {
     topic: String,
     correlation: Option<Bytes>,
 }
@@ -151,7 +151,7 @@ impl ReplyPrefix {
     }
 
     /// The route a request asked for, if packd may publish there.
-    pub fn admit(&self, requested: RequestedRoute) -> Result<ReplyRoute, RouteRefused> {
+    pub(crate) fn admit(&self, requested: RequestedRoute) -> Result<ReplyRoute, RouteRefused> {
         let refused = |problem| RouteRefused {
             topic: escaped(&requested.topic).to_field(),
             problem,
@@ -170,7 +170,7 @@ impl ReplyPrefix {
 
     /// The way back of a request: its Response Topic when it has one (a refused one is not
     /// replaced by the body's), else the `reply_to` read from its body.
-    pub fn resolve(
+    pub(crate) fn resolve(
         &self,
         response_topic: Option<&RequestedRoute>,
         reply_to: Option<String>,
@@ -195,7 +195,7 @@ impl fmt::Display for ReplyPrefix {
 
 /// A reply topic packd will not publish to, escaped and cut for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteRefused {
+pub(crate) struct RouteRefused {
     topic: String,
     problem: Refusal,
 }
@@ -221,7 +221,7 @@ impl fmt::Display for RouteRefused {
 
 /// Why a request cannot be answered; it is acknowledged, logged and dropped all the same.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NoWayBack {
+pub(crate) enum NoWayBack {
     /// Neither a Response Topic nor a valid `reply_to`.
     Missing,
     /// A reply topic packd will not publish to.

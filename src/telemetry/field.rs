@@ -6,7 +6,7 @@ use std::fmt;
 
 /// Most characters of one input-derived field that reach a log line; the rest is cut and its
 /// size said. Enough for any legitimate id (128 characters), topic prefix or error message.
-pub const MAX_LOGGED_CHARS: usize = 200;
+pub(crate) const MAX_LOGGED_CHARS: usize = 200;
 
 /// An input-derived text as it is logged: see [`escaped`].
 #[derive(Clone, Copy)]
@@ -21,7 +21,7 @@ pub fn escaped(text: &str) -> Escaped<'_> {
 
 impl Escaped<'_> {
     /// The escaped, truncated text as an owned string (for structured journal fields).
-    pub fn to_field(self) -> String {
+    pub(crate) fn to_field(self) -> String {
         self.to_string()
     }
 }

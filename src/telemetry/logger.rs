@@ -41,7 +41,11 @@ pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
 
 /// The target `auto` stands for: the journal under systemd or wherever journald listens,
 /// stderr otherwise; explicit targets stand for themselves.
-pub fn resolve(target: LogTarget, under_systemd: bool, journald_listening: bool) -> LogTarget {
+pub(crate) fn resolve(
+    target: LogTarget,
+    under_systemd: bool,
+    journald_listening: bool,
+) -> LogTarget {
     match target {
         LogTarget::Auto if under_systemd || journald_listening => LogTarget::Journal,
         LogTarget::Auto => LogTarget::Stderr,
@@ -51,7 +55,7 @@ pub fn resolve(target: LogTarget, under_systemd: bool, journald_listening: bool)
 
 /// Whether a journald answers on `socket`: the file can outlive a dead journald, and records
 /// sent to it would vanish, so connect rather than test for the file.
-pub fn journald_listening(socket: &Path) -> bool {
+pub(crate) fn journald_listening(socket: &Path) -> bool {
     UnixDatagram::unbound()
         .and_then(|probe| probe.connect(socket))
         .is_ok()

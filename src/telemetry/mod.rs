@@ -19,7 +19,7 @@ const MAX_SAMPLES_PER_INTERVAL: usize = 100_000;
 
 /// What one brief did, for counters and the journal.
 #[derive(Debug)]
-pub struct BriefRecord<'a> {
+pub(crate) struct BriefRecord<'a> {
     pub id: Option<&'a str>,
     /// `None` for success.
     pub status: Option<ErrorCode>,
@@ -30,7 +30,7 @@ pub struct BriefRecord<'a> {
 }
 
 /// Counters since start plus the current interval's latencies.
-pub struct Telemetry {
+pub(crate) struct Telemetry {
     config: TelemetryConfig,
     started: Instant,
     briefs: AtomicU64,
@@ -67,10 +67,10 @@ pub struct Percentiles {
 
 /// The stats topic's payload.
 #[derive(Debug, Clone, Serialize)]
-pub struct StatsSnapshot {
+pub(crate) struct StatsSnapshot {
     pub device: String,
-    pub uptime_s: u64,
-    pub interval_s: u64,
+    pub(crate) uptime_s: u64,
+    pub(crate) interval_s: u64,
     pub briefs: u64,
     pub ok: u64,
     pub errors: BTreeMap<&'static str, u64>,
@@ -102,12 +102,12 @@ impl Telemetry {
     }
 
     /// A brief that could not be answered (no way back, or no room to say `overloaded`).
-    pub fn count_dropped(&self) {
+    pub(crate) fn count_dropped(&self) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A redelivered brief answered from the cache.
-    pub fn count_duplicate(&self) {
+    pub(crate) fn count_duplicate(&self) {
         self.duplicates.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -145,7 +145,12 @@ impl Telemetry {
     }
 
     /// Takes the interval's percentiles and the counters since start, and starts a new interval.
-    pub fn snapshot(&self, device: &str, queue_depth: usize, in_flight: usize) -> StatsSnapshot {
+    pub(crate) fn snapshot(
+        &self,
+        device: &str,
+        queue_depth: usize,
+        in_flight: usize,
+    ) -> StatsSnapshot {
         let (latencies, skipped) = {
             let mut interval = self.lock();
             let skipped = std::mem::take(&mut interval.skipped);

@@ -42,7 +42,7 @@ const FEED_INTERVAL: Duration = Duration::from_millis(5);
 
 /// What a peer's retained state says about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PeerStatus {
+pub(crate) enum PeerStatus {
     /// `online` or `degraded`: connected, holding its own session.
     Live,
     /// `offline`: its will or its clean shutdown.
@@ -55,7 +55,7 @@ pub enum PeerStatus {
 
 /// One state message of another appliance.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerUpdate {
+pub(crate) struct PeerUpdate {
     pub device: String,
     pub status: PeerStatus,
     /// From the [`STATE_POOL_PROPERTY`] user properties.
@@ -116,22 +116,22 @@ enum Retry {
 
 /// Whether an ended adoption is worth trying again while the peer stays offline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AfterEnd {
+pub(crate) enum AfterEnd {
     RetryLater,
     WaitForChange,
 }
 
 /// Adoptions to start and stop now, and when to look again.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub start: Vec<String>,
     pub stop: Vec<(String, &'static str)>,
-    pub next_check: Option<Instant>,
+    pub(crate) next_check: Option<Instant>,
 }
 
 /// The election: which offline peers this appliance should hold the sessions of, and when.
 #[derive(Debug)]
-pub struct Elector {
+pub(crate) struct Elector {
     me: String,
     my_pools: BTreeSet<String>,
     grace: Duration,
@@ -152,7 +152,7 @@ impl Elector {
     }
 
     /// Takes in a peer's state message.
-    pub fn observe(&mut self, update: PeerUpdate, now: Instant) {
+    pub(crate) fn observe(&mut self, update: PeerUpdate, now: Instant) {
         if update.device == self.me {
             return;
         }
@@ -211,12 +211,12 @@ impl Elector {
     }
 
     /// The pools `device` was last seen serving, if we know it.
-    pub fn pools_of(&self, device: &str) -> Option<&BTreeSet<String>> {
+    pub(crate) fn pools_of(&self, device: &str) -> Option<&BTreeSet<String>> {
         self.peers.get(device).map(|peer| &peer.pools)
     }
 
     /// When `device` was seen going offline.
-    pub fn offline_since(&self, device: &str) -> Option<Instant> {
+    pub(crate) fn offline_since(&self, device: &str) -> Option<Instant> {
         self.peers
             .get(device)
             .filter(|peer| !peer.live)
@@ -225,7 +225,7 @@ impl Elector {
 
     /// The member that should hold offline `device`'s session: the lowest device id among the
     /// live members sharing a pool with it, this appliance included when it does.
-    pub fn adopter_of(&self, device: &str) -> Option<&str> {
+    pub(crate) fn adopter_of(&self, device: &str) -> Option<&str> {
         let pools = &self.peers.get(device)?.pools;
         let shares = |other: &BTreeSet<String>| !other.is_disjoint(pools);
         let me = shares(&self.my_pools).then_some(self.me.as_str());
@@ -283,7 +283,7 @@ impl Elector {
 
 /// Why an adoption ended.
 #[derive(Debug, thiserror::Error)]
-pub enum AdoptionEnd {
+pub(crate) enum AdoptionEnd {
     #[error("stepped aside: {0}")]
     SteppedAside(&'static str),
     #[error("the broker handed the session to another connection (session taken over)")]
@@ -371,7 +371,7 @@ impl Drop for Taken {
 }
 
 /// What adoptions need from the daemon.
-pub struct AdoptionSettings {
+pub(crate) struct AdoptionSettings {
     pub mqtt: MqttConfig,
     /// This appliance's topics (its pools decide which pool briefs it answers).
     pub topics: Topics,
@@ -392,7 +392,7 @@ struct Running {
 }
 
 /// Watches the pool peers and runs the adoptions this appliance is elected for.
-pub struct Adoptions {
+pub(crate) struct Adoptions {
     context: Arc<Context>,
     elector: Elector,
     running: HashMap<String, Running>,

@@ -32,7 +32,7 @@ const JSON: &str = "application/json";
 /// MQTT v5 user property on every state message (and the will), once per pool served, so that
 /// pool peers know whose session they may adopt; the state document itself is left as the
 /// contract defines it.
-pub const STATE_POOL_PROPERTY: &str = "packd-pool";
+pub(crate) const STATE_POOL_PROPERTY: &str = "packd-pool";
 
 /// The MQTT client id of an appliance; a pool peer adopting its session connects with it too.
 pub fn client_id(device: &str) -> String {
@@ -40,7 +40,7 @@ pub fn client_id(device: &str) -> String {
 }
 
 /// Properties of a state message: JSON, and one [`STATE_POOL_PROPERTY`] per pool.
-pub fn state_properties(pools: &[String]) -> PublishProperties {
+pub(crate) fn state_properties(pools: &[String]) -> PublishProperties {
     PublishProperties {
         content_type: Some(JSON.to_string()),
         user_properties: pool_properties(pools),
@@ -56,7 +56,7 @@ fn pool_properties(pools: &[String]) -> Vec<(String, String)> {
 }
 
 /// Publishes this appliance's retained state document.
-pub async fn publish_state(
+pub(crate) async fn publish_state(
     client: &AsyncClient,
     topics: &Topics,
     body: Vec<u8>,
@@ -163,7 +163,7 @@ pub fn base_options(config: &MqttConfig, client_id: &str) -> Result<MqttOptions,
 
 /// Options of a persistent session acknowledged by hand, under `client_id`: the daemon's own
 /// and the ones it adopts from pool peers.
-pub fn session_options(
+pub(crate) fn session_options(
     config: &MqttConfig,
     client_id: &str,
     in_flight_capacity: usize,
@@ -215,7 +215,7 @@ pub fn connect(
 /// persistent session; a reply over the broker's limit fails to encode each time, so it would
 /// take the connection down forever. Such a reply is never handed to rumqttc.
 #[derive(Debug, Clone, Default)]
-pub struct BrokerLimit(Arc<AtomicU32>);
+pub(crate) struct BrokerLimit(Arc<AtomicU32>);
 
 impl BrokerLimit {
     /// Records what a CONNACK said.
@@ -232,7 +232,7 @@ impl BrokerLimit {
 }
 
 /// Publishes replies through the client from worker threads.
-pub struct MqttReplySink {
+pub(crate) struct MqttReplySink {
     client: AsyncClient,
     runtime: Handle,
     limit: BrokerLimit,
@@ -288,7 +288,7 @@ impl ReplySink for MqttReplySink {
 }
 
 /// Publishes a JSON document with QoS 1 and the JSON content type.
-pub async fn publish_json(
+pub(crate) async fn publish_json(
     client: &AsyncClient,
     topic: &str,
     qos: QoS,
@@ -305,7 +305,7 @@ pub async fn publish_json(
 }
 
 /// A bundle command as read off the socket, for the fleet thread.
-pub struct CommandJob {
+pub(crate) struct CommandJob {
     /// The topic part after `bundles/`.
     pub command: String,
     pub payload: Bytes,
@@ -316,18 +316,18 @@ pub struct CommandJob {
 
 /// The connection loop: routes incoming briefs and bundle commands, keeps subscriptions and the
 /// retained state up, and reconnects with jittered exponential backoff until `cancel` fires.
-pub struct Connection {
+pub(crate) struct Connection {
     pub client: AsyncClient,
     pub topics: Topics,
-    pub pipeline: Arc<Pipeline>,
+    pub(crate) pipeline: Arc<Pipeline>,
     /// Bundle commands go here, one at a time, in arrival order.
     pub commands: flume::Sender<CommandJob>,
     /// The retained state, republished on every connection.
     pub state: Arc<crate::state::StateBoard>,
     /// Pool peers' state messages go here when this appliance may adopt their sessions.
-    pub peer_states: Option<tokio::sync::mpsc::UnboundedSender<adoption::PeerUpdate>>,
+    pub(crate) peer_states: Option<tokio::sync::mpsc::UnboundedSender<adoption::PeerUpdate>>,
     /// Shared with the reply sink, which must stay within it.
-    pub broker_limit: BrokerLimit,
+    pub(crate) broker_limit: BrokerLimit,
 }
 
 impl Connection {

@@ -4,72 +4,75 @@ use std::ffi::{c_char, c_void};
 
 /// Opaque handle types of the shim.
 #[repr(C)]
-pub struct PackdTrtLibrary {
+pub(crate) struct PackdTrtLibrary {
     _private: [u8; 0],
 }
 #[repr(C)]
-pub struct PackdTrtRuntime {
+pub(crate) struct PackdTrtRuntime {
     _private: [u8; 0],
 }
 #[repr(C)]
-pub struct PackdTrtEngine {
+pub(crate) struct PackdTrtEngine {
     _private: [u8; 0],
 }
 #[repr(C)]
-pub struct PackdTrtContext {
+pub(crate) struct PackdTrtContext {
     _private: [u8; 0],
 }
 
 /// Longest tensor name plus its NUL, as in the header.
-pub const NAME_LEN: usize = 256;
+pub(crate) const NAME_LEN: usize = 256;
 /// Highest tensor rank TensorRT supports.
-pub const MAX_DIMS: usize = 8;
+pub(crate) const MAX_DIMS: usize = 8;
 
 /// `PackdTrtTensorInfo`: one engine tensor.
 #[repr(C)]
-pub struct PackdTrtTensorInfo {
+pub(crate) struct PackdTrtTensorInfo {
     pub name: [c_char; NAME_LEN],
-    pub is_input: i32,
-    pub data_type: i32,
+    pub(crate) is_input: i32,
+    pub(crate) data_type: i32,
     pub rank: i32,
-    pub dims: [i64; MAX_DIMS],
+    pub(crate) dims: [i64; MAX_DIMS],
 }
 
 /// The log callback type.
-pub type LogFn = extern "C" fn(user: *mut c_void, severity: i32, message: *const c_char);
+pub(crate) type LogFn = extern "C" fn(user: *mut c_void, severity: i32, message: *const c_char);
 
 extern "C" {
-    pub fn packd_trt_header_version() -> i32;
-    pub fn packd_trt_last_error() -> *const c_char;
-    pub fn packd_trt_library_open(
+    pub(crate) fn packd_trt_header_version() -> i32;
+    pub(crate) fn packd_trt_last_error() -> *const c_char;
+    pub(crate) fn packd_trt_library_open(
         path: *const c_char,
         log: Option<LogFn>,
         user: *mut c_void,
     ) -> *mut PackdTrtLibrary;
-    pub fn packd_trt_library_version(library: *const PackdTrtLibrary) -> i32;
-    pub fn packd_trt_library_close(library: *mut PackdTrtLibrary);
-    pub fn packd_trt_runtime_create(library: *mut PackdTrtLibrary) -> *mut PackdTrtRuntime;
-    pub fn packd_trt_runtime_dla_cores(runtime: *const PackdTrtRuntime) -> i32;
-    pub fn packd_trt_runtime_destroy(runtime: *mut PackdTrtRuntime);
-    pub fn packd_trt_engine_deserialize(
+    pub(crate) fn packd_trt_library_version(library: *const PackdTrtLibrary) -> i32;
+    pub(crate) fn packd_trt_library_close(library: *mut PackdTrtLibrary);
+    pub(crate) fn packd_trt_runtime_create(library: *mut PackdTrtLibrary) -> *mut PackdTrtRuntime;
+    pub(crate) fn packd_trt_runtime_dla_cores(runtime: *const PackdTrtRuntime) -> i32;
+    pub(crate) fn packd_trt_runtime_destroy(runtime: *mut PackdTrtRuntime);
+    pub(crate) fn packd_trt_engine_deserialize(
         runtime: *mut PackdTrtRuntime,
         dla_core: i32,
         plan: *const c_void,
         size: usize,
     ) -> *mut PackdTrtEngine;
-    pub fn packd_trt_engine_io_count(engine: *const PackdTrtEngine) -> i32;
-    pub fn packd_trt_engine_io_describe(
+    pub(crate) fn packd_trt_engine_io_count(engine: *const PackdTrtEngine) -> i32;
+    pub(crate) fn packd_trt_engine_io_describe(
         engine: *const PackdTrtEngine,
         index: i32,
         info: *mut PackdTrtTensorInfo,
     ) -> i32;
-    pub fn packd_trt_engine_destroy(engine: *mut PackdTrtEngine);
-    pub fn packd_trt_context_create(engine: *mut PackdTrtEngine) -> *mut PackdTrtContext;
-    pub fn packd_trt_context_set_tensor_address(
+    pub(crate) fn packd_trt_engine_destroy(engine: *mut PackdTrtEngine);
+    pub(crate) fn packd_trt_context_create(engine: *mut PackdTrtEngine) -> *mut PackdTrtContext;
+    pub(crate) fn packd_trt_context_set_tensor_address(
         context: *mut PackdTrtContext,
         name: *const c_char,
         address: *mut c_void,
     ) -> i32;
-    pub fn packd_trt_context_enqueue(context: *mut PackdTrtContext, stream: *mut c_void) -> i32;
-    pub fn packd_trt_context_destroy(context: *mut PackdTrtContext);
+    pub(crate) fn packd_trt_context_enqueue(
+        context: *mut PackdTrtContext,
+        stream: *mut c_void,
+    ) -> i32;
+    pub(crate) fn packd_trt_context_destroy(context: *mut PackdTrtContext);
 }

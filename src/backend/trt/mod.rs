@@ -25,14 +25,14 @@ pub struct Accelerator {
     pub library: Arc<TensorRt>,
     pub runtime: Arc<Runtime>,
     pub device: Device,
-    pub facts: DeviceFacts,
+    pub(crate) facts: DeviceFacts,
     pub transfer: TransferMode,
 }
 
 static ACCELERATOR: OnceLock<Result<Arc<Accelerator>, String>> = OnceLock::new();
 
 /// The process's accelerator, set up on first use; the error says why there is none.
-pub fn accelerator(settings: &BackendConfig) -> Result<Arc<Accelerator>, String> {
+pub(crate) fn accelerator(settings: &BackendConfig) -> Result<Arc<Accelerator>, String> {
     ACCELERATOR
         .get_or_init(|| Accelerator::open(settings).map(Arc::new))
         .clone()
@@ -91,7 +91,7 @@ impl Accelerator {
     }
 
     /// Reads, checks and deserializes one engine onto its target.
-    pub fn load_engine(
+    pub(crate) fn load_engine(
         &self,
         bundle: &Bundle,
         target: EngineTarget,

@@ -128,7 +128,7 @@ extern "C" __global__ void srgb_to_lab(const unsigned char *pixels, unsigned int
 "#;
 
 /// The compiled kernels.
-pub struct Kernels {
+pub(crate) struct Kernels {
     _module: Arc<CudaModule>,
     add_one: CudaFunction,
     shrink_rows: CudaFunction,
@@ -154,7 +154,7 @@ fn count_u32(count: usize) -> Result<u32, CudaError> {
 
 impl Kernels {
     /// Compiles the kernels with NVRTC and loads them into the device's context.
-    pub fn compile(device: &Device) -> Result<Kernels, CudaError> {
+    pub(crate) fn compile(device: &Device) -> Result<Kernels, CudaError> {
         // SAFETY: only tries to dlopen libnvrtc.
         if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
             return Err(CudaError("NVRTC (libnvrtc.so) is not installed".into()));
@@ -188,7 +188,7 @@ impl Kernels {
     }
 
     /// Adds 1 to `len` floats at a raw device address (the transfer measurement's touch).
-    pub fn add_one(
+    pub(crate) fn add_one(
         &self,
         stream: &Arc<CudaStream>,
         address: *mut std::ffi::c_void,

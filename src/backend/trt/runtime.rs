@@ -189,15 +189,15 @@ impl Drop for Runtime {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TensorInfo {
     pub name: String,
-    pub is_input: bool,
+    pub(crate) is_input: bool,
     /// `nvinfer1::DataType` (0 is float32).
-    pub data_type: i32,
+    pub(crate) data_type: i32,
     pub shape: Vec<i64>,
 }
 
 impl TensorInfo {
     /// Elements in the tensor, or `None` for a dynamic (negative) dimension.
-    pub fn elements(&self) -> Option<usize> {
+    pub(crate) fn elements(&self) -> Option<usize> {
         self.shape.iter().try_fold(1usize, |total, &dim| {
             usize::try_from(dim)
                 .ok()
@@ -207,7 +207,7 @@ impl TensorInfo {
 }
 
 /// `nvinfer1::DataType::kFLOAT`.
-pub const DATA_TYPE_FLOAT: i32 = 0;
+pub(crate) const DATA_TYPE_FLOAT: i32 = 0;
 
 /// A deserialized `ICudaEngine`.
 pub struct Engine {
@@ -294,7 +294,7 @@ impl ExecutionContext {
     /// # Safety
     /// `address` must point to device-accessible memory of the tensor's size that outlives
     /// every enqueue that uses it.
-    pub unsafe fn set_tensor_address(
+    pub(crate) unsafe fn set_tensor_address(
         &mut self,
         name: &CStr,
         address: *mut c_void,
@@ -311,7 +311,7 @@ impl ExecutionContext {
     /// # Safety
     /// `stream` must be a live CUDA stream of the context's device (or null), and every bound
     /// address must stay valid until the stream has finished the work.
-    pub unsafe fn enqueue(&mut self, stream: *mut c_void) -> Result<(), TrtError> {
+    pub(crate) unsafe fn enqueue(&mut self, stream: *mut c_void) -> Result<(), TrtError> {
         if ffi::packd_trt_context_enqueue(self.raw.as_ptr(), stream) != 0 {
             return Err(TrtError::Enqueue(last_error()));
         }

@@ -18,7 +18,7 @@ struct Bound {
 }
 
 /// A deserialized engine ready to serve on its target.
-pub struct TrtTarget {
+pub(crate) struct TrtTarget {
     target: EngineTarget,
     bound: Mutex<Bound>,
     input_lengths: [usize; 3],
