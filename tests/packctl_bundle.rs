@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 
 use base64::Engine as _;
 use fixtures::bundles::{bundle_variant, installed_path};
-use fixtures::{shipped_bundle, Packd, PackdOptions, V5Client, PREFIX, REPLY_DEADLINE};
+use fixtures::{shipped_bundle, Appliance, Packd, PackdOptions, V5Client, PREFIX, REPLY_DEADLINE};
 use packd::reply::BundleRef;
 use packd_wire::bundle::BundleReply;
 use serde_json::Value;

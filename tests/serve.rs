@@ -1,4 +1,6 @@
-//! The serving path end to end: real mosquitto, real packd process, real model.
+//! The serving path end to end: real mosquitto, real model; packd in-process where the test
+//! needs no process of its own (`broker_and_daemon`), else the real binary (`broker_and_packd`:
+//! its log, signals, test hooks).
 
 use crate::fixtures;
 use crate::support;
@@ -88,7 +90,7 @@ fn assert_well_formed_ok(reply: &Value, top_k: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn english_brief_and_its_chinese_twin_get_the_same_suggestions() {
-    let (_broker, packd, mut client) = broker_and_packd(PackdOptions::default(), "online").await;
+    let (_broker, packd, mut client) = broker_and_daemon(PackdOptions::default(), "online").await;
     let english = client.ask(&packd, ENGLISH).await;
     let chinese = client.ask(&packd, CHINESE).await;
     assert_well_formed_ok(&english, 3);
@@ -119,7 +121,7 @@ async fn english_brief_and_its_chinese_twin_get_the_same_suggestions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn different_briefs_get_different_suggestions_and_unknown_terms_warn() {
-    let (_broker, packd, mut client) = broker_and_packd(PackdOptions::default(), "online").await;
+    let (_broker, packd, mut client) = broker_and_daemon(PackdOptions::default(), "online").await;
     let tea = client
         .ask(
             &packd,
@@ -152,7 +154,7 @@ async fn different_briefs_get_different_suggestions_and_unknown_terms_warn() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_carry_correlation_data_and_content_type() {
-    let (_broker, packd, mut client) = broker_and_packd(PackdOptions::default(), "online").await;
+    let (_broker, packd, mut client) = broker_and_daemon(PackdOptions::default(), "online").await;
     client
         .send(&packd.brief_topic(), r#"{"product":"coffee"}"#, "corr-42")
         .await;
@@ -168,7 +170,7 @@ async fn replies_carry_correlation_data_and_content_type() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_malformed_brief_gets_its_error_code() {
-    let (_broker, packd, mut client) = broker_and_packd(PackdOptions::default(), "online").await;
+    let (_broker, packd, mut client) = broker_and_daemon(PackdOptions::default(), "online").await;
     let huge = format!(
         r#"{{"product":"tea","pad":"{}"}}"#,
         "x".repeat(6 * 1024 * 1024)
@@ -243,7 +245,7 @@ async fn every_malformed_brief_gets_its_error_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pixel_bombs_are_refused_as_bad_image() {
-    let (_broker, packd, mut client) = broker_and_packd(PackdOptions::default(), "online").await;
+    let (_broker, packd, mut client) = broker_and_daemon(PackdOptions::default(), "online").await;
     // A valid PNG header claiming 100000 × 100000 pixels with almost no data.
     let mut png = gradient_png(1, 1, [0, 0, 0]);
     png[16..20].copy_from_slice(&100_000u32.to_be_bytes());
@@ -283,7 +285,7 @@ fn crc32(bytes: &[u8]) -> u32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn image_briefs_are_served_and_change_the_palettes() {
-    let (_broker, packd, mut client) = broker_and_packd(PackdOptions::default(), "online").await;
+    let (_broker, packd, mut client) = broker_and_daemon(PackdOptions::default(), "online").await;
     let red = client
         .ask(
             &packd,
@@ -312,7 +314,7 @@ async fn image_briefs_are_served_and_change_the_palettes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn render_adds_a_png_preview() {
-    let (_broker, packd, mut client) = broker_and_packd(PackdOptions::default(), "online").await;
+    let (_broker, packd, mut client) = broker_and_daemon(PackdOptions::default(), "online").await;
     let reply = client
         .ask(&packd, r#"{"product":"tea","render":true,"top_k":1}"#)
         .await;
@@ -329,7 +331,7 @@ async fn render_adds_a_png_preview() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_delivery_is_answered_from_the_cache() {
-    let (_broker, packd, mut client) = broker_and_packd(PackdOptions::default(), "online").await;
+    let (_broker, packd, mut client) = broker_and_daemon(PackdOptions::default(), "online").await;
     client.send(&packd.brief_topic(), ENGLISH, "dup-1").await;
     let first = client.reply_for("dup-1").await;
     client.send(&packd.brief_topic(), ENGLISH, "dup-1").await;
@@ -497,7 +499,7 @@ async fn without_a_bundle_briefs_get_no_model_and_state_is_degraded() {
         seed: None,
         ..PackdOptions::default()
     };
-    let (_broker, packd, mut client) = broker_and_packd(options, "degraded").await;
+    let (_broker, packd, mut client) = broker_and_daemon(options, "degraded").await;
     let reply = client.ask(&packd, r#"{"id":"nm","product":"tea"}"#).await;
     assert_eq!(reply["error"]["code"], "no_model", "{reply}");
     assert_eq!(reply["id"], "nm");
@@ -505,7 +507,7 @@ async fn without_a_bundle_briefs_get_no_model_and_state_is_degraded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_3_1_1_client_gets_its_reply_on_reply_to() {
-    let (broker, packd, _v5) = broker_and_packd(PackdOptions::default(), "online").await;
+    let (broker, packd, _v5) = broker_and_daemon(PackdOptions::default(), "online").await;
     let mut options = rumqttc::MqttOptions::new(unique_id("old"), "127.0.0.1", broker.port);
     options.set_max_packet_size(8 * 1024 * 1024, 8 * 1024 * 1024);
     let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 16);
@@ -583,7 +585,7 @@ async fn a_brief_with_no_way_back_is_counted_as_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_report_counts_and_latency_percentiles_per_backend() {
-    let (_broker, packd, mut client) = broker_and_packd(PackdOptions::default(), "online").await;
+    let (_broker, packd, mut client) = broker_and_daemon(PackdOptions::default(), "online").await;
     for _ in 0..5 {
         assert_eq!(
             client.ask(&packd, r#"{"product":"coffee"}"#).await["status"],
@@ -725,7 +727,7 @@ async fn the_will_says_offline_when_packd_dies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_state_is_retained_and_follows_the_contract() {
-    let (broker, packd, _client) = broker_and_packd(PackdOptions::default(), "online").await;
+    let (broker, packd, _client) = broker_and_daemon(PackdOptions::default(), "online").await;
     // A client arriving later still gets the state: it is retained.
     let mut late = V5Client::connect(&broker).await;
     let state = late.wait_for_state(&packd, "online").await;

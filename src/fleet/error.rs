@@ -13,7 +13,7 @@ use crate::bundle::BundleError;
 /// `missing_chunks`, and for `invalid_bundle` which check failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{code}: {message}")]
-pub(crate) struct FleetError {
+pub struct FleetError {
     pub code: BundleErrorCode,
     pub message: String,
     pub missing: Option<Vec<(u64, u64)>>,
@@ -106,7 +106,7 @@ pub(crate) fn invalid(error: BundleError) -> FleetError {
 /// A verified bundle's model could not be made to serve (the sources boxed: they are large and
 /// this is the rare path).
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum LoadError {
+pub enum LoadError {
     /// No backend could load the model.
     #[error("bundle {label}: {source}")]
     Backend {

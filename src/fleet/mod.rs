@@ -23,8 +23,9 @@ mod model;
 mod reply;
 
 use error::invalid;
-pub(crate) use error::{FleetError, LoadError};
-pub(crate) use model::{check_engines, load_model};
+pub use error::{FleetError, LoadError};
+pub use model::check_engines;
+pub(crate) use model::load_model;
 pub(crate) use reply::{reply_body, Done};
 
 /// Transfers idle for longer than this are dropped, so an abandoned push does not hold its disk
