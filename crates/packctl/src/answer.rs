@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 /// How one appliance's part in a command ended.
 #[derive(Debug, Clone)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// The appliance replied as the API says.
     Reply { raw: Value, reply: BundleReply },
     /// A JSON object that is not a reply the API defines, kept as sent.
@@ -24,7 +24,7 @@ pub enum Answer {
 
 impl Answer {
     /// Reads a reply payload.
-    pub fn from_payload(payload: &[u8]) -> Answer {
+    pub(crate) fn from_payload(payload: &[u8]) -> Answer {
         let raw = match serde_json::from_slice::<Value>(payload) {
             Ok(raw) if raw.is_object() => raw,
             Ok(_) | Err(_) => {
@@ -45,7 +45,7 @@ impl Answer {
     }
 
     /// packctl's verdict on `device`.
-    pub fn verdict(device: &str, code: &'static str, message: impl Into<String>) -> Answer {
+    pub(crate) fn verdict(device: &str, code: &'static str, message: impl Into<String>) -> Answer {
         Answer::Verdict {
             device: Some(device.to_string()),
             code,
@@ -54,7 +54,7 @@ impl Answer {
     }
 
     /// The device the answer names, if any.
-    pub fn device(&self) -> Option<&str> {
+    pub(crate) fn device(&self) -> Option<&str> {
         match self {
             Answer::Reply { reply, .. } => Some(reply.device()),
             Answer::Unreadable { raw, .. } => raw["device"].as_str(),
@@ -63,7 +63,7 @@ impl Answer {
     }
 
     /// The typed reply, when there is one.
-    pub fn reply(&self) -> Option<&BundleReply> {
+    pub(crate) fn reply(&self) -> Option<&BundleReply> {
         match self {
             Answer::Reply { reply, .. } => Some(reply),
             _ => None,
@@ -71,7 +71,7 @@ impl Answer {
     }
 
     /// Whether the command failed here (the exit status says so).
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         match self {
             Answer::Reply { reply, .. } => reply.status() == BundleStatus::Error,
             Answer::Unreadable { raw, .. } => raw["status"] == "error",
@@ -81,7 +81,7 @@ impl Answer {
 
     /// The answer as `--json` prints it: the reply as sent, or the verdict shaped like an
     /// appliance's error reply.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         match self {
             Answer::Reply { raw, .. } | Answer::Unreadable { raw, .. } => raw.clone(),
             Answer::Verdict {

@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use packd::reply::BundleRef;
 use packd_wire::bundle::{BundleErrorCode, BundleReply, ListReply};
+use packd_wire::reply::BundleRef;
 use serde_json::Value;
 
 use crate::answer::Answer;
 use crate::local::human_bytes;
-use crate::remote::{format_ranges, normalise};
+use crate::ranges::{format_ranges, normalise};
 use crate::session::Target;
 
 /// `name version`, or `-` for none.
@@ -57,7 +57,10 @@ fn status_text(answer: &Answer) -> String {
     }
 }
 
-pub fn print_json(target: &Target, answers: &BTreeMap<String, Answer>) -> anyhow::Result<()> {
+pub(crate) fn print_json(
+    target: &Target,
+    answers: &BTreeMap<String, Answer>,
+) -> anyhow::Result<()> {
     let text = match target {
         Target::Device(_) if answers.len() == 1 => serde_json::to_string_pretty(
             &answers
@@ -75,7 +78,7 @@ pub fn print_json(target: &Target, answers: &BTreeMap<String, Answer>) -> anyhow
 }
 
 /// One row per appliance: device, status, bundle (with the previous one), error.
-pub fn print_results(answers: &BTreeMap<String, Answer>) {
+pub(crate) fn print_results(answers: &BTreeMap<String, Answer>) {
     let rows: Vec<[String; 4]> = answers
         .iter()
         .map(|(device, answer)| {
@@ -101,7 +104,7 @@ pub fn print_results(answers: &BTreeMap<String, Answer>) {
 }
 
 /// Each appliance's `list`: its active bundle, then a table of the installed ones.
-pub fn print_lists(answers: &BTreeMap<String, Answer>) {
+pub(crate) fn print_lists(answers: &BTreeMap<String, Answer>) {
     let mut first = true;
     for (device, answer) in answers {
         if !first {

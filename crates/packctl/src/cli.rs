@@ -1,32 +1,26 @@
-//! `packctl`: the operator's tool. `packctl brief …` sends one brief and prints the reply;
-//! `packctl keygen` and `packctl bundle …` make, sign, inspect and deploy model bundles.
-
-mod answer;
-mod brief;
-mod local;
-mod print;
-mod remote;
-mod session;
+//! The command line (its help text is the user's manual, so it changes only with the commands)
+//! and the dispatch to the commands.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use packd::config::{Config, EXIT_BAD_CONFIG};
+
+use crate::{brief, local, push, remote, Appliance};
 
 /// Operate packd appliances over MQTT (reads the same mqtt.* settings as packd).
 #[derive(Parser)]
 #[command(name = "packctl", version)]
-struct Arguments {
+pub(crate) struct Arguments {
     /// Configuration file (default /etc/packd/packd.toml, optional).
     #[arg(long, value_name = "FILE", global = true)]
-    config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     #[command(subcommand)]
-    command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Subcommand)]
-enum Command {
+pub(crate) enum Command {
     /// Send one brief and print the reply.
     Brief(brief::BriefArguments),
     /// Generate an Ed25519 key pair for signing bundles.
@@ -37,7 +31,7 @@ enum Command {
 }
 
 #[derive(Subcommand)]
-enum BundleCommand {
+pub(crate) enum BundleCommand {
     /// Verify a bundle directory and pack it into an archive.
     Build(local::BuildArguments),
     /// Sign an archive: writes FILE.sig.
@@ -45,7 +39,7 @@ enum BundleCommand {
     /// Verify an archive (and FILE.sig) and summarise what it holds.
     Inspect(local::InspectArguments),
     /// Send an archive to an appliance or a pool, resuming where a transfer left off.
-    Push(remote::PushArguments),
+    Push(push::PushArguments),
     /// Abandon a transfer: the appliance discards the chunks it received (the transfer id is
     /// the one `bundle push` printed: the first 32 hex digits of the archive's SHA-256).
     Abort {
@@ -94,67 +88,43 @@ enum BundleCommand {
     },
 }
 
-/// The configuration could not be loaded (exit code 78, like packd).
-#[derive(Debug)]
-struct BadConfig(String);
-
-impl std::fmt::Display for BadConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for BadConfig {}
-
-fn main() -> ExitCode {
-    let arguments = Arguments::parse();
-    let config_path = arguments.config.clone();
-    let load_config =
-        || Config::load(config_path.as_deref()).map_err(|error| BadConfig(error.to_string()));
-    let result = match arguments.command {
+/// Runs one command; `load` reads the configuration, for the commands that need it.
+pub(crate) fn run(
+    command: Command,
+    load: impl FnOnce() -> anyhow::Result<Appliance>,
+) -> anyhow::Result<ExitCode> {
+    match command {
         Command::Keygen(keygen) => local::keygen(keygen),
         Command::Bundle(BundleCommand::Build(build)) => local::build(build),
         Command::Bundle(BundleCommand::Sign(sign)) => local::sign(sign),
         Command::Bundle(BundleCommand::Inspect(inspect)) => {
-            local::inspect(inspect, || Ok(load_config()?.bundles.trusted_keys))
+            local::inspect(inspect, || Ok(load()?.trusted_keys))
         }
-        command => match load_config() {
-            Ok(config) => run_remote(&config, command),
-            Err(error) => Err(error.into()),
-        },
-    };
-    match result {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("packctl: {error:#}");
-            if error.downcast_ref::<BadConfig>().is_some() {
-                ExitCode::from(EXIT_BAD_CONFIG as u8)
-            } else {
-                ExitCode::FAILURE
-            }
-        }
+        command => run_remote(&load()?, command),
     }
 }
 
 /// Commands that talk to the broker.
-fn run_remote(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
+fn run_remote(appliance: &Appliance, command: Command) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         match command {
-            Command::Brief(brief) => brief::send_brief(config, brief).await,
-            Command::Bundle(BundleCommand::Push(push)) => remote::push(config, push).await,
+            Command::Brief(brief) => brief::send_brief(appliance, brief).await,
+            Command::Bundle(BundleCommand::Push(arguments)) => {
+                push::push(appliance, arguments).await
+            }
             Command::Bundle(BundleCommand::Abort {
                 transfer,
                 target,
                 replies,
             }) => {
                 let request = remote::Simple::Abort { transfer };
-                remote::simple(config, target, replies, request).await
+                remote::simple(appliance, target, replies, request).await
             }
             Command::Bundle(BundleCommand::List { target, replies }) => {
-                remote::simple(config, target, replies, remote::Simple::List).await
+                remote::simple(appliance, target, replies, remote::Simple::List).await
             }
             Command::Bundle(BundleCommand::Activate {
                 name,
@@ -163,10 +133,10 @@ fn run_remote(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
                 replies,
             }) => {
                 let request = remote::Simple::Activate { name, version };
-                remote::simple(config, target, replies, request).await
+                remote::simple(appliance, target, replies, request).await
             }
             Command::Bundle(BundleCommand::Rollback { target, replies }) => {
-                remote::simple(config, target, replies, remote::Simple::Rollback).await
+                remote::simple(appliance, target, replies, remote::Simple::Rollback).await
             }
             Command::Bundle(BundleCommand::Remove {
                 name,
@@ -175,7 +145,7 @@ fn run_remote(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
                 replies,
             }) => {
                 let request = remote::Simple::Remove { name, version };
-                remote::simple(config, target, replies, request).await
+                remote::simple(appliance, target, replies, request).await
             }
             Command::Keygen(_)
             | Command::Bundle(

@@ -7,16 +7,18 @@ use std::time::Duration;
 use base64::Engine as _;
 use bytes::Bytes;
 use clap::Args;
-use packd::config::Config;
-use packd::transport::{self, Topics};
 use packd_wire::reply::{as_read, BriefAnswer, BriefReply, ErrorReply};
+use packd_wire::topics::Topics;
 use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event};
 use serde_json::{json, Value};
 
+use crate::remote::client_id;
+use crate::Appliance;
+
 #[derive(Args)]
-pub struct BriefArguments {
+pub(crate) struct BriefArguments {
     /// Appliance id (default: this configuration's device.id).
     #[arg(long, conflicts_with = "pool")]
     device: Option<String>,
@@ -64,22 +66,41 @@ pub struct BriefArguments {
     timeout_s: u64,
 }
 
-pub async fn send_brief(config: &Config, arguments: BriefArguments) -> anyhow::Result<ExitCode> {
+/// Sends the brief and prints the reply.
+pub(crate) async fn send_brief(
+    appliance: &Appliance,
+    arguments: BriefArguments,
+) -> anyhow::Result<ExitCode> {
     let device = arguments
         .device
         .clone()
-        .unwrap_or_else(|| config.device.id.clone());
-    let topics = Topics::new(&config.mqtt.prefix, &device, &[]);
+        .unwrap_or_else(|| appliance.device.clone());
+    let topics = Topics::new(&appliance.prefix, &device, &[]);
     let topic = match &arguments.pool {
         Some(pool) => topics.pool_briefs(pool),
         None => topics.device_briefs.clone(),
     };
-    let client_id = format!("packctl-{}-{:08x}", std::process::id(), fastrand::u32(..));
-    let reply_topic = super::session::reply_topic(config, &client_id)?;
+    let client_id = client_id();
     let id = arguments
         .id
         .clone()
         .unwrap_or_else(|| format!("{client_id}-1"));
+    let brief = brief_body(&arguments, &id)?;
+    let exchange = Exchange {
+        client_id,
+        topic,
+        brief,
+        correlation: Bytes::from(id.into_bytes()),
+    };
+    let payload = exchange
+        .run(appliance, &device, Duration::from_secs(arguments.timeout_s))
+        .await?;
+    show_reply(&arguments, &payload)
+}
+
+/// The brief as the API defines it, from the command line (the reference image read and
+/// encoded). A `json!` object: its keys serialise sorted, the bytes packctl has always sent.
+fn brief_body(arguments: &BriefArguments, id: &str) -> anyhow::Result<Value> {
     let mut brief = json!({
         "v": 1,
         "id": id,
@@ -109,60 +130,93 @@ pub async fn send_brief(config: &Config, arguments: BriefArguments) -> anyhow::R
             std::fs::read(path).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
         brief["image"] = json!(base64::engine::general_purpose::STANDARD.encode(bytes));
     }
+    Ok(brief)
+}
 
-    let options = transport::base_options(&config.mqtt, &client_id)?;
-    let (client, mut eventloop) = AsyncClient::new(options, 16);
-    client
-        .subscribe(reply_topic.clone(), QoS::AtLeastOnce)
-        .await?;
-    let correlation = Bytes::from(id.clone().into_bytes());
-    let exchange = async {
-        let mut sent = false;
-        loop {
-            match eventloop.poll().await? {
-                Event::Incoming(Packet::SubAck(_)) if !sent => {
-                    let properties = PublishProperties {
-                        response_topic: Some(reply_topic.clone()),
-                        correlation_data: Some(correlation.clone()),
-                        content_type: Some("application/json".into()),
-                        ..PublishProperties::default()
-                    };
-                    client
-                        .publish_with_properties(
-                            topic.clone(),
-                            QoS::AtLeastOnce,
-                            false,
-                            serde_json::to_vec(&brief)?,
-                            properties,
-                        )
-                        .await?;
-                    sent = true;
-                }
-                Event::Incoming(Packet::Publish(publish)) => {
-                    let matches = publish
-                        .properties
-                        .as_ref()
-                        .and_then(|p| p.correlation_data.as_ref())
-                        == Some(&correlation);
-                    if matches {
-                        return Ok::<Bytes, anyhow::Error>(publish.payload);
+/// One brief and its reply over a connection of its own.
+struct Exchange {
+    client_id: String,
+    /// Where the brief goes.
+    topic: String,
+    brief: Value,
+    /// The brief's id, which the reply carries back as its Correlation Data.
+    correlation: Bytes,
+}
+
+impl Exchange {
+    /// Connects, sends the brief once the reply subscription is in place and waits up to
+    /// `timeout` for the reply's payload.
+    async fn run(
+        &self,
+        appliance: &Appliance,
+        device: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Bytes> {
+        let reply_topic = appliance.reply_topic(&self.client_id);
+        let options = appliance.options(&self.client_id)?;
+        let (client, mut eventloop) = AsyncClient::new(options, 16);
+        client
+            .subscribe(reply_topic.clone(), QoS::AtLeastOnce)
+            .await?;
+        let exchange = async {
+            let mut sent = false;
+            loop {
+                match eventloop.poll().await? {
+                    Event::Incoming(Packet::SubAck(_)) if !sent => {
+                        self.publish(&client, &reply_topic).await?;
+                        sent = true;
                     }
+                    Event::Incoming(Packet::Publish(publish)) => {
+                        let matches = publish
+                            .properties
+                            .as_ref()
+                            .and_then(|p| p.correlation_data.as_ref())
+                            == Some(&self.correlation);
+                        if matches {
+                            return Ok::<Bytes, anyhow::Error>(publish.payload);
+                        }
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
-        }
-    };
-    let payload =
-        match tokio::time::timeout(Duration::from_secs(arguments.timeout_s), exchange).await {
+        };
+        let payload = match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result?,
             Err(_) => anyhow::bail!(
                 "no reply on {reply_topic} within {} s (is packd running for device '{device}'?)",
-                arguments.timeout_s
+                timeout.as_secs()
             ),
         };
-    let _ = client.disconnect().await;
+        let _ = client.disconnect().await;
+        Ok(payload)
+    }
+
+    /// Publishes the brief (QoS 1) with the reply topic and the Correlation Data.
+    async fn publish(&self, client: &AsyncClient, reply_topic: &str) -> anyhow::Result<()> {
+        let properties = PublishProperties {
+            response_topic: Some(reply_topic.to_string()),
+            correlation_data: Some(self.correlation.clone()),
+            content_type: Some("application/json".into()),
+            ..PublishProperties::default()
+        };
+        client
+            .publish_with_properties(
+                self.topic.clone(),
+                QoS::AtLeastOnce,
+                false,
+                serde_json::to_vec(&self.brief)?,
+                properties,
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// Writes the preview, prints the reply (a table, or the JSON as sent) and returns the exit
+/// status: success for suggestions, failure for an error reply.
+fn show_reply(arguments: &BriefArguments, payload: &[u8]) -> anyhow::Result<ExitCode> {
     // Kept as sent for --json (unknown fields and all), and read as the API's types.
-    let raw: Value = serde_json::from_slice(&payload)?;
+    let raw: Value = serde_json::from_slice(payload)?;
     let answer: BriefAnswer = serde_json::from_value(raw.clone())
         .map_err(|error| anyhow::anyhow!("the reply does not follow the API: {error}"))?;
     if let (Some(path), BriefAnswer::Ok(reply)) = (&arguments.preview, &answer) {
@@ -226,6 +280,17 @@ fn print_table(reply: &BriefReply) {
             as_read(style.score)
         );
     }
+    print_palettes(reply);
+    print_fonts_and_zones(reply);
+    if !reply.warnings.is_empty() {
+        println!("\nWarnings");
+        for warning in &reply.warnings {
+            println!("  {warning}");
+        }
+    }
+}
+
+fn print_palettes(reply: &BriefReply) {
     println!("\nPalettes");
     for (rank, palette) in reply.palettes.iter().enumerate() {
         println!(
@@ -245,6 +310,9 @@ fn print_table(reply: &BriefReply) {
             as_read(palette.contrast)
         );
     }
+}
+
+fn print_fonts_and_zones(reply: &BriefReply) {
     println!("\nFonts");
     for (rank, font) in reply.fonts.iter().enumerate() {
         println!(
@@ -272,11 +340,5 @@ fn print_table(reply: &BriefReply) {
             as_read(zone.w),
             as_read(zone.h)
         );
-    }
-    if !reply.warnings.is_empty() {
-        println!("\nWarnings");
-        for warning in &reply.warnings {
-            println!("  {warning}");
-        }
     }
 }

@@ -8,9 +8,10 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use base64::Engine as _;
 use clap::Args;
-use packd::bundle::archive::{self, Compression, UnpackLimits};
-use packd::bundle::signature::{self, Statement, TrustedKeys};
-use packd::bundle::Bundle;
+use packd_bundle::archive::{self, Compression, UnpackLimits, UnpackReport};
+use packd_bundle::manifest::Manifest;
+use packd_bundle::signature::{self, Statement, TrustedKeys};
+use packd_bundle::Bundle;
 use serde::{Deserialize, Serialize};
 
 /// Bounds for unpacking an archive to inspect it: generous for a real bundle with engines, but
@@ -22,7 +23,7 @@ const INSPECT_LIMITS: UnpackLimits = UnpackLimits {
 };
 
 #[derive(Args)]
-pub struct KeygenArguments {
+pub(crate) struct KeygenArguments {
     /// Key name: writes NAME.key (secret, mode 0600) and NAME.pub (public).
     #[arg(long)]
     name: String,
@@ -32,7 +33,7 @@ pub struct KeygenArguments {
 }
 
 #[derive(Args)]
-pub struct BuildArguments {
+pub(crate) struct BuildArguments {
     /// Bundle directory (holding manifest.toml); it must verify as a bundle.
     #[arg(value_name = "DIR")]
     dir: PathBuf,
@@ -50,7 +51,7 @@ pub struct BuildArguments {
 }
 
 #[derive(Args)]
-pub struct SignArguments {
+pub(crate) struct SignArguments {
     /// Bundle archive to sign; the signature goes to FILE.sig.
     #[arg(value_name = "FILE")]
     file: PathBuf,
@@ -64,7 +65,7 @@ pub struct SignArguments {
 }
 
 #[derive(Args)]
-pub struct InspectArguments {
+pub(crate) struct InspectArguments {
     /// Bundle archive to inspect (FILE.sig, when present, is checked too).
     #[arg(value_name = "FILE")]
     file: PathBuf,
@@ -77,20 +78,20 @@ pub struct InspectArguments {
 /// `FILE.sig`: what `begin` needs besides the archive itself. The signature covers the signed
 /// statement of `name`, `version`, `size`, `sha256` and `allow_downgrade` (docs/bundle-format.md).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SignatureFile {
-    pub name: String,
-    pub version: String,
-    pub size: u64,
-    pub sha256: String,
+pub(crate) struct SignatureFile {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) size: u64,
+    pub(crate) sha256: String,
     #[serde(default)]
-    pub allow_downgrade: bool,
-    pub signature: String,
-    pub key_id: String,
+    pub(crate) allow_downgrade: bool,
+    pub(crate) signature: String,
+    pub(crate) key_id: String,
 }
 
 impl SignatureFile {
     /// The statement this file's signature claims to cover.
-    pub fn statement(&self) -> anyhow::Result<Statement> {
+    pub(crate) fn statement(&self) -> anyhow::Result<Statement> {
         let digest: [u8; 32] = hex::decode(&self.sha256)
             .ok()
             .and_then(|bytes| bytes.try_into().ok())
@@ -105,7 +106,7 @@ impl SignatureFile {
     }
 
     /// Why this signature is not for `archive` (name, version, size and digest), if it is not.
-    pub fn mismatch(&self, archive: &ArchiveIdentity) -> Option<String> {
+    pub(crate) fn mismatch(&self, archive: &ArchiveIdentity) -> Option<String> {
         let differs =
             |what: &str, signed: &dyn std::fmt::Display, found: &dyn std::fmt::Display| {
                 Some(format!(
@@ -132,45 +133,35 @@ impl SignatureFile {
 /// What a signature must match: the archive's digest and size, and its manifest's name and
 /// version.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArchiveIdentity {
-    pub name: String,
-    pub version: String,
-    pub size: u64,
-    pub sha256: String,
+pub(crate) struct ArchiveIdentity {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) size: u64,
+    pub(crate) sha256: String,
 }
 
 /// Unpacks and verifies an archive as an appliance would (short of the signature and the
 /// self-test), so a broken bundle is never signed nor sent; returns what a signature covers.
-pub fn verified_identity(file: &Path) -> anyhow::Result<ArchiveIdentity> {
+pub(crate) fn verified_identity(file: &Path) -> anyhow::Result<ArchiveIdentity> {
     let (digest, size) = digest_of(file)?;
-    let scratch = tempfile::Builder::new()
-        .prefix("packctl-verify-")
-        .tempdir()
-        .context("cannot create a temporary directory")?;
-    let unpacked = scratch.path().join("bundle");
-    let limits = INSPECT_LIMITS.for_archive(file)?;
-    archive::unpack(file, &unpacked, &limits).map_err(|error| {
-        anyhow::anyhow!("{} is not a valid bundle archive: {error}", file.display())
-    })?;
-    let bundle = Bundle::open(&unpacked)
-        .map_err(|error| anyhow::anyhow!("{} is not a valid bundle: {error}", file.display()))?;
+    let manifest = unpack_bundle(file, "packctl-verify-")?.bundle.manifest;
     Ok(ArchiveIdentity {
-        name: bundle.manifest.name,
-        version: bundle.manifest.version,
+        name: manifest.name,
+        version: manifest.version,
         size,
         sha256: hex::encode(digest),
     })
 }
 
 /// Where the signature of an archive lives: the archive's path with `.sig` appended.
-pub fn signature_path(file: &Path) -> PathBuf {
+pub(crate) fn signature_path(file: &Path) -> PathBuf {
     let mut path = file.as_os_str().to_owned();
     path.push(".sig");
     PathBuf::from(path)
 }
 
 /// Reads `FILE.sig`; `Ok(None)` when there is none.
-pub fn read_signature(file: &Path) -> anyhow::Result<Option<SignatureFile>> {
+pub(crate) fn read_signature(file: &Path) -> anyhow::Result<Option<SignatureFile>> {
     let path = signature_path(file);
     let text = match fs::read_to_string(&path) {
         Ok(text) => text,
@@ -189,7 +180,7 @@ pub fn read_signature(file: &Path) -> anyhow::Result<Option<SignatureFile>> {
 }
 
 /// SHA-256 and size of an archive.
-pub fn digest_of(file: &Path) -> anyhow::Result<([u8; 32], u64)> {
+pub(crate) fn digest_of(file: &Path) -> anyhow::Result<([u8; 32], u64)> {
     let size = fs::metadata(file)
         .with_context(|| file.display().to_string())?
         .len();
@@ -197,7 +188,7 @@ pub fn digest_of(file: &Path) -> anyhow::Result<([u8; 32], u64)> {
     Ok((digest, size))
 }
 
-pub fn keygen(arguments: KeygenArguments) -> anyhow::Result<ExitCode> {
+pub(crate) fn keygen(arguments: KeygenArguments) -> anyhow::Result<ExitCode> {
     fs::create_dir_all(&arguments.dir)
         .with_context(|| format!("cannot create {}", arguments.dir.display()))?;
     let files = signature::write_keypair(&arguments.dir, &arguments.name)?;
@@ -219,7 +210,7 @@ pub fn keygen(arguments: KeygenArguments) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn build(arguments: BuildArguments) -> anyhow::Result<ExitCode> {
+pub(crate) fn build(arguments: BuildArguments) -> anyhow::Result<ExitCode> {
     let dir = &arguments.dir;
     let bundle = Bundle::open(dir)
         .map_err(|error| anyhow::anyhow!("{} is not a valid bundle: {error}", dir.display()))?;
@@ -288,7 +279,7 @@ pub fn build(arguments: BuildArguments) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn sign(arguments: SignArguments) -> anyhow::Result<ExitCode> {
+pub(crate) fn sign(arguments: SignArguments) -> anyhow::Result<ExitCode> {
     let secret = signature::read_secret_key(&arguments.key)?;
     let identity = verified_identity(&arguments.file)?;
     let mut signed = SignatureFile {
@@ -324,7 +315,7 @@ pub fn sign(arguments: SignArguments) -> anyhow::Result<ExitCode> {
 }
 
 /// How an archive's signature file checks out.
-pub enum SignatureStatus {
+pub(crate) enum SignatureStatus {
     Unsigned,
     /// Valid, by a trusted key.
     Verified {
@@ -341,7 +332,7 @@ pub enum SignatureStatus {
 }
 
 /// Checks `FILE.sig` against the archive and the trusted keys.
-pub fn check_signature(
+pub(crate) fn check_signature(
     signature: Option<&SignatureFile>,
     archive: &ArchiveIdentity,
     trusted: &TrustedKeys,
@@ -381,16 +372,43 @@ pub fn check_signature(
     }
 }
 
-/// `trusted` is the `--trusted` list, or `None` to use the configuration's trusted keys (loaded
-/// only when needed).
-pub fn inspect(
+/// `bundle inspect`: what the archive holds and how its signature checks out against
+/// `--trusted` or, without it, the keys `config_keys` reads from the configuration (only when
+/// there is a signature to check).
+pub(crate) fn inspect(
     arguments: InspectArguments,
     config_keys: impl FnOnce() -> anyhow::Result<Vec<String>>,
 ) -> anyhow::Result<ExitCode> {
     let file = &arguments.file;
     let (digest, size) = digest_of(file)?;
+    let unpacked = unpack_bundle(file, "packctl-inspect-")?;
+    print_summary(file, size, &digest, &unpacked);
+    print_contents(&unpacked.bundle.manifest);
+    let manifest = &unpacked.bundle.manifest;
+    let signature = read_signature(file)?;
+    let (trusted, source) = trusted_keys(&arguments, signature.is_some(), config_keys)?;
+    let identity = ArchiveIdentity {
+        name: manifest.name.clone(),
+        version: manifest.version.clone(),
+        size,
+        sha256: hex::encode(digest),
+    };
+    let status = check_signature(signature.as_ref(), &identity, &trusted);
+    Ok(report_signature(file, status, source))
+}
+
+/// An archive unpacked into a temporary directory (removed on drop) and opened as a bundle.
+struct Unpacked {
+    bundle: Bundle,
+    report: UnpackReport,
+    _scratch: tempfile::TempDir,
+}
+
+/// Unpacks `file` within [`INSPECT_LIMITS`] into a temporary directory named `prefix…` and
+/// verifies it as a bundle.
+fn unpack_bundle(file: &Path, prefix: &str) -> anyhow::Result<Unpacked> {
     let scratch = tempfile::Builder::new()
-        .prefix("packctl-inspect-")
+        .prefix(prefix)
         .tempdir()
         .context("cannot create a temporary directory")?;
     let unpacked = scratch.path().join("bundle");
@@ -400,8 +418,17 @@ pub fn inspect(
     })?;
     let bundle = Bundle::open(&unpacked)
         .map_err(|error| anyhow::anyhow!("{} is not a valid bundle: {error}", file.display()))?;
-    let manifest = &bundle.manifest;
+    Ok(Unpacked {
+        bundle,
+        report,
+        _scratch: scratch,
+    })
+}
 
+/// The archive, the bundle's identity, its files, model and vocabulary.
+fn print_summary(file: &Path, size: u64, digest: &[u8; 32], unpacked: &Unpacked) {
+    let bundle = &unpacked.bundle;
+    let manifest = &bundle.manifest;
     println!("archive     {}", file.display());
     println!("size        {size} bytes ({})", human_bytes(size));
     println!("sha256      {}", hex::encode(digest));
@@ -413,8 +440,8 @@ pub fn inspect(
     }
     println!(
         "files       {} ({} unpacked)",
-        report.files.len(),
-        human_bytes(report.total_bytes)
+        unpacked.report.files.len(),
+        human_bytes(unpacked.report.total_bytes)
     );
     println!(
         "models      fp32 {}, int8 {}",
@@ -437,6 +464,10 @@ pub fn inspect(
         bundle.vocabulary.len(),
         bundle.vocabulary.version
     );
+}
+
+/// The catalogues and the TensorRT engines.
+fn print_contents(manifest: &Manifest) {
     let catalogues = &manifest.catalogues;
     println!("catalogues");
     for (label, entry) in [
@@ -452,65 +483,69 @@ pub fn inspect(
     }
     if manifest.engines.is_empty() {
         println!("engines     none (ONNX only)");
-    } else {
-        println!("engines");
-        for engine in &manifest.engines {
-            println!(
-                "  {:<5} {:<5} TensorRT {} CUDA {} sm {}{}  {}",
-                engine.target,
-                engine.precision,
-                engine.tensorrt,
-                engine.cuda,
-                engine.compute_capability,
-                engine
-                    .dla_cores
-                    .map(|cores| format!(" ({cores} DLA cores)"))
-                    .unwrap_or_default(),
-                engine.file
-            );
-        }
+        return;
     }
+    println!("engines");
+    for engine in &manifest.engines {
+        println!(
+            "  {:<5} {:<5} TensorRT {} CUDA {} sm {}{}  {}",
+            engine.target,
+            engine.precision,
+            engine.tensorrt,
+            engine.cuda,
+            engine.compute_capability,
+            engine
+                .dla_cores
+                .map(|cores| format!(" ({cores} DLA cores)"))
+                .unwrap_or_default(),
+            engine.file
+        );
+    }
+}
 
-    let signature = read_signature(file)?;
-    let mut source = "--trusted";
-    let trusted = if signature.is_none() {
-        TrustedKeys::default()
+/// The keys a signature is checked against, and where they came from: `--trusted`, or the
+/// configuration's (loaded only for a signed archive without `--trusted`).
+fn trusted_keys(
+    arguments: &InspectArguments,
+    signed: bool,
+    config_keys: impl FnOnce() -> anyhow::Result<Vec<String>>,
+) -> anyhow::Result<(TrustedKeys, &'static str)> {
+    Ok(if !signed {
+        (TrustedKeys::default(), "--trusted")
     } else if arguments.trusted.is_empty() {
-        source = "bundles.trusted_keys";
-        TrustedKeys::from_config(&config_keys()?)?
+        let keys = TrustedKeys::from_config(&config_keys()?)?;
+        (keys, "bundles.trusted_keys")
     } else {
-        TrustedKeys::from_config(&arguments.trusted)?
-    };
+        (TrustedKeys::from_config(&arguments.trusted)?, "--trusted")
+    })
+}
+
+/// Prints how the signature checked out; a bad one fails the command.
+fn report_signature(file: &Path, status: SignatureStatus, source: &str) -> ExitCode {
     let sig_path = signature_path(file);
-    let identity = ArchiveIdentity {
-        name: manifest.name.clone(),
-        version: manifest.version.clone(),
-        size,
-        sha256: hex::encode(digest),
-    };
-    match check_signature(signature.as_ref(), &identity, &trusted) {
+    match status {
         SignatureStatus::Unsigned => {
             println!(
                 "signature   none ({} not found; appliances refuse it unless allow_unsigned)",
                 sig_path.display()
             );
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
         SignatureStatus::Verified { key_id } => {
             println!("signature   valid, key {key_id} (trusted by {source})");
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
         SignatureStatus::Unchecked { key_id } => {
             println!(
                 "signature   by key {key_id}, not verified: no trusted keys \
                  (give --trusted or set bundles.trusted_keys)"
             );
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
         SignatureStatus::Bad { reason } => {
             println!("signature   BAD: {reason}");
             eprintln!("packctl: {}: bad signature: {reason}", sig_path.display());
-            Ok(ExitCode::FAILURE)
+            ExitCode::FAILURE
         }
     }
 }
@@ -523,7 +558,7 @@ fn make_readable(file: &fs::File, path: &Path) -> anyhow::Result<()> {
 }
 
 /// `1.5 MiB`-style sizes for people (exact byte counts are printed beside them).
-pub fn human_bytes(bytes: u64) -> String {
+pub(crate) fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
     let mut unit = 0;

@@ -12,8 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use packd::config::Config;
-use packd::transport;
 use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop};
@@ -22,6 +20,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 use crate::answer::Answer;
+use crate::Appliance;
 
 /// Requests queued towards the event loop before a publisher waits: a small window keeps the
 /// progress bar honest (it counts chunks the broker acknowledged).
@@ -31,14 +30,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a bundle command goes: one appliance, or every appliance of a pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     Device(String),
     Pool(String),
 }
 
 impl Target {
     /// `{prefix}/devices/{device}/bundles/{command}` or `{prefix}/pools/{pool}/bundles/{command}`.
-    pub fn topic(&self, prefix: &str, command: &str) -> String {
+    pub(crate) fn topic(&self, prefix: &str, command: &str) -> String {
         match self {
             Target::Device(device) => format!("{prefix}/devices/{device}/bundles/{command}"),
             Target::Pool(pool) => format!("{prefix}/pools/{pool}/bundles/{command}"),
@@ -46,7 +45,7 @@ impl Target {
     }
 
     /// How it reads in messages: `device 'orin-17'` or `pool 'store-9'`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Target::Device(device) => format!("device '{device}'"),
             Target::Pool(pool) => format!("pool '{pool}'"),
@@ -55,7 +54,7 @@ impl Target {
 }
 
 /// Checks a device id or pool name for use in a topic.
-pub fn check_topic_level(kind: &str, value: &str) -> anyhow::Result<()> {
+pub(crate) fn check_topic_level(kind: &str, value: &str) -> anyhow::Result<()> {
     if value.is_empty() || value.contains(['/', '+', '#']) || value.contains('\0') {
         anyhow::bail!("{kind} '{value}' must be non-empty and contain no '/', '+' or '#'");
     }
@@ -64,7 +63,7 @@ pub fn check_topic_level(kind: &str, value: &str) -> anyhow::Result<()> {
 
 /// The connection dropped (or stopped answering); the message says how.
 #[derive(Debug)]
-pub struct Lost(pub String);
+pub(crate) struct Lost(pub(crate) String);
 
 impl std::fmt::Display for Lost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,7 +75,7 @@ impl std::error::Error for Lost {}
 
 /// Which replies a request waits for.
 #[derive(Debug, Clone)]
-pub enum Expect {
+pub(crate) enum Expect {
     /// These appliances (one reply each); done when all have answered.
     Devices(BTreeSet<String>),
     /// Whoever of a pool answers: done when `count` have answered, or (without a count) when no
@@ -86,11 +85,11 @@ pub enum Expect {
 
 /// How long to wait for replies.
 #[derive(Debug, Clone, Copy)]
-pub struct Wait {
+pub(crate) struct Wait {
     /// The whole wait, from the request.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// For [`Expect::Pool`] without a count: how long after the latest reply to stop.
-    pub quiet: Duration,
+    pub(crate) quiet: Duration,
 }
 
 enum SessionEvent {
@@ -103,7 +102,7 @@ enum SessionEvent {
 }
 
 /// A connected client with its reply subscription in place.
-pub struct Session {
+pub(crate) struct Session {
     client: AsyncClient,
     events: mpsc::UnboundedReceiver<SessionEvent>,
     acked: Arc<AtomicU64>,
@@ -121,27 +120,15 @@ impl Drop for Session {
     }
 }
 
-/// Where replies to this client go: `{reply prefix}{username}/{client_id}`, the subtree the
-/// example ACL lets an account read (`{reply prefix}{client_id}` without a username); the reply
-/// prefix is packd's (`serve.reply_prefix`, default `{prefix}/replies/`), the only place packd
-/// publishes replies.
-pub fn reply_topic(config: &Config, client_id: &str) -> anyhow::Result<String> {
-    let prefix = config.reply_prefix()?;
-    Ok(match &config.mqtt.username {
-        Some(username) => format!("{prefix}{username}/{client_id}"),
-        None => format!("{prefix}{client_id}"),
-    })
-}
-
 impl Session {
-    /// Connects, subscribes to its [`reply_topic`] and waits for the SUBACK.
-    pub async fn connect(config: &Config, client_id: &str) -> anyhow::Result<Session> {
-        let options = transport::base_options(&config.mqtt, client_id)?;
+    /// Connects, subscribes to its [`Appliance::reply_topic`] and waits for the SUBACK.
+    pub(crate) async fn connect(appliance: &Appliance, client_id: &str) -> anyhow::Result<Session> {
+        let options = appliance.options(client_id)?;
         let (client, eventloop) = AsyncClient::new(options, REQUEST_CHANNEL);
         let (sender, events) = mpsc::unbounded_channel();
         let acked = Arc::new(AtomicU64::new(0));
         let ack_notify = Arc::new(Notify::new());
-        let reply_topic = reply_topic(config, client_id)?;
+        let reply_topic = appliance.reply_topic(client_id);
         let driver = tokio::spawn(drive(
             eventloop,
             sender,
@@ -160,7 +147,7 @@ impl Session {
             next_correlation: 0,
             driver,
         };
-        let url = &config.mqtt.url;
+        let url = &appliance.broker_url;
         session
             .client
             .subscribe(session.reply_topic.clone(), QoS::AtLeastOnce)
@@ -189,7 +176,7 @@ impl Session {
 
     /// Publishes a JSON request (QoS 1) with our Response Topic and a fresh Correlation Data,
     /// which it returns for [`Session::collect`].
-    pub async fn request(&mut self, topics: &[String], body: &Value) -> Result<Bytes, Lost> {
+    pub(crate) async fn request(&mut self, topics: &[String], body: &Value) -> Result<Bytes, Lost> {
         self.next_correlation += 1;
         let correlation = Bytes::from(format!("{}-{}", self.client_id, self.next_correlation));
         self.request_with(topics, body, &correlation).await?;
@@ -199,7 +186,7 @@ impl Session {
     /// Like [`Session::request`] with a given Correlation Data (one per round of requests).
     /// Bodies are built from the API's types and go out as a `Value`, whose keys serialise
     /// sorted: the bytes packctl has always sent.
-    pub async fn request_with(
+    pub(crate) async fn request_with(
         &mut self,
         topics: &[String],
         body: &Value,
@@ -229,13 +216,13 @@ impl Session {
     }
 
     /// A fresh Correlation Data for [`Session::request_with`].
-    pub fn correlation(&mut self) -> Bytes {
+    pub(crate) fn correlation(&mut self) -> Bytes {
         self.next_correlation += 1;
         Bytes::from(format!("{}-{}", self.client_id, self.next_correlation))
     }
 
     /// Publishes raw bytes (QoS 1, no reply expected).
-    pub async fn publish_raw(&mut self, topic: String, payload: Bytes) -> Result<(), Lost> {
+    pub(crate) async fn publish_raw(&mut self, topic: String, payload: Bytes) -> Result<(), Lost> {
         self.client
             .publish_bytes(topic, QoS::AtLeastOnce, false, payload)
             .await
@@ -245,12 +232,12 @@ impl Session {
     }
 
     /// PUBACKs received so far in this session.
-    pub fn acked(&self) -> u64 {
+    pub(crate) fn acked(&self) -> u64 {
         self.acked.load(Ordering::Acquire)
     }
 
     /// Whether the connection is known to be gone (the event loop reported an error).
-    pub fn check_alive(&mut self) -> Result<(), Lost> {
+    pub(crate) fn check_alive(&mut self) -> Result<(), Lost> {
         loop {
             match self.events.try_recv() {
                 Ok(SessionEvent::Lost(error)) => return Err(Lost(error)),
@@ -265,7 +252,7 @@ impl Session {
 
     /// Waits until the broker acknowledged every publish of this session, calling `progress`
     /// with the acknowledgement count as it grows.
-    pub async fn wait_acked(
+    pub(crate) async fn wait_acked(
         &mut self,
         timeout: Duration,
         mut progress: impl FnMut(u64),
@@ -300,7 +287,7 @@ impl Session {
 
     /// Collects the replies carrying `correlation`, by appliance, as `expect` and `wait` say.
     /// Appliances that do not answer in time are simply absent from the result.
-    pub async fn collect(
+    pub(crate) async fn collect(
         &mut self,
         correlation: &Bytes,
         expect: &Expect,
@@ -357,7 +344,7 @@ impl Session {
     }
 
     /// Says goodbye to the broker (best effort).
-    pub async fn disconnect(&mut self) {
+    pub(crate) async fn disconnect(&mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             let _ = self.client.disconnect().await;
             // Let the event loop send it; it ends with an error once the connection closes.

@@ -1,5 +1,5 @@
-//! Bundle commands sent to appliances: `bundle push`, `abort`, `list`, `activate`, `rollback`,
-//! `remove`.
+//! `bundle push`: an archive sent to an appliance or a pool in chunks, resumed over new
+//! connections where one is lost and where an appliance already holds some of it, then committed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -13,85 +13,24 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use packd::bundle::transfer::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
-use packd::config::Config;
-use packd_wire::bundle::{self as wire, BundleErrorCode, BundleReply, ChunkRange};
+use packd_bundle::transfer::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
+use packd_wire::bundle::{self as wire, BundleErrorCode, BundleReply};
 use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::answer::Answer;
-use crate::local::{self, human_bytes};
-use crate::print::{print_json, print_lists, print_results};
-use crate::session::{check_topic_level, Expect, Lost, Session, Target, Wait};
+use crate::local::{self, human_bytes, ArchiveIdentity};
+use crate::print::{print_json, print_results};
+use crate::ranges::{clamp_ranges, complement, format_ranges, normalise};
+use crate::remote::{client_id, shortfall, TargetArguments};
+use crate::session::{Expect, Lost, Session, Target, Wait};
+use crate::Appliance;
 
 /// Connections lost during one push before it gives up.
 const MAX_RECONNECTS: u32 = 20;
 
-#[derive(Args, Clone)]
-#[group(id = "target", required = true, multiple = false)]
-pub struct TargetArguments {
-    /// Appliance id to address.
-    #[arg(long, value_name = "ID")]
-    device: Option<String>,
-    /// Pool to address: every appliance of the pool acts and replies for itself.
-    #[arg(long, value_name = "NAME")]
-    pool: Option<String>,
-}
-
-impl TargetArguments {
-    fn target(&self) -> anyhow::Result<Target> {
-        match (&self.device, &self.pool) {
-            (Some(device), None) => {
-                check_topic_level("device id", device)?;
-                Ok(Target::Device(device.clone()))
-            }
-            (None, Some(pool)) => {
-                check_topic_level("pool name", pool)?;
-                Ok(Target::Pool(pool.clone()))
-            }
-            _ => anyhow::bail!("give exactly one of --device ID or --pool NAME"),
-        }
-    }
-}
-
-#[derive(Args, Clone)]
-pub struct ReplyArguments {
-    /// With --pool: the number of appliances to wait for (default: until no new reply for
-    /// --quiet-s after the first one).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    expect: Option<u64>,
-    /// Seconds to wait for the replies to each request.
-    #[arg(long, value_name = "S", default_value_t = 30)]
-    timeout_s: u64,
-    /// With --pool and no --expect: seconds without a new reply after which no more are
-    /// awaited.
-    #[arg(long, value_name = "S", default_value_t = 3)]
-    quiet_s: u64,
-    /// Print the raw JSON replies (one object for --device, an array for --pool).
-    #[arg(long)]
-    json: bool,
-}
-
-impl ReplyArguments {
-    fn wait(&self) -> Wait {
-        Wait {
-            timeout: Duration::from_secs(self.timeout_s.max(1)),
-            quiet: Duration::from_secs(self.quiet_s),
-        }
-    }
-
-    fn expect(&self, target: &Target) -> Expect {
-        match target {
-            Target::Device(device) => Expect::Devices(BTreeSet::from([device.clone()])),
-            Target::Pool(_) => Expect::Pool {
-                count: self.expect.map(|count| count as usize),
-            },
-        }
-    }
-}
-
 #[derive(Args)]
-pub struct PushArguments {
+pub(crate) struct PushArguments {
     /// Bundle archive to push (from `packctl bundle build`); its signature is read from
     /// FILE.sig.
     #[arg(value_name = "FILE")]
@@ -132,105 +71,6 @@ pub struct PushArguments {
     json: bool,
 }
 
-/// What `bundle abort|list|activate|rollback|remove` asks.
-pub enum Simple {
-    Abort { transfer: String },
-    List,
-    Activate { name: String, version: String },
-    Rollback,
-    Remove { name: String, version: String },
-}
-
-impl Simple {
-    fn command(&self) -> &'static str {
-        match self {
-            Simple::Abort { .. } => "abort",
-            Simple::List => "list",
-            Simple::Activate { .. } => "activate",
-            Simple::Rollback => "rollback",
-            Simple::Remove { .. } => "remove",
-        }
-    }
-
-    /// The payload, as the API's type of it.
-    fn body(&self) -> serde_json::Result<Value> {
-        match self {
-            Simple::Abort { transfer } => serde_json::to_value(wire::Abort {
-                transfer: transfer.clone(),
-            }),
-            Simple::List | Simple::Rollback => serde_json::to_value(wire::NoArguments {}),
-            Simple::Activate { name, version } | Simple::Remove { name, version } => {
-                serde_json::to_value(wire::BundleName {
-                    name: name.clone(),
-                    version: version.clone(),
-                })
-            }
-        }
-    }
-}
-
-fn client_id() -> String {
-    format!("packctl-{}-{:08x}", std::process::id(), fastrand::u32(..))
-}
-
-/// `bundle abort|list|activate|rollback|remove`: one request, the replies printed.
-pub async fn simple(
-    config: &Config,
-    target: TargetArguments,
-    replies_arguments: ReplyArguments,
-    request: Simple,
-) -> anyhow::Result<ExitCode> {
-    let target = target.target()?;
-    let mut session = Session::connect(config, &client_id()).await?;
-    let topic = target.topic(&config.mqtt.prefix, request.command());
-    let expect = replies_arguments.expect(&target);
-    let wait = replies_arguments.wait();
-    let body = request.body()?;
-    let exchange = async {
-        let correlation = session.request(&[topic], &body).await?;
-        session.collect(&correlation, &expect, wait).await
-    };
-    let replies = exchange.await.map_err(|lost: Lost| anyhow::anyhow!(lost))?;
-    session.disconnect().await;
-    if replies.is_empty() {
-        anyhow::bail!(
-            "no reply to {} from {} within {} s (is packd running and connected to {}?)",
-            request.command(),
-            target.describe(),
-            wait.timeout.as_secs(),
-            config.mqtt.url
-        );
-    }
-    let shortfall = shortfall(&expect, &replies);
-    if replies_arguments.json {
-        print_json(&target, &replies)?;
-    } else if matches!(request, Simple::List) {
-        print_lists(&replies);
-    } else {
-        print_results(&replies);
-    }
-    if let Some(message) = &shortfall {
-        eprintln!("packctl: {message}");
-    }
-    let failed = replies.values().any(Answer::failed);
-    Ok(if failed || shortfall.is_some() {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-/// `expected N appliances, M answered` when a pool fell short of --expect.
-fn shortfall(expect: &Expect, replies: &BTreeMap<String, Answer>) -> Option<String> {
-    match expect {
-        Expect::Pool { count: Some(count) } if replies.len() < *count => Some(format!(
-            "expected {count} appliances to answer, {} did",
-            replies.len()
-        )),
-        _ => None,
-    }
-}
-
 /// Where one appliance stands in a push.
 #[derive(Debug, Clone)]
 enum DeviceState {
@@ -243,6 +83,7 @@ enum DeviceState {
 /// How often an unanswered `begin` to named appliances is sent again.
 const BEGIN_RESEND_EVERY: Duration = Duration::from_secs(2);
 
+/// One push: the archive, where it goes, and where each appliance stands.
 struct Push {
     file: File,
     path: PathBuf,
@@ -264,6 +105,7 @@ struct Push {
     shortfall: Option<String>,
 }
 
+/// Why an attempt at a push stopped: a lost connection is resumed over a new one.
 enum PushError {
     Lost(Lost),
     Fatal(anyhow::Error),
@@ -282,83 +124,77 @@ impl From<anyhow::Error> for PushError {
 }
 
 /// `bundle push`.
-pub async fn push(config: &Config, arguments: PushArguments) -> anyhow::Result<ExitCode> {
+pub(crate) async fn push(
+    appliance: &Appliance,
+    arguments: PushArguments,
+) -> anyhow::Result<ExitCode> {
     let target = arguments.target.target()?;
-    let path = arguments.file.clone();
-    let identity = local::verified_identity(&path)?;
-    let (sha256, size) = (identity.sha256.clone(), identity.size);
-    let (name, version) = (identity.name.clone(), identity.version.clone());
+    let identity = local::verified_identity(&arguments.file)?;
+    let begin = begin_request(&arguments, &identity)?;
+    let mut push = Push::new(appliance, &arguments, target, &begin)?;
+    eprintln!(
+        "pushing {} {} ({}, {} chunks of {}) to {}, transfer {}",
+        identity.name,
+        identity.version,
+        human_bytes(push.size),
+        push.chunk_count,
+        human_bytes(push.chunk_size),
+        push.target.describe(),
+        push.transfer
+    );
+    // Throughput is measured from here: the checks above are local work, not the transfer.
+    let started = Instant::now();
+    transfer(appliance, &mut push).await?;
+    report(&push, arguments.json, started.elapsed())
+}
+
+/// The `begin` request for an archive: what it is and, unless `--unsigned`, its signature from
+/// FILE.sig, which must be for this very archive.
+fn begin_request(
+    arguments: &PushArguments,
+    identity: &ArchiveIdentity,
+) -> anyhow::Result<wire::Begin> {
+    let path = &arguments.file;
     let mut begin = wire::Begin {
-        transfer: sha256[..32].to_string(),
-        name: name.clone(),
-        version: version.clone(),
-        size,
-        sha256: sha256.clone(),
+        transfer: identity.sha256[..32].to_string(),
+        name: identity.name.clone(),
+        version: identity.version.clone(),
+        size: identity.size,
+        sha256: identity.sha256.clone(),
         chunk_size: arguments.chunk_size,
         signature: None,
         key_id: None,
         allow_downgrade: false,
     };
-    if !arguments.unsigned {
-        let signature = local::read_signature(&path)?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "{} has no signature file {}: sign it with `packctl bundle sign`, \
-                 or push with --unsigned (accepted only where allow_unsigned = true)",
-                path.display(),
-                local::signature_path(&path).display()
-            )
-        })?;
-        if let Some(reason) = signature.mismatch(&identity) {
-            anyhow::bail!(
-                "{} does not belong to {}: {reason}",
-                local::signature_path(&path).display(),
-                path.display()
-            );
-        }
-        begin.signature = Some(signature.signature.clone());
-        begin.key_id = Some(signature.key_id.clone());
-        // Signed, so it must be sent as signed (absent on the wire means false).
-        begin.allow_downgrade = signature.allow_downgrade;
+    if arguments.unsigned {
+        return Ok(begin);
     }
-    let file = File::open(&path).with_context(|| path.display().to_string())?;
-    let mut push = Push {
-        file,
-        path: path.clone(),
-        size,
-        chunk_size: arguments.chunk_size,
-        chunk_count: size.div_ceil(arguments.chunk_size),
-        transfer: sha256[..32].to_string(),
-        begin: serde_json::to_value(&begin)?,
-        activate: !arguments.no_activate,
-        target: target.clone(),
-        prefix: config.mqtt.prefix.clone(),
-        expect: match target {
-            Target::Pool(_) => arguments.expect.map(|count| count as usize),
-            Target::Device(_) => None,
-        },
-        wait: Wait {
-            timeout: Duration::from_secs(arguments.timeout_s.max(1)),
-            quiet: Duration::from_secs(arguments.quiet_s),
-        },
-        commit_retries: arguments.commit_retries,
-        devices: None,
-        bytes_sent: 0,
-        sending: Duration::ZERO,
-        shortfall: None,
-    };
-    eprintln!(
-        "pushing {name} {version} ({}, {} chunks of {}) to {}, transfer {}",
-        human_bytes(size),
-        push.chunk_count,
-        human_bytes(push.chunk_size),
-        target.describe(),
-        push.transfer
-    );
+    let signature = local::read_signature(path)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} has no signature file {}: sign it with `packctl bundle sign`, \
+             or push with --unsigned (accepted only where allow_unsigned = true)",
+            path.display(),
+            local::signature_path(path).display()
+        )
+    })?;
+    if let Some(reason) = signature.mismatch(identity) {
+        anyhow::bail!(
+            "{} does not belong to {}: {reason}",
+            local::signature_path(path).display(),
+            path.display()
+        );
+    }
+    begin.signature = Some(signature.signature);
+    begin.key_id = Some(signature.key_id);
+    // Signed, so it must be sent as signed (absent on the wire means false).
+    begin.allow_downgrade = signature.allow_downgrade;
+    Ok(begin)
+}
 
+/// Runs the push to its end, over a new connection whenever one is lost.
+async fn transfer(appliance: &Appliance, push: &mut Push) -> anyhow::Result<()> {
     let client_id = client_id();
-    // Throughput is measured from here: the checks above are local work, not the transfer.
-    let started = Instant::now();
-    let mut session = Session::connect(config, &client_id).await?;
+    let mut session = Session::connect(appliance, &client_id).await?;
     let mut reconnects = 0;
     loop {
         match push.run(&mut session).await {
@@ -370,16 +206,19 @@ pub async fn push(config: &Config, arguments: PushArguments) -> anyhow::Result<E
                     anyhow::bail!("{lost}; gave up after {MAX_RECONNECTS} reconnections");
                 }
                 eprintln!("packctl: {lost}; reconnecting to resume");
-                session = reconnect(config, &client_id, push.wait.timeout).await?;
+                session = reconnect(appliance, &client_id, push.wait.timeout).await?;
             }
         }
     }
     session.disconnect().await;
-    let elapsed = started.elapsed();
+    Ok(())
+}
 
+/// Prints each appliance's final answer and the throughput; returns the exit status.
+fn report(push: &Push, json: bool, elapsed: Duration) -> anyhow::Result<ExitCode> {
     let results = push.results();
-    if arguments.json {
-        print_json(&target, &results)?;
+    if json {
+        print_json(&push.target, &results)?;
     } else {
         print_results(&results);
     }
@@ -410,12 +249,16 @@ pub async fn push(config: &Config, arguments: PushArguments) -> anyhow::Result<E
 }
 
 /// Opens a new session after a lost one, retrying until `window` has passed.
-async fn reconnect(config: &Config, client_id: &str, window: Duration) -> anyhow::Result<Session> {
+async fn reconnect(
+    appliance: &Appliance,
+    client_id: &str,
+    window: Duration,
+) -> anyhow::Result<Session> {
     let deadline = Instant::now() + window;
     let mut backoff = Duration::from_millis(250);
     loop {
         tokio::time::sleep(backoff).await;
-        match Session::connect(config, client_id).await {
+        match Session::connect(appliance, client_id).await {
             Ok(session) => return Ok(session),
             Err(error) if Instant::now() + backoff >= deadline => {
                 return Err(
@@ -428,6 +271,42 @@ async fn reconnect(config: &Config, client_id: &str, window: Duration) -> anyhow
 }
 
 impl Push {
+    /// A push of `begin`'s archive, before anything is sent.
+    fn new(
+        appliance: &Appliance,
+        arguments: &PushArguments,
+        target: Target,
+        begin: &wire::Begin,
+    ) -> anyhow::Result<Push> {
+        let path = arguments.file.clone();
+        let file = File::open(&path).with_context(|| path.display().to_string())?;
+        Ok(Push {
+            file,
+            path,
+            size: begin.size,
+            chunk_size: arguments.chunk_size,
+            chunk_count: begin.size.div_ceil(arguments.chunk_size),
+            transfer: begin.transfer.clone(),
+            begin: serde_json::to_value(begin)?,
+            activate: !arguments.no_activate,
+            expect: match target {
+                Target::Pool(_) => arguments.expect.map(|count| count as usize),
+                Target::Device(_) => None,
+            },
+            target,
+            prefix: appliance.prefix.clone(),
+            wait: Wait {
+                timeout: Duration::from_secs(arguments.timeout_s.max(1)),
+                quiet: Duration::from_secs(arguments.quiet_s),
+            },
+            commit_retries: arguments.commit_retries,
+            devices: None,
+            bytes_sent: 0,
+            sending: Duration::ZERO,
+            shortfall: None,
+        })
+    }
+
     /// One attempt over one connection: begin (for whoever is not finished), the missing
     /// chunks, commits until every appliance has finished or the retries are spent.
     async fn run(&mut self, session: &mut Session) -> Result<(), PushError> {
@@ -750,53 +629,6 @@ fn after_begin(chunk_count: u64, device: &str, answer: Answer) -> DeviceState {
     }
 }
 
-/// Chunk ranges as `[start, end)` pairs, clamped to `[0, chunk_count)`, sorted and merged.
-fn clamp_ranges(ranges: &[ChunkRange], chunk_count: u64) -> Vec<(u64, u64)> {
-    let clamped = ranges
-        .iter()
-        .map(|&[start, end]| (start.min(chunk_count), end.min(chunk_count)))
-        .collect();
-    normalise(clamped)
-}
-
-/// Sorted, merged, non-empty ranges.
-pub(crate) fn normalise(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
-    ranges.retain(|(start, end)| start < end);
-    ranges.sort_unstable();
-    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
-    for (start, end) in ranges {
-        match merged.last_mut() {
-            Some(last) if start <= last.1 => last.1 = last.1.max(end),
-            _ => merged.push((start, end)),
-        }
-    }
-    merged
-}
-
-/// The chunks of `[0, chunk_count)` not in `have` (which is normalised).
-fn complement(have: &[(u64, u64)], chunk_count: u64) -> Vec<(u64, u64)> {
-    let mut missing = Vec::new();
-    let mut next = 0;
-    for &(start, end) in have {
-        if start > next {
-            missing.push((next, start));
-        }
-        next = next.max(end);
-    }
-    if next < chunk_count {
-        missing.push((next, chunk_count));
-    }
-    missing
-}
-
-pub(crate) fn format_ranges(ranges: &[(u64, u64)]) -> String {
-    let parts: Vec<String> = ranges
-        .iter()
-        .map(|(start, end)| format!("[{start}, {end})"))
-        .collect();
-    parts.join(" ")
-}
-
 /// A byte progress bar on stderr, hidden when stderr is not a terminal.
 fn progress_bar(total: u64, label: &str) -> ProgressBar {
     let target = if std::io::stderr().is_terminal() {
@@ -812,19 +644,4 @@ fn progress_bar(total: u64, label: &str) -> ProgressBar {
     }
     bar.set_message(label.to_string());
     bar
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges_are_parsed_clamped_and_complemented() {
-        let have = clamp_ranges(&[[5, 6], [0, 3], [2, 4], [9, 99], [7, 7]], 10);
-        assert_eq!(have, [(0, 4), (5, 6), (9, 10)]);
-        assert_eq!(complement(&have, 10), [(4, 5), (6, 9)]);
-        assert_eq!(complement(&[], 3), [(0, 3)]);
-        assert_eq!(complement(&[(0, 3)], 3), []);
-        assert_eq!(normalise(vec![(3, 5), (0, 3), (8, 9)]), [(0, 5), (8, 9)]);
-    }
 }
