@@ -23,4 +23,4 @@ pub mod telemetry;
 pub mod transport;
 
 /// The service version, as the state topic reports it.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");

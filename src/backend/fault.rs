@@ -134,7 +134,7 @@ impl FaultyBackend {
 
     /// Inferences asked for so far (hung and failed ones included).
     #[cfg(test)]
-    pub fn calls(&self) -> u64 {
+    pub(crate) fn calls(&self) -> u64 {
         self.calls.load(Ordering::SeqCst)
     }
 

@@ -11,7 +11,7 @@ use crate::reply::{BundleRef, API_VERSION};
 
 /// What a command did, before the envelope is put around it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Done {
+pub(crate) enum Done {
     /// `begin`: the transfer is open and already holds `have`.
     Ready {
         transfer: String,

@@ -100,7 +100,7 @@ pub(crate) struct Zone {
 
 impl Zone {
     /// This zone cut to the panel; NaN counts as 0 so malformed templates draw nothing.
-    pub fn clamped(&self) -> Zone {
+    pub(crate) fn clamped(&self) -> Zone {
         let finite = |value: f32| if value.is_nan() { 0.0 } else { value };
         let x = finite(self.x).clamp(0.0, 1.0);
         let y = finite(self.y).clamp(0.0, 1.0);

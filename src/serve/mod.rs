@@ -46,7 +46,7 @@ pub(crate) struct Job {
     /// From the MQTT Message Expiry Interval.
     pub(crate) expires: Option<Instant>,
     /// Acknowledges the MQTT delivery once the brief is answered (or refused).
-    pub acknowledge: Option<Acknowledge>,
+    pub(crate) acknowledge: Option<Acknowledge>,
 }
 
 impl Job {

@@ -311,7 +311,7 @@ pub(crate) struct CommandJob {
     pub payload: Bytes,
     /// The v5 Response Topic, unchecked; `None` means look for `reply_to` in the body.
     pub route: Option<RequestedRoute>,
-    pub acknowledge: Acknowledge,
+    pub(crate) acknowledge: Acknowledge,
 }
 
 /// The connection loop: routes incoming briefs and bundle commands, keeps subscriptions and the

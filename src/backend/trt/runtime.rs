@@ -187,7 +187,7 @@ impl Drop for Runtime {
 
 /// One input or output tensor of an engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TensorInfo {
+pub(crate) struct TensorInfo {
     pub name: String,
     pub(crate) is_input: bool,
     /// `nvinfer1::DataType` (0 is float32).
@@ -221,7 +221,7 @@ unsafe impl Sync for Engine {}
 
 impl Engine {
     /// The engine's IO tensors in TensorRT's order.
-    pub fn tensors(&self) -> Result<Vec<TensorInfo>, TrtError> {
+    pub(crate) fn tensors(&self) -> Result<Vec<TensorInfo>, TrtError> {
         // SAFETY: live engine handle.
         let count = unsafe { ffi::packd_trt_engine_io_count(self.raw.as_ptr()) };
         let count = u32::try_from(count).map_err(|_| TrtError::Tensor(last_error()))?;
