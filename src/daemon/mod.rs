@@ -118,17 +118,20 @@ impl Daemon {
     /// 7. flush the session through the event loop until the disconnect goes out.
     pub async fn shutdown(self) {
         self.announce_stopping();
-        let draining = self.pipeline.clone();
-        let _ = tokio::task::spawn_blocking(move || draining.shutdown()).await;
-        self.fleet.stop.cancel();
-        let thread = self.fleet.thread;
-        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        self.drain_briefs().await;
+        self.fleet.stop_after_current_command().await;
         self.adoptions_stop.cancel();
         self.tasks_stop.cancel();
         self.tasks.close();
         self.tasks.wait().await;
         self.session.say_offline_and_flush().await;
         log::info!("packd stopped");
+    }
+
+    /// Stage 2: answers every queued and in-flight brief while the connection still runs.
+    async fn drain_briefs(&self) {
+        let draining = self.pipeline.clone();
+        let _ = tokio::task::spawn_blocking(move || draining.shutdown()).await;
     }
 
     fn announce_stopping(&self) {
@@ -139,6 +142,16 @@ impl Daemon {
             self.pipeline.in_flight()
         );
         self.stopping.cancel();
+    }
+}
+
+impl FleetThread {
+    /// Stage 3: the command being applied finishes and is answered; queued ones stay
+    /// unacknowledged for the broker to deliver again, so nothing is applied after offline.
+    async fn stop_after_current_command(self) {
+        self.stop.cancel();
+        let thread = self.thread;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     }
 }
 
