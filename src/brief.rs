@@ -379,6 +379,43 @@ mod tests {
         decode(json.as_bytes())
     }
 
+    /// The wire crate's brief type and this decoder agree on every field's name and meaning.
+    #[test]
+    fn a_wire_brief_request_decodes_field_for_field() {
+        use base64::Engine as _;
+        let image = vec![0x89, b'P', b'N', b'G'];
+        let request = packd_wire::BriefRequest {
+            id: Some("kiosk-7".into()),
+            audience: vec!["gen z".into()],
+            mood: vec!["fresh".into()],
+            keywords: vec!["清爽感".into()],
+            palette: Some("morandi".into()),
+            brand_colors: vec!["#1A73E8".into()],
+            image: Some(base64::engine::general_purpose::STANDARD.encode(&image)),
+            top_k: Some(5),
+            render: Some(true),
+            deadline_ms: Some(200),
+            reply_to: Some("packd/v1/replies/k7".into()),
+            prefer_cvd_safe: Some(true),
+            ..packd_wire::BriefRequest::new("beverage")
+        };
+        let payload = serde_json::to_vec(&request).unwrap();
+        let brief = decode(&payload).expect("a wire brief decodes");
+        assert_eq!(brief.id.as_deref(), Some("kiosk-7"));
+        assert_eq!(brief.product, "beverage");
+        assert_eq!(brief.audience, request.audience);
+        assert_eq!(brief.mood, request.mood);
+        assert_eq!(brief.keywords, request.keywords);
+        assert_eq!(brief.palette, request.palette);
+        assert_eq!(brief.brand_colors, vec![Rgb::parse_hex("#1A73E8").unwrap()]);
+        assert_eq!(brief.image, Some(image));
+        assert_eq!(
+            (brief.top_k, brief.render, brief.deadline_ms),
+            (5, true, Some(200))
+        );
+        assert_eq!(read_envelope(&payload).reply_to, request.reply_to);
+    }
+
     fn error_of(json: &str) -> (ErrorCode, Option<String>) {
         let error = decode_json(json).expect_err("should be refused");
         (error.code, error.field)

@@ -9,10 +9,11 @@ use bytes::Bytes;
 use clap::Args;
 use packd_wire::reply::{as_read, BriefAnswer, BriefReply, ErrorReply};
 use packd_wire::topics::Topics;
+use packd_wire::BriefRequest;
 use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::remote::client_id;
 use crate::Appliance;
@@ -101,36 +102,28 @@ pub(crate) async fn send_brief(
 /// The brief as the API defines it, from the command line (the reference image read and
 /// encoded). A `json!` object: its keys serialise sorted, the bytes packctl has always sent.
 fn brief_body(arguments: &BriefArguments, id: &str) -> anyhow::Result<Value> {
-    let mut brief = json!({
-        "v": 1,
-        "id": id,
-        "product": arguments.product,
-        "top_k": arguments.top_k,
-        "render": arguments.preview.is_some(),
-    });
-    let fields = [
-        ("audience", &arguments.audience),
-        ("mood", &arguments.mood),
-        ("keywords", &arguments.keywords),
-        ("brand_colors", &arguments.brand_colors),
-    ];
-    for (field, values) in fields {
-        if !values.is_empty() {
-            brief[field] = json!(values);
+    let image = match &arguments.image {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+            Some(base64::engine::general_purpose::STANDARD.encode(bytes))
         }
-    }
-    if let Some(palette) = &arguments.palette {
-        brief["palette"] = json!(palette);
-    }
-    if let Some(deadline) = arguments.deadline_ms {
-        brief["deadline_ms"] = json!(deadline);
-    }
-    if let Some(path) = &arguments.image {
-        let bytes =
-            std::fs::read(path).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
-        brief["image"] = json!(base64::engine::general_purpose::STANDARD.encode(bytes));
-    }
-    Ok(brief)
+        None => None,
+    };
+    let brief = BriefRequest {
+        id: Some(id.to_string()),
+        top_k: Some(arguments.top_k),
+        render: Some(arguments.preview.is_some()),
+        audience: arguments.audience.clone(),
+        mood: arguments.mood.clone(),
+        keywords: arguments.keywords.clone(),
+        brand_colors: arguments.brand_colors.clone(),
+        palette: arguments.palette.clone(),
+        deadline_ms: arguments.deadline_ms,
+        image,
+        ..BriefRequest::new(arguments.product.clone())
+    };
+    Ok(serde_json::to_value(brief)?)
 }
 
 /// One brief and its reply over a connection of its own.

@@ -5,10 +5,12 @@
 //! packd, packctl and the tests all use these types, so a change to the contract is a change
 //! here, seen by every side at compile time.
 
+pub mod brief;
 pub mod bundle;
 pub mod reply;
 pub mod topics;
 
+pub use brief::BriefRequest;
 pub use bundle::{BundleErrorCode, BundleReply};
 pub use reply::{ApiError, BriefAnswer, ErrorCode, API_VERSION};
 pub use topics::Topics;
