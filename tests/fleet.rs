@@ -1,4 +1,5 @@
-//! Bundle management over MQTT against a real mosquitto and real packd processes: push,
+//! Bundle management over MQTT against a real mosquitto and packd (in-process where a test needs
+//! no process of its own; the crash, restart and hold tests start the binary): push,
 //! activate, list, rollback, remove, resume, pools, hot swap under load, every refusal, boot
 //! fallback, and crash safety at every durable step of an install.
 
@@ -143,7 +144,7 @@ async fn push_activate_list_rollback_and_remove() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_that_are_not_plain_folder_names_are_refused() {
     let (_key, public) = signing_key();
-    let (_broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let (_broker, packd, mut client) = broker_and_daemon(trusting(&public), "online").await;
     for (name, version) in [
         ("packd-default", "1.0.0/../../../../tmp/x"),
         ("..", "1"),
@@ -178,7 +179,7 @@ async fn names_that_are_not_plain_folder_names_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn installed_but_not_activated_until_asked() {
     let (key, public) = signing_key();
-    let (_broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let (_broker, packd, mut client) = broker_and_daemon(trusting(&public), "online").await;
     let archive = pack(bundle_variant("2.0.0", |_| {}, true).path());
     let (_, committed) = push(
         &mut client,
@@ -356,7 +357,7 @@ async fn a_brief_running_across_the_swap_finishes_on_the_old_bundle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transfer_resumes_after_the_sender_disconnects() {
     let (key, public) = signing_key();
-    let (broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let (broker, packd, mut client) = broker_and_daemon(trusting(&public), "online").await;
     let archive = pack(bundle_variant("1.3.0", |_| {}, true).path());
     let plan = Push {
         key: Some(&key),
@@ -607,7 +608,7 @@ async fn a_forged_signature_under_a_trusted_key_id_is_bad_signature() {
     };
     let mut begin = begin_payload(&archive, &plan);
     begin["key_id"] = json!(key_id(&trusted));
-    let (_broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let (_broker, packd, mut client) = broker_and_daemon(trusting(&public), "online").await;
     let ready = command(&mut client, &packd, "begin", begin).await;
     assert_eq!(code(&ready), Some(BundleErrorCode::BadSignature), "{ready}");
     // Nothing was accepted: a commit of that transfer finds no transfer.
@@ -641,7 +642,7 @@ async fn a_tampered_byte_in_the_archive_is_bad_digest() {
     let begin = begin_payload(&archive, &plan);
     let middle = archive.bytes.len() / 2;
     archive.bytes[middle] ^= 0x01;
-    let (_broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let (_broker, packd, mut client) = broker_and_daemon(trusting(&public), "online").await;
     assert_eq!(
         command(&mut client, &packd, "begin", begin).await["status"],
         "ready"
@@ -770,7 +771,7 @@ async fn invalid_bundles_name_the_check_that_failed() {
     let mut manifest = read_manifest(variant.path());
     manifest.files.retain(|file| file.path != "vocabulary.json");
     write_manifest(variant.path(), &manifest);
-    let (_broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let (_broker, packd, mut client) = broker_and_daemon(trusting(&public), "online").await;
     let (_, committed) = push(&mut client, &packd, &pack(variant.path()), &plan()).await;
     assert_eq!(
         code(&committed),
@@ -813,7 +814,7 @@ async fn invalid_bundles_name_the_check_that_failed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_chunk_is_reported_and_can_be_sent_later() {
     let (key, public) = signing_key();
-    let (_broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let (_broker, packd, mut client) = broker_and_daemon(trusting(&public), "online").await;
     let archive = pack(bundle_variant("3.0.5", |_| {}, true).path());
     let plan = Push {
         key: Some(&key),
@@ -935,7 +936,7 @@ async fn a_self_test_mismatch_is_refused() {
         true,
     );
     let archive = pack(variant.path());
-    let (_broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let (_broker, packd, mut client) = broker_and_daemon(trusting(&public), "online").await;
     let plan = Push {
         key: Some(&key),
         ..Push::default()
@@ -1460,7 +1461,7 @@ async fn stalled_transfer_is_taken_over_by_a_fresh_signed_begin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_discards_a_transfer() {
     let (key, public) = signing_key();
-    let (_broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let (_broker, packd, mut client) = broker_and_daemon(trusting(&public), "online").await;
     let first = pack(bundle_variant("3.5.0", |_| {}, true).path());
     let plan = Push {
         key: Some(&key),
