@@ -28,17 +28,27 @@ const MAX_DEADLINE_MS: u64 = 600_000;
 /// A validated design brief.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Brief {
+    /// The brief's `id` (a number read as its decimal string), at most 128 characters; echoed.
     pub id: Option<String>,
+    /// `product`, the one required field: the product category, matched against the vocabulary.
     pub product: String,
+    /// `audience` terms, e.g. `gen z`; unknown ones become warnings.
     pub audience: Vec<String>,
+    /// `mood` terms, e.g. `fresh`; unknown ones become warnings.
     pub mood: Vec<String>,
+    /// `palette`: a palette family the brief asks for, e.g. `morandi`.
     pub palette: Option<String>,
+    /// Free `keywords`, matched as far as the vocabulary allows.
     pub keywords: Vec<String>,
+    /// `brand_colors`: up to 4 colours the palettes must respect.
     pub brand_colors: Vec<Rgb>,
     /// The reference image, base64-decoded but not yet decoded as an image.
     pub image: Option<Vec<u8>>,
+    /// `top_k`: how many styles, palettes and font pairings to return, 1–10, default 3.
     pub top_k: usize,
+    /// `render`: add `preview_png` to the reply.
     pub render: bool,
+    /// `deadline_ms`: answer `expired` if inference cannot start this many ms after arrival.
     pub deadline_ms: Option<u64>,
 }
 
@@ -46,7 +56,9 @@ pub struct Brief {
 /// gets its reply where the client expects it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Envelope {
+    /// The payload's `id`, when it is a string or number of acceptable length.
     pub id: Option<String>,
+    /// The payload's `reply_to` topic, the way back for MQTT 3.1.1 clients.
     pub reply_to: Option<String>,
 }
 

@@ -28,12 +28,31 @@ const LIST_KEYS: &[&str] = &["device.pools", "bundles.trusted_keys", "backend.or
 /// A configuration problem, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The configuration file cannot be read or is not valid TOML.
     #[error("configuration file {path}: {message}")]
-    File { path: PathBuf, message: String },
+    File {
+        /// The file, as given by `--config` or the default path.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A key has a bad value, or is not a key of its section.
     #[error("configuration key '{key}': {message}")]
-    Key { key: String, message: String },
+    Key {
+        /// The key's dotted path, e.g. `serve.queue`.
+        key: String,
+        /// What is wrong with its value.
+        message: String,
+    },
+    /// A `PACKD_*` variable names no key or has a bad value.
     #[error("environment variable {name}: {message}")]
-    Environment { name: String, message: String },
+    Environment {
+        /// The variable's name, e.g. `PACKD_MQTT__URL`.
+        name: String,
+        /// What is wrong with it, with a suggestion where one is close.
+        message: String,
+    },
+    /// Any other problem the configuration reader reports.
     #[error("configuration: {0}")]
     Other(String),
 }
@@ -42,12 +61,19 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// `[mqtt]`: the broker connection and the topic prefix.
     pub mqtt: MqttConfig,
+    /// `[device]`: this appliance's id, pools and accelerator.
     pub device: DeviceConfig,
+    /// `[bundles]`: where model bundles live and which are trusted.
     pub bundles: BundlesConfig,
+    /// `[serve]`: the work queue, the workers and the reply cache.
     pub serve: ServeConfig,
+    /// `[telemetry]`: the stats topic and the per-brief journal records.
     pub telemetry: TelemetryConfig,
+    /// `[log]`: where log records go and from which level.
     pub log: LogConfig,
+    /// `[backend]`: which inference backends are tried, in which order.
     pub backend: crate::backend::select::BackendConfig,
 }
 
@@ -55,12 +81,16 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MqttConfig {
+    /// `mqtt.url`: the broker (`mqtts://` for TLS); default `mqtt://127.0.0.1:1883`.
     pub url: String,
+    /// `mqtt.username`: the broker user name; default none (anonymous).
     pub username: Option<String>,
+    /// `mqtt.password`: the broker password; default none.
     pub password: Option<String>,
     pub(crate) ca_file: Option<PathBuf>,
     pub(crate) cert_file: Option<PathBuf>,
     pub(crate) key_file: Option<PathBuf>,
+    /// `mqtt.prefix`: the `{prefix}` of every topic; default `packd/v1`.
     pub prefix: String,
     pub(crate) keep_alive_s: u64,
     /// How long the broker keeps our session (subscriptions and queued QoS 1 briefs) while we are away.
@@ -95,7 +125,9 @@ impl Default for MqttConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeviceConfig {
+    /// `device.id`: the `{device}` of this appliance's topics; default the host name.
     pub id: String,
+    /// `device.pools`: pools whose shared brief topic this appliance serves; default none.
     pub pools: Vec<String>,
     /// TensorRT version engines must match (major.minor); unset where TensorRT is absent.
     pub tensorrt: Option<String>,
@@ -121,10 +153,13 @@ impl Default for DeviceConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BundlesConfig {
+    /// `bundles.dir`: where installed bundles live; default `/var/lib/packd/bundles`.
     pub dir: PathBuf,
     /// The bundle a fresh `dir` is seeded from; empty disables seeding.
     pub seed: PathBuf,
+    /// `bundles.trusted_keys`: Ed25519 public keys (file paths or inline base64) to verify bundles.
     pub trusted_keys: Vec<String>,
+    /// `bundles.allow_unsigned`: accept unsigned bundles (development only); default false.
     pub allow_unsigned: bool,
     /// Installed bundles kept in all, the active, previous and last good ones and each name's
     /// newest version included (those are never pruned, so more stay when they alone exceed
@@ -180,7 +215,9 @@ pub(crate) const DEFAULT_MEMORY_MIB: usize = 1024;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServeConfig {
+    /// `serve.workers`: inference workers; default one a core, fewer if `serve.memory_mib` is low.
     pub workers: usize,
+    /// `serve.queue`: briefs that may wait for a worker before more are answered `overloaded`; 256.
     pub queue: usize,
     /// Most MiB of brief payloads waiting in the queue; a brief that would go over it is
     /// answered `overloaded`, as when the queue is out of slots.
@@ -228,6 +265,7 @@ impl Default for ServeConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetryConfig {
+    /// `telemetry.stats_interval_s`: seconds between stats messages and journal summaries; 10.
     pub stats_interval_s: u64,
     /// Up to this many briefs a second are each logged; above it, only a sample.
     pub(crate) log_every_brief_up_to_per_s: u32,
@@ -256,7 +294,9 @@ pub enum LogTarget {
     /// its socket, stderr otherwise.
     #[default]
     Auto,
+    /// `journal`: always the systemd journal.
     Journal,
+    /// `stderr`: always standard error.
     Stderr,
 }
 
@@ -264,7 +304,9 @@ pub enum LogTarget {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
+    /// `log.target`: `auto` (default), `journal` or `stderr`.
     pub target: LogTarget,
+    /// `log.level`: lowest level logged (`error`, `warn`, `info`, `debug`, `trace`, `off`); `info`.
     pub level: String,
     /// Whether systemd started us with stderr on the journal (`JOURNAL_STREAM` set): not a key,
     /// read from the environment with the `PACKD_*` overrides.

@@ -19,15 +19,21 @@ use crate::config::Config;
 /// A maintenance command that could not be carried out.
 #[derive(Debug, thiserror::Error)]
 pub enum MaintenanceError {
+    /// A file or directory of the bundle cannot be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// The operating system's answer.
         source: std::io::Error,
     },
+    /// The bundle store, the active bundle or its manifest cannot be used.
     #[error("bundle: {0}")]
     Bundle(String),
+    /// The command's arguments are wrong (unknown target, precision or version); the text says how.
     #[error("{0}")]
     Usage(String),
+    /// A target failed its self-test; the text names the target.
     #[error("self-test failed on {0}")]
     SelfTestFailed(String),
 }
@@ -62,14 +68,21 @@ pub fn active_bundle_dir(config: &Config) -> Result<PathBuf, MaintenanceError> {
 /// One target's self-test result with its latency over the vectors.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TargetReport {
+    /// The target, as replies name it (`cpu`, `trt:dla0`, …).
     pub target: String,
+    /// The precision its vectors were checked at (`fp32` or `int8`).
     pub precision: &'static str,
+    /// Cases run; 0 when the self-test failed.
     pub cases: usize,
+    /// The largest deviation from an expected value; 0 when the self-test failed.
     pub max_deviation: f32,
+    /// The tolerance the bundle allows at that precision; 0 when the self-test failed.
     pub tolerance: f32,
     pub(crate) p50_us: u64,
     pub(crate) p99_us: u64,
+    /// Whether every case was within tolerance.
     pub passed: bool,
+    /// Why the self-test failed; `None` when it passed.
     pub error: Option<String>,
 }
 

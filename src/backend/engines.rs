@@ -13,6 +13,7 @@ use crate::bundle::manifest::EngineEntry;
 /// A TensorRT version (`10.3.0`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TensorRtVersion {
+    /// The major version; plans never cross it (and `same_release` also needs the minor).
     pub major: u32,
     pub(crate) minor: u32,
     pub(crate) patch: u32,
@@ -62,6 +63,7 @@ impl fmt::Display for TensorRtVersion {
 pub enum EngineTarget {
     /// A DLA core (0 or 1 on AGX Orin).
     Dla(u32),
+    /// The GPU itself.
     Gpu,
 }
 
@@ -89,55 +91,96 @@ impl EngineTarget {
 /// What this appliance runs, as observed at boot (TensorRT library, CUDA device, DLA count).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceFacts {
+    /// The TensorRT library linked at run time.
     pub tensorrt: TensorRtVersion,
     /// `major.minor`, e.g. `8.7` on Orin.
     pub compute_capability: String,
+    /// DLA cores present (2 on AGX Orin, 0 elsewhere).
     pub dla_cores: u32,
 }
 
 /// Why an engine is not deserialized; the CPU (or another engine) serves instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EngineRefusal {
+    /// The manifest's target is not `gpu`, `dla0` or `dla1`.
     #[error("engine target '{0}' is not gpu, dla0 or dla1")]
     UnknownTarget(String),
+    /// The manifest's precision is not `int8`, `fp16` or `fp32`.
     #[error("engine {file} has precision '{precision}', not int8, fp16 or fp32")]
-    UnknownPrecision { file: String, precision: String },
+    UnknownPrecision {
+        /// The engine's path in the bundle.
+        file: String,
+        /// The precision the manifest states.
+        precision: String,
+    },
+    /// The engine was built with another TensorRT major.minor than the one running.
     #[error(
         "engine {file} was built with TensorRT {built}; this appliance runs TensorRT {running}"
     )]
     TensorRtVersion {
+        /// The engine's path in the bundle.
         file: String,
+        /// The TensorRT version the manifest states.
         built: String,
+        /// The TensorRT version this appliance runs.
         running: TensorRtVersion,
     },
+    /// The engine was built for another compute capability than this device's.
     #[error("engine {file} was built for compute capability {built}; this device has {running}")]
     ComputeCapability {
+        /// The engine's path in the bundle.
         file: String,
+        /// The compute capability the manifest states.
         built: String,
+        /// This device's compute capability.
         running: String,
     },
+    /// The engine targets a DLA core this device does not have.
     #[error("engine {file} targets {target} but this device has {cores} DLA cores")]
     NoSuchDlaCore {
+        /// The engine's path in the bundle.
         file: String,
+        /// The manifest's target, e.g. `dla1`.
         target: String,
+        /// DLA cores this device has.
         cores: u32,
     },
+    /// The plan file is missing, unreadable, or its path leaves the bundle.
     #[error("engine {file} cannot be read: {reason}")]
-    Unreadable { file: String, reason: String },
+    Unreadable {
+        /// The engine's path in the bundle.
+        file: String,
+        /// Why it cannot be read.
+        reason: String,
+    },
+    /// The plan's SHA-256 is not the manifest's.
     #[error("engine {file} has SHA-256 {found}, the manifest says {expected}")]
     Digest {
+        /// The engine's path in the bundle.
         file: String,
+        /// The SHA-256 the manifest states.
         expected: String,
+        /// The SHA-256 of the file read.
         found: String,
     },
+    /// The file does not start with a TensorRT plan header.
     #[error("engine {file} is not a TensorRT plan: {reason}")]
-    NotAPlan { file: String, reason: String },
+    NotAPlan {
+        /// The engine's path in the bundle.
+        file: String,
+        /// What is wrong with the header.
+        reason: String,
+    },
+    /// The plan header's TensorRT major.minor differs from the manifest's.
     #[error(
         "engine {file}'s plan header says TensorRT {in_plan}; the manifest says {in_manifest}"
     )]
     PlanVersion {
+        /// The engine's path in the bundle.
         file: String,
+        /// The TensorRT version the plan header states.
         in_plan: String,
+        /// The TensorRT version the manifest states.
         in_manifest: String,
     },
 }
@@ -227,7 +270,9 @@ const PLAN_VERSION_OFFSET: usize = 24;
 /// What a plan's header says about the TensorRT that built it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlanHeader {
+    /// The TensorRT version that built the plan.
     pub tensorrt: TensorRtVersion,
+    /// The fourth byte of the builder's version (TensorRT's build number).
     pub build: u32,
 }
 

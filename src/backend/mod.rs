@@ -28,7 +28,9 @@ pub(crate) const OUTPUT_ORDER: [&str; 4] =
 /// Which of the bundle's models to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precision {
+    /// The full-precision model (`model.fp32`): the CPU runs it, and its vectors check the CPU.
     Fp32,
+    /// The quantised model (`model.int8`): TensorRT engines are built from it and checked by it.
     Int8,
 }
 
@@ -45,14 +47,25 @@ impl Precision {
 /// A backend failure; briefs that hit one are answered `internal`.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
+    /// The model file cannot be read or optimised.
     #[error("cannot load model {path}: {message}")]
-    Load { path: String, message: String },
+    Load {
+        /// The model file.
+        path: String,
+        /// The loader's error, with its causes.
+        message: String,
+    },
+    /// Running the model failed; the text is the runtime's error.
     #[error("inference failed: {0}")]
     Inference(String),
+    /// An output tensor has another length than the catalogue gives it.
     #[error("model gave {found} values for '{name}', expected {expected}")]
     OutputShape {
+        /// The output tensor's name (`styles`, `palettes`, `fonts` or `layout`).
         name: String,
+        /// The length the bundle's catalogue gives it.
         expected: usize,
+        /// The length the model returned.
         found: usize,
     },
 }
@@ -60,17 +73,24 @@ pub enum BackendError {
 /// The three input vectors of one brief.
 #[derive(Debug, Clone, Copy)]
 pub struct ModelInputs<'a> {
+    /// The `brief` tensor: one slot per vocabulary term the brief matched.
     pub brief: &'a [f32],
+    /// The `image` tensor: the reference photo's features; all zeros without a photo.
     pub image: &'a [f32],
+    /// The `brand` tensor: the brand colours' features.
     pub brand: &'a [f32],
 }
 
 /// The four raw output vectors (layout flattened channel-major, then row-major).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelOutputs {
+    /// The `styles` output: one score per style of the catalogue.
     pub styles: Vec<f32>,
+    /// The `palettes` output: one score per palette of the catalogue.
     pub palettes: Vec<f32>,
+    /// The `fonts` output: one score per font pairing of the catalogue.
     pub fonts: Vec<f32>,
+    /// The `layout` output: one heatmap per element (logo, product, text) over the layout grid.
     pub layout: Vec<f32>,
 }
 
@@ -90,6 +110,7 @@ impl ModelOutputs {
 /// One brief's model outputs and the target that computed them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Inference {
+    /// The four output vectors.
     pub outputs: ModelOutputs,
     /// Where it ran, as replies name it (`cpu`, `trt:dla0`, …).
     pub target: String,

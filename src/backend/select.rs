@@ -44,8 +44,11 @@ impl Default for BackendConfig {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
+    /// `auto`: TensorRT engines where this build and device can run them, else the CPU.
     Auto,
+    /// `cpu`: the CPU only, even where engines could run.
     Cpu,
+    /// `tensorrt`: engines required; a bundle none of whose engines can run here is refused.
     Tensorrt,
 }
 
@@ -53,8 +56,11 @@ pub enum BackendKind {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum TransferChoice {
+    /// `auto`: measure both at boot and keep the faster.
     Auto,
+    /// `copy`: copy tensors between host and device memory for each brief.
     Copy,
+    /// `mapped`: engines read mapped host memory (`copy` where the device cannot map it).
     Mapped,
 }
 
@@ -69,10 +75,13 @@ pub struct LoadedBackend {
 /// Why a bundle's model cannot be loaded here.
 #[derive(Debug, thiserror::Error)]
 pub enum SelectError {
+    /// TensorRT or the CPU runtime failed to load the model.
     #[error(transparent)]
     Backend(#[from] super::BackendError),
+    /// One of the bundle's engines is not fit for this device.
     #[error("{0}")]
     Engine(#[from] EngineRefusal),
+    /// `backend.kind = "tensorrt"` but no engine can serve; the text says why.
     #[error("backend.kind = \"tensorrt\" but {0}")]
     TensorRtRequired(String),
 }

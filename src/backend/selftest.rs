@@ -10,42 +10,65 @@ use crate::bundle::{Bundle, BundleError};
 /// `selftest/vectors.json`.
 #[derive(Debug, Deserialize)]
 pub struct SelfTestFile {
+    /// Largest deviation allowed per output value, by precision (`fp32`, `int8`).
     pub tolerance: HashMap<String, f32>,
+    /// The cases, every one of which must pass.
     pub cases: Vec<SelfTestCase>,
 }
 
 /// One input with its expected outputs per precision.
 #[derive(Debug, Deserialize)]
 pub struct SelfTestCase {
+    /// The case's name, as failures report it.
     pub name: String,
+    /// The model inputs to run.
     pub inputs: SelfTestInputs,
+    /// Expected outputs by precision, then by output tensor name.
     pub expected: HashMap<String, HashMap<String, Vec<f32>>>,
 }
 
 /// The three model inputs of a case.
 #[derive(Debug, Deserialize)]
 pub struct SelfTestInputs {
+    /// The `brief` input tensor.
     pub brief: Vec<f32>,
+    /// The `image` input tensor.
     pub image: Vec<f32>,
+    /// The `brand` input tensor.
     pub brand: Vec<f32>,
 }
 
 /// Why a self-test did not pass.
 #[derive(Debug, thiserror::Error)]
 pub enum SelfTestError {
+    /// The bundle's self-test file cannot be read.
     #[error(transparent)]
     Bundle(#[from] BundleError),
+    /// The self-test file is malformed, lacks a tolerance, case or output, or a length differs.
     #[error("self-test file: {0}")]
     File(String),
+    /// The backend failed on a case.
     #[error("case '{case}': {message}")]
-    Backend { case: String, message: String },
+    Backend {
+        /// The case's name.
+        case: String,
+        /// The backend's error.
+        message: String,
+    },
+    /// An output value deviates from the expected one by more than the tolerance (or is NaN).
     #[error("case '{case}', output '{output}'[{index}]: got {got}, expected {expected} (tolerance {tolerance})")]
     Mismatch {
+        /// The case's name.
         case: String,
+        /// The output tensor's name.
         output: String,
+        /// Index of the value within that output.
         index: usize,
+        /// The value the backend gave.
         got: f32,
+        /// The value the bundle's maker measured.
         expected: f32,
+        /// The tolerance for this precision.
         tolerance: f32,
     },
 }
@@ -53,8 +76,11 @@ pub enum SelfTestError {
 /// What a passing self-test measured.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SelfTestReport {
+    /// Cases run, all of which passed.
     pub cases: usize,
+    /// The largest deviation seen from any expected value.
     pub max_deviation: f32,
+    /// The tolerance it was held to.
     pub tolerance: f32,
 }
 

@@ -45,12 +45,16 @@ pub fn in_flight_capacity(queue: usize, workers: usize) -> usize {
 /// A failure that stops the daemon.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    /// The broker connection cannot be set up or was lost for good.
     #[error(transparent)]
     Transport(#[from] transport::TransportError),
+    /// The bundles directory cannot be opened, seeded or read.
     #[error("bundle store: {0}")]
     Store(#[from] crate::bundle::BundleError),
+    /// Bundle management cannot start: a trusted key is unusable, or its state or thread fails.
     #[error("bundle management: {0}")]
     Fleet(String),
+    /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
 }

@@ -16,7 +16,9 @@ pub use self::image::{ImageLimits, BRAND_FEATURE_LEN, IMAGE_FEATURE_LEN};
 pub struct EncodedBrief {
     /// Multi-hot over the vocabulary.
     pub terms: Vec<f32>,
+    /// The reference image's features; all zeros without an image.
     pub image: [f32; IMAGE_FEATURE_LEN],
+    /// The brand colours' features.
     pub brand: [f32; BRAND_FEATURE_LEN],
     /// Dominant colours of the reference image with their pixel shares.
     pub(crate) image_colours: Vec<(Rgb, f32)>,

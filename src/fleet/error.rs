@@ -14,8 +14,11 @@ use crate::bundle::BundleError;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct FleetError {
+    /// The error code of the reply.
     pub code: BundleErrorCode,
+    /// A sentence for operators saying what went wrong.
     pub message: String,
+    /// For `missing_chunks`: the half-open chunk ranges still missing, as the reply's `missing`.
     pub missing: Option<Vec<(u64, u64)>>,
     /// The failed check behind an `invalid_bundle` (the reply's `error.check`), since that one
     /// code covers several: see [`InvalidCheck`].
@@ -110,15 +113,20 @@ pub enum LoadError {
     /// No backend could load the model.
     #[error("bundle {label}: {source}")]
     Backend {
+        /// The bundle, as `name@version`.
         label: String,
+        /// Why no backend could load it.
         #[source]
         source: Box<SelectError>,
     },
     /// A backend loaded it but its answers differ from the bundle's self-test vectors.
     #[error("bundle {label} failed its self-test on {target}: {source}")]
     SelfTest {
+        /// The bundle, as `name@version`.
         label: String,
+        /// The backend that failed, as replies name it (`cpu`, `trt:dla0`, …).
         target: String,
+        /// Which case and value failed.
         #[source]
         source: Box<SelfTestError>,
     },

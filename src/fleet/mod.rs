@@ -35,13 +35,26 @@ const TRANSFER_IDLE_LIMIT: Duration = Duration::from_secs(3600);
 /// A bundle command, from the topic suffix after `bundles/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// `begin`: open a transfer.
     Begin,
-    Chunk { transfer: String, seq: u64 },
+    /// `chunk/{transfer}/{seq}`: one chunk of an open transfer.
+    Chunk {
+        /// The transfer id from `begin`.
+        transfer: String,
+        /// The chunk's number, from 0.
+        seq: u64,
+    },
+    /// `commit`: check, install and (by default) activate a transfer's archive.
     Commit,
+    /// `abort`: drop a transfer and its chunks.
     Abort,
+    /// `activate`: make an installed bundle the serving one.
     Activate,
+    /// `rollback`: go back to the bundle that was active before.
     Rollback,
+    /// `list`: report the active and installed bundles.
     List,
+    /// `remove`: delete an installed bundle other than the active one.
     Remove,
 }
 
@@ -88,6 +101,7 @@ pub struct DeviceProfile {
     pub tensorrt: Option<String>,
     /// CUDA compute capability (`8.7` on Orin).
     pub compute_capability: Option<String>,
+    /// DLA cores this appliance has; engines for a core beyond them are `incompatible`.
     pub dla_cores: u32,
 }
 

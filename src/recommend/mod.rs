@@ -26,10 +26,18 @@ const ZONE_THRESHOLD: f32 = 0.5;
 /// Why post-processing failed (a bundle/model mismatch; answered `internal`).
 #[derive(Debug, thiserror::Error)]
 pub enum RecommendError {
+    /// A model output's length does not fit the catalogue; the text names the output.
     #[error("model output '{0}' does not fit the catalogue")]
     Shape(&'static str),
+    /// A catalogue palette has a colour that is not a hex colour.
     #[error("catalogue palette '{id}' has a bad colour: {message}")]
-    Catalogue { id: String, message: String },
+    Catalogue {
+        /// The palette's catalogue id.
+        id: String,
+        /// What is wrong with the colour.
+        message: String,
+    },
+    /// The preview could not be drawn or encoded as PNG.
     #[error("preview: {0}")]
     Preview(String),
 }
@@ -37,10 +45,15 @@ pub enum RecommendError {
 /// Everything the reply shows for one brief.
 #[derive(Debug, Clone)]
 pub struct Suggestions {
+    /// Up to `top_k` styles, best first.
     pub styles: Vec<StyleSuggestion>,
+    /// Up to `top_k` palettes, best first, adjusted to the brand colours and to WCAG contrast.
     pub palettes: Vec<PaletteSuggestion>,
+    /// Up to `top_k` font pairings, best first.
     pub fonts: Vec<FontSuggestion>,
+    /// Where logo, product and text belong on the front panel.
     pub layout: Layout,
+    /// Base64 PNG of the top suggestion; only when the brief asked for `render`.
     pub preview_png: Option<String>,
 }
 

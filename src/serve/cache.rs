@@ -22,7 +22,9 @@ pub(crate) const ENTRY_OVERHEAD_BYTES: usize = 256;
 /// Identifies one request: where its reply goes and its correlation data (or `id`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RequestKey {
+    /// The topic the reply goes to (Response Topic or `reply_to`).
     pub reply_topic: String,
+    /// The request's correlation data, or its `id` when it came without.
     pub token: Vec<u8>,
 }
 

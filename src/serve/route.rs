@@ -20,18 +20,25 @@ pub(crate) const MAX_REPLY_TOPIC_LEVELS: usize = 32;
 /// Why a text is not a topic packd may publish to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TopicError {
+    /// The topic is empty.
     #[error("is empty")]
     Empty,
+    /// The topic is longer than the byte limit; the number is its length.
     #[error("is {0} bytes long, over the {MAX_REPLY_TOPIC_BYTES} byte limit")]
     TooLong(usize),
+    /// The topic has more levels than the limit; the number is its level count.
     #[error("has {0} levels, over the {MAX_REPLY_TOPIC_LEVELS} level limit")]
     TooDeep(usize),
+    /// The topic holds a wildcard, `+` or `#`.
     #[error("holds the wildcard '{0}'")]
     Wildcard(char),
+    /// The topic starts with `$`, which brokers keep for themselves.
     #[error("is a system topic (starts with '$')")]
     System,
+    /// The topic holds a control character (U+0000..U+001F or U+007F..U+009F).
     #[error("holds the control character U+{:04X}", u32::from(*.0))]
     Control(char),
+    /// The topic holds a Unicode non-character, which mosquitto refuses.
     #[error("holds the Unicode non-character U+{:04X}", u32::from(*.0))]
     NonCharacter(char),
 }
@@ -105,15 +112,23 @@ pub struct ReplyPrefix(String);
 /// Why a `serve.reply_prefix` value is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReplyPrefixError {
+    /// The prefix (with `{prefix}` expanded) is not a valid topic.
     #[error("{0:?} {1}")]
     Topic(String, TopicError),
+    /// The prefix does not end with `/`.
     #[error("{0:?} must end with '/' so that it names a subtree of topics")]
     NoTrailingSlash(String),
+    /// The prefix lies under or above a topic tree packd listens or publishes on.
     #[error(
         "{prefix:?} overlaps {reserved:?}, where briefs, bundle commands and states live; \
          replies there would be published with packd's own rights"
     )]
-    Reserved { prefix: String, reserved: String },
+    Reserved {
+        /// The prefix, with `{prefix}` expanded.
+        prefix: String,
+        /// The reserved tree it overlaps, e.g. `packd/v1/devices/`.
+        reserved: String,
+    },
 }
 
 /// What `{prefix}` stands for in a configured reply prefix.

@@ -58,10 +58,15 @@ struct Samples {
 /// Latency percentiles of one backend over one interval, in microseconds.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Percentiles {
+    /// Briefs answered by this backend in the interval.
     pub count: u64,
+    /// Median latency.
     pub p50: u64,
+    /// 90th percentile latency.
     pub p90: u64,
+    /// 99th percentile latency.
     pub p99: u64,
+    /// Slowest brief.
     pub max: u64,
 }
 

@@ -75,11 +75,15 @@ pub(crate) async fn publish_state(
 /// Why the transport could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
+    /// `mqtt.url` is not `mqtt://host[:port]` or `mqtts://host[:port]`; the text is the URL.
     #[error("mqtt.url '{0}': expected mqtt://host[:port] or mqtts://host[:port]")]
     Url(String),
+    /// A TLS file (`mqtt.ca_file`, `cert_file` or `key_file`) cannot be read.
     #[error("{path}: {source}")]
     File {
+        /// The file's path.
         path: String,
+        /// The operating system's answer.
         source: std::io::Error,
     },
 }
@@ -87,8 +91,11 @@ pub enum TransportError {
 /// Broker address parsed from `mqtt.url`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerAddress {
+    /// The broker's host name or address.
     pub host: String,
+    /// The broker's port: as given, else 1883 for `mqtt://` and 8883 for `mqtts://`.
     pub port: u16,
+    /// Whether to connect with TLS (`mqtts://`).
     pub tls: bool,
 }
 

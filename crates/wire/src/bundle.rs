@@ -15,18 +15,31 @@ pub type ChunkRange = [u64; 2];
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BundleErrorCode {
+    /// `bad_request`: the payload is not the command's JSON shape, or names an unknown transfer.
     BadRequest,
+    /// `bad_signature`: the Ed25519 signature does not verify against the archive's SHA-256.
     BadSignature,
+    /// `unknown_key`: `key_id` names no key in `bundles.trusted_keys`.
     UnknownKey,
+    /// `too_large`: the announced size, or a file in the archive, is over its limit.
     TooLarge,
+    /// `no_space`: the bundles directory has no room for the archive.
     NoSpace,
+    /// `busy`: another transfer holds the slot and has not stalled.
     Busy,
+    /// `downgrade`: below the highest version activated here, and not signed to allow it.
     Downgrade,
+    /// `missing_chunks`: `commit` came before every chunk; the reply's `missing` lists the ranges.
     MissingChunks,
+    /// `bad_digest`: the assembled archive's SHA-256 differs from the one `begin` announced.
     BadDigest,
+    /// `invalid_bundle`: the archive failed a check; `error.check` says which.
     InvalidBundle,
+    /// `incompatible`: an engine was built for another TensorRT, compute capability or DLA core.
     Incompatible,
+    /// `selftest_failed`: the bundle's self-test vectors did not reproduce on this appliance.
     SelftestFailed,
+    /// `internal`: anything else; the previous bundle stays active.
     Internal,
 }
 
@@ -134,14 +147,22 @@ fn default_true() -> bool {
 /// order send it through a `serde_json::Value` (sorted keys).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Begin {
+    /// Client-chosen transfer id; `chunk/{transfer}/{seq}` and `commit` name it.
     pub transfer: String,
+    /// The bundle's name, as its manifest states it.
     pub name: String,
+    /// The bundle's version (semver), as its manifest states it; checked against downgrades.
     pub version: String,
+    /// Size of the whole archive in bytes.
     pub size: u64,
+    /// SHA-256 of the whole archive in hex; `commit` checks the assembled bytes against it.
     pub sha256: String,
+    /// Bytes per chunk; every chunk but the last has exactly this size.
     pub chunk_size: u64,
+    /// Base64 Ed25519 signature over the archive's SHA-256; absent only for unsigned bundles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// Which trusted key made `signature` (first 16 hex digits of its SHA-256); absent if unsigned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
     /// Signed with the downgrade flag; absent means false.
@@ -152,21 +173,26 @@ pub struct Begin {
 /// The payload of `commit`: install the transfer's archive, and activate it unless told not to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Commit {
+    /// Activate the bundle once installed; absent means true.
     #[serde(default = "default_true")]
     pub activate: bool,
+    /// The transfer opened by `begin`.
     pub transfer: String,
 }
 
 /// The payload of `abort`: drop a transfer and the chunks it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Abort {
+    /// The transfer to drop.
     pub transfer: String,
 }
 
 /// The payload of `activate` and `remove`: one installed bundle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleName {
+    /// The installed bundle's name.
     pub name: String,
+    /// The installed bundle's version.
     pub version: String,
 }
 
@@ -212,19 +238,27 @@ impl BundleStatus {
 /// Who answers and to which request: the appliance's id and the request's `id`, if it had one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Envelope {
+    /// The answering appliance's id (`device.id`).
     pub device: String,
+    /// The request's `id`, echoed; `None` when it had none.
     pub id: Option<String>,
 }
 
 /// Reply to `begin`: the transfer is open, `have` lists the chunk ranges already held.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadyReply {
+    /// The answering appliance's id (`device.id`).
     pub device: String,
+    /// Chunk ranges already held from an earlier attempt, so the sender resumes, not restarts.
     pub have: Vec<ChunkRange>,
+    /// The request's `id`, echoed; absent when it had none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// `status`: always `ready`.
     pub status: BundleStatus,
+    /// The transfer id from `begin`.
     pub transfer: String,
+    /// `v`: the API version, always [`crate::API_VERSION`].
     pub v: u32,
 }
 
@@ -232,12 +266,18 @@ pub struct ReadyReply {
 /// it replaced (`null` when it replaced none, and always after an install without activation).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivationReply {
+    /// The bundle now installed or active.
     pub bundle: BundleRef,
+    /// The answering appliance's id (`device.id`).
     pub device: String,
+    /// The request's `id`, echoed; absent when it had none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// The bundle that was active before; `null` when there was none or nothing was activated.
     pub previous: Option<BundleRef>,
+    /// `status`: `installed` or `activated`.
     pub status: BundleStatus,
+    /// `v`: the API version, always [`crate::API_VERSION`].
     pub v: u32,
 }
 
@@ -246,43 +286,61 @@ pub struct ActivationReply {
 pub struct InstalledEntry {
     /// RFC 3339, seconds.
     pub installed_at: String,
+    /// The bundle's name.
     pub name: String,
+    /// The archive's size in bytes.
     pub size: u64,
     /// Where it can run: `cpu`, and each TensorRT engine's target.
     pub targets: Vec<String>,
+    /// The bundle's version (semver).
     pub version: String,
 }
 
 /// Reply to `list`: the active bundle (`null` without one) and every installed one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListReply {
+    /// The serving bundle; `null` when none is active.
     pub active: Option<BundleRef>,
+    /// The answering appliance's id (`device.id`).
     pub device: String,
+    /// The request's `id`, echoed; absent when it had none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// Every installed bundle, the active one included.
     pub installed: Vec<InstalledEntry>,
+    /// `status`: always `ok`.
     pub status: BundleStatus,
+    /// `v`: the API version, always [`crate::API_VERSION`].
     pub v: u32,
 }
 
 /// Reply to `remove`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemovedReply {
+    /// The answering appliance's id (`device.id`).
     pub device: String,
+    /// The request's `id`, echoed; absent when it had none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// `status`: always `removed`.
     pub status: BundleStatus,
+    /// `v`: the API version, always [`crate::API_VERSION`].
     pub v: u32,
 }
 
 /// Reply to `abort`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AbortedReply {
+    /// The answering appliance's id (`device.id`).
     pub device: String,
+    /// The request's `id`, echoed; absent when it had none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// `status`: always `aborted`.
     pub status: BundleStatus,
+    /// The transfer that was dropped.
     pub transfer: String,
+    /// `v`: the API version, always [`crate::API_VERSION`].
     pub v: u32,
 }
 
@@ -292,20 +350,28 @@ pub struct CommandError {
     /// Which check failed, for `invalid_bundle` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<InvalidCheck>,
+    /// What kind of refusal it is; fleet tools branch on this, not on `message`.
     pub code: BundleErrorCode,
+    /// A sentence for people saying what went wrong.
     pub message: String,
 }
 
 /// A refused command; `missing` (top level) accompanies `missing_chunks`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleErrorReply {
+    /// The answering appliance's id (`device.id`).
     pub device: String,
+    /// What was refused and why.
     pub error: CommandError,
+    /// The request's `id`, echoed; absent when it had none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// With `missing_chunks` only: the chunk ranges `commit` still lacks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing: Option<Vec<ChunkRange>>,
+    /// `status`: always `error`.
     pub status: BundleStatus,
+    /// `v`: the API version, always [`crate::API_VERSION`].
     pub v: u32,
 }
 
@@ -313,11 +379,17 @@ pub struct BundleErrorReply {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum BundleReply {
+    /// `status` `ready`: reply to `begin`.
     Ready(ReadyReply),
+    /// `status` `installed` or `activated`: reply to `commit`, `activate` or `rollback`.
     Activation(ActivationReply),
+    /// `status` `ok`: reply to `list`.
     List(ListReply),
+    /// `status` `removed`: reply to `remove`.
     Removed(RemovedReply),
+    /// `status` `aborted`: reply to `abort`.
     Aborted(AbortedReply),
+    /// `status` `error`: a refused command.
     Error(BundleErrorReply),
 }
 

@@ -10,13 +10,21 @@ pub const API_VERSION: u32 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
+    /// `bad_request`: not a JSON object, wrong types, no `product`, a value out of range.
     BadRequest,
+    /// `unsupported_version`: `v` is not a version this service speaks.
     UnsupportedVersion,
+    /// `too_large`: the payload (over 6 MiB) or the decoded image (over 4 MiB) is over its limit.
     TooLarge,
+    /// `bad_image`: the image cannot be decoded, or is over its pixel limit.
     BadImage,
+    /// `overloaded`: the work queue is full; the reply carries `retry_after_ms`.
     Overloaded,
+    /// `expired`: `deadline_ms` or the MQTT message expiry passed before inference could start.
     Expired,
+    /// `no_model`: no bundle is active.
     NoModel,
+    /// `internal`: anything else; the service keeps running.
     Internal,
 }
 
@@ -51,8 +59,11 @@ impl ErrorCode {
 /// A failure as the client sees it: a code, a sentence, and the field at fault when there is one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiError {
+    /// What kind of failure it is; clients branch on this, not on `message`.
     pub code: ErrorCode,
+    /// A sentence for people saying what went wrong, e.g. "field 'product' is required".
     pub message: String,
+    /// The request field at fault (e.g. `product`); absent when the whole request is at fault.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
@@ -81,7 +92,9 @@ impl ApiError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReplyStatus {
+    /// `ok`: the reply is a [`BriefReply`].
     Ok,
+    /// `error`: the reply is an [`ErrorReply`] carrying `error`.
     Error,
 }
 
@@ -89,11 +102,16 @@ pub enum ReplyStatus {
 /// [`crate::bundle::BundleErrorReply`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorReply {
+    /// `v`: the API version of the reply, always [`API_VERSION`].
     pub v: u32,
+    /// The brief's `id`, echoed as a string; absent when the brief had none or could not be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// `status`: always `error` here.
     pub status: ReplyStatus,
+    /// `error`: what failed and, when one field is to blame, which.
     pub error: ApiError,
+    /// `retry_after_ms`: with `overloaded` only, milliseconds to wait before sending again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
 }
@@ -113,99 +131,147 @@ pub fn error_body(id: Option<&str>, error: &ApiError, retry_after_ms: Option<u64
 /// Name and version of the bundle that produced a reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleRef {
+    /// The bundle's `name`, from its manifest.
     pub name: String,
+    /// The bundle's `version` (semver), from its manifest.
     pub version: String,
 }
 
 /// Where the time of one brief went, in microseconds since it was read off the socket.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Timing {
+    /// `queue`: from arrival until a worker took the brief.
     pub queue: u64,
+    /// `decode`: from a worker taking the brief until the model inputs were built (JSON, image).
     pub decode: u64,
+    /// `infer`: running the model on the backend.
     pub infer: u64,
+    /// `post`: from the end of inference until the reply was built (ranking, layout, preview).
     pub post: u64,
+    /// `total`: from arrival until the reply was ready, so at least the sum of the others.
     pub total: u64,
 }
 
 /// One scored style.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StyleSuggestion {
+    /// The style's vocabulary name in English, e.g. `minimalist`.
     pub style: String,
+    /// The style's Simplified Chinese name, for kiosks that show Chinese.
     pub name_zh: String,
+    /// How well the style fits the brief, in [0, 1]; the list is sorted by it, highest first.
     pub score: f32,
 }
 
 /// Colour roles of a palette.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PaletteRoles {
+    /// Background colour, `#RRGGBB`; `contrast` measures `text` against it.
     pub background: String,
+    /// Primary colour, `#RRGGBB`, for the main graphic surfaces.
     pub primary: String,
+    /// Accent colour, `#RRGGBB`, for highlights and calls to action.
     pub accent: String,
+    /// Text colour, `#RRGGBB`, at least 4.5:1 against `background`.
     pub text: String,
 }
 
 /// One scored palette, with its roles already adjusted to the brand colours and to WCAG contrast.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PaletteSuggestion {
+    /// The palette's catalogue name in English, e.g. `sea glass`.
     pub name: String,
+    /// The palette's Simplified Chinese name.
     pub name_zh: String,
+    /// Every colour of the palette as `#RRGGBB`, brand colours included.
     pub colors: Vec<String>,
+    /// Which of `colors` to use for background, primary, accent and text.
     pub roles: PaletteRoles,
+    /// WCAG 2.x contrast ratio of `roles.text` on `roles.background`; never below 4.5.
     pub contrast: f32,
+    /// How well the palette fits the brief, in [0, 1]; the list is sorted by it, highest first.
     pub score: f32,
 }
 
 /// One scored font pairing; the CJK families are for Chinese copy on the same pack.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FontSuggestion {
+    /// Latin font family for headings, e.g. `Playfair Display`.
     pub heading: String,
+    /// Latin font family for body copy, e.g. `Source Sans 3`.
     pub body: String,
+    /// CJK font family paired with `heading` for Chinese headings.
     pub heading_cjk: String,
+    /// CJK font family paired with `body` for Chinese body copy.
     pub body_cjk: String,
+    /// How well the pairing fits the brief, in [0, 1]; the list is sorted by it, highest first.
     pub score: f32,
 }
 
 /// A normalised box on the front panel.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Zone {
+    /// Left edge, as a fraction of the panel width, in [0, 1].
     pub x: f32,
+    /// Top edge, as a fraction of the panel height, in [0, 1].
     pub y: f32,
+    /// Width, as a fraction of the panel width, in [0, 1].
     pub w: f32,
+    /// Height, as a fraction of the panel height, in [0, 1].
     pub h: f32,
 }
 
 /// Heatmaps of where each element belongs, and the boxes derived from them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Layout {
+    /// `[rows, columns]` of every heatmap.
     pub grid: [usize; 2],
+    /// Row-major heatmaps of `grid[0]` × `grid[1]` cells in [0, 1]: how well each cell suits it.
     pub heatmaps: LayoutMaps<Vec<f32>>,
+    /// Normalised boxes derived from the heatmaps, one per element.
     pub zones: LayoutMaps<Zone>,
 }
 
 /// One value per layout element.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LayoutMaps<T> {
+    /// For the brand logo.
     pub logo: T,
+    /// For the product shot.
     pub product: T,
+    /// For the copy.
     pub text: T,
 }
 
 /// The success reply to a brief.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BriefReply {
+    /// `v`: the API version of the reply, always [`API_VERSION`].
     pub v: u32,
+    /// The brief's `id`, echoed as a string (a number as its decimal); absent when it had none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// `status`: always `ok` here.
     pub status: ReplyStatus,
+    /// The appliance that answered (`device.id` of its config).
     pub device: String,
+    /// The active bundle that produced the suggestions.
     pub bundle: BundleRef,
+    /// Where inference ran: `cpu`, `gpu`, `trt:gpu`, `trt:dla0` or `trt:dla1`.
     pub backend: String,
+    /// Where the time went, in microseconds from the moment the message was read off the socket.
     pub timing_us: Timing,
+    /// Up to `top_k` styles, best first.
     pub styles: Vec<StyleSuggestion>,
+    /// Up to `top_k` palettes, best first.
     pub palettes: Vec<PaletteSuggestion>,
+    /// Up to `top_k` font pairings, best first.
     pub fonts: Vec<FontSuggestion>,
+    /// Where logo, product and text belong on the front panel.
     pub layout: Layout,
+    /// Sentences about input that was ignored, e.g. an unknown term; empty when all was understood.
     pub warnings: Vec<String>,
+    /// Base64 PNG of the top suggestion on a front panel; only when the brief asked for `render`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview_png: Option<String>,
 }
@@ -214,7 +280,9 @@ pub struct BriefReply {
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum BriefAnswer {
+    /// `status` `ok`: the suggestions.
     Ok(Box<BriefReply>),
+    /// `status` `error`: the failure.
     Error(ErrorReply),
 }
 

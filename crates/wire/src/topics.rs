@@ -3,11 +3,17 @@
 /// Every topic this appliance uses.
 #[derive(Debug, Clone)]
 pub struct Topics {
+    /// The topic prefix (`mqtt.prefix`, default `packd/v1`).
     pub prefix: String,
+    /// This appliance's id (`device.id`), the `{device}` of its topics.
     pub device: String,
+    /// Pools whose shared brief topic this appliance serves (`device.pools`).
     pub pools: Vec<String>,
+    /// `{prefix}/devices/{device}/briefs`: briefs addressed to this appliance.
     pub device_briefs: String,
+    /// `{prefix}/devices/{device}/state`: the retained state, and the will's topic.
     pub state: String,
+    /// `{prefix}/devices/{device}/stats`: the periodic counters.
     pub stats: String,
 }
 

@@ -30,12 +30,15 @@ pub fn driver_present() -> bool {
 
 /// The CUDA device and what TensorRT checks need to know about it.
 pub struct Device {
+    /// The device's primary CUDA context, shared by every engine.
     pub context: Arc<CudaContext>,
+    /// The device's name, as the driver reports it.
     pub name: String,
     /// `major.minor`.
     pub compute_capability: String,
     /// An integrated GPU shares DRAM with the CPU (Jetson).
     pub integrated: bool,
+    /// Whether host memory can be mapped into the device, as `backend.transfer = "mapped"` needs.
     pub can_map_host_memory: bool,
 }
 
@@ -72,7 +75,9 @@ impl Device {
 /// How tensors reach the engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransferMode {
+    /// Tensors are copied between pinned host memory and device memory for each brief.
     Copy,
+    /// The engine reads and writes pinned host memory mapped into the device's address space.
     Mapped,
 }
 
@@ -88,12 +93,18 @@ impl TransferMode {
 
 /// One tensor's memory: what the host writes or reads, and the address TensorRT binds.
 pub enum TensorBuffer {
+    /// A host buffer and a device buffer, copied between for each brief.
     Copy {
+        /// Pinned host memory the brief's values are written to or read from.
         host: PinnedHostSlice<f32>,
+        /// Device memory TensorRT binds.
         device: CudaSlice<f32>,
     },
+    /// Pinned host memory mapped into the device, which TensorRT binds directly.
     Mapped {
+        /// Pinned, mapped host memory the brief's values are written to or read from.
         host: PinnedHostSlice<f32>,
+        /// The device address of `host`, which TensorRT binds.
         device_address: sys::CUdeviceptr,
     },
 }
@@ -200,7 +211,9 @@ fn write_host(host: &mut PinnedHostSlice<f32>, values: &[f32]) -> Result<(), Cud
 /// Median time of one brief-sized round trip per mode.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TransferTiming {
+    /// The mode measured.
     pub mode: TransferMode,
+    /// Median time of one round trip (inputs in, outputs back).
     pub median: Duration,
 }
 

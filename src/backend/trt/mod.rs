@@ -22,10 +22,14 @@ use crate::bundle::Bundle;
 
 /// TensorRT, its runtime and the CUDA device, with what they say about this appliance.
 pub struct Accelerator {
+    /// The loaded libnvinfer.
     pub library: Arc<TensorRt>,
+    /// The TensorRT runtime that deserializes engines.
     pub runtime: Arc<Runtime>,
+    /// The CUDA device engines run on.
     pub device: Device,
     pub(crate) facts: DeviceFacts,
+    /// How tensors reach engines, as configured or measured at boot.
     pub transfer: TransferMode,
 }
 

@@ -14,16 +14,27 @@ use crate::backend::engines::{EngineTarget, TensorRtVersion};
 /// Why TensorRT could not be used; every message names what to fix.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TrtError {
+    /// libnvinfer cannot be loaded; the text says why.
     #[error("TensorRT library unavailable: {0}")]
     Library(String),
+    /// TensorRT's runtime cannot be created or queried; the text is TensorRT's last error.
     #[error("TensorRT runtime unavailable: {0}")]
     Runtime(String),
+    /// TensorRT refused to deserialize an engine plan.
     #[error("engine for {target} refused by TensorRT: {message}")]
-    Deserialize { target: String, message: String },
+    Deserialize {
+        /// The engine's target, e.g. `trt:dla0`.
+        target: String,
+        /// What TensorRT logged about it.
+        message: String,
+    },
+    /// An engine's tensors are not the names, shapes or types the model has.
     #[error("engine tensor problem: {0}")]
     Tensor(String),
+    /// An execution context cannot be created for an engine.
     #[error("execution context: {0}")]
     Context(String),
+    /// An inference could not be queued on the CUDA stream.
     #[error("inference enqueue failed: {0}")]
     Enqueue(String),
 }
