@@ -52,8 +52,8 @@ const CHUNK_SIZE: usize = 256 * 1024;
 /// Longest wait for one bundle command's reply (a commit unpacks, hashes and self-tests).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Soak packd: steady varied briefs, periodic bundle activations, RSS and fds
 #[derive(Parser, Debug, Clone)]
-#[command(about = "Soak packd: steady varied briefs, periodic bundle activations, RSS and fds")]
 pub struct Arguments {
     /// Length of the run in minutes, warm-up included.
     #[arg(long, default_value_t = 10.0)]
@@ -81,10 +81,12 @@ pub struct Arguments {
     pub fd_tolerance: i64,
     /// Seconds to wait for the last replies after sending stops.
     #[arg(long, default_value_t = 30)]
+    /// Seconds to wait for the last answers after the load stops.
     pub drain_s: u64,
     /// Broker; without it a private mosquitto is started on a free loopback port.
     #[arg(long)]
     pub url: Option<String>,
+    /// Topic prefix of the packd under test.
     #[arg(long, default_value = "packd/v1")]
     pub prefix: String,
     /// Device id of a packd that is already running (with --pid).
@@ -173,9 +175,13 @@ pub fn machine() -> String {
 pub struct Sample {
     /// Seconds since the load started.
     pub at_s: f64,
+    /// Resident set size, bytes (VmRSS).
     pub rss: u64,
+    /// Peak resident set size, bytes (VmHWM).
     pub hwm: u64,
+    /// Open file descriptors.
     pub fds: i64,
+    /// Threads.
     pub threads: i64,
     /// Briefs sent and not yet answered when the sample was taken.
     pub outstanding: usize,
@@ -778,10 +784,15 @@ struct Sent {
 /// Percentiles of a list of microsecond figures.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Percentiles {
+    /// How many figures.
     pub count: usize,
+    /// Median.
     pub p50: u64,
+    /// 90th percentile.
     pub p90: u64,
+    /// 99th percentile.
     pub p99: u64,
+    /// Largest.
     pub max: u64,
 }
 
@@ -828,20 +839,33 @@ impl Percentiles {
 /// What a run found.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
+    /// The report as printed.
     pub text: String,
+    /// Briefs sent.
     pub sent: u64,
+    /// Briefs answered.
     pub answered: u64,
+    /// Briefs never answered.
     pub lost: u64,
+    /// Replies beyond the first for one brief.
     pub duplicates: u64,
+    /// Replies by `status` or error code.
     pub statuses: BTreeMap<String, u64>,
     /// Answers other than the one the brief was built to get (overloaded and expired aside).
     pub wrong: u64,
+    /// Replies from a bundle version other than the one active when the brief was sent.
     pub version_mismatches: u64,
+    /// Bundle activations done during the run.
     pub activations: u64,
+    /// Activations refused or unanswered.
     pub activation_failures: u64,
+    /// packd's resources when the load started.
     pub start: Sample,
+    /// packd's resources after the drain.
     pub end: Sample,
+    /// The largest of each resource seen.
     pub max: Sample,
+    /// Requests packd counted as `dropped` (no way back), from its stats.
     pub packd_dropped: Option<u64>,
     /// Hostile requests sent, by kind (`--hostile-rate`).
     pub hostile_sent: BTreeMap<&'static str, u64>,
@@ -852,6 +876,7 @@ pub struct Report {
 }
 
 impl Report {
+    /// Whether every check of the verdict held.
     pub fn passed(&self) -> bool {
         self.failures.is_empty()
     }

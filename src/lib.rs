@@ -6,8 +6,6 @@
 //! [`fleet`] applies the bundle commands to them; [`config`], [`state`] and [`telemetry`] sit
 //! at the edge, and [`maintenance`] holds the on-device subcommands (self-test, engines).
 
-#![warn(missing_docs)]
-
 pub mod backend;
 pub mod brief;
 pub use packd_bundle as bundle;

@@ -4,8 +4,6 @@
 //! No tokio, MQTT or inference here: packd serves only a [`Bundle`] that passed
 //! [`Bundle::open`] and then its self-test, which runs on packd's backends.
 
-#![warn(missing_docs)]
-
 pub mod archive;
 pub mod catalogue;
 pub mod colour;

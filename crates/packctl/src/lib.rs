@@ -5,8 +5,6 @@
 //! it and hands [`main`] what packctl needs of it as an [`Appliance`]. So packctl depends only on
 //! the contract (packd-wire) and the bundle format (packd-bundle), and its progress bar stays out
 //! of the daemon.
-#![warn(missing_docs)]
-
 mod answer;
 mod brief;
 mod cli;

@@ -5,8 +5,6 @@
 //! packd, packctl and the tests all use these types, so a change to the contract is a change
 //! here, seen by every side at compile time.
 
-#![warn(missing_docs)]
-
 pub mod brief;
 pub mod bundle;
 pub mod reply;
