@@ -48,6 +48,8 @@ pub struct Brief {
     pub top_k: usize,
     /// `render`: add `preview_png` to the reply.
     pub render: bool,
+    /// `prefer_cvd_safe`: rank palettes that pass the colour-vision-deficiency check first.
+    pub prefer_cvd_safe: bool,
     /// `deadline_ms`: answer `expired` if inference cannot start this many ms after arrival.
     pub deadline_ms: Option<u64>,
 }
@@ -170,17 +172,8 @@ fn validate(raw: &RawBrief<'_>) -> Result<Brief, ApiError> {
             }
         },
     };
-    let render = match &raw.render {
-        None | Some(Raw::Null) => false,
-        Some(Raw::Bool(flag)) => *flag,
-        Some(_) => {
-            return Err(ApiError::for_field(
-                ErrorCode::BadRequest,
-                "render",
-                "field 'render' must be true or false",
-            ))
-        }
-    };
+    let render = flag("render", raw.render.as_ref())?;
+    let prefer_cvd_safe = flag("prefer_cvd_safe", raw.prefer_cvd_safe.as_ref())?;
     let deadline_ms = deadline_ms(raw.deadline_ms.as_ref())?;
     let image = match &raw.image {
         None | Some(Raw::Null) => None,
@@ -204,8 +197,22 @@ fn validate(raw: &RawBrief<'_>) -> Result<Brief, ApiError> {
         image,
         top_k,
         render,
+        prefer_cvd_safe,
         deadline_ms,
     })
+}
+
+/// An optional boolean field: absent or null is false; anything but a boolean is refused.
+fn flag(field: &str, value: Option<&Raw<'_>>) -> Result<bool, ApiError> {
+    match value {
+        None | Some(Raw::Null) => Ok(false),
+        Some(Raw::Bool(flag)) => Ok(*flag),
+        Some(_) => Err(ApiError::for_field(
+            ErrorCode::BadRequest,
+            field,
+            format!("field '{field}' must be true or false"),
+        )),
+    }
 }
 
 fn check_version(version: Option<&Raw<'_>>) -> Result<(), ApiError> {
@@ -425,6 +432,7 @@ mod tests {
             (brief.top_k, brief.render, brief.deadline_ms),
             (5, true, Some(200))
         );
+        assert!(brief.prefer_cvd_safe);
         assert_eq!(read_envelope(&payload).reply_to, request.reply_to);
     }
 
@@ -460,6 +468,7 @@ mod tests {
         let brief = decode_json(r#"{"product":"tea"}"#).unwrap();
         assert_eq!(brief.top_k, DEFAULT_TOP_K);
         assert!(!brief.render);
+        assert!(!brief.prefer_cvd_safe);
         assert!(brief.image.is_none());
     }
 
@@ -514,6 +523,10 @@ mod tests {
         assert_eq!(
             error_of(r#"{"product":"tea","render":"yes"}"#),
             (ErrorCode::BadRequest, Some("render".into()))
+        );
+        assert_eq!(
+            error_of(r#"{"product":"tea","prefer_cvd_safe":1}"#),
+            (ErrorCode::BadRequest, Some("prefer_cvd_safe".into()))
         );
         assert_eq!(
             error_of(r#"{"product":"tea","deadline_ms":-5}"#),

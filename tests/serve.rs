@@ -49,6 +49,7 @@ fn assert_well_formed_ok(reply: &Value, top_k: usize) {
             contrast >= 4.5,
             "text contrast {contrast} below 4.5: {palette}"
         );
+        assert_cvd_consistent(palette);
         let colours = names(
             &json!(palette["colors"]
                 .as_array()
@@ -86,6 +87,71 @@ fn assert_well_formed_ok(reply: &Value, top_k: usize) {
     }
     let timing = &reply["timing_us"];
     assert!(timing["total"].as_u64().expect("total") >= timing["infer"].as_u64().expect("infer"));
+}
+
+/// `palettes[].cvd` is there, and `safe` is what its `min_delta_e` says against the threshold.
+fn assert_cvd_consistent(palette: &Value) {
+    let cvd = &palette["cvd"];
+    let min_delta_e = cvd["min_delta_e"].as_f64().expect("cvd.min_delta_e");
+    let safe = cvd["safe"].as_bool().expect("cvd.safe");
+    assert!(min_delta_e >= 0.0, "{palette}");
+    assert_eq!(
+        safe,
+        min_delta_e >= f64::from(packd::colour::cvd::CVD_SAFE_MIN_DELTA_E),
+        "{palette}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefer_cvd_safe_ranks_safe_palettes_first() {
+    let (_broker, packd, mut client) = broker_and_daemon(PackdOptions::default(), "online").await;
+    let mut reordered = 0;
+    for product in ["beverage", "tea", "toys", "coffee", "snacks", "cosmetics"] {
+        let plain = client
+            .ask(
+                &packd,
+                &json!({"product": product, "top_k": 10}).to_string(),
+            )
+            .await;
+        let preferred = client
+            .ask(
+                &packd,
+                &json!({"product": product, "top_k": 10, "prefer_cvd_safe": true}).to_string(),
+            )
+            .await;
+        assert_well_formed_ok(&plain, 10);
+        let palettes = preferred["palettes"].as_array().expect("palettes");
+        palettes.iter().for_each(assert_cvd_consistent);
+        let safety: Vec<bool> = palettes
+            .iter()
+            .map(|palette| palette["cvd"]["safe"] == true)
+            .collect();
+        assert!(
+            safety.windows(2).all(|pair| pair[0] || !pair[1]),
+            "{product}: an unsafe palette precedes a safe one: {safety:?}"
+        );
+        // The same palettes, each group in score order.
+        let plain_names = names(&plain["palettes"], "name");
+        let grouped: Vec<String> = [true, false]
+            .iter()
+            .flat_map(|&wanted| {
+                plain["palettes"]
+                    .as_array()
+                    .expect("palettes")
+                    .iter()
+                    .filter(move |palette| (palette["cvd"]["safe"] == true) == wanted)
+                    .map(|palette| palette["name"].as_str().unwrap_or_default().to_string())
+            })
+            .collect();
+        assert_eq!(names(&preferred["palettes"], "name"), grouped, "{product}");
+        if grouped != plain_names {
+            reordered += 1;
+        }
+    }
+    assert!(
+        reordered > 0,
+        "no brief had an unsafe palette above a safe one"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -91,6 +91,7 @@ pub(crate) struct RawBrief<'de> {
     pub(crate) brand_colors: Option<Raw<'de>>,
     pub(crate) top_k: Option<Raw<'de>>,
     pub(crate) render: Option<Raw<'de>>,
+    pub(crate) prefer_cvd_safe: Option<Raw<'de>>,
     pub(crate) deadline_ms: Option<Raw<'de>>,
     pub(crate) image: Option<Raw<'de>>,
 }
@@ -134,6 +135,7 @@ impl<'de> Visitor<'de> for PayloadVisitor {
                 Key::BrandColors => &mut brief.brand_colors,
                 Key::TopK => &mut brief.top_k,
                 Key::Render => &mut brief.render,
+                Key::PreferCvdSafe => &mut brief.prefer_cvd_safe,
                 Key::DeadlineMs => &mut brief.deadline_ms,
                 Key::Image => &mut brief.image,
                 Key::ReplyTo | Key::Other => {
@@ -209,6 +211,7 @@ enum Key {
     BrandColors,
     TopK,
     Render,
+    PreferCvdSafe,
     DeadlineMs,
     Image,
     Other,
@@ -242,6 +245,7 @@ impl Visitor<'_> for KeyVisitor {
             "brand_colors" => Key::BrandColors,
             "top_k" => Key::TopK,
             "render" => Key::Render,
+            "prefer_cvd_safe" => Key::PreferCvdSafe,
             "deadline_ms" => Key::DeadlineMs,
             "image" => Key::Image,
             _ => Key::Other,

@@ -6,12 +6,15 @@ pub mod preview;
 use base64::Engine as _;
 
 use crate::backend::ModelOutputs;
+use crate::brief::Brief;
 use crate::bundle::catalogue::Palette;
 use crate::bundle::{Bundle, LAYOUT_CHANNELS};
+use crate::colour::cvd::check_roles;
 use crate::colour::{adjust_for_contrast, contrast_ratio, Lab, Rgb};
 use crate::features::EncodedBrief;
 use crate::reply::{
-    FontSuggestion, Layout, LayoutMaps, PaletteRoles, PaletteSuggestion, StyleSuggestion, Zone,
+    FontSuggestion, Layout, LayoutMaps, PaletteCvd, PaletteRoles, PaletteSuggestion,
+    StyleSuggestion, Zone,
 };
 
 /// WCAG 2.x AA for body text: the floor for every palette's text role.
@@ -57,7 +60,28 @@ pub struct Suggestions {
     pub preview_png: Option<String>,
 }
 
-/// Turns model outputs into suggestions.
+/// What a brief asks of the suggestions beyond its terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Asked {
+    /// How many styles, palettes and font pairings to return.
+    pub top_k: usize,
+    /// Draw the top suggestion as a preview PNG.
+    pub render: bool,
+    /// Rank palettes that pass the colour-vision-deficiency check above those that do not.
+    pub prefer_cvd_safe: bool,
+}
+
+impl From<&Brief> for Asked {
+    fn from(brief: &Brief) -> Self {
+        Asked {
+            top_k: brief.top_k,
+            render: brief.render,
+            prefer_cvd_safe: brief.prefer_cvd_safe,
+        }
+    }
+}
+
+/// Turns model outputs into suggestions, palettes in score order.
 pub fn recommend(
     bundle: &Bundle,
     outputs: &ModelOutputs,
@@ -65,6 +89,26 @@ pub fn recommend(
     top_k: usize,
     render: bool,
 ) -> Result<Suggestions, RecommendError> {
+    let asked = Asked {
+        top_k,
+        render,
+        prefer_cvd_safe: false,
+    };
+    recommend_as_asked(bundle, outputs, brief, asked)
+}
+
+/// Turns model outputs into suggestions as the brief asked for them.
+pub fn recommend_as_asked(
+    bundle: &Bundle,
+    outputs: &ModelOutputs,
+    brief: &EncodedBrief,
+    asked: Asked,
+) -> Result<Suggestions, RecommendError> {
+    let Asked {
+        top_k,
+        render,
+        prefer_cvd_safe,
+    } = asked;
     if outputs.styles.len() != bundle.styles.styles.len() {
         return Err(RecommendError::Shape("styles"));
     }
@@ -104,6 +148,7 @@ pub fn recommend(
         &outputs.palettes,
         &brief.brand_colours,
         top_k,
+        prefer_cvd_safe,
     )?;
     let layout = layout_from(&outputs.layout, bundle.manifest.model.layout_grid)?;
     let preview_png = match (render, palettes.first()) {
@@ -222,7 +267,8 @@ fn palette_distance(first: &[Lab], second: &[Lab]) -> f32 {
     total / first.len() as f32
 }
 
-/// The `top_k` best palettes that differ visibly from each other, fitted to the brand.
+/// The `top_k` best palettes that differ visibly from each other, fitted to the brand, with
+/// the safe ones first when `prefer_cvd_safe` (score order kept within safe and unsafe).
 /// Diversity is judged on the catalogue colours (`labs`, precomputed per bundle), so only the
 /// palettes returned are fitted: fitting is the expensive part.
 fn pick_palettes(
@@ -231,6 +277,7 @@ fn pick_palettes(
     scores: &[f32],
     brand: &[Rgb],
     top_k: usize,
+    prefer_cvd_safe: bool,
 ) -> Result<Vec<PaletteSuggestion>, RecommendError> {
     let mut picked: Vec<(usize, f32)> = Vec::with_capacity(top_k);
     let mut passed_over: Vec<(usize, f32)> = Vec::new();
@@ -255,10 +302,16 @@ fn pick_palettes(
         .map(|(index, score)| fit(&catalogue[index], brand).map(|fitted| (index, score, fitted)))
         .collect::<Result<Vec<_>, _>>()?;
     chosen.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    Ok(chosen
+    let mut suggestions: Vec<PaletteSuggestion> = chosen
         .into_iter()
         .map(|(index, score, fitted)| {
             let palette = &catalogue[index];
+            let cvd = check_roles([
+                fitted.background,
+                fitted.primary,
+                fitted.accent,
+                fitted.text,
+            ]);
             PaletteSuggestion {
                 name: palette.name.clone(),
                 name_zh: palette.name_zh.clone(),
@@ -270,10 +323,19 @@ fn pick_palettes(
                     text: fitted.text.to_hex(),
                 },
                 contrast: (contrast_ratio(fitted.text, fitted.background) * 10.0).floor() / 10.0,
+                cvd: PaletteCvd {
+                    safe: cvd.safe,
+                    min_delta_e: cvd.min_delta_e,
+                },
                 score,
             }
         })
-        .collect())
+        .collect();
+    if prefer_cvd_safe {
+        // A stable sort: within the safe and the unsafe group the score order stays.
+        suggestions.sort_by_key(|suggestion| !suggestion.cvd.safe);
+    }
+    Ok(suggestions)
 }
 
 /// Splits the layout output into three heatmaps and derives a zone from each.
@@ -420,6 +482,7 @@ mod tests {
             &[0.9],
             &[],
             1,
+            false,
         )
         .unwrap();
         assert!(
@@ -445,6 +508,7 @@ mod tests {
             &[0.5],
             &[brand],
             1,
+            false,
         )
         .unwrap();
         assert_eq!(suggestions[0].roles.primary, "#1A73E8");
@@ -474,9 +538,71 @@ mod tests {
         );
         let catalogue = [a, a_twin, b];
         let labs = labs_of(&catalogue);
-        let suggestions = pick_palettes(&catalogue, &labs, &[0.9, 0.89, 0.5], &[], 2).unwrap();
+        let suggestions =
+            pick_palettes(&catalogue, &labs, &[0.9, 0.89, 0.5], &[], 2, false).unwrap();
         let names: Vec<&str> = suggestions.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
+    }
+
+    /// Three palettes, one safe between two unsafe ones in score order; a fourth unsafe one.
+    fn mixed_safety_catalogue() -> [Palette; 4] {
+        [
+            // Wine red and forest green as primary and accent: one colour to a deuteranope.
+            palette(
+                "unsafe-best",
+                &["#FFFFFF", "#771133", "#005533", "#000000"],
+                "#FFFFFF",
+                "#000000",
+            ),
+            palette(
+                "safe",
+                &["#FFFFFF", "#1F4FBF", "#F2C14E", "#000000"],
+                "#FFFFFF",
+                "#000000",
+            ),
+            palette(
+                "unsafe-worse",
+                &["#F5F0E6", "#7A1F3D", "#0B5A3A", "#111111"],
+                "#F5F0E6",
+                "#111111",
+            ),
+            palette(
+                "unsafe-worst",
+                &["#1E2A2F", "#6B2030", "#1F5038", "#F4F4F4"],
+                "#1E2A2F",
+                "#F4F4F4",
+            ),
+        ]
+    }
+
+    #[test]
+    fn prefer_cvd_safe_puts_every_safe_palette_before_every_unsafe_one() {
+        let catalogue = mixed_safety_catalogue();
+        let labs = labs_of(&catalogue);
+        let scores = [0.9, 0.8, 0.7, 0.6];
+        let by_score = pick_palettes(&catalogue, &labs, &scores, &[], 4, false).unwrap();
+        let names = |list: &[PaletteSuggestion]| -> Vec<String> {
+            list.iter().map(|p| p.name.clone()).collect()
+        };
+        let safety: Vec<bool> = by_score.iter().map(|p| p.cvd.safe).collect();
+        assert_eq!(safety, [false, true, false, false], "{by_score:?}");
+        assert!(by_score
+            .windows(2)
+            .all(|pair| pair[0].score >= pair[1].score));
+
+        let preferred = pick_palettes(&catalogue, &labs, &scores, &[], 4, true).unwrap();
+        assert_eq!(
+            names(&preferred),
+            ["safe", "unsafe-best", "unsafe-worse", "unsafe-worst"]
+        );
+        let first_unsafe = preferred.iter().position(|p| !p.cvd.safe).unwrap();
+        assert!(preferred[first_unsafe..].iter().all(|p| !p.cvd.safe));
+        for palette in preferred.iter().chain(&by_score) {
+            assert_eq!(
+                palette.cvd.safe,
+                palette.cvd.min_delta_e >= crate::colour::cvd::CVD_SAFE_MIN_DELTA_E
+            );
+        }
     }
 
     #[test]

@@ -134,16 +134,14 @@ fn infer_and_recommend(
         ApiError::new(ErrorCode::Internal, "inference failed")
     })?;
     let inferred = Instant::now();
-    let suggestions =
-        recommend::recommend(&model.bundle, &outputs, encoded, brief.top_k, brief.render).map_err(
-            |error| {
-                log::error!(
-                    "post-processing failed with bundle {}: {error}",
-                    model.bundle.label()
-                );
-                ApiError::new(ErrorCode::Internal, "post-processing failed")
-            },
-        )?;
+    let suggestions = recommend::recommend_as_asked(&model.bundle, &outputs, encoded, brief.into())
+        .map_err(|error| {
+            log::error!(
+                "post-processing failed with bundle {}: {error}",
+                model.bundle.label()
+            );
+            ApiError::new(ErrorCode::Internal, "post-processing failed")
+        })?;
     Ok(Answered {
         target,
         inferred,

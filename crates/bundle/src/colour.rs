@@ -3,6 +3,8 @@
 //! The sRGB → CIELAB conversion is part of the bundle contract (docs/bundle-format.md): the
 //! training recipe computes the same numbers, so the constants here must not drift.
 
+pub mod cvd;
+
 use std::fmt;
 
 use thiserror::Error;

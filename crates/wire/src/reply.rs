@@ -189,8 +189,21 @@ pub struct PaletteSuggestion {
     pub roles: PaletteRoles,
     /// WCAG 2.x contrast ratio of `roles.text` on `roles.background`; never below 4.5.
     pub contrast: f32,
-    /// How well the palette fits the brief, in [0, 1]; the list is sorted by it, highest first.
+    /// The colour-vision-deficiency check of the four roles.
+    pub cvd: PaletteCvd,
+    /// How well the palette fits the brief, in [0, 1]; sorted by it, highest first (safe
+    /// palettes first when the brief asked for `prefer_cvd_safe`).
     pub score: f32,
+}
+
+/// Whether a palette's roles stay distinguishable under simulated protanopia, deuteranopia and
+/// tritanopia (Machado et al. 2009).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PaletteCvd {
+    /// `min_delta_e` reaches the service's threshold (`packd::colour::cvd::CVD_SAFE_MIN_DELTA_E`).
+    pub safe: bool,
+    /// Smallest CIEDE2000 difference between two roles, in normal and simulated vision, one decimal.
+    pub min_delta_e: f32,
 }
 
 /// One scored font pairing; the CJK families are for Chinese copy on the same pack.
