@@ -30,6 +30,15 @@ fn image_brief() -> String {
     format!(r#"{{"v":1,"product":"tea","mood":["calm"],"image":"{encoded}"}}"#)
 }
 
+/// What a brief of `top_k` suggestions, rendered or not, asks of post-processing.
+fn asked(top_k: usize, render: bool) -> recommend::Asked {
+    recommend::Asked {
+        top_k,
+        render,
+        prefer_cvd_safe: false,
+    }
+}
+
 fn stages(c: &mut Criterion) {
     let bundle = Bundle::open(Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -61,12 +70,14 @@ fn stages(c: &mut Criterion) {
     let outputs = backend.infer(&inputs).expect("infer");
     c.bench_function("post", |b| {
         b.iter(|| {
-            recommend::recommend(&bundle, black_box(&outputs), &encoded, 3, false).expect("post")
+            recommend::recommend(&bundle, black_box(&outputs), &encoded, asked(3, false))
+                .expect("post")
         })
     });
     c.bench_function("post_with_preview", |b| {
         b.iter(|| {
-            recommend::recommend(&bundle, black_box(&outputs), &encoded, 3, true).expect("post")
+            recommend::recommend(&bundle, black_box(&outputs), &encoded, asked(3, true))
+                .expect("post")
         })
     });
 
@@ -79,7 +90,7 @@ fn stages(c: &mut Criterion) {
             brand: &encoded.brand,
         };
         let outputs = backend.infer(&inputs).expect("infer");
-        recommend::recommend(&bundle, &outputs, &encoded, brief.top_k, brief.render).expect("post")
+        recommend::recommend(&bundle, &outputs, &encoded, (&brief).into()).expect("post")
     };
     c.bench_function("brief_end_to_end", |b| {
         b.iter(|| whole(black_box(BRIEF.as_bytes())))

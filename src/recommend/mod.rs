@@ -81,24 +81,8 @@ impl From<&Brief> for Asked {
     }
 }
 
-/// Turns model outputs into suggestions, palettes in score order.
-pub fn recommend(
-    bundle: &Bundle,
-    outputs: &ModelOutputs,
-    brief: &EncodedBrief,
-    top_k: usize,
-    render: bool,
-) -> Result<Suggestions, RecommendError> {
-    let asked = Asked {
-        top_k,
-        render,
-        prefer_cvd_safe: false,
-    };
-    recommend_as_asked(bundle, outputs, brief, asked)
-}
-
 /// Turns model outputs into suggestions as the brief asked for them.
-pub fn recommend_as_asked(
+pub fn recommend(
     bundle: &Bundle,
     outputs: &ModelOutputs,
     brief: &EncodedBrief,

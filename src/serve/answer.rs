@@ -134,7 +134,7 @@ fn infer_and_recommend(
         ApiError::new(ErrorCode::Internal, "inference failed")
     })?;
     let inferred = Instant::now();
-    let suggestions = recommend::recommend_as_asked(&model.bundle, &outputs, encoded, brief.into())
+    let suggestions = recommend::recommend(&model.bundle, &outputs, encoded, brief.into())
         .map_err(|error| {
             log::error!(
                 "post-processing failed with bundle {}: {error}",

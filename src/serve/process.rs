@@ -20,6 +20,14 @@ struct Decoded {
     reply_to: Option<String>,
 }
 
+/// What the reply cache made of a delivery.
+enum Delivery {
+    /// To be answered; the key completes its cache entry (none without correlation data or id).
+    New(Option<RequestKey>),
+    /// A redelivery: answered from the cache, being answered, or answered enough already.
+    Duplicate,
+}
+
 impl Shared {
     /// Answers one brief (or hands it to the image lane) and records it.
     pub(super) fn process(&self, job: &mut Job, lane: Lane) {
@@ -41,7 +49,7 @@ impl Shared {
             return;
         }
         let id = decoded.id;
-        let Some(key) = self.dedupe(&route, id.as_deref(), started) else {
+        let Delivery::New(key) = self.dedupe(&route, id.as_deref(), started) else {
             return;
         };
         let snapshot = self.model.load_full();
@@ -53,28 +61,22 @@ impl Shared {
         self.record(id.as_deref(), snapshot.as_deref(), &outcome, queue_us);
     }
 
-    /// Looks the request up in the reply cache: `None` when it was answered from there (or is
-    /// being answered, or was answered enough), else the key to complete (when it has one).
-    fn dedupe(
-        &self,
-        route: &ReplyRoute,
-        id: Option<&str>,
-        started: Instant,
-    ) -> Option<Option<RequestKey>> {
+    /// Looks the request up in the reply cache.
+    fn dedupe(&self, route: &ReplyRoute, id: Option<&str>, started: Instant) -> Delivery {
         // Redeliveries are recognised by correlation data, else by id, per reply destination.
         let token = route
             .correlation()
             .map(|data| data.to_vec())
             .or_else(|| id.map(|id| id.as_bytes().to_vec()));
         let Some(token) = token else {
-            return Some(None);
+            return Delivery::New(None);
         };
         let key = RequestKey {
             reply_topic: route.topic().to_string(),
             token,
         };
         match self.cache.lookup(&key, started) {
-            Lookup::Compute => return Some(Some(key)),
+            Lookup::Compute => return Delivery::New(Some(key)),
             Lookup::Replay(reply) => self.sink.send(route, reply),
             Lookup::Pending => {}
             Lookup::Exhausted => log::warn!(
@@ -85,7 +87,7 @@ impl Shared {
             ),
         }
         self.telemetry.count_duplicate();
-        None
+        Delivery::Duplicate
     }
 
     /// Sends the reply, once more for each duplicate that arrived while it was computed, and
