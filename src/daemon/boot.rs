@@ -105,8 +105,8 @@ pub(crate) fn load_active(store: &BundleStore, seed: &Path, machine: &Machine) -
 pub(crate) enum BootError {
     #[error(transparent)]
     Open(#[from] BundleError),
-    #[error("{code}: {message}")]
-    Engines { code: String, message: String },
+    #[error(transparent)]
+    Engines(fleet::FleetError),
     #[error(transparent)]
     Load(#[from] fleet::LoadError),
 }
@@ -134,12 +134,7 @@ fn open_and_load(
     let bundle = Bundle::open(&store.path_of(label))?;
     // The same check as at commit: TensorRT may have changed under an installed bundle (a
     // JetPack update), and its engines would then not deserialize.
-    fleet::check_engines(&bundle.manifest.engines, &machine.profile).map_err(|error| {
-        BootError::Engines {
-            code: error.code.to_string(),
-            message: error.message,
-        }
-    })?;
+    fleet::check_engines(&bundle.manifest.engines, &machine.profile).map_err(BootError::Engines)?;
     Ok(load_model(bundle, &machine.backend)?)
 }
 
