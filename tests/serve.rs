@@ -1137,6 +1137,8 @@ async fn log_injection_newline_id_and_long_field_stay_one_escaped_line() {
         .await;
     assert_eq!(reply["error"]["code"], "bad_request", "{reply}");
 
+    // The brief's record is logged just after its reply is published.
+    support::wait_until(REPLY_DEADLINE, || packd.log().contains("forged two"));
     let log = packd.log();
     assert!(
         !log.lines()
