@@ -17,6 +17,11 @@ use packd::recommend;
 const BRIEF: &str = r##"{"v":1,"id":"bench-1","product":"beverage","audience":["young women","gen z"],
 "mood":["fresh","summer limited"],"palette":"morandi","keywords":["清爽感"],"brand_colors":["#1A73E8"],"top_k":3}"##;
 
+/// A brief typed the way store staff type: no value is a listed synonym, so each one goes
+/// through every matcher and ends at the text encoder.
+const FREE_TEXT_BRIEF: &str = r##"{"v":1,"id":"bench-2","product":"提神的功能性饮品","audience":["busy office ladies"],
+"mood":["超级有活力的感觉","chill vibes"],"keywords":["冰爽口感","street art graffiti"],"top_k":3}"##;
+
 fn image_brief() -> String {
     let mut image = image::RgbImage::new(640, 480);
     for (x, y, pixel) in image.enumerate_pixels_mut() {
@@ -39,6 +44,20 @@ fn asked(top_k: usize, render: bool) -> recommend::Asked {
     }
 }
 
+/// Reading a free-text brief's terms with the bundle's text encoder, and without it (synonyms
+/// only, what packd did before the encoder): the floor the encoder's cost is measured against.
+fn free_text(c: &mut Criterion, bundle: &Bundle, limits: &ImageLimits) {
+    let decoded = brief::decode(FREE_TEXT_BRIEF.as_bytes()).expect("brief");
+    let mut synonyms_only = bundle.clone();
+    synonyms_only.text = None;
+    c.bench_function("encode_free_text_synonyms_only", |b| {
+        b.iter(|| features::encode(black_box(&decoded), &synonyms_only, limits).expect("encode"))
+    });
+    c.bench_function("encode_free_text_with_encoder", |b| {
+        b.iter(|| features::encode(black_box(&decoded), bundle, limits).expect("encode"))
+    });
+}
+
 fn stages(c: &mut Criterion) {
     let bundle = Bundle::open(Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -54,11 +73,10 @@ fn stages(c: &mut Criterion) {
     });
     let decoded = brief::decode(BRIEF.as_bytes()).expect("brief");
     c.bench_function("encode", |b| {
-        b.iter(|| {
-            features::encode(black_box(&decoded), &bundle.vocabulary, &limits).expect("encode")
-        })
+        b.iter(|| features::encode(black_box(&decoded), &bundle, &limits).expect("encode"))
     });
-    let encoded = features::encode(&decoded, &bundle.vocabulary, &limits).expect("encode");
+    free_text(c, &bundle, &limits);
+    let encoded = features::encode(&decoded, &bundle, &limits).expect("encode");
     let inputs = ModelInputs {
         brief: &encoded.terms,
         image: &encoded.image,
@@ -83,7 +101,7 @@ fn stages(c: &mut Criterion) {
 
     let whole = |payload: &[u8]| {
         let brief = brief::decode(payload).expect("brief");
-        let encoded = features::encode(&brief, &bundle.vocabulary, &limits).expect("encode");
+        let encoded = features::encode(&brief, &bundle, &limits).expect("encode");
         let inputs = ModelInputs {
             brief: &encoded.terms,
             image: &encoded.image,
@@ -94,6 +112,9 @@ fn stages(c: &mut Criterion) {
     };
     c.bench_function("brief_end_to_end", |b| {
         b.iter(|| whole(black_box(BRIEF.as_bytes())))
+    });
+    c.bench_function("free_text_brief_end_to_end", |b| {
+        b.iter(|| whole(black_box(FREE_TEXT_BRIEF.as_bytes())))
     });
     c.bench_function("image_brief_end_to_end_640x480", |b| {
         b.iter(|| whole(black_box(image_payload.as_bytes())))

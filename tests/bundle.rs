@@ -10,7 +10,7 @@ use packd::backend::Precision;
 use packd::brief;
 use packd::bundle::store::BundleStore;
 use packd::bundle::{Bundle, BundleError};
-use packd::features::encode_terms;
+use packd::features::read_terms;
 
 fn shipped() -> PathBuf {
     PathBuf::from(concat!(
@@ -137,14 +137,10 @@ fn english_and_chinese_terms_encode_identically() {
         ),
     ];
     for (english, chinese) in pairs {
-        let (english_vector, english_warnings) = encode_terms(
-            &brief::decode(english.as_bytes()).expect("en"),
-            &bundle.vocabulary,
-        );
-        let (chinese_vector, chinese_warnings) = encode_terms(
-            &brief::decode(chinese.as_bytes()).expect("zh"),
-            &bundle.vocabulary,
-        );
+        let english_read = read_terms(&brief::decode(english.as_bytes()).expect("en"), &bundle);
+        let chinese_read = read_terms(&brief::decode(chinese.as_bytes()).expect("zh"), &bundle);
+        let (english_vector, english_warnings) = (english_read.vector, english_read.warnings);
+        let (chinese_vector, chinese_warnings) = (chinese_read.vector, chinese_read.warnings);
         assert!(
             english_warnings.is_empty() && chinese_warnings.is_empty(),
             "{english_warnings:?} {chinese_warnings:?}"

@@ -47,7 +47,7 @@ impl Shared {
                 "no model bundle is active",
             ));
         };
-        let encoded = match features::encode(brief, &model.bundle.vocabulary, &self.image_limits) {
+        let encoded = match features::encode(brief, &model.bundle, &self.image_limits) {
             Ok(encoded) => encoded,
             Err(error) => return failed(error),
         };
@@ -104,6 +104,7 @@ impl Shared {
             palettes: suggestions.palettes,
             fonts: suggestions.fonts,
             layout: suggestions.layout,
+            understood: encoded.understood,
             warnings: encoded.warnings,
             preview_png: suggestions.preview_png,
         }

@@ -12,6 +12,7 @@ pub mod durable;
 pub mod manifest;
 pub mod signature;
 pub mod store;
+pub mod text_encoder;
 pub mod transfer;
 
 use std::fs;
@@ -121,6 +122,17 @@ pub struct Bundle {
     pub layouts: LayoutCatalogue,
     /// The palettes' colours in CIELAB, computed once per bundle.
     pub palette_labs: Vec<Vec<crate::colour::Lab>>,
+    /// The text encoder and every synonym's vector, when the bundle ships one.
+    pub text: Option<TextModel>,
+}
+
+/// A bundle's text encoder with the vocabulary's synonyms already embedded.
+#[derive(Debug, Clone)]
+pub struct TextModel {
+    /// The token table and tokenizer.
+    pub encoder: text_encoder::TextEncoder,
+    /// Every synonym's vector.
+    pub index: text_encoder::TermIndex,
 }
 
 impl Bundle {
@@ -151,10 +163,12 @@ impl Bundle {
                 message: error.to_string(),
             }
         })?;
+        let text = open_text_model(dir, &manifest, &vocabulary)?;
         let bundle = Bundle {
             dir: dir.to_path_buf(),
             manifest,
             vocabulary,
+            text,
             styles,
             palettes,
             fonts,
@@ -259,6 +273,24 @@ impl Bundle {
     }
 }
 
+fn open_text_model(
+    dir: &Path,
+    manifest: &Manifest,
+    vocabulary: &Vocabulary,
+) -> Result<Option<TextModel>, BundleError> {
+    let Some(file) = &manifest.model.text_encoder else {
+        return Ok(None);
+    };
+    let encoder = text_encoder::TextEncoder::parse(&read(&dir.join(file))?).map_err(|error| {
+        BundleError::Catalogue {
+            file: file.clone(),
+            message: error.to_string(),
+        }
+    })?;
+    let index = text_encoder::TermIndex::build(&encoder, vocabulary);
+    Ok(Some(TextModel { encoder, index }))
+}
+
 /// Whether a tensor is `len` float32 values in a batch of one.
 fn is_float_batch_of(spec: &manifest::TensorSpec, len: usize) -> bool {
     spec.dtype == "float32" && spec.shape.first() == Some(&1) && spec.len() == len
@@ -305,12 +337,16 @@ fn check_manifest(manifest: &Manifest) -> Result<(), BundleError> {
     }
     let model = &manifest.model;
     for required in [
-        &model.fp32,
-        &model.int8,
-        &model.calibration_cache,
-        &model.vocabulary,
-        &model.selftest,
-    ] {
+        Some(&model.fp32),
+        Some(&model.int8),
+        Some(&model.calibration_cache),
+        Some(&model.vocabulary),
+        Some(&model.selftest),
+        model.text_encoder.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
         if !manifest.files.iter().any(|entry| &entry.path == required) {
             return invalid(format!(
                 "model file '{required}' is not listed in [[files]]"

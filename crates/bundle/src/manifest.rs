@@ -43,6 +43,10 @@ pub struct ModelSection {
     pub calibration_cache: String,
     /// The vocabulary file.
     pub vocabulary: String,
+    /// The text encoder that reads free brief values as vocabulary terms; bundles without one
+    /// match synonyms only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_encoder: Option<String>,
     /// Inputs and expected outputs packd checks before serving the bundle.
     pub selftest: String,
     /// Rows and columns of the layout heatmap.

@@ -12,5 +12,5 @@ pub mod topics;
 
 pub use brief::BriefRequest;
 pub use bundle::{BundleErrorCode, BundleReply};
-pub use reply::{ApiError, BriefAnswer, ErrorCode, API_VERSION};
+pub use reply::{ApiError, BriefAnswer, ErrorCode, ReadVia, Understood, API_VERSION};
 pub use topics::Topics;

@@ -152,6 +152,37 @@ pub struct Timing {
     pub total: u64,
 }
 
+/// How a brief value was matched to vocabulary terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadVia {
+    /// The value is the term's own name.
+    Exact,
+    /// The value is one of the term's listed synonyms.
+    Synonym,
+    /// The value contains one or more terms' synonyms.
+    Contains,
+    /// The bundle's text encoder found the term closest in meaning.
+    Encoder,
+}
+
+/// One brief value and the vocabulary terms the service read it as.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Understood {
+    /// The brief field the value came from: `product`, `audience`, `mood`, `palette` or `keywords`.
+    pub field: String,
+    /// The value as the brief wrote it.
+    pub text: String,
+    /// The vocabulary term ids it was read as, e.g. `product:energy_drink`.
+    #[serde(rename = "as")]
+    pub terms: Vec<String>,
+    /// How it was matched.
+    pub via: ReadVia,
+    /// For `encoder` readings, the cosine similarity to the closest synonym, three decimals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<f32>,
+}
+
 /// One scored style.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StyleSuggestion {
@@ -282,6 +313,10 @@ pub struct BriefReply {
     pub fonts: Vec<FontSuggestion>,
     /// Where logo, product and text belong on the front panel.
     pub layout: Layout,
+    /// How each brief value was read as vocabulary terms, in brief order; values read as
+    /// nothing are only in `warnings`.
+    #[serde(default)]
+    pub understood: Vec<Understood>,
     /// Sentences about input that was ignored, e.g. an unknown term; empty when all was understood.
     pub warnings: Vec<String>,
     /// Base64 PNG of the top suggestion on a front panel; only when the brief asked for `render`.

@@ -1,0 +1,171 @@
+//! Reading a brief's values as vocabulary terms: exact name or synonym (in the field's own
+//! groups first, then in any group), then synonyms contained in the value, then the bundle's
+//! text encoder. Each value read becomes an `understood` entry; a value read as nothing a warning.
+
+use crate::brief::Brief;
+use crate::bundle::catalogue::{normalise, Term, Vocabulary};
+use crate::bundle::text_encoder::TermIndex;
+use crate::bundle::{Bundle, TextModel};
+use crate::reply::{ReadVia, Understood};
+
+/// Which vocabulary groups each brief field is matched against first.
+const PRODUCT_GROUPS: &[&str] = &["product"];
+const AUDIENCE_GROUPS: &[&str] = &["audience"];
+const MOOD_GROUPS: &[&str] = &["mood", "season", "occasion"];
+const PALETTE_GROUPS: &[&str] = &["palette"];
+const ALL_GROUPS: &[&str] = &[
+    "product", "audience", "mood", "season", "occasion", "palette", "keyword",
+];
+
+/// The brief's terms as the model's multi-hot input, with how each value was read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReadTerms {
+    /// Multi-hot over the vocabulary.
+    pub vector: Vec<f32>,
+    /// How each value that was read was read, in brief order.
+    pub understood: Vec<Understood>,
+    /// Values read as nothing, as sentences for the reply.
+    pub warnings: Vec<String>,
+}
+
+/// Reads every value of the brief against the bundle's vocabulary and text encoder.
+pub fn read_terms(brief: &Brief, bundle: &Bundle) -> ReadTerms {
+    let reader = Reader {
+        vocabulary: &bundle.vocabulary,
+        text: bundle.text.as_ref(),
+    };
+    let mut read = ReadTerms {
+        vector: vec![0.0; bundle.vocabulary.len()],
+        ..ReadTerms::default()
+    };
+    let fields = [
+        (
+            "product",
+            PRODUCT_GROUPS,
+            std::slice::from_ref(&brief.product),
+        ),
+        ("audience", AUDIENCE_GROUPS, brief.audience.as_slice()),
+        ("mood", MOOD_GROUPS, brief.mood.as_slice()),
+        ("palette", PALETTE_GROUPS, brief.palette.as_slice()),
+        ("keywords", ALL_GROUPS, brief.keywords.as_slice()),
+    ];
+    let mut product_settled = false;
+    for (field, groups, values) in fields {
+        for value in values {
+            let Some(reading) = reader.read(value, groups) else {
+                read.warnings.push(unknown(field, value));
+                product_settled |= field == "product";
+                continue;
+            };
+            for term in &reading.terms {
+                read.vector[term.index] = 1.0;
+                product_settled |= field == "product" && term.group == "product";
+            }
+            read.understood.push(reading.understood(field, value));
+        }
+    }
+    if !product_settled {
+        read.warnings.push(format!(
+            "product '{}' is not a product this bundle knows: suggestions are not specific to a product",
+            brief.product
+        ));
+    }
+    read
+}
+
+fn unknown(field: &str, value: &str) -> String {
+    match field {
+        "keywords" => format!("unknown keyword '{value}' ignored"),
+        // The model answers anyway, so say what that answer is worth.
+        "product" => {
+            format!("unknown product '{value}' ignored: suggestions are not specific to a product")
+        }
+        _ => format!("unknown {field} '{value}' ignored"),
+    }
+}
+
+/// The terms one value was read as, and how.
+struct Reading<'a> {
+    terms: Vec<&'a Term>,
+    via: ReadVia,
+    similarity: Option<f32>,
+}
+
+impl Reading<'_> {
+    fn understood(&self, field: &str, value: &str) -> Understood {
+        Understood {
+            field: field.to_string(),
+            text: value.to_string(),
+            terms: self.terms.iter().map(|term| term.id.clone()).collect(),
+            via: self.via,
+            similarity: self.similarity,
+        }
+    }
+}
+
+struct Reader<'a> {
+    vocabulary: &'a Vocabulary,
+    text: Option<&'a TextModel>,
+}
+
+impl<'a> Reader<'a> {
+    fn read(&self, value: &str, groups: &[&str]) -> Option<Reading<'a>> {
+        let normalised = normalise(value);
+        if normalised.is_empty() {
+            return None;
+        }
+        let entry = |terms: Vec<&'a Term>, via: ReadVia, similarity: Option<f32>| Reading {
+            terms,
+            via,
+            similarity,
+        };
+        // A term typed in another field (a festival in `mood`, 国潮 in `mood`) is still that term.
+        for groups in [groups, ALL_GROUPS] {
+            if let Some(term) = self.vocabulary.exact(&normalised, groups) {
+                let via = if is_name_of(term, &normalised) {
+                    ReadVia::Exact
+                } else {
+                    ReadVia::Synonym
+                };
+                return Some(entry(vec![term], via, None));
+            }
+        }
+        let contained = self.vocabulary.contained(&normalised);
+        if !contained.is_empty() {
+            return Some(entry(contained, ReadVia::Contains, None));
+        }
+        let (term, similarity) = self.encoded(&normalised, groups)?;
+        Some(entry(vec![term], ReadVia::Encoder, Some(similarity)))
+    }
+
+    /// The encoder's reading: the field's own groups when a term there clears the threshold,
+    /// else any group's best when it also clears the margin.
+    fn encoded(&self, normalised: &str, groups: &[&str]) -> Option<(&'a Term, f32)> {
+        let text = self.text?;
+        let vector = text.encoder.embed(normalised)?;
+        let similarities = text.index.similarities(&vector, self.vocabulary.len());
+        let terms = &self.vocabulary.terms;
+        let in_groups = |term: usize| groups.contains(&terms[term].group.as_str());
+        let threshold = text.encoder.threshold;
+        let own = TermIndex::nearest(&similarities, in_groups)
+            .filter(|best| best.similarity >= threshold);
+        let any = TermIndex::nearest(&similarities, |_| true)
+            .filter(|best| best.similarity >= threshold + text.encoder.margin);
+        let best = own.or(any)?;
+        let similarity = (best.similarity * 1000.0).round() / 1000.0;
+        Some((&terms[best.term], similarity))
+    }
+}
+
+/// Whether normalised text is the term's own name (`product:energy_drink` → `energy drink`).
+fn is_name_of(term: &Term, normalised: &str) -> bool {
+    let name = term
+        .id
+        .split_once(':')
+        .map_or(term.id.as_str(), |(_, name)| name);
+    normalise(name) == normalised
+}
+
+#[cfg(test)]
+#[path = "terms_tests.rs"]
+mod tests;
