@@ -329,13 +329,13 @@ impl TermIndex {
         best
     }
 
-    /// The most similar term among those `allowed` accepts, if any term is allowed.
+    /// The most similar term among those `allowed` accepts (the first on a tie), if any.
     pub fn nearest(similarities: &[f32], allowed: impl Fn(usize) -> bool) -> Option<Nearest> {
         similarities
             .iter()
             .enumerate()
             .filter(|&(term, _)| allowed(term))
-            .max_by(|a, b| a.1.total_cmp(b.1))
+            .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
             .map(|(term, &similarity)| Nearest { term, similarity })
     }
 }

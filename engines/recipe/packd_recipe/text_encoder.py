@@ -232,3 +232,25 @@ def build_encoder(cache_dir, dim, threshold, margin, quick=False, log=print):
     rows = distil(kept_pieces, kept_lp, vectors, dim)
     scales, q = quantise(rows)
     return Encoder(kept_pieces, kept_lp.astype(np.float32), scales, q, threshold, margin)
+
+
+def read(path):
+    """Reads `text_encoder.bin` back into an `Encoder`."""
+    with open(path, "rb") as f:
+        b = f.read()
+    if b[:4] != MAGIC:
+        raise ValueError(f"{path}: not a packd text encoder")
+    version, dim, count, threshold, margin = struct.unpack_from("<IIIff", b, 4)
+    if version != VERSION:
+        raise ValueError(f"{path}: version {version}")
+    o = 24
+    pieces, log_probs, scales = [], [], []
+    for _ in range(count):
+        n = b[o]
+        pieces.append(b[o + 1 : o + 1 + n].decode("utf-8"))
+        lp, sc = struct.unpack_from("<ff", b, o + 1 + n)
+        log_probs.append(lp)
+        scales.append(sc)
+        o += 1 + n + 8
+    rows = np.frombuffer(b, dtype=np.int8, count=count * dim, offset=o).reshape(count, dim)
+    return Encoder(pieces, np.float32(log_probs), np.float32(scales), rows, threshold, margin)

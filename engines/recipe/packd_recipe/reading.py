@@ -1,0 +1,126 @@
+"""How packd reads a brief value as vocabulary terms: the Python mirror of src/features/terms.rs.
+
+Order: exact name or synonym in the field's own groups, then in any group (a festival typed
+as a mood is still that festival); synonyms contained in the value (ASCII synonyms only at
+word boundaries); then the text encoder, in the field's groups above its threshold, or in
+any group above threshold + margin.
+"""
+
+import numpy as np
+
+from .vocab import FIELD_GROUPS, GROUPS, Encoder as SynonymMatcher, normalise
+
+FIELDS = ("product", "audience", "mood", "palette", "keywords")
+
+
+def values_of(brief):
+    """(field, value) pairs in the order packd reads them."""
+    for field in FIELDS:
+        vals = brief.get(field)
+        if vals is None:
+            continue
+        for v in [vals] if isinstance(vals, str) else vals:
+            yield field, v
+
+
+class Reader:
+    """Reads values the way packd does; `encoder`/`index` None means synonyms only."""
+
+    def __init__(self, vocab, encoder=None, index=None):
+        self.vocab = vocab
+        self.terms = vocab["terms"]
+        self.synonyms = SynonymMatcher(vocab)
+        self.by_synonym = {}
+        for t in self.terms:
+            for s in t["en"] + t["zh"]:
+                self.by_synonym[normalise(s)] = t["index"]
+        self.encoder = encoder
+        self.index = index
+
+    def _exact(self, normalised, groups):
+        i = self.by_synonym.get(normalised)
+        if i is not None and self.terms[i]["group"] in groups:
+            return i
+        return None
+
+    def _contained(self, normalised):
+        hits = set()
+        for syn, idx, ascii_only in self.synonyms.all_syn:
+            if idx in hits:
+                continue
+            if (ascii_only and SynonymMatcher._contains_word(normalised, syn)) or (
+                not ascii_only and syn in normalised
+            ):
+                hits.add(idx)
+        return sorted(hits)
+
+    def read(self, field, value):
+        """(term indices, via, similarity or None), or None when the value is read as nothing."""
+        n = normalise(value)
+        if not n:
+            return None
+        groups = FIELD_GROUPS[field]
+        for gs in (groups, GROUPS):
+            i = self._exact(n, gs)
+            if i is not None:
+                name = normalise(self.terms[i]["id"].split(":", 1)[1])
+                return [i], ("exact" if name == n else "synonym"), None
+        contained = self._contained(n)
+        if contained:
+            return contained, "contains", None
+        return self._encoded(n, groups)
+
+    def _encoded(self, n, groups):
+        if self.encoder is None:
+            return None
+        v = self.encoder.embed(n)
+        if v is None:
+            return None
+        sims = self.index.similarities(v)
+        th, margin = self.encoder.threshold, self.encoder.margin
+        own = [i for i in range(len(self.terms)) if self.terms[i]["group"] in groups]
+        best_own = max(own, key=lambda i: (sims[i], -i))
+        best_any = max(range(len(self.terms)), key=lambda i: (sims[i], -i))
+        if sims[best_own] >= th:
+            best = best_own
+        elif sims[best_any] >= th + margin:
+            best = best_any
+        else:
+            return None
+        return [best], "encoder", round(float(sims[best]), 3)
+
+    def encode(self, brief):
+        """(multi-hot, readings, warnings) as packd would build them."""
+        vec = np.zeros(len(self.terms), dtype=np.float32)
+        readings, warnings = [], []
+        for field, v in values_of(brief):
+            r = self.read(field, v)
+            if r is None:
+                warnings.append((field, v))
+                readings.append((field, v, [], None, None))
+                continue
+            for i in r[0]:
+                vec[i] = 1.0
+            readings.append((field, v, [self.terms[i]["id"] for i in r[0]], r[1], r[2]))
+        return vec, readings, warnings
+
+
+class LegacyReader:
+    """The reading before issue 15 (exact synonyms in the field's groups; `contains` only in
+    keywords): the baseline the report compares against."""
+
+    def __init__(self, vocab):
+        self.terms = vocab["terms"]
+        self.synonyms = SynonymMatcher(vocab)
+
+    def encode(self, brief):
+        vec = np.zeros(len(self.terms), dtype=np.float32)
+        readings, warnings = [], []
+        for field, v in values_of(brief):
+            hits = self.synonyms.match(field, v)
+            for i in hits:
+                vec[i] = 1.0
+            if not hits:
+                warnings.append((field, v))
+            readings.append((field, v, [self.terms[i]["id"] for i in hits], "legacy" if hits else None, None))
+        return vec, readings, warnings
