@@ -63,6 +63,11 @@
       sample_body: "Made with care, packed to be seen on the shelf.",
       sample_cjk: "清爽好味道",
       warnings: "Not understood, so left out:",
+      understood: "What the appliance understood",
+      u_fields: { product: "Product", audience: "Who is it for", mood: "Mood", palette: "Colour family", keywords: "Keywords" },
+      u_groups: { product: "product", audience: "audience", mood: "mood", season: "season", occasion: "occasion",
+        palette: "colour family", keyword: "keyword", style: "style" },
+      u_via: { exact: "exact", synonym: "synonym", contains: "contains", encoder: (p) => p == null ? "by meaning" : `by meaning, ${p} %` },
       footer: (c) => `Device ${c}`,
       err: {
         overloaded: (s) => `The designer is busy right now. Please try again in ${s} second${s === 1 ? "" : "s"}.`,
@@ -100,6 +105,11 @@
       sample_body: "用心制作，在货架上一眼被看见。",
       sample_cjk: "清爽好味道",
       warnings: "以下内容未能识别，已忽略：",
+      understood: "设备理解为",
+      u_fields: { product: "产品", audience: "目标人群", mood: "风格感受", palette: "色系", keywords: "关键词" },
+      u_groups: { product: "产品", audience: "人群", mood: "风格", season: "季节", occasion: "场景节日",
+        palette: "色系", keyword: "关键词", style: "风格" },
+      u_via: { exact: "精确匹配", synonym: "同义词", contains: "包含词语", encoder: (p) => p == null ? "语义匹配" : `语义匹配 ${p}%` },
       footer: (c) => `设备 ${c}`,
       err: {
         overloaded: (s) => `设计助手正忙，请 ${s} 秒后再试。`,
@@ -186,6 +196,20 @@
   function label(row, id) {
     const term = state.terms && state.terms.rows[row].find((x) => x.id === id);
     return term ? term[state.lang] : id;
+  }
+  // A vocabulary id (`group:name`) as a store worker reads it: the chip's (or terms.json's label's)
+  // word in the page's language; for a term the page does not know (a newer bundle's vocabulary),
+  // the id's name with spaces, so `product:energy_drink` is "energy drink".
+  function termLabel(id) {
+    const s = String(id);
+    const colon = s.indexOf(":");
+    const group = colon > 0 ? s.slice(0, colon) : "";
+    const name = (colon > 0 ? s.slice(colon + 1) : s).replace(/_/g, " ");
+    let known = state.terms && state.terms.labels && Object.prototype.hasOwnProperty.call(state.terms.labels, s) ? state.terms.labels[s] : null;
+    if (!known && state.terms) {
+      for (const row of Object.values(state.terms.rows)) { known = row.find((x) => x.id === s); if (known) break; }
+    }
+    return { group, text: (known && known[state.lang]) || name };
   }
 
   // A font is "here" when the page bundles it (kiosk/fonts/fonts.css, loaded on first use) or,
@@ -497,6 +521,8 @@
       el("span", { class: "lat-small" }, `${L.packd_time} · ${L.round_trip} ${Math.round(rtt)} ms · ${L.backend} ${r.backend || "?"}`),
     );
 
+    renderUnderstood(r.understood);
+
     const warn = $("warnings");
     if (r.warnings && r.warnings.length) {
       warn.replaceChildren(el("b", {}, L.warnings + " "), r.warnings.join(" · "));
@@ -575,6 +601,35 @@
 
     // layout heatmaps
     renderLayout(r.layout, r.palettes && r.palettes[0]);
+  }
+
+  // `understood`: each brief value, the vocabulary terms it was read as and how. Encoder readings
+  // are guesses by meaning, so they are drawn apart (class "guess") with their similarity.
+  function renderUnderstood(list) {
+    const L = t();
+    const box = $("understood");
+    const entries = Array.isArray(list) ? list.filter((u) => u && typeof u === "object") : [];
+    if (!entries.length) { box.hidden = true; box.replaceChildren(); return; }
+    const rows = entries.map((u) => {
+      const via = String(u.via || "");
+      const sim = Number(u.similarity);
+      const pct = via === "encoder" && u.similarity != null && Number.isFinite(sim) ? Math.round(sim * 100) : null;
+      const how = via === "encoder" ? L.u_via.encoder(pct) : (L.u_via[via] || via);
+      const terms = (Array.isArray(u.as) ? u.as : []).map((id) => {
+        const { group, text } = termLabel(id);
+        return el("span", { class: "u-term", "data-testid": "understood-term", "data-id": String(id) },
+          group ? el("span", { class: "u-group" }, L.u_groups[group] || group) : null, text);
+      });
+      return el("li", { class: "u-row" + (via === "encoder" ? " guess" : ""), "data-testid": "understood-row",
+        "data-field": String(u.field || ""), "data-via": via },
+        el("span", { class: "u-field" }, L.u_fields[u.field] || String(u.field || "")),
+        el("span", { class: "u-text", "data-testid": "understood-text" }, String(u.text == null ? "" : u.text)),
+        el("span", { class: "u-arrow", "aria-hidden": "true" }, "→"),
+        el("span", { class: "u-terms" }, ...terms),
+        el("span", { class: "u-via", "data-testid": "understood-via" }, how));
+    });
+    box.replaceChildren(el("b", { class: "u-title" }, L.understood), el("ul", {}, ...rows));
+    box.hidden = false;
   }
 
   function scoreBar(score, extra) {

@@ -6,6 +6,8 @@
 Each chip carries the term id and its first English and first Chinese synonym; the page sends
 the synonym of the language on screen, so packd matches it exactly. Season terms join the moods
 (packd matches `mood` against the mood, season and occasion groups); occasions get their own row.
+Terms of the other groups (keywords) are no chips but `labels`, id → first English and Chinese
+synonym: a reply's `understood` may read a typed value as one of them (国潮 as keyword:guochao).
 """
 import json
 import pathlib
@@ -27,5 +29,12 @@ for row, groups in rows.items():
         for term in vocabulary["terms"]
         if term["group"] == group
     ]
+in_rows = {group for groups in rows.values() for group in groups}
+out["labels"] = {
+    term["id"]: {"en": term["en"][0], "zh": term["zh"][0]}
+    for term in vocabulary["terms"]
+    if term["group"] not in in_rows
+}
 dst.write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-print(f"{dst}: " + ", ".join(f"{len(v)} {k}" for k, v in out["rows"].items()))
+print(f"{dst}: " + ", ".join(f"{len(v)} {k}" for k, v in out["rows"].items())
+      + f", {len(out['labels'])} other labels")

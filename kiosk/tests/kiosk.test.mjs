@@ -301,6 +301,123 @@ test("Chinese brief: 饮料 / 清新 / 莫兰迪", async () => {
   assert.equal(await page.locator(".style-name").first().textContent(), reply.styles[0].name_zh, "style names in Chinese");
 });
 
+// The rows of "What the appliance understood" as the page shows them.
+function understoodRows(p) {
+  return p.$$eval("[data-testid=understood-row]", (rows) => rows.map((r) => ({
+    field: r.dataset.field, via: r.dataset.via, guess: r.classList.contains("guess"),
+    fieldLabel: r.querySelector(".u-field").textContent,
+    text: r.querySelector("[data-testid=understood-text]").textContent,
+    terms: [...r.querySelectorAll("[data-testid=understood-term]")].map((x) => ({
+      id: x.dataset.id, group: x.querySelector(".u-group").textContent, label: x.lastChild.textContent })),
+    how: r.querySelector("[data-testid=understood-via]").textContent,
+  })));
+}
+
+// The page offers chips only; a value typed the way people type (茶饮 for tea, 国潮 as a mood,
+// though the vocabulary has it as a keyword) goes into the page's selection as it is, which the
+// page sends unchanged (a value that is no chip's id is sent as written), as a client with a text
+// field would send it. packd reads both by synonym; the page says so in English and in Chinese.
+test("typed 茶饮 / 国潮: what the appliance understood, in English and Chinese", async () => {
+  await page.getByTestId("lang-en").click();
+  await chooseBrief(["tea"]);
+  await page.evaluate(() => {
+    const sel = window.kiosk.state.selected;
+    sel.product.clear(); sel.product.add("茶饮");
+    sel.mood.add("国潮");
+  });
+  const reply = await sendAndCheck("en"); // no warnings: both values were understood
+  const byField = Object.fromEntries(reply.understood.map((u) => [u.field, u]));
+  assert.deepEqual(byField.product, { field: "product", text: "茶饮", as: ["product:tea"], via: "synonym" });
+  assert.deepEqual(byField.mood, { field: "mood", text: "国潮", as: ["keyword:guochao"], via: "synonym" });
+
+  await page.getByTestId("understood").waitFor({ state: "visible" });
+  assert.equal(await page.locator("#understood .u-title").textContent(), "What the appliance understood");
+  const en = await understoodRows(page);
+  assert.equal(en.length, reply.understood.length, "one row per understood entry");
+  assert.deepEqual(en.find((r) => r.field === "product"), { field: "product", via: "synonym", guess: false,
+    fieldLabel: "Product", text: "茶饮", terms: [{ id: "product:tea", group: "product", label: "tea" }], how: "synonym" });
+  assert.deepEqual(en.find((r) => r.field === "mood"), { field: "mood", via: "synonym", guess: false,
+    fieldLabel: "Mood", text: "国潮", terms: [{ id: "keyword:guochao", group: "keyword", label: "guochao" }], how: "synonym" });
+
+  await page.getByTestId("lang-zh").click();
+  assert.equal(await page.locator("#understood .u-title").textContent(), "设备理解为");
+  const zh = await understoodRows(page);
+  assert.deepEqual(zh.find((r) => r.field === "product"), { field: "product", via: "synonym", guess: false,
+    fieldLabel: "产品", text: "茶饮", terms: [{ id: "product:tea", group: "产品", label: "茶" }], how: "同义词" });
+  assert.deepEqual(zh.find((r) => r.field === "mood"), { field: "mood", via: "synonym", guess: false,
+    fieldLabel: "风格感受", text: "国潮", terms: [{ id: "keyword:guochao", group: "关键词", label: "国潮" }], how: "同义词" });
+  assert.equal(await page.locator("#warnings").isVisible(), false, "nothing left out");
+  await page.getByTestId("lang-en").click();
+});
+
+// Encoder readings (guesses by meaning, with their similarity) and `contains` readings, from a
+// stand-in appliance (an mqtt.js client in a second tab answering device "guesser"): they are
+// drawn apart from exact and synonym readings, a term the page's vocabulary does not know is
+// shown by its id's name, and reply text is never taken as HTML.
+test("encoder and contains readings: by meaning with a percentage, drawn as guesses, text not HTML", async () => {
+  const understood = [
+    { field: "product", text: "能量饮料", as: ["product:moon_cheese", "product:beverage"], via: "encoder", similarity: 0.812 },
+    { field: "keywords", text: "<img src=x onerror=\"window.pwned=1\">国潮风", as: ["keyword:guochao"], via: "contains" },
+    { field: "audience", text: "young women", as: ["audience:young_women"], via: "exact" },
+  ];
+  const tab = await context.newPage();
+  try {
+    tab.setDefaultTimeout(WAIT);
+    const errors = [];
+    tab.on("pageerror", (e) => errors.push(String(e)));
+    await tab.goto(`http://127.0.0.1:${server.address().port}/?broker=ws://127.0.0.1:${ports.ws}&device=guesser&lang=en`);
+    await tab.waitForFunction(() => window.kiosk && window.kiosk.state.connected);
+    await tab.evaluate(([ws, u]) => new Promise((resolve, reject) => {
+      const c = window.mqtt.connect(ws, { protocolVersion: 5, clientId: "stand-in-guesser", reconnectPeriod: 0 });
+      c.on("error", reject);
+      c.on("connect", () => c.subscribe("packd/v1/devices/guesser/briefs", { qos: 1 }, (err) => (err ? reject(err) : resolve())));
+      c.on("message", (topic, payload, packet) => {
+        const brief = JSON.parse(new TextDecoder().decode(payload));
+        c.publish(packet.properties.responseTopic, JSON.stringify({ v: 1, id: brief.id, status: "ok", understood: u,
+          warnings: ["unknown keyword 'sparkly' ignored"], styles: [], palettes: [], fonts: [] }),
+          { qos: 1, properties: { correlationData: packet.properties.correlationData, contentType: "application/json" } });
+      });
+    }), [`ws://127.0.0.1:${ports.ws}`, understood]);
+    const tea = tab.locator(".chip", { hasText: /^tea$/ }).first();
+    if ((await tea.count()) === 0) await tab.getByTestId("more-product").click();
+    await tea.click();
+    await tab.getByTestId("send").click();
+    await tab.getByTestId("understood").waitFor({ state: "visible" });
+
+    const en = await understoodRows(tab);
+    assert.deepEqual(en.map((r) => [r.field, r.via, r.guess]),
+      [["product", "encoder", true], ["keywords", "contains", false], ["audience", "exact", false]], "rows in reply order");
+    assert.equal(en[0].how, "by meaning, 81 %");
+    assert.deepEqual(en[0].terms, [{ id: "product:moon_cheese", group: "product", label: "moon cheese" },
+      { id: "product:beverage", group: "product", label: "beverage" }]);
+    assert.equal(en[0].fieldLabel, "Product");
+    assert.equal(en[1].text, understood[1].text, "reply text shown literally");
+    assert.equal(en[1].fieldLabel, "Keywords");
+    assert.equal(en[1].how, "contains");
+    assert.equal(en[2].how, "exact");
+    assert.equal(await tab.locator("#understood img").count(), 0, "no element made from reply text");
+    assert.equal(await tab.evaluate(() => window.pwned), undefined, "no script from reply text");
+    // a guess looks different: its term pills are dashed, the others solid
+    const borders = await tab.$$eval("[data-testid=understood-row] .u-term", (xs) => xs.map((x) => getComputedStyle(x).borderStyle));
+    assert.deepEqual(borders, ["dashed", "dashed", "solid", "solid"]);
+    assert.equal(await tab.locator("#warnings").isVisible(), true, "warnings stay next to it");
+
+    await tab.getByTestId("lang-zh").click();
+    const zh = await understoodRows(tab);
+    assert.equal(zh[0].how, "语义匹配 81%");
+    assert.equal(zh[0].fieldLabel, "产品");
+    assert.deepEqual(zh[0].terms, [{ id: "product:moon_cheese", group: "产品", label: "moon cheese" },
+      { id: "product:beverage", group: "产品", label: "饮料" }], "an unknown term: its group in Chinese, its name");
+    assert.deepEqual(zh[1].terms, [{ id: "keyword:guochao", group: "关键词", label: "国潮" }]);
+    assert.equal(zh[1].how, "包含词语");
+    assert.equal(zh[2].how, "精确匹配");
+    assert.deepEqual(zh[2].terms, [{ id: "audience:young_women", group: "人群", label: "年轻女性" }]);
+    assert.deepEqual(errors, [], "no script errors in the page");
+  } finally {
+    await tab.close();
+  }
+});
+
 test("a photo packd cannot decode gives the plain bad-image sentence", async () => {
   await page.getByTestId("lang-en").click();
   await chooseBrief(["tea"]);
