@@ -102,3 +102,65 @@ fn without_an_encoder_free_text_is_a_warning() {
         ["unknown mood 'sunday morning feeling' ignored"]
     );
 }
+
+/// The recipe's reference reader (engines/recipe/packd_recipe/reading.py) wrote down how it read
+/// each self-test value; packd must read them the same way, encoder readings included.
+#[test]
+fn packd_reads_the_self_test_values_as_the_recipe_did() {
+    let bundle = shipped();
+    let path = bundle.path_of(crate::bundle::TEXT_SELFTEST_FILE);
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).expect("self-test file")).expect("json");
+    let cases = file["cases"].as_array().expect("cases");
+    let mut via_encoder = 0;
+    for case in cases {
+        let (field, text) = (
+            case["field"].as_str().unwrap(),
+            case["text"].as_str().unwrap(),
+        );
+        let groups = match field {
+            "product" => PRODUCT_GROUPS,
+            "audience" => AUDIENCE_GROUPS,
+            "mood" => MOOD_GROUPS,
+            "palette" => PALETTE_GROUPS,
+            _ => ALL_GROUPS,
+        };
+        let reader = Reader {
+            vocabulary: &bundle.vocabulary,
+            text: bundle.text.as_ref(),
+        };
+        let got = reader
+            .read(text, groups)
+            .map(|reading| reading.understood(field, text));
+        let want = &case["read"];
+        match got {
+            None => assert!(
+                want.is_null(),
+                "{text}: read as nothing, recipe read {want}"
+            ),
+            Some(got) => {
+                let ids: Vec<&str> = want["as"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|id| id.as_str().unwrap())
+                    .collect();
+                assert_eq!(got.terms, ids, "{text}");
+                let via = serde_json::to_value(got.via).unwrap();
+                assert_eq!(via, want["via"], "{text}");
+                if let Some(similarity) = want["similarity"].as_f64() {
+                    via_encoder += 1;
+                    let got = f64::from(got.similarity.expect("encoder similarity"));
+                    assert!(
+                        (got - similarity).abs() <= 2e-3,
+                        "{text}: {got} vs {similarity}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        via_encoder >= 3,
+        "only {via_encoder} cases exercise the encoder"
+    );
+}

@@ -26,6 +26,8 @@ pub const IMAGE_FEATURE_LEN: usize = 24;
 /// Length of the model's brand input: the brand-colour features packd computes.
 pub const BRAND_FEATURE_LEN: usize = 16;
 
+/// The text encoder's self-test cases, checked when a bundle lists the file.
+pub const TEXT_SELFTEST_FILE: &str = "selftest/text_encoder.json";
 /// The file every bundle starts from.
 pub const MANIFEST_FILE: &str = "manifest.toml";
 /// Input tensor the encoder fills with the brief's terms (one slot per vocabulary term).
@@ -287,6 +289,19 @@ fn open_text_model(
             message: error.to_string(),
         }
     })?;
+    if manifest
+        .files
+        .iter()
+        .any(|entry| entry.path == TEXT_SELFTEST_FILE)
+    {
+        let cases = read(&dir.join(TEXT_SELFTEST_FILE))?;
+        encoder
+            .self_test(&cases)
+            .map_err(|error| BundleError::Catalogue {
+                file: TEXT_SELFTEST_FILE.to_string(),
+                message: error.to_string(),
+            })?;
+    }
     let index = text_encoder::TermIndex::build(&encoder, vocabulary);
     Ok(Some(TextModel { encoder, index }))
 }

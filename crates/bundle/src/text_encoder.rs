@@ -60,6 +60,32 @@ pub enum TextEncoderError {
         /// How many.
         extra: usize,
     },
+    /// The self-test file does not parse.
+    #[error("text encoder self-test file: {0}")]
+    SelfTestFile(#[from] serde_json::Error),
+    /// The encoder does not reproduce what the recipe computed for a case.
+    #[error("text encoder self-test '{text}': {what}")]
+    SelfTest {
+        /// The case's text.
+        text: String,
+        /// What differs.
+        what: String,
+    },
+}
+
+/// `selftest/text_encoder.json`: texts with the pieces and leading vector values the recipe's
+/// reference encoder gave, so a table this code reads differently is refused before it serves.
+#[derive(Debug, serde::Deserialize)]
+struct SelfTestFile {
+    tolerance: f32,
+    cases: Vec<SelfTestCase>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct SelfTestCase {
+    text: String,
+    tokens: Vec<String>,
+    vector_head: Vec<f32>,
 }
 
 /// The distilled token table and its tokenizer.
@@ -253,6 +279,53 @@ impl TextEncoder {
         }
         let norm = sum.iter().map(|x| x * x).sum::<f32>().sqrt();
         (norm > f32::EPSILON).then(|| sum.iter().map(|x| x / norm).collect())
+    }
+}
+
+impl TextEncoder {
+    /// Checks every case of `selftest/text_encoder.json`; returns how many passed.
+    pub fn self_test(&self, json: &[u8]) -> Result<usize, TextEncoderError> {
+        let file: SelfTestFile = serde_json::from_slice(json)?;
+        for case in &file.cases {
+            let failed = |what: String| TextEncoderError::SelfTest {
+                text: case.text.clone(),
+                what,
+            };
+            let normalised = normalise(&case.text);
+            let pieces: Vec<&str> = self
+                .tokenize(&normalised)
+                .into_iter()
+                .filter_map(|id| self.piece_text(id))
+                .collect();
+            if pieces != case.tokens {
+                return Err(failed(format!(
+                    "pieces {pieces:?}, expected {:?}",
+                    case.tokens
+                )));
+            }
+            let vector = self.embed(&normalised).unwrap_or_default();
+            let close = vector.len() >= case.vector_head.len()
+                && case
+                    .vector_head
+                    .iter()
+                    .zip(&vector)
+                    .all(|(want, got)| (want - got).abs() <= file.tolerance);
+            if !close {
+                let head = &vector[..vector.len().min(case.vector_head.len())];
+                return Err(failed(format!(
+                    "vector starts {head:?}, expected {:?} (tolerance {})",
+                    case.vector_head, file.tolerance
+                )));
+            }
+        }
+        Ok(file.cases.len())
+    }
+
+    fn piece_text(&self, id: u32) -> Option<&str> {
+        self.by_piece
+            .iter()
+            .find(|(_, &slot)| slot == id)
+            .map(|(text, _)| text.as_ref())
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use bytes::Bytes;
 use clap::Args;
-use packd_wire::reply::{as_read, BriefAnswer, BriefReply, ErrorReply};
+use packd_wire::reply::{as_read, BriefAnswer, BriefReply, ErrorReply, ReadVia};
 use packd_wire::topics::Topics;
 use packd_wire::BriefRequest;
 use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
@@ -275,11 +275,34 @@ fn print_table(reply: &BriefReply) {
     }
     print_palettes(reply);
     print_fonts_and_zones(reply);
+    print_understood(reply);
     if !reply.warnings.is_empty() {
         println!("\nWarnings");
         for warning in &reply.warnings {
             println!("  {warning}");
         }
+    }
+}
+
+/// How the appliance read each value, so an operator sees a guess as a guess.
+fn print_understood(reply: &BriefReply) {
+    if reply.understood.is_empty() {
+        return;
+    }
+    println!("\nUnderstood");
+    for entry in &reply.understood {
+        let how = match (entry.via, entry.similarity) {
+            (ReadVia::Encoder, Some(similarity)) => {
+                format!("by meaning, similarity {similarity:.2}")
+            }
+            (via, _) => via.as_str().to_string(),
+        };
+        println!(
+            "  {:<9} {:<24} -> {}  ({how})",
+            entry.field,
+            entry.text,
+            entry.terms.join(", ")
+        );
     }
 }
 

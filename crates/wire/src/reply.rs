@@ -166,6 +166,18 @@ pub enum ReadVia {
     Encoder,
 }
 
+impl ReadVia {
+    /// The contract's string for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadVia::Exact => "exact",
+            ReadVia::Synonym => "synonym",
+            ReadVia::Contains => "contains",
+            ReadVia::Encoder => "encoder",
+        }
+    }
+}
+
 /// One brief value and the vocabulary terms the service read it as.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Understood {
@@ -419,6 +431,40 @@ mod tests {
         assert_eq!(as_read(0.845), 0.845_f64);
         assert_eq!(format!("{:.2}", as_read(0.845)), "0.84");
         assert_eq!(as_read(1.0), 1.0);
+    }
+
+    #[test]
+    fn understood_has_the_contract_shape() {
+        let encoder = Understood {
+            field: "product".into(),
+            text: "能量饮料".into(),
+            terms: vec!["product:beverage".into(), "mood:energetic".into()],
+            via: ReadVia::Encoder,
+            similarity: Some(0.81),
+        };
+        let json = serde_json::to_string(&encoder).unwrap();
+        assert_eq!(
+            json,
+            r#"{"field":"product","text":"能量饮料","as":["product:beverage","mood:energetic"],"via":"encoder","similarity":0.81}"#
+        );
+        let synonym = Understood {
+            via: ReadVia::Synonym,
+            similarity: None,
+            ..encoder.clone()
+        };
+        assert!(!serde_json::to_string(&synonym)
+            .unwrap()
+            .contains("similarity"));
+        for via in [
+            ReadVia::Exact,
+            ReadVia::Synonym,
+            ReadVia::Contains,
+            ReadVia::Encoder,
+        ] {
+            assert_eq!(serde_json::to_value(via).unwrap(), via.as_str());
+        }
+        let back: Understood = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, encoder);
     }
 
     #[test]

@@ -48,8 +48,15 @@ CONFIG = {
     "n_heldout_pairs": 60,
     "trt_header": "TRT-100300-EntropyCalibration2",
     "int8_tolerance": 0.06,
+    # text encoder (text_encoder.py): PCA width, and the similarity a reading needs (threshold) in
+    # the field's own groups, plus `margin` in any other group; tuned on data/encoder_dev.tsv only
+    "text_encoder": {"dim": 128, "threshold": 0.62, "margin": 0.05},
     "fp32_tolerance": 0.0001,
 }
+
+
+# Teacher embeddings of the tokenizer's pieces take minutes; they depend only on the teacher
+CACHE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache")
 
 
 def log(*a):
@@ -211,6 +218,7 @@ def write_manifest(out, V, S, P, F, L):
         'calibration_cache = "model.calib.cache"',
         'vocabulary = "vocabulary.json"',
         'selftest = "selftest/vectors.json"',
+        'text_encoder = "text_encoder.bin"',
         "layout_grid = [16, 12]",
     ]
     for nm, shp in (("brief", [1, V]), ("image", [1, 24]), ("brand", [1, 16])):
@@ -279,6 +287,8 @@ def _build_into(out, dataset=None, dataset_only=False, quick=False, skip_report=
     kn = tomllib.loads(open(os.path.join(out, "knowledge.toml"), encoding="utf-8").read())
     V, S, P, F, L = len(vocab["terms"]), len(styles), len(pals), len(fonts), len(layouts)
     log(f"[{time.time()-t0:5.1f}s] vocabulary V={V}; styles S={S}; palettes P={P} {pstats}; fonts F={F}; layouts L={L}")
+
+    build_text_encoder(out, vocab, quick, t0)
 
     teacher = Teacher(kn, vocab, styles, pals, fonts, layouts)
     rng = np.random.default_rng(seed)
@@ -386,9 +396,44 @@ def _build_into(out, dataset=None, dataset_only=False, quick=False, skip_report=
                                       teacher=teacher, sampler=sampler, rng=rng, heldout=heldout, params=params,
                                       scales=scales, s32=s32, s8=s8, pstats=pstats, config=c, quick=quick,
                                       dataset=dataset, dataset_only=dataset_only, n_train=X.shape[0]))
+        from . import freetext_eval
+        freetext_eval.append_report(out, CONFIG["text_encoder"])
         log(f"[{time.time()-t0:5.1f}s] report written")
     write_manifest(out, V, S, P, F, L)
     log(f"[{time.time()-t0:5.1f}s] done: {out}")
+
+
+def build_text_encoder(out, vocab, quick, t0):
+    """Distils `text_encoder.bin` and writes the cases packd's Rust must reproduce."""
+    from . import text_encoder as tenc
+    from .reading import Reader
+
+    te = tenc.build_encoder(CACHE_DIR, **CONFIG["text_encoder"], quick=quick, log=log)
+    tenc.write(os.path.join(out, "text_encoder.bin"), te)
+    reader = Reader(vocab, te, tenc.TermIndex(te, vocab["terms"]))
+    cases = []
+    for field, text in TEXT_ENCODER_CASES:
+        n = vocmod.normalise(text)
+        v = te.embed(n)
+        read = reader.read(field, text)
+        cases.append({"field": field, "text": text, "tokens": [te.pieces[i] for i in te.tokenize(n)],
+                      "vector_head": [round(float(x), 5) for x in (v[:8] if v is not None else [])],
+                      "read": None if read is None else {"as": [vocab["terms"][i]["id"] for i in read[0]],
+                                                          "via": read[1], "similarity": read[2]}})
+    dump_json(os.path.join(out, "selftest/text_encoder.json"), {"tolerance": 1e-3, "cases": cases})
+    log(f"[{time.time()-t0:5.1f}s] text encoder: {len(te.pieces)} pieces x {te.rows.shape[1]}, "
+        f"{os.path.getsize(os.path.join(out, 'text_encoder.bin')) / 1e6:.1f} MB, {len(cases)} self-test cases")
+
+
+# Values packd's Rust reads in its bundle tests exactly as written here (selftest/text_encoder.json):
+# none comes from the held-out evaluation set.
+TEXT_ENCODER_CASES = [
+    ("product", "能量饮料"), ("product", "energy drink"), ("product", "sparkling coconut water"),
+    ("product", "手工酸奶"), ("audience", "busy office ladies"), ("audience", "宝妈们"),
+    ("mood", "chill vibes"), ("mood", "超级有活力"), ("mood", "国潮"), ("palette", "soft pastel tones"),
+    ("keywords", "street art graffiti"), ("keywords", "冰爽口感"), ("keywords", "qzxv blorf"),
+    ("keywords", "Tea!"), ("keywords", ""), ("product", "😀"),
+]
 
 
 def calibrate(m32, CX, CI, CR):

@@ -165,16 +165,63 @@ def markdown(new, base=None):
     return "\n".join(out)
 
 
+BASELINE = os.path.join(os.path.dirname(EVAL), "baseline.json")
+
+
+def encoder_cost(bundle_dir, view):
+    """Size of the encoder file, and the reference encoder's reading cost on this machine (the
+    Rust cost is `cargo bench --bench pipeline`, in the performance docs)."""
+    size = os.path.getsize(os.path.join(bundle_dir, "text_encoder.bin"))
+    return size, view.encoder.rows.shape
+
+
+def append_report(bundle_dir, config):
+    """Appends the text encoder and free-text sections to the bundle's REPORT.md."""
+    view = BundleView(bundle_dir)
+    rows = load_eval()
+    new = score(rows, view, view)
+    base = None
+    if os.path.exists(BASELINE):
+        with open(BASELINE, encoding="utf-8") as f:
+            base = json.load(f)
+    size, (n, dim) = encoder_cost(bundle_dir, view)
+    lines = [
+        "", "## Text encoder", "",
+        f"`text_encoder.bin`: {n} pieces x {dim} int8 ({size / 1e6:.2f} MB), distilled at build time from "
+        f"{tenc.TEACHER}: the teacher's SentencePiece pieces that English or Simplified Chinese briefs use, "
+        "plus the most frequent Chinese words of jieba's dictionary (MIT), each embedded alone by the teacher, "
+        f"centred, reduced by PCA to {dim} dimensions, weighted by smooth inverse frequency and quantised per row. "
+        f"A value reads as a term when its cosine similarity to one of the term's synonyms reaches "
+        f"{config['threshold']} (field's own groups) or {config['threshold'] + config['margin']:.2f} (any group); "
+        "the threshold was chosen on `data/encoder_dev.tsv`, never on the evaluation set.",
+        "", "## Free-text briefs (held-out evaluation set)", "",
+        "`eval/freetext.jsonl`: briefs written the way store staff type, English and Chinese twins, with the "
+        "terms each value means; never used for training or tuning (eval/README.md). The knowledge base "
+        "answers the gold reading; the model answers packd's reading of the typed text."
+        + (" Baseline: the bundle before the text encoder and vocabulary growth (125 terms, exact synonyms, "
+           "`contains` in keywords only), scored the same way (eval/baseline.json)." if base else ""),
+        "", markdown(new, base),
+    ]
+    with open(os.path.join(bundle_dir, "REPORT.md"), "a", encoding="utf-8", newline="\n") as f:
+        f.write("\n".join(lines) + "\n")
+    return new
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--bundle", required=True)
     ap.add_argument("--baseline", help="an older bundle, read the way packd read briefs before issue 15")
     ap.add_argument("--eval", default=EVAL)
+    ap.add_argument("--write-baseline", action="store_true", help=f"save the baseline's figures to {BASELINE}")
     a = ap.parse_args(argv)
     rows = load_eval(a.eval)
     new_bundle = BundleView(a.bundle)
     new = score(rows, new_bundle, new_bundle)
     base = score(rows, new_bundle, BundleView(a.baseline), legacy=True) if a.baseline else None
+    if base and a.write_baseline:
+        with open(BASELINE, "w", encoding="utf-8", newline="\n") as f:
+            json.dump(base, f, indent=1, sort_keys=True)
+            f.write("\n")
     print(markdown(new, base))
 
 

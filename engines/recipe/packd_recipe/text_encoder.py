@@ -106,6 +106,25 @@ def piece_vectors(model, pieces, cache_dir, log=print):
     return vectors
 
 
+def chinese_words(count):
+    """The `count` most frequent 2-4 character Chinese words of jieba's dictionary (MIT), with
+    their log probabilities: the teacher's tokenizer splits most Chinese words into single
+    characters, whose lone embeddings say little, so whole words get rows of their own."""
+    import jieba  # noqa: PLC0415
+
+    path = os.path.join(os.path.dirname(jieba.__file__), "dict.txt")
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 2 and 2 <= len(parts[0]) <= 4 and all(_cjk(c) for c in parts[0]):
+                rows.append((parts[0], int(parts[1])))
+    total = sum(int(line.split()[1]) for line in open(path, encoding="utf-8") if len(line.split()) >= 2)
+    rows.sort(key=lambda r: (-r[1], r[0]))
+    rows = rows[:count]
+    return [w for w, _ in rows], np.log(np.array([c for _, c in rows], dtype=np.float64) / total)
+
+
 def distil(pieces, log_probs, vectors, dim):
     """Centred PCA to `dim`, SIF-weighted rows; the word-start piece alone carries no meaning."""
     mean = vectors.mean(axis=0)
@@ -219,15 +238,22 @@ def write(path, encoder):
         f.write(encoder.rows.astype(np.int8).tobytes())
 
 
-def build_encoder(cache_dir, dim, threshold, margin, quick=False, log=print):
-    """Distils the encoder from the teacher; `quick` keeps only the 4000 likeliest pieces."""
+def build_encoder(cache_dir, dim, threshold, margin, words=30000, quick=False, log=print):
+    """Distils the encoder from the teacher; `quick` keeps only the 4000 likeliest pieces and
+    1000 words."""
     model, model_path = teacher()
     pieces, log_probs = teacher_pieces(model_path)
     kept = [i for i, p in enumerate(pieces) if keep_piece(p)]
     if quick:
         kept = sorted(kept, key=lambda i: -log_probs[i])[:4000]
+        words = min(words, 1000)
     kept_pieces = [pieces[i] for i in kept]
     kept_lp = log_probs[kept]
+    known = set(kept_pieces)
+    word_list, word_lp = chinese_words(words)
+    extra = [i for i, w in enumerate(word_list) if w not in known]
+    kept_pieces += [word_list[i] for i in extra]
+    kept_lp = np.concatenate([kept_lp, word_lp[extra]])
     vectors = piece_vectors(model, kept_pieces, cache_dir, log)
     rows = distil(kept_pieces, kept_lp, vectors, dim)
     scales, q = quantise(rows)
