@@ -138,3 +138,13 @@ fn the_nearest_term_respects_the_allowed_set() {
     assert_eq!((best.term, best.similarity), (2, 0.5));
     assert!(TermIndex::nearest(&similarities, |_| false).is_none());
 }
+
+#[test]
+fn the_lane_dot_product_is_the_dot_product() {
+    for len in [0, 1, 7, 8, 9, 128, 131] {
+        let a: Vec<f32> = (0..len).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..len).map(|i| (i as f32 * 0.11).cos()).collect();
+        let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert!((dot(&a, &b) - plain).abs() < 1e-4, "len {len}");
+    }
+}
