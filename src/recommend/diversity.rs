@@ -3,10 +3,8 @@
 //! the suggestions already picked`. The first pick is always the best score (nothing is picked
 //! yet, so every penalty is 0). A candidate with similarity 1 to a pick (a near-duplicate) is
 //! only taken when nothing else is left, and palettes span at least two families unless the
-//! brief names one. The rule, with its similarities, is stated in `docs/contract-choices.md`
+//! brief names one. A brief that prefers CVD-safe palettes gets safe ones picked first. The rule, with its similarities, is stated in `docs/contract-choices.md`
 //! ("Diverse suggestions").
-
-use std::collections::HashSet;
 
 use crate::bundle::catalogue::{FontPairing, Palette, Style, Vocabulary};
 use crate::colour::Lab;
@@ -47,43 +45,46 @@ pub(crate) trait Likeness {
     }
 }
 
-/// Picks up to `top_k` of `candidates` (catalogue index and score, best first) by MMR, and
-/// returns them in the candidates' order: by descending score.
+/// Picks up to `top_k` of `candidates` (catalogue index and score, best first) by MMR and
+/// returns their positions in `candidates`, ascending: by descending score. A candidate for
+/// which `demoted(position)` holds (an unsafe palette when safe ones are preferred) is only
+/// picked when no other is left; `demoted` is asked lazily, best candidates first, and at most
+/// once per candidate and pick.
 pub(crate) fn select(
     candidates: &[(usize, f32)],
     top_k: usize,
     likeness: &impl Likeness,
-) -> Vec<(usize, f32)> {
-    // Slots into `candidates`, so that the picks can be put back in score order at the end.
+    mut demoted: impl FnMut(usize) -> bool,
+) -> Vec<usize> {
     let mut picked: Vec<usize> = Vec::with_capacity(top_k);
     let mut open: Vec<bool> = vec![true; candidates.len()];
     // Each candidate's highest similarity to a pick so far, updated once per pick.
     let mut nearest: Vec<f32> = vec![0.0; candidates.len()];
+    let mut order: Vec<(u8, f32, usize)> = Vec::with_capacity(candidates.len());
     while picked.len() < top_k {
         let single_group = single_group(&picked, candidates, likeness);
         let last_slot = picked.len() + 1 == top_k;
-        let mut best: Option<(usize, (u8, f32))> = None;
+        order.clear();
         for (slot, &(index, score)) in candidates.iter().enumerate() {
             if !open[slot] {
                 continue;
             }
-            // Lower tiers win: a near-duplicate only fills a slot nothing else can, and a last
-            // slot goes to another group when every pick so far is of one.
+            // Lower tiers win: a last slot goes to another group when every pick so far is of
+            // one, and a near-duplicate fills only a slot nothing else can.
             let repeats_group =
                 last_slot && single_group.is_some_and(|group| likeness.group(index) == Some(group));
             let tier = 2 * u8::from(repeats_group) + u8::from(nearest[slot] >= 1.0);
             let value = LAMBDA * score - (1.0 - LAMBDA) * nearest[slot];
-            let better = match best {
-                None => true,
-                Some((_, (best_tier, best_value))) => {
-                    tier < best_tier || (tier == best_tier && value > best_value)
-                }
-            };
-            if better {
-                best = Some((slot, (tier, value)));
-            }
+            order.push((tier, value, slot));
         }
-        let Some((chosen, _)) = best else { break };
+        // Ties go to the better score: the earlier position.
+        order.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)));
+        let chosen = order
+            .iter()
+            .find(|&&(_, _, slot)| !demoted(slot))
+            .or(order.first())
+            .map(|&(_, _, slot)| slot);
+        let Some(chosen) = chosen else { break };
         open[chosen] = false;
         let chosen_index = candidates[chosen].0;
         picked.push(chosen);
@@ -94,7 +95,7 @@ pub(crate) fn select(
         }
     }
     picked.sort_unstable();
-    picked.into_iter().map(|slot| candidates[slot]).collect()
+    picked
 }
 
 /// The group every pick shares, if they all share one (and there is at least one pick).
@@ -209,69 +210,77 @@ impl Likeness for FontLikeness<'_> {
             (false, true) => SAME_BODY_SIMILARITY,
             (false, false) => 0.0,
         };
-        faces.max(jaccard(
-            a.traits.iter().map(String::as_str).collect(),
-            b.traits.iter().map(String::as_str).collect(),
-        ))
+        faces.max(jaccard(&a.traits, &b.traits))
     }
 }
 
 /// Styles: the Jaccard index of the content words of their descriptions (the only thing the
 /// styles catalogue says about a look); 1 for the same name.
-pub(crate) struct StyleLikeness {
-    names: Vec<String>,
-    words: Vec<HashSet<String>>,
+pub(crate) struct StyleLikeness<'a> {
+    styles: &'a [Style],
+    /// Each style's distinct content words, borrowed from its description.
+    words: Vec<Vec<&'a str>>,
 }
 
-impl StyleLikeness {
-    /// Reads the styles' descriptions once per brief.
-    pub(crate) fn new(styles: &[Style]) -> StyleLikeness {
-        StyleLikeness {
-            names: styles
-                .iter()
-                .map(|style| style.name.to_lowercase())
-                .collect(),
-            words: styles
-                .iter()
-                .map(|style| content_words(&style.description))
-                .collect(),
-        }
+impl<'a> StyleLikeness<'a> {
+    /// Splits the descriptions into words once per brief (no copies: slices of the catalogue).
+    pub(crate) fn new(styles: &'a [Style]) -> StyleLikeness<'a> {
+        let words = styles
+            .iter()
+            .map(|style| {
+                let mut distinct: Vec<&str> = Vec::new();
+                for word in content_words(&style.description) {
+                    if !distinct.iter().any(|seen| seen.eq_ignore_ascii_case(word)) {
+                        distinct.push(word);
+                    }
+                }
+                distinct
+            })
+            .collect();
+        StyleLikeness { styles, words }
     }
 }
 
-impl Likeness for StyleLikeness {
+impl Likeness for StyleLikeness<'_> {
     fn similarity(&self, first: usize, second: usize) -> f32 {
-        if self
-            .names
-            .get(first)
-            .is_some_and(|name| Some(name) == self.names.get(second))
-        {
+        let (Some(a), Some(b)) = (self.styles.get(first), self.styles.get(second)) else {
+            return 0.0;
+        };
+        if a.name.eq_ignore_ascii_case(&b.name) {
             return 1.0;
         }
-        match (self.words.get(first), self.words.get(second)) {
-            (Some(a), Some(b)) => jaccard(
-                a.iter().map(String::as_str).collect(),
-                b.iter().map(String::as_str).collect(),
-            ),
-            _ => 0.0,
+        let (a, b) = (&self.words[first], &self.words[second]);
+        let shared = a
+            .iter()
+            .filter(|word| b.iter().any(|other| other.eq_ignore_ascii_case(word)))
+            .count();
+        let union = a.len() + b.len() - shared;
+        if union == 0 {
+            return 0.0;
         }
+        shared as f32 / union as f32
     }
 }
 
-fn content_words(text: &str) -> HashSet<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .map(str::to_lowercase)
-        .filter(|word| word.chars().count() > 2 && !STOP_WORDS.contains(&word.as_str()))
-        .collect()
+/// The description's words of three or more letters, function words left out.
+fn content_words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|word| {
+        word.chars().count() > 2
+            && !STOP_WORDS
+                .iter()
+                .any(|stop| stop.eq_ignore_ascii_case(word))
+    })
 }
 
-/// |A ∩ B| / |A ∪ B|; 0 when both are empty (nothing known is nothing shared).
-fn jaccard(first: HashSet<&str>, second: HashSet<&str>) -> f32 {
-    let union = first.union(&second).count();
+/// |A ∩ B| / |A ∪ B| of two lists without repeats; 0 when both are empty (nothing known is
+/// nothing shared).
+fn jaccard(first: &[String], second: &[String]) -> f32 {
+    let shared = first.iter().filter(|item| second.contains(item)).count();
+    let union = first.len() + second.len() - shared;
     if union == 0 {
         return 0.0;
     }
-    first.intersection(&second).count() as f32 / union as f32
+    shared as f32 / union as f32
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 //!
 //! Each list's `top_k` is chosen for diversity by maximal marginal relevance ([`diversity`]):
 //! greedily the item with the highest `0.7 · score − 0.3 · max similarity to those already
-//! chosen`, near-duplicates last, palettes spanning two families unless the brief names one;
-//! then returned in descending score order (palettes: CVD-safe first when asked).
+//! chosen`, near-duplicates last, palettes spanning two families unless the brief names one
+//! (and CVD-safe palettes picked first when asked); then returned in descending score order
+//! (palettes: CVD-safe first when asked).
 
 mod diversity;
 pub mod preview;
@@ -15,7 +16,7 @@ use crate::backend::ModelOutputs;
 use crate::brief::Brief;
 use crate::bundle::catalogue::Palette;
 use crate::bundle::{Bundle, LAYOUT_CHANNELS};
-use crate::colour::cvd::check_roles;
+use crate::colour::cvd::{check_roles, CvdCheck};
 use crate::colour::{adjust_for_contrast, contrast_ratio, Rgb};
 use crate::features::EncodedBrief;
 use crate::reply::{
@@ -183,7 +184,10 @@ fn ranked(scores: &[f32]) -> impl Iterator<Item = (usize, f32)> {
 /// The `top_k` picked by MMR among the best `POOL_FACTOR · top_k`, in descending score order.
 fn diverse(scores: &[f32], top_k: usize, likeness: &impl diversity::Likeness) -> Vec<(usize, f32)> {
     let pool: Vec<(usize, f32)> = ranked(scores).take(top_k * POOL_FACTOR).collect();
-    diversity::select(&pool, top_k, likeness)
+    diversity::select(&pool, top_k, likeness, |_| false)
+        .into_iter()
+        .map(|slot| pool[slot])
+        .collect()
 }
 
 fn round3(value: f32) -> f32 {
@@ -274,9 +278,10 @@ fn palette_pool(catalogue: &[Palette], scores: &[f32], top_k: usize) -> Vec<(usi
 }
 
 /// The `top_k` palettes picked by MMR (see [`diversity`]), fitted to the brand, in descending
-/// score order, with the safe ones first when `prefer_cvd_safe` (score order kept within safe
-/// and unsafe). Diversity is judged on the catalogue colours (`labs`, precomputed per bundle),
-/// so only the palettes returned are fitted: fitting is the expensive part.
+/// score order; with `prefer_cvd_safe`, safe ones are picked before unsafe ones and come first
+/// (score order kept within safe and unsafe). Diversity is judged on the catalogue colours
+/// (`labs`, precomputed per bundle), so without `prefer_cvd_safe` only the palettes returned are
+/// fitted: fitting is the expensive part.
 fn pick_palettes(
     likeness: &PaletteLikeness<'_>,
     scores: &[f32],
@@ -286,45 +291,80 @@ fn pick_palettes(
 ) -> Result<Vec<PaletteSuggestion>, RecommendError> {
     let catalogue = likeness.catalogue;
     let pool = palette_pool(catalogue, scores, top_k);
-    let picked = diversity::select(&pool, top_k, likeness);
-    let chosen = picked
-        .into_iter()
-        .map(|(index, score)| fit(&catalogue[index], brand).map(|fitted| (index, score, fitted)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut suggestions: Vec<PaletteSuggestion> = chosen
-        .into_iter()
-        .map(|(index, score, fitted)| {
-            let palette = &catalogue[index];
+    let fit_and_check = |index: usize| {
+        fit(&catalogue[index], brand).map(|fitted| {
             let cvd = check_roles([
                 fitted.background,
                 fitted.primary,
                 fitted.accent,
                 fitted.text,
             ]);
-            PaletteSuggestion {
-                name: palette.name.clone(),
-                name_zh: palette.name_zh.clone(),
-                colors: fitted.colours.iter().map(Rgb::to_hex).collect(),
-                roles: PaletteRoles {
-                    background: fitted.background.to_hex(),
-                    primary: fitted.primary.to_hex(),
-                    accent: fitted.accent.to_hex(),
-                    text: fitted.text.to_hex(),
-                },
-                contrast: (contrast_ratio(fitted.text, fitted.background) * 10.0).floor() / 10.0,
-                cvd: PaletteCvd {
-                    safe: cvd.safe,
-                    min_delta_e: cvd.min_delta_e,
-                },
-                score,
-            }
+            (fitted, cvd)
         })
-        .collect();
+    };
+    // Safety depends on the brand fitting: under `prefer_cvd_safe` selection fits and checks
+    // candidates as it considers them (best first), and keeps the result for the reply.
+    let mut checked: Vec<Option<(FittedPalette, CvdCheck)>> = pool.iter().map(|_| None).collect();
+    let mut failed: Option<RecommendError> = None;
+    let picks = diversity::select(&pool, top_k, likeness, |slot| {
+        if !prefer_cvd_safe || failed.is_some() {
+            return false;
+        }
+        if checked[slot].is_none() {
+            match fit_and_check(pool[slot].0) {
+                Ok(done) => checked[slot] = Some(done),
+                Err(error) => {
+                    failed = Some(error);
+                    return false;
+                }
+            }
+        }
+        checked[slot].as_ref().is_some_and(|(_, cvd)| !cvd.safe)
+    });
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    let mut suggestions = picks
+        .into_iter()
+        .map(|slot| {
+            let (index, score) = pool[slot];
+            let (fitted, cvd) = match checked[slot].take() {
+                Some(done) => done,
+                None => fit_and_check(index)?,
+            };
+            Ok(suggestion(&catalogue[index], score, &fitted, cvd))
+        })
+        .collect::<Result<Vec<_>, RecommendError>>()?;
     if prefer_cvd_safe {
         // A stable sort: within the safe and the unsafe group the score order stays.
         suggestions.sort_by_key(|suggestion| !suggestion.cvd.safe);
     }
     Ok(suggestions)
+}
+
+fn suggestion(
+    palette: &Palette,
+    score: f32,
+    fitted: &FittedPalette,
+    cvd: CvdCheck,
+) -> PaletteSuggestion {
+    PaletteSuggestion {
+        name: palette.name.clone(),
+        name_zh: palette.name_zh.clone(),
+        colors: fitted.colours.iter().map(Rgb::to_hex).collect(),
+        roles: PaletteRoles {
+            background: fitted.background.to_hex(),
+            primary: fitted.primary.to_hex(),
+            accent: fitted.accent.to_hex(),
+            text: fitted.text.to_hex(),
+        },
+        contrast: (contrast_ratio(fitted.text, fitted.background) * 10.0).floor() / 10.0,
+        cvd: PaletteCvd {
+            safe: cvd.safe,
+            min_delta_e: cvd.min_delta_e,
+        },
+        score,
+    }
 }
 
 /// Splits the layout output into three heatmaps and derives a zone from each.

@@ -316,43 +316,60 @@ fn font_pairings_never_repeat_a_heading_and_body() {
 }
 
 #[test]
-fn prefer_cvd_safe_still_ranks_safe_palettes_first() {
-    let mut reordered = 0;
+fn prefer_cvd_safe_picks_and_ranks_safe_palettes_first() {
+    let mut gained = 0;
     for json in UNNAMED {
-        let (plain, _) = suggest(json, asked(10, false));
-        let (preferred, _) = suggest(json, asked(10, true));
-        let safety: Vec<bool> = preferred.palettes.iter().map(|p| p.cvd.safe).collect();
-        assert!(
-            safety.windows(2).all(|pair| pair[0] || !pair[1]),
-            "{json}: {safety:?}"
-        );
-        // The same diverse selection, safe ones first, score order within each group.
-        let grouped: Vec<&str> = [true, false]
-            .iter()
-            .flat_map(|&safe| {
-                plain
+        for top_k in [3, 10] {
+            let context = format!("{json} top_k {top_k}");
+            let (plain, _) = suggest(json, asked(top_k, false));
+            let (preferred, outputs) = suggest(json, asked(top_k, true));
+            assert_eq!(preferred.palettes.len(), top_k, "{context}");
+            let safety: Vec<bool> = preferred.palettes.iter().map(|p| p.cvd.safe).collect();
+            assert!(
+                safety.windows(2).all(|pair| pair[0] || !pair[1]),
+                "{context}: {safety:?}"
+            );
+            for safe in [true, false] {
+                let scores: Vec<f32> = preferred
                     .palettes
                     .iter()
-                    .filter(move |p| p.cvd.safe == safe)
-                    .map(|p| p.name.as_str())
-            })
-            .collect();
-        let names: Vec<&str> = preferred.palettes.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, grouped, "{json}");
-        if grouped
-            != plain
-                .palettes
-                .iter()
-                .map(|p| p.name.as_str())
-                .collect::<Vec<_>>()
-        {
-            reordered += 1;
+                    .filter(|p| p.cvd.safe == safe)
+                    .map(|p| p.score)
+                    .collect();
+                assert!(descending(&scores), "{context}: {scores:?}");
+            }
+            let count = |s: &Suggestions| s.palettes.iter().filter(|p| p.cvd.safe).count();
+            assert!(count(&preferred) >= count(&plain), "{context}");
+            if count(&preferred) > count(&plain) {
+                gained += 1;
+            }
+            // A safe top palette is still the first suggestion.
+            if plain.palettes[0].cvd.safe {
+                assert_eq!(
+                    plain.palettes[0].name, preferred.palettes[0].name,
+                    "{context}"
+                );
+            }
+            assert_eq!(
+                plain.palettes[0].score,
+                crate::recommend::ranked(&outputs.palettes)
+                    .next()
+                    .map_or(0.0, |b| b.1)
+            );
         }
     }
     assert!(
-        reordered > 0,
-        "no brief had an unsafe palette above a safe one"
+        gained > 0,
+        "preferring safe palettes never brought in another safe one"
     );
+}
+
+/// `select` without demotions, as (catalogue index, score).
+fn picks(candidates: &[(usize, f32)], top_k: usize, likeness: &Table) -> Vec<(usize, f32)> {
+    select(candidates, top_k, likeness, |_| false)
+        .into_iter()
+        .map(|slot| candidates[slot])
+        .collect()
 }
 
 /// A crafted likeness: a fixed similarity table and optional groups.
@@ -383,17 +400,55 @@ fn mmr_passes_over_a_similar_item_for_a_different_one_not_far_below() {
         groups: Vec::new(),
     };
     let candidates = [(0, 0.9), (3, 0.89), (1, 0.85), (2, 0.75)];
-    assert_eq!(select(&candidates, 2, &table), [(0, 0.9), (2, 0.75)]);
+    assert_eq!(picks(&candidates, 2, &table), [(0, 0.9), (2, 0.75)]);
     // Far below, the different item does not bury the strong one: 0.7·0.85 − 0.3·0.8 = 0.355
     // against 0.7·0.3 = 0.21.
     let far = [(0, 0.9), (1, 0.85), (2, 0.3)];
-    assert_eq!(select(&far, 2, &table), [(0, 0.9), (1, 0.85)]);
+    assert_eq!(picks(&far, 2, &table), [(0, 0.9), (1, 0.85)]);
     // A near-duplicate comes last, and only when nothing else is left.
     assert_eq!(
-        select(&candidates, 4, &table),
+        picks(&candidates, 4, &table),
         [(0, 0.9), (3, 0.89), (1, 0.85), (2, 0.75)]
     );
-    assert_eq!(select(&candidates[..2], 2, &table), [(0, 0.9), (3, 0.89)]);
+    assert_eq!(picks(&candidates[..2], 2, &table), [(0, 0.9), (3, 0.89)]);
+}
+
+#[test]
+fn demoted_candidates_come_after_all_others() {
+    let table = Table {
+        similarity: vec![vec![0.0; 4]; 4],
+        groups: vec!["a", "a", "a", "b"],
+    };
+    let candidates = [(0, 0.9), (1, 0.8), (2, 0.7), (3, 0.1)];
+    let demoting = |flags: [bool; 4]| move |slot: usize| flags[slot];
+    assert_eq!(
+        select(
+            &candidates,
+            3,
+            &table,
+            demoting([true, false, false, false])
+        ),
+        [1, 2, 3]
+    );
+    // Demotion comes before the group rule: the last slot stays in group a.
+    assert_eq!(
+        select(
+            &candidates,
+            3,
+            &table,
+            demoting([false, false, false, true])
+        ),
+        [0, 1, 2]
+    );
+    // All demoted: as if none were.
+    assert_eq!(select(&candidates, 2, &table, demoting([true; 4])), [0, 3]);
+    // Asked lazily: with nothing demoted, only the winner of each pick is asked about.
+    let mut asked = Vec::new();
+    select(&candidates, 3, &table, |slot| {
+        asked.push(slot);
+        false
+    });
+    assert_eq!(asked, [0, 1, 3]);
 }
 
 #[test]
@@ -404,13 +459,13 @@ fn the_last_slot_goes_to_another_group_when_all_picks_share_one() {
     };
     let candidates = [(0, 0.9), (1, 0.8), (2, 0.7), (3, 0.1)];
     assert_eq!(
-        select(&candidates, 3, &table),
+        picks(&candidates, 3, &table),
         [(0, 0.9), (1, 0.8), (3, 0.1)]
     );
-    assert_eq!(select(&candidates, 1, &table), [(0, 0.9)]);
+    assert_eq!(picks(&candidates, 1, &table), [(0, 0.9)]);
     // No other group at hand: the list is still filled.
     assert_eq!(
-        select(&candidates[..3], 3, &table),
+        picks(&candidates[..3], 3, &table),
         [(0, 0.9), (1, 0.8), (2, 0.7)]
     );
 }
