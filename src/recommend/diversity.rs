@@ -1,10 +1,10 @@
 //! Diverse top-k by maximal marginal relevance (MMR): each list's suggestions are picked greedily,
 //! each time the candidate with the highest `LAMBDA · score − (1 − LAMBDA) · max similarity to
 //! the suggestions already picked`. The first pick is always the best score (nothing is picked
-//! yet, so every penalty is 0). A candidate with similarity 1 to a pick (a near-duplicate) is
-//! only taken when nothing else is left, and palettes span at least two families unless the
-//! brief names one. A brief that prefers CVD-safe palettes gets safe ones picked first. The rule, with its similarities, is stated in `docs/contract-choices.md`
-//! ("Diverse suggestions").
+//! yet, so every penalty is 0; under `prefer_cvd_safe`, the best safe palette). A candidate with
+//! similarity 1 to a pick (a near-duplicate) is only taken when nothing else is left, and
+//! palettes span at least two families unless the brief names one. The rule, with its
+//! similarities, is stated in `docs/contract-choices.md` ("Diverse suggestions").
 
 use crate::bundle::catalogue::{FontPairing, Palette, Style, Vocabulary};
 use crate::colour::Lab;
@@ -17,8 +17,8 @@ pub(crate) const LAMBDA: f32 = 0.7;
 /// best of each family). Further down only lie items nobody would pick.
 pub(crate) const POOL_FACTOR: usize = 8;
 /// Palettes closer than this (CIE76 ΔE from each colour to the other palette's nearest, averaged
-/// over the colours of both) look the same: similarity 1. CIE76 rather than ΔE2000: it runs for dozens of pairs per brief, and a
-/// same-look threshold does not need ΔE2000's perceptual fine print.
+/// over the colours of both) look the same: similarity 1. CIE76 rather than ΔE2000: it runs for
+/// dozens of pairs per brief, and a same-look threshold does not need ΔE2000's fine print.
 pub(crate) const SAME_LOOK_DELTA_E: f32 = 10.0;
 /// Palettes this far apart (or further) share nothing in colour: colour similarity 0. About
 /// the upper quartile of the distance between palettes of different families in `packd-default`.
@@ -29,6 +29,10 @@ pub(crate) const SAME_FAMILY_SIMILARITY: f32 = 0.5;
 pub(crate) const SAME_HEADING_SIMILARITY: f32 = 0.6;
 /// Similarity of two font pairings with the same body face only.
 pub(crate) const SAME_BODY_SIMILARITY: f32 = 0.3;
+/// Weight of the traits' Jaccard index in font similarity. Shared traits make pairings alike in
+/// mood, not copies: at full weight, for a coffee brief, a pairing sharing 4 of 6 traits with the
+/// top one (score 0.38) gave way to one of another mood at less than half its score.
+pub(crate) const TRAITS_WEIGHT: f32 = 0.5;
 /// Words too common in style descriptions to say anything about the look.
 const STOP_WORDS: &[&str] = &[
     "and", "the", "for", "with", "its", "one", "two", "does", "that", "from", "into", "or", "of",
@@ -196,7 +200,7 @@ pub(crate) fn named_families(
         .collect()
 }
 
-/// Font pairings: the same faces, or the Jaccard index of their traits.
+/// Font pairings: the same faces, or half the Jaccard index of their traits.
 pub(crate) struct FontLikeness<'a>(pub(crate) &'a [FontPairing]);
 
 impl Likeness for FontLikeness<'_> {
@@ -210,7 +214,7 @@ impl Likeness for FontLikeness<'_> {
             (false, true) => SAME_BODY_SIMILARITY,
             (false, false) => 0.0,
         };
-        faces.max(jaccard(&a.traits, &b.traits))
+        faces.max(TRAITS_WEIGHT * jaccard(&a.traits, &b.traits))
     }
 }
 

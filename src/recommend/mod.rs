@@ -3,9 +3,9 @@
 //!
 //! Each list's `top_k` is chosen for diversity by maximal marginal relevance ([`diversity`]):
 //! greedily the item with the highest `0.7 · score − 0.3 · max similarity to those already
-//! chosen`, near-duplicates last, palettes spanning two families unless the brief names one
-//! (and CVD-safe palettes picked first when asked); then returned in descending score order
-//! (palettes: CVD-safe first when asked).
+//! chosen`, near-duplicates last, palettes spanning two families unless the brief names one;
+//! then returned in descending score order. Under `prefer_cvd_safe` safe palettes are picked
+//! before unsafe ones and listed first.
 
 mod diversity;
 pub mod preview;
