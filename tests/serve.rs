@@ -105,7 +105,7 @@ fn assert_cvd_consistent(palette: &Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prefer_cvd_safe_ranks_safe_palettes_first() {
     let (_broker, packd, mut client) = broker_and_daemon(PackdOptions::default(), "online").await;
-    let mut reordered = 0;
+    let mut gained = 0;
     for product in ["beverage", "tea", "toys", "coffee", "snacks", "cosmetics"] {
         let plain = client
             .ask(
@@ -121,6 +121,7 @@ async fn prefer_cvd_safe_ranks_safe_palettes_first() {
             .await;
         assert_well_formed_ok(&plain, 10);
         let palettes = preferred["palettes"].as_array().expect("palettes");
+        assert_eq!(palettes.len(), 10, "{product}");
         palettes.iter().for_each(assert_cvd_consistent);
         let safety: Vec<bool> = palettes
             .iter()
@@ -130,27 +131,40 @@ async fn prefer_cvd_safe_ranks_safe_palettes_first() {
             safety.windows(2).all(|pair| pair[0] || !pair[1]),
             "{product}: an unsafe palette precedes a safe one: {safety:?}"
         );
-        // The same palettes, each group in score order.
-        let plain_names = names(&plain["palettes"], "name");
-        let grouped: Vec<String> = [true, false]
-            .iter()
-            .flat_map(|&wanted| {
-                plain["palettes"]
-                    .as_array()
-                    .expect("palettes")
-                    .iter()
-                    .filter(move |palette| (palette["cvd"]["safe"] == true) == wanted)
-                    .map(|palette| palette["name"].as_str().unwrap_or_default().to_string())
-            })
-            .collect();
-        assert_eq!(names(&preferred["palettes"], "name"), grouped, "{product}");
-        if grouped != plain_names {
-            reordered += 1;
+        // Each group in score order.
+        for wanted in [true, false] {
+            let scores: Vec<f64> = palettes
+                .iter()
+                .filter(|palette| (palette["cvd"]["safe"] == true) == wanted)
+                .map(|palette| palette["score"].as_f64().expect("score"))
+                .collect();
+            assert!(
+                scores.windows(2).all(|pair| pair[0] >= pair[1]),
+                "{product}: {scores:?}"
+            );
+        }
+        // Safe palettes are picked before unsafe ones: never fewer than without the preference.
+        let safe_count = |reply: &Value| {
+            reply["palettes"]
+                .as_array()
+                .expect("palettes")
+                .iter()
+                .filter(|palette| palette["cvd"]["safe"] == true)
+                .count()
+        };
+        assert!(
+            safe_count(&preferred) >= safe_count(&plain),
+            "{product}: {} safe with the preference, {} without",
+            safe_count(&preferred),
+            safe_count(&plain)
+        );
+        if safe_count(&preferred) > safe_count(&plain) {
+            gained += 1;
         }
     }
     assert!(
-        reordered > 0,
-        "no brief had an unsafe palette above a safe one"
+        gained > 0,
+        "no brief got more safe palettes by asking for them"
     );
 }
 

@@ -1,6 +1,13 @@
 //! Recommendation post-processing: raw model scores become the reply's ranked styles, palettes
 //! (fitted to the brand colours and to WCAG contrast), font pairings and layout.
+//!
+//! Each list's `top_k` is chosen for diversity by maximal marginal relevance ([`diversity`]):
+//! greedily the item with the highest `0.7 · score − 0.3 · max similarity to those already
+//! chosen`, near-duplicates last, palettes spanning two families unless the brief names one;
+//! then returned in descending score order. Under `prefer_cvd_safe` safe palettes are picked
+//! before unsafe ones and listed first.
 
+mod diversity;
 pub mod preview;
 
 use base64::Engine as _;
@@ -9,20 +16,17 @@ use crate::backend::ModelOutputs;
 use crate::brief::Brief;
 use crate::bundle::catalogue::Palette;
 use crate::bundle::{Bundle, LAYOUT_CHANNELS};
-use crate::colour::cvd::check_roles;
-use crate::colour::{adjust_for_contrast, contrast_ratio, Lab, Rgb};
+use crate::colour::cvd::{check_roles, CvdCheck};
+use crate::colour::{adjust_for_contrast, contrast_ratio, Rgb};
 use crate::features::EncodedBrief;
 use crate::reply::{
     FontSuggestion, Layout, LayoutMaps, PaletteCvd, PaletteRoles, PaletteSuggestion,
     StyleSuggestion, Zone,
 };
+use diversity::{FontLikeness, PaletteLikeness, StyleLikeness, POOL_FACTOR};
 
 /// WCAG 2.x AA for body text: the floor for every palette's text role.
 pub(crate) const MIN_TEXT_CONTRAST: f32 = 4.5;
-/// Two palettes closer than this (mean CIE76 ΔE between matched colours) count as the same look.
-/// CIE76 rather than ΔE2000: this runs for dozens of candidate pairs per brief, and a
-/// same-look threshold does not need ΔE2000's perceptual fine print.
-const MIN_PALETTE_DISTANCE: f32 = 10.0;
 /// Heatmap cells at or above this share of the channel's peak make up its zone.
 const ZONE_THRESHOLD: f32 = 0.5;
 
@@ -48,11 +52,12 @@ pub enum RecommendError {
 /// Everything the reply shows for one brief.
 #[derive(Debug, Clone)]
 pub struct Suggestions {
-    /// Up to `top_k` styles, best first.
+    /// Up to `top_k` diverse styles, best first.
     pub styles: Vec<StyleSuggestion>,
-    /// Up to `top_k` palettes, best first, adjusted to the brand colours and to WCAG contrast.
+    /// Up to `top_k` diverse palettes, best first, adjusted to the brand colours and to WCAG
+    /// contrast.
     pub palettes: Vec<PaletteSuggestion>,
-    /// Up to `top_k` font pairings, best first.
+    /// Up to `top_k` diverse font pairings, best first.
     pub fonts: Vec<FontSuggestion>,
     /// Where logo, product and text belong on the front panel.
     pub layout: Layout,
@@ -102,19 +107,23 @@ pub fn recommend(
     if outputs.fonts.len() != bundle.fonts.pairings.len() {
         return Err(RecommendError::Shape("fonts"));
     }
-    let styles = ranked(&outputs.styles)
-        .take(top_k)
-        .map(|(index, score)| {
-            let style = &bundle.styles.styles[index];
-            StyleSuggestion {
-                style: style.name.clone(),
-                name_zh: style.name_zh.clone(),
-                score,
-            }
-        })
-        .collect();
-    let fonts = ranked(&outputs.fonts)
-        .take(top_k)
+    let styles = diverse(
+        &outputs.styles,
+        top_k,
+        &StyleLikeness::new(&bundle.styles.styles),
+    )
+    .into_iter()
+    .map(|(index, score)| {
+        let style = &bundle.styles.styles[index];
+        StyleSuggestion {
+            style: style.name.clone(),
+            name_zh: style.name_zh.clone(),
+            score,
+        }
+    })
+    .collect();
+    let fonts = diverse(&outputs.fonts, top_k, &FontLikeness(&bundle.fonts.pairings))
+        .into_iter()
         .map(|(index, score)| {
             let pairing = &bundle.fonts.pairings[index];
             FontSuggestion {
@@ -126,9 +135,14 @@ pub fn recommend(
             }
         })
         .collect();
+    let named =
+        diversity::named_families(&bundle.vocabulary, &brief.terms, &bundle.palettes.palettes);
     let palettes = pick_palettes(
-        &bundle.palettes.palettes,
-        &bundle.palette_labs,
+        &PaletteLikeness {
+            catalogue: &bundle.palettes.palettes,
+            labs: &bundle.palette_labs,
+            named: &named,
+        },
         &outputs.palettes,
         &brief.brand_colours,
         top_k,
@@ -165,6 +179,15 @@ fn ranked(scores: &[f32]) -> impl Iterator<Item = (usize, f32)> {
     order
         .into_iter()
         .map(|(index, score)| (index, round3(score)))
+}
+
+/// The `top_k` picked by MMR among the best `POOL_FACTOR · top_k`, in descending score order.
+fn diverse(scores: &[f32], top_k: usize, likeness: &impl diversity::Likeness) -> Vec<(usize, f32)> {
+    let pool: Vec<(usize, f32)> = ranked(scores).take(top_k * POOL_FACTOR).collect();
+    diversity::select(&pool, top_k, likeness, |_| false)
+        .into_iter()
+        .map(|slot| pool[slot])
+        .collect()
 }
 
 fn round3(value: f32) -> f32 {
@@ -234,92 +257,114 @@ fn fit(palette: &Palette, brand: &[Rgb]) -> Result<FittedPalette, RecommendError
     })
 }
 
-/// Mean over `first`'s colours of the CIE76 ΔE to the nearest colour of `second`.
-fn palette_distance(first: &[Lab], second: &[Lab]) -> f32 {
-    if first.is_empty() || second.is_empty() {
-        return f32::INFINITY;
+/// The MMR candidates: the `POOL_FACTOR · top_k` best palettes, and the best of every family,
+/// so that a second family is always at hand.
+fn palette_pool(catalogue: &[Palette], scores: &[f32], top_k: usize) -> Vec<(usize, f32)> {
+    let mut pool: Vec<(usize, f32)> = Vec::with_capacity(top_k * POOL_FACTOR);
+    let mut families: Vec<&str> = Vec::new();
+    for (index, score) in ranked(scores) {
+        let family = catalogue
+            .get(index)
+            .map_or("", |palette| palette.family.as_str());
+        let new_family = !families.contains(&family);
+        if new_family {
+            families.push(family);
+        }
+        if pool.len() < top_k * POOL_FACTOR || new_family {
+            pool.push((index, score));
+        }
     }
-    let total: f32 = first
-        .iter()
-        .map(|&a| {
-            second
-                .iter()
-                .map(|&b| ((a.l - b.l).powi(2) + (a.a - b.a).powi(2) + (a.b - b.b).powi(2)).sqrt())
-                .fold(f32::INFINITY, f32::min)
-        })
-        .sum();
-    total / first.len() as f32
+    pool
 }
 
-/// The `top_k` best palettes that differ visibly from each other, fitted to the brand, with
-/// the safe ones first when `prefer_cvd_safe` (score order kept within safe and unsafe).
-/// Diversity is judged on the catalogue colours (`labs`, precomputed per bundle), so only the
-/// palettes returned are fitted: fitting is the expensive part.
+/// The `top_k` palettes picked by MMR (see [`diversity`]), fitted to the brand, in descending
+/// score order; with `prefer_cvd_safe`, safe ones are picked before unsafe ones and come first
+/// (score order kept within safe and unsafe). Diversity is judged on the catalogue colours
+/// (`labs`, precomputed per bundle), so without `prefer_cvd_safe` only the palettes returned are
+/// fitted: fitting is the expensive part.
 fn pick_palettes(
-    catalogue: &[Palette],
-    labs: &[Vec<Lab>],
+    likeness: &PaletteLikeness<'_>,
     scores: &[f32],
     brand: &[Rgb],
     top_k: usize,
     prefer_cvd_safe: bool,
 ) -> Result<Vec<PaletteSuggestion>, RecommendError> {
-    let mut picked: Vec<(usize, f32)> = Vec::with_capacity(top_k);
-    let mut passed_over: Vec<(usize, f32)> = Vec::new();
-    // Looking further than a few times top_k only finds palettes nobody would pick.
-    for (index, score) in ranked(scores).take(top_k * 8) {
-        if picked.len() == top_k {
-            break;
-        }
-        let too_close = picked
-            .iter()
-            .any(|&(other, _)| palette_distance(&labs[index], &labs[other]) < MIN_PALETTE_DISTANCE);
-        if too_close {
-            passed_over.push((index, score));
-        } else {
-            picked.push((index, score));
-        }
-    }
-    let shortfall = top_k.saturating_sub(picked.len());
-    picked.extend(passed_over.into_iter().take(shortfall));
-    let mut chosen = picked
-        .into_iter()
-        .map(|(index, score)| fit(&catalogue[index], brand).map(|fitted| (index, score, fitted)))
-        .collect::<Result<Vec<_>, _>>()?;
-    chosen.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    let mut suggestions: Vec<PaletteSuggestion> = chosen
-        .into_iter()
-        .map(|(index, score, fitted)| {
-            let palette = &catalogue[index];
+    let catalogue = likeness.catalogue;
+    let pool = palette_pool(catalogue, scores, top_k);
+    let fit_and_check = |index: usize| {
+        fit(&catalogue[index], brand).map(|fitted| {
             let cvd = check_roles([
                 fitted.background,
                 fitted.primary,
                 fitted.accent,
                 fitted.text,
             ]);
-            PaletteSuggestion {
-                name: palette.name.clone(),
-                name_zh: palette.name_zh.clone(),
-                colors: fitted.colours.iter().map(Rgb::to_hex).collect(),
-                roles: PaletteRoles {
-                    background: fitted.background.to_hex(),
-                    primary: fitted.primary.to_hex(),
-                    accent: fitted.accent.to_hex(),
-                    text: fitted.text.to_hex(),
-                },
-                contrast: (contrast_ratio(fitted.text, fitted.background) * 10.0).floor() / 10.0,
-                cvd: PaletteCvd {
-                    safe: cvd.safe,
-                    min_delta_e: cvd.min_delta_e,
-                },
-                score,
-            }
+            (fitted, cvd)
         })
-        .collect();
+    };
+    // Safety depends on the brand fitting: under `prefer_cvd_safe` selection fits and checks
+    // candidates as it considers them (best first), and keeps the result for the reply.
+    let mut checked: Vec<Option<(FittedPalette, CvdCheck)>> = pool.iter().map(|_| None).collect();
+    let mut failed: Option<RecommendError> = None;
+    let picks = diversity::select(&pool, top_k, likeness, |slot| {
+        if !prefer_cvd_safe || failed.is_some() {
+            return false;
+        }
+        if checked[slot].is_none() {
+            match fit_and_check(pool[slot].0) {
+                Ok(done) => checked[slot] = Some(done),
+                Err(error) => {
+                    failed = Some(error);
+                    return false;
+                }
+            }
+        }
+        checked[slot].as_ref().is_some_and(|(_, cvd)| !cvd.safe)
+    });
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    let mut suggestions = picks
+        .into_iter()
+        .map(|slot| {
+            let (index, score) = pool[slot];
+            let (fitted, cvd) = match checked[slot].take() {
+                Some(done) => done,
+                None => fit_and_check(index)?,
+            };
+            Ok(suggestion(&catalogue[index], score, &fitted, cvd))
+        })
+        .collect::<Result<Vec<_>, RecommendError>>()?;
     if prefer_cvd_safe {
         // A stable sort: within the safe and the unsafe group the score order stays.
         suggestions.sort_by_key(|suggestion| !suggestion.cvd.safe);
     }
     Ok(suggestions)
+}
+
+fn suggestion(
+    palette: &Palette,
+    score: f32,
+    fitted: &FittedPalette,
+    cvd: CvdCheck,
+) -> PaletteSuggestion {
+    PaletteSuggestion {
+        name: palette.name.clone(),
+        name_zh: palette.name_zh.clone(),
+        colors: fitted.colours.iter().map(Rgb::to_hex).collect(),
+        roles: PaletteRoles {
+            background: fitted.background.to_hex(),
+            primary: fitted.primary.to_hex(),
+            accent: fitted.accent.to_hex(),
+            text: fitted.text.to_hex(),
+        },
+        contrast: (contrast_ratio(fitted.text, fitted.background) * 10.0).floor() / 10.0,
+        cvd: PaletteCvd {
+            safe: cvd.safe,
+            min_delta_e: cvd.min_delta_e,
+        },
+        score,
+    }
 }
 
 /// Splits the layout output into three heatmaps and derives a zone from each.
@@ -447,8 +492,21 @@ mod tests {
         }
     }
 
-    fn labs_of(catalogue: &[Palette]) -> Vec<Vec<Lab>> {
-        crate::bundle::catalogue::palette_labs(catalogue).unwrap()
+    /// `pick_palettes` over a crafted catalogue, for a brief that names no palette family.
+    fn pick(
+        catalogue: &[Palette],
+        scores: &[f32],
+        brand: &[Rgb],
+        top_k: usize,
+        prefer_cvd_safe: bool,
+    ) -> Vec<PaletteSuggestion> {
+        let labs = crate::bundle::catalogue::palette_labs(catalogue).unwrap();
+        let likeness = PaletteLikeness {
+            catalogue,
+            labs: &labs,
+            named: &[],
+        };
+        pick_palettes(&likeness, scores, brand, top_k, prefer_cvd_safe).unwrap()
     }
 
     #[test]
@@ -460,15 +518,7 @@ mod tests {
             "#FFFFFF",
             "#CCCCCC",
         );
-        let suggestions = pick_palettes(
-            std::slice::from_ref(&pale),
-            &labs_of(std::slice::from_ref(&pale)),
-            &[0.9],
-            &[],
-            1,
-            false,
-        )
-        .unwrap();
+        let suggestions = pick(std::slice::from_ref(&pale), &[0.9], &[], 1, false);
         assert!(
             suggestions[0].contrast >= MIN_TEXT_CONTRAST,
             "{}",
@@ -486,15 +536,7 @@ mod tests {
             "#1B1B1B",
         );
         let brand = Rgb::parse_hex("#1A73E8").unwrap();
-        let suggestions = pick_palettes(
-            std::slice::from_ref(&base),
-            &labs_of(std::slice::from_ref(&base)),
-            &[0.5],
-            &[brand],
-            1,
-            false,
-        )
-        .unwrap();
+        let suggestions = pick(std::slice::from_ref(&base), &[0.5], &[brand], 1, false);
         assert_eq!(suggestions[0].roles.primary, "#1A73E8");
         assert!(suggestions[0].colors.contains(&"#1A73E8".to_string()));
         assert_eq!(suggestions[0].roles.background, "#F5F0E6");
@@ -521,9 +563,7 @@ mod tests {
             "#DCE8E4",
         );
         let catalogue = [a, a_twin, b];
-        let labs = labs_of(&catalogue);
-        let suggestions =
-            pick_palettes(&catalogue, &labs, &[0.9, 0.89, 0.5], &[], 2, false).unwrap();
+        let suggestions = pick(&catalogue, &[0.9, 0.89, 0.5], &[], 2, false);
         let names: Vec<&str> = suggestions.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
     }
@@ -562,9 +602,8 @@ mod tests {
     #[test]
     fn prefer_cvd_safe_puts_every_safe_palette_before_every_unsafe_one() {
         let catalogue = mixed_safety_catalogue();
-        let labs = labs_of(&catalogue);
         let scores = [0.9, 0.8, 0.7, 0.6];
-        let by_score = pick_palettes(&catalogue, &labs, &scores, &[], 4, false).unwrap();
+        let by_score = pick(&catalogue, &scores, &[], 4, false);
         let names = |list: &[PaletteSuggestion]| -> Vec<String> {
             list.iter().map(|p| p.name.clone()).collect()
         };
@@ -574,7 +613,7 @@ mod tests {
             .windows(2)
             .all(|pair| pair[0].score >= pair[1].score));
 
-        let preferred = pick_palettes(&catalogue, &labs, &scores, &[], 4, true).unwrap();
+        let preferred = pick(&catalogue, &scores, &[], 4, true);
         assert_eq!(
             names(&preferred),
             ["safe", "unsafe-best", "unsafe-worse", "unsafe-worst"]

@@ -296,6 +296,9 @@ pub struct FontPairing {
     /// The body font for CJK text.
     #[serde(default)]
     pub body_cjk: String,
+    /// What the pairing conveys (`elegant`, `rounded`, …); diversity compares pairings by them.
+    #[serde(default)]
+    pub traits: Vec<String>,
 }
 
 /// Layout templates for a front panel.

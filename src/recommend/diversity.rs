@@ -1,0 +1,291 @@
+//! Diverse top-k by maximal marginal relevance (MMR): each list's suggestions are picked greedily,
+//! each time the candidate with the highest `LAMBDA · score − (1 − LAMBDA) · max similarity to
+//! the suggestions already picked`. The first pick is always the best score (nothing is picked
+//! yet, so every penalty is 0; under `prefer_cvd_safe`, the best safe palette). A candidate with
+//! similarity 1 to a pick (a near-duplicate) is only taken when nothing else is left, and
+//! palettes span at least two families unless the brief names one. The rule, with its
+//! similarities, is stated in `docs/contract-choices.md` ("Diverse suggestions").
+
+use crate::bundle::catalogue::{FontPairing, Palette, Style, Vocabulary};
+use crate::colour::Lab;
+
+/// Weight of the score against the similarity to what is already picked. At 0.7 a candidate
+/// gives way only to one at most `(1 − λ)/λ · Δsimilarity` ≈ 0.43 · Δsimilarity below it, so a
+/// strong item is passed over for a clearly different one, never for a slightly different one.
+pub(crate) const LAMBDA: f32 = 0.7;
+/// Candidates considered per list: this many times `top_k` of the best scores (palettes add the
+/// best of each family). Further down only lie items nobody would pick.
+pub(crate) const POOL_FACTOR: usize = 8;
+/// Palettes closer than this (CIE76 ΔE from each colour to the other palette's nearest, averaged
+/// over the colours of both) look the same: similarity 1. CIE76 rather than ΔE2000: it runs for
+/// dozens of pairs per brief, and a same-look threshold does not need ΔE2000's fine print.
+pub(crate) const SAME_LOOK_DELTA_E: f32 = 10.0;
+/// Palettes this far apart (or further) share nothing in colour: colour similarity 0. About
+/// the upper quartile of the distance between palettes of different families in `packd-default`.
+pub(crate) const UNRELATED_DELTA_E: f32 = 30.0;
+/// Similarity of two palettes of one family the brief did not name, however far their colours.
+pub(crate) const SAME_FAMILY_SIMILARITY: f32 = 0.5;
+/// Similarity of two font pairings with the same heading face (the pairing's visible voice).
+pub(crate) const SAME_HEADING_SIMILARITY: f32 = 0.6;
+/// Similarity of two font pairings with the same body face only.
+pub(crate) const SAME_BODY_SIMILARITY: f32 = 0.3;
+/// Weight of the traits' Jaccard index in font similarity. Shared traits make pairings alike in
+/// mood, not copies: at full weight, for a coffee brief, a pairing sharing 4 of 6 traits with the
+/// top one (score 0.38) gave way to one of another mood at less than half its score.
+pub(crate) const TRAITS_WEIGHT: f32 = 0.5;
+/// Words too common in style descriptions to say anything about the look.
+const STOP_WORDS: &[&str] = &[
+    "and", "the", "for", "with", "its", "one", "two", "does", "that", "from", "into", "or", "of",
+    "a", "an", "as", "by", "in", "on", "to", "is", "at",
+];
+
+/// What a list's candidates are like, for MMR: how alike two are, and (palettes) their family.
+pub(crate) trait Likeness {
+    /// How alike two catalogue items are, in [0, 1]; 1 is a near-duplicate.
+    fn similarity(&self, first: usize, second: usize) -> f32;
+    /// The group the picks must not all share (palette family), when the rule applies.
+    fn group(&self, _index: usize) -> Option<&str> {
+        None
+    }
+}
+
+/// Picks up to `top_k` of `candidates` (catalogue index and score, best first) by MMR and
+/// returns their positions in `candidates`, ascending: by descending score. A candidate for
+/// which `demoted(position)` holds (an unsafe palette when safe ones are preferred) is only
+/// picked when no other is left; `demoted` is asked lazily, best candidates first, and at most
+/// once per candidate and pick.
+pub(crate) fn select(
+    candidates: &[(usize, f32)],
+    top_k: usize,
+    likeness: &impl Likeness,
+    mut demoted: impl FnMut(usize) -> bool,
+) -> Vec<usize> {
+    let mut picked: Vec<usize> = Vec::with_capacity(top_k);
+    let mut open: Vec<bool> = vec![true; candidates.len()];
+    // Each candidate's highest similarity to a pick so far, updated once per pick.
+    let mut nearest: Vec<f32> = vec![0.0; candidates.len()];
+    let mut order: Vec<(u8, f32, usize)> = Vec::with_capacity(candidates.len());
+    while picked.len() < top_k {
+        let single_group = single_group(&picked, candidates, likeness);
+        let last_slot = picked.len() + 1 == top_k;
+        order.clear();
+        for (slot, &(index, score)) in candidates.iter().enumerate() {
+            if !open[slot] {
+                continue;
+            }
+            // Lower tiers win: a last slot goes to another group when every pick so far is of
+            // one, and a near-duplicate fills only a slot nothing else can.
+            let repeats_group =
+                last_slot && single_group.is_some_and(|group| likeness.group(index) == Some(group));
+            let tier = 2 * u8::from(repeats_group) + u8::from(nearest[slot] >= 1.0);
+            let value = LAMBDA * score - (1.0 - LAMBDA) * nearest[slot];
+            order.push((tier, value, slot));
+        }
+        // Ties go to the better score: the earlier position.
+        order.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)));
+        let chosen = order
+            .iter()
+            .find(|&&(_, _, slot)| !demoted(slot))
+            .or(order.first())
+            .map(|&(_, _, slot)| slot);
+        let Some(chosen) = chosen else { break };
+        open[chosen] = false;
+        let chosen_index = candidates[chosen].0;
+        picked.push(chosen);
+        for (slot, &(index, _)) in candidates.iter().enumerate() {
+            if open[slot] {
+                nearest[slot] = nearest[slot].max(likeness.similarity(index, chosen_index));
+            }
+        }
+    }
+    picked.sort_unstable();
+    picked
+}
+
+/// The group every pick shares, if they all share one (and there is at least one pick).
+fn single_group<'a>(
+    picked: &[usize],
+    candidates: &[(usize, f32)],
+    likeness: &'a impl Likeness,
+) -> Option<&'a str> {
+    let (&first, rest) = picked.split_first()?;
+    let group = likeness.group(candidates[first].0)?;
+    rest.iter()
+        .all(|&slot| likeness.group(candidates[slot].0) == Some(group))
+        .then_some(group)
+}
+
+/// Palettes: alike in colour (precomputed CIELAB) or by an unnamed shared family.
+pub(crate) struct PaletteLikeness<'a> {
+    /// The palette catalogue.
+    pub(crate) catalogue: &'a [Palette],
+    /// Each palette's colours in CIELAB, in catalogue order.
+    pub(crate) labs: &'a [Vec<Lab>],
+    /// The catalogue families the brief names (its `palette`, or palette terms among keywords).
+    pub(crate) named: &'a [String],
+}
+
+impl PaletteLikeness<'_> {
+    /// Whether the picks must span two families: only when the brief names none.
+    fn spans_families(&self) -> bool {
+        self.named.is_empty()
+    }
+
+    fn family(&self, index: usize) -> Option<&str> {
+        self.catalogue
+            .get(index)
+            .map(|palette| palette.family.as_str())
+            .filter(|family| !family.is_empty())
+    }
+}
+
+impl Likeness for PaletteLikeness<'_> {
+    fn similarity(&self, first: usize, second: usize) -> f32 {
+        let (Some(a), Some(b)) = (self.labs.get(first), self.labs.get(second)) else {
+            return 0.0;
+        };
+        let distance = (palette_distance(a, b) + palette_distance(b, a)) / 2.0;
+        let colour = ((UNRELATED_DELTA_E - distance) / (UNRELATED_DELTA_E - SAME_LOOK_DELTA_E))
+            .clamp(0.0, 1.0);
+        let family = match (self.family(first), self.family(second)) {
+            (Some(a), Some(b)) if a == b && !self.named.iter().any(|named| named == a) => {
+                SAME_FAMILY_SIMILARITY
+            }
+            _ => 0.0,
+        };
+        colour.max(family)
+    }
+
+    fn group(&self, index: usize) -> Option<&str> {
+        if self.spans_families() {
+            self.family(index)
+        } else {
+            None
+        }
+    }
+}
+
+/// Mean over `first`'s colours of the CIE76 ΔE to the nearest colour of `second`.
+pub(crate) fn palette_distance(first: &[Lab], second: &[Lab]) -> f32 {
+    if first.is_empty() || second.is_empty() {
+        return f32::INFINITY;
+    }
+    let total: f32 = first
+        .iter()
+        .map(|&a| {
+            second
+                .iter()
+                .map(|&b| ((a.l - b.l).powi(2) + (a.a - b.a).powi(2) + (a.b - b.b).powi(2)).sqrt())
+                .fold(f32::INFINITY, f32::min)
+        })
+        .sum();
+    total / first.len() as f32
+}
+
+/// The catalogue families the brief names: palette-group terms that are on in its multi-hot and
+/// whose name (`palette:<family>`) is a family of the palette catalogue.
+pub(crate) fn named_families(
+    vocabulary: &Vocabulary,
+    terms: &[f32],
+    catalogue: &[Palette],
+) -> Vec<String> {
+    vocabulary
+        .terms
+        .iter()
+        .filter(|term| term.group == "palette")
+        .filter(|term| terms.get(term.index).is_some_and(|&value| value > 0.0))
+        .filter_map(|term| term.id.strip_prefix("palette:"))
+        .filter(|family| catalogue.iter().any(|palette| palette.family == *family))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Font pairings: the same faces, or half the Jaccard index of their traits.
+pub(crate) struct FontLikeness<'a>(pub(crate) &'a [FontPairing]);
+
+impl Likeness for FontLikeness<'_> {
+    fn similarity(&self, first: usize, second: usize) -> f32 {
+        let (Some(a), Some(b)) = (self.0.get(first), self.0.get(second)) else {
+            return 0.0;
+        };
+        let faces = match (a.heading == b.heading, a.body == b.body) {
+            (true, true) => 1.0,
+            (true, false) => SAME_HEADING_SIMILARITY,
+            (false, true) => SAME_BODY_SIMILARITY,
+            (false, false) => 0.0,
+        };
+        faces.max(TRAITS_WEIGHT * jaccard(&a.traits, &b.traits))
+    }
+}
+
+/// Styles: the Jaccard index of the content words of their descriptions (the only thing the
+/// styles catalogue says about a look); 1 for the same name.
+pub(crate) struct StyleLikeness<'a> {
+    styles: &'a [Style],
+    /// Each style's distinct content words, borrowed from its description.
+    words: Vec<Vec<&'a str>>,
+}
+
+impl<'a> StyleLikeness<'a> {
+    /// Splits the descriptions into words once per brief (no copies: slices of the catalogue).
+    pub(crate) fn new(styles: &'a [Style]) -> StyleLikeness<'a> {
+        let words = styles
+            .iter()
+            .map(|style| {
+                let mut distinct: Vec<&str> = Vec::new();
+                for word in content_words(&style.description) {
+                    if !distinct.iter().any(|seen| seen.eq_ignore_ascii_case(word)) {
+                        distinct.push(word);
+                    }
+                }
+                distinct
+            })
+            .collect();
+        StyleLikeness { styles, words }
+    }
+}
+
+impl Likeness for StyleLikeness<'_> {
+    fn similarity(&self, first: usize, second: usize) -> f32 {
+        let (Some(a), Some(b)) = (self.styles.get(first), self.styles.get(second)) else {
+            return 0.0;
+        };
+        if a.name.eq_ignore_ascii_case(&b.name) {
+            return 1.0;
+        }
+        let (a, b) = (&self.words[first], &self.words[second]);
+        let shared = a
+            .iter()
+            .filter(|word| b.iter().any(|other| other.eq_ignore_ascii_case(word)))
+            .count();
+        let union = a.len() + b.len() - shared;
+        if union == 0 {
+            return 0.0;
+        }
+        shared as f32 / union as f32
+    }
+}
+
+/// The description's words of three or more letters, function words left out.
+fn content_words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|word| {
+        word.chars().count() > 2
+            && !STOP_WORDS
+                .iter()
+                .any(|stop| stop.eq_ignore_ascii_case(word))
+    })
+}
+
+/// |A ∩ B| / |A ∪ B| of two lists without repeats; 0 when both are empty (nothing known is
+/// nothing shared).
+fn jaccard(first: &[String], second: &[String]) -> f32 {
+    let shared = first.iter().filter(|item| second.contains(item)).count();
+    let union = first.len() + second.len() - shared;
+    if union == 0 {
+        return 0.0;
+    }
+    shared as f32 / union as f32
+}
+
+#[cfg(test)]
+mod tests;
