@@ -126,3 +126,16 @@ def test_teacher_reads_new_terms_like_a_designer(vocab, teacher, term, top_style
     assert styles[int(np.argmax(o["styles"][0]))]["id"] in top_styles
     top3 = [pals[k]["family"] for k in np.argsort(-o["palettes"][0], kind="stable")[:3]]
     assert set(top3) <= families, top3
+
+
+@pytest.mark.parametrize("brief,families,at_least", [
+    ({"product": "skincare", "keywords": ["dopamine"]}, {"vivid", "neon"}, 3),
+    ({"product": "茶", "keywords": ["多巴胺"]}, {"vivid", "neon"}, 3),
+    ({"product": "香水", "keywords": ["芭比粉"]}, {"pastel", "vivid", "neon"}, 2),
+])
+def test_colour_naming_trend_words_steer_the_palette(vocab, teacher, brief, families, at_least):
+    t, _, pals = teacher
+    x = np.array([vocmod.Encoder(vocab).encode(brief)[0]])
+    o = t.score(x, np.zeros((1, 24)), np.zeros((1, 16)))
+    top3 = [pals[k]["family"] for k in np.argsort(-o["palettes"][0], kind="stable")[:3]]
+    assert sum(f in families for f in top3) >= at_least, top3
