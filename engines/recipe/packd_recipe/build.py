@@ -324,7 +324,11 @@ def _build_into(out, dataset=None, dataset_only=False, quick=False, skip_report=
         else:
             X = np.concatenate([X, DX]); I = np.concatenate([I, DI]); R = np.concatenate([R, DR])
             tg = {k: np.concatenate([tg[k], dtg[k]]) for k in tg}
-    log(f"[{time.time()-t0:5.1f}s] training set {X.shape[0]} briefs (teacher-labelled), {len(heldout)} held-out product x mood pairs")
+    term_counts = X.sum(0)
+    if not dataset_only:   # a --dataset-only build trains on whatever terms the dataset has
+        assert term_counts.min() > 0, "a vocabulary term never appears in the training set"
+    log(f"[{time.time()-t0:5.1f}s] training set {X.shape[0]} briefs (teacher-labelled), {len(heldout)} held-out product x mood pairs, "
+        f"fewest briefs per term {int(term_counts.min())}")
 
     model.H = c["hidden"]
     model.HEAD_W.update(c["head_weights"])
@@ -395,7 +399,8 @@ def _build_into(out, dataset=None, dataset_only=False, quick=False, skip_report=
         report.write_report(out, dict(vocab=vocab, enc=enc, styles=styles, pals=pals, fonts=fonts, layouts=layouts,
                                       teacher=teacher, sampler=sampler, rng=rng, heldout=heldout, params=params,
                                       scales=scales, s32=s32, s8=s8, pstats=pstats, config=c, quick=quick,
-                                      dataset=dataset, dataset_only=dataset_only, n_train=X.shape[0]))
+                                      dataset=dataset, dataset_only=dataset_only, n_train=X.shape[0],
+                                      term_counts=term_counts, calib_briefs=calib_briefs))
         from . import freetext_eval
         freetext_eval.append_report(out, CONFIG["text_encoder"])
         log(f"[{time.time()-t0:5.1f}s] report written")
@@ -475,7 +480,31 @@ def calibration_briefs(vocab, rng):
             pickf = lambda t: t[lang][(i + j) % len(t[lang])]
             briefs.append({"product": pickf(p), "audience": [pickf(a)], "mood": [pickf(m1), pickf(m2)],
                            "palette": pickf(fam), "keywords": [pickf(k)]})
-    return briefs
+    return briefs + _coverage_briefs(vocab, briefs)
+
+
+def _coverage_briefs(vocab, briefs):
+    """One extra brief for every (term, language) the grid above missed, so every term's input channel is
+    calibrated in both its English and its Chinese form (the grid's modular indexing skips some)."""
+    field = {"product": "product", "audience": "audience", "mood": "mood", "season": "mood", "occasion": "mood",
+             "palette": "palette", "keyword": "keywords"}
+    seen = set()
+    for b in briefs:
+        for f, vals in b.items():
+            for val in ([vals] if isinstance(vals, str) else vals):
+                seen.add(vocmod.normalise(val))
+    prods = [t for t in vocab["terms"] if t["group"] == "product"]
+    extra = []
+    for i, t in enumerate(vocab["terms"]):
+        for lang in ("en", "zh"):
+            if any(vocmod.normalise(s) in seen for s in t[lang]):
+                continue
+            syn = t[lang][i % len(t[lang])]
+            f = field[t["group"]]
+            b = {"product": prods[i % len(prods)][lang][0]}
+            b[f] = syn if f in ("product", "palette") else [syn]
+            extra.append(b)
+    return extra
 
 
 EXAMPLE_BRIEFS = [

@@ -5,17 +5,21 @@ use crate::backend::cpu::CpuBackend;
 use crate::backend::Precision;
 use crate::bundle::Bundle;
 
-fn cpu() -> Arc<dyn Backend> {
-    static CPU: OnceLock<Arc<CpuBackend>> = OnceLock::new();
-    CPU.get_or_init(|| {
-        let bundle = Bundle::open(std::path::Path::new(concat!(
+fn shipped() -> &'static Bundle {
+    static BUNDLE: OnceLock<Bundle> = OnceLock::new();
+    BUNDLE.get_or_init(|| {
+        Bundle::open(std::path::Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/engines/packd-default"
         )))
-        .expect("shipped bundle");
-        Arc::new(CpuBackend::load(&bundle, Precision::Fp32).expect("cpu backend"))
+        .expect("shipped bundle")
     })
-    .clone()
+}
+
+fn cpu() -> Arc<dyn Backend> {
+    static CPU: OnceLock<Arc<CpuBackend>> = OnceLock::new();
+    CPU.get_or_init(|| Arc::new(CpuBackend::load(shipped(), Precision::Fp32).expect("cpu backend")))
+        .clone()
 }
 
 /// The real CPU model under another target's name, which can be told to fail or to wait.
@@ -58,7 +62,8 @@ impl Backend for Target {
 }
 
 fn inputs() -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let mut brief = vec![0.0; 125];
+    // the brief input is as long as the shipped vocabulary (it grows with it)
+    let mut brief = vec![0.0; shipped().vocabulary.terms.len()];
     brief[3] = 1.0;
     (brief, vec![0.0; 24], vec![0.0; 16])
 }
