@@ -169,7 +169,10 @@ fn relist(dir: &Path, relative: &str) {
 #[test]
 fn the_shipped_text_encoder_reproduces_its_self_test() {
     let bundle = Bundle::open(&shipped()).expect("shipped bundle opens");
-    let text = bundle.text.as_ref().expect("the shipped bundle has a text encoder");
+    let text = bundle
+        .text
+        .as_ref()
+        .expect("the shipped bundle has a text encoder");
     let cases = fs::read(shipped().join(packd::bundle::TEXT_SELFTEST_FILE)).expect("cases");
     assert!(text.encoder.self_test(&cases).expect("passes") >= 10);
 }

@@ -1255,3 +1255,70 @@ async fn poison_reply_topic_redelivered_duplicates_stop_after_three_answers() {
         packd.log()
     );
 }
+
+/// Every value of these twins is a paraphrase no synonym lists and no synonym is contained in:
+/// only the bundle's text encoder reads them, and `understood` must say so, term by term.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn free_text_twins_are_read_by_the_encoder_and_shown_in_understood() {
+    let (_broker, packd, mut client) = broker_and_daemon(PackdOptions::default(), "online").await;
+    let english = client
+        .ask(
+            &packd,
+            r#"{"id":"free-en","product":"sports recovery drink","audience":["first-time mums"],"mood":["full of energy"],"keywords":["metal sheen"]}"#,
+        )
+        .await;
+    let chinese = client
+        .ask(
+            &packd,
+            r#"{"id":"free-zh","product":"补充体力的饮料","audience":["新手宝妈"],"mood":["充满能量"],"keywords":["金属光泽"]}"#,
+        )
+        .await;
+    let expected = [
+        ("product", "product:energy_drink"),
+        ("audience", "audience:new_parents"),
+        ("mood", "mood:energetic"),
+        ("keywords", "keyword:metallic"),
+    ];
+    for reply in [&english, &chinese] {
+        assert_well_formed_ok(reply, 3);
+        assert_eq!(reply["warnings"], json!([]), "{reply}");
+        let understood = reply["understood"].as_array().expect("understood");
+        assert_eq!(understood.len(), expected.len(), "{understood:?}");
+        for (entry, (field, term)) in understood.iter().zip(expected) {
+            assert_eq!(entry["field"], field, "{entry}");
+            assert_eq!(entry["as"], json!([term]), "{entry}");
+            assert_eq!(entry["via"], "encoder", "{entry}");
+            let similarity = entry["similarity"].as_f64().expect("similarity");
+            assert!((0.0..=1.0).contains(&similarity), "{entry}");
+        }
+    }
+    // Read alike, the twins get the same suggestions.
+    for list in ["styles", "palettes", "fonts"] {
+        assert_eq!(english[list], chinese[list], "{list}");
+    }
+}
+
+/// A nonsense value stays a warning however the encoder scores it, and a product nobody can
+/// read says the answer is generic instead of pretending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nonsense_stays_a_warning_and_an_unknown_product_says_so() {
+    let (_broker, packd, mut client) = broker_and_daemon(PackdOptions::default(), "online").await;
+    let reply = client
+        .ask(
+            &packd,
+            r#"{"product":"qzxv blorf","mood":["calm"],"keywords":["asdfgh"]}"#,
+        )
+        .await;
+    assert_well_formed_ok(&reply, 3);
+    assert_eq!(
+        reply["warnings"],
+        json!([
+            "unknown product 'qzxv blorf' ignored: suggestions are not specific to a product",
+            "unknown keyword 'asdfgh' ignored"
+        ])
+    );
+    assert_eq!(
+        reply["understood"],
+        json!([{"field": "mood", "text": "calm", "as": ["mood:calm"], "via": "exact"}])
+    );
+}

@@ -131,30 +131,67 @@ impl<'a> Reader<'a> {
             }
         }
         let contained = self.vocabulary.contained(&normalised);
+        let encoded = self.encoded(&normalised, groups);
         if !contained.is_empty() {
-            return Some(entry(contained, ReadVia::Contains, None));
+            // A contained synonym is often the generic word of a longer name ("energy drink"
+            // contains "drink"): a confident encoder reading of another term knows better.
+            return match encoded {
+                Some(better)
+                    if better.confident
+                        && !contained.iter().any(|term| term.index == better.term.index) =>
+                {
+                    Some(entry(
+                        vec![better.term],
+                        ReadVia::Encoder,
+                        Some(better.similarity),
+                    ))
+                }
+                _ => Some(entry(contained, ReadVia::Contains, None)),
+            };
         }
-        let (term, similarity) = self.encoded(&normalised, groups)?;
-        Some(entry(vec![term], ReadVia::Encoder, Some(similarity)))
+        let found = encoded.filter(|found| found.accepted)?;
+        Some(entry(
+            vec![found.term],
+            ReadVia::Encoder,
+            Some(found.similarity),
+        ))
     }
 
     /// The encoder's reading: the field's own groups when a term there clears the threshold,
-    /// else any group's best when it also clears the margin.
-    fn encoded(&self, normalised: &str, groups: &[&str]) -> Option<(&'a Term, f32)> {
+    /// else any group's best when it also clears the margin; `None` without an encoder or a
+    /// vector. `accepted` says whether it clears its bar, `confident` whether it may overrule
+    /// a `contains` reading.
+    fn encoded(&self, normalised: &str, groups: &[&str]) -> Option<Encoded<'a>> {
         let text = self.text?;
-        let vector = text.encoder.embed(normalised)?;
+        let encoder = &text.encoder;
+        let vector = encoder.embed(normalised)?;
         let similarities = text.index.similarities(&vector, self.vocabulary.len());
         let terms = &self.vocabulary.terms;
         let in_groups = |term: usize| groups.contains(&terms[term].group.as_str());
-        let threshold = text.encoder.threshold;
-        let own = TermIndex::nearest(&similarities, in_groups)
-            .filter(|best| best.similarity >= threshold);
-        let any = TermIndex::nearest(&similarities, |_| true)
-            .filter(|best| best.similarity >= threshold + text.encoder.margin);
-        let best = own.or(any)?;
-        let similarity = (best.similarity * 1000.0).round() / 1000.0;
-        Some((&terms[best.term], similarity))
+        let own = TermIndex::nearest(&similarities, in_groups)?;
+        let any = TermIndex::nearest(&similarities, |_| true)?;
+        let (best, accepted) = if own.similarity >= encoder.threshold {
+            (own, true)
+        } else if any.similarity >= encoder.threshold + encoder.margin {
+            (any, true)
+        } else {
+            (own, false)
+        };
+        Some(Encoded {
+            term: &terms[best.term],
+            similarity: (best.similarity * 1000.0).round() / 1000.0,
+            accepted,
+            confident: own.term == best.term && own.similarity >= encoder.confident,
+        })
     }
+}
+
+/// The encoder's best term for a value, and how far it may be trusted.
+struct Encoded<'a> {
+    term: &'a Term,
+    similarity: f32,
+    accepted: bool,
+    confident: bool,
 }
 
 /// Whether normalised text is the term's own name (`product:energy_drink` → `energy drink`).

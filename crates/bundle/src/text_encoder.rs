@@ -6,7 +6,7 @@
 //! lookup plus a mean answers in microseconds on an Orin's CPU without a second model runtime.
 //!
 //! File format (`text_encoder.bin`, little endian):
-//! `PKTE`, u32 version 1, u32 dim, u32 piece count, f32 threshold, f32 margin, then per piece
+//! `PKTE`, u32 version 1, u32 dim, u32 piece count, f32 threshold, f32 margin, f32 confident, then per piece
 //! u8 byte length, UTF-8 bytes (SentencePiece's `▁` marks a word start), f32 unigram log
 //! probability, f32 row scale; then every row's `dim` i8 values, piece by piece.
 
@@ -94,9 +94,11 @@ pub struct TextEncoder {
     dim: usize,
     /// Similarity a reading needs to count.
     pub threshold: f32,
-    /// How far above the best term of another group the best term must be when a value is
-    /// matched across fields.
+    /// What a term of another group than the field's needs above `threshold`.
     pub margin: f32,
+    /// Similarity at which the encoder's reading replaces a `contains` reading that lacks its
+    /// term ("energy drink" contains "drink", but means the energy drink).
+    pub confident: f32,
     by_piece: HashMap<Box<str>, u32>,
     log_probs: Vec<f32>,
     scales: Vec<f32>,
@@ -146,11 +148,13 @@ impl TextEncoder {
         let count = reader.u32("header")? as usize;
         let threshold = reader.f32("header")?;
         let margin = reader.f32("header")?;
-        check_header(dim, count, threshold, margin)?;
+        let confident = reader.f32("header")?;
+        check_header(dim, count, [threshold, margin, confident])?;
         let mut encoder = TextEncoder {
             dim,
             threshold,
             margin,
+            confident,
             by_piece: HashMap::with_capacity(count),
             log_probs: Vec::with_capacity(count),
             scales: Vec::with_capacity(count),
@@ -344,12 +348,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
-fn check_header(
-    dim: usize,
-    count: usize,
-    threshold: f32,
-    margin: f32,
-) -> Result<(), TextEncoderError> {
+fn check_header(dim: usize, count: usize, similarities: [f32; 3]) -> Result<(), TextEncoderError> {
     let invalid = |what: String| Err(TextEncoderError::Header { what });
     if dim == 0 || dim > MAX_DIM {
         return invalid(format!("dim {dim} is not in 1..={MAX_DIM}"));
@@ -357,9 +356,9 @@ fn check_header(
     if count == 0 || count > u32::MAX as usize {
         return invalid(format!("piece count {count} is out of range"));
     }
-    if !(0.0..=1.0).contains(&threshold) || !(0.0..=1.0).contains(&margin) {
+    if !similarities.iter().all(|value| (0.0..=1.0).contains(value)) {
         return invalid(format!(
-            "threshold {threshold} and margin {margin} must be in [0, 1]"
+            "threshold, margin and confident {similarities:?} must be in [0, 1]"
         ));
     }
     Ok(())

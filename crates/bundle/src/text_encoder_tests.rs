@@ -9,6 +9,7 @@ fn table(dim: u32, pieces: &[(&str, f32, f32, Vec<i8>)]) -> Vec<u8> {
     bytes.extend((pieces.len() as u32).to_le_bytes());
     bytes.extend(0.5f32.to_le_bytes());
     bytes.extend(0.05f32.to_le_bytes());
+    bytes.extend(0.8f32.to_le_bytes());
     for (text, log_prob, scale, _) in pieces {
         bytes.push(text.len() as u8);
         bytes.extend(text.as_bytes());

@@ -49,8 +49,9 @@ CONFIG = {
     "trt_header": "TRT-100300-EntropyCalibration2",
     "int8_tolerance": 0.06,
     # text encoder (text_encoder.py): PCA width, and the similarity a reading needs (threshold) in
-    # the field's own groups, plus `margin` in any other group; tuned on data/encoder_dev.tsv only
-    "text_encoder": {"dim": 128, "threshold": 0.66, "margin": 0.05},
+    # the field's own groups, plus `margin` in any other group, and at which it overrules a
+    # `contains` reading (confident); tuned on data/encoder_dev.tsv only
+    "text_encoder": {"dim": 128, "threshold": 0.72, "margin": 0.10, "confident": 0.80},
     "fp32_tolerance": 0.0001,
 }
 

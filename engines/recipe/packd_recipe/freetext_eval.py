@@ -192,8 +192,9 @@ def append_report(bundle_dir, config):
         "plus the most frequent Chinese words of jieba's dictionary (MIT), each embedded alone by the teacher, "
         f"centred, reduced by PCA to {dim} dimensions, weighted by smooth inverse frequency and quantised per row. "
         f"A value reads as a term when its cosine similarity to one of the term's synonyms reaches "
-        f"{config['threshold']} (field's own groups) or {config['threshold'] + config['margin']:.2f} (any group); "
-        "the threshold was chosen on `data/encoder_dev.tsv`, never on the evaluation set.",
+        f"{config['threshold']} (field's own groups) or {config['threshold'] + config['margin']:.2f} (any group), "
+        f"and it replaces a `contains` reading that lacks its term from {config['confident']}; "
+        "these were chosen on `data/encoder_dev.tsv`, never on the evaluation set.",
         "", "## Free-text briefs (held-out evaluation set)", "",
         "`eval/freetext.jsonl`: briefs written the way store staff type, English and Chinese twins, with the "
         "terms each value means; never used for training or tuning (eval/README.md). The knowledge base "

@@ -66,28 +66,36 @@ class Reader:
                 name = normalise(self.terms[i]["id"].split(":", 1)[1])
                 return [i], ("exact" if name == n else "synonym"), None
         contained = self._contained(n)
+        encoded = self._encoded(n, groups)
         if contained:
+            # a confident encoder reading of a term the contained synonyms miss knows better
+            if encoded is not None and encoded[4] and encoded[0] not in contained:
+                return [encoded[0]], "encoder", encoded[1]
             return contained, "contains", None
-        return self._encoded(n, groups)
+        if encoded is None or not encoded[2]:
+            return None
+        return [encoded[0]], "encoder", encoded[1]
 
     def _encoded(self, n, groups):
+        """(term, similarity, accepted, own group?, confident) or None (packd's `Encoded`)."""
         if self.encoder is None:
             return None
         v = self.encoder.embed(n)
         if v is None:
             return None
         sims = self.index.similarities(v)
-        th, margin = self.encoder.threshold, self.encoder.margin
+        e = self.encoder
         own = [i for i in range(len(self.terms)) if self.terms[i]["group"] in groups]
         best_own = max(own, key=lambda i: (sims[i], -i))
         best_any = max(range(len(self.terms)), key=lambda i: (sims[i], -i))
-        if sims[best_own] >= th:
-            best = best_own
-        elif sims[best_any] >= th + margin:
-            best = best_any
+        if sims[best_own] >= e.threshold:
+            best, accepted = best_own, True
+        elif sims[best_any] >= e.threshold + e.margin:
+            best, accepted = best_any, True
         else:
-            return None
-        return [best], "encoder", round(float(sims[best]), 3)
+            best, accepted = best_own, False
+        confident = best == best_own and sims[best_own] >= e.confident
+        return best, round(float(sims[best]), 3), accepted, best == best_own, confident
 
     def encode(self, brief):
         """(multi-hot, readings, warnings) as packd would build them."""

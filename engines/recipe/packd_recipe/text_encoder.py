@@ -152,13 +152,14 @@ class Encoder:
     """The reference encoder: what packd's Rust `TextEncoder` computes, bit for bit in the
     tokens and to float rounding in the vectors."""
 
-    def __init__(self, pieces, log_probs, scales, rows, threshold, margin):
+    def __init__(self, pieces, log_probs, scales, rows, threshold, margin, confident):
         self.pieces = list(pieces)
         self.log_probs = np.asarray(log_probs, dtype=np.float32)
         self.scales = np.asarray(scales, dtype=np.float32)
         self.rows = np.asarray(rows, dtype=np.int8)
         self.threshold = float(threshold)
         self.margin = float(margin)
+        self.confident = float(confident)
         self.by_piece = {p: i for i, p in enumerate(self.pieces)}
         self.longest = max(len(p) for p in self.pieces)
         self.unknown = float(min(0.0, float(self.log_probs.min()))) - UNKNOWN_PENALTY
@@ -231,14 +232,15 @@ def write(path, encoder):
     dim = encoder.rows.shape[1]
     with open(path, "wb") as f:
         f.write(MAGIC)
-        f.write(struct.pack("<IIIff", VERSION, dim, len(encoder.pieces), encoder.threshold, encoder.margin))
+        f.write(struct.pack("<IIIfff", VERSION, dim, len(encoder.pieces), encoder.threshold, encoder.margin,
+                            encoder.confident))
         for piece, lp, sc in zip(encoder.pieces, encoder.log_probs, encoder.scales):
             raw = piece.encode("utf-8")
             f.write(struct.pack("<B", len(raw)) + raw + struct.pack("<ff", float(lp), float(sc)))
         f.write(encoder.rows.astype(np.int8).tobytes())
 
 
-def build_encoder(cache_dir, dim, threshold, margin, words=30000, quick=False, log=print):
+def build_encoder(cache_dir, dim, threshold, margin, confident, words=30000, quick=False, log=print):
     """Distils the encoder from the teacher; `quick` keeps only the 4000 likeliest pieces and
     1000 words."""
     model, model_path = teacher()
@@ -257,7 +259,7 @@ def build_encoder(cache_dir, dim, threshold, margin, words=30000, quick=False, l
     vectors = piece_vectors(model, kept_pieces, cache_dir, log)
     rows = distil(kept_pieces, kept_lp, vectors, dim)
     scales, q = quantise(rows)
-    return Encoder(kept_pieces, kept_lp.astype(np.float32), scales, q, threshold, margin)
+    return Encoder(kept_pieces, kept_lp.astype(np.float32), scales, q, threshold, margin, confident)
 
 
 def read(path):
@@ -266,10 +268,10 @@ def read(path):
         b = f.read()
     if b[:4] != MAGIC:
         raise ValueError(f"{path}: not a packd text encoder")
-    version, dim, count, threshold, margin = struct.unpack_from("<IIIff", b, 4)
+    version, dim, count, threshold, margin, confident = struct.unpack_from("<IIIfff", b, 4)
     if version != VERSION:
         raise ValueError(f"{path}: version {version}")
-    o = 24
+    o = 28
     pieces, log_probs, scales = [], [], []
     for _ in range(count):
         n = b[o]
@@ -279,4 +281,4 @@ def read(path):
         scales.append(sc)
         o += 1 + n + 8
     rows = np.frombuffer(b, dtype=np.int8, count=count * dim, offset=o).reshape(count, dim)
-    return Encoder(pieces, np.float32(log_probs), np.float32(scales), rows, threshold, margin)
+    return Encoder(pieces, np.float32(log_probs), np.float32(scales), rows, threshold, margin, confident)
