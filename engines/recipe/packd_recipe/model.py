@@ -50,15 +50,18 @@ def col2im(dcols, C, Hh=16, W=12):
     return dap[:, :, 1:-1, 1:-1]
 
 
-def forward(p, xb, xi, xr, q=None):
-    """q: optional dict of activation scales for fake-quant simulation (and quantised weights in p)."""
+def forward(p, xb, xi, xr, q=None, dithered=None):
+    """q: optional dict of activation scales for fake-quant simulation (and quantised weights in p).
+    dithered: the tensors quantised as a half-step pair (default DITHERED, the explicit INT8 graph;
+    () is TensorRT's implicit INT8 from the calibration cache, which quantises every tensor once)."""
+    dithered = DITHERED if dithered is None else dithered
     if q is None:
         fq = lambda name, x: x
     else:
         step = lambda name, x: np.clip(np.round(x / q[name]), -128, 127) * q[name]
         # DITHERED tensors: the mean of two quantisations half a step apart (see export_int8)
         fq = lambda name, x: (0.5 * (step(name, x) + step(name, x + q[name] / 2) - q[name] / 2)
-                              if name in DITHERED else step(name, x))
+                              if name in dithered else step(name, x))
     c = {}
     xb, xi, xr = fq("brief", xb), fq("image", xi), fq("brand", xr)
     c["xb"], c["xi"], c["xr"] = xb, xi, xr
@@ -164,11 +167,14 @@ def equalise_channels(p, X, I, R, cap, pct):
     return q, factors
 
 
-def train(p, data, epochs, batch, lr, seed, log=print, wd=1e-5, masks=None, qat_scales=None, dual=False):
+def train(p, data, epochs, batch, lr, seed, log=print, wd=1e-5, masks=None, qat_scales=None,
+          qat_forwards=("dithered",)):
     """Adam + cosine LR. qat_scales: quantisation-aware fine-tuning (fake-quant forward with per-tensor
-    int8 weights and activation scales, straight-through gradients to the float weights). dual (with
-    qat_scales): each step also trains the float forward of the same int8 weights, i.e. the FP32 model
-    as shipped, so the two stay together where rankings are close."""
+    int8 weights and activation scales, straight-through gradients to the float weights). qat_forwards
+    (with qat_scales): the forwards each step trains, gradients summed: "dithered" (the explicit INT8
+    graph, h1/h2 as half-step pairs), "single" (TensorRT's implicit INT8 from the calibration cache,
+    h1/h2 quantised once) and "float" (the float forward of the same int8 weights, i.e. the FP32 model
+    as shipped), so all three stay together where rankings are close."""
     X, I, R, T = data
     N = X.shape[0]
     rng = np.random.default_rng(seed)
@@ -184,10 +190,10 @@ def train(p, data, epochs, batch, lr, seed, log=print, wd=1e-5, masks=None, qat_
             pf = p if qat_scales is None else quantise_weights(p)[2]
             tg = {k: T[k][idx] for k in T}
             mk = None if masks is None else {k: masks[k][idx] for k in masks}
-            passes = [qat_scales] + ([None] if dual and qat_scales is not None else [])
+            passes = [(None, None)] if qat_scales is None else [QAT_FORWARDS[f](qat_scales) for f in qat_forwards]
             g = None
-            for q in passes:
-                out, c = forward(pf, X[idx], I[idx], R[idx], q=q)
+            for q, dith in passes:
+                out, c = forward(pf, X[idx], I[idx], R[idx], q=q, dithered=dith)
                 gq = backward(pf, c, out, tg, mk)
                 g = gq if g is None else {k: g[k] + gq[k] for k in g}
             t += 1
@@ -203,6 +209,10 @@ def train(p, data, epochs, batch, lr, seed, log=print, wd=1e-5, masks=None, qat_
         kl = bce(out, {k: T[k][:2048] for k in T})
         log(f"  epoch {ep + 1}/{epochs}  excess BCE " + " ".join(f"{k}={v:.4f}" for k, v in kl.items()))
     return p
+
+
+# QAT forward name -> (activation scales, dithered tensors) for forward()
+QAT_FORWARDS = {"dithered": lambda q: (q, None), "single": lambda q: (q, ()), "float": lambda q: (None, None)}
 
 
 # ------------------------------------------------------------------ ONNX
