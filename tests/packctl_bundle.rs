@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use base64::Engine as _;
-use fixtures::bundles::{bundle_variant, installed_path};
+use fixtures::bundles::{bundle_variant, installed_path, without_text_encoder};
 use fixtures::{shipped_bundle, Appliance, Packd, PackdOptions, V5Client, PREFIX, REPLY_DEADLINE};
 use packd::reply::BundleRef;
 use packd_wire::bundle::BundleReply;
@@ -462,7 +462,18 @@ impl Operator {
     /// `packctl bundle build` of the shipped bundle as `version` (rehashed), then `packctl
     /// bundle sign` with the operator's key when `signed`; returns the archive's path.
     fn archive(&self, version: &str, signed: bool) -> PathBuf {
-        let variant = bundle_variant(version, |_| {}, true);
+        self.archive_of(bundle_variant(version, |_| {}, true), version, signed)
+    }
+
+    /// [`Operator::archive`] of the shipped bundle without its 15 MB text encoder: for tests
+    /// of the transfer itself, whose debug-build commit of the whole bundle under load came
+    /// close to packctl's 10 s reply timeout.
+    fn slim_archive(&self, version: &str, signed: bool) -> PathBuf {
+        let variant = bundle_variant(version, without_text_encoder, true);
+        self.archive_of(variant, version, signed)
+    }
+
+    fn archive_of(&self, variant: tempfile::TempDir, version: &str, signed: bool) -> PathBuf {
         let name = format!("packd-default-{version}.bundle.tar.zst");
         let output = packctl(
             self.dir.path(),
@@ -872,7 +883,7 @@ async fn push_across_a_broker_restart(
     during_restart: DuringRestart,
 ) -> (u64, u64, Option<u64>) {
     let operator = Operator::new();
-    let archive = operator.archive("1.6.0", true);
+    let archive = operator.slim_archive("1.6.0", true);
     let bytes = std::fs::read(&archive).expect("archive");
     let size = bytes.len() as u64;
     let transfer = hex::encode(Sha256::digest(&bytes))[..32].to_string();

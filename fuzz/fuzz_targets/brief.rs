@@ -1,6 +1,6 @@
 //! The brief decoder: any MQTT payload → `brief::decode` (size limits first, one typed error per
-//! malformed case) and `brief::read_envelope`, then the term encoding against the shipped
-//! vocabulary, as a worker does before inference.
+//! malformed case) and `brief::read_envelope`, then the reading of its terms against the shipped
+//! bundle (vocabulary, contained synonyms and text encoder), as a worker does before inference.
 
 #![no_main]
 
@@ -8,14 +8,15 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use packd::brief::{self, MAX_BRAND_COLOURS, MAX_IMAGE_BYTES, MAX_PAYLOAD_BYTES, TOP_K_RANGE};
-use packd::bundle::Vocabulary;
+use packd::bundle::Bundle;
 use packd::features;
 
-static VOCABULARY_JSON: &[u8] = include_bytes!("../../engines/packd-default/vocabulary.json");
-
-fn vocabulary() -> &'static Vocabulary {
-    static VOCABULARY: OnceLock<Vocabulary> = OnceLock::new();
-    VOCABULARY.get_or_init(|| Vocabulary::parse(VOCABULARY_JSON).expect("shipped vocabulary"))
+fn bundle() -> &'static Bundle {
+    static BUNDLE: OnceLock<Bundle> = OnceLock::new();
+    BUNDLE.get_or_init(|| {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../engines/packd-default");
+        Bundle::open(std::path::Path::new(dir)).expect("shipped bundle")
+    })
 }
 
 fuzz_target!(|payload: &[u8]| {
@@ -51,16 +52,23 @@ fuzz_target!(|payload: &[u8]| {
             // What an invalid brief's reply is routed by agrees with the decoded brief.
             assert_eq!(envelope.id, brief.id);
 
-            let vocabulary = vocabulary();
-            let (terms, warnings) = features::encode_terms(&brief, vocabulary);
-            assert_eq!(terms.len(), vocabulary.len());
-            assert!(terms.iter().all(|&value| value == 0.0 || value == 1.0));
-            let unknown_at_most = 1
+            let bundle = bundle();
+            let read = features::read_terms(&brief, bundle);
+            assert_eq!(read.vector.len(), bundle.vocabulary.len());
+            assert!(read.vector.iter().all(|&value| value == 0.0 || value == 1.0));
+            let values = 1
                 + brief.audience.len()
                 + brief.mood.len()
                 + usize::from(brief.palette.is_some())
                 + brief.keywords.len();
-            assert!(warnings.len() <= unknown_at_most);
+            assert!(read.warnings.len() <= values);
+            assert!(read.understood.len() <= values);
+            for entry in &read.understood {
+                assert!(!entry.terms.is_empty());
+                assert!(entry
+                    .similarity
+                    .is_none_or(|similarity| (-1.0..=1.0).contains(&similarity)));
+            }
             let brand = features::image::brand_features(&brief.brand_colors);
             assert!(brand.iter().all(|value| value.is_finite()));
         }

@@ -133,19 +133,14 @@ impl<'a> Reader<'a> {
         let contained = self.vocabulary.contained(&normalised);
         let encoded = self.encoded(&normalised, groups);
         if !contained.is_empty() {
-            // A contained synonym is often the generic word of a longer name ("energy drink"
-            // contains "drink"): a confident encoder reading of another term knows better.
+            // A contained synonym is often the generic word of a longer name ("sports recovery
+            // drink" contains "drink"): a confident encoder reading of a more specific term of
+            // the same group knows better. Contained terms of several groups ("kids snacks")
+            // are a reading of their own and stay.
             return match encoded {
-                Some(better)
-                    if better.confident
-                        && !contained.iter().any(|term| term.index == better.term.index) =>
-                {
-                    Some(entry(
-                        vec![better.term],
-                        ReadVia::Encoder,
-                        Some(better.similarity),
-                    ))
-                }
+                Some(better) if better.confident && refines(&contained, better.term) => Some(
+                    entry(vec![better.term], ReadVia::Encoder, Some(better.similarity)),
+                ),
                 _ => Some(entry(contained, ReadVia::Contains, None)),
             };
         }
@@ -192,6 +187,13 @@ struct Encoded<'a> {
     similarity: f32,
     accepted: bool,
     confident: bool,
+}
+
+/// Whether `term` is another term of the one group every contained term belongs to.
+fn refines(contained: &[&Term], term: &Term) -> bool {
+    contained
+        .iter()
+        .all(|found| found.group == term.group && found.index != term.index)
 }
 
 /// Whether normalised text is the term's own name (`product:energy_drink` → `energy drink`).

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use aho_corasick::AhoCorasick;
 use serde::Deserialize;
 use unicode_normalization::UnicodeNormalization;
 
@@ -21,6 +22,37 @@ pub struct Vocabulary {
     pub terms: Vec<Term>,
     /// normalised synonym → term index
     by_synonym: HashMap<String, usize>,
+    /// Every synonym of at least 2 characters, found in one pass over a value.
+    synonyms: Synonyms,
+}
+
+/// The synonyms `contained` looks for, as one automaton: one pass over a value instead of one
+/// substring search per synonym (1 700 of them).
+#[derive(Debug, Clone)]
+struct Synonyms {
+    automaton: AhoCorasick,
+    /// Per pattern: its term, and whether it is ASCII (then only whole words count).
+    patterns: Vec<(usize, bool)>,
+}
+
+impl Synonyms {
+    fn build(by_synonym: &HashMap<String, usize>) -> Result<Synonyms, VocabularyError> {
+        let mut listed: Vec<(&String, usize)> = by_synonym
+            .iter()
+            .filter(|(synonym, _)| synonym.chars().count() >= 2)
+            .map(|(synonym, &term)| (synonym, term))
+            .collect();
+        listed.sort();
+        let automaton = AhoCorasick::new(listed.iter().map(|(synonym, _)| synonym.as_str()))?;
+        let patterns = listed
+            .iter()
+            .map(|(synonym, term)| (*term, synonym.is_ascii()))
+            .collect();
+        Ok(Synonyms {
+            automaton,
+            patterns,
+        })
+    }
 }
 
 /// One vocabulary term (one input slot).
@@ -66,6 +98,9 @@ pub enum VocabularyError {
         /// The group it names.
         group: String,
     },
+    /// The synonyms are too many or too long to search for in one pass.
+    #[error("synonyms cannot be indexed for matching: {0}")]
+    Synonyms(#[from] aho_corasick::BuildError),
     /// Two terms share a synonym.
     #[error("synonym '{synonym}' belongs to both '{first}' and '{second}'")]
     DuplicateSynonym {
@@ -123,10 +158,12 @@ impl Vocabulary {
                 by_synonym.insert(key, position);
             }
         }
+        let synonyms = Synonyms::build(&by_synonym)?;
         Ok(Vocabulary {
             version: file.version,
             terms: file.terms,
             by_synonym,
+            synonyms,
         })
     }
 
@@ -150,30 +187,27 @@ impl Vocabulary {
     /// ASCII synonyms only at word boundaries, so "tea" does not match inside "steam".
     pub fn contained(&self, normalised: &str) -> Vec<&Term> {
         let mut found: Vec<usize> = Vec::new();
-        for (synonym, &index) in &self.by_synonym {
-            if synonym.chars().count() < 2 || found.contains(&index) {
+        for hit in self.synonyms.automaton.find_overlapping_iter(normalised) {
+            let (term, ascii) = self.synonyms.patterns[hit.pattern().as_usize()];
+            if found.contains(&term)
+                || (ascii && !at_word_boundaries(normalised, hit.start(), hit.end()))
+            {
                 continue;
             }
-            if contains_term(normalised, synonym) {
-                found.push(index);
-            }
+            found.push(term);
         }
         found.sort_unstable();
         found.into_iter().map(|index| &self.terms[index]).collect()
     }
 }
 
-fn contains_term(haystack: &str, needle: &str) -> bool {
-    if !needle.is_ascii() {
-        return haystack.contains(needle);
-    }
-    let is_word = |c: char| c.is_alphanumeric();
-    haystack.match_indices(needle).any(|(start, _)| {
-        let before = haystack[..start].chars().next_back();
-        let after = haystack[start + needle.len()..].chars().next();
-        !before.is_some_and(|c| c.is_ascii() && is_word(c))
-            && !after.is_some_and(|c| c.is_ascii() && is_word(c))
-    })
+/// ASCII synonyms count only as whole words: no ASCII letter or digit right before or after,
+/// so "tea" is not found in "steam" (CJK neighbours are fine: `ins风` holds `ins`).
+fn at_word_boundaries(haystack: &str, start: usize, end: usize) -> bool {
+    let is_word = |c: char| c.is_ascii() && c.is_alphanumeric();
+    let before = haystack[..start].chars().next_back();
+    let after = haystack[end..].chars().next();
+    !before.is_some_and(is_word) && !after.is_some_and(is_word)
 }
 
 /// Styles catalogue (`styles` output indices).

@@ -290,6 +290,12 @@ impl TextEncoder {
     /// Checks every case of `selftest/text_encoder.json`; returns how many passed.
     pub fn self_test(&self, json: &[u8]) -> Result<usize, TextEncoderError> {
         let file: SelfTestFile = serde_json::from_slice(json)?;
+        // Built per call, not kept: the table is looked up by text when serving.
+        let texts: HashMap<u32, &str> = self
+            .by_piece
+            .iter()
+            .map(|(text, &id)| (id, text.as_ref()))
+            .collect();
         for case in &file.cases {
             let failed = |what: String| TextEncoderError::SelfTest {
                 text: case.text.clone(),
@@ -299,7 +305,7 @@ impl TextEncoder {
             let pieces: Vec<&str> = self
                 .tokenize(&normalised)
                 .into_iter()
-                .filter_map(|id| self.piece_text(id))
+                .filter_map(|id| texts.get(&id).copied())
                 .collect();
             if pieces != case.tokens {
                 return Err(failed(format!(
@@ -323,13 +329,6 @@ impl TextEncoder {
             }
         }
         Ok(file.cases.len())
-    }
-
-    fn piece_text(&self, id: u32) -> Option<&str> {
-        self.by_piece
-            .iter()
-            .find(|(_, &slot)| slot == id)
-            .map(|(text, _)| text.as_ref())
     }
 }
 

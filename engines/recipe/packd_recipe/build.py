@@ -436,9 +436,11 @@ def build_text_encoder(out, vocab, quick, t0):
 # Values packd's Rust reads in its bundle tests exactly as written here (selftest/text_encoder.json):
 # none comes from the held-out evaluation set.
 TEXT_ENCODER_CASES = [
-    ("product", "能量饮料"), ("product", "energy drink"), ("product", "sparkling coconut water"),
-    ("product", "手工酸奶"), ("audience", "busy office ladies"), ("audience", "宝妈们"),
-    ("mood", "chill vibes"), ("mood", "超级有活力"), ("mood", "国潮"), ("palette", "soft pastel tones"),
+    ("product", "sports recovery drink"), ("product", "补充体力的饮料"), ("product", "能量饮料"),
+    ("product", "sparkling coconut water"), ("product", "手工酸奶"), ("audience", "first-time mums"),
+    ("audience", "新手宝妈"), ("audience", "busy office ladies"), ("mood", "full of energy"),
+    ("mood", "充满能量"), ("mood", "chill vibes"), ("mood", "国潮"), ("palette", "soft pastel tones"),
+    ("keywords", "metal sheen"), ("keywords", "金属光泽"), ("keywords", "nice kids snacks"),
     ("keywords", "street art graffiti"), ("keywords", "冰爽口感"), ("keywords", "qzxv blorf"),
     ("keywords", "Tea!"), ("keywords", ""), ("product", "😀"),
 ]

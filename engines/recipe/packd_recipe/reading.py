@@ -68,8 +68,12 @@ class Reader:
         contained = self._contained(n)
         encoded = self._encoded(n, groups)
         if contained:
-            # a confident encoder reading of a term the contained synonyms miss knows better
-            if encoded is not None and encoded[4] and encoded[0] not in contained:
+            # a confident encoder reading of a more specific term of the one group every contained
+            # term belongs to knows better (packd's `refines`)
+            group = self.terms[encoded[0]]["group"] if encoded is not None else None
+            if encoded is not None and encoded[4] and all(
+                self.terms[i]["group"] == group and i != encoded[0] for i in contained
+            ):
                 return [encoded[0]], "encoder", encoded[1]
             return contained, "contains", None
         if encoded is None or not encoded[2]:

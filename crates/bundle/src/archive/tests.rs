@@ -717,5 +717,7 @@ fn zstd_expansion_is_bounded_by_the_archive_size() {
         &generous.for_archive(&packed).unwrap(),
     )
     .unwrap();
-    assert!(report.total_bytes > 2 * fs::metadata(&packed).unwrap().len());
+    // The shipped bundle expands (its JSON and models compress; the text encoder's int8 rows
+    // hardly do) and still unpacks within the bound.
+    assert!(report.total_bytes > fs::metadata(&packed).unwrap().len());
 }
