@@ -25,8 +25,8 @@ use crate::reply::{
 };
 use diversity::{FontLikeness, PaletteLikeness, StyleLikeness, POOL_FACTOR};
 
-/// WCAG 2.x AA for body text: the floor for every palette's text role.
-pub(crate) const MIN_TEXT_CONTRAST: f32 = 4.5;
+// WCAG 2.x AA for body text: the floor for every palette's text role.
+pub(crate) use crate::bundle::catalogue::MIN_TEXT_CONTRAST;
 /// Heatmap cells at or above this share of the channel's peak make up its zone.
 const ZONE_THRESHOLD: f32 = 0.5;
 
@@ -143,6 +143,7 @@ pub fn recommend(
             labs: &bundle.palette_labs,
             named: &named,
         },
+        &bundle.unbranded_cvd,
         &outputs.palettes,
         &brief.brand_colours,
         top_k,
@@ -284,6 +285,7 @@ fn palette_pool(catalogue: &[Palette], scores: &[f32], top_k: usize) -> Vec<(usi
 /// fitted: fitting is the expensive part.
 fn pick_palettes(
     likeness: &PaletteLikeness<'_>,
+    unbranded: &[CvdCheck],
     scores: &[f32],
     brand: &[Rgb],
     top_k: usize,
@@ -293,12 +295,16 @@ fn pick_palettes(
     let pool = palette_pool(catalogue, scores, top_k);
     let fit_and_check = |index: usize| {
         fit(&catalogue[index], brand).map(|fitted| {
-            let cvd = check_roles([
-                fitted.background,
-                fitted.primary,
-                fitted.accent,
-                fitted.text,
-            ]);
+            // Without brand colours the fitted roles are the catalogue's: checked once per bundle.
+            let cached = brand.is_empty().then(|| unbranded.get(index)).flatten();
+            let cvd = cached.copied().unwrap_or_else(|| {
+                check_roles([
+                    fitted.background,
+                    fitted.primary,
+                    fitted.accent,
+                    fitted.text,
+                ])
+            });
             (fitted, cvd)
         })
     };
@@ -506,7 +512,26 @@ mod tests {
             labs: &labs,
             named: &[],
         };
-        pick_palettes(&likeness, scores, brand, top_k, prefer_cvd_safe).unwrap()
+        let unbranded = crate::bundle::catalogue::unbranded_cvd(catalogue).unwrap();
+        pick_palettes(&likeness, &unbranded, scores, brand, top_k, prefer_cvd_safe).unwrap()
+    }
+
+    /// The per-bundle checks stand in for the live ones only when they are the same answer.
+    #[test]
+    fn the_bundle_s_unbranded_checks_are_the_checks_of_the_fitted_roles() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("engines/packd-default");
+        let bundle = crate::bundle::Bundle::open(&dir).expect("shipped bundle");
+        assert_eq!(bundle.unbranded_cvd.len(), bundle.palettes.palettes.len());
+        for (palette, cached) in bundle.palettes.palettes.iter().zip(&bundle.unbranded_cvd) {
+            let fitted = fit(palette, &[]).unwrap();
+            let live = check_roles([
+                fitted.background,
+                fitted.primary,
+                fitted.accent,
+                fitted.text,
+            ]);
+            assert_eq!(*cached, live, "{}", palette.id);
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@ use aho_corasick::AhoCorasick;
 use serde::Deserialize;
 use unicode_normalization::UnicodeNormalization;
 
-use crate::colour::{ColourError, Lab, Rgb};
+use crate::colour::cvd::{check_roles, CvdCheck};
+use crate::colour::{adjust_for_contrast, ColourError, Lab, Rgb};
 
 /// Term groups as the vocabulary names them.
 pub(crate) const GROUPS: [&str; 7] = [
@@ -302,6 +303,35 @@ pub fn palette_labs(palettes: &[Palette]) -> Result<Vec<Vec<Lab>>, PaletteColour
                         })
                 })
                 .collect()
+        })
+        .collect()
+}
+
+/// Text must reach this WCAG contrast ratio on the background (the contract's 4.5:1).
+pub const MIN_TEXT_CONTRAST: f32 = 4.5;
+
+/// Each palette's colour-vision check as served to a brief without brand colours (roles as
+/// catalogued, text made readable), in catalogue order: the check is most of a brief's
+/// post-processing, and without brand colours its answer never changes.
+pub fn unbranded_cvd(palettes: &[Palette]) -> Result<Vec<CvdCheck>, PaletteColourError> {
+    palettes
+        .iter()
+        .map(|palette| {
+            let parse = |hex: &str| {
+                Rgb::parse_hex(hex).map_err(|source| PaletteColourError {
+                    palette: palette.id.clone(),
+                    source,
+                })
+            };
+            let roles = &palette.roles;
+            let background = parse(&roles.background)?;
+            let text = adjust_for_contrast(parse(&roles.text)?, background, MIN_TEXT_CONTRAST);
+            Ok(check_roles([
+                background,
+                parse(&roles.primary)?,
+                parse(&roles.accent)?,
+                text,
+            ]))
         })
         .collect()
 }

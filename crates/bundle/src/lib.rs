@@ -126,6 +126,8 @@ pub struct Bundle {
     pub palette_labs: Vec<Vec<crate::colour::Lab>>,
     /// The text encoder and every synonym's vector, when the bundle ships one.
     pub text: Option<TextModel>,
+    /// Each palette's colour-vision check for briefs without brand colours, computed once.
+    pub unbranded_cvd: Vec<colour::cvd::CvdCheck>,
 }
 
 /// A bundle's text encoder with the vocabulary's synonyms already embedded.
@@ -165,12 +167,19 @@ impl Bundle {
                 message: error.to_string(),
             }
         })?;
+        let unbranded_cvd = catalogue::unbranded_cvd(&palettes.palettes).map_err(|error| {
+            BundleError::Catalogue {
+                file: manifest.catalogues.palettes.file.clone(),
+                message: error.to_string(),
+            }
+        })?;
         let text = open_text_model(dir, &manifest, &vocabulary)?;
         let bundle = Bundle {
             dir: dir.to_path_buf(),
             manifest,
             vocabulary,
             text,
+            unbranded_cvd,
             styles,
             palettes,
             fonts,
