@@ -17,8 +17,9 @@ use packd::recommend;
 const BRIEF: &str = r##"{"v":1,"id":"bench-1","product":"beverage","audience":["young women","gen z"],
 "mood":["fresh","summer limited"],"palette":"morandi","keywords":["清爽感"],"brand_colors":["#1A73E8"],"top_k":3}"##;
 
-/// A brief typed the way store staff type: no value is a listed synonym, so each one goes
-/// through every matcher and ends at the text encoder.
+/// A brief typed the way store staff type: no value is a listed synonym, so each one is read
+/// by contained synonyms, the text encoder or both (a confident encoder reading may refine a
+/// contained one).
 const FREE_TEXT_BRIEF: &str = r##"{"v":1,"id":"bench-2","product":"提神的功能性饮品","audience":["busy office ladies"],
 "mood":["超级有活力的感觉","chill vibes"],"keywords":["冰爽口感","street art graffiti"],"top_k":3}"##;
 

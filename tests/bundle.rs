@@ -12,6 +12,8 @@ use packd::bundle::store::BundleStore;
 use packd::bundle::{Bundle, BundleError};
 use packd::features::read_terms;
 
+use crate::fixtures::bundles::rehash_manifest;
+
 fn shipped() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -150,22 +152,6 @@ fn english_and_chinese_terms_encode_identically() {
     }
 }
 
-/// Rewrites `relative`'s hash and size in the copied bundle's manifest, as a bundle maker would.
-fn relist(dir: &Path, relative: &str) {
-    use sha2::Digest as _;
-    let bytes = fs::read(dir.join(relative)).expect("read");
-    let manifest_path = dir.join("manifest.toml");
-    let manifest = fs::read_to_string(&manifest_path).expect("manifest");
-    let mut lines: Vec<String> = manifest.lines().map(str::to_string).collect();
-    let at = lines
-        .iter()
-        .position(|line| line == &format!("path = \"{relative}\""))
-        .expect("listed");
-    lines[at + 1] = format!("sha256 = \"{}\"", hex::encode(sha2::Sha256::digest(&bytes)));
-    lines[at + 2] = format!("size = {}", bytes.len());
-    fs::write(manifest_path, lines.join("\n") + "\n").expect("write manifest");
-}
-
 #[test]
 fn the_shipped_text_encoder_reproduces_its_self_test() {
     let bundle = Bundle::open(&shipped()).expect("shipped bundle opens");
@@ -187,7 +173,7 @@ fn an_encoder_that_reads_differently_from_its_maker_is_refused() {
     let head = &mut cases["cases"][0]["vector_head"][0];
     *head = serde_json::json!(head.as_f64().expect("a value") + 0.01);
     fs::write(&cases_path, serde_json::to_vec(&cases).expect("json")).expect("write");
-    relist(dir.path(), packd::bundle::TEXT_SELFTEST_FILE);
+    rehash_manifest(dir.path());
     match Bundle::open(dir.path()) {
         Err(BundleError::Catalogue { file, message }) => {
             assert_eq!(file, packd::bundle::TEXT_SELFTEST_FILE);
@@ -204,7 +190,7 @@ fn a_truncated_text_encoder_is_refused_with_its_file_named() {
     let path = dir.path().join("text_encoder.bin");
     let bytes = fs::read(&path).expect("read");
     fs::write(&path, &bytes[..bytes.len() / 2]).expect("write");
-    relist(dir.path(), "text_encoder.bin");
+    rehash_manifest(dir.path());
     match Bundle::open(dir.path()) {
         Err(BundleError::Catalogue { file, message }) => {
             assert_eq!(file, "text_encoder.bin");

@@ -168,13 +168,6 @@ def markdown(new, base=None):
 BASELINE = os.path.join(os.path.dirname(EVAL), "baseline.json")
 
 
-def encoder_cost(bundle_dir, view):
-    """Size of the encoder file, and the reference encoder's reading cost on this machine (the
-    Rust cost is `cargo bench --bench pipeline`, in the performance docs)."""
-    size = os.path.getsize(os.path.join(bundle_dir, "text_encoder.bin"))
-    return size, view.encoder.rows.shape
-
-
 def append_report(bundle_dir, config):
     """Appends the text encoder and free-text sections to the bundle's REPORT.md."""
     view = BundleView(bundle_dir)
@@ -184,7 +177,8 @@ def append_report(bundle_dir, config):
     if os.path.exists(BASELINE):
         with open(BASELINE, encoding="utf-8") as f:
             base = json.load(f)
-    size, (n, dim) = encoder_cost(bundle_dir, view)
+    size = os.path.getsize(os.path.join(bundle_dir, "text_encoder.bin"))
+    n, dim = view.encoder.rows.shape
     lines = [
         "", "## Text encoder", "",
         f"`text_encoder.bin`: {n} pieces x {dim} int8 ({size / 1e6:.2f} MB), distilled at build time from "
