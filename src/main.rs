@@ -141,6 +141,7 @@ fn maintain(config: &Config, command: Subcommand) -> anyhow::Result<ExitCode> {
 }
 
 fn run(config: Config) -> anyhow::Result<()> {
+    packd::daemon::allocator::return_large_blocks_to_the_kernel();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

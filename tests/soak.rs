@@ -51,11 +51,11 @@ async fn twenty_seconds_of_varied_briefs_and_activations_leak_nothing() {
         log_target,
         "--stats-interval-s",
         "1",
-        // The first activations and the first seconds of a process grow malloc's arenas by
-        // several MiB before they settle (docs/performance.md, "Soak": +7 MiB over the first hundred
-        // activations, then flat), which a 20-second run cannot wait out. 16 MiB still catches
-        // a bundle kept per activation: one loaded costs about 15 MiB (a release packd: 24 MiB
-        // with none, 38 MiB with the shipped one), and there are four or more after warm-up.
+        // The first seconds of a process grow malloc's arenas by a few MiB before they settle
+        // (docs/performance.md, "Soak"), which a 20-second run cannot wait out. 16 MiB still
+        // catches a bundle kept per activation (the text encoder alone is 15 MiB, and there are
+        // four or more activations after warm-up), and the allocator's keeping of freed tables,
+        // which grew RSS by 40 MiB here before packd fixed glibc's mmap threshold.
         "--rss-tolerance-mib",
         "16",
     ]);

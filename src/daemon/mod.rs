@@ -3,6 +3,7 @@
 //! stages, so in-flight briefs finish and the state topic says offline. main.rs and the
 //! in-process tests drive the same value.
 
+pub mod allocator;
 mod background;
 mod boot;
 mod commands;
