@@ -15,6 +15,7 @@ mod support;
 mod bundle;
 mod config;
 mod daemon;
+mod echo;
 mod fleet;
 mod fuzz_regressions;
 mod journal;
