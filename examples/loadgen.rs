@@ -7,7 +7,8 @@
 //! ```sh
 //! cargo run --release --example loadgen -- --device orin-17 --count 2000 --concurrency 8
 //! cargo run --release --example loadgen -- --device orin-17 --count 3000 --rate 1000
-//! cargo run --release --example loadgen -- --device local --compare-echo --count 3000 --concurrency 8 --repeat 3
+//! cargo run --release --example loadgen -- --device local --compare-echo --count 3000 --concurrency 8 \
+//!     --rate 1000,500 --repeat 3
 //! ```
 
 use std::collections::BTreeMap;
@@ -47,9 +48,9 @@ struct Arguments {
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
     /// Briefs per second, sent on schedule (open loop): instead of the closed loop, or with
-    /// --compare-echo the rate of its open-loop runs (default 1000).
-    #[arg(long)]
-    rate: Option<f64>,
+    /// --compare-echo the rates of its open-loop runs (default 1000; several: 1000,500).
+    #[arg(long, value_delimiter = ',')]
+    rate: Vec<f64>,
     /// Briefs sent to each responder (8 outstanding) and not measured, before the first run.
     #[arg(long, default_value_t = 200)]
     warmup: usize,
@@ -548,17 +549,17 @@ async fn compare(arguments: &Arguments, requester: &mut Requester) -> anyhow::Re
         let warmup = Load::Closed { outstanding: 8 };
         requester.run(device, warmup, arguments.warmup).await?;
     }
-    let loads = [
-        Load::Closed { outstanding: 1 },
-        Load::Closed {
-            outstanding: arguments.concurrency,
-        },
-        Load::Open {
-            rate: arguments.rate.unwrap_or(DEFAULT_RATE),
-        },
-    ];
-    let mut results: Vec<(Load, [Vec<Run>; 2])> =
-        loads.iter().map(|load| (*load, [vec![], vec![]])).collect();
+    let rates = match arguments.rate.as_slice() {
+        [] => &[DEFAULT_RATE][..],
+        rates => rates,
+    };
+    let closed = [1, arguments.concurrency].map(|outstanding| Load::Closed { outstanding });
+    let open = rates.iter().map(|&rate| Load::Open { rate });
+    let mut results: Vec<(Load, [Vec<Run>; 2])> = closed
+        .into_iter()
+        .chain(open)
+        .map(|load| (load, [vec![], vec![]]))
+        .collect();
     for _round in 0..arguments.repeat {
         for (load, runs) in &mut results {
             for (index, device) in responders.iter().enumerate() {
@@ -579,15 +580,26 @@ async fn compare(arguments: &Arguments, requester: &mut Requester) -> anyhow::Re
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let arguments = Arguments::parse();
+    if arguments.count == 0 || arguments.concurrency == 0 || arguments.repeat == 0 {
+        anyhow::bail!("--count, --concurrency and --repeat must be at least 1");
+    }
+    if let Some(rate) = arguments
+        .rate
+        .iter()
+        .find(|rate| !(**rate > 0.0 && rate.is_finite()))
+    {
+        anyhow::bail!("--rate {rate}: a positive number of briefs per second");
+    }
     let mut requester = Requester::connect(&arguments.url, &arguments.prefix).await?;
     if arguments.compare_echo {
         compare(&arguments, &mut requester).await?;
     } else {
-        let load = match arguments.rate {
-            Some(rate) => Load::Open { rate },
-            None => Load::Closed {
+        let load = match arguments.rate.as_slice() {
+            [] => Load::Closed {
                 outstanding: arguments.concurrency,
             },
+            [rate] => Load::Open { rate: *rate },
+            _ => anyhow::bail!("one --rate at a time without --compare-echo"),
         };
         if arguments.warmup > 0 {
             let warmup = Load::Closed { outstanding: 8 };
