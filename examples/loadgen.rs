@@ -416,11 +416,12 @@ impl Requester {
         let started = Instant::now();
         let send_rate = match load {
             Load::Closed { outstanding } => {
-                self.closed(&outbox, &mut tally, outstanding).await?;
-                None
+                let closed = self.closed(&outbox, &mut tally, outstanding).await;
+                closed.map(|()| None)
             }
-            Load::Open { rate } => Some(self.open(outbox, &mut tally, rate).await?),
-        };
+            Load::Open { rate } => self.open(outbox, &mut tally, rate).await.map(Some),
+        }
+        .with_context(|| format!("{load} against device {device}"))?;
         let mut run = tally.finish(load, started.elapsed());
         run.send_rate = send_rate;
         Ok(run)
