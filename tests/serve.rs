@@ -1264,7 +1264,7 @@ async fn free_text_twins_are_read_by_the_encoder_and_shown_in_understood() {
     let english = client
         .ask(
             &packd,
-            r#"{"id":"free-en","product":"sports recovery drink","audience":["first-time mums"],"mood":["full of energy"],"keywords":["metal sheen"]}"#,
+            r#"{"id":"free-en","product":"sports recovery drink","audience":["first-time mums"],"mood":["vibrantly"],"keywords":["foily"]}"#,
         )
         .await;
     let chinese = client

@@ -130,7 +130,7 @@ impl<'a> Reader<'a> {
                 return Some(entry(vec![term], via, None));
             }
         }
-        let contained = self.vocabulary.contained(&normalised);
+        let contained = focus(self.vocabulary.contained(&normalised), groups);
         let encoded = self.encoded(&normalised, groups);
         if !contained.is_empty() {
             // A contained synonym is often the generic word of a longer name ("sports recovery
@@ -187,6 +187,23 @@ struct Encoded<'a> {
     similarity: f32,
     accepted: bool,
     confident: bool,
+}
+
+/// A value in a field of its own groups names a term of those groups; other groups' terms
+/// contained in it are its modifiers ("children's picture books" are books, not also the kids
+/// audience; "速冻汤圆" is frozen food, not also the lantern festival). Keywords take every
+/// group, so they keep them all.
+fn focus<'a>(contained: Vec<&'a Term>, groups: &[&str]) -> Vec<&'a Term> {
+    let own: Vec<&'a Term> = contained
+        .iter()
+        .copied()
+        .filter(|term| groups.contains(&term.group.as_str()))
+        .collect();
+    if own.is_empty() {
+        contained
+    } else {
+        own
+    }
 }
 
 /// Whether `term` is another term of the one group every contained term belongs to.

@@ -41,6 +41,17 @@ fn exact_names_synonyms_and_contained_terms_say_how_they_were_read() {
 }
 
 #[test]
+fn a_contained_reading_keeps_what_the_value_names_not_its_modifiers() {
+    let read = read(r#"{"product":"速冻汤圆","keywords":["sun cream spf50"]}"#);
+    // 汤圆 is also the lantern festival's, but a product value names a product.
+    assert_eq!(read.understood[0].terms, ["product:frozen_food"]);
+    assert_eq!(read.understood[0].via, ReadVia::Contains);
+    // Keywords take every group; "cream" (the palette) inside "sun cream" is part of it.
+    assert_eq!(read.understood[1].terms, ["product:sunscreen"]);
+    assert_eq!(read.understood[1].via, ReadVia::Contains);
+}
+
+#[test]
 fn every_read_term_is_on_in_the_vector_and_nothing_else() {
     let bundle = shipped();
     let read = read_terms(

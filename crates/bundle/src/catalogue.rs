@@ -185,19 +185,32 @@ impl Vocabulary {
     }
 
     /// Every term with a synonym (of at least 2 characters) contained in the normalised text;
-    /// ASCII synonyms only at word boundaries, so "tea" does not match inside "steam".
+    /// ASCII synonyms only at word boundaries, so "tea" does not match inside "steam". A synonym
+    /// found inside a longer one of another term is part of that one: "spring water" is bottled
+    /// water, not also the season.
     pub fn contained(&self, normalised: &str) -> Vec<&Term> {
-        let mut found: Vec<usize> = Vec::new();
-        for hit in self.synonyms.automaton.find_overlapping_iter(normalised) {
-            let (term, ascii) = self.synonyms.patterns[hit.pattern().as_usize()];
-            if found.contains(&term)
-                || (ascii && !at_word_boundaries(normalised, hit.start(), hit.end()))
-            {
-                continue;
-            }
-            found.push(term);
-        }
+        let matches: Vec<(usize, usize, usize)> = self
+            .synonyms
+            .automaton
+            .find_overlapping_iter(normalised)
+            .filter_map(|hit| {
+                let (term, ascii) = self.synonyms.patterns[hit.pattern().as_usize()];
+                let whole = !ascii || at_word_boundaries(normalised, hit.start(), hit.end());
+                whole.then_some((term, hit.start(), hit.end()))
+            })
+            .collect();
+        let inside_longer = |&(term, start, end): &(usize, usize, usize)| {
+            matches.iter().any(|&(other, from, to)| {
+                other != term && from <= start && end <= to && to - from > end - start
+            })
+        };
+        let mut found: Vec<usize> = matches
+            .iter()
+            .filter(|found| !inside_longer(found))
+            .map(|&(term, _, _)| term)
+            .collect();
         found.sort_unstable();
+        found.dedup();
         found.into_iter().map(|index| &self.terms[index]).collect()
     }
 }
@@ -430,6 +443,33 @@ mod tests {
         assert_eq!(ids("super fresh look"), ["mood:fresh"]);
         assert!(ids("refreshing").is_empty());
         assert!(ids("steam").is_empty());
+    }
+
+    #[test]
+    fn a_synonym_inside_a_longer_one_of_another_term_is_part_of_it() {
+        let vocabulary = Vocabulary::parse(
+            r#"{"version":"t","groups":[],"terms":[
+            {"index":0,"id":"product:water","group":"product","en":["spring water"],"zh":["矿泉水"]},
+            {"index":1,"id":"season:spring","group":"season","en":["spring"],"zh":["春"]},
+            {"index":2,"id":"mood:fresh","group":"mood","en":["fresh"],"zh":["泉水"]}]}"#
+                .as_bytes(),
+        )
+        .unwrap();
+        let ids = |text: &str| {
+            vocabulary
+                .contained(&normalise(text))
+                .iter()
+                .map(|t| t.id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids("spring water bottles"), ["product:water"]);
+        assert_eq!(ids("山里的矿泉水"), ["product:water"]);
+        // Side by side, not nested: both stay.
+        assert_eq!(ids("fresh spring water"), ["product:water", "mood:fresh"]);
+        assert_eq!(
+            ids("spring and spring water"),
+            ["product:water", "season:spring"]
+        );
     }
 
     #[test]

@@ -53,7 +53,7 @@ CONFIG = {
     # text encoder (text_encoder.py): PCA width, and the similarity a reading needs (threshold) in
     # the field's own groups, plus `margin` in any other group, and at which it overrules a
     # `contains` reading (confident); tuned on data/encoder_dev.tsv only
-    "text_encoder": {"dim": 128, "threshold": 0.72, "margin": 0.10, "confident": 0.80},
+    "text_encoder": {"dim": 128, "threshold": 0.80, "margin": 0.10, "confident": 0.80},
     "fp32_tolerance": 0.0001,
 }
 
@@ -438,9 +438,9 @@ def build_text_encoder(out, vocab, quick, t0):
 TEXT_ENCODER_CASES = [
     ("product", "sports recovery drink"), ("product", "补充体力的饮料"), ("product", "能量饮料"),
     ("product", "sparkling coconut water"), ("product", "手工酸奶"), ("audience", "first-time mums"),
-    ("audience", "新手宝妈"), ("audience", "busy office ladies"), ("mood", "full of energy"),
+    ("audience", "新手宝妈"), ("audience", "busy office ladies"), ("mood", "vibrantly"),
     ("mood", "充满能量"), ("mood", "chill vibes"), ("mood", "国潮"), ("palette", "soft pastel tones"),
-    ("keywords", "metal sheen"), ("keywords", "金属光泽"), ("keywords", "nice kids snacks"),
+    ("keywords", "foily"), ("keywords", "金属光泽"), ("keywords", "nice kids snacks"),
     ("keywords", "street art graffiti"), ("keywords", "冰爽口感"), ("keywords", "qzxv blorf"),
     ("keywords", "Tea!"), ("keywords", ""), ("product", "😀"),
 ]

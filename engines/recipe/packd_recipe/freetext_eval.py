@@ -167,6 +167,18 @@ def markdown(new, base=None):
 
 BASELINE = os.path.join(os.path.dirname(EVAL), "baseline.json")
 
+# What reading with the encoder costs in packd. The recipe cannot time Rust: these are packd's
+# own TextEncoder, TermIndex and Vocabulary timed in a release build over the six values of the
+# pipeline bench's free-text brief; update them with docs/performance.md "Free-text briefs" when
+# the encoder, the anchors or the reading chain change.
+PACKD_COST = (
+    "Cost in packd (release build, 2 vCPUs Intel Xeon with a recipe build beside it, 2026-12-06): "
+    "about 45 µs a value read with the encoder, of which ~6 µs tokenise and sum the rows and ~38 µs "
+    "compare the result with the 1 568 anchor vectors (each term's first four synonyms per language); "
+    "finding contained synonyms among all 6 713 is one Aho-Corasick pass of about 1 µs. "
+    "Per-brief figures from `cargo bench --bench pipeline` are in docs/performance.md."
+)
+
 
 def append_report(bundle_dir, config):
     """Appends the text encoder and free-text sections to the bundle's REPORT.md."""
@@ -185,10 +197,12 @@ def append_report(bundle_dir, config):
         f"{tenc.TEACHER}: the teacher's SentencePiece pieces that English or Simplified Chinese briefs use, "
         "plus the most frequent Chinese words of jieba's dictionary (MIT), each embedded alone by the teacher, "
         f"centred, reduced by PCA to {dim} dimensions, weighted by smooth inverse frequency and quantised per row. "
-        f"A value reads as a term when its cosine similarity to one of the term's synonyms reaches "
+        f"A value reads as a term when its cosine similarity to one of the term's anchors (its first "
+        f"{tenc.ANCHORS_PER_LANGUAGE} synonyms per language) reaches "
         f"{config['threshold']} (field's own groups) or {config['threshold'] + config['margin']:.2f} (any group), "
         f"and it replaces a `contains` reading that lacks its term from {config['confident']}; "
         "these were chosen on `data/encoder_dev.tsv`, never on the evaluation set.",
+        "", PACKD_COST,
         "", "## Free-text briefs (held-out evaluation set)", "",
         "`eval/freetext.jsonl`: briefs written the way store staff type, English and Chinese twins, with the "
         "terms each value means; never used for training or tuning (eval/README.md). The knowledge base "

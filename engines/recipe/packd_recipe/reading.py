@@ -2,7 +2,8 @@
 
 Order: exact name or synonym in the field's own groups, then in any group (a festival typed
 as a mood is still that festival); synonyms contained in the value (ASCII synonyms only at
-word boundaries); then the text encoder, in the field's groups above its threshold, or in
+word boundaries, not inside a longer synonym, and only the field's own groups when it has
+some); then the text encoder, in the field's groups above its threshold, or in
 any group above threshold + margin.
 """
 
@@ -43,16 +44,24 @@ class Reader:
             return i
         return None
 
-    def _contained(self, normalised):
-        hits = set()
+    def _contained(self, normalised, groups):
+        """Terms with a synonym in the value (packd's `Vocabulary::contained` and `focus`): a
+        synonym inside a longer one of another term is part of it, and in a field of its own
+        groups the terms of those groups are what the value names."""
+        matches = []
         for syn, idx, ascii_only in self.synonyms.all_syn:
-            if idx in hits:
-                continue
-            if (ascii_only and SynonymMatcher._contains_word(normalised, syn)) or (
-                not ascii_only and syn in normalised
-            ):
-                hits.add(idx)
-        return sorted(hits)
+            start = normalised.find(syn)
+            while start >= 0:
+                end = start + len(syn)
+                if not ascii_only or SynonymMatcher._word_at(normalised, start, end):
+                    matches.append((idx, start, end))
+                start = normalised.find(syn, start + 1)
+        hits = sorted({
+            idx for idx, start, end in matches
+            if not any(o != idx and f <= start and end <= t and t - f > end - start for o, f, t in matches)
+        })
+        own = [i for i in hits if self.terms[i]["group"] in groups]
+        return own or hits
 
     def read(self, field, value):
         """(term indices, via, similarity or None), or None when the value is read as nothing."""
@@ -65,7 +74,7 @@ class Reader:
             if i is not None:
                 name = normalise(self.terms[i]["id"].split(":", 1)[1])
                 return [i], ("exact" if name == n else "synonym"), None
-        contained = self._contained(n)
+        contained = self._contained(n, groups)
         encoded = self._encoded(n, groups)
         if contained:
             # a confident encoder reading of a more specific term of the one group every contained

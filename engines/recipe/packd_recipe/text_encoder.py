@@ -206,13 +206,18 @@ class Encoder:
         return self.embed(normalise(text))
 
 
+# The first synonyms per language of each term are the encoder's anchors (packd's
+# `ANCHORS_PER_LANGUAGE`); the rest of a list serves exact and contained matching.
+ANCHORS_PER_LANGUAGE = 4
+
+
 class TermIndex:
-    """Every synonym of every term as an encoder vector (packd's Rust `TermIndex`)."""
+    """Each term's anchor synonyms as encoder vectors (packd's Rust `TermIndex`)."""
 
     def __init__(self, encoder, terms):
         vectors, term_of = [], []
         for t in terms:
-            for syn in t["en"] + t["zh"]:
+            for syn in t["en"][:ANCHORS_PER_LANGUAGE] + t["zh"][:ANCHORS_PER_LANGUAGE]:
                 v = encoder.embed(normalise(syn))
                 if v is not None:
                     vectors.append(v)
