@@ -14,9 +14,9 @@ use base64::Engine as _;
 
 use crate::backend::ModelOutputs;
 use crate::brief::Brief;
-use crate::bundle::catalogue::Palette;
+use crate::bundle::catalogue::{Palette, SeenRoles};
 use crate::bundle::{Bundle, LAYOUT_CHANNELS};
-use crate::colour::cvd::{check_roles, CvdCheck};
+use crate::colour::cvd::{check_seen, CvdCheck, Seen};
 use crate::colour::{adjust_for_contrast, contrast_ratio, Rgb};
 use crate::features::EncodedBrief;
 use crate::reply::{
@@ -143,7 +143,7 @@ pub fn recommend(
             labs: &bundle.palette_labs,
             named: &named,
         },
-        &bundle.unbranded_cvd,
+        &bundle.seen_roles,
         &outputs.palettes,
         &brief.brand_colours,
         top_k,
@@ -285,7 +285,7 @@ fn palette_pool(catalogue: &[Palette], scores: &[f32], top_k: usize) -> Vec<(usi
 /// fitted: fitting is the expensive part.
 fn pick_palettes(
     likeness: &PaletteLikeness<'_>,
-    unbranded: &[CvdCheck],
+    catalogue_roles: &[SeenRoles],
     scores: &[f32],
     brand: &[Rgb],
     top_k: usize,
@@ -293,18 +293,15 @@ fn pick_palettes(
 ) -> Result<Vec<PaletteSuggestion>, RecommendError> {
     let catalogue = likeness.catalogue;
     let pool = palette_pool(catalogue, scores, top_k);
+    // Seen once per brief, not once per palette checked.
+    let brand_seen: Vec<(Rgb, Seen)> = brand
+        .iter()
+        .take(2)
+        .map(|&colour| (colour, Seen::of(colour)))
+        .collect();
     let fit_and_check = |index: usize| {
         fit(&catalogue[index], brand).map(|fitted| {
-            // Without brand colours the fitted roles are the catalogue's: checked once per bundle.
-            let cached = brand.is_empty().then(|| unbranded.get(index)).flatten();
-            let cvd = cached.copied().unwrap_or_else(|| {
-                check_roles([
-                    fitted.background,
-                    fitted.primary,
-                    fitted.accent,
-                    fitted.text,
-                ])
-            });
+            let cvd = check_fitted(&fitted, catalogue_roles.get(index), &brand_seen);
             (fitted, cvd)
         })
     };
@@ -346,6 +343,33 @@ fn pick_palettes(
         suggestions.sort_by_key(|suggestion| !suggestion.cvd.safe);
     }
     Ok(suggestions)
+}
+
+/// The colour-vision check of fitted roles. Each colour is seen in every vision at most once per
+/// bundle (`known`, the catalogue's roles) or per brief (`brand_seen`, its first two brand
+/// colours); without brand colours the bundle's check of the same roles is the answer.
+fn check_fitted(
+    fitted: &FittedPalette,
+    known: Option<&SeenRoles>,
+    brand_seen: &[(Rgb, Seen)],
+) -> CvdCheck {
+    if let (Some(known), true) = (known, brand_seen.is_empty()) {
+        return known.unbranded;
+    }
+    let seen = |colour: Rgb| {
+        known
+            .iter()
+            .flat_map(|known| &known.roles)
+            .chain(brand_seen)
+            .find(|(known, _)| *known == colour)
+            .map_or_else(|| Seen::of(colour), |&(_, seen)| seen)
+    };
+    check_seen(&[
+        seen(fitted.background),
+        seen(fitted.primary),
+        seen(fitted.accent),
+        seen(fitted.text),
+    ])
 }
 
 fn suggestion(
@@ -512,25 +536,43 @@ mod tests {
             labs: &labs,
             named: &[],
         };
-        let unbranded = crate::bundle::catalogue::unbranded_cvd(catalogue).unwrap();
-        pick_palettes(&likeness, &unbranded, scores, brand, top_k, prefer_cvd_safe).unwrap()
+        let roles = crate::bundle::catalogue::seen_roles(catalogue).unwrap();
+        pick_palettes(&likeness, &roles, scores, brand, top_k, prefer_cvd_safe).unwrap()
     }
 
-    /// The per-bundle checks stand in for the live ones only when they are the same answer.
+    /// The per-bundle and per-brief views stand in for the live check only when they give the
+    /// same answer: every shipped palette, without brand colours, with one or two, and with a
+    /// brand colour that is one of the palette's own roles.
     #[test]
-    fn the_bundle_s_unbranded_checks_are_the_checks_of_the_fitted_roles() {
+    fn checks_from_seen_colours_are_the_checks_of_the_fitted_roles() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("engines/packd-default");
         let bundle = crate::bundle::Bundle::open(&dir).expect("shipped bundle");
-        assert_eq!(bundle.unbranded_cvd.len(), bundle.palettes.palettes.len());
-        for (palette, cached) in bundle.palettes.palettes.iter().zip(&bundle.unbranded_cvd) {
-            let fitted = fit(palette, &[]).unwrap();
-            let live = check_roles([
-                fitted.background,
-                fitted.primary,
-                fitted.accent,
-                fitted.text,
-            ]);
-            assert_eq!(*cached, live, "{}", palette.id);
+        assert_eq!(bundle.seen_roles.len(), bundle.palettes.palettes.len());
+        let blue = Rgb::parse_hex("#1A73E8").unwrap();
+        let yellow = Rgb::parse_hex("#F2C14E").unwrap();
+        for (palette, known) in bundle.palettes.palettes.iter().zip(&bundle.seen_roles) {
+            let own = known.roles[0].0;
+            for brand in [
+                vec![],
+                vec![blue],
+                vec![blue, yellow],
+                vec![own, blue, yellow],
+            ] {
+                let fitted = fit(palette, &brand).unwrap();
+                let brand_seen: Vec<(Rgb, Seen)> = brand
+                    .iter()
+                    .take(2)
+                    .map(|&colour| (colour, Seen::of(colour)))
+                    .collect();
+                let live = crate::colour::cvd::check_roles([
+                    fitted.background,
+                    fitted.primary,
+                    fitted.accent,
+                    fitted.text,
+                ]);
+                let cached = check_fitted(&fitted, Some(known), &brand_seen);
+                assert_eq!(cached, live, "{} with {brand:?}", palette.id);
+            }
         }
     }
 

@@ -6,7 +6,7 @@ use aho_corasick::AhoCorasick;
 use serde::Deserialize;
 use unicode_normalization::UnicodeNormalization;
 
-use crate::colour::cvd::{check_roles, CvdCheck};
+use crate::colour::cvd::{check_seen, CvdCheck, Seen};
 use crate::colour::{adjust_for_contrast, ColourError, Lab, Rgb};
 
 /// Term groups as the vocabulary names them.
@@ -323,10 +323,20 @@ pub fn palette_labs(palettes: &[Palette]) -> Result<Vec<Vec<Lab>>, PaletteColour
 /// Text must reach this WCAG contrast ratio on the background (the contract's 4.5:1).
 pub const MIN_TEXT_CONTRAST: f32 = 4.5;
 
-/// Each palette's colour-vision check as served to a brief without brand colours (roles as
-/// catalogued, text made readable), in catalogue order: the check is most of a brief's
-/// post-processing, and without brand colours its answer never changes.
-pub fn unbranded_cvd(palettes: &[Palette]) -> Result<Vec<CvdCheck>, PaletteColourError> {
+/// A palette's four roles as the catalogue gives them (text made readable on the background),
+/// each with how every vision sees it, and their colour-vision check: computed once per bundle.
+/// A brief's brand colours replace only the primary and accent roles, so the background and
+/// text are never seen again per brief.
+#[derive(Debug, Clone)]
+pub struct SeenRoles {
+    /// Background, primary, accent and text, each with its views.
+    pub roles: [(Rgb, Seen); 4],
+    /// The check of these four roles: the answer for a brief without brand colours.
+    pub unbranded: CvdCheck,
+}
+
+/// Every palette's [`SeenRoles`], in catalogue order.
+pub fn seen_roles(palettes: &[Palette]) -> Result<Vec<SeenRoles>, PaletteColourError> {
     palettes
         .iter()
         .map(|palette| {
@@ -339,12 +349,17 @@ pub fn unbranded_cvd(palettes: &[Palette]) -> Result<Vec<CvdCheck>, PaletteColou
             let roles = &palette.roles;
             let background = parse(&roles.background)?;
             let text = adjust_for_contrast(parse(&roles.text)?, background, MIN_TEXT_CONTRAST);
-            Ok(check_roles([
+            let colours = [
                 background,
                 parse(&roles.primary)?,
                 parse(&roles.accent)?,
                 text,
-            ]))
+            ];
+            let roles = colours.map(|colour| (colour, Seen::of(colour)));
+            Ok(SeenRoles {
+                unbranded: check_seen(&roles.map(|(_, seen)| seen)),
+                roles,
+            })
         })
         .collect()
 }

@@ -126,8 +126,9 @@ pub struct Bundle {
     pub palette_labs: Vec<Vec<crate::colour::Lab>>,
     /// The text encoder and every synonym's vector, when the bundle ships one.
     pub text: Option<TextModel>,
-    /// Each palette's colour-vision check for briefs without brand colours, computed once.
-    pub unbranded_cvd: Vec<colour::cvd::CvdCheck>,
+    /// Each palette's roles seen in every vision, and their colour-vision check for briefs
+    /// without brand colours, computed once.
+    pub seen_roles: Vec<catalogue::SeenRoles>,
 }
 
 /// A bundle's text encoder with the vocabulary's synonyms already embedded.
@@ -167,19 +168,18 @@ impl Bundle {
                 message: error.to_string(),
             }
         })?;
-        let unbranded_cvd = catalogue::unbranded_cvd(&palettes.palettes).map_err(|error| {
-            BundleError::Catalogue {
+        let seen_roles =
+            catalogue::seen_roles(&palettes.palettes).map_err(|error| BundleError::Catalogue {
                 file: manifest.catalogues.palettes.file.clone(),
                 message: error.to_string(),
-            }
-        })?;
+            })?;
         let text = open_text_model(dir, &manifest, &vocabulary)?;
         let bundle = Bundle {
             dir: dir.to_path_buf(),
             manifest,
             vocabulary,
             text,
-            unbranded_cvd,
+            seen_roles,
             styles,
             palettes,
             fonts,

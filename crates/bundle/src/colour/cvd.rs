@@ -77,14 +77,33 @@ pub struct CvdCheck {
     pub min_delta_e: f32,
 }
 
+/// A colour as each vision the check covers sees it, in CIELAB: normal vision, then each of
+/// [`Deficiency::ALL`]. Computing it (four conversions to CIELAB, three simulations) is most of
+/// a check, so a colour met again (a catalogue role, a brief's brand colour) is seen once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Seen([Lab; 4]);
+
+impl Seen {
+    /// How `colour` looks in each vision.
+    pub fn of(colour: Rgb) -> Seen {
+        let [protan, deutan, tritan] =
+            Deficiency::ALL.map(|deficiency| simulate(colour, deficiency).to_lab());
+        Seen([colour.to_lab(), protan, deutan, tritan])
+    }
+}
+
 /// Checks four role colours (background, primary, accent, text; the order does not matter):
 /// the smallest CIEDE2000 difference of the 6 pairs in normal vision and in each simulation.
 pub fn check_roles(roles: [Rgb; 4]) -> CvdCheck {
-    let normal = roles.map(|colour| colour.to_lab());
-    let mut min_delta_e = min_pair_delta_e(&normal);
-    for deficiency in Deficiency::ALL {
-        let seen = roles.map(|colour| simulate(colour, deficiency).to_lab());
-        min_delta_e = min_delta_e.min(min_pair_delta_e(&seen));
+    check_seen(&roles.map(Seen::of))
+}
+
+/// [`check_roles`] for roles already seen in every vision.
+pub fn check_seen(roles: &[Seen; 4]) -> CvdCheck {
+    let mut min_delta_e = f32::INFINITY;
+    for vision in 0..4 {
+        let labs: [Lab; 4] = std::array::from_fn(|role| roles[role].0[vision]);
+        min_delta_e = min_delta_e.min(min_pair_delta_e(&labs));
     }
     // Rounded down, never up: a palette reported at 10.0 must really reach 10.0.
     let min_delta_e = (min_delta_e * 10.0).floor() / 10.0;
