@@ -131,20 +131,26 @@ impl<'a> Reader<'a> {
             }
         }
         let contained = focus(self.vocabulary.contained(&normalised), groups);
-        let encoded = self.encoded(&normalised, groups);
         if !contained.is_empty() {
             // A contained synonym is often the generic word of a longer name ("sports recovery
             // drink" contains "drink"): a confident encoder reading of a more specific term of
             // the same group knows better. Contained terms of several groups ("kids snacks")
-            // are a reading of their own and stay.
-            return match encoded {
-                Some(better) if better.confident && refines(&contained, better.term) => Some(
-                    entry(vec![better.term], ReadVia::Encoder, Some(better.similarity)),
-                ),
-                _ => Some(entry(contained, ReadVia::Contains, None)),
-            };
+            // are a reading of their own and stay, so the encoder is not asked.
+            let one_group = contained
+                .iter()
+                .all(|term| term.group == contained[0].group);
+            let better = one_group
+                .then(|| self.encoded(&normalised, groups))
+                .flatten()
+                .filter(|better| better.confident && refines(&contained, better.term));
+            return Some(match better {
+                Some(better) => entry(vec![better.term], ReadVia::Encoder, Some(better.similarity)),
+                None => entry(contained, ReadVia::Contains, None),
+            });
         }
-        let found = encoded.filter(|found| found.accepted)?;
+        let found = self
+            .encoded(&normalised, groups)
+            .filter(|found| found.accepted)?;
         Some(entry(
             vec![found.term],
             ReadVia::Encoder,

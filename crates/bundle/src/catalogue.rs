@@ -444,16 +444,19 @@ mod tests {
         );
     }
 
+    /// The ids of the terms `contained` finds in `text` once normalised.
+    fn contained_ids(vocabulary: &Vocabulary, text: &str) -> Vec<String> {
+        vocabulary
+            .contained(&normalise(text))
+            .iter()
+            .map(|term| term.id.clone())
+            .collect()
+    }
+
     #[test]
     fn contained_matches_chinese_inside_and_english_at_word_boundaries() {
         let vocabulary = vocabulary();
-        let ids = |text: &str| {
-            vocabulary
-                .contained(&normalise(text))
-                .iter()
-                .map(|t| t.id.clone())
-                .collect::<Vec<_>>()
-        };
+        let ids = |text: &str| contained_ids(&vocabulary, text);
         assert_eq!(ids("清爽感"), ["mood:fresh"]);
         assert_eq!(ids("super fresh look"), ["mood:fresh"]);
         assert!(ids("refreshing").is_empty());
@@ -470,13 +473,7 @@ mod tests {
                 .as_bytes(),
         )
         .unwrap();
-        let ids = |text: &str| {
-            vocabulary
-                .contained(&normalise(text))
-                .iter()
-                .map(|t| t.id.clone())
-                .collect::<Vec<_>>()
-        };
+        let ids = |text: &str| contained_ids(&vocabulary, text);
         assert_eq!(ids("spring water bottles"), ["product:water"]);
         assert_eq!(ids("山里的矿泉水"), ["product:water"]);
         // Side by side, not nested: both stay.

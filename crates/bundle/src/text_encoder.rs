@@ -6,9 +6,9 @@
 //! lookup plus a mean answers in microseconds on an Orin's CPU without a second model runtime.
 //!
 //! File format (`text_encoder.bin`, little endian):
-//! `PKTE`, u32 version 1, u32 dim, u32 piece count, f32 threshold, f32 margin, f32 confident, then per piece
-//! u8 byte length, UTF-8 bytes (SentencePiece's `▁` marks a word start), f32 unigram log
-//! probability, f32 row scale; then every row's `dim` i8 values, piece by piece.
+//! `PKTE`, u32 version 1, u32 dim, u32 piece count, f32 threshold, f32 margin, f32 confident,
+//! then per piece u8 byte length, UTF-8 bytes (SentencePiece's `▁` marks a word start), f32
+//! unigram log probability, f32 row scale; then every row's `dim` i8 values, piece by piece.
 
 use std::collections::HashMap;
 
