@@ -190,10 +190,7 @@ fn phone_photo(c: &mut Criterion) {
         b.iter(|| {
             let decoded =
                 features::image::decode_reference_image(black_box(&jpeg), &limits).expect("decode");
-            (
-                features::image::ImageFeatures::from_image(&decoded),
-                features::image::dominant_colours(&decoded),
-            )
+            features::image::ImageFeatures::analyse(&decoded)
         })
     });
     group.finish();

@@ -23,7 +23,7 @@ apt_install() {
 }
 
 # aws-lc-sys and zstd-sys compile C, and rustc links through cc.
-apt_install gcc g++ libc6-dev make pkg-config curl ca-certificates
+apt_install gcc g++ libc6-dev make pkg-config cmake nasm curl ca-certificates
 if ! command -v cargo >/dev/null 2>&1; then
     echo "installing the stable Rust toolchain (rustup)…"
     # Downloaded to a file first, so the installer never reads this script's stdin.

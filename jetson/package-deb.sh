@@ -5,7 +5,7 @@
 #   jetson/package-deb.sh [--features LIST] [--out DIR] [--revision N] [--no-build] [--no-strip]
 #
 # Needs: apt-get install -y gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross
-#        binutils-aarch64-linux-gnu file; rustup target add aarch64-unknown-linux-gnu.
+#        binutils-aarch64-linux-gnu file cmake; rustup target add aarch64-unknown-linux-gnu.
 # With the `tensorrt` feature (the default) TENSORRT_INCLUDE_DIR must name TensorRT's headers
 # (.ci/jetson.sh fetches the 11.4 set). TensorRT is dlopen()ed at run time, so the binaries must
 # not link libnvinfer; this script refuses a build that does.

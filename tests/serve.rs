@@ -930,12 +930,18 @@ async fn image_bombs_do_not_delay_text_briefs() {
         ..PackdOptions::default()
     };
     let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
-    for index in 0..IMAGES {
-        let colour = [90, 120, 200 - index as u8];
-        let brief = format!(
-            r#"{{"product":"tea","image":"{}"}}"#,
-            base64(&gradient_png(1600, 1600, colour))
-        );
+    // Encoded before any is sent: encoding takes longer than packd takes to decode, and the
+    // text brief must arrive right behind the images, not after packd has worked through them.
+    let images: Vec<String> = (0..IMAGES)
+        .map(|index| {
+            // One colour over the most pixels accepted however few bytes they take: a few KB
+            // to read, 4 Mpx to decode and shrink.
+            let colour = image::Rgb([90, 120, 200 - index as u8]);
+            let png = png_of(image::RgbImage::from_pixel(2048, 2048, colour));
+            format!(r#"{{"product":"tea","image":"{}"}}"#, base64(&png))
+        })
+        .collect();
+    for (index, brief) in images.into_iter().enumerate() {
         client
             .send(&packd.brief_topic(), brief, &format!("image-{index}"))
             .await;
@@ -965,6 +971,7 @@ async fn image_bombs_do_not_delay_text_briefs() {
         .iter()
         .position(|correlation| correlation == "text")
         .expect("the text brief is answered");
+    eprintln!("reply order: {order:?}");
     // The workers only read the image briefs ahead of it and hand them on: the one image thread
     // has finished at most a few of them by then.
     assert!(

@@ -153,7 +153,7 @@ enum Decode {
     /// (PNG's filters and WebP's predictors need every pixel of the row above; lossy WebP is
     /// DCT-based like JPEG, but image-webp offers no scaled decoding).
     Full(ImageFormat),
-    /// JPEG, through jpeg-decoder, whose IDCT produces the image at 1/`denominator` scale.
+    /// JPEG, through libjpeg-turbo, whose IDCT produces the image at 1/`denominator` scale.
     Jpeg(JpegPlan),
 }
 
@@ -164,6 +164,8 @@ struct JpegPlan {
     denominator: u32,
     components: u64,
     progressive: bool,
+    /// CMYK or YCCK: decoded as CMYK, then converted.
+    cmyk: bool,
 }
 
 /// Decoding at reduced scale keeps the longest side at least this long: twice the analysis
@@ -241,7 +243,7 @@ pub(crate) fn read_image_header(
     let format = image::guess_format(bytes)
         .map_err(|_| ImageError::Unsupported("unrecognised content".into()))?;
     let (width, height, decode) = match format {
-        ImageFormat::Jpeg => read_jpeg_frame(bytes, limits)?,
+        ImageFormat::Jpeg => read_jpeg_frame(bytes)?,
         ImageFormat::Png | ImageFormat::WebP => {
             let (width, height) = read_dimensions(bytes, format, limits)?;
             (width, height, Decode::Full(format))
@@ -287,53 +289,59 @@ fn read_dimensions(
         .map_err(|error| map_decode_error(error, limits))
 }
 
-/// Reads a JPEG's markers up to its first scan and chooses the scale it is decoded at.
-fn read_jpeg_frame(bytes: &[u8], limits: &ImageLimits) -> Result<(u32, u32, Decode), ImageError> {
-    let mut decoder = jpeg_decoder(bytes, limits);
-    guarded(|| decoder.read_info())?;
-    // `info` panics on a frame it parsed but cannot describe (two components, say).
-    let info = guarded(|| Ok(decoder.info()))?
-        .ok_or_else(|| ImageError::Corrupt("JPEG without a frame header".into()))?;
-    if info.pixel_format == jpeg_decoder::PixelFormat::L16 {
-        return Err(ImageError::Unsupported("16-bit lossless JPEG".into()));
-    }
-    let (width, height) = (u32::from(info.width), u32::from(info.height));
-    let lossless = info.coding_process == jpeg_decoder::CodingProcess::Lossless;
+/// Reads a JPEG's header (libjpeg-turbo, markers up to the first scan) and chooses the scale it
+/// is decoded at.
+fn read_jpeg_frame(bytes: &[u8]) -> Result<(u32, u32, Decode), ImageError> {
+    let header = turbojpeg::read_header(bytes).map_err(|error| {
+        // libjpeg-turbo stops at 65 500 pixels a side, before the pixel limit would: say what
+        // was declared, as for any other image too large.
+        match jpeg_frame_size(bytes) {
+            Some((width, height)) if width.max(height) > 65_500 => {
+                ImageError::TooManyPixels { width, height }
+            }
+            _ => jpeg_error(error),
+        }
+    })?;
+    let side = |value: usize| {
+        u32::try_from(value).map_err(|_| ImageError::Corrupt("JPEG size out of range".into()))
+    };
+    let (width, height) = (side(header.width)?, side(header.height)?);
+    let components = match header.colorspace {
+        turbojpeg::Colorspace::Gray => 1,
+        turbojpeg::Colorspace::RGB | turbojpeg::Colorspace::YCbCr => 3,
+        turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK => 4,
+    };
     let longest = width.max(height);
     // Lossless JPEG has no DCT to scale.
     let denominator = [8, 4, 2]
         .into_iter()
-        .find(|&denominator| !lossless && longest.div_ceil(denominator) >= MIN_DECODED_SIDE)
+        .find(|&denominator| {
+            !header.is_lossless && longest.div_ceil(denominator) >= MIN_DECODED_SIDE
+        })
         .unwrap_or(1);
     let plan = JpegPlan {
         denominator,
-        components: info.pixel_format.pixel_bytes() as u64,
-        progressive: info.coding_process == jpeg_decoder::CodingProcess::DctProgressive,
+        components,
+        progressive: header.is_progressive,
+        cmyk: components == 4,
     };
     Ok((width, height, Decode::Jpeg(plan)))
 }
 
-fn jpeg_decoder<'bytes>(
-    bytes: &'bytes [u8],
-    limits: &ImageLimits,
-) -> jpeg_decoder::Decoder<&'bytes [u8]> {
-    let mut decoder = jpeg_decoder::Decoder::new(bytes);
-    decoder.set_max_decoding_buffer_size(
-        usize::try_from(limits.max_alloc_bytes).unwrap_or(usize::MAX),
-    );
-    decoder
-}
+/// Most scans a progressive JPEG may have. Each scan revisits the whole coefficient buffer, so a
+/// file of thousands of tiny scans costs far more than its bytes (libjpeg-turbo's "two issues
+/// with the JPEG standard"); encoders write about ten.
+const MAX_JPEG_SCANS: u32 = 100;
 
-/// Runs a jpeg-decoder call, turning its errors, and any panic a hostile file might still find
-/// in it, into [`ImageError`]s: a bad picture is the sender's problem, never packd's.
-fn guarded<T>(call: impl FnOnce() -> Result<T, jpeg_decoder::Error>) -> Result<T, ImageError> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(jpeg_decoder::Error::Unsupported(feature))) => {
-            Err(ImageError::Unsupported(format!("JPEG {feature:?}")))
-        }
-        Ok(Err(error)) => Err(ImageError::Corrupt(error.to_string())),
-        Err(_) => Err(ImageError::Corrupt("JPEG decoder failed".into())),
+/// A libjpeg-turbo error as an [`ImageError`]: TurboJPEG reports what it cannot decode (12- and
+/// 16-bit samples, say) and what is damaged through one message, and a warning (truncated
+/// data, a bad Huffman code) fails the decode too, so a broken picture is refused, not guessed.
+fn jpeg_error(error: turbojpeg::Error) -> ImageError {
+    let message = error.to_string();
+    if message.contains("Unsupported") || message.contains("precision") {
+        ImageError::Unsupported(format!("JPEG: {message}"))
+    } else {
+        ImageError::Corrupt(message)
     }
 }
 
@@ -398,67 +406,117 @@ fn decode_jpeg(
         });
     }
     let (width, height) = header.decoded_size();
-    let mut decoder = jpeg_decoder(bytes, limits);
-    if plan.denominator > 1 {
-        // jpeg-decoder picks the smallest scale reaching the request on either axis: asking
-        // for the longest side only (the other at its maximum) makes that our scale.
-        let request = |side: u32, longest: bool| {
-            if longest {
-                u16::try_from(side).unwrap_or(u16::MAX)
-            } else {
-                u16::MAX
-            }
-        };
-        let wide = width >= height;
-        guarded(|| decoder.scale(request(width, wide), request(height, !wide)))?;
-    }
-    let pixels = guarded(|| decoder.decode())?;
-    let info = guarded(|| Ok(decoder.info()))?
-        .ok_or_else(|| ImageError::Corrupt("JPEG without a frame header".into()))?;
-    // The header was read from the same bytes; anything else means a decoder surprise, and
-    // the budget reserved for this decode would no longer hold.
-    if (u32::from(info.width), u32::from(info.height)) != (width, height) {
-        return Err(ImageError::Corrupt(format!(
-            "JPEG decoded to {}×{}, not the expected {width}×{height}",
-            info.width, info.height
-        )));
-    }
-    let rgb = jpeg_to_rgb(pixels, info.pixel_format, width, height)?;
-    let orientation = decoder
-        .exif_data()
-        .and_then(Orientation::from_exif_chunk)
-        .unwrap_or(Orientation::NoTransforms);
-    Ok((rgb, orientation))
+    let rgb = decode_jpeg_pixels(bytes, plan, width, height)?;
+    Ok((rgb, exif_orientation(bytes)))
 }
 
-/// RGB from jpeg-decoder's output, as zune-jpeg (image's JPEG decoder) converts: grey copied to
-/// all three channels, CMYK (already un-inverted by jpeg-decoder) multiplied by (1 − K).
-fn jpeg_to_rgb(
-    pixels: Vec<u8>,
-    format: jpeg_decoder::PixelFormat,
+/// Decodes a JPEG at 1/`plan.denominator` scale into `width` × `height` RGB pixels.
+fn decode_jpeg_pixels(
+    bytes: &[u8],
+    plan: JpegPlan,
     width: u32,
     height: u32,
 ) -> Result<RgbImage, ImageError> {
-    let rgb = match format {
-        jpeg_decoder::PixelFormat::RGB24 => pixels,
-        jpeg_decoder::PixelFormat::L8 => pixels.iter().flat_map(|&grey| [grey; 3]).collect(),
-        jpeg_decoder::PixelFormat::CMYK32 => pixels
-            .chunks_exact(4)
-            .flat_map(|cmyk| {
-                let ink = |channel: u8| {
-                    let (paper, black) = (255 - u16::from(channel), 255 - u16::from(cmyk[3]));
-                    // (255 − c)(255 − k)/255 rounded: at most 255, so the cast cannot truncate.
-                    ((paper * black + 127) / 255) as u8
-                };
-                [ink(cmyk[0]), ink(cmyk[1]), ink(cmyk[2])]
-            })
-            .collect(),
-        jpeg_decoder::PixelFormat::L16 => {
-            return Err(ImageError::Unsupported("16-bit lossless JPEG".into()))
-        }
+    let mut decompressor = turbojpeg::Decompressor::new().map_err(jpeg_error)?;
+    decompressor
+        .set_scan_limit(MAX_JPEG_SCANS)
+        .map_err(jpeg_error)?;
+    let scale = turbojpeg::ScalingFactor::new(1, plan.denominator as usize);
+    decompressor.set_scaling_factor(scale).map_err(jpeg_error)?;
+    // The header was read from the same bytes; anything else means a decoder surprise, and
+    // the budget reserved for this decode would no longer hold.
+    let scaled = decompressor
+        .read_header(bytes)
+        .map_err(jpeg_error)?
+        .scaled(scale);
+    if (scaled.width, scaled.height) != (width as usize, height as usize) {
+        return Err(ImageError::Corrupt(format!(
+            "JPEG decodes to {}×{}, not the expected {width}×{height}",
+            scaled.width, scaled.height
+        )));
+    }
+    // CMYK JPEGs decode only to CMYK; everything else converts to RGB inside libjpeg-turbo.
+    let format = if plan.cmyk {
+        turbojpeg::PixelFormat::CMYK
+    } else {
+        turbojpeg::PixelFormat::RGB
+    };
+    let row = format.size() * scaled.width;
+    let mut image = turbojpeg::Image {
+        pixels: vec![0; row * scaled.height],
+        width: scaled.width,
+        pitch: row,
+        height: scaled.height,
+        format,
+    };
+    decompressor
+        .decompress(bytes, image.as_deref_mut())
+        .map_err(jpeg_error)?;
+    let rgb = if plan.cmyk {
+        cmyk_to_rgb(&image.pixels)
+    } else {
+        image.pixels
     };
     RgbImage::from_raw(width, height, rgb)
         .ok_or_else(|| ImageError::Corrupt("JPEG decoded to fewer pixels than declared".into()))
+}
+
+/// RGB from libjpeg-turbo's CMYK, as zune-jpeg (image's JPEG decoder) converts: Adobe's
+/// inverted CMYK, which is what libjpeg hands back as stored, is ink × (1 − black) once
+/// un-inverted, i.e. c × k / 255.
+fn cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
+    cmyk.chunks_exact(4)
+        .flat_map(|pixel| {
+            // c × k / 255 rounded: at most 255, so the cast cannot truncate.
+            let ink = |channel: u8| ((u16::from(channel) * u16::from(pixel[3]) + 127) / 255) as u8;
+            [ink(pixel[0]), ink(pixel[1]), ink(pixel[2])]
+        })
+        .collect()
+}
+
+/// The orientation in a JPEG's EXIF block (APP1 "Exif\0\0"), or none: an unreadable block
+/// costs the picture its orientation, not its features.
+fn exif_orientation(bytes: &[u8]) -> Orientation {
+    const EXIF: &[u8] = b"Exif\0\0";
+    jpeg_segments(bytes)
+        .find_map(|(marker, segment)| {
+            (marker == 0xE1 && segment.starts_with(EXIF)).then(|| &segment[EXIF.len()..])
+        })
+        .and_then(Orientation::from_exif_chunk)
+        .unwrap_or(Orientation::NoTransforms)
+}
+
+/// The size a JPEG's frame header (SOF0..SOF15, not DHT, JPG or DAC) declares.
+fn jpeg_frame_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    jpeg_segments(bytes).find_map(|(marker, segment)| {
+        let frame = (0xC0..=0xCF).contains(&marker) && ![0xC4, 0xC8, 0xCC].contains(&marker);
+        match segment {
+            [_precision, h1, h0, w1, w0, ..] if frame => Some((
+                u32::from(u16::from_be_bytes([*w1, *w0])),
+                u32::from(u16::from_be_bytes([*h1, *h0])),
+            )),
+            _ => None,
+        }
+    })
+}
+
+/// A JPEG's marker segments up to its first scan, as (marker, payload); stops at anything
+/// malformed, which libjpeg-turbo then refuses on its own.
+fn jpeg_segments(bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    let mut at = 2; // past SOI
+    std::iter::from_fn(move || {
+        let &[0xFF, marker, high, low] = bytes.get(at..at + 4)? else {
+            return None;
+        };
+        // Start of scan or end of image: the pixels, or nothing, follow.
+        if marker == 0xDA || marker == 0xD9 {
+            return None;
+        }
+        let length = usize::from(u16::from_be_bytes([high, low]));
+        let segment = bytes.get(at + 4..(at + 2 + length).max(at + 4))?;
+        at += 2 + length.max(2);
+        Some((marker, segment))
+    })
 }
 
 fn map_decode_error(error: image::ImageError, limits: &ImageLimits) -> ImageError {
@@ -485,6 +543,12 @@ pub struct ImageFeatures;
 impl ImageFeatures {
     /// Computes the 24 `image` features of the bundle contract.
     pub fn from_image(image: &RgbImage) -> [f32; IMAGE_FEATURE_LEN] {
+        Self::analyse(image).0
+    }
+
+    /// The 24 `image` features and the dominant colours (see [`dominant_colours`]) from one
+    /// shrink and one clustering: a brief's photo needs both, and each alone repeats the work.
+    pub fn analyse(image: &RgbImage) -> ([f32; IMAGE_FEATURE_LEN], Vec<(Rgb, f32)>) {
         let mut features = NO_IMAGE;
         features[FEATURE_PRESENT] = 1.0;
         let small = shrink_for_analysis(image);
@@ -494,15 +558,12 @@ impl ImageFeatures {
             .collect();
         if pixels.is_empty() {
             // A zero-sized image is still "an image"; it just has nothing to describe.
-            return features;
+            return (features, Vec::new());
         }
         let labs: Vec<Lab> = pixels.iter().map(Rgb::to_lab).collect();
-
-        for (slot, cluster) in cluster_colours(&labs)
-            .iter()
-            .take(DOMINANT_COLOUR_COUNT)
-            .enumerate()
-        {
+        let clusters = cluster_colours(&labs);
+        let dominant = clusters.iter().take(DOMINANT_COLOUR_COUNT);
+        for (slot, cluster) in dominant.clone().enumerate() {
             let base = FEATURE_COLOURS + 3 * slot;
             features[base] = cluster.centre.l / 100.0;
             features[base + 1] = cluster.centre.a / 128.0;
@@ -521,22 +582,16 @@ impl ImageFeatures {
         features[FEATURE_STD_L] = (variance_l.sqrt() / 100.0) as f32;
         features[FEATURE_COLOURFULNESS] =
             ((colourfulness(&pixels) / 100.0) as f32).clamp(0.0, MAX_COLOURFULNESS_FEATURE);
-        features
+        let colours = dominant
+            .map(|cluster| (cluster.centre.to_rgb(), cluster.weight))
+            .collect();
+        (features, colours)
     }
 }
 
 /// Up to five dominant colours of an image with their pixel fractions, heaviest first.
 pub fn dominant_colours(image: &RgbImage) -> Vec<(Rgb, f32)> {
-    let small = shrink_for_analysis(image);
-    let labs: Vec<Lab> = small
-        .pixels()
-        .map(|pixel| Rgb::new(pixel[0], pixel[1], pixel[2]).to_lab())
-        .collect();
-    cluster_colours(&labs)
-        .into_iter()
-        .take(DOMINANT_COLOUR_COUNT)
-        .map(|cluster| (cluster.centre.to_rgb(), cluster.weight))
-        .collect()
+    ImageFeatures::analyse(image).1
 }
 
 /// The 16 `brand` features: up to four colours in the given order; extra colours are ignored.

@@ -55,8 +55,7 @@ pub fn encode(
             // Held until the full-size pixels are dropped at the end of this arm.
             let _memory = decode_budget::DECODE_MEMORY.reserve(header.decode_cost(limits));
             let decoded = image::decode_with_header(bytes, &header, limits).map_err(refused)?;
-            let features = image::ImageFeatures::from_image(&decoded);
-            (features, image::dominant_colours(&decoded))
+            image::ImageFeatures::analyse(&decoded)
         }
         None => (image::NO_IMAGE, Vec::new()),
     };

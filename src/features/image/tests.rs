@@ -770,7 +770,7 @@ fn quantisation_error(features: &[f32; IMAGE_FEATURE_LEN], pixels: &[Lab]) -> f6
 ///   0.01.
 /// - Dominant colours within 3 ΔE*ab (weighted, see [`palette_distance`]), unless k-means
 ///   settled in another local optimum: it is not continuous in the pixels, and two correct
-///   full-size decoders of one file (zune-jpeg and jpeg-decoder, a rounding apart) can
+///   full-size decoders of one file (zune-jpeg and libjpeg-turbo, a rounding apart) can
 ///   already give palettes 15 ΔE apart. Then the palette must quantise the full decoding's
 ///   pixels within 5 % of that decoding's own palette, or the two full-size decoders must
 ///   disagree by more than 3 ΔE themselves.
@@ -797,18 +797,18 @@ fn assert_features_match(scaled: &RgbImage, full: &RgbImage, jpeg: &[u8], case: 
         .collect();
     let error_ratio = quantisation_error(&scaled, &full_pixels)
         / quantisation_error(&full, &full_pixels).max(1e-9);
-    // The same file decoded whole by jpeg-decoder: how far k-means moves between two
+    // The same file decoded whole by libjpeg-turbo: how far k-means moves between two
     // full-size decoders, pixels a rounding apart.
-    let mut whole = jpeg_decoder::Decoder::new(jpeg);
-    let pixels = whole.decode().expect("whole decode");
-    let info = whole.info().expect("info");
-    let whole = jpeg_to_rgb(
-        pixels,
-        info.pixel_format,
-        u32::from(info.width),
-        u32::from(info.height),
-    )
-    .expect("RGB");
+    let whole = match read_jpeg_frame(jpeg).expect("header") {
+        (width, height, Decode::Jpeg(plan)) => {
+            let whole = JpegPlan {
+                denominator: 1,
+                ..plan
+            };
+            decode_jpeg_pixels(jpeg, whole, width, height).expect("whole decode")
+        }
+        other => panic!("not a JPEG plan: {other:?}"),
+    };
     let two_decoders = palette_distance(&ImageFeatures::from_image(&whole), &full);
     let mean_l = (scaled[FEATURE_MEAN_L] - full[FEATURE_MEAN_L]).abs();
     let std_l = (scaled[FEATURE_STD_L] - full[FEATURE_STD_L]).abs();
@@ -872,7 +872,7 @@ fn image_bomb_jpeg_is_decoded_at_reduced_scale() {
 #[test]
 fn jpeg_scaled_decoding_features_match_full_decoding_within_tolerance() {
     let cases: Vec<(&str, RgbImage, Jpeg)> = vec![
-        // Decoded whole, but by jpeg-decoder rather than image's zune-jpeg.
+        // Decoded whole, but by libjpeg-turbo rather than image's zune-jpeg.
         ("photo 200×150 4:2:0", photo_like(200, 150), Jpeg::Yuv420),
         ("gradient 640×480 4:2:0", gradient(640, 480), Jpeg::Yuv420),
         ("noise 640×480 4:4:4", noisy_image(640, 480), Jpeg::Yuv444),
@@ -994,4 +994,46 @@ fn splitmix64_matches_its_reference_sequence() {
     let mut random = SplitMix64::new(0);
     assert_eq!(random.next(), 0xE220_A839_7B1D_CDAF);
     assert_eq!(random.next(), 0x6E78_9E6A_A1B9_65F4);
+}
+
+#[test]
+fn progressive_jpeg_with_too_many_scans_is_refused() {
+    let limits = ImageLimits::default();
+    let jpeg = encode_jpeg(&photo_like(320, 240), Jpeg::Progressive420, None);
+    assert!(decode_reference_image(&jpeg, &limits).is_ok());
+    // The last scan (an AC refinement) repeated until the file has more than MAX_JPEG_SCANS:
+    // cheap to send, and every scan revisits the whole coefficient buffer.
+    let last_scan = jpeg
+        .windows(2)
+        .rposition(|pair| pair == [0xFF, 0xDA])
+        .expect("a scan");
+    let end = jpeg.len() - 2; // EOI
+    let mut many = jpeg[..end].to_vec();
+    for _ in 0..MAX_JPEG_SCANS {
+        many.extend_from_slice(&jpeg[last_scan..end]);
+    }
+    many.extend_from_slice(&[0xFF, 0xD9]);
+    match decode_reference_image(&many, &limits).map(|image| image.dimensions()) {
+        Err(ImageError::Corrupt(message)) => assert!(message.contains("scans"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn jpeg_segments_stop_at_the_first_scan_and_at_damage() {
+    let jpeg = encode_jpeg(&gradient(64, 48), Jpeg::Yuv420, Some(&exif_orientation(6)));
+    let markers: Vec<u8> = jpeg_segments(&jpeg).map(|(marker, _)| marker).collect();
+    assert!(
+        markers.contains(&0xE1) && markers.contains(&0xC0),
+        "{markers:x?}"
+    );
+    assert_eq!(jpeg_frame_size(&jpeg), Some((64, 48)));
+    assert_eq!(super::exif_orientation(&jpeg), Orientation::Rotate90);
+    // A segment length running past the end, or under its own two bytes, ends the walk.
+    for cut in 0..200.min(jpeg.len()) {
+        let _ = jpeg_segments(&jpeg[..cut]).count();
+    }
+    let mut zero_length = jpeg.clone();
+    zero_length[4..6].copy_from_slice(&[0, 0]);
+    assert!(jpeg_segments(&zero_length).count() < 1000);
 }
