@@ -8,6 +8,7 @@
 //! before unsafe ones and listed first.
 
 mod diversity;
+mod layout;
 pub mod preview;
 
 use base64::Engine as _;
@@ -15,20 +16,17 @@ use base64::Engine as _;
 use crate::backend::ModelOutputs;
 use crate::brief::Brief;
 use crate::bundle::catalogue::{Palette, SeenRoles};
-use crate::bundle::{Bundle, LAYOUT_CHANNELS};
+use crate::bundle::Bundle;
 use crate::colour::cvd::{check_seen, CvdCheck, Seen};
 use crate::colour::{adjust_for_contrast, contrast_ratio, Rgb};
 use crate::features::EncodedBrief;
 use crate::reply::{
-    FontSuggestion, Layout, LayoutMaps, PaletteCvd, PaletteRoles, PaletteSuggestion,
-    StyleSuggestion, Zone,
+    FontSuggestion, Layout, PaletteCvd, PaletteRoles, PaletteSuggestion, StyleSuggestion, Zone,
 };
 use diversity::{FontLikeness, PaletteLikeness, StyleLikeness, POOL_FACTOR};
 
 // WCAG 2.x AA for body text: the floor for every palette's text role.
 pub(crate) use crate::bundle::catalogue::MIN_TEXT_CONTRAST;
-/// Heatmap cells at or above this share of the channel's peak make up its zone.
-const ZONE_THRESHOLD: f32 = 0.5;
 
 /// Why post-processing failed (a bundle/model mismatch; answered `internal`).
 #[derive(Debug, thiserror::Error)]
@@ -149,7 +147,12 @@ pub fn recommend(
         top_k,
         prefer_cvd_safe,
     )?;
-    let layout = layout_from(&outputs.layout, bundle.manifest.model.layout_grid)?;
+    let layout = layout::layout_from(
+        &outputs.layout,
+        bundle.manifest.model.layout_grid,
+        &bundle.layouts.templates,
+        &bundle.layout_rasters,
+    )?;
     let preview_png = match (render, palettes.first()) {
         (true, Some(top)) => Some(render_preview(top, &layout)?),
         _ => None,
@@ -397,72 +400,6 @@ fn suggestion(
     }
 }
 
-/// Splits the layout output into three heatmaps and derives a zone from each.
-fn layout_from(values: &[f32], grid: [usize; 2]) -> Result<Layout, RecommendError> {
-    let [rows, columns] = grid;
-    let cells = rows * columns;
-    if values.len() != LAYOUT_CHANNELS * cells || cells == 0 {
-        return Err(RecommendError::Shape("layout"));
-    }
-    let channel = |index: usize| -> Vec<f32> {
-        values[index * cells..(index + 1) * cells]
-            .iter()
-            .map(|&value| {
-                if value.is_nan() {
-                    0.0
-                } else {
-                    round3(value.clamp(0.0, 1.0))
-                }
-            })
-            .collect()
-    };
-    let heatmaps = LayoutMaps {
-        logo: channel(0),
-        product: channel(1),
-        text: channel(2),
-    };
-    let zones = LayoutMaps {
-        logo: zone_of(&heatmaps.logo, rows, columns),
-        product: zone_of(&heatmaps.product, rows, columns),
-        text: zone_of(&heatmaps.text, rows, columns),
-    };
-    Ok(Layout {
-        grid,
-        heatmaps,
-        zones,
-    })
-}
-
-/// The bounding box of the cells at or above half the peak, normalised to the panel.
-pub(crate) fn zone_of(heatmap: &[f32], rows: usize, columns: usize) -> Zone {
-    let peak = heatmap.iter().copied().fold(0.0f32, f32::max);
-    if peak <= 0.0 {
-        return Zone {
-            x: 0.0,
-            y: 0.0,
-            w: 0.0,
-            h: 0.0,
-        };
-    }
-    let (mut top, mut left, mut bottom, mut right) = (rows, columns, 0, 0);
-    for (cell, &value) in heatmap.iter().enumerate() {
-        if value >= peak * ZONE_THRESHOLD {
-            let (row, column) = (cell / columns, cell % columns);
-            top = top.min(row);
-            bottom = bottom.max(row);
-            left = left.min(column);
-            right = right.max(column);
-        }
-    }
-    let round = |value: f32| (value * 1000.0).round() / 1000.0;
-    Zone {
-        x: round(left as f32 / columns as f32),
-        y: round(top as f32 / rows as f32),
-        w: round((right + 1 - left) as f32 / columns as f32),
-        h: round((bottom + 1 - top) as f32 / rows as f32),
-    }
-}
-
 fn render_preview(palette: &PaletteSuggestion, layout: &Layout) -> Result<String, RecommendError> {
     let colour =
         |hex: &str| Rgb::parse_hex(hex).map_err(|error| RecommendError::Preview(error.to_string()));
@@ -701,32 +638,5 @@ mod tests {
         assert_eq!(ranked.iter().map(|r| r.0).collect::<Vec<_>>(), [2, 3, 0, 1]);
         assert_eq!(ranked[0].1, 1.0);
         assert_eq!(ranked[3].1, 0.0);
-    }
-
-    #[test]
-    fn zone_covers_the_hot_cells() {
-        let (rows, columns) = (4, 4);
-        let mut heatmap = vec![0.0; 16];
-        heatmap[5] = 1.0; // row 1, column 1
-        heatmap[10] = 0.6; // row 2, column 2
-        heatmap[15] = 0.3; // below half the peak
-        assert_eq!(
-            zone_of(&heatmap, rows, columns),
-            Zone {
-                x: 0.25,
-                y: 0.25,
-                w: 0.5,
-                h: 0.5
-            }
-        );
-        assert_eq!(
-            zone_of(&[0.0; 16], rows, columns),
-            Zone {
-                x: 0.0,
-                y: 0.0,
-                w: 0.0,
-                h: 0.0
-            }
-        );
     }
 }

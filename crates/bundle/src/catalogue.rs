@@ -400,13 +400,210 @@ pub struct LayoutCatalogue {
     pub version: String,
     /// Rows and columns of the templates' grid.
     pub grid: [usize; 2],
-    /// The templates, as the catalogue gives them.
-    pub templates: Vec<serde_json::Value>,
+    /// The templates.
+    pub templates: Vec<LayoutTemplate>,
+}
+
+/// One front-panel layout a designer drew: where the logo, the product and the copy go.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LayoutTemplate {
+    /// Stable identifier (`centered_hero`).
+    pub id: String,
+    /// English display name.
+    #[serde(default)]
+    pub name: String,
+    /// What the layout does, in a sentence.
+    #[serde(default)]
+    pub description: String,
+    /// The three zones.
+    pub zones: TemplateZones,
+}
+
+/// A template's zones, one box per layout element.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct TemplateZones {
+    /// The brand logo.
+    pub logo: ZoneBox,
+    /// The product shot.
+    pub product: ZoneBox,
+    /// The copy.
+    pub text: ZoneBox,
+}
+
+/// A box on the panel, normalised to its width and height.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct ZoneBox {
+    /// Left edge.
+    pub x: f32,
+    /// Top edge.
+    pub y: f32,
+    /// Width.
+    pub w: f32,
+    /// Height.
+    pub h: f32,
+}
+
+/// How softly a template's zone edges fall off when it is drawn as a heatmap: each zone is the
+/// product of logistic edges with this scale, as the recipe's teacher draws the layouts the
+/// model learns (knowledge.toml `heatmap_softness`).
+pub const TEMPLATE_EDGE_SOFTNESS: f32 = 0.05;
+
+impl ZoneBox {
+    /// Whether the box has an area and lies on the panel (a thousandth of slack for rounding).
+    pub fn is_on_panel(&self) -> bool {
+        let fits = |start: f32, length: f32| {
+            start.is_finite()
+                && length.is_finite()
+                && start >= 0.0
+                && length > 0.0
+                && start + length <= 1.001
+        };
+        fits(self.x, self.w) && fits(self.y, self.h)
+    }
+
+    /// The share of the smaller box that the two have in common, in [0, 1].
+    pub fn overlap(&self, other: &ZoneBox) -> f32 {
+        let span = |a: f32, a_len: f32, b: f32, b_len: f32| {
+            ((a + a_len).min(b + b_len) - a.max(b)).max(0.0)
+        };
+        let common =
+            span(self.x, self.w, other.x, other.w) * span(self.y, self.h, other.y, other.h);
+        let smaller = (self.w * self.h).min(other.w * other.h);
+        if smaller > 0.0 {
+            common / smaller
+        } else {
+            0.0
+        }
+    }
+}
+
+impl TemplateZones {
+    /// The boxes in channel order: logo, product, text.
+    pub fn boxes(&self) -> [ZoneBox; 3] {
+        [self.logo, self.product, self.text]
+    }
+
+    /// The largest overlap (see [`ZoneBox::overlap`]) between two of the zones.
+    pub fn largest_overlap(&self) -> f32 {
+        let [logo, product, text] = self.boxes();
+        logo.overlap(&product)
+            .max(logo.overlap(&text))
+            .max(product.overlap(&text))
+    }
+}
+
+impl LayoutCatalogue {
+    /// Every template drawn on `grid` (see [`LayoutTemplate::raster`]), once each template's
+    /// zones are checked to lie on the panel: a zone off it could never be drawn or matched.
+    pub fn rasters(&self, grid: [usize; 2]) -> Result<Vec<Vec<f32>>, String> {
+        self.templates
+            .iter()
+            .map(|template| {
+                if template.zones.boxes().iter().all(ZoneBox::is_on_panel) {
+                    Ok(template.raster(grid))
+                } else {
+                    Err(format!(
+                        "layout template '{}' has a zone that is empty or off the panel",
+                        template.id
+                    ))
+                }
+            })
+            .collect()
+    }
+}
+
+impl LayoutTemplate {
+    /// The template drawn as the model's layout output: channels logo, product and text, each
+    /// `grid` rows × columns, row-major, sampled at cell centres.
+    pub fn raster(&self, grid: [usize; 2]) -> Vec<f32> {
+        let [rows, columns] = grid;
+        let edge = |value: f32| 1.0 / (1.0 + (-value / TEMPLATE_EDGE_SOFTNESS).exp());
+        let mut cells = Vec::with_capacity(3 * rows * columns);
+        for zone in self.zones.boxes() {
+            for row in 0..rows {
+                let y = (row as f32 + 0.5) / rows as f32;
+                let along_y = edge(y - zone.y) * edge(zone.y + zone.h - y);
+                for column in 0..columns {
+                    let x = (column as f32 + 0.5) / columns as f32;
+                    cells.push(along_y * edge(x - zone.x) * edge(zone.x + zone.w - x));
+                }
+            }
+        }
+        cells
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn zone(x: f32, y: f32, w: f32, h: f32) -> ZoneBox {
+        ZoneBox { x, y, w, h }
+    }
+
+    #[test]
+    fn zone_overlap_is_the_share_of_the_smaller_box() {
+        let big = zone(0.0, 0.0, 0.5, 0.5);
+        assert_eq!(big.overlap(&big), 1.0);
+        assert_eq!(big.overlap(&zone(0.6, 0.6, 0.2, 0.2)), 0.0);
+        assert_eq!(big.overlap(&zone(0.1, 0.1, 0.1, 0.1)), 1.0);
+        assert!((big.overlap(&zone(0.25, 0.0, 0.5, 0.5)) - 0.5).abs() < 1e-6);
+        assert_eq!(
+            big.overlap(&zone(0.5, 0.0, 0.5, 0.5)),
+            0.0,
+            "touching is not overlapping"
+        );
+    }
+
+    #[test]
+    fn zones_must_have_an_area_on_the_panel() {
+        assert!(zone(0.0, 0.0, 1.0, 1.0).is_on_panel());
+        assert!(!zone(-0.1, 0.0, 0.5, 0.5).is_on_panel());
+        assert!(!zone(0.1, 0.1, 0.0, 0.5).is_on_panel());
+        assert!(!zone(0.6, 0.1, 0.5, 0.5).is_on_panel());
+        assert!(!zone(f32::NAN, 0.1, 0.5, 0.5).is_on_panel());
+    }
+
+    #[test]
+    fn a_template_is_drawn_hot_inside_its_zones_and_cold_outside() {
+        let template = LayoutTemplate {
+            id: "t".into(),
+            name: String::new(),
+            description: String::new(),
+            zones: TemplateZones {
+                logo: zone(0.0, 0.0, 0.5, 0.25),
+                product: zone(0.25, 0.25, 0.5, 0.5),
+                text: zone(0.0, 0.75, 1.0, 0.25),
+            },
+        };
+        let (rows, columns) = (8, 4);
+        let raster = template.raster([rows, columns]);
+        assert_eq!(raster.len(), 3 * rows * columns);
+        let at = |channel: usize, row: usize, column: usize| {
+            raster[channel * rows * columns + row * columns + column]
+        };
+        // Soft edges: a cell half a cell inside an edge is over half hot, not fully.
+        assert!(at(0, 0, 1) > 0.5 && at(0, 7, 3) < 0.01, "logo");
+        assert!(at(1, 3, 1) > 0.9 && at(1, 0, 0) < 0.01, "product");
+        assert!(at(2, 7, 2) > 0.5 && at(2, 2, 2) < 0.01, "text");
+        assert!(template.zones.largest_overlap() < 1e-6);
+
+        let mut off_panel = template.clone();
+        off_panel.id = "off".into();
+        off_panel.zones.text = zone(0.0, 0.9, 1.0, 0.25);
+        let mut catalogue = LayoutCatalogue {
+            version: "1".into(),
+            grid: [rows, columns],
+            templates: vec![template, off_panel],
+        };
+        let refused = catalogue.rasters([rows, columns]).unwrap_err();
+        assert!(refused.contains("'off'"), "{refused}");
+        catalogue.templates.truncate(1);
+        assert_eq!(
+            catalogue.rasters([rows, columns]).map(|all| all.len()),
+            Ok(1)
+        );
+    }
 
     fn vocabulary() -> Vocabulary {
         Vocabulary::parse(

@@ -122,6 +122,9 @@ pub struct Bundle {
     pub fonts: FontCatalogue,
     /// The layout templates.
     pub layouts: LayoutCatalogue,
+    /// Each layout template drawn as the model's layout output (see
+    /// [`catalogue::LayoutTemplate::raster`]), computed once.
+    pub layout_rasters: Vec<Vec<f32>>,
     /// The palettes' colours in CIELAB, computed once per bundle.
     pub palette_labs: Vec<Vec<crate::colour::Lab>>,
     /// The text encoder and every synonym's vector, when the bundle ships one.
@@ -184,10 +187,22 @@ impl Bundle {
             palettes,
             fonts,
             layouts,
+            layout_rasters: Vec::new(),
             palette_labs,
         };
         bundle.check_shapes()?;
-        Ok(bundle)
+        // Only once the grid is known to match the model's output: its cell count is then sane.
+        let layout_rasters = bundle
+            .layouts
+            .rasters(bundle.manifest.model.layout_grid)
+            .map_err(|message| BundleError::Catalogue {
+                file: bundle.manifest.catalogues.layouts.file.clone(),
+                message,
+            })?;
+        Ok(Bundle {
+            layout_rasters,
+            ..bundle
+        })
     }
 
     /// `name@version`, the bundle's identity everywhere in logs and on disk.
