@@ -1562,3 +1562,136 @@ async fn unpack_writes_no_more_than_the_archive_allows() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// Issue 18, the contract's downgrades: once 2.0.0 was activated, an older validly signed bundle
+/// is refused with `downgrade` at `begin`, at `commit` when the newer one was activated after
+/// its `begin`, and after a restart (the record is durable); signed with the downgrade flag it
+/// is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_older_bundle_is_a_downgrade_unless_signed_to_allow_it() {
+    let (key, public) = signing_key();
+    let (_broker, mut packd, mut client) = broker_and_packd(trusting(&public), "online").await;
+    let signed = |activate: bool| Push {
+        key: Some(&key),
+        activate,
+        ..Push::default()
+    };
+    let newer = pack(bundle_variant("2.0.0", |_| {}, true).path());
+    let older = pack(bundle_variant("1.5.0", |_| {}, true).path());
+    // 2.0.0 installed but not yet activated: 1.5.0 may still begin.
+    let (_, installed) = push(&mut client, &packd, &newer, &signed(false)).await;
+    assert_eq!(installed["status"], "installed", "{installed}");
+    let plan = signed(true);
+    let ready = command(&mut client, &packd, "begin", begin_payload(&older, &plan)).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    send_chunks(
+        &client,
+        &packd,
+        &older,
+        &plan,
+        0..chunk_count(&older, &plan),
+    )
+    .await;
+    let activate = json!({"name": "packd-default", "version": "2.0.0"});
+    let activated = command(&mut client, &packd, "activate", activate).await;
+    assert_eq!(activated["status"], "activated", "{activated}");
+    let commit = json!({"transfer": plan.transfer, "activate": true});
+    let committed = command(&mut client, &packd, "commit", commit).await;
+    assert_eq!(
+        code(&committed),
+        Some(BundleErrorCode::Downgrade),
+        "{committed}"
+    );
+
+    packd.signal("KILL");
+    packd.wait_exit(REPLY_DEADLINE).expect("killed");
+    packd.spawn();
+    client.wait_for_state(&packd, "online").await;
+    let (refused, _) = push(&mut client, &packd, &older, &signed(true)).await;
+    assert_eq!(
+        code(&refused),
+        Some(BundleErrorCode::Downgrade),
+        "{refused}"
+    );
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("2.0.0"),
+        "{refused}"
+    );
+    // The flag is part of the signed statement: announcing it without signing it fails.
+    let mut forged = begin_payload(&older, &signed(true));
+    forged["allow_downgrade"] = json!(true);
+    let forged = command(&mut client, &packd, "begin", forged).await;
+    assert_eq!(
+        code(&forged),
+        Some(BundleErrorCode::BadSignature),
+        "{forged}"
+    );
+
+    let allowed = Push {
+        allow_downgrade: true,
+        ..signed(true)
+    };
+    let (_, committed) = push(&mut client, &packd, &older, &allowed).await;
+    assert_eq!(committed["status"], "activated", "{committed}");
+    assert_eq!(
+        client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
+        "1.5.0"
+    );
+}
+
+/// Issue 18: `begin` for an archive already installed (same name, version and SHA-256) answers
+/// `installed` and opens no transfer; a different archive under the same label is not it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn begin_for_an_installed_archive_answers_installed() {
+    let (key, public) = signing_key();
+    let (_broker, packd, mut client) = broker_and_daemon(trusting(&public), "online").await;
+    let archive = pack(bundle_variant("2.1.0", |_| {}, true).path());
+    let plan = Push {
+        key: Some(&key),
+        ..Push::default()
+    };
+    let (_, committed) = push(&mut client, &packd, &archive, &plan).await;
+    assert_eq!(committed["status"], "activated", "{committed}");
+
+    let again = Push {
+        key: Some(&key),
+        ..Push::default()
+    };
+    let answer = command(
+        &mut client,
+        &packd,
+        "begin",
+        begin_payload(&archive, &again),
+    )
+    .await;
+    assert_eq!(answer["status"], "installed", "{answer}");
+    assert_eq!(
+        answer["bundle"],
+        json!({"name": "packd-default", "version": "2.1.0"})
+    );
+    // No transfer was opened for it.
+    let commit = json!({"transfer": again.transfer, "activate": true});
+    let committed = command(&mut client, &packd, "commit", commit).await;
+    assert_eq!(
+        code(&committed),
+        Some(BundleErrorCode::BadRequest),
+        "{committed}"
+    );
+
+    // Another archive claiming the same name and version is not the installed one.
+    let other = pack(
+        bundle_variant(
+            "2.1.0",
+            |dir| {
+                fs::write(dir.join("REPORT.md"), "another build").expect("write");
+            },
+            true,
+        )
+        .path(),
+    );
+    let answer = command(&mut client, &packd, "begin", begin_payload(&other, &again)).await;
+    assert_eq!(answer["status"], "ready", "{answer}");
+}

@@ -196,6 +196,17 @@ impl Fleet {
         // What begin announces is checked against what was signed before any slot or disk
         // space is granted: a replayed signature with another size or name is refused here.
         self.check_signature(&request, request.size, &digest)?;
+        self.refuse_downgrade(&request)?;
+        let wanted = label(&request.name, &request.version);
+        if self.store.installed_from(&wanted, &hex::encode(digest)) {
+            log::info!(PACKD_TRANSFER = request.transfer.as_str(), PACKD_BUNDLE = wanted.as_str(), PACKD_EVENT = "already_installed"; "transfer {} of {wanted}: this archive is installed already; nothing to send", request.transfer);
+            return Ok(Done::Installed {
+                bundle: BundleRef {
+                    name: request.name,
+                    version: request.version,
+                },
+            });
+        }
         for swept in self.transfers.sweep(TRANSFER_IDLE_LIMIT) {
             log::info!(PACKD_TRANSFER = swept.as_str(), PACKD_EVENT = "transfer_swept"; "idle transfer {swept} dropped");
         }
@@ -247,6 +258,25 @@ impl Fleet {
             _ => Err(FleetError::bad_request(
                 "'signature' and 'key_id' go together",
             )),
+        }
+    }
+
+    /// Refuses a bundle below the highest version of its name ever activated here, unless its
+    /// signature allows a downgrade (the flag is part of the signed statement, checked first).
+    fn refuse_downgrade(&self, request: &BeginRequest) -> Result<(), FleetError> {
+        if request.allow_downgrade {
+            return Ok(());
+        }
+        match self.store.downgrade_from(&request.name, &request.version) {
+            Some(highest) => Err(FleetError::new(
+                BundleErrorCode::Downgrade,
+                format!(
+                    "{}@{} is below {highest}, the highest version of {} activated on this \
+                     device; sign it with `packctl bundle sign --allow-downgrade` to install it",
+                    request.name, request.version, request.name
+                ),
+            )),
+            None => Ok(()),
         }
     }
 
@@ -314,8 +344,10 @@ impl Fleet {
         let size = std::fs::metadata(archive_path)
             .map_err(FleetError::internal)?
             .len();
-        // Again, now over the archive as received: its own size and digest.
+        // Again, now over the archive as received: its own size and digest; and the downgrade
+        // check, since another bundle may have been activated since `begin`.
         self.check_signature(begin, size, &digest)?;
+        self.refuse_downgrade(begin)?;
         let wanted = label(&begin.name, &begin.version);
         let staging = self
             .store
@@ -347,6 +379,10 @@ impl Fleet {
         self.store
             .install_staged(&staging, &wanted)
             .map_err(|error| cleanup(invalid(error)))?;
+        if let Err(error) = self.store.record_archive(&wanted, &hex::encode(digest)) {
+            // Only costs a second push of the same archive its shortcut.
+            log::warn!(PACKD_BUNDLE = wanted.as_str(); "cannot record the archive {wanted} came from: {error}");
+        }
         let installed = Bundle::open(&self.store.path_of(&wanted)).map_err(invalid)?;
         // The backend holds the model in memory (nothing it reads later lives under the staging
         // path), so the self-tested backend serves with the bundle as installed.

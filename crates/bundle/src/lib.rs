@@ -9,6 +9,7 @@ pub mod catalogue;
 pub mod colour;
 pub mod crashpoint;
 pub mod durable;
+mod history;
 pub mod manifest;
 pub mod signature;
 pub mod store;

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::durable::{self, RenameSteps, ReplaceSteps};
-use crate::{crashpoint, Bundle, BundleError, MANIFEST_FILE};
+use crate::{crashpoint, history, Bundle, BundleError, MANIFEST_FILE};
 
 /// The pointer file naming the active bundle's folder.
 pub(crate) const ACTIVE_POINTER: &str = "active";
@@ -314,9 +314,64 @@ impl BundleStore {
         }
     }
 
-    /// Points `active` at an installed bundle (without touching `previous`).
+    /// Points `active` at an installed bundle (without touching `previous`). Its version is
+    /// recorded as activated first: a crash in between can only make the record stricter.
     pub fn set_active(&self, label: &str) -> Result<(), BundleError> {
+        self.note_activated(label)?;
         self.write_pointer(ACTIVE_POINTER, label)
+    }
+
+    /// The highest version of `name` ever activated here (the active bundle's counts, for a
+    /// store older than the record), if any semver one was.
+    pub fn highest_activated(&self, name: &str) -> Option<semver::Version> {
+        let recorded = history::read(&self.dir, history::HIGHEST_ACTIVATED)
+            .remove(name)
+            .and_then(|version| semver::Version::parse(&version).ok());
+        let active = self.active_label().and_then(|label| {
+            let (active_name, version) = history::split_label(&label)?;
+            (active_name == name)
+                .then(|| semver::Version::parse(version).ok())
+                .flatten()
+        });
+        recorded.into_iter().chain(active).max()
+    }
+
+    /// The highest version of `name` activated here when `version` is below it: installing
+    /// `version` would be a downgrade.
+    pub fn downgrade_from(&self, name: &str, version: &str) -> Option<semver::Version> {
+        let version = semver::Version::parse(version).ok()?;
+        self.highest_activated(name)
+            .filter(|highest| version < *highest)
+    }
+
+    /// Records that `label` (`name@version`) is about to be activated.
+    fn note_activated(&self, label: &str) -> Result<(), BundleError> {
+        let Some((name, version)) = history::split_label(label) else {
+            return Ok(());
+        };
+        let records = history::read(&self.dir, history::HIGHEST_ACTIVATED);
+        if !history::raises(records.get(name), version) {
+            return Ok(());
+        }
+        history::write(&self.dir, history::HIGHEST_ACTIVATED, name, version)
+    }
+
+    /// Records the SHA-256 (hex) of the archive `label` was installed from.
+    pub fn record_archive(&self, label: &str, sha256: &str) -> Result<(), BundleError> {
+        history::write(
+            &self.dir,
+            history::ARCHIVES,
+            label,
+            &sha256.to_ascii_lowercase(),
+        )
+    }
+
+    /// Whether `label` is installed from the archive whose SHA-256 (hex) is `sha256`.
+    pub fn installed_from(&self, label: &str, sha256: &str) -> bool {
+        self.is_installed(label)
+            && history::read(&self.dir, history::ARCHIVES)
+                .get(label)
+                .is_some_and(|recorded| recorded.eq_ignore_ascii_case(sha256))
     }
 
     /// Replaces a pointer file atomically: temporary file, fsync, rename, fsync of the folder.
@@ -417,6 +472,62 @@ mod tests {
              layouts = {{ file = \"a\", version = \"1\", count = 0 }}\n"
         );
         fs::write(dir.join(MANIFEST_FILE), manifest).unwrap();
+    }
+
+    #[test]
+    fn the_highest_activated_version_only_rises_and_outlives_the_store_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BundleStore::open(dir.path()).unwrap();
+        for label in ["b@1.0.0", "b@2.0.0", "b@1.5.0", "b@nightly", "other@0.1.0"] {
+            fake_install(&store, label);
+        }
+        assert_eq!(store.highest_activated("b"), None);
+        store.activate("b@1.0.0").unwrap();
+        store.activate("b@2.0.0").unwrap();
+        // Rolling back to an older one is allowed and does not lower the record.
+        store.activate("b@1.5.0").unwrap();
+        store.activate("b@nightly").unwrap();
+        store.activate("other@0.1.0").unwrap();
+        let reopened = BundleStore::open(dir.path()).unwrap();
+        assert_eq!(
+            reopened.highest_activated("b"),
+            Some(semver::Version::new(2, 0, 0))
+        );
+        assert_eq!(
+            reopened.downgrade_from("b", "1.9.9"),
+            Some(semver::Version::new(2, 0, 0))
+        );
+        assert_eq!(reopened.downgrade_from("b", "2.0.0"), None);
+        assert_eq!(reopened.downgrade_from("b", "3.0.0"), None);
+        assert_eq!(reopened.downgrade_from("b", "not-semver"), None);
+        assert_eq!(reopened.downgrade_from("unknown", "0.0.1"), None);
+        // A store from before the record: the active bundle's version counts.
+        fs::remove_file(dir.path().join(history::HIGHEST_ACTIVATED)).unwrap();
+        assert_eq!(
+            reopened.highest_activated("other"),
+            Some(semver::Version::new(0, 1, 0))
+        );
+        assert_eq!(reopened.highest_activated("b"), None);
+    }
+
+    #[test]
+    fn an_installed_bundle_remembers_its_archive_until_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BundleStore::open(dir.path()).unwrap();
+        fake_install(&store, "b@1.0.0");
+        let digest = "AB".repeat(32);
+        assert!(!store.installed_from("b@1.0.0", &digest));
+        store.record_archive("b@1.0.0", &digest).unwrap();
+        assert!(store.installed_from("b@1.0.0", &digest.to_lowercase()));
+        assert!(!store.installed_from("b@1.0.0", &"cd".repeat(32)));
+        // A damaged record file loses records, never invents one.
+        let archives = dir.path().join(history::ARCHIVES);
+        let text = fs::read_to_string(&archives).unwrap();
+        fs::write(&archives, format!("garbage\n{text}b@9 \n")).unwrap();
+        assert!(store.installed_from("b@1.0.0", &digest));
+        assert!(!store.installed_from("b@9", ""));
+        store.remove("b@1.0.0").unwrap();
+        assert!(!store.installed_from("b@1.0.0", &digest));
     }
 
     #[test]
