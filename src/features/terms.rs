@@ -1,6 +1,7 @@
 //! Reading a brief's values as vocabulary terms: exact name or synonym (in the field's own
-//! groups first, then in any group), then synonyms contained in the value, then the bundle's
-//! text encoder. Each value read becomes an `understood` entry; a value read as nothing a warning.
+//! groups first, then in any group; in the mood and palette fields a close encoder reading of
+//! their own terms comes between the two), then synonyms contained in the value, then the
+//! bundle's text encoder. Each value read becomes an `understood` entry; a value read as nothing a warning.
 
 use crate::brief::Brief;
 use crate::bundle::catalogue::{normalise, Term, Vocabulary};
@@ -16,6 +17,34 @@ const PALETTE_GROUPS: &[&str] = &["palette"];
 const ALL_GROUPS: &[&str] = &[
     "product", "audience", "mood", "season", "occasion", "palette", "keyword",
 ];
+
+/// How close an encoder reading among a mood or palette field's own terms must be to come
+/// before another group's exact synonym (see [`Reader::read`]); tuned on the recipe's
+/// development set (engines/recipe/data/freetext_dev.jsonl), never on the held-out set.
+const OWN_FIELD_SIMILARITY: f32 = 0.85;
+
+/// How one brief field is read.
+#[derive(Clone, Copy)]
+struct Field {
+    /// The groups its values are matched against first.
+    groups: &'static [&'static str],
+    /// Whether a close encoder reading in `groups` beats another group's exact synonym.
+    own_first: bool,
+}
+
+impl Field {
+    /// The brief field `name` (`keywords` and any other name: every group).
+    fn named(name: &str) -> Field {
+        let (groups, own_first) = match name {
+            "product" => (PRODUCT_GROUPS, false),
+            "audience" => (AUDIENCE_GROUPS, false),
+            "mood" => (MOOD_GROUPS, true),
+            "palette" => (PALETTE_GROUPS, true),
+            _ => (ALL_GROUPS, false),
+        };
+        Field { groups, own_first }
+    }
+}
 
 /// The brief's terms as the model's multi-hot input, with how each value was read.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -39,20 +68,16 @@ pub fn read_terms(brief: &Brief, bundle: &Bundle) -> ReadTerms {
         ..ReadTerms::default()
     };
     let fields = [
-        (
-            "product",
-            PRODUCT_GROUPS,
-            std::slice::from_ref(&brief.product),
-        ),
-        ("audience", AUDIENCE_GROUPS, brief.audience.as_slice()),
-        ("mood", MOOD_GROUPS, brief.mood.as_slice()),
-        ("palette", PALETTE_GROUPS, brief.palette.as_slice()),
-        ("keywords", ALL_GROUPS, brief.keywords.as_slice()),
+        ("product", std::slice::from_ref(&brief.product)),
+        ("audience", brief.audience.as_slice()),
+        ("mood", brief.mood.as_slice()),
+        ("palette", brief.palette.as_slice()),
+        ("keywords", brief.keywords.as_slice()),
     ];
     let mut product_settled = false;
-    for (field, groups, values) in fields {
+    for (field, values) in fields {
         for value in values {
-            let Some(reading) = reader.read(value, groups) else {
+            let Some(reading) = reader.read(value, Field::named(field)) else {
                 read.warnings.push(unknown(field, value));
                 product_settled |= field == "product";
                 continue;
@@ -109,26 +134,44 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn read(&self, value: &str, groups: &[&str]) -> Option<Reading<'a>> {
+    fn read(&self, value: &str, field: Field) -> Option<Reading<'a>> {
         let normalised = normalise(value);
         if normalised.is_empty() {
             return None;
         }
+        let groups = field.groups;
         let entry = |terms: Vec<&'a Term>, via: ReadVia, similarity: Option<f32>| Reading {
             terms,
             via,
             similarity,
         };
-        // A term typed in another field (a festival in `mood`, 国潮 in `mood`) is still that term.
-        for groups in [groups, ALL_GROUPS] {
-            if let Some(term) = self.vocabulary.exact(&normalised, groups) {
-                let via = if is_name_of(term, &normalised) {
-                    ReadVia::Exact
-                } else {
-                    ReadVia::Synonym
-                };
-                return Some(entry(vec![term], via, None));
+        // Asked at most once per value, and only when a rule below needs it.
+        let encoded = std::cell::OnceCell::new();
+        let encoded = || *encoded.get_or_init(|| self.encoded(&normalised, groups));
+        if let Some(reading) = self.exact(&normalised, groups) {
+            return Some(reading);
+        }
+        // In the mood and palette fields, a word another group owns exactly is often this
+        // field's word for a kindred idea ("earthy" is the natural mood, but as a palette it
+        // means earth tones; 复古 is nostalgic, as a palette vintage): a close encoder reading
+        // among the field's own terms comes first.
+        if field.own_first {
+            let own = encoded().filter(|found| {
+                found.accepted
+                    && groups.contains(&found.term.group.as_str())
+                    && found.similarity >= OWN_FIELD_SIMILARITY
+            });
+            if let Some(found) = own {
+                return Some(entry(
+                    vec![found.term],
+                    ReadVia::Encoder,
+                    Some(found.similarity),
+                ));
             }
+        }
+        // A term typed in another field (a festival in `mood`, 国潮 in `mood`) is still that term.
+        if let Some(reading) = self.exact(&normalised, ALL_GROUPS) {
+            return Some(reading);
         }
         let contained = focus(self.vocabulary.contained(&normalised), groups);
         if !contained.is_empty() {
@@ -140,7 +183,7 @@ impl<'a> Reader<'a> {
                 .iter()
                 .all(|term| term.group == contained[0].group);
             let better = one_group
-                .then(|| self.encoded(&normalised, groups))
+                .then(encoded)
                 .flatten()
                 .filter(|better| better.confident && refines(&contained, better.term));
             return Some(match better {
@@ -148,14 +191,27 @@ impl<'a> Reader<'a> {
                 None => entry(contained, ReadVia::Contains, None),
             });
         }
-        let found = self
-            .encoded(&normalised, groups)
-            .filter(|found| found.accepted)?;
+        let found = encoded().filter(|found| found.accepted)?;
         Some(entry(
             vec![found.term],
             ReadVia::Encoder,
             Some(found.similarity),
         ))
+    }
+
+    /// The value as a term's exact name or synonym in `groups`.
+    fn exact(&self, normalised: &str, groups: &[&str]) -> Option<Reading<'a>> {
+        let term = self.vocabulary.exact(normalised, groups)?;
+        let via = if is_name_of(term, normalised) {
+            ReadVia::Exact
+        } else {
+            ReadVia::Synonym
+        };
+        Some(Reading {
+            terms: vec![term],
+            via,
+            similarity: None,
+        })
     }
 
     /// The encoder's reading: the field's own groups when a term there clears the threshold,
@@ -188,6 +244,7 @@ impl<'a> Reader<'a> {
 }
 
 /// The encoder's best term for a value, and how far it may be trusted.
+#[derive(Clone, Copy)]
 struct Encoded<'a> {
     term: &'a Term,
     similarity: f32,

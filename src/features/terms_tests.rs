@@ -25,6 +25,35 @@ fn a_synonym_typed_in_another_field_is_still_read() {
 }
 
 #[test]
+fn a_palette_or_mood_value_is_first_read_as_its_own_fields_idea() {
+    // "earthy" and 复古 are exact synonyms of moods; typed as a palette they mean earth tones
+    // and vintage colours, which the encoder finds among the palettes.
+    let typed = read(
+        r#"{"product":"tea","mood":["earthy","复古"],"palette":"earthy","keywords":["earthy"]}"#,
+    );
+    let terms: Vec<(&str, &str, ReadVia)> = typed
+        .understood
+        .iter()
+        .map(|entry| (entry.field.as_str(), entry.terms[0].as_str(), entry.via))
+        .collect();
+    assert_eq!(
+        terms[1..],
+        [
+            ("mood", "mood:natural", ReadVia::Synonym),
+            ("mood", "mood:nostalgic", ReadVia::Synonym),
+            ("palette", "palette:earth_tones", ReadVia::Encoder),
+            ("keywords", "mood:natural", ReadVia::Synonym),
+        ]
+    );
+    let palette = read(r#"{"product":"tea","palette":"复古"}"#);
+    assert_eq!(palette.understood[1].terms, ["palette:vintage"]);
+    assert!(palette.understood[1].similarity >= Some(OWN_FIELD_SIMILARITY));
+    // Not for a product: a value another group owns exactly stays that group's.
+    let product = read(r#"{"product":"earthy"}"#);
+    assert_eq!(product.understood[0].terms, ["mood:natural"]);
+}
+
+#[test]
 fn exact_names_synonyms_and_contained_terms_say_how_they_were_read() {
     let read =
         read(r#"{"product":"beverage","audience":["Z世代"],"keywords":["nice kids snacks"]}"#);
@@ -129,19 +158,12 @@ fn packd_reads_the_self_test_values_as_the_recipe_did() {
             case["field"].as_str().unwrap(),
             case["text"].as_str().unwrap(),
         );
-        let groups = match field {
-            "product" => PRODUCT_GROUPS,
-            "audience" => AUDIENCE_GROUPS,
-            "mood" => MOOD_GROUPS,
-            "palette" => PALETTE_GROUPS,
-            _ => ALL_GROUPS,
-        };
         let reader = Reader {
             vocabulary: &bundle.vocabulary,
             text: bundle.text.as_ref(),
         };
         let got = reader
-            .read(text, groups)
+            .read(text, Field::named(field))
             .map(|reading| reading.understood(field, text));
         let want = &case["read"];
         match got {

@@ -16,7 +16,7 @@ import tomllib
 import numpy as np
 
 from . import text_encoder as tenc
-from .reading import LegacyReader, Reader
+from .reading import OWN_FIELD_SIMILARITY, LegacyReader, Reader
 from .teacher import Teacher
 
 EVAL = os.path.join(os.path.dirname(__file__), "..", "eval", "freetext.jsonl")
@@ -201,7 +201,10 @@ def append_report(bundle_dir, config):
         f"{tenc.ANCHORS_PER_LANGUAGE} synonyms per language) reaches "
         f"{config['threshold']} (field's own groups) or {config['threshold'] + config['margin']:.2f} (any group), "
         f"and it replaces a `contains` reading that lacks its term from {config['confident']}; "
-        "these were chosen on `data/encoder_dev.tsv`, never on the evaluation set.",
+        "these were chosen on `data/encoder_dev.tsv`, never on the evaluation set. In the mood and palette "
+        f"fields a reading of the field's own terms at {OWN_FIELD_SIMILARITY} or closer comes before another "
+        "group's exact synonym (\"earthy\" as a palette is earth tones, not the natural mood); that rule and "
+        "its similarity were chosen on the development set `data/freetext_dev.jsonl`.",
         "", PACKD_COST,
         "", "## Free-text briefs (held-out evaluation set)", "",
         "`eval/freetext.jsonl`: briefs written the way store staff type, English and Chinese twins, with the "

@@ -1,10 +1,11 @@
 """How packd reads a brief value as vocabulary terms: the Python mirror of src/features/terms.rs.
 
-Order: exact name or synonym in the field's own groups, then in any group (a festival typed
-as a mood is still that festival); synonyms contained in the value (ASCII synonyms only at
-word boundaries, not inside a longer synonym, and only the field's own groups when it has
-some); then the text encoder, in the field's groups above its threshold, or in
-any group above threshold + margin.
+Order: exact name or synonym in the field's own groups; in the mood and palette fields, an
+encoder reading of their own terms at OWN_FIELD_SIMILARITY or closer; an exact name or synonym in
+any group (a festival typed as a mood is still that festival); synonyms contained in the value
+(ASCII synonyms only at word boundaries, not inside a longer synonym, and only the field's own
+groups when it has some); then the text encoder, in the field's groups above its threshold, or
+in any group above threshold + margin.
 """
 
 import numpy as np
@@ -12,6 +13,24 @@ import numpy as np
 from .vocab import FIELD_GROUPS, GROUPS, Encoder as SynonymMatcher, normalise
 
 FIELDS = ("product", "audience", "mood", "palette", "keywords")
+
+# Fields where a close encoder reading of their own terms beats another group's exact synonym
+# ("earthy" as a palette is earth tones, not the natural mood), and how close it must be: packd's
+# `Field::own_first` and `OWN_FIELD_SIMILARITY`, tuned on data/freetext_dev.jsonl only.
+OWN_FIRST_FIELDS = ("mood", "palette")
+OWN_FIELD_SIMILARITY = 0.85
+
+
+class _Lazy:
+    """A value computed on first call, then kept (packd asks its encoder at most once a value)."""
+
+    def __init__(self, compute):
+        self.compute, self.done, self.value = compute, False, None
+
+    def __call__(self):
+        if not self.done:
+            self.value, self.done = self.compute(), True
+        return self.value
 
 
 def values_of(brief):
@@ -69,13 +88,20 @@ class Reader:
         if not n:
             return None
         groups = FIELD_GROUPS[field]
+        encoded = _Lazy(lambda: self._encoded(n, groups))
         for gs in (groups, GROUPS):
             i = self._exact(n, gs)
             if i is not None:
                 name = normalise(self.terms[i]["id"].split(":", 1)[1])
                 return [i], ("exact" if name == n else "synonym"), None
+            if gs is groups and field in OWN_FIRST_FIELDS:
+                # a close encoder reading among the field's own terms comes before another
+                # group's exact synonym (packd's `OWN_FIELD_SIMILARITY`)
+                e = encoded()
+                if e is not None and e[2] and e[3] and e[1] >= OWN_FIELD_SIMILARITY:
+                    return [e[0]], "encoder", e[1]
         contained = self._contained(n, groups)
-        encoded = self._encoded(n, groups)
+        encoded = encoded()
         if contained:
             # a confident encoder reading of a more specific term of the one group every contained
             # term belongs to knows better (packd's `refines`)
