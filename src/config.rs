@@ -273,6 +273,9 @@ pub struct TelemetryConfig {
     pub(crate) sample_one_in: u32,
     /// A brief slower than this is always logged.
     pub(crate) slow_brief_ms: u64,
+    /// `telemetry.metrics_listen`: address of the Prometheus `/metrics` endpoint
+    /// (`127.0.0.1:9464`); none by default.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for TelemetryConfig {
@@ -282,6 +285,7 @@ impl Default for TelemetryConfig {
             log_every_brief_up_to_per_s: 50,
             sample_one_in: 100,
             slow_brief_ms: 50,
+            metrics_listen: None,
         }
     }
 }

@@ -238,3 +238,16 @@ fn a_queue_byte_budget_below_one_largest_brief_exits_78_naming_the_key() {
     let config = load("", &[("PACKD_SERVE__QUEUE_BYTES_MIB", "6")]).expect("6 MiB is enough");
     assert_eq!(config.serve.queue_bytes(), 6 * 1024 * 1024);
 }
+
+#[test]
+fn the_metrics_endpoint_is_off_unless_given_a_socket_address() {
+    let config = load("", &[]).expect("defaults");
+    assert_eq!(config.telemetry.metrics_listen, None);
+    let config = load("[telemetry]\nmetrics_listen = \"127.0.0.1:9464\"\n", &[]).expect("address");
+    assert_eq!(
+        config.telemetry.metrics_listen,
+        Some("127.0.0.1:9464".parse().unwrap())
+    );
+    let refused = load("[telemetry]\nmetrics_listen = \"everywhere\"\n", &[]).unwrap_err();
+    assert!(refused.to_string().contains("metrics_listen"), "{refused}");
+}

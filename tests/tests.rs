@@ -21,6 +21,7 @@ mod fuzz_regressions;
 mod journal;
 mod maintenance;
 mod memory;
+mod metrics;
 mod overload;
 mod packctl;
 mod packctl_bundle;

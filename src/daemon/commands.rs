@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use crate::fleet::{self, Command, Fleet, FleetError};
 use crate::serve::{ReplyPrefix, ReplySink};
 use crate::telemetry::field::escaped;
+use crate::telemetry::metrics::Metrics;
 use crate::transport::CommandJob;
 use packd_wire::bundle::BundleErrorCode;
 
@@ -15,6 +16,8 @@ pub(super) struct CommandReplies<'a> {
     pub(super) device: &'a str,
     pub(super) sink: &'a dyn ReplySink,
     pub(super) prefix: &'a ReplyPrefix,
+    /// Where each command and its result are counted.
+    pub(super) metrics: &'a Metrics,
 }
 
 /// Applies bundle commands one at a time, replying and acknowledging each.
@@ -46,6 +49,7 @@ pub(super) fn serve_commands(
                 format!("unknown bundle command '{}'", escaped(&job.command)),
             ))),
         };
+        count(replies.metrics, &job, result.as_ref());
         if let Some(result) = result {
             // A command whose reply packd may not publish is still applied: the way back
             // concerns the reply alone, as with a command that gave none.
@@ -66,5 +70,20 @@ pub(super) fn serve_commands(
             }
         }
         (job.acknowledge)();
+    }
+}
+
+/// Counts a command by its name and result; chunks count their bytes instead.
+fn count(metrics: &Metrics, job: &CommandJob, result: Option<&Result<fleet::Done, FleetError>>) {
+    match result {
+        None => metrics.transfer_bytes(job.payload.len()),
+        Some(result) => {
+            let command = Command::parse(&job.command).map_or("unknown", |command| command.name());
+            let outcome = match result {
+                Ok(_) => "ok",
+                Err(error) => error.code.as_str(),
+            };
+            metrics.bundle_command(command, outcome);
+        }
     }
 }

@@ -23,7 +23,7 @@ use crate::fleet::{DeviceProfile, Fleet, FleetSettings};
 use crate::reply::BundleRef;
 use crate::serve::{ActiveModel, Pipeline, PipelineSettings, ReplyPrefix};
 use crate::state::StateBoard;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{metrics, Telemetry};
 use crate::transport::adoption::{AdoptionSettings, Adoptions};
 use crate::transport::{self, BrokerLimit, CommandJob, Connection, MqttReplySink, Topics};
 
@@ -225,6 +225,7 @@ fn start_fleet(
     let device = parts.config.device.id.clone();
     let (sink, prefix, thread_stop) =
         (parts.sink.clone(), parts.reply_prefix.clone(), stop.clone());
+    let telemetry = parts.telemetry.clone();
     let thread = std::thread::Builder::new()
         .name("packd-fleet".into())
         .spawn(move || {
@@ -232,6 +233,7 @@ fn start_fleet(
                 device: &device,
                 sink: sink.as_ref(),
                 prefix: &prefix,
+                metrics: &telemetry.metrics,
             };
             serve_commands(&fleet, &replies, &queue, &thread_stop)
         })
@@ -279,6 +281,30 @@ fn spawn_background(
         stop.clone(),
     ));
     tasks.spawn(feed_watchdog(pipeline.clone(), stop.clone()));
+    let listener = parts
+        .config
+        .telemetry
+        .metrics_listen
+        .and_then(metrics::listen);
+    if let Some(listener) = listener {
+        let (telemetry, pipeline, model) = (
+            parts.telemetry.clone(),
+            pipeline.clone(),
+            parts.model.clone(),
+        );
+        let render = move || {
+            let active_bundle = model.load_full().map(|serving| {
+                let manifest = &serving.bundle.manifest;
+                (manifest.name.clone(), manifest.version.clone())
+            });
+            telemetry.metrics.render(&metrics::Sample {
+                queue_depth: pipeline.queue_depth(),
+                in_flight: pipeline.in_flight(),
+                active_bundle,
+            })
+        };
+        tasks.spawn(metrics::serve(listener, Arc::new(render), stop.clone()));
+    }
 }
 
 /// Starts polling the session; the connection keeps running while briefs drain at shutdown,

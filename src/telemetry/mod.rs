@@ -3,6 +3,7 @@
 
 pub mod field;
 pub mod logger;
+pub(crate) mod metrics;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +40,8 @@ pub(crate) struct Telemetry {
     dropped: AtomicU64,
     duplicates: AtomicU64,
     interval: Mutex<Interval>,
+    /// What `/metrics` exposes.
+    pub(crate) metrics: metrics::Metrics,
 }
 
 struct Interval {
@@ -103,6 +106,7 @@ impl Telemetry {
                 in_second: 0,
                 skipped: 0,
             }),
+            metrics: metrics::Metrics::new(),
         }
     }
 
@@ -119,6 +123,11 @@ impl Telemetry {
     /// Counts a brief and writes its journal record unless sampled out.
     pub fn record(&self, record: &BriefRecord<'_>) {
         self.briefs.fetch_add(1, Ordering::Relaxed);
+        self.metrics.brief(
+            record.status.map(ErrorCode::as_str),
+            record.backend,
+            record.timing.total,
+        );
         match record.status {
             None => self.ok.fetch_add(1, Ordering::Relaxed),
             Some(code) => self.errors[code as usize].fetch_add(1, Ordering::Relaxed),
