@@ -51,9 +51,10 @@ CONFIG = {
     "trt_header": "TRT-100300-EntropyCalibration2",
     "int8_tolerance": 0.06,
     # text encoder (text_encoder.py): PCA width, and the similarity a reading needs (threshold) in
-    # the field's own groups, plus `margin` in any other group, and at which it overrules a
-    # `contains` reading (confident); tuned on data/encoder_dev.tsv only
-    "text_encoder": {"dim": 128, "threshold": 0.80, "margin": 0.10, "confident": 0.80},
+    # the field's own groups, plus `margin` in any other group (both tuned on data/encoder_dev.tsv),
+    # and at which it overrules a `contains` reading (confident: 0.80 overruled a right `contains`
+    # reading in 14 of the 16 development-set values it changed, data/freetext_dev.jsonl)
+    "text_encoder": {"dim": 128, "threshold": 0.80, "margin": 0.10, "confident": 0.90},
     "fp32_tolerance": 0.0001,
 }
 
@@ -442,7 +443,8 @@ TEXT_ENCODER_CASES = [
     ("mood", "充满能量"), ("mood", "chill vibes"), ("mood", "国潮"), ("palette", "soft pastel tones"),
     ("keywords", "foily"), ("keywords", "金属光泽"), ("keywords", "nice kids snacks"),
     ("keywords", "street art graffiti"), ("keywords", "冰爽口感"), ("keywords", "qzxv blorf"),
-    ("keywords", "Tea!"), ("keywords", ""), ("product", "😀"),
+    ("keywords", "Tea!"), ("keywords", ""), ("product", "😀"), ("product", "energy drnks"),
+    ("product", "能量小饮"), ("audience", "newparents"),
 ]
 
 

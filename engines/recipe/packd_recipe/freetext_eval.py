@@ -201,7 +201,8 @@ def append_report(bundle_dir, config):
         f"{tenc.ANCHORS_PER_LANGUAGE} synonyms per language) reaches "
         f"{config['threshold']} (field's own groups) or {config['threshold'] + config['margin']:.2f} (any group), "
         f"and it replaces a `contains` reading that lacks its term from {config['confident']}; "
-        "these were chosen on `data/encoder_dev.tsv`, never on the evaluation set. In the mood and palette "
+        "the first two were chosen on `data/encoder_dev.tsv`, the last on the development set "
+        "`data/freetext_dev.jsonl`, never on the evaluation set. In the mood and palette "
         f"fields a reading of the field's own terms at {OWN_FIELD_SIMILARITY} or closer comes before another "
         "group's exact synonym (\"earthy\" as a palette is earth tones, not the natural mood); that rule and "
         "its similarity were chosen on the development set `data/freetext_dev.jsonl`.",
