@@ -1,3 +1,4 @@
+use super::jpeg::{decode_jpeg_pixels, jpeg_frame_size, jpeg_segments, MAX_JPEG_SCANS};
 use super::*;
 use image::{DynamicImage, Rgb as Pixel, RgbaImage};
 use std::time::{Duration, Instant};
@@ -1028,7 +1029,7 @@ fn jpeg_segments_stop_at_the_first_scan_and_at_damage() {
         "{markers:x?}"
     );
     assert_eq!(jpeg_frame_size(&jpeg), Some((64, 48)));
-    assert_eq!(super::exif_orientation(&jpeg), Orientation::Rotate90);
+    assert_eq!(super::jpeg::exif_orientation(&jpeg), Orientation::Rotate90);
     // A segment length running past the end, or under its own two bytes, ends the walk.
     for cut in 0..200.min(jpeg.len()) {
         let _ = jpeg_segments(&jpeg[..cut]).count();
