@@ -116,3 +116,23 @@ fn a_layout_grid_whose_cell_count_overflows_is_a_shape_error() {
         other => panic!("expected a shape error, got {other:?}"),
     }
 }
+
+/// `fuzz/fuzz_targets/image.rs` (2026-12-06, 15 s after libjpeg-turbo replaced jpeg-decoder): a
+/// JPEG frame of 65 535 × 12 pixels. libjpeg-turbo refuses sides over 65 500, and packd called
+/// that `TooManyPixels` though 786 420 pixels are well within the limit, which the target checks.
+#[test]
+fn a_jpeg_side_over_65500_within_the_pixel_limit_is_unsupported_not_too_many_pixels() {
+    use base64::Engine as _;
+    use packd::features::image::{decode_reference_image, ImageError};
+    use packd::features::ImageLimits;
+    let input = base64::engine::general_purpose::STANDARD
+        .decode(
+            "/9j/4AAQSkZJRgABAgAAAQABAAD/wAARCAAM/////xEAAhEBAxEB/9sAQwAIBgYhMjIyMjIyDj5K8qrVkfimX15\
+             6anTWNoswcTM0MvccITIyMs9Nb//Z",
+        )
+        .expect("base64");
+    match decode_reference_image(&input, &ImageLimits::default()) {
+        Err(ImageError::Unsupported(message)) => assert!(message.contains("65500"), "{message}"),
+        other => panic!("{:?}", other.map(|image| image.dimensions())),
+    }
+}

@@ -247,7 +247,7 @@ pub(crate) fn read_image_header(
     let format = image::guess_format(bytes)
         .map_err(|_| ImageError::Unsupported("unrecognised content".into()))?;
     let (width, height, decode) = match format {
-        ImageFormat::Jpeg => read_jpeg_frame(bytes)?,
+        ImageFormat::Jpeg => read_jpeg_frame(bytes, limits)?,
         ImageFormat::Png | ImageFormat::WebP => {
             let (width, height) = read_dimensions(bytes, format, limits)?;
             (width, height, Decode::Full(format))

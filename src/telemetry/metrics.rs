@@ -201,7 +201,9 @@ where
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(error) => {
+                    // Out of file descriptors, say: back off rather than spin on the error.
                     log::warn!("metrics: cannot accept a connection: {error}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                     continue;
                 }
             },

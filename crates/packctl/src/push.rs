@@ -14,7 +14,7 @@ use bytes::Bytes;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use packd_bundle::transfer::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
-use packd_wire::bundle::{self as wire, BundleErrorCode, BundleReply};
+use packd_wire::bundle::{self as wire, BundleErrorCode, BundleReply, BundleStatus};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -311,6 +311,7 @@ impl Push {
     /// chunks, commits until every appliance has finished or the retries are spent.
     async fn run(&mut self, session: &mut Session) -> Result<(), PushError> {
         self.begin(session).await?;
+        self.activate_installed(session).await?;
         for round in 0..=self.commit_retries {
             let sends = self.chunk_sends();
             if !sends.is_empty() {
@@ -542,6 +543,56 @@ impl Push {
     fn chunk_len(&self, seq: u64) -> u64 {
         self.chunk_size
             .min(self.size.saturating_sub(seq * self.chunk_size))
+    }
+
+    /// Appliances that answered `begin` with `installed` hold this very archive already (from an
+    /// earlier push, or this one when its commit reply was lost to a broker restart): nothing is
+    /// sent, and unless `--no-activate` they are asked to `activate` it, so a push always ends
+    /// with the bundle serving.
+    async fn activate_installed(&mut self, session: &mut Session) -> Result<(), PushError> {
+        let installed: BTreeSet<String> = self
+            .devices
+            .iter()
+            .flatten()
+            .filter(|(_, state)| {
+                matches!(state, DeviceState::Done(answer)
+                    if answer.reply().map(BundleReply::status) == Some(BundleStatus::Installed))
+            })
+            .map(|(device, _)| device.clone())
+            .collect();
+        if !self.activate || installed.is_empty() {
+            return Ok(());
+        }
+        let topics: Vec<String> = installed
+            .iter()
+            .map(|device| self.device_topic(device, "activate"))
+            .collect();
+        let body = serde_json::to_value(wire::BundleName {
+            name: self.begin["name"].as_str().unwrap_or_default().to_owned(),
+            version: self.begin["version"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        })
+        .map_err(anyhow::Error::from)?;
+        let correlation = session.correlation();
+        session.request_with(&topics, &body, &correlation).await?;
+        let replies = session
+            .collect(&correlation, &Expect::Devices(installed.clone()), self.wait)
+            .await?;
+        let timeout = self.wait.timeout.as_secs();
+        let devices = self.devices.get_or_insert_with(BTreeMap::new);
+        for device in installed {
+            let answer = replies.get(&device).cloned().unwrap_or_else(|| {
+                Answer::verdict(
+                    &device,
+                    "no_reply",
+                    format!("no reply to activate within {timeout} s"),
+                )
+            });
+            devices.insert(device, DeviceState::Done(answer));
+        }
+        Ok(())
     }
 
     /// `commit` to each ready appliance's own topic (one Correlation Data for the round).

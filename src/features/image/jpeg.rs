@@ -8,13 +8,23 @@ use super::{Decode, ImageError, ImageHeader, ImageLimits, JpegPlan, MIN_DECODED_
 
 /// Reads a JPEG's header (libjpeg-turbo, markers up to the first scan) and chooses the scale it
 /// is decoded at.
-pub(super) fn read_jpeg_frame(bytes: &[u8]) -> Result<(u32, u32, Decode), ImageError> {
+pub(super) fn read_jpeg_frame(
+    bytes: &[u8],
+    limits: &ImageLimits,
+) -> Result<(u32, u32, Decode), ImageError> {
     let header = turbojpeg::read_header(bytes).map_err(|error| {
-        // libjpeg-turbo stops at 65 500 pixels a side, before the pixel limit would: say what
-        // was declared, as for any other image too large.
+        // libjpeg-turbo stops at 65 500 pixels a side: past the pixel limit say what was
+        // declared, as for any other image too large; within it (65 535 × 12, say) the side
+        // alone is what cannot be decoded.
         match jpeg_frame_size(bytes) {
-            Some((width, height)) if width.max(height) > 65_500 => {
-                ImageError::TooManyPixels { width, height }
+            Some((width, height)) if width.max(height) > MAX_JPEG_SIDE => {
+                if u64::from(width) * u64::from(height) > limits.max_pixels {
+                    ImageError::TooManyPixels { width, height }
+                } else {
+                    ImageError::Unsupported(format!(
+                        "JPEG of {width}×{height}: sides over {MAX_JPEG_SIDE} pixels"
+                    ))
+                }
             }
             _ => jpeg_error(error),
         }
@@ -44,6 +54,9 @@ pub(super) fn read_jpeg_frame(bytes: &[u8]) -> Result<(u32, u32, Decode), ImageE
     };
     Ok((width, height, Decode::Jpeg(plan)))
 }
+
+/// The longest side libjpeg-turbo decodes (its `JPEG_MAX_DIMENSION`).
+const MAX_JPEG_SIDE: u32 = 65_500;
 
 /// Most scans a progressive JPEG may have. Each scan revisits the whole coefficient buffer, so a
 /// file of thousands of tiny scans costs far more than its bytes (libjpeg-turbo's "two issues

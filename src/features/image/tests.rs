@@ -800,7 +800,7 @@ fn assert_features_match(scaled: &RgbImage, full: &RgbImage, jpeg: &[u8], case: 
         / quantisation_error(&full, &full_pixels).max(1e-9);
     // The same file decoded whole by libjpeg-turbo: how far k-means moves between two
     // full-size decoders, pixels a rounding apart.
-    let whole = match read_jpeg_frame(jpeg).expect("header") {
+    let whole = match read_jpeg_frame(jpeg, &ImageLimits::default()).expect("header") {
         (width, height, Decode::Jpeg(plan)) => {
             let whole = JpegPlan {
                 denominator: 1,
