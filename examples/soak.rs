@@ -428,8 +428,10 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The bundle in `source` as version `<its version>-<suffix>`. manifest.toml is not among the
-/// files it lists hashes for, so changing its version needs no rehashing.
+/// The bundle in `source` as version `<its version>+<suffix>`: build metadata, so the variant is
+/// another bundle but not an older version (a `-suffix` prerelease would be, and a downgrade).
+/// manifest.toml is not among the files it lists hashes for, so changing its version needs no
+/// rehashing.
 fn variant(
     source: &Path,
     scratch: &Path,
@@ -441,7 +443,12 @@ fn variant(
     let manifest_path = dir.join("manifest.toml");
     let mut manifest = packd::bundle::Manifest::parse(&fs::read_to_string(&manifest_path)?)
         .context("the bundle's manifest.toml does not parse")?;
-    let version = format!("{}-{suffix}", manifest.version);
+    let joiner = if manifest.version.contains('+') {
+        '.'
+    } else {
+        '+'
+    };
+    let version = format!("{}{joiner}{suffix}", manifest.version);
     manifest.version = version.clone();
     fs::write(&manifest_path, toml::to_string(&manifest)?)?;
     let mut bytes = Vec::new();

@@ -46,13 +46,19 @@ pub(crate) fn write(dir: &Path, file: &str, key: &str, value: &str) -> Result<()
     Ok(())
 }
 
-/// Whether `version` is semver and above `recorded` (or nothing is recorded); a version that is
-/// not semver is never recorded, since it cannot be compared.
+/// Whether `version` is semver and takes precedence over `recorded` (or nothing is recorded); a
+/// version that is not semver is never recorded, since it cannot be compared.
 pub(crate) fn raises(recorded: Option<&String>, version: &str) -> bool {
     let Ok(version) = semver::Version::parse(version) else {
         return false;
     };
     recorded
         .and_then(|recorded| semver::Version::parse(recorded).ok())
-        .is_none_or(|recorded| version > recorded)
+        .is_none_or(|recorded| is_below(&recorded, &version))
+}
+
+/// Semver precedence: build metadata (`+build.7`) does not count, so `1.0.0+build.7` is neither
+/// above nor below `1.0.0`.
+pub(crate) fn is_below(version: &semver::Version, other: &semver::Version) -> bool {
+    version.cmp_precedence(other) == std::cmp::Ordering::Less
 }

@@ -333,7 +333,10 @@ impl BundleStore {
                 .then(|| semver::Version::parse(version).ok())
                 .flatten()
         });
-        recorded.into_iter().chain(active).max()
+        recorded
+            .into_iter()
+            .chain(active)
+            .max_by(|a, b| a.cmp_precedence(b))
     }
 
     /// The highest version of `name` activated here when `version` is below it: installing
@@ -341,7 +344,7 @@ impl BundleStore {
     pub fn downgrade_from(&self, name: &str, version: &str) -> Option<semver::Version> {
         let version = semver::Version::parse(version).ok()?;
         self.highest_activated(name)
-            .filter(|highest| version < *highest)
+            .filter(|highest| history::is_below(&version, highest))
     }
 
     /// Records that `label` (`name@version`) is about to be activated.
@@ -500,6 +503,12 @@ mod tests {
         assert_eq!(reopened.downgrade_from("b", "2.0.0"), None);
         assert_eq!(reopened.downgrade_from("b", "3.0.0"), None);
         assert_eq!(reopened.downgrade_from("b", "not-semver"), None);
+        // Build metadata has no precedence: 2.0.0+rebuild.3 is 2.0.0, a prerelease is below it.
+        assert_eq!(reopened.downgrade_from("b", "2.0.0+rebuild.3"), None);
+        assert_eq!(
+            reopened.downgrade_from("b", "2.0.0-rc.1"),
+            Some(semver::Version::new(2, 0, 0))
+        );
         assert_eq!(reopened.downgrade_from("unknown", "0.0.1"), None);
         // A store from before the record: the active bundle's version counts.
         fs::remove_file(dir.path().join(history::HIGHEST_ACTIVATED)).unwrap();
