@@ -45,8 +45,9 @@ DEB_DIR="$ROOT/target/deb"
 
 # --- 1. Cross toolchain -----------------------------------------------------
 step "Cross toolchain"
+# cmake: turbojpeg-sys cross-builds libjpeg-turbo (NEON) for the aarch64 binaries
 PACKAGES=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu
-    file shellcheck systemd curl ca-certificates)
+    file shellcheck systemd curl ca-certificates cmake)
 missing=()
 for p in "${PACKAGES[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
