@@ -109,3 +109,28 @@ async fn metrics_count_briefs_bundle_commands_and_name_the_active_bundle() {
     let (status, _) = get(port, "/");
     assert!(status.contains("404"), "{status}");
 }
+
+/// A metrics port another process holds costs the metrics, never the briefs: packd comes online,
+/// answers, and says in its log why there is no endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metrics_port_taken_by_someone_else_leaves_briefs_served() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to hold");
+    let port = taken.local_addr().expect("address").port();
+    let options = PackdOptions {
+        env: vec![(
+            "PACKD_TELEMETRY__METRICS_LISTEN".into(),
+            format!("127.0.0.1:{port}"),
+        )],
+        ..PackdOptions::default()
+    };
+    let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
+    let reply = client.ask(&packd, r#"{"product":"tea"}"#).await;
+    assert_eq!(reply["status"], "ok", "{reply}");
+    assert!(
+        packd
+            .log()
+            .contains(&format!("metrics: cannot listen on 127.0.0.1:{port}")),
+        "{}",
+        packd.log()
+    );
+}

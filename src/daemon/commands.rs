@@ -34,9 +34,10 @@ pub(super) fn serve_commands(
             Err(flume::RecvTimeoutError::Timeout) => continue,
             Err(flume::RecvTimeoutError::Disconnected) => return,
         };
-        let result = match Command::parse(&job.command) {
+        let command = Command::parse(&job.command);
+        let result = match &command {
             Some(command) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                fleet.handle(&command, &job.payload)
+                fleet.handle(command, &job.payload)
             }))
             .unwrap_or_else(|_| {
                 log::error!("bundle command '{}' panicked", escaped(&job.command));
@@ -49,7 +50,8 @@ pub(super) fn serve_commands(
                 format!("unknown bundle command '{}'", escaped(&job.command)),
             ))),
         };
-        count(replies.metrics, &job, result.as_ref());
+        let name = command.as_ref().map_or("unknown", Command::name);
+        count(replies.metrics, name, &job, result.as_ref());
         if let Some(result) = result {
             // A command whose reply packd may not publish is still applied: the way back
             // concerns the reply alone, as with a command that gave none.
@@ -74,11 +76,15 @@ pub(super) fn serve_commands(
 }
 
 /// Counts a command by its name and result; chunks count their bytes instead.
-fn count(metrics: &Metrics, job: &CommandJob, result: Option<&Result<fleet::Done, FleetError>>) {
+fn count(
+    metrics: &Metrics,
+    command: &str,
+    job: &CommandJob,
+    result: Option<&Result<fleet::Done, FleetError>>,
+) {
     match result {
         None => metrics.transfer_bytes(job.payload.len()),
         Some(result) => {
-            let command = Command::parse(&job.command).map_or("unknown", |command| command.name());
             let outcome = match result {
                 Ok(_) => "ok",
                 Err(error) => error.code.as_str(),

@@ -168,8 +168,13 @@ struct JpegPlan {
     denominator: u32,
     components: u64,
     progressive: bool,
-    /// CMYK or YCCK: decoded as CMYK, then converted.
-    cmyk: bool,
+}
+
+impl JpegPlan {
+    /// CMYK or YCCK (four components): decoded as CMYK, then converted.
+    fn is_cmyk(&self) -> bool {
+        self.components == 4
+    }
 }
 
 /// Decoding at reduced scale keeps the longest side at least this long: twice the analysis

@@ -117,12 +117,11 @@ pub(crate) fn zone_of(heatmap: &[f32], rows: usize, columns: usize) -> Zone {
             right = right.max(column);
         }
     }
-    let round = |value: f32| (value * 1000.0).round() / 1000.0;
     Zone {
-        x: round(left as f32 / columns as f32),
-        y: round(top as f32 / rows as f32),
-        w: round((right + 1 - left) as f32 / columns as f32),
-        h: round((bottom + 1 - top) as f32 / rows as f32),
+        x: round3(left as f32 / columns as f32),
+        y: round3(top as f32 / rows as f32),
+        w: round3((right + 1 - left) as f32 / columns as f32),
+        h: round3((bottom + 1 - top) as f32 / rows as f32),
     }
 }
 
@@ -131,6 +130,7 @@ mod tests {
     use super::*;
     use crate::backend::cpu::CpuBackend;
     use crate::backend::{Backend as _, ModelInputs, Precision};
+    use crate::bundle::catalogue::TemplateZones;
     use crate::bundle::Bundle;
 
     fn shipped() -> Bundle {
@@ -230,11 +230,7 @@ mod tests {
                 .unwrap_or_else(|| panic!("zones of no template: {zones:?} for {line}"));
             // The catalogue's one overlay template lays the logo and the copy over the picture.
             let by_design = template.id.contains("overlay");
-            let [logo, product, text] = [zones.logo, zones.product, zones.text].map(zone_box);
-            let overlap = logo
-                .overlap(&product)
-                .max(logo.overlap(&text))
-                .max(product.overlap(&text));
+            let overlap = template_zones([zones.logo, zones.product, zones.text]).largest_overlap();
             assert!(
                 by_design || overlap <= MOST_OVERLAP,
                 "{}: zones overlap by {overlap} in the reply to {line}",
@@ -242,12 +238,10 @@ mod tests {
             );
             used.insert(template.id.clone());
             let heat = &reply.layout.heatmaps;
-            let [logo, product, text] = [&heat.logo, &heat.product, &heat.text]
-                .map(|map| zone_box(zone_of(map, rows, columns)));
-            let thresholded = logo
-                .overlap(&product)
-                .max(logo.overlap(&text))
-                .max(product.overlap(&text));
+            let thresholded = template_zones(
+                [&heat.logo, &heat.product, &heat.text].map(|map| zone_of(map, rows, columns)),
+            )
+            .largest_overlap();
             thresholded_overlaps += usize::from(thresholded > MOST_OVERLAP && !by_design);
             briefs += 1;
         }
@@ -261,12 +255,18 @@ mod tests {
         );
     }
 
-    fn zone_box(zone: Zone) -> ZoneBox {
-        ZoneBox {
+    /// A reply's zones (logo, product, text) as the catalogue's type, to measure their overlap.
+    fn template_zones(zones: [Zone; 3]) -> TemplateZones {
+        let [logo, product, text] = zones.map(|zone| ZoneBox {
             x: zone.x,
             y: zone.y,
             w: zone.w,
             h: zone.h,
+        });
+        TemplateZones {
+            logo,
+            product,
+            text,
         }
     }
 

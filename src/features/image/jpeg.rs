@@ -50,7 +50,6 @@ pub(super) fn read_jpeg_frame(
         denominator,
         components,
         progressive: header.is_progressive,
-        cmyk: components == 4,
     };
     Ok((width, height, Decode::Jpeg(plan)))
 }
@@ -117,7 +116,7 @@ pub(super) fn decode_jpeg_pixels(
         )));
     }
     // CMYK JPEGs decode only to CMYK; everything else converts to RGB inside libjpeg-turbo.
-    let format = if plan.cmyk {
+    let format = if plan.is_cmyk() {
         turbojpeg::PixelFormat::CMYK
     } else {
         turbojpeg::PixelFormat::RGB
@@ -133,7 +132,7 @@ pub(super) fn decode_jpeg_pixels(
     decompressor
         .decompress(bytes, image.as_deref_mut())
         .map_err(jpeg_error)?;
-    let rgb = if plan.cmyk {
+    let rgb = if plan.is_cmyk() {
         cmyk_to_rgb(&image.pixels)
     } else {
         image.pixels
