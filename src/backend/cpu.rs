@@ -1,10 +1,15 @@
 //! The CPU backend: the bundle's ONNX model under tract, optimised once and shared by all workers.
+//!
+//! A bundle whose model takes a batch (`max_batch` in its manifest) gets one optimised plan per
+//! batch size of 1, 2, 4, … up to `max_batch`: tract's fixed-shape plans pick their matrix
+//! kernels for the shape, and a batch runs on the smallest plan that holds it, its spare rows
+//! zero (each row of the model is computed independently of the others).
 
 use tract_onnx::prelude::*;
 
 use super::{
-    output_lengths, Backend, BackendError, ModelInputs, ModelOutputs, Precision, INPUT_ORDER,
-    OUTPUT_ORDER,
+    output_lengths, Backend, BackendError, Inference, ModelInputs, ModelOutputs, Precision,
+    INPUT_ORDER, OUTPUT_ORDER,
 };
 use crate::bundle::Bundle;
 
@@ -12,9 +17,21 @@ type Plan = std::sync::Arc<TypedRunnableModel>;
 
 /// tract running the FP32 (or INT8 Q/DQ) ONNX model.
 pub struct CpuBackend {
-    plan: Plan,
+    /// Plans by batch size, ascending; the first is for one brief.
+    plans: Vec<(usize, Plan)>,
     input_lengths: [usize; 3],
     output_lengths: [usize; 4],
+}
+
+/// The batch sizes a plan is made for: 1 and the powers of two up to `max_batch`, and
+/// `max_batch` itself, so a batch never waits on padding of more than its own size.
+pub(crate) fn plan_sizes(max_batch: usize) -> Vec<usize> {
+    let mut sizes: Vec<usize> = std::iter::successors(Some(1usize), |size| size.checked_mul(2))
+        .take_while(|&size| size < max_batch)
+        .collect();
+    sizes.push(max_batch.max(1));
+    sizes.dedup();
+    sizes
 }
 
 impl CpuBackend {
@@ -46,19 +63,98 @@ impl CpuBackend {
                     message: format!("manifest has no input '{name}'"),
                 })?;
             input_lengths[position] = spec.len();
-            model = model
-                .with_input_fact(position, f32::fact(spec.shape.clone()).into())
-                .map_err(load_error)?;
         }
-        let plan = model
-            .into_optimized()
-            .and_then(|model| model.into_runnable())
-            .map_err(load_error)?;
+        let mut plans = Vec::new();
+        for size in plan_sizes(bundle.manifest.model.max_batch.get()) {
+            let mut sized = model.clone();
+            for (position, &len) in input_lengths.iter().enumerate() {
+                sized = sized
+                    .with_input_fact(position, f32::fact([size, len]).into())
+                    .map_err(load_error)?;
+            }
+            let plan = sized
+                .into_optimized()
+                .and_then(|model| model.into_runnable())
+                .map_err(load_error)?;
+            plans.push((size, plan));
+        }
         Ok(CpuBackend {
-            plan,
+            plans,
             input_lengths,
             output_lengths: output_lengths(bundle),
         })
+    }
+
+    /// Runs one plan on up to its size of briefs, padding the rest of the batch with zeros.
+    fn run_plan(
+        &self,
+        (size, plan): &(usize, Plan),
+        batch: &[ModelInputs<'_>],
+    ) -> Result<Vec<ModelOutputs>, BackendError> {
+        let mut values: TVec<TValue> = TVec::new();
+        for (position, &len) in self.input_lengths.iter().enumerate() {
+            let mut rows = vec![0.0f32; size * len];
+            for (row, inputs) in batch.iter().enumerate() {
+                let slice = [inputs.brief, inputs.image, inputs.brand][position];
+                if slice.len() != len {
+                    return Err(BackendError::Inference(format!(
+                        "input of {} values where the model takes {len}",
+                        slice.len()
+                    )));
+                }
+                rows[row * len..(row + 1) * len].copy_from_slice(slice);
+            }
+            let tensor = tract_ndarray::Array2::from_shape_vec((*size, len), rows)
+                .map_err(|error| BackendError::Inference(error.to_string()))?;
+            values.push(Tensor::from(tensor).into());
+        }
+        let outputs = plan
+            .run(values)
+            .map_err(|error| BackendError::Inference(format!("{error:#}")))?;
+        let mut split: Vec<[Vec<f32>; 4]> = (0..batch.len()).map(|_| Default::default()).collect();
+        for (slot, ((output, name), &expected)) in outputs
+            .iter()
+            .zip(OUTPUT_ORDER)
+            .zip(&self.output_lengths)
+            .enumerate()
+        {
+            let view = output
+                .to_plain_array_view::<f32>()
+                .map_err(|error| BackendError::Inference(format!("{error:#}")))?;
+            let values = view.as_slice().ok_or_else(|| {
+                BackendError::Inference(format!("output '{name}' is not contiguous"))
+            })?;
+            if values.len() != expected * size {
+                return Err(BackendError::OutputShape {
+                    name: name.to_string(),
+                    expected,
+                    found: values.len() / (*size).max(1),
+                });
+            }
+            for (row, vectors) in split.iter_mut().enumerate() {
+                vectors[slot] = values[row * expected..(row + 1) * expected].to_vec();
+            }
+        }
+        Ok(split
+            .into_iter()
+            .map(|[styles, palettes, fonts, layout]| ModelOutputs {
+                styles,
+                palettes,
+                fonts,
+                layout,
+            })
+            .collect())
+    }
+
+    /// The smallest plan that holds `count` briefs, or the largest.
+    fn plan_for(&self, count: usize) -> &(usize, Plan) {
+        let largest = self.plans.len() - 1;
+        let index = self
+            .plans
+            .iter()
+            .position(|(size, _)| *size >= count)
+            .unwrap_or(largest);
+        &self.plans[index]
     }
 }
 
@@ -68,47 +164,38 @@ impl Backend for CpuBackend {
     }
 
     fn infer(&self, inputs: &ModelInputs<'_>) -> Result<ModelOutputs, BackendError> {
-        let slices = [inputs.brief, inputs.image, inputs.brand];
-        let mut values: TVec<TValue> = TVec::new();
-        for (slice, &len) in slices.iter().zip(&self.input_lengths) {
-            if slice.len() != len {
-                return Err(BackendError::Inference(format!(
-                    "input of {} values where the model takes {len}",
-                    slice.len()
-                )));
-            }
-            let tensor = tract_ndarray::Array2::from_shape_vec((1, len), slice.to_vec())
-                .map_err(|error| BackendError::Inference(error.to_string()))?;
-            values.push(Tensor::from(tensor).into());
+        let mut outputs = self.run_plan(self.plan_for(1), std::slice::from_ref(inputs))?;
+        outputs
+            .pop()
+            .ok_or_else(|| BackendError::Inference("the model gave no rows".into()))
+    }
+
+    fn max_batch(&self) -> usize {
+        self.plans.last().map_or(1, |(size, _)| *size)
+    }
+
+    fn run_batch(&self, batch: &[ModelInputs<'_>]) -> Result<Vec<Inference>, BackendError> {
+        let mut inferences = Vec::with_capacity(batch.len());
+        for chunk in batch.chunks(self.max_batch()) {
+            let outputs = self.run_plan(self.plan_for(chunk.len()), chunk)?;
+            inferences.extend(outputs.into_iter().map(|outputs| Inference {
+                outputs,
+                target: self.name().to_string(),
+            }));
         }
-        let outputs = self
-            .plan
-            .run(values)
-            .map_err(|error| BackendError::Inference(format!("{error:#}")))?;
-        let mut vectors: Vec<Vec<f32>> = Vec::with_capacity(OUTPUT_ORDER.len());
-        for ((output, name), &expected) in
-            outputs.iter().zip(OUTPUT_ORDER).zip(&self.output_lengths)
-        {
-            let view = output
-                .to_plain_array_view::<f32>()
-                .map_err(|error| BackendError::Inference(format!("{error:#}")))?;
-            let values: Vec<f32> = view.iter().copied().collect();
-            if values.len() != expected {
-                return Err(BackendError::OutputShape {
-                    name: name.to_string(),
-                    expected,
-                    found: values.len(),
-                });
-            }
-            vectors.push(values);
-        }
-        let mut vectors = vectors.into_iter();
-        let mut next = || vectors.next().unwrap_or_default();
-        Ok(ModelOutputs {
-            styles: next(),
-            palettes: next(),
-            fonts: next(),
-            layout: next(),
-        })
+        Ok(inferences)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plan_sizes;
+
+    #[test]
+    fn plan_sizes_double_up_to_the_largest_batch() {
+        assert_eq!(plan_sizes(1), vec![1]);
+        assert_eq!(plan_sizes(2), vec![1, 2]);
+        assert_eq!(plan_sizes(6), vec![1, 2, 4, 6]);
+        assert_eq!(plan_sizes(8), vec![1, 2, 4, 8]);
     }
 }

@@ -133,6 +133,16 @@ pub trait Backend: Send + Sync {
             target: self.name().to_string(),
         })
     }
+    /// Most briefs [`Backend::run_batch`] runs through the model together; 1 means one at a
+    /// time, and the serving workers then do not wait to form batches.
+    fn max_batch(&self) -> usize {
+        1
+    }
+    /// Runs the model for each of `batch`, together where the backend can; the results come
+    /// back in the order of `batch`, and each equals what [`Backend::run`] gives for it alone.
+    fn run_batch(&self, batch: &[ModelInputs<'_>]) -> Result<Vec<Inference>, BackendError> {
+        batch.iter().map(|inputs| self.run(inputs)).collect()
+    }
 }
 
 /// The expected element count of each output, from the manifest.

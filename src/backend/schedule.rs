@@ -102,26 +102,60 @@ impl Backend for Scheduler {
                 Ok(inference)
             }
             Err(error) => {
-                // The brief still gets an answer: a failing accelerator must not fail briefs.
-                let failures = slot.consecutive_failures.fetch_add(1, Ordering::AcqRel) + 1;
-                if failures >= FAILURES_BEFORE_DISABLE
-                    && !slot.disabled.swap(true, Ordering::AcqRel)
-                {
-                    log::error!(
-                        PACKD_BACKEND = slot.backend.name(), PACKD_EVENT = "backend_disabled";
-                        "{} failed {failures} times in a row and is out of rotation: {error}",
-                        slot.backend.name()
-                    );
-                } else {
-                    log::warn!(
-                        PACKD_BACKEND = slot.backend.name();
-                        "{} failed, answering on {}: {error}",
-                        slot.backend.name(),
-                        self.fallback.name()
-                    );
-                }
+                self.note_failure(slot, &error);
                 self.fallback.run(inputs)
             }
+        }
+    }
+
+    fn max_batch(&self) -> usize {
+        self.slots
+            .iter()
+            .map(|slot| slot.backend.max_batch())
+            .chain([self.fallback.max_batch()])
+            .max()
+            .unwrap_or(1)
+    }
+
+    // A batch goes to one target, in pieces of what that target takes at once.
+    fn run_batch(&self, batch: &[ModelInputs<'_>]) -> Result<Vec<Inference>, BackendError> {
+        let Some((slot, _load)) = self.claim() else {
+            return self.fallback.run_batch(batch);
+        };
+        let mut inferences = Vec::with_capacity(batch.len());
+        for chunk in batch.chunks(slot.backend.max_batch().max(1)) {
+            match slot.backend.run_batch(chunk) {
+                Ok(done) => inferences.extend(done),
+                Err(error) => {
+                    self.note_failure(slot, &error);
+                    return self.fallback.run_batch(batch);
+                }
+            }
+        }
+        slot.consecutive_failures.store(0, Ordering::Release);
+        Ok(inferences)
+    }
+}
+
+impl Scheduler {
+    /// Counts a target's failure and takes it out of rotation after too many in a row; the
+    /// brief (or batch) still gets an answer from the fallback: a failing accelerator must not
+    /// fail briefs.
+    fn note_failure(&self, slot: &Slot, error: &BackendError) {
+        let failures = slot.consecutive_failures.fetch_add(1, Ordering::AcqRel) + 1;
+        if failures >= FAILURES_BEFORE_DISABLE && !slot.disabled.swap(true, Ordering::AcqRel) {
+            log::error!(
+                PACKD_BACKEND = slot.backend.name(), PACKD_EVENT = "backend_disabled";
+                "{} failed {failures} times in a row and is out of rotation: {error}",
+                slot.backend.name()
+            );
+        } else {
+            log::warn!(
+                PACKD_BACKEND = slot.backend.name();
+                "{} failed, answering on {}: {error}",
+                slot.backend.name(),
+                self.fallback.name()
+            );
         }
     }
 }

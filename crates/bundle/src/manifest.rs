@@ -51,10 +51,59 @@ pub struct ModelSection {
     pub selftest: String,
     /// Rows and columns of the layout heatmap.
     pub layout_grid: [usize; 2],
+    /// Most briefs the model takes in one run along its first dimension; 1 (a model with a
+    /// static batch of one) when absent.
+    #[serde(default)]
+    pub max_batch: MaxBatch,
     /// The model's input tensors.
     pub inputs: Vec<TensorSpec>,
     /// The model's output tensors.
     pub outputs: Vec<TensorSpec>,
+}
+
+/// How many briefs a model runs in one call: 1 to [`MaxBatch::LIMIT`].
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct MaxBatch(u32);
+
+impl MaxBatch {
+    /// The largest batch a manifest may declare: past it, waiting for a batch costs more
+    /// latency than it saves on the cores of an appliance.
+    pub const LIMIT: u32 = 64;
+    /// A model that takes one brief at a time.
+    pub const ONE: MaxBatch = MaxBatch(1);
+
+    /// The batch size as a count.
+    pub fn get(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl Default for MaxBatch {
+    fn default() -> Self {
+        MaxBatch::ONE
+    }
+}
+
+impl TryFrom<u32> for MaxBatch {
+    type Error = String;
+
+    fn try_from(value: u32) -> Result<Self, Self::Error> {
+        if (1..=MaxBatch::LIMIT).contains(&value) {
+            Ok(MaxBatch(value))
+        } else {
+            Err(format!(
+                "max_batch {value} is outside 1..={}",
+                MaxBatch::LIMIT
+            ))
+        }
+    }
+}
+
+impl From<MaxBatch> for u32 {
+    fn from(value: MaxBatch) -> u32 {
+        value.0
+    }
 }
 
 /// Name, element type and static shape of one model tensor.
