@@ -86,6 +86,13 @@ fn stages(c: &mut Criterion) {
     c.bench_function("infer_cpu_fp32", |b| {
         b.iter(|| backend.infer(black_box(&inputs)).expect("infer"))
     });
+    // Per call: divide by the batch size for the cost per brief.
+    for size in [1usize, 2, 4, 8] {
+        let batch = vec![inputs; size];
+        c.bench_function(&format!("infer_cpu_fp32_batch_{size}"), |b| {
+            b.iter(|| backend.run_batch(black_box(&batch)).expect("infer"))
+        });
+    }
     let outputs = backend.infer(&inputs).expect("infer");
     c.bench_function("post", |b| {
         b.iter(|| {

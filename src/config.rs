@@ -208,6 +208,10 @@ pub const DEFAULT_QUEUE_BYTES_MIB: usize = 64;
 /// Default of `serve.reply_cache_mib`: 4096 replies of 8 KiB with their keys; a cache bounded
 /// by entries alone held 693 MB of 64 KiB correlation data and 1 KiB topics.
 pub const DEFAULT_REPLY_CACHE_MIB: usize = 32;
+/// Default of `serve.max_batch`: the shipped bundle's `max_batch`.
+pub(crate) const DEFAULT_MAX_BATCH: usize = 8;
+/// Default of `serve.batch_window_us`: batch what is waiting, never delay a brief for it.
+pub(crate) const DEFAULT_BATCH_WINDOW_US: u64 = 0;
 /// Default of `serve.memory_mib`: systemd/packd.service's `MemoryMax=1G`.
 pub(crate) const DEFAULT_MEMORY_MIB: usize = 1024;
 
@@ -234,7 +238,16 @@ pub struct ServeConfig {
     /// The memory packd may use, in MiB: the unit's `MemoryMax`. A configuration whose worst
     /// case does not fit is refused at start (docs/security.md, "Issue 13: memory").
     pub(crate) memory_mib: usize,
+    /// Most briefs a worker runs through the model in one call, within the bundle's
+    /// `max_batch`; 1 turns batching off.
+    pub max_batch: usize,
+    /// Longest, in µs, the first brief of a batch waits for others; 0 batches only the briefs
+    /// already waiting and delays none.
+    pub batch_window_us: u64,
 }
+
+/// Most `serve.batch_window_us`: a wait past 100 ms would cost more than any batch saves.
+const MAX_BATCH_WINDOW_US: u64 = 100_000;
 
 /// Most inference workers `serve.workers` may ask for.
 const MAX_WORKERS: usize = 256;
@@ -253,6 +266,8 @@ impl Default for ServeConfig {
             reply_prefix: None,
             reply_cache_mib: DEFAULT_REPLY_CACHE_MIB,
             memory_mib: DEFAULT_MEMORY_MIB,
+            max_batch: DEFAULT_MAX_BATCH,
+            batch_window_us: DEFAULT_BATCH_WINDOW_US,
         };
         // One worker a core, but never more than the default memory allows: a many-core
         // machine must still start on the defaults.
@@ -337,6 +352,14 @@ impl ServeConfig {
     /// `queue_bytes_mib` in bytes.
     pub fn queue_bytes(&self) -> usize {
         self.queue_bytes_mib.saturating_mul(MIB)
+    }
+
+    /// How workers form batches, from `max_batch` and `batch_window_us`.
+    pub(crate) fn batch(&self) -> crate::serve::batch::BatchSettings {
+        crate::serve::batch::BatchSettings {
+            max: self.max_batch,
+            window: std::time::Duration::from_micros(self.batch_window_us),
+        }
     }
 
     /// `reply_cache_mib` in bytes.
@@ -590,6 +613,19 @@ impl ServeConfig {
         }
         if self.queue == 0 {
             return invalid("serve.queue", "must be at least 1");
+        }
+        let batch_limit = crate::bundle::manifest::MaxBatch::LIMIT as usize;
+        if !(1..=batch_limit).contains(&self.max_batch) {
+            return invalid(
+                "serve.max_batch",
+                &format!("must be from 1 to {batch_limit}"),
+            );
+        }
+        if self.batch_window_us > MAX_BATCH_WINDOW_US {
+            return invalid(
+                "serve.batch_window_us",
+                &format!("must be at most {MAX_BATCH_WINDOW_US} (100 ms)"),
+            );
         }
         // Below one largest brief, a valid brief could be refused even by an empty queue.
         let min_queue_bytes_mib = crate::brief::MAX_PAYLOAD_BYTES.div_ceil(MIB);

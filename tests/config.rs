@@ -240,6 +240,40 @@ fn a_queue_byte_budget_below_one_largest_brief_exits_78_naming_the_key() {
 }
 
 #[test]
+fn batching_settings_are_checked_and_named_when_out_of_range() {
+    let config = load("", &[]).expect("defaults");
+    assert_eq!(config.serve.max_batch, 8, "the shipped bundle's batch");
+    assert_eq!(
+        config.serve.batch_window_us, 0,
+        "no brief is delayed by default"
+    );
+    for (text, key) in [
+        ("[serve]\nmax_batch = 0\n", "serve.max_batch"),
+        ("[serve]\nmax_batch = 65\n", "serve.max_batch"),
+        (
+            "[serve]\nbatch_window_us = 100001\n",
+            "serve.batch_window_us",
+        ),
+    ] {
+        let (_dir, path) = write_config(text);
+        let output = packd(&["--config", &path], &[]);
+        assert_eq!(output.status.code(), Some(78), "{text}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(key), "{text}: {stderr}");
+    }
+    let config = load(
+        "",
+        &[
+            ("PACKD_SERVE__MAX_BATCH", "1"),
+            ("PACKD_SERVE__BATCH_WINDOW_US", "100000"),
+        ],
+    )
+    .expect("batching off, the longest window");
+    assert_eq!(config.serve.max_batch, 1);
+    assert_eq!(config.serve.batch_window_us, 100_000);
+}
+
+#[test]
 fn the_metrics_endpoint_is_off_unless_given_a_socket_address() {
     let config = load("", &[]).expect("defaults");
     assert_eq!(config.telemetry.metrics_listen, None);

@@ -13,7 +13,7 @@ use fixtures::*;
 use serde_json::json;
 
 /// `GET path` over HTTP/1.1; the status line and the body.
-fn get(port: u16, path: &str) -> (String, String) {
+pub(crate) fn get(port: u16, path: &str) -> (String, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("metrics endpoint listens");
     stream
         .set_read_timeout(Some(REPLY_DEADLINE))
@@ -33,7 +33,7 @@ fn get(port: u16, path: &str) -> (String, String) {
 }
 
 /// Sample lines of the text format: `name{labels}` → value (comments skipped).
-fn samples(text: &str) -> BTreeMap<String, f64> {
+pub(crate) fn samples(text: &str) -> BTreeMap<String, f64> {
     text.lines()
         .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
         .map(|line| {

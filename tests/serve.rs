@@ -466,6 +466,101 @@ async fn a_full_queue_answers_overloaded_and_every_brief_gets_one_reply() {
     );
 }
 
+/// Seventeen briefs that differ in every field a reply depends on.
+fn distinct_briefs() -> Vec<String> {
+    let products = [
+        "tea",
+        "coffee",
+        "toys",
+        "skincare",
+        "energy drnks",
+        "宠物食品",
+        "wine",
+    ];
+    let moods = ["calm", "playful", "luxury", "国潮", "bold", "natural"];
+    let brands = ["", "#1A73E8", "#C0392B", "#2E7D32"];
+    (0..17)
+        .map(|index| {
+            let mut brief = json!({
+                "id": format!("b-{index}"),
+                "product": products[index % products.len()],
+                "mood": [moods[index % moods.len()], moods[(index + 2) % moods.len()]],
+                "top_k": 1 + index % 5,
+            });
+            let brand = brands[index % brands.len()];
+            if !brand.is_empty() {
+                brief["brand_colors"] = json!([brand]);
+            }
+            if index % 3 == 0 {
+                brief["prefer_cvd_safe"] = json!(true);
+            }
+            brief.to_string()
+        })
+        .collect()
+}
+
+/// Issue 16: briefs queued behind a held one run through the model in batches of the
+/// configured size, and each reply is, field by field, the reply that brief gets alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_briefs_runs_in_batches_and_each_gets_its_own_answer() {
+    let hold = InferenceHold::new();
+    hold.release();
+    let port = support::free_port();
+    let options = PackdOptions {
+        workers: 1,
+        env: vec![
+            hold.env(),
+            ("PACKD_SERVE__MAX_BATCH".into(), "8".into()),
+            (
+                "PACKD_TELEMETRY__METRICS_LISTEN".into(),
+                format!("127.0.0.1:{port}"),
+            ),
+        ],
+        ..PackdOptions::default()
+    };
+    let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
+    let briefs = distinct_briefs();
+    let mut alone = Vec::new();
+    for brief in &briefs {
+        let reply = client.ask(&packd, brief).await;
+        assert_eq!(reply["status"], "ok", "{reply}");
+        alone.push(reply);
+    }
+
+    hold.engage();
+    client
+        .send(&packd.brief_topic(), briefs[0].clone(), "held")
+        .await;
+    client.wait_for_load(&packd, 1, 0).await;
+    for (index, brief) in briefs.iter().enumerate() {
+        client
+            .send(
+                &packd.brief_topic(),
+                brief.clone(),
+                &format!("burst-{index}"),
+            )
+            .await;
+    }
+    client.wait_for_load(&packd, 1, briefs.len() as u64).await;
+    hold.release();
+    let held = client.reply_for("held").await;
+    assert_eq!(held["status"], "ok", "{held}");
+    for (index, expected) in alone.iter().enumerate() {
+        let mut reply = client.reply_for(&format!("burst-{index}")).await;
+        let mut expected = expected.clone();
+        for timed in [&mut reply, &mut expected] {
+            timed.as_object_mut().expect("object").remove("timing_us");
+        }
+        assert_eq!(reply, expected, "brief {index} answered in a batch");
+    }
+
+    // 17 alone, the held one alone, then the 17 queued as 8 + 8 + 1.
+    let (_, text) = crate::metrics::get(port, "/metrics");
+    let metrics = crate::metrics::samples(&text);
+    assert_eq!(metrics.get("packd_batch_size_count"), Some(&21.0), "{text}");
+    assert_eq!(metrics.get("packd_batch_size_sum"), Some(&35.0), "{text}");
+}
+
 /// The one worker is held (`TEST_PACKD_FAULT=hold-while=FILE`) on the brief ahead until the
 /// stats show the late brief queued and its 1 ms has passed. (Slow reference images used to do
 /// the holding; they now wait for the image threads, not for the worker.)
@@ -528,6 +623,8 @@ async fn a_brief_whose_message_expiry_passes_in_the_queue_is_expired() {
             "ahead",
         )
         .await;
+    // Held alone: sent together, the three would run as one batch.
+    client.wait_for_load(&packd, 1, 0).await;
     client
         .send_with(
             &packd.brief_topic(),

@@ -189,7 +189,77 @@ impl Backend for CpuBackend {
 
 #[cfg(test)]
 mod tests {
-    use super::plan_sizes;
+    use super::*;
+    use crate::backend::selftest;
+
+    fn shipped() -> Bundle {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("engines/packd-default");
+        Bundle::open(&dir).expect("shipped bundle")
+    }
+
+    /// tract multiplies a batch with other kernels than one row (a matrix product instead of
+    /// a matrix-vector one), so sums come out in another order: a few units in the last place
+    /// of a float32, far below the reply's three decimals. A mixed-up row is off by ~0.1.
+    const BATCH_TOLERANCE: f32 = 1e-5;
+
+    fn max_deviation(first: &ModelOutputs, second: &ModelOutputs) -> f32 {
+        let pairs = [
+            (&first.styles, &second.styles),
+            (&first.palettes, &second.palettes),
+            (&first.fonts, &second.fonts),
+            (&first.layout, &second.layout),
+        ];
+        pairs
+            .iter()
+            .flat_map(|(a, b)| {
+                assert_eq!(a.len(), b.len());
+                a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs())
+            })
+            .fold(0.0, f32::max)
+    }
+
+    /// Every batch size, padded (3, 5, 7) or chunked (11 > max_batch), gives each brief what it
+    /// gets alone, in both precisions: replies must not depend on batch-mates.
+    #[test]
+    fn a_brief_in_a_batch_gets_what_it_gets_alone() {
+        let bundle = shipped();
+        assert!(
+            bundle.manifest.model.max_batch.get() > 1,
+            "the shipped model batches"
+        );
+        let cases = selftest::load(&bundle).expect("self-test vectors").cases;
+        for precision in [Precision::Fp32, Precision::Int8] {
+            let backend = CpuBackend::load(&bundle, precision).expect("model loads");
+            assert_eq!(backend.max_batch(), bundle.manifest.model.max_batch.get());
+            let alone: Vec<ModelOutputs> = cases
+                .iter()
+                .map(|case| {
+                    backend
+                        .infer(&case.inputs.as_model_inputs())
+                        .expect("infer")
+                })
+                .collect();
+            for size in 1..=11 {
+                // Rotated, so each case sits at other rows in other batches.
+                let order: Vec<usize> = (0..size)
+                    .map(|row| (row * 7 + size) % cases.len())
+                    .collect();
+                let batch: Vec<ModelInputs<'_>> = order
+                    .iter()
+                    .map(|&index| cases[index].inputs.as_model_inputs())
+                    .collect();
+                let batched = backend.run_batch(&batch).expect("batch runs");
+                assert_eq!(batched.len(), size);
+                for (&index, inference) in order.iter().zip(&batched) {
+                    let deviation = max_deviation(&inference.outputs, &alone[index]);
+                    assert!(
+                        deviation <= BATCH_TOLERANCE,
+                        "{precision:?}: case {index} in a batch of {size} is {deviation} off"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn plan_sizes_double_up_to_the_largest_batch() {

@@ -16,7 +16,7 @@
 //! | --- | --- |
 //! | `hang-after=N` | inferences 1‥N run normally; the (N+1)th and every later one block forever (the worker thread is parked), as a wedged accelerator would. `hang-after=0` hangs the first. |
 //! | `fail-every=N` | every Nth inference (N, 2N, …; N ≥ 1) returns [`BackendError::Inference`] without running the model, so that brief is answered `internal`. `fail-every=1` fails them all. |
-//! | `hold-while=PATH` | every inference waits while the file PATH exists, then runs normally: a test holds the worker busy for exactly as long as it needs (message expiry passing in the queue), then deletes the file. |
+//! | `hold-while=PATH` | every inference waits while the file PATH exists, then runs normally: a test holds the worker busy for exactly as long as it needs (message expiry passing in the queue), then deletes the file. Alone, it lets batches through (one wait per batch); with either fault above, briefs run one at a time. |
 //!
 //! Both can be given at once, comma-separated (`fail-every=2,hang-after=5`); a hanging inference
 //! is counted but never fails. A value that does not parse is logged as an error and no fault is
@@ -190,6 +190,34 @@ impl Backend for FaultyBackend {
     fn run(&self, inputs: &ModelInputs<'_>) -> Result<Inference, BackendError> {
         self.before_inference()?;
         self.inner.run(inputs)
+    }
+
+    // Faults that count briefs (`fail-every`, `hang-after`) see them one at a time; a hold
+    // alone lets batches through, so a test can queue briefs behind a held one and see them
+    // run together.
+    fn max_batch(&self) -> usize {
+        if self.spec.counts_briefs() {
+            1
+        } else {
+            self.inner.max_batch()
+        }
+    }
+
+    fn run_batch(&self, batch: &[ModelInputs<'_>]) -> Result<Vec<Inference>, BackendError> {
+        if self.spec.counts_briefs() || batch.is_empty() {
+            return batch.iter().map(|inputs| self.run(inputs)).collect();
+        }
+        self.before_inference()?;
+        self.calls
+            .fetch_add(batch.len() as u64 - 1, Ordering::SeqCst);
+        self.inner.run_batch(batch)
+    }
+}
+
+impl FaultSpec {
+    /// Whether a fault depends on which brief an inference is.
+    fn counts_briefs(&self) -> bool {
+        self.hang_after.is_some() || self.fail_every.is_some()
     }
 }
 

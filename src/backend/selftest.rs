@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::{Backend, ModelInputs, Precision, OUTPUT_ORDER};
+use super::{Backend, ModelInputs, ModelOutputs, Precision, OUTPUT_ORDER};
 use crate::bundle::{Bundle, BundleError};
 
 /// `selftest/vectors.json`.
@@ -84,6 +84,58 @@ pub struct SelfTestReport {
     pub tolerance: f32,
 }
 
+impl SelfTestInputs {
+    pub(crate) fn as_model_inputs(&self) -> ModelInputs<'_> {
+        ModelInputs {
+            brief: &self.brief,
+            image: &self.image,
+            brand: &self.brand,
+        }
+    }
+}
+
+/// Compares one case's outputs with its expected ones; the largest deviation on success.
+fn compare(
+    case: &SelfTestCase,
+    name: &str,
+    outputs: &ModelOutputs,
+    key: &str,
+    tolerance: f32,
+) -> Result<f32, SelfTestError> {
+    let expected = case.expected.get(key).ok_or_else(|| {
+        SelfTestError::File(format!("case '{name}' has no expected '{key}' outputs"))
+    })?;
+    let mut max_deviation = 0.0f32;
+    for output in OUTPUT_ORDER {
+        let want = expected
+            .get(output)
+            .ok_or_else(|| SelfTestError::File(format!("case '{name}' lacks output '{output}'")))?;
+        let got = outputs.by_name(output).unwrap_or_default();
+        if got.len() != want.len() {
+            return Err(SelfTestError::File(format!(
+                "case '{name}', output '{output}': {} expected values for {} outputs",
+                want.len(),
+                got.len()
+            )));
+        }
+        for (index, (&got, &expected)) in got.iter().zip(want).enumerate() {
+            let deviation = (got - expected).abs();
+            if deviation.is_nan() || deviation > tolerance {
+                return Err(SelfTestError::Mismatch {
+                    case: name.to_string(),
+                    output: output.to_string(),
+                    index,
+                    got,
+                    expected,
+                    tolerance,
+                });
+            }
+            max_deviation = max_deviation.max(deviation);
+        }
+    }
+    Ok(max_deviation)
+}
+
 /// Loads the bundle's self-test vectors.
 pub fn load(bundle: &Bundle) -> Result<SelfTestFile, SelfTestError> {
     let path = bundle.path_of(&bundle.manifest.model.selftest);
@@ -111,50 +163,40 @@ pub fn run(
     }
     let mut max_deviation = 0.0f32;
     for case in &file.cases {
-        let inputs = ModelInputs {
-            brief: &case.inputs.brief,
-            image: &case.inputs.image,
-            brand: &case.inputs.brand,
-        };
         let outputs = backend
-            .infer(&inputs)
+            .infer(&case.inputs.as_model_inputs())
             .map_err(|error| SelfTestError::Backend {
                 case: case.name.clone(),
                 message: error.to_string(),
             })?;
-        let expected = case.expected.get(key).ok_or_else(|| {
-            SelfTestError::File(format!(
-                "case '{}' has no expected '{key}' outputs",
-                case.name
-            ))
-        })?;
-        for output in OUTPUT_ORDER {
-            let want = expected.get(output).ok_or_else(|| {
-                SelfTestError::File(format!("case '{}' lacks output '{output}'", case.name))
+        let deviation = compare(case, &case.name, &outputs, key, tolerance)?;
+        max_deviation = max_deviation.max(deviation);
+    }
+    // A backend that batches must give every case the same answer inside a batch: rows must
+    // not leak into one another, nor padding into rows.
+    if backend.max_batch() > 1 {
+        let batch: Vec<ModelInputs<'_>> = file
+            .cases
+            .iter()
+            .map(|case| case.inputs.as_model_inputs())
+            .collect();
+        let size = batch.len();
+        let batched = backend
+            .run_batch(&batch)
+            .map_err(|error| SelfTestError::Backend {
+                case: format!("all {size} in a batch"),
+                message: error.to_string(),
             })?;
-            let got = outputs.by_name(output).unwrap_or_default();
-            if got.len() != want.len() {
-                return Err(SelfTestError::File(format!(
-                    "case '{}', output '{output}': {} expected values for {} outputs",
-                    case.name,
-                    want.len(),
-                    got.len()
-                )));
-            }
-            for (index, (&got, &expected)) in got.iter().zip(want).enumerate() {
-                let deviation = (got - expected).abs();
-                if deviation.is_nan() || deviation > tolerance {
-                    return Err(SelfTestError::Mismatch {
-                        case: case.name.clone(),
-                        output: output.to_string(),
-                        index,
-                        got,
-                        expected,
-                        tolerance,
-                    });
-                }
-                max_deviation = max_deviation.max(deviation);
-            }
+        if batched.len() != size {
+            return Err(SelfTestError::Backend {
+                case: format!("all {size} in a batch"),
+                message: format!("{} results", batched.len()),
+            });
+        }
+        for (case, inference) in file.cases.iter().zip(&batched) {
+            let name = format!("{} (in a batch of {size})", case.name);
+            let deviation = compare(case, &name, &inference.outputs, key, tolerance)?;
+            max_deviation = max_deviation.max(deviation);
         }
     }
     Ok(SelfTestReport {

@@ -156,6 +156,7 @@ fn start_pipeline(parts: &Parts) -> Arc<Pipeline> {
         reply_cache_bytes: serve.reply_cache_bytes(),
         image_limits: ImageLimits::default(),
         reply_prefix: parts.reply_prefix.clone(),
+        batch: serve.batch(),
     };
     Arc::new(Pipeline::start(
         settings,

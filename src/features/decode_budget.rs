@@ -70,6 +70,20 @@ impl MemoryBudget {
         }
     }
 
+    /// Takes `bytes` (at most the whole budget) only if they are free now; `None` otherwise.
+    pub(crate) fn try_reserve(&self, bytes: u64) -> Option<Reservation<'_>> {
+        let bytes = bytes.min(self.total);
+        let mut state = self.lock();
+        if state.available < bytes {
+            return None;
+        }
+        state.available -= bytes;
+        Some(Reservation {
+            budget: self,
+            bytes,
+        })
+    }
+
     /// Bytes not reserved now.
     #[cfg(test)]
     pub fn available(&self) -> u64 {
@@ -148,6 +162,17 @@ mod tests {
         });
         assert_eq!(budget.available(), 100);
         assert_eq!(budget.waiting(), 0);
+    }
+
+    #[test]
+    fn try_reserve_takes_free_bytes_and_never_waits() {
+        let budget = MemoryBudget::new(100);
+        let first = budget.try_reserve(60).expect("60 of 100 are free");
+        assert!(budget.try_reserve(50).is_none(), "only 40 are free");
+        let second = budget.try_reserve(40).expect("40 are free");
+        assert_eq!(budget.available(), 0);
+        drop((first, second));
+        assert_eq!(budget.available(), 100);
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //! decoding → features → backend → recommendation → reply.
 
 mod answer;
+pub(crate) mod batch;
 pub mod cache;
 mod process;
 mod refuse;
 pub mod route;
+mod worker;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use crate::features::{self, ImageLimits};
 use crate::reply::{ApiError, BriefReply, Timing};
 use crate::telemetry::field::escaped;
 use crate::telemetry::Telemetry;
+use batch::BatchSettings;
 use cache::{CacheLimits, ReplyCache};
 pub(crate) use route::{ReplyPrefix, ReplyRoute, RequestedRoute};
 
@@ -140,6 +143,7 @@ struct Shared {
     busy_since_ms: Vec<AtomicU64>,
     epoch: Instant,
     stopping: AtomicBool,
+    batch: BatchSettings,
 }
 
 /// Settings of the pipeline.
@@ -157,6 +161,8 @@ pub(crate) struct PipelineSettings {
     pub(crate) image_limits: ImageLimits,
     /// Replies go only to topics under this (`serve.reply_prefix`).
     pub reply_prefix: ReplyPrefix,
+    /// How workers form batches for the model (`serve.max_batch`, `serve.batch_window_us`).
+    pub(crate) batch: BatchSettings,
 }
 
 /// Bytes that the briefs being decoded and answered may hold together, each counted at
@@ -272,6 +278,7 @@ impl Pipeline {
                 .collect(),
             epoch: Instant::now(),
             stopping: AtomicBool::new(false),
+            batch: settings.batch,
         });
         let mut workers = Vec::with_capacity(settings.workers + 1);
         for index in 0..settings.workers {
@@ -423,63 +430,6 @@ fn join_all(threads: &std::sync::Mutex<Vec<JoinHandle<()>>>) {
 }
 
 impl Shared {
-    /// Starts a thread that processes the briefs of `receiver` on `lane`; `index` is its slot
-    /// in `busy_since_ms`.
-    fn spawn(
-        self: &Arc<Self>,
-        name: String,
-        index: usize,
-        lane: Lane,
-        receiver: flume::Receiver<Job>,
-    ) -> Option<JoinHandle<()>> {
-        let shared = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name(name.clone())
-            .spawn(move || {
-                while let Ok(job) = receiver.recv() {
-                    // Counted in flight before it stops counting as waiting, so a brief moving
-                    // from a worker to an image thread never looks like an idle packd.
-                    shared.in_flight.fetch_add(1, Ordering::Relaxed);
-                    let waiting = match lane {
-                        Lane::General => &shared.queued,
-                        Lane::Images => &shared.image_queued,
-                    };
-                    waiting.fetch_sub(1, Ordering::Relaxed);
-                    // The payload stays counted in the queue's bytes until the brief has room
-                    // to be decoded, so briefs waiting for room are bounded as queued ones are.
-                    let _memory = shared.brief_memory[lane as usize]
-                        .reserve(brief::decode_cost(job.payload.len()));
-                    shared
-                        .queued_bytes
-                        .fetch_sub(job.queued_bytes(), Ordering::Relaxed);
-                    // `run` drops the payload before the reservation goes.
-                    shared.run(index, lane, job);
-                }
-            });
-        spawned
-            .map_err(|error| log::error!("cannot start {name}: {error}"))
-            .ok()
-    }
-
-    /// Processes one brief that the caller has counted in flight.
-    fn run(&self, index: usize, lane: Lane, mut job: Job) {
-        self.busy_since_ms[index].store(
-            self.epoch.elapsed().as_millis() as u64 + 1,
-            Ordering::Relaxed,
-        );
-        // A panic in a decoder or the backend costs one `internal` reply, never the thread or
-        // the acknowledgement.
-        let processed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.process(&mut job, lane)
-        }));
-        if processed.is_err() {
-            self.answer_after_panic(&job);
-        }
-        job.finish();
-        self.busy_since_ms[index].store(0, Ordering::Relaxed);
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-
     /// Whether `bytes` more would take the waiting briefs over the queue's byte budget. An empty
     /// queue takes any brief: the largest payload is the budget's floor, and its way back may
     /// add up to 128 KiB.
@@ -559,6 +509,9 @@ struct Outcome {
     result: Result<Box<BriefReply>, ApiError>,
     backend: Option<String>,
     timing: Timing,
+    /// How many briefs ran through the model together with it (itself included); 0 when it
+    /// was not run.
+    batch: usize,
 }
 
 impl Outcome {
@@ -572,6 +525,7 @@ impl Outcome {
                 total,
                 ..Timing::default()
             },
+            batch: 0,
         }
     }
 }

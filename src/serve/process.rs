@@ -1,9 +1,11 @@
-//! The path of one brief on a worker, as named steps: decode → way back → dedupe → answer →
-//! publish → record.
+//! The path of one brief on a worker, as named steps: decode → way back → dedupe → encode, and
+//! after its batch's inference (`answer.rs`) → publish → record.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
+use super::answer::Prepared;
 use super::cache::{self, Lookup, RequestKey};
 use super::{micros, Job, Lane, Outcome, ReplyRoute, ServingModel, Shared};
 use crate::brief::{self, Brief};
@@ -28,16 +30,34 @@ enum Delivery {
     Duplicate,
 }
 
+/// Where a brief's answer goes, and what its record needs.
+pub(super) struct Answering {
+    route: ReplyRoute,
+    /// Completes (or abandons) its entry in the reply cache.
+    key: Option<RequestKey>,
+    id: Option<String>,
+    pub queue_us: u64,
+    /// When a worker took it up.
+    pub started: Instant,
+}
+
+/// A brief's outcome, ready to be published and recorded.
+pub(super) struct Finished {
+    pub answering: Answering,
+    /// The snapshot that answered it, if one was active.
+    pub model: Option<Arc<ServingModel>>,
+    pub outcome: Outcome,
+}
+
 impl Shared {
-    /// Answers one brief (or hands it to the image lane) and records it.
-    pub(super) fn process(&self, job: &mut Job, lane: Lane) {
+    /// Reads one brief up to its inference. What needs no model run (a refusal, a duplicate,
+    /// an error, a hand-off to the image lane) is dealt with here; the rest comes back encoded,
+    /// to run with its batch.
+    pub(super) fn prepare(&self, job: &mut Job, lane: Lane) -> Option<Prepared> {
         let started = Instant::now();
         let queue_us = micros(started.saturating_duration_since(job.arrived));
         let decoded = decode(job);
-        let Some(route) = self.way_back(job, decoded.reply_to.clone(), decoded.id.as_deref(), "")
-        else {
-            return;
-        };
+        let route = self.way_back(job, decoded.reply_to.clone(), decoded.id.as_deref(), "")?;
         // Before the reply cache: the image thread looks the brief up there itself.
         if lane == Lane::General
             && decoded
@@ -46,19 +66,53 @@ impl Shared {
                 .is_ok_and(|brief| self.belongs_to_image_lane(brief))
         {
             self.hand_to_image_lane(job);
-            return;
+            return None;
         }
         let id = decoded.id;
         let Delivery::New(key) = self.dedupe(&route, id.as_deref(), started) else {
-            return;
+            return None;
+        };
+        let answering = Answering {
+            route,
+            key,
+            id,
+            queue_us,
+            started,
         };
         let snapshot = self.model.load_full();
-        let outcome = match decoded.brief {
-            Ok(brief) => self.answer(&brief, job, snapshot.as_deref(), queue_us, started),
-            Err(error) => Outcome::failed(error, queue_us, started),
+        let encoded = match decoded.brief {
+            Ok(brief) => self.encode(brief, job, snapshot, answering),
+            Err(error) => Err(Box::new(Finished {
+                outcome: Outcome::failed(error, queue_us, started),
+                answering,
+                model: snapshot,
+            })),
         };
-        self.publish(&route, key.as_ref(), id.as_deref(), &outcome);
-        self.record(id.as_deref(), snapshot.as_deref(), &outcome, queue_us);
+        match encoded {
+            Ok(prepared) => Some(prepared),
+            Err(finished) => {
+                self.finish(&finished);
+                None
+            }
+        }
+    }
+
+    /// Publishes a brief's outcome and records it.
+    pub(super) fn finish(&self, finished: &Finished) {
+        let answering = &finished.answering;
+        let id = answering.id.as_deref();
+        self.publish(
+            &answering.route,
+            answering.key.as_ref(),
+            id,
+            &finished.outcome,
+        );
+        self.record(
+            id,
+            finished.model.as_deref(),
+            &finished.outcome,
+            answering.queue_us,
+        );
     }
 
     /// Looks the request up in the reply cache.
@@ -149,6 +203,7 @@ impl Shared {
             bundle: model.map(|model| model.bundle.label()).as_deref(),
             timing: outcome.timing,
             message: failure.map(|error| error.message.as_str()),
+            batch: outcome.batch,
         });
     }
 }

@@ -60,6 +60,7 @@ impl Shared {
             bundle: None,
             timing: Timing::default(),
             message: Some(&error.message),
+            batch: 0,
         });
     }
 
@@ -108,6 +109,7 @@ impl Shared {
                 ..Timing::default()
             },
             message: Some(&error.message),
+            batch: 0,
         });
     }
 

@@ -60,6 +60,7 @@ pub(crate) struct Metrics {
     active_bundle: Family<BundleLabels, Gauge>,
     bundle_commands: Family<CommandLabels, Counter>,
     transfer_bytes: Counter,
+    batch_size: Histogram,
 }
 
 /// What the gauges show when scraped.
@@ -85,6 +86,8 @@ impl Metrics {
         let active_bundle = Family::<BundleLabels, Gauge>::default();
         let bundle_commands = Family::<CommandLabels, Counter>::default();
         let transfer_bytes = Counter::default();
+        // 1, 2, 4, … 64: the manifest's largest batch.
+        let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 7));
         registry.register(
             "briefs",
             "Briefs answered, by status and error code",
@@ -120,6 +123,11 @@ impl Metrics {
             "Bytes of bundle chunks received",
             transfer_bytes.clone(),
         );
+        registry.register(
+            "batch_size",
+            "Briefs run through the model in one call",
+            batch_size.clone(),
+        );
         Metrics {
             registry,
             briefs,
@@ -129,7 +137,13 @@ impl Metrics {
             active_bundle,
             bundle_commands,
             transfer_bytes,
+            batch_size,
         }
+    }
+
+    /// Counts one model run of `size` briefs.
+    pub fn batch(&self, size: usize) {
+        self.batch_size.observe(size as f64);
     }
 
     /// Counts one answered brief; `code` is `None` for a success.

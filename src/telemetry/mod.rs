@@ -28,6 +28,8 @@ pub(crate) struct BriefRecord<'a> {
     pub bundle: Option<&'a str>,
     pub timing: Timing,
     pub message: Option<&'a str>,
+    /// Briefs that ran through the model together with this one; 0 when it did not run.
+    pub batch: usize,
 }
 
 /// Counters since start plus the current interval's latencies.
@@ -276,7 +278,8 @@ fn write_brief_record(record: &BriefRecord<'_>) {
         PACKD_QUEUE_US = timing.queue,
         PACKD_INFER_US = timing.infer,
         PACKD_BACKEND = backend,
-        PACKD_BUNDLE = bundle;
+        PACKD_BUNDLE = bundle,
+        PACKD_BATCH = record.batch;
         "brief {} {} in {} us (queue {} us, infer {} us){}{}",
         if id.is_empty() { "(no id)" } else { id },
         status,
@@ -358,6 +361,7 @@ mod tests {
                 ..Timing::default()
             },
             message: None,
+            batch: 1,
         };
         let logged = (1..=1000)
             .filter(|&nth| journal_worthy(&config, &fast, nth))
@@ -396,6 +400,7 @@ mod tests {
                 ..Timing::default()
             },
             message: None,
+            batch: 1,
         };
         telemetry.record(&ok);
         telemetry.record(&BriefRecord {

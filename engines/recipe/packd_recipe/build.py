@@ -224,6 +224,7 @@ def write_manifest(out, V, S, P, F, L):
         'selftest = "selftest/vectors.json"',
         'text_encoder = "text_encoder.bin"',
         "layout_grid = [16, 12]",
+        f"max_batch = {model.MAX_BATCH}",
     ]
     for nm, shp in (("brief", [1, V]), ("image", [1, 24]), ("brand", [1, 16])):
         lines += ["", "[[model.inputs]]", f'name = "{nm}"', 'dtype = "float32"', f"shape = {shp}"]

@@ -241,7 +241,7 @@ def export_fp32(p, V, S, P, F, path=None):
         n.append(helper.make_node("Gemm", ["h2", C(W, p[W]), C(b, p[b])], [f"{head}_logits"], name=f"gemm_{head}"))
         n.append(helper.make_node("Sigmoid", [f"{head}_logits"], [head], name=f"sigmoid_{head}"))
     n.append(helper.make_node("Gemm", ["h2", C("Wl", p["Wl"]), C("bl", p["bl"])], ["layout_seed_flat"], name="gemm_layout"))
-    inits.append(numpy_helper.from_array(np.array([1, C_LAY, 4, 3], dtype=np.int64), "seed_shape"))
+    inits.append(numpy_helper.from_array(np.array([-1, C_LAY, 4, 3], dtype=np.int64), "seed_shape"))
     n.append(helper.make_node("Reshape", ["layout_seed_flat", "seed_shape"], ["layout_seed"], name="reshape_seed"))
     n.append(helper.make_node("ConvTranspose", ["layout_seed", C("Wct", p["Wct"]), C("bct", p["bct"])], ["layout_up_pre"],
                               name="deconv_up", kernel_shape=[4, 4], strides=[4, 4]))
@@ -252,10 +252,20 @@ def export_fp32(p, V, S, P, F, path=None):
     return _model(n, inits, V, S, P, F, "packd-default fp32")
 
 
+# The symbolic batch dimension of every input and output.
+BATCH_DIM = "batch"
+# Most briefs packd may run through the model in one call (the manifest's `max_batch`); the
+# TensorRT GPU engine's optimisation profile spans 1..MAX_BATCH.
+MAX_BATCH = 8
+
+
 def _model(nodes, inits, V, S, P, F, name):
     vi = lambda nm, shape, t=TensorProto.FLOAT: helper.make_tensor_value_info(nm, t, shape)
-    g = helper.make_graph(nodes, name, [vi("brief", [1, V]), vi("image", [1, 24]), vi("brand", [1, 16])],
-                          [vi("styles", [1, S]), vi("palettes", [1, P]), vi("fonts", [1, F]), vi("layout", [1, 3, 16, 12])],
+    # The first dimension is the batch: packd runs briefs waiting together in one call (up to the
+    # manifest's max_batch); every row is computed independently of the others.
+    N = BATCH_DIM
+    g = helper.make_graph(nodes, name, [vi("brief", [N, V]), vi("image", [N, 24]), vi("brand", [N, 16])],
+                          [vi("styles", [N, S]), vi("palettes", [N, P]), vi("fonts", [N, F]), vi("layout", [N, 3, 16, 12])],
                           initializer=inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="packd-recipe", producer_version="1.0.0")
     m.ir_version = 8
@@ -356,7 +366,7 @@ def export_int8(p, act_scales, V, S, P, F):
         nodes.append(helper.make_node("Gemm", [h2, W_pair(Wk), B_pair(b, Wk, "h2")], [f"{head}_logits"], name=f"gemm_{head}"))
         nodes.append(helper.make_node("Sigmoid", [f"{head}_logits"], [head], name=f"sigmoid_{head}"))
     nodes.append(helper.make_node("Gemm", [h2, W_pair("Wl"), B_pair("bl", "Wl", "h2")], ["layout_seed_flat"], name="gemm_layout"))
-    inits.append(numpy_helper.from_array(np.array([1, C_LAY, 4, 3], dtype=np.int64), "seed_shape"))
+    inits.append(numpy_helper.from_array(np.array([-1, C_LAY, 4, 3], dtype=np.int64), "seed_shape"))
     nodes.append(helper.make_node("Reshape", ["layout_seed_flat", "seed_shape"], ["layout_seed"], name="reshape_seed"))
     nodes.append(helper.make_node("ConvTranspose", [qdq_act("layout_seed"), W("Wct"), Bf("bct")], ["layout_up_pre"],
                                   name="deconv_up", kernel_shape=[4, 4], strides=[4, 4]))

@@ -274,7 +274,7 @@ def write_report(out, ctx):
           f"* Catalogues: {S} styles, {P} palettes ({len(set(p['family'] for p in pals))} families; {ctx['pstats']['fixed']} contrast-fixed, {ctx['pstats']['dropped']} dropped of {ctx['pstats']['generated']} generated), {F} font pairings (all OFL-1.1 families), {len(ctx['layouts'])} layout templates.",
           f"* Vocabulary: {V} terms (" + ", ".join(f"{g} {sum(t['group'] == g for t in vocab['terms'])}" for g in vocab["groups"]) + f"), {sum(len(t['en']) + len(t['zh']) for t in vocab['terms'])} synonyms (English and Simplified Chinese, unique after normalisation); every term has an entry in `knowledge.toml`.",
           f"* {'Every term appears' if ctx['term_counts'].min() > 0 else 'NOT every term appears'} in the training set (fewest: {int(ctx['term_counts'].min())} of {ctx['n_train']} briefs, `{vocab['terms'][int(np.argmin(ctx['term_counts']))]['id']}`) and in the {len(ctx['calib_briefs'])} calibration briefs in both its English and its Chinese form.",
-          f"* Student: MLP {V}+24+16 -> {model.H} -> {model.H} -> heads; layout head Gemm -> Reshape [1,16,4,3] -> ConvTranspose k4 s4 -> Relu -> Conv 3x3 -> Sigmoid. Trained {c['epochs'] if not ctx['quick'] else 3} epochs on {ctx['n_train']} teacher-labelled briefs (BCE with head weights " + ", ".join(f"{k} {v:g}" for k, v in model.HEAD_W.items()) + f", Adam, batch {c['batch']}, lr {c['lr']:g}, cosine LR).",
+          f"* Student: MLP {V}+24+16 -> {model.H} -> {model.H} -> heads; layout head Gemm -> Reshape [N,16,4,3] -> ConvTranspose k4 s4 -> Relu -> Conv 3x3 -> Sigmoid. Trained {c['epochs'] if not ctx['quick'] else 3} epochs on {ctx['n_train']} teacher-labelled briefs (BCE with head weights " + ", ".join(f"{k} {v:g}" for k, v in model.HEAD_W.items()) + f", Adam, batch {c['batch']}, lr {c['lr']:g}, cosine LR).",
           f"* Files: model.onnx {fsz('model.onnx')} B, model.int8.onnx {fsz('model.int8.onnx')} B.",
           "", "## Student vs teacher (NDCG@5, teacher target scores as gains)", "",
           f"Held-out set: {n} briefs each containing one of {len(ctx['heldout'])} product x mood combinations that were excluded from training. In-distribution: {n} fresh random briefs. 35 % carry a synthetic reference image, 35 % brand colours.", "",
@@ -340,9 +340,9 @@ def write_report(out, ctx):
           "* Gemm with constant weights (`gemm_brief`, `gemm_image`, `gemm_brand`, `gemm2`, the four head Gemms) -> FullyConnected/1x1 convolution: DLA.",
           "* Add, Relu, Sigmoid (ElementWise / Activation): DLA.",
           "* ConvTranspose k4 s4 (`deconv_up`, kernel == stride, no padding) and Conv 3x3 pad 1 (`conv_out`): DLA (Deconvolution and Convolution within DLA limits).",
-          "* Reshape [1,192] -> [1,16,4,3] (`reshape_seed`): a Shuffle; on DLA only if TensorRT can express it as a DLA-supported shuffle, otherwise it is the one GPU fallback point (two reformat copies of 768 bytes).",
+          "* Reshape [N,192] -> [N,16,4,3] (`reshape_seed`): a Shuffle; on DLA only if TensorRT can express it as a DLA-supported shuffle, otherwise it is the one GPU fallback point (two reformat copies of 768 bytes).",
           "* Q/DQ pairs in model.int8.onnx fold into INT8 layers; model.calib.cache supplies implicit-quantisation scales for the FP32 model on DLA.",
-          "* No Gather/TopK/LayerNorm/GELU/dynamic shapes; static batch 1; opset 13.", ""]
+          "* No Gather/TopK/LayerNorm/GELU; one dynamic dimension, the batch (1 to `max_batch` = 8; the DLA engines are built at a fixed batch of 1, the GPU engine with a profile over 1..8); opset 13.", ""]
     with open(os.path.join(out, "REPORT.md"), "w", encoding="utf-8", newline="\n") as f:
         f.write("\n".join(L))
     return {"ndcg_held": rh, "ndcg_in": ri, "int8": q, "dev_np": dev_np, "dev_noopt": dev_noopt}
