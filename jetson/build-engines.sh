@@ -36,7 +36,8 @@
 #     for a static model ("Static model does not take explicit shapes"), so a manifest without
 #     max_batch (a batch-1 model) gets none.
 #
-# Verified here: bash -n and shellcheck only, plus a run against stand-in trtexec/packd programs.
+# Verified here: bash -n and shellcheck, plus runs against stand-in trtexec/packd programs
+# (tests/build_engines.rs, which checks the trtexec command lines, shape flags included).
 # It has not run on an Orin; jetson/README.md lists the commands that prove it on a device.
 set -euo pipefail
 
@@ -240,19 +241,24 @@ if [ -n "$MAX_BATCH" ]; then
 else
     MAX_BATCH=1
 fi
-# Each input's name and its shape without the batch dimension ("196", "3x16x12").
+# Each input's name and its shape without the batch dimension ("196", "3x16x12"); only a batch
+# profile needs them.
 INPUT_NAMES=()
 INPUT_ROWS=()
-while read -r name shape; do
-    [ -n "$name" ] || continue
-    # trtexec's shape spec separates inputs with ',' and names from shapes with ':'.
-    [[ "$name" =~ ^[A-Za-z0-9_./-]+$ ]] || die "$MANIFEST: input name '$name' cannot go into a trtexec shape spec"
-    [[ "$shape" =~ ^[0-9]+(,[0-9]+)+$ ]] || die "$MANIFEST: input '$name' has shape [$shape]; expected the batch first, then at least one dimension"
-    INPUT_NAMES+=("$name")
-    rest="${shape#*,}"
-    INPUT_ROWS+=("${rest//,/x}")
-done < <(manifest_inputs)
-[ "$BATCH_PROFILE" -eq 0 ] || [ "${#INPUT_NAMES[@]}" -gt 0 ] || die "$MANIFEST declares max_batch but no [[model.inputs]]"
+if [ "$BATCH_PROFILE" -eq 1 ]; then
+    while read -r input_name input_shape; do
+        [ -n "$input_name" ] || continue
+        # trtexec's shape spec separates inputs with ',' and names from shapes with ':'.
+        [[ "$input_name" =~ ^[A-Za-z0-9_./-]+$ ]] ||
+            die "$MANIFEST: input name '$input_name' cannot go into a trtexec shape spec"
+        [[ "$input_shape" =~ ^[0-9]+(,[0-9]+)+$ ]] ||
+            die "$MANIFEST: input '$input_name' has shape [$input_shape]; expected the batch first, then at least one dimension"
+        INPUT_NAMES+=("$input_name")
+        input_row="${input_shape#*,}"
+        INPUT_ROWS+=("${input_row//,/x}")
+    done < <(manifest_inputs)
+    [ "${#INPUT_NAMES[@]}" -gt 0 ] || die "$MANIFEST declares max_batch but no [[model.inputs]]"
+fi
 
 shape_spec() { # $1 batch -> name:BATCHxROW,...
     local i spec=""

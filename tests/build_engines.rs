@@ -271,11 +271,17 @@ fn an_out_of_range_max_batch_is_refused_before_any_build() {
 }
 
 #[test]
-fn an_input_without_a_batch_dimension_is_refused() {
+fn inputs_without_a_batch_dimension_or_none_at_all_are_refused() {
     let bench = Bench::new(&manifest("max_batch = 8", &[("brief", "[196]")]));
     let output = bench.run(110401, &[]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("input 'brief' has shape [196]"), "{stderr}");
     assert!(bench.trtexec_args().is_empty());
+
+    let bench = Bench::new(&manifest("max_batch = 8", &[]));
+    let output = bench.run(110401, &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no [[model.inputs]]"), "{stderr}");
 }

@@ -259,12 +259,15 @@ impl TrtTarget {
         }
         if size > self.max_batch {
             return Err(BackendError::Inference(format!(
-                "{} briefs for an engine that takes {}",
-                size, self.max_batch
+                "{size} briefs for an engine that takes {}",
+                self.max_batch
             )));
         }
-        let rows = (0..self.inputs.len())
-            .map(|position| batch::gather_rows(chunk, position, self.inputs[position].len))
+        let rows = self
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(position, input)| batch::gather_rows(chunk, position, input.len))
             .collect::<Result<Vec<_>, _>>()?;
         let failed = |error: &dyn std::fmt::Display| {
             BackendError::Inference(format!("{}: {error}", self.target.backend_name()))
@@ -274,48 +277,11 @@ impl TrtTarget {
             .bound
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        let Bound {
-            context,
-            stream,
-            inputs: input_buffers,
-            outputs: output_buffers,
-            shaped_for,
-        } = &mut *bound;
-        // TensorRT runs on the calling thread's current CUDA context; workers start with none.
-        stream
-            .context()
-            .bind_to_thread()
+        bound
+            .enqueue(&self.inputs, &self.outputs, &rows, size)
             .map_err(|error| failed(&error))?;
-        if *shaped_for != size {
-            *shaped_for = 0;
-            set_batch(context, &self.inputs, size).map_err(|error| failed(&error))?;
-            *shaped_for = size;
-        }
-        let mut run = || -> Result<(), String> {
-            for (buffer, values) in input_buffers.iter_mut().zip(&rows) {
-                buffer
-                    .upload_prefix(stream, values)
-                    .map_err(|error| error.to_string())?;
-            }
-            // SAFETY: the stream belongs to the engine's device; every bound buffer lives in
-            // `Bound`, which this lock holds until the stream has synchronised, and holds
-            // `max_batch` >= `size` briefs, the batch the shapes are set to.
-            unsafe { context.enqueue(stream.cu_stream().cast()) }
-                .map_err(|error| error.to_string())?;
-            for (buffer, output) in output_buffers.iter_mut().zip(&self.outputs) {
-                buffer
-                    .download_prefix(stream, output.len * size)
-                    .map_err(|error| error.to_string())?;
-            }
-            stream.synchronize().map_err(|error| error.to_string())
-        };
-        if let Err(message) = run() {
-            // Nothing queued may still touch the buffers when the next batch writes them.
-            let _ = stream.synchronize();
-            return Err(failed(&message));
-        }
         let mut values = Vec::with_capacity(self.outputs.len());
-        for (buffer, output) in output_buffers.iter().zip(&self.outputs) {
+        for (buffer, output) in bound.outputs.iter().zip(&self.outputs) {
             values.push(
                 buffer
                     .values(output.len * size)
@@ -327,6 +293,56 @@ impl TrtTarget {
             .map_err(|_| failed(&"the engine has other than four outputs"))?;
         let lens: [usize; 4] = std::array::from_fn(|slot| self.outputs[slot].len);
         batch::split_rows(tensors, lens, size)
+    }
+}
+
+impl Bound {
+    /// Sets the inputs' shapes for `size` briefs, uploads their `rows`, runs the engine once and
+    /// downloads the outputs' first `size` rows; the stream is idle when this returns, whatever
+    /// happened, so the next batch may write the buffers.
+    fn enqueue(
+        &mut self,
+        inputs: &[Input],
+        outputs: &[Output],
+        rows: &[Vec<f32>],
+        size: usize,
+    ) -> Result<(), String> {
+        // TensorRT runs on the calling thread's current CUDA context; workers start with none.
+        self.stream
+            .context()
+            .bind_to_thread()
+            .map_err(|error| error.to_string())?;
+        if self.shaped_for != size {
+            self.shaped_for = 0;
+            set_batch(&mut self.context, inputs, size).map_err(|error| error.to_string())?;
+            self.shaped_for = size;
+        }
+        let result = self.run(outputs, rows, size);
+        if result.is_err() {
+            // Nothing queued may still touch the buffers when the next batch writes them.
+            let _ = self.stream.synchronize();
+        }
+        result
+    }
+
+    fn run(&mut self, outputs: &[Output], rows: &[Vec<f32>], size: usize) -> Result<(), String> {
+        let stream = &self.stream;
+        for (buffer, values) in self.inputs.iter_mut().zip(rows) {
+            buffer
+                .upload_prefix(stream, values)
+                .map_err(|error| error.to_string())?;
+        }
+        // SAFETY: the stream belongs to the engine's device; every bound buffer lives in this
+        // `Bound`, which the caller's lock holds until the stream has synchronised, and holds
+        // `max_batch` >= `size` briefs, the batch the input shapes are set to.
+        unsafe { self.context.enqueue(stream.cu_stream().cast()) }
+            .map_err(|error| error.to_string())?;
+        for (buffer, output) in self.outputs.iter_mut().zip(outputs) {
+            buffer
+                .download_prefix(stream, output.len * size)
+                .map_err(|error| error.to_string())?;
+        }
+        stream.synchronize().map_err(|error| error.to_string())
     }
 }
 
