@@ -225,7 +225,10 @@ impl TrtTarget {
             .context()
             .map_err(|error| load_error(target, error))?;
         let mut bind = |name: &CString, len: usize| {
-            bind_buffer(&mut context, device, &stream, mode, name, len * max_batch).map_err(failed)
+            let values = len
+                .checked_mul(max_batch)
+                .ok_or_else(|| failed(format!("{len} values × {max_batch} briefs overflow")))?;
+            bind_buffer(&mut context, device, &stream, mode, name, values).map_err(failed)
         };
         let input_buffers = inputs
             .iter()
