@@ -23,8 +23,21 @@
 #     information of the engine in a json file"), --skipInference ("Exit after the engine has been
 #     built"), --memPoolSize=workspace:<MiB> (replaces --workspace since TensorRT 10.x:
 #     docs.nvidia.com/deeplearning/tensorrt/11.4.1/api/migration/tensorrt-8x-to-10x-trtexec.html).
+#   Batch profile, when the manifest declares [model] max_batch (the model's first dimension is
+#     then dynamic): --minShapes=spec --optShapes=spec --maxShapes=spec ("Build with dynamic shapes
+#     using a profile with the min/opt/max shapes provided"; spec "input0:1x3x256x256,input1:..."),
+#     spelled so in trtexec's help from 10.0 to 11.1 (NVIDIA/TensorRT samples/common/
+#     sampleOptions.cpp; the 10.x-to-11.x trtexec migration page removes none of them). DLA engines
+#     are static (min = opt = max = batch 1: DLA takes no dynamic shapes); the GPU engine spans
+#     1..max_batch, tuned for max_batch. TensorRT 10 INT8 adds --optShapesCalib at batch 1
+#     (10.x help: "Calibrate with dynamic shapes using a profile with the opt shapes provided";
+#     NvInfer.h: a calibration profile "must be set if int8 calibration is used to set scales for
+#     a network with runtime dimensions"; 11.x has no calibration). trtexec refuses explicit shapes
+#     for a static model ("Static model does not take explicit shapes"), so a manifest without
+#     max_batch (a batch-1 model) gets none.
 #
-# Verified here: bash -n and shellcheck only, plus a run against stand-in trtexec/packd programs.
+# Verified here: bash -n and shellcheck, plus runs against stand-in trtexec/packd programs
+# (tests/build_engines.rs, which checks the trtexec command lines, shape flags included).
 # It has not run on an Orin; jetson/README.md lists the commands that prove it on a device.
 set -euo pipefail
 
@@ -48,7 +61,8 @@ Options:
   --packd PATH               packd binary (default: \$PACKD, packd on PATH, then /usr/bin/packd)
   --precision int8|fp16      int8 (INT8 with FP16 fallback, the default) or fp16
   --onnx FILE                model to build instead of the bundle's (TensorRT 11.x fp16 needs a
-                             strongly typed FP16 model, e.g. from ModelOpt AutoCast)
+                             strongly typed FP16 model, e.g. from ModelOpt AutoCast); it must
+                             have the bundle's inputs, batch first
   --compute-capability X.Y   override the detected compute capability (Orin: 8.7)
   --dla-cores N              override the detected number of DLA cores
   --tensorrt X.Y.Z           override the detected TensorRT version (must match trtexec's)
@@ -62,6 +76,8 @@ Options:
 
 Engines are written to <bundle>/engines/model.<target>.plan with a shared timing cache
 (engines/timing.cache) and a layer report per engine (engines/model.<target>.layers.json).
+When the manifest declares [model] max_batch = N, the GPU engine takes batches of 1..N briefs
+and the DLA engines one brief (DLA needs static shapes); input shapes come from the manifest.
 Exit status: 0 when every requested target was built, skipped as up to date, or skipped because
 the device has no such DLA core; 1 when any build or registration failed; 2 on bad usage.
 EOF
@@ -184,10 +200,74 @@ manifest_model_value() { # $1 = key
             }
         }' "$MANIFEST"
 }
+# A bare `key = 123` from the [model] table, or nothing when absent.
+manifest_model_number() { # $1 = key
+    awk -v key="$1" '
+        /^[[:space:]]*\[/ { in_model = ($0 ~ /^[[:space:]]*\[model\][[:space:]]*$/); next }
+        in_model {
+            line = $0; sub(/#.*/, "", line)
+            if (line ~ "^[[:space:]]*" key "[[:space:]]*=") {
+                sub(/^[^=]*=[[:space:]]*/, "", line); sub(/[[:space:]]*$/, "", line); print line; exit
+            }
+        }' "$MANIFEST"
+}
+# "name d1,d2,..." for each [[model.inputs]] table, in manifest order.
+manifest_inputs() {
+    awk '
+        /^[[:space:]]*\[/ { in_input = ($0 ~ /^[[:space:]]*\[\[model\.inputs\]\][[:space:]]*$/); n += in_input; next }
+        in_input {
+            line = $0; sub(/#.*/, "", line)
+            if (line ~ /^[[:space:]]*name[[:space:]]*=/) {
+                sub(/^[^=]*=[[:space:]]*"/, "", line); sub(/".*$/, "", line); name[n] = line
+            } else if (line ~ /^[[:space:]]*shape[[:space:]]*=/) {
+                sub(/^[^[]*\[/, "", line); sub(/\].*$/, "", line); gsub(/[[:space:]]/, "", line); shape[n] = line
+            }
+        }
+        END { for (i = 1; i <= n; i++) print name[i], shape[i] }' "$MANIFEST"
+}
 FP32_MODEL="$(manifest_model_value fp32)"; FP32_MODEL="${FP32_MODEL:-model.onnx}"
 INT8_MODEL="$(manifest_model_value int8)"; INT8_MODEL="${INT8_MODEL:-model.int8.onnx}"
 CALIB_CACHE="$(manifest_model_value calibration_cache)"; CALIB_CACHE="${CALIB_CACHE:-model.calib.cache}"
 ENGINE_DIR="$BUNDLE/engines"
+
+# The batch profile: max_batch present means the model's first dimension is dynamic.
+MAX_BATCH="$(manifest_model_number max_batch)"
+BATCH_PROFILE=0
+if [ -n "$MAX_BATCH" ]; then
+    if ! [[ "$MAX_BATCH" =~ ^[0-9]{1,2}$ ]] || [ "$MAX_BATCH" -lt 1 ] || [ "$MAX_BATCH" -gt 64 ]; then
+        die "$MANIFEST: [model] max_batch = $MAX_BATCH is not a whole number in 1..64"
+    fi
+    BATCH_PROFILE=1
+else
+    MAX_BATCH=1
+fi
+# Each input's name and its shape without the batch dimension ("196", "3x16x12"); only a batch
+# profile needs them.
+INPUT_NAMES=()
+INPUT_ROWS=()
+if [ "$BATCH_PROFILE" -eq 1 ]; then
+    while read -r input_name input_shape; do
+        [ -n "$input_name" ] || continue
+        # trtexec's shape spec separates inputs with ',' and names from shapes with ':'.
+        [[ "$input_name" =~ ^[A-Za-z0-9_./-]+$ ]] ||
+            die "$MANIFEST: input name '$input_name' cannot go into a trtexec shape spec"
+        [[ "$input_shape" =~ ^[0-9]+(,[0-9]+)+$ ]] ||
+            die "$MANIFEST: input '$input_name' has shape [$input_shape]; expected the batch first, then at least one dimension"
+        INPUT_NAMES+=("$input_name")
+        input_row="${input_shape#*,}"
+        INPUT_ROWS+=("${input_row//,/x}")
+    done < <(manifest_inputs)
+    [ "${#INPUT_NAMES[@]}" -gt 0 ] || die "$MANIFEST declares max_batch but no [[model.inputs]]"
+fi
+
+shape_spec() { # $1 batch -> name:BATCHxROW,...
+    local i spec=""
+    for i in "${!INPUT_NAMES[@]}"; do spec+="${spec:+,}${INPUT_NAMES[$i]}:${1}x${INPUT_ROWS[$i]}"; done
+    printf '%s\n' "$spec"
+}
+batch_range() { # $1 target -> "1" or "1..N"
+    if [ "$1" = gpu ] && [ "$MAX_BATCH" -gt 1 ]; then echo "1..$MAX_BATCH"; else echo 1; fi
+}
 
 # --- Device facts --------------------------------------------------------------
 # TensorRT version: trtexec prints "[TensorRT v100300]" (major*10000 + minor*100 + patch; 8.x used
@@ -293,6 +373,11 @@ say "TensorRT:           $TENSORRT ($TRTEXEC)"
 say "CUDA:               $CUDA"
 say "compute capability: $COMPUTE_CAPABILITY"
 say "DLA cores:          $DLA_CORES"
+if [ "$BATCH_PROFILE" -eq 1 ]; then
+    say "batch:              GPU 1..$MAX_BATCH, DLA 1 (manifest max_batch = $MAX_BATCH)"
+else
+    say "batch:              1 (the manifest declares no max_batch: a batch-1 model, built as it is)"
+fi
 
 # packd refuses engines whose dla_cores differs from [device] dla_cores; say so before building.
 if [ -n "$CONFIG" ] && [ -r "$CONFIG" ] && [ "$DLA_CORES" -gt 0 ]; then
@@ -412,6 +497,12 @@ trtexec_args() { # $1 target, $2 plan out, $3 layers out
     local t="$1"
     local args=("--onnx=$MODEL" "${PRECISION_FLAGS[@]}")
     [ "$t" = gpu ] || args+=("--useDLACore=${t#dla}" --allowGPUFallback)
+    if [ "$BATCH_PROFILE" -eq 1 ]; then
+        local top=1
+        [ "$t" != gpu ] || top="$MAX_BATCH"
+        args+=("--minShapes=$(shape_spec 1)" "--optShapes=$(shape_spec "$top")" "--maxShapes=$(shape_spec "$top")")
+        if [ "$TRT_MAJOR" -eq 10 ] && [ "$PRECISION" = int8 ]; then args+=("--optShapesCalib=$(shape_spec 1)"); fi
+    fi
     args+=("--saveEngine=$2" "--timingCacheFile=$ENGINE_DIR/timing.cache"
         --profilingVerbosity=detailed "--exportLayerInfo=$3" --skipInference
         "--memPoolSize=workspace:$WORKSPACE_MIB")
@@ -421,7 +512,7 @@ trtexec_args() { # $1 target, $2 plan out, $3 layers out
 if [ "$DRY_RUN" -eq 1 ]; then
     for t in "${PLAN_TARGETS[@]}"; do
         mapfile -t args < <(trtexec_args "$t" "$ENGINE_DIR/model.$t.plan" "$ENGINE_DIR/model.$t.layers.json")
-        say "$t: would run: $TRTEXEC ${args[*]}"
+        say "$t: batch $(batch_range "$t"); would run: $TRTEXEC ${args[*]}"
     done
     [ "${#PLAN_TARGETS[@]}" -gt 0 ] || say "nothing to build"
     exit "$FAILED"
@@ -492,7 +583,7 @@ for t in "${PLAN_TARGETS[@]}"; do
     core_flag=""
     [ "$t" = gpu ] || core_flag="--useDLACore=${t#dla}"
     mapfile -t args < <(trtexec_args "$t" "$tmp_plan" "$tmp_layers")
-    say "$t: building ($PRECISION, TensorRT $TENSORRT) from $(basename "$MODEL")${core_flag:+; a DLA build takes minutes}"
+    say "$t: building ($PRECISION, TensorRT $TENSORRT, batch $(batch_range "$t")) from $(basename "$MODEL")${core_flag:+; a DLA build takes minutes}"
     say "$t: log: $log"
     started=$SECONDS
     if ! "$TRTEXEC" "${args[@]}" >"$log" 2>&1; then

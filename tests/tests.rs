@@ -12,6 +12,7 @@
 mod fixtures;
 mod support;
 
+mod build_engines;
 mod bundle;
 mod config;
 mod daemon;

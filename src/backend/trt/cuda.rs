@@ -165,22 +165,69 @@ impl TensorBuffer {
         }
     }
 
-    /// Writes `values` and, for `Copy`, enqueues the upload.
+    /// How many floats the buffer holds.
+    pub fn len(&self) -> usize {
+        match self {
+            TensorBuffer::Copy { host, .. } | TensorBuffer::Mapped { host, .. } => host.len(),
+        }
+    }
+
+    /// Whether the buffer holds no float.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Writes `values`, exactly the buffer's length, and, for `Copy`, enqueues the upload.
     pub fn upload(&mut self, stream: &Arc<CudaStream>, values: &[f32]) -> Result<(), CudaError> {
+        if values.len() != self.len() {
+            return Err(size_error(self.len(), values.len()));
+        }
+        self.upload_prefix(stream, values)
+    }
+
+    /// Writes `values` at the buffer's start (a batch smaller than the largest the buffer was
+    /// sized for) and, for `Copy`, enqueues the upload of just those values. The stream must be
+    /// synchronised before the host side is written again.
+    pub fn upload_prefix(
+        &mut self,
+        stream: &Arc<CudaStream>,
+        values: &[f32],
+    ) -> Result<(), CudaError> {
         match self {
             TensorBuffer::Copy { host, device } => {
-                write_host(host, values)?;
-                cuda("cuMemcpyHtoDAsync", stream.memcpy_htod(host, device))
+                let written = write_host(host, values)?;
+                let mut target = device.slice_mut(..values.len());
+                cuda(
+                    "cuMemcpyHtoDAsync",
+                    stream.memcpy_htod(written, &mut target),
+                )
             }
-            TensorBuffer::Mapped { host, .. } => write_host(host, values),
+            TensorBuffer::Mapped { host, .. } => write_host(host, values).map(drop),
         }
     }
 
     /// For `Copy`, enqueues the download; the values are readable after the stream syncs.
     pub fn download(&mut self, stream: &Arc<CudaStream>) -> Result<(), CudaError> {
+        let len = self.len();
+        self.download_prefix(stream, len)
+    }
+
+    /// For `Copy`, enqueues the download of the first `len` values.
+    pub fn download_prefix(
+        &mut self,
+        stream: &Arc<CudaStream>,
+        len: usize,
+    ) -> Result<(), CudaError> {
+        if len > self.len() {
+            return Err(size_error(self.len(), len));
+        }
         match self {
             TensorBuffer::Copy { host, device } => {
-                cuda("cuMemcpyDtoHAsync", stream.memcpy_dtoh(device, host))
+                let target = &mut cuda("pinned buffer", host.as_mut_slice())?[..len];
+                cuda(
+                    "cuMemcpyDtoHAsync",
+                    stream.memcpy_dtoh(&device.slice(..len), target),
+                )
             }
             TensorBuffer::Mapped { .. } => Ok(()),
         }
@@ -188,24 +235,37 @@ impl TensorBuffer {
 
     /// The host values (call after the stream has synchronised).
     pub fn read(&self) -> Result<Vec<f32>, CudaError> {
+        Ok(self.values(self.len())?.to_vec())
+    }
+
+    /// The first `len` host values (call after the stream has synchronised).
+    pub fn values(&self, len: usize) -> Result<&[f32], CudaError> {
         let host = match self {
             TensorBuffer::Copy { host, .. } | TensorBuffer::Mapped { host, .. } => host,
         };
-        Ok(cuda("pinned buffer", host.as_slice())?.to_vec())
+        let values = cuda("pinned buffer", host.as_slice())?;
+        values
+            .get(..len)
+            .ok_or_else(|| size_error(values.len(), len))
     }
 }
 
-fn write_host(host: &mut PinnedHostSlice<f32>, values: &[f32]) -> Result<(), CudaError> {
+fn size_error(capacity: usize, given: usize) -> CudaError {
+    CudaError(format!("tensor of {capacity} values given {given}"))
+}
+
+/// Copies `values` to the start of `host`; returns the part written.
+fn write_host<'a>(
+    host: &'a mut PinnedHostSlice<f32>,
+    values: &[f32],
+) -> Result<&'a [f32], CudaError> {
     let slice = cuda("pinned buffer", host.as_mut_slice())?;
-    if slice.len() != values.len() {
-        return Err(CudaError(format!(
-            "tensor of {} values given {}",
-            slice.len(),
-            values.len()
-        )));
-    }
-    slice.copy_from_slice(values);
-    Ok(())
+    let capacity = slice.len();
+    let target = slice
+        .get_mut(..values.len())
+        .ok_or_else(|| size_error(capacity, values.len()))?;
+    target.copy_from_slice(values);
+    Ok(target)
 }
 
 /// Median time of one brief-sized round trip per mode.

@@ -35,6 +35,18 @@ pub(crate) struct PackdTrtTensorInfo {
     pub(crate) dims: [i64; MAX_DIMS],
 }
 
+/// `PackdTrtShape`: a tensor shape, -1 for a dimension known only at run time.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PackdTrtShape {
+    pub(crate) rank: i32,
+    pub(crate) dims: [i64; MAX_DIMS],
+}
+
+/// `PACKD_TRT_PROFILE_MIN` / `_MAX`: which shape of an optimisation profile.
+pub(crate) const PROFILE_MIN: i32 = 0;
+pub(crate) const PROFILE_MAX: i32 = 2;
+
 /// The log callback type.
 pub(crate) type LogFn = extern "C" fn(user: *mut c_void, severity: i32, message: *const c_char);
 
@@ -63,12 +75,28 @@ extern "C" {
         index: i32,
         info: *mut PackdTrtTensorInfo,
     ) -> i32;
+    pub(crate) fn packd_trt_engine_profile_shape(
+        engine: *const PackdTrtEngine,
+        name: *const c_char,
+        selector: i32,
+        shape: *mut PackdTrtShape,
+    ) -> i32;
     pub(crate) fn packd_trt_engine_destroy(engine: *mut PackdTrtEngine);
     pub(crate) fn packd_trt_context_create(engine: *mut PackdTrtEngine) -> *mut PackdTrtContext;
     pub(crate) fn packd_trt_context_set_tensor_address(
         context: *mut PackdTrtContext,
         name: *const c_char,
         address: *mut c_void,
+    ) -> i32;
+    pub(crate) fn packd_trt_context_set_input_shape(
+        context: *mut PackdTrtContext,
+        name: *const c_char,
+        shape: *const PackdTrtShape,
+    ) -> i32;
+    pub(crate) fn packd_trt_context_tensor_shape(
+        context: *const PackdTrtContext,
+        name: *const c_char,
+        shape: *mut PackdTrtShape,
     ) -> i32;
     pub(crate) fn packd_trt_context_enqueue(
         context: *mut PackdTrtContext,

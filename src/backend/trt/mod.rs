@@ -4,6 +4,7 @@
 //! TensorRT, the CUDA device and the GPU preprocessing kernels are process-wide: they are set
 //! up once, on the first bundle that has engines, and shared by every later bundle (hot swaps).
 
+mod batch;
 pub mod cuda;
 mod ffi;
 pub mod preprocess;
@@ -120,7 +121,8 @@ impl Accelerator {
         let loaded = target::TrtTarget::new(target, &engine, &self.device, bundle, self.transfer)?;
         log::info!(
             PACKD_BACKEND = target.backend_name(), PACKD_BUNDLE = bundle.label().as_str();
-            "engine {} deserialized on {}", entry.file, target.backend_name()
+            "engine {} deserialized on {}, batches of up to {} brief(s)",
+            entry.file, target.backend_name(), loaded.max_batch()
         );
         Ok(Arc::new(loaded))
     }

@@ -206,14 +206,25 @@ pub(crate) struct TensorInfo {
     pub shape: Vec<i64>,
 }
 
-impl TensorInfo {
-    /// Elements in the tensor, or `None` for a dynamic (negative) dimension.
-    pub(crate) fn elements(&self) -> Option<usize> {
-        self.shape.iter().try_fold(1usize, |total, &dim| {
-            usize::try_from(dim)
-                .ok()
-                .and_then(|dim| total.checked_mul(dim))
-        })
+/// Which bound of an engine's optimisation profile to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProfileBound {
+    /// The smallest shape the profile admits.
+    Min,
+    /// The largest shape the profile admits.
+    Max,
+}
+
+/// A shape TensorRT handed back, as a vector of its dimensions.
+fn shape_of(shape: &ffi::PackdTrtShape) -> Vec<i64> {
+    let rank = usize::try_from(shape.rank).unwrap_or(0).min(ffi::MAX_DIMS);
+    shape.dims[..rank].to_vec()
+}
+
+fn empty_shape() -> ffi::PackdTrtShape {
+    ffi::PackdTrtShape {
+        rank: 0,
+        dims: [0; ffi::MAX_DIMS],
     }
 }
 
@@ -271,6 +282,34 @@ impl Engine {
         Ok(tensors)
     }
 
+    /// Input `name`'s smallest or largest shape in optimisation profile 0, the one every
+    /// context starts with.
+    pub(crate) fn profile_shape(
+        &self,
+        name: &CStr,
+        bound: ProfileBound,
+    ) -> Result<Vec<i64>, TrtError> {
+        let selector = match bound {
+            ProfileBound::Min => ffi::PROFILE_MIN,
+            ProfileBound::Max => ffi::PROFILE_MAX,
+        };
+        let mut shape = empty_shape();
+        // SAFETY: live engine; `name` is NUL-terminated and `shape` a writable struct of the
+        // declared layout, both valid for the call.
+        let status = unsafe {
+            ffi::packd_trt_engine_profile_shape(
+                self.raw.as_ptr(),
+                name.as_ptr(),
+                selector,
+                &mut shape,
+            )
+        };
+        if status != 0 {
+            return Err(TrtError::Tensor(last_error()));
+        }
+        Ok(shape_of(&shape))
+    }
+
     /// A new execution context with its own activation memory.
     pub fn context(self: &Arc<Self>) -> Result<ExecutionContext, TrtError> {
         // SAFETY: live engine handle.
@@ -317,11 +356,48 @@ impl ExecutionContext {
         Ok(())
     }
 
+    /// Sets input `name`'s shape for the enqueues that follow (a dynamic batch's size).
+    pub(crate) fn set_input_shape(&mut self, name: &CStr, dims: &[i64]) -> Result<(), TrtError> {
+        let mut shape = empty_shape();
+        let Some(target) = shape.dims.get_mut(..dims.len()) else {
+            return Err(TrtError::Context(format!(
+                "shape {dims:?} has more than {} dimensions",
+                ffi::MAX_DIMS
+            )));
+        };
+        target.copy_from_slice(dims);
+        shape.rank = i32::try_from(dims.len()).unwrap_or(i32::MAX);
+        // SAFETY: live context; `name` is NUL-terminated and `shape` valid for the call
+        // (TensorRT copies it). Enqueue's contract covers buffers holding the shapes set here.
+        let status = unsafe {
+            ffi::packd_trt_context_set_input_shape(self.raw.as_ptr(), name.as_ptr(), &shape)
+        };
+        if status != 0 {
+            return Err(TrtError::Context(last_error()));
+        }
+        Ok(())
+    }
+
+    /// Tensor `name`'s shape in this context; an output's follows from the input shapes set.
+    pub(crate) fn tensor_shape(&self, name: &CStr) -> Result<Vec<i64>, TrtError> {
+        let mut shape = empty_shape();
+        // SAFETY: live context; `name` is NUL-terminated and `shape` a writable struct of the
+        // declared layout, both valid for the call.
+        let status = unsafe {
+            ffi::packd_trt_context_tensor_shape(self.raw.as_ptr(), name.as_ptr(), &mut shape)
+        };
+        if status != 0 {
+            return Err(TrtError::Tensor(last_error()));
+        }
+        Ok(shape_of(&shape))
+    }
+
     /// Enqueues one inference on `stream`.
     ///
     /// # Safety
-    /// `stream` must be a live CUDA stream of the context's device (or null), and every bound
-    /// address must stay valid until the stream has finished the work.
+    /// `stream` must be a live CUDA stream of the context's device (or null), every bound
+    /// address must hold its tensor at the shapes currently set, and stay valid until the
+    /// stream has finished the work.
     pub(crate) unsafe fn enqueue(&mut self, stream: *mut c_void) -> Result<(), TrtError> {
         if ffi::packd_trt_context_enqueue(self.raw.as_ptr(), stream) != 0 {
             return Err(TrtError::Enqueue(last_error()));

@@ -1,27 +1,56 @@
 //! One TensorRT engine on one target (DLA core or GPU): its execution context, its CUDA stream
-//! and its tensor buffers. A target runs one brief at a time; the scheduler spreads briefs.
+//! and its tensor buffers, sized for the largest batch the engine takes. A target runs one
+//! batch at a time, as one enqueue; the scheduler spreads batches over targets.
 
 use std::ffi::CString;
 use std::sync::{Arc, Mutex};
 
+use super::batch::{self, BatchDim};
 use super::cuda::{Device, TensorBuffer, TransferMode};
-use super::runtime::{Engine, ExecutionContext, DATA_TYPE_FLOAT};
+use super::runtime::{
+    Engine, ExecutionContext, ProfileBound, TensorInfo, TrtError, DATA_TYPE_FLOAT,
+};
 use crate::backend::engines::EngineTarget;
-use crate::backend::{Backend, BackendError, ModelInputs, ModelOutputs, INPUT_ORDER, OUTPUT_ORDER};
+use crate::backend::{
+    Backend, BackendError, Inference, ModelInputs, ModelOutputs, INPUT_ORDER, OUTPUT_ORDER,
+};
 use crate::bundle::Bundle;
+
+/// An input tensor as the engine declares it.
+struct Input {
+    name: CString,
+    /// The engine's shape, -1 first for a dynamic batch.
+    shape: Vec<i64>,
+    /// Whether its shape is set before each enqueue.
+    dynamic: bool,
+    /// Values per brief.
+    len: usize,
+    /// The most briefs the engine takes in it.
+    limit: usize,
+}
+
+/// An output tensor and its values per brief.
+struct Output {
+    name: CString,
+    len: usize,
+}
 
 struct Bound {
     context: ExecutionContext,
     stream: Arc<cudarc::driver::CudaStream>,
     inputs: Vec<TensorBuffer>,
     outputs: Vec<TensorBuffer>,
+    /// The batch size the dynamic inputs' shapes are set to; 0 when unknown.
+    shaped_for: usize,
 }
 
 /// A deserialized engine ready to serve on its target.
 pub(crate) struct TrtTarget {
     target: EngineTarget,
     bound: Mutex<Bound>,
-    input_lengths: [usize; 3],
+    inputs: Vec<Input>,
+    outputs: Vec<Output>,
+    max_batch: usize,
 }
 
 fn load_error(target: EngineTarget, message: impl std::fmt::Display) -> BackendError {
@@ -31,9 +60,141 @@ fn load_error(target: EngineTarget, message: impl std::fmt::Display) -> BackendE
     }
 }
 
+/// The engine's float32 tensor `name` of the given direction.
+fn find_tensor<'a>(
+    tensors: &'a [TensorInfo],
+    name: &str,
+    is_input: bool,
+) -> Result<&'a TensorInfo, String> {
+    let tensor = tensors
+        .iter()
+        .find(|tensor| tensor.name == name && tensor.is_input == is_input)
+        .ok_or_else(|| format!("engine has no tensor '{name}'"))?;
+    if tensor.data_type != DATA_TYPE_FLOAT {
+        return Err(format!(
+            "engine tensor '{name}' is type {}; the manifest says float32",
+            tensor.data_type
+        ));
+    }
+    Ok(tensor)
+}
+
+/// The engine's inputs in `INPUT_ORDER`, checked against the manifest, with their batch limits.
+fn describe_inputs(
+    engine: &Engine,
+    tensors: &[TensorInfo],
+    bundle: &Bundle,
+) -> Result<Vec<Input>, String> {
+    let mut inputs = Vec::new();
+    for name in INPUT_ORDER {
+        let spec = bundle
+            .manifest
+            .input(name)
+            .ok_or_else(|| format!("manifest has no tensor '{name}'"))?;
+        let tensor = find_tensor(tensors, name, true)?;
+        let problem = |message: String| format!("engine input '{name}': {message}");
+        let dim = batch::batch_dim(&tensor.shape, spec.len()).map_err(problem)?;
+        let c_name = CString::new(name).map_err(|error| error.to_string())?;
+        let profile = match dim {
+            BatchDim::Dynamic => {
+                let bound = |which| engine.profile_shape(&c_name, which);
+                let min = bound(ProfileBound::Min).map_err(|error| problem(error.to_string()))?;
+                let max = bound(ProfileBound::Max).map_err(|error| problem(error.to_string()))?;
+                Some((min, max))
+            }
+            BatchDim::Static(_) => None,
+        };
+        let profile_view = profile.as_ref().map(|(min, max)| (&min[..], &max[..]));
+        let limit = batch::input_batch_limit(&tensor.shape, dim, profile_view).map_err(problem)?;
+        inputs.push(Input {
+            name: c_name,
+            shape: tensor.shape.clone(),
+            dynamic: dim == BatchDim::Dynamic,
+            len: spec.len(),
+            limit,
+        });
+    }
+    Ok(inputs)
+}
+
+/// The engine's outputs in `OUTPUT_ORDER`, checked against the manifest (their shapes are
+/// checked once the inputs' are set: a dynamic engine's follow from them).
+fn describe_outputs(tensors: &[TensorInfo], bundle: &Bundle) -> Result<Vec<Output>, String> {
+    OUTPUT_ORDER
+        .iter()
+        .map(|&name| {
+            let spec = bundle
+                .manifest
+                .output(name)
+                .ok_or_else(|| format!("manifest has no tensor '{name}'"))?;
+            find_tensor(tensors, name, false)?;
+            Ok(Output {
+                name: CString::new(name).map_err(|error| error.to_string())?,
+                len: spec.len(),
+            })
+        })
+        .collect()
+}
+
+/// Sets every dynamic input's shape for `batch` briefs.
+fn set_batch(
+    context: &mut ExecutionContext,
+    inputs: &[Input],
+    batch: usize,
+) -> Result<(), TrtError> {
+    for input in inputs.iter().filter(|input| input.dynamic) {
+        context.set_input_shape(&input.name, &batch::batch_shape(&input.shape, batch))?;
+    }
+    Ok(())
+}
+
+/// Checks that the outputs come out as the manifest says for one brief and for a full batch.
+fn check_outputs(
+    context: &mut ExecutionContext,
+    inputs: &[Input],
+    outputs: &[Output],
+    max_batch: usize,
+) -> Result<(), String> {
+    let mut sizes = vec![1, max_batch];
+    sizes.dedup();
+    for size in sizes {
+        set_batch(context, inputs, size).map_err(|error| error.to_string())?;
+        for output in outputs {
+            let shape = context
+                .tensor_shape(&output.name)
+                .map_err(|error| error.to_string())?;
+            batch::check_output_shape(&shape, size, output.len).map_err(|message| {
+                format!(
+                    "engine output '{}': {message}",
+                    output.name.to_string_lossy()
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// A buffer of `len` floats bound to the context's tensor `name`.
+fn bind_buffer(
+    context: &mut ExecutionContext,
+    device: &Device,
+    stream: &Arc<cudarc::driver::CudaStream>,
+    mode: TransferMode,
+    name: &CString,
+    len: usize,
+) -> Result<TensorBuffer, String> {
+    let buffer = TensorBuffer::new(device, stream, len, mode).map_err(|error| error.to_string())?;
+    // SAFETY: the buffer lives in `Bound` next to the context, so it outlives every enqueue that
+    // uses this address, and it holds the largest batch any shape set on the context asks for.
+    unsafe { context.set_tensor_address(name, buffer.device_address(stream)) }
+        .map_err(|error| error.to_string())?;
+    Ok(buffer)
+}
+
 impl TrtTarget {
-    /// Binds buffers for every tensor the bundle's manifest names; the engine's tensors must
-    /// match it in name, float32 type and element count.
+    /// Binds buffers for every tensor the bundle's manifest names, sized for the engine's
+    /// largest batch (its profile's, within the manifest's `max_batch`); the engine's tensors
+    /// must match the manifest in name, float32 type and values per brief.
     pub fn new(
         target: EngineTarget,
         engine: &Arc<Engine>,
@@ -41,66 +202,150 @@ impl TrtTarget {
         bundle: &Bundle,
         mode: TransferMode,
     ) -> Result<TrtTarget, BackendError> {
+        let failed = |message: String| load_error(target, message);
         let tensors = engine
             .tensors()
             .map_err(|error| load_error(target, error))?;
+        let inputs = describe_inputs(engine, &tensors, bundle).map_err(failed)?;
+        let outputs = describe_outputs(&tensors, bundle).map_err(failed)?;
+        let limits: Vec<usize> = inputs.iter().map(|input| input.limit).collect();
+        let manifest_max = bundle.manifest.model.max_batch.get();
+        let max_batch = batch::usable_batch(&limits, manifest_max);
+        let engine_max = limits.iter().copied().min().unwrap_or(1);
+        if engine_max > manifest_max {
+            log::warn!(
+                PACKD_BACKEND = target.backend_name();
+                "the {} engine takes batches of up to {engine_max}, the manifest's max_batch is \
+                 {manifest_max}: running at most {manifest_max}",
+                target.backend_name()
+            );
+        }
         let stream = device.stream().map_err(|error| load_error(target, error))?;
         let mut context = engine
             .context()
             .map_err(|error| load_error(target, error))?;
-        let mut buffers = Vec::new();
-        let mut input_lengths = [0usize; 3];
-        for (names, is_input) in [(&INPUT_ORDER[..], true), (&OUTPUT_ORDER[..], false)] {
-            let mut group = Vec::new();
-            for (position, name) in names.iter().enumerate() {
-                let spec = if is_input {
-                    bundle.manifest.input(name)
-                } else {
-                    bundle.manifest.output(name)
-                }
-                .ok_or_else(|| load_error(target, format!("manifest has no tensor '{name}'")))?;
-                let tensor = tensors
-                    .iter()
-                    .find(|tensor| tensor.name == *name && tensor.is_input == is_input)
-                    .ok_or_else(|| load_error(target, format!("engine has no tensor '{name}'")))?;
-                if tensor.data_type != DATA_TYPE_FLOAT || tensor.elements() != Some(spec.len()) {
-                    return Err(load_error(
-                        target,
-                        format!(
-                            "engine tensor '{name}' is type {} shape {:?}; the manifest says float32 {:?}",
-                            tensor.data_type, tensor.shape, spec.shape
-                        ),
-                    ));
-                }
-                let buffer = TensorBuffer::new(device, &stream, spec.len(), mode)
-                    .map_err(|error| load_error(target, error))?;
-                let name = CString::new(*name).map_err(|error| load_error(target, error))?;
-                // SAFETY: the buffer lives in `Bound` next to the context, so it outlives every
-                // enqueue that uses this address.
-                unsafe {
-                    context
-                        .set_tensor_address(&name, buffer.device_address(&stream))
-                        .map_err(|error| load_error(target, error))?;
-                }
-                if is_input {
-                    input_lengths[position] = spec.len();
-                }
-                group.push(buffer);
-            }
-            buffers.push(group);
-        }
-        let outputs = buffers.pop().unwrap_or_default();
-        let inputs = buffers.pop().unwrap_or_default();
+        let mut bind = |name: &CString, len: usize| {
+            let values = len
+                .checked_mul(max_batch)
+                .ok_or_else(|| failed(format!("{len} values × {max_batch} briefs overflow")))?;
+            bind_buffer(&mut context, device, &stream, mode, name, values).map_err(failed)
+        };
+        let input_buffers = inputs
+            .iter()
+            .map(|input| bind(&input.name, input.len))
+            .collect::<Result<Vec<_>, _>>()?;
+        let output_buffers = outputs
+            .iter()
+            .map(|output| bind(&output.name, output.len))
+            .collect::<Result<Vec<_>, _>>()?;
+        check_outputs(&mut context, &inputs, &outputs, max_batch).map_err(failed)?;
         Ok(TrtTarget {
             target,
             bound: Mutex::new(Bound {
                 context,
                 stream,
-                inputs,
-                outputs,
+                inputs: input_buffers,
+                outputs: output_buffers,
+                shaped_for: max_batch,
             }),
-            input_lengths,
+            inputs,
+            outputs,
+            max_batch,
         })
+    }
+
+    /// Runs up to `max_batch` briefs as one enqueue.
+    fn run_chunk(&self, chunk: &[ModelInputs<'_>]) -> Result<Vec<ModelOutputs>, BackendError> {
+        let size = chunk.len();
+        if size == 0 {
+            return Ok(Vec::new());
+        }
+        if size > self.max_batch {
+            return Err(BackendError::Inference(format!(
+                "{size} briefs for an engine that takes {}",
+                self.max_batch
+            )));
+        }
+        let rows = self
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(position, input)| batch::gather_rows(chunk, position, input.len))
+            .collect::<Result<Vec<_>, _>>()?;
+        let failed = |error: &dyn std::fmt::Display| {
+            BackendError::Inference(format!("{}: {error}", self.target.backend_name()))
+        };
+        // A poisoned lock means a panic mid-inference; the buffers are still sound to reuse.
+        let mut bound = self
+            .bound
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        bound
+            .enqueue(&self.inputs, &self.outputs, &rows, size)
+            .map_err(|error| failed(&error))?;
+        let mut values = Vec::with_capacity(self.outputs.len());
+        for (buffer, output) in bound.outputs.iter().zip(&self.outputs) {
+            values.push(
+                buffer
+                    .values(output.len * size)
+                    .map_err(|error| failed(&error))?,
+            );
+        }
+        let tensors: [&[f32]; 4] = values
+            .try_into()
+            .map_err(|_| failed(&"the engine has other than four outputs"))?;
+        let lens: [usize; 4] = std::array::from_fn(|slot| self.outputs[slot].len);
+        batch::split_rows(tensors, lens, size)
+    }
+}
+
+impl Bound {
+    /// Sets the inputs' shapes for `size` briefs, uploads their `rows`, runs the engine once and
+    /// downloads the outputs' first `size` rows; the stream is idle when this returns, whatever
+    /// happened, so the next batch may write the buffers.
+    fn enqueue(
+        &mut self,
+        inputs: &[Input],
+        outputs: &[Output],
+        rows: &[Vec<f32>],
+        size: usize,
+    ) -> Result<(), String> {
+        // TensorRT runs on the calling thread's current CUDA context; workers start with none.
+        self.stream
+            .context()
+            .bind_to_thread()
+            .map_err(|error| error.to_string())?;
+        if self.shaped_for != size {
+            self.shaped_for = 0;
+            set_batch(&mut self.context, inputs, size).map_err(|error| error.to_string())?;
+            self.shaped_for = size;
+        }
+        let result = self.run(outputs, rows, size);
+        if result.is_err() {
+            // Nothing queued may still touch the buffers when the next batch writes them.
+            let _ = self.stream.synchronize();
+        }
+        result
+    }
+
+    fn run(&mut self, outputs: &[Output], rows: &[Vec<f32>], size: usize) -> Result<(), String> {
+        let stream = &self.stream;
+        for (buffer, values) in self.inputs.iter_mut().zip(rows) {
+            buffer
+                .upload_prefix(stream, values)
+                .map_err(|error| error.to_string())?;
+        }
+        // SAFETY: the stream belongs to the engine's device; every bound buffer lives in this
+        // `Bound`, which the caller's lock holds until the stream has synchronised, and holds
+        // `max_batch` >= `size` briefs, the batch the input shapes are set to.
+        unsafe { self.context.enqueue(stream.cu_stream().cast()) }
+            .map_err(|error| error.to_string())?;
+        for (buffer, output) in self.outputs.iter_mut().zip(outputs) {
+            buffer
+                .download_prefix(stream, output.len * size)
+                .map_err(|error| error.to_string())?;
+        }
+        stream.synchronize().map_err(|error| error.to_string())
     }
 }
 
@@ -110,57 +355,23 @@ impl Backend for TrtTarget {
     }
 
     fn infer(&self, inputs: &ModelInputs<'_>) -> Result<ModelOutputs, BackendError> {
-        let slices = [inputs.brief, inputs.image, inputs.brand];
-        for (slice, &len) in slices.iter().zip(&self.input_lengths) {
-            if slice.len() != len {
-                return Err(BackendError::Inference(format!(
-                    "input of {} values where the engine takes {len}",
-                    slice.len()
-                )));
-            }
+        self.run_chunk(std::slice::from_ref(inputs))?
+            .pop()
+            .ok_or_else(|| BackendError::Inference("the engine gave no rows".into()))
+    }
+
+    fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    fn run_batch(&self, batch: &[ModelInputs<'_>]) -> Result<Vec<Inference>, BackendError> {
+        let mut inferences = Vec::with_capacity(batch.len());
+        for chunk in batch.chunks(self.max_batch.max(1)) {
+            inferences.extend(self.run_chunk(chunk)?.into_iter().map(|outputs| Inference {
+                outputs,
+                target: self.name().to_string(),
+            }));
         }
-        let failed = |error: &dyn std::fmt::Display| {
-            BackendError::Inference(format!("{}: {error}", self.target.backend_name()))
-        };
-        // A poisoned lock means a panic mid-inference; the buffers are still sound to reuse.
-        let mut bound = self
-            .bound
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        let Bound {
-            context,
-            stream,
-            inputs: input_buffers,
-            outputs: output_buffers,
-        } = &mut *bound;
-        // TensorRT runs on the calling thread's current CUDA context; workers start with none.
-        stream
-            .context()
-            .bind_to_thread()
-            .map_err(|error| failed(&error))?;
-        for (buffer, slice) in input_buffers.iter_mut().zip(slices) {
-            buffer
-                .upload(stream, slice)
-                .map_err(|error| failed(&error))?;
-        }
-        // SAFETY: the stream belongs to the engine's device; every bound buffer lives in
-        // `Bound`, which this lock holds until the stream has synchronised below.
-        unsafe { context.enqueue(stream.cu_stream().cast()) }.map_err(|error| failed(&error))?;
-        for buffer in output_buffers.iter_mut() {
-            buffer.download(stream).map_err(|error| failed(&error))?;
-        }
-        stream.synchronize().map_err(|error| failed(&error))?;
-        let mut values = Vec::with_capacity(output_buffers.len());
-        for buffer in output_buffers.iter() {
-            values.push(buffer.read().map_err(|error| failed(&error))?);
-        }
-        let mut values = values.into_iter();
-        let mut next = || values.next().unwrap_or_default();
-        Ok(ModelOutputs {
-            styles: next(),
-            palettes: next(),
-            fonts: next(),
-            layout: next(),
-        })
+        Ok(inferences)
     }
 }

@@ -2,7 +2,8 @@
 //
 // Built by build.rs against TensorRT 10.x (JetPack 6) or 11.x (JetPack 7) headers. Only
 // source-compatible parts of the API are used: createInferRuntime_INTERNAL, IRuntime,
-// ICudaEngine, IExecutionContext with setTensorAddress/enqueueV3.
+// ICudaEngine (with getProfileShape), IExecutionContext with setInputShape, getTensorShape,
+// setTensorAddress and enqueueV3.
 
 #include "packd_trt.h"
 
@@ -195,6 +196,21 @@ bool owned_by_library(const void *object, const void *base) {
     const void *implementation_vtable = *static_cast<void *const *>(implementation);
     return readable(implementation_vtable, sizeof(void *)) &&
            object_base(implementation_vtable) == base;
+}
+
+// Copies TensorRT's dims out; false (with the error set) for Dims{-1, {}}, TensorRT's answer to
+// an unknown name or profile.
+bool export_shape(const nvinfer1::Dims &dims, PackdTrtShape *shape, const std::string &what) {
+    if (dims.nbDims < 0 || dims.nbDims > PACKD_TRT_MAX_DIMS) {
+        set_error(with_logged_reason(what + ": no shape (rank " + std::to_string(dims.nbDims) + ")"));
+        return false;
+    }
+    std::memset(shape, 0, sizeof *shape);
+    shape->rank = dims.nbDims;
+    for (int32_t axis = 0; axis < dims.nbDims; ++axis) {
+        shape->dims[axis] = static_cast<int64_t>(dims.d[axis]);
+    }
+    return true;
 }
 
 }  // namespace
@@ -435,6 +451,34 @@ int32_t packd_trt_engine_io_describe(const PackdTrtEngine *engine, int32_t index
     return -1;
 }
 
+int32_t packd_trt_engine_profile_shape(const PackdTrtEngine *engine, const char *name,
+                                       int32_t selector, PackdTrtShape *shape) {
+    try {
+        last_logged_error.clear();
+        if (!valid(engine, kEngineTag, "engine")) {
+            return -1;
+        }
+        if (name == nullptr || shape == nullptr) {
+            set_error("getProfileShape needs a tensor name and a shape to fill");
+            return -1;
+        }
+        if (selector < PACKD_TRT_PROFILE_MIN || selector > PACKD_TRT_PROFILE_MAX) {
+            set_error("profile selector " + std::to_string(selector) + " is not min, opt or max");
+            return -1;
+        }
+        if (engine->engine->getNbOptimizationProfiles() < 1) {
+            set_error("the engine has no optimisation profile");
+            return -1;
+        }
+        nvinfer1::Dims dims = engine->engine->getProfileShape(
+            name, 0, static_cast<nvinfer1::OptProfileSelector>(selector));
+        return export_shape(dims, shape, std::string("getProfileShape(") + name + ")") ? 0 : -1;
+    } catch (...) {
+        set_error("getProfileShape failed: C++ exception");
+    }
+    return -1;
+}
+
 void packd_trt_engine_destroy(PackdTrtEngine *engine) {
     if (engine == nullptr || engine->tag != kEngineTag) {
         return;
@@ -488,6 +532,53 @@ int32_t packd_trt_context_set_tensor_address(PackdTrtContext *context, const cha
         return 0;
     } catch (...) {
         set_error("setTensorAddress failed: C++ exception");
+    }
+    return -1;
+}
+
+int32_t packd_trt_context_set_input_shape(PackdTrtContext *context, const char *name,
+                                          const PackdTrtShape *shape) {
+    try {
+        last_logged_error.clear();
+        if (!valid(context, kContextTag, "context")) {
+            return -1;
+        }
+        if (name == nullptr || shape == nullptr || shape->rank < 0 ||
+            shape->rank > PACKD_TRT_MAX_DIMS) {
+            set_error("setInputShape needs a name and a shape of rank 0..8");
+            return -1;
+        }
+        nvinfer1::Dims dims{};
+        dims.nbDims = shape->rank;
+        for (int32_t axis = 0; axis < shape->rank; ++axis) {
+            dims.d[axis] = shape->dims[axis];
+        }
+        if (!context->context->setInputShape(name, dims)) {
+            set_error(with_logged_reason(std::string("setInputShape failed for ") + name));
+            return -1;
+        }
+        return 0;
+    } catch (...) {
+        set_error("setInputShape failed: C++ exception");
+    }
+    return -1;
+}
+
+int32_t packd_trt_context_tensor_shape(const PackdTrtContext *context, const char *name,
+                                       PackdTrtShape *shape) {
+    try {
+        last_logged_error.clear();
+        if (!valid(context, kContextTag, "context")) {
+            return -1;
+        }
+        if (name == nullptr || shape == nullptr) {
+            set_error("getTensorShape needs a tensor name and a shape to fill");
+            return -1;
+        }
+        nvinfer1::Dims dims = context->context->getTensorShape(name);
+        return export_shape(dims, shape, std::string("getTensorShape(") + name + ")") ? 0 : -1;
+    } catch (...) {
+        set_error("getTensorShape failed: C++ exception");
     }
     return -1;
 }

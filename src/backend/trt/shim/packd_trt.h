@@ -38,6 +38,17 @@ typedef struct PackdTrtTensorInfo {
     int64_t dims[PACKD_TRT_MAX_DIMS];
 } PackdTrtTensorInfo;
 
+/* A tensor shape; -1 marks a dimension only known at run time (a dynamic batch). */
+typedef struct PackdTrtShape {
+    int32_t rank;
+    int64_t dims[PACKD_TRT_MAX_DIMS];
+} PackdTrtShape;
+
+/* Which shape of an optimisation profile (nvinfer1::OptProfileSelector). */
+#define PACKD_TRT_PROFILE_MIN 0
+#define PACKD_TRT_PROFILE_OPT 1
+#define PACKD_TRT_PROFILE_MAX 2
+
 /* NV_TENSORRT_VERSION of the headers this shim was compiled with (major*10000+minor*100+patch). */
 int32_t packd_trt_header_version(void);
 
@@ -66,12 +77,24 @@ int32_t packd_trt_engine_io_count(const PackdTrtEngine *engine);
 /* Describes IO tensor `index`; returns 0 on success, -1 on failure. */
 int32_t packd_trt_engine_io_describe(const PackdTrtEngine *engine, int32_t index,
                                      PackdTrtTensorInfo *info);
+/* Input `name`'s min, opt or max shape (PACKD_TRT_PROFILE_*) in optimisation profile 0, the one
+ * every context starts with; 0 on success, -1 on failure. */
+int32_t packd_trt_engine_profile_shape(const PackdTrtEngine *engine, const char *name,
+                                       int32_t selector, PackdTrtShape *shape);
 void packd_trt_engine_destroy(PackdTrtEngine *engine);
 
 PackdTrtContext *packd_trt_context_create(PackdTrtEngine *engine);
 /* Binds a device (or mapped host) address to a tensor; 0 on success, -1 on failure. */
 int32_t packd_trt_context_set_tensor_address(PackdTrtContext *context, const char *name,
                                              void *address);
+/* Sets input `name`'s shape for the enqueues that follow (setInputShape: an engine built with a
+ * dynamic batch has none until it is set); 0 on success, -1 on failure. */
+int32_t packd_trt_context_set_input_shape(PackdTrtContext *context, const char *name,
+                                          const PackdTrtShape *shape);
+/* Tensor `name`'s shape in this context: an output's follows from the input shapes set. 0 on
+ * success, -1 on failure. */
+int32_t packd_trt_context_tensor_shape(const PackdTrtContext *context, const char *name,
+                                       PackdTrtShape *shape);
 /* Enqueues inference on a CUDA stream (cudaStream_t, may be NULL); 0 on success, -1 on failure. */
 int32_t packd_trt_context_enqueue(PackdTrtContext *context, void *stream);
 void packd_trt_context_destroy(PackdTrtContext *context);
