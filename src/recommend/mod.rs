@@ -17,7 +17,7 @@ use crate::backend::ModelOutputs;
 use crate::brief::Brief;
 use crate::bundle::catalogue::{Palette, SeenRoles};
 use crate::bundle::Bundle;
-use crate::colour::cvd::{check_seen, CvdCheck, Seen};
+use crate::colour::cvd::{check_seen_with, CvdCheck, Seen, ROLE_PAIRS};
 use crate::colour::{adjust_for_contrast, contrast_ratio, Rgb};
 use crate::features::EncodedBrief;
 use crate::reply::{
@@ -367,12 +367,21 @@ fn check_fitted(
             .find(|(known, _)| *known == colour)
             .map_or_else(|| Seen::of(colour), |&(_, seen)| seen)
     };
-    check_seen(&[
-        seen(fitted.background),
-        seen(fitted.primary),
-        seen(fitted.accent),
-        seen(fitted.text),
-    ])
+    let colours = [
+        fitted.background,
+        fitted.primary,
+        fitted.accent,
+        fitted.text,
+    ];
+    // A pair of roles the brand colours left as the catalogue has them was compared once per
+    // bundle; usually background and text, and the accent unless a second brand colour came.
+    let unchanged = |pair: usize| {
+        let known = known?;
+        let (first, second) = ROLE_PAIRS[pair];
+        (colours[first] == known.roles[first].0 && colours[second] == known.roles[second].0)
+            .then_some(known.pair_delta_e[pair])
+    };
+    check_seen_with(&colours.map(seen), unchanged)
 }
 
 fn suggestion(

@@ -6,7 +6,7 @@ use aho_corasick::AhoCorasick;
 use serde::Deserialize;
 use unicode_normalization::UnicodeNormalization;
 
-use crate::colour::cvd::{check_seen, CvdCheck, Seen};
+use crate::colour::cvd::{check_seen, pair_delta_e, CvdCheck, Seen, ROLE_PAIRS};
 use crate::colour::{adjust_for_contrast, ColourError, Lab, Rgb};
 
 /// Term groups as the vocabulary names them.
@@ -333,6 +333,9 @@ pub struct SeenRoles {
     pub roles: [(Rgb, Seen); 4],
     /// The check of these four roles: the answer for a brief without brand colours.
     pub unbranded: CvdCheck,
+    /// Each role pair's difference ([`crate::colour::cvd::ROLE_PAIRS`] order), for the pairs
+    /// a brief's brand colours leave as they are.
+    pub pair_delta_e: [f32; 6],
 }
 
 /// Every palette's [`SeenRoles`], in catalogue order.
@@ -356,9 +359,12 @@ pub fn seen_roles(palettes: &[Palette]) -> Result<Vec<SeenRoles>, PaletteColourE
                 text,
             ];
             let roles = colours.map(|colour| (colour, Seen::of(colour)));
+            let pair_delta_e =
+                ROLE_PAIRS.map(|(first, second)| pair_delta_e(&roles[first].1, &roles[second].1));
             Ok(SeenRoles {
                 unbranded: check_seen(&roles.map(|(_, seen)| seen)),
                 roles,
+                pair_delta_e,
             })
         })
         .collect()

@@ -98,13 +98,24 @@ pub fn check_roles(roles: [Rgb; 4]) -> CvdCheck {
     check_seen(&roles.map(Seen::of))
 }
 
+/// The role pairs a check compares, as indices into its four roles.
+pub const ROLE_PAIRS: [(usize, usize); 6] = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)];
+
 /// [`check_roles`] for roles already seen in every vision.
 pub fn check_seen(roles: &[Seen; 4]) -> CvdCheck {
-    let mut min_delta_e = f32::INFINITY;
-    for vision in 0..4 {
-        let labs: [Lab; 4] = std::array::from_fn(|role| roles[role].0[vision]);
-        min_delta_e = min_delta_e.min(min_pair_delta_e(&labs));
-    }
+    check_seen_with(roles, |_| None)
+}
+
+/// [`check_seen`] where `known(pair)` may already hold a pair's [`pair_delta_e`] (pairs by
+/// their position in [`ROLE_PAIRS`]): roles a brief did not change need not be compared again.
+pub fn check_seen_with(roles: &[Seen; 4], known: impl Fn(usize) -> Option<f32>) -> CvdCheck {
+    let min_delta_e = ROLE_PAIRS
+        .iter()
+        .enumerate()
+        .map(|(pair, &(first, second))| {
+            known(pair).unwrap_or_else(|| pair_delta_e(&roles[first], &roles[second]))
+        })
+        .fold(f32::INFINITY, f32::min);
     // Rounded down, never up: a palette reported at 10.0 must really reach 10.0.
     let min_delta_e = (min_delta_e * 10.0).floor() / 10.0;
     CvdCheck {
@@ -113,14 +124,15 @@ pub fn check_seen(roles: &[Seen; 4]) -> CvdCheck {
     }
 }
 
-fn min_pair_delta_e(labs: &[Lab; 4]) -> f32 {
-    let mut min = f32::INFINITY;
-    for first in 0..labs.len() {
-        for second in first + 1..labs.len() {
-            min = min.min(delta_e_2000(labs[first], labs[second]));
-        }
-    }
-    min
+/// The smallest CIEDE2000 difference between two colours in normal vision and in each
+/// simulated deficiency.
+pub fn pair_delta_e(first: &Seen, second: &Seen) -> f32 {
+    first
+        .0
+        .iter()
+        .zip(&second.0)
+        .map(|(&a, &b)| delta_e_2000(a, b))
+        .fold(f32::INFINITY, f32::min)
 }
 
 #[cfg(test)]
