@@ -278,9 +278,9 @@ pub fn delta_e_2000(first: Lab, second: Lab) -> f32 {
     squared.max(0.0).sqrt() as f32
 }
 
-/// CIEDE2000's hue weighting T of the mean hue (degrees): `1 − 0.17 cos(h − 30°) + 0.24 cos 2h
-/// + 0.32 cos(3h + 6°) − 0.20 cos(4h − 63°)`, its four cosines from one sine and cosine of h
-/// by the multiple-angle identities.
+/// CIEDE2000's hue weighting T of the mean hue h (degrees), `1 − 0.17 cos(h − 30°) +
+/// 0.24 cos 2h + 0.32 cos(3h + 6°) − 0.20 cos(4h − 63°)`, with its four cosines from one sine
+/// and cosine of h by the multiple-angle identities.
 fn hue_weighting(hue_degrees: f64) -> f64 {
     let (sin_1, cos_1) = hue_degrees.to_radians().sin_cos();
     let (sin_2, cos_2) = (2.0 * sin_1 * cos_1, 2.0 * cos_1 * cos_1 - 1.0);
