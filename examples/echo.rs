@@ -39,6 +39,28 @@ pub struct Arguments {
     /// The `{device}` of the brief topic to answer on.
     #[arg(long, default_value = "echo")]
     device: String,
+    /// Pad the reply to this many bytes (packd's replies are about 5 200): a floor that moves
+    /// as many bytes as packd does. Default: the 105-byte reply.
+    #[arg(long)]
+    reply_bytes: Option<usize>,
+}
+
+/// [`REPLY`] padded with a `pad` field to `size` bytes (never shorter than [`REPLY`]), still
+/// one JSON object shaped like a reply.
+pub fn reply_of_size(size: Option<usize>) -> Bytes {
+    const OPEN: &[u8] = br#","pad":""#;
+    const CLOSE: &[u8] = br#""}"#;
+    let without_brace = &REPLY[..REPLY.len() - 1];
+    let fixed = without_brace.len() + OPEN.len() + CLOSE.len();
+    let Some(size) = size.filter(|&size| size >= fixed) else {
+        return Bytes::from_static(REPLY);
+    };
+    let mut body = Vec::with_capacity(size);
+    body.extend_from_slice(without_brace);
+    body.extend_from_slice(OPEN);
+    body.resize(size - CLOSE.len(), b'x');
+    body.extend_from_slice(CLOSE);
+    Bytes::from(body)
 }
 
 /// An echo responder running on its own thread.
@@ -71,7 +93,7 @@ pub fn client_options(url: &str, client_id: &str) -> anyhow::Result<MqttOptions>
 
 /// Connects, subscribes to `device`'s brief topic and returns once the broker has granted the
 /// subscription, so that no brief sent afterwards can miss the responder.
-pub fn start(url: &str, prefix: &str, device: &str) -> anyhow::Result<Echo> {
+pub fn start(url: &str, prefix: &str, device: &str, reply: Bytes) -> anyhow::Result<Echo> {
     let options = client_options(url, &format!("echo-{device}-{}", std::process::id()))?;
     let (client, eventloop) = AsyncClient::new(options, REQUEST_CHANNEL);
     let topic = packd_wire::Topics::new(prefix, device, &[]).device_briefs;
@@ -85,7 +107,7 @@ pub fn start(url: &str, prefix: &str, device: &str) -> anyhow::Result<Echo> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(serve(serving, eventloop, topic, ready_sender))
+            runtime.block_on(serve(serving, eventloop, topic, reply, ready_sender))
         })?;
     match ready.recv_timeout(Duration::from_secs(10)) {
         Ok(()) => Ok(Echo { client, thread }),
@@ -113,6 +135,7 @@ async fn serve(
     client: AsyncClient,
     mut eventloop: EventLoop,
     topic: String,
+    reply: Bytes,
     ready: std_mpsc::Sender<()>,
 ) -> anyhow::Result<Counts> {
     client.subscribe(topic, QoS::AtLeastOnce).await?;
@@ -123,7 +146,7 @@ async fn serve(
                 let _ = ready.send(());
             }
             Event::Incoming(Packet::Publish(publish)) => {
-                if answer(&client, publish) {
+                if answer(&client, publish, &reply) {
                     counts.answered += 1;
                 } else {
                     counts.dropped += 1;
@@ -135,10 +158,10 @@ async fn serve(
     }
 }
 
-/// Publishes [`REPLY`] to the brief's Response Topic with its Correlation Data, QoS 1 and the
+/// Publishes `reply` to the brief's Response Topic with its Correlation Data, QoS 1 and the
 /// JSON content type, as packd replies. `try_`: this runs inside the event-loop task, which is
 /// the one that empties the request channel, so it must never wait for room there.
-fn answer(client: &AsyncClient, publish: Publish) -> bool {
+fn answer(client: &AsyncClient, publish: Publish, reply: &Bytes) -> bool {
     let Some(request) = publish.properties else {
         return false;
     };
@@ -151,19 +174,14 @@ fn answer(client: &AsyncClient, publish: Publish) -> bool {
         ..Default::default()
     };
     client
-        .try_publish_with_properties(
-            topic,
-            QoS::AtLeastOnce,
-            false,
-            Bytes::from_static(REPLY),
-            properties,
-        )
+        .try_publish_with_properties(topic, QoS::AtLeastOnce, false, reply.clone(), properties)
         .is_ok()
 }
 
 fn main() -> anyhow::Result<()> {
     let arguments = Arguments::parse();
-    let echo = start(&arguments.url, &arguments.prefix, &arguments.device)?;
+    let reply = reply_of_size(arguments.reply_bytes);
+    let echo = start(&arguments.url, &arguments.prefix, &arguments.device, reply)?;
     eprintln!(
         "echo: answering briefs for device '{}' (Ctrl-C stops)",
         arguments.device

@@ -61,6 +61,10 @@ struct Arguments {
     /// Device id the echo responder answers on (default echo-floor-<pid>).
     #[arg(long)]
     echo_device: Option<String>,
+    /// Pad the echo responder's replies to this many bytes (packd's are about 5 200), so the
+    /// floor moves as many bytes per reply as packd does; default: its 105-byte reply.
+    #[arg(long)]
+    echo_reply_bytes: Option<usize>,
     /// Rounds of --compare-echo: latencies are pooled over rounds, briefs/s is their median.
     #[arg(long, default_value_t = 1)]
     repeat: usize,
@@ -543,7 +547,8 @@ async fn compare(arguments: &Arguments, requester: &mut Requester) -> anyhow::Re
         .echo_device
         .clone()
         .unwrap_or_else(|| format!("echo-floor-{}", std::process::id()));
-    let echo = echo::start(&arguments.url, &arguments.prefix, &echo_device)?;
+    let reply = echo::reply_of_size(arguments.echo_reply_bytes);
+    let echo = echo::start(&arguments.url, &arguments.prefix, &echo_device, reply)?;
     let responders = [echo_device.as_str(), arguments.device.as_str()];
     let names = ["echo", "packd"];
     for device in responders {

@@ -18,10 +18,14 @@ async fn the_echo_responder_answers_each_brief_with_its_correlation_data() {
     let url = broker.url();
     let starting = device.clone();
     // `start` blocks until the broker has granted the subscription.
-    let echo = tokio::task::spawn_blocking(move || responder::start(&url, PREFIX, &starting))
-        .await
-        .expect("start task")
-        .expect("echo responder");
+    // Padded as `loadgen --echo-reply-bytes 5200` pads it: still a JSON reply, of that size.
+    let reply = responder::reply_of_size(Some(5200));
+    assert_eq!(reply.len(), 5200);
+    let echo =
+        tokio::task::spawn_blocking(move || responder::start(&url, PREFIX, &starting, reply))
+            .await
+            .expect("start task")
+            .expect("echo responder");
     let mut client = V5Client::connect(&broker).await;
     let topic = packd_wire::Topics::new(PREFIX, &device, &[]).device_briefs;
     // Without a Response Topic there is no way back: dropped, as packd drops it.
@@ -40,9 +44,20 @@ async fn the_echo_responder_answers_each_brief_with_its_correlation_data() {
         assert_eq!(publish.qos, QoS::AtLeastOnce);
         let properties = publish.properties.as_ref().expect("properties");
         assert_eq!(properties.content_type.as_deref(), Some("application/json"));
+        assert_eq!(publish.payload.len(), 5200);
         let reply: serde_json::Value = serde_json::from_slice(&publish.payload).expect("JSON");
         assert_eq!(reply["status"], "ok");
     }
     let counts = echo.stop().expect("echo responder stops cleanly");
     assert_eq!((counts.answered, counts.dropped), (2, 1));
+}
+
+#[test]
+fn an_unpadded_or_too_small_size_keeps_the_fixed_reply() {
+    assert_eq!(&responder::reply_of_size(None)[..], responder::REPLY);
+    assert_eq!(&responder::reply_of_size(Some(10))[..], responder::REPLY);
+    let padded = responder::reply_of_size(Some(responder::REPLY.len() + 10));
+    assert_eq!(padded.len(), responder::REPLY.len() + 10);
+    let reply: serde_json::Value = serde_json::from_slice(&padded).expect("JSON");
+    assert_eq!(reply["pad"], "x");
 }

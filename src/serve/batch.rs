@@ -15,15 +15,6 @@ pub(crate) struct BatchSettings {
     pub window: Duration,
 }
 
-impl Default for BatchSettings {
-    fn default() -> Self {
-        BatchSettings {
-            max: 1,
-            window: Duration::ZERO,
-        }
-    }
-}
-
 /// Takes `first` and the items behind it in `receiver`, up to `max` in all: those waiting now,
 /// then whatever arrives until `window` after the call, and no longer. A batch never waits once
 /// it is full, and a `max` of 1 never waits at all.
