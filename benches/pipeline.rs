@@ -37,11 +37,18 @@ fn image_brief() -> String {
 }
 
 /// What a brief of `top_k` suggestions, rendered or not, asks of post-processing.
-fn asked(top_k: usize, render: bool) -> recommend::Asked {
+/// The bench brief's own words, as a preview sets them.
+const MOOD: [String; 0] = [];
+
+fn asked(top_k: usize, render: bool) -> recommend::Asked<'static> {
     recommend::Asked {
         top_k,
         render,
         prefer_cvd_safe: false,
+        words: recommend::Words {
+            product: "Sparkling tea",
+            mood: &MOOD,
+        },
     }
 }
 

@@ -10,6 +10,7 @@
 mod diversity;
 mod layout;
 pub mod preview;
+mod typeset;
 
 use base64::Engine as _;
 
@@ -65,21 +66,36 @@ pub struct Suggestions {
 
 /// What a brief asks of the suggestions beyond its terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Asked {
+pub struct Asked<'a> {
     /// How many styles, palettes and font pairings to return.
     pub top_k: usize,
     /// Draw the top suggestion as a preview PNG.
     pub render: bool,
     /// Rank palettes that pass the colour-vision-deficiency check above those that do not.
     pub prefer_cvd_safe: bool,
+    /// The brief's own words, which a preview sets as its copy.
+    pub words: Words<'a>,
 }
 
-impl From<&Brief> for Asked {
-    fn from(brief: &Brief) -> Self {
+/// The brief's words as typed, for a preview's copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Words<'a> {
+    /// The product: the preview's headline.
+    pub product: &'a str,
+    /// Mood values: the preview's line of body copy, joined.
+    pub mood: &'a [String],
+}
+
+impl<'a> From<&'a Brief> for Asked<'a> {
+    fn from(brief: &'a Brief) -> Self {
         Asked {
             top_k: brief.top_k,
             render: brief.render,
             prefer_cvd_safe: brief.prefer_cvd_safe,
+            words: Words {
+                product: &brief.product,
+                mood: &brief.mood,
+            },
         }
     }
 }
@@ -89,12 +105,13 @@ pub fn recommend(
     bundle: &Bundle,
     outputs: &ModelOutputs,
     brief: &EncodedBrief,
-    asked: Asked,
+    asked: Asked<'_>,
 ) -> Result<Suggestions, RecommendError> {
     let Asked {
         top_k,
         render,
         prefer_cvd_safe,
+        words,
     } = asked;
     if outputs.styles.len() != bundle.styles.styles.len() {
         return Err(RecommendError::Shape("styles"));
@@ -105,34 +122,8 @@ pub fn recommend(
     if outputs.fonts.len() != bundle.fonts.pairings.len() {
         return Err(RecommendError::Shape("fonts"));
     }
-    let styles = diverse(
-        &outputs.styles,
-        top_k,
-        &StyleLikeness::new(&bundle.styles.styles),
-    )
-    .into_iter()
-    .map(|(index, score)| {
-        let style = &bundle.styles.styles[index];
-        StyleSuggestion {
-            style: style.name.clone(),
-            name_zh: style.name_zh.clone(),
-            score,
-        }
-    })
-    .collect();
-    let fonts = diverse(&outputs.fonts, top_k, &FontLikeness(&bundle.fonts.pairings))
-        .into_iter()
-        .map(|(index, score)| {
-            let pairing = &bundle.fonts.pairings[index];
-            FontSuggestion {
-                heading: pairing.heading.clone(),
-                body: pairing.body.clone(),
-                heading_cjk: pairing.heading_cjk.clone(),
-                body_cjk: pairing.body_cjk.clone(),
-                score,
-            }
-        })
-        .collect();
+    let styles = pick_styles(bundle, &outputs.styles, top_k);
+    let fonts = pick_fonts(bundle, &outputs.fonts, top_k);
     let named =
         diversity::named_families(&bundle.vocabulary, &brief.terms, &bundle.palettes.palettes);
     let palettes = pick_palettes(
@@ -154,7 +145,11 @@ pub fn recommend(
         &bundle.layout_rasters,
     )?;
     let preview_png = match (render, palettes.first()) {
-        (true, Some(top)) => Some(render_preview(top, &layout)?),
+        (true, Some(top)) => Some(render_preview(
+            top,
+            &layout,
+            copy(bundle, fonts.first(), styles.first(), words),
+        )?),
         _ => None,
     };
     Ok(Suggestions {
@@ -164,6 +159,38 @@ pub fn recommend(
         layout,
         preview_png,
     })
+}
+
+/// The `top_k` diverse styles.
+fn pick_styles(bundle: &Bundle, scores: &[f32], top_k: usize) -> Vec<StyleSuggestion> {
+    diverse(scores, top_k, &StyleLikeness::new(&bundle.styles.styles))
+        .into_iter()
+        .map(|(index, score)| {
+            let style = &bundle.styles.styles[index];
+            StyleSuggestion {
+                style: style.name.clone(),
+                name_zh: style.name_zh.clone(),
+                score,
+            }
+        })
+        .collect()
+}
+
+/// The `top_k` diverse font pairings.
+fn pick_fonts(bundle: &Bundle, scores: &[f32], top_k: usize) -> Vec<FontSuggestion> {
+    diverse(scores, top_k, &FontLikeness(&bundle.fonts.pairings))
+        .into_iter()
+        .map(|(index, score)| {
+            let pairing = &bundle.fonts.pairings[index];
+            FontSuggestion {
+                heading: pairing.heading.clone(),
+                body: pairing.body.clone(),
+                heading_cjk: pairing.heading_cjk.clone(),
+                body_cjk: pairing.body_cjk.clone(),
+                score,
+            }
+        })
+        .collect()
 }
 
 /// Indices with their scores, best first (ties by catalogue order), scores clamped to [0, 1].
@@ -409,12 +436,50 @@ fn suggestion(
     }
 }
 
-fn render_preview(palette: &PaletteSuggestion, layout: &Layout) -> Result<String, RecommendError> {
+/// The preview's words and faces: the product as headline in the top pairing's heading face,
+/// the moods (or the top style's name) in its body face; none when the bundle ships no faces.
+fn copy(
+    bundle: &Bundle,
+    pairing: Option<&FontSuggestion>,
+    style: Option<&StyleSuggestion>,
+    words: Words<'_>,
+) -> Option<preview::PreviewCopy> {
+    let faces = bundle.typefaces.as_ref()?;
+    let pairing = pairing?;
+    let heading = faces.heading.get(&pairing.heading)?;
+    let body = faces.body.get(&pairing.body)?;
+    let chinese = words.product.chars().any(|c| u32::from(c) >= 0x2E80);
+    let body_copy = if words.mood.is_empty() {
+        style.map_or_else(String::new, |style| {
+            if chinese && !style.name_zh.is_empty() {
+                style.name_zh.clone()
+            } else {
+                style.style.clone()
+            }
+        })
+    } else {
+        words.mood.join(" · ")
+    };
+    Some(preview::PreviewCopy {
+        headline: words.product.trim().to_string(),
+        body: body_copy,
+        heading_face: heading.bytes.clone(),
+        body_face: body.bytes.clone(),
+        cjk_face: faces.cjk.bytes.clone(),
+    })
+}
+
+fn render_preview(
+    palette: &PaletteSuggestion,
+    layout: &Layout,
+    copy: Option<preview::PreviewCopy>,
+) -> Result<String, RecommendError> {
     let colour =
         |hex: &str| Rgb::parse_hex(hex).map_err(|error| RecommendError::Preview(error.to_string()));
     let spec = preview::PreviewSpec {
-        width: 360,
-        height: 480,
+        width: preview::DEFAULT_PREVIEW_WIDTH,
+        height: preview::DEFAULT_PREVIEW_HEIGHT,
+        copy,
         colours: palette
             .colors
             .iter()
@@ -446,6 +511,10 @@ fn to_preview_zone(zone: Zone) -> preview::Zone {
         h: zone.h,
     }
 }
+
+#[cfg(test)]
+#[path = "preview_tests.rs"]
+mod preview_tests;
 
 #[cfg(test)]
 mod tests {

@@ -1,20 +1,25 @@
-//! Flat PNG mock-ups of a packaging front panel, drawn from a palette and a layout template.
-//!
-//! Shapes only (no fonts, no photos), so the output is small, byte-for-byte deterministic and
-//! needs nothing beyond the `image` crate's PNG encoder.
+//! Flat PNG mock-ups of a packaging front panel, drawn from a palette and a layout template:
+//! shapes for the logo and the product, and in the text zone the brief's words set in the
+//! suggested faces (`typeset`), or grey bars when the bundle ships no faces. No photos, so the
+//! output is small and byte-for-byte deterministic.
 
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{ExtendedColorType, ImageEncoder, RgbImage};
 use thiserror::Error;
 
-use crate::colour::{Lab, Rgb};
+use super::typeset::{self, Faces, TextBox};
+use crate::colour::{contrast_ratio, Lab, Rgb};
 
-/// Default preview width in pixels.
-#[cfg(test)]
-pub(crate) const DEFAULT_PREVIEW_WIDTH: u32 = 360;
-/// Default preview height in pixels.
-#[cfg(test)]
-pub(crate) const DEFAULT_PREVIEW_HEIGHT: u32 = 480;
+/// Preview width in pixels: a box front at a size a designer can judge type at.
+pub(crate) const DEFAULT_PREVIEW_WIDTH: u32 = 720;
+/// Preview height in pixels (3:4, a box front).
+pub(crate) const DEFAULT_PREVIEW_HEIGHT: u32 = 960;
+/// WCAG 2.x AA for text: the copy is drawn in whichever of the palette's text and background
+/// roles stands out more from what lies under it, or black or white below this.
+const MIN_COPY_CONTRAST: f32 = 4.5;
+/// Largest preview PNG a reply carries: base64 makes it 54.6 KiB, which leaves the rest of a
+/// reply within `serve::REPLY_BYTES`. Flat shapes and a few lines of text stay far below it.
+pub const MAX_PREVIEW_PNG_BYTES: usize = 40 * 1024;
 /// Largest accepted width or height, which bounds the pixel buffer at 12 MB.
 pub(crate) const MAX_PREVIEW_SIDE: u32 = 2048;
 /// Smallest accepted width or height; below this the shapes degenerate into noise.
@@ -49,6 +54,12 @@ pub(crate) enum PreviewError {
     /// The PNG encoder failed.
     #[error("PNG encoding failed: {0}")]
     Encode(String),
+    /// The PNG came out larger than [`MAX_PREVIEW_PNG_BYTES`].
+    #[error("preview PNG of {0} bytes is over the {MAX_PREVIEW_PNG_BYTES}-byte limit")]
+    TooLarge(usize),
+    /// A face the bundle ships is not a font ab_glyph can read.
+    #[error("font: {0}")]
+    Font(String),
 }
 
 /// Which element of the front panel a zone holds.
@@ -132,6 +143,34 @@ pub(crate) struct PreviewSpec {
     pub text: Rgb,
     /// Layout zones, normalised to the panel above the swatch strip.
     pub zones: Vec<(ZoneKind, Zone)>,
+    /// The words for the text zone and their faces; grey bars stand for them without.
+    pub copy: Option<PreviewCopy>,
+}
+
+/// The words a preview sets in its text zone, and the faces (TrueType bytes) it sets them in.
+#[derive(Clone, PartialEq)]
+pub(crate) struct PreviewCopy {
+    /// Set large in the heading face: the product as the brief names it.
+    pub headline: String,
+    /// A line in the body face.
+    pub body: String,
+    pub heading_face: std::sync::Arc<[u8]>,
+    pub body_face: std::sync::Arc<[u8]>,
+    /// For characters the pairing's faces lack (Chinese).
+    pub cjk_face: std::sync::Arc<[u8]>,
+}
+
+impl std::fmt::Debug for PreviewCopy {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("PreviewCopy")
+            .field("headline", &self.headline)
+            .field("body", &self.body)
+            .field("heading_face_bytes", &self.heading_face.len())
+            .field("body_face_bytes", &self.body_face.len())
+            .field("cjk_face_bytes", &self.cjk_face.len())
+            .finish()
+    }
 }
 
 /// A zone in pixel coordinates.
@@ -215,7 +254,10 @@ pub(crate) fn render_preview(spec: &PreviewSpec) -> Result<Vec<u8>, PreviewError
             };
             match kind {
                 ZoneKind::Product => draw_product(&mut canvas, area, spec.accent),
-                ZoneKind::Text => draw_text_lines(&mut canvas, area, spec.text),
+                ZoneKind::Text => match &spec.copy {
+                    Some(copy) => draw_copy(&mut canvas, area, copy, spec)?,
+                    None => draw_text_lines(&mut canvas, area, spec.text),
+                },
                 ZoneKind::Logo => draw_logo(&mut canvas, area, spec.primary),
             }
         }
@@ -231,7 +273,11 @@ pub(crate) fn render_preview(spec: &PreviewSpec) -> Result<Vec<u8>, PreviewError
             }
         }
     }
-    encode_png(&canvas)
+    let png = encode_png(&canvas)?;
+    if png.len() > MAX_PREVIEW_PNG_BYTES {
+        return Err(PreviewError::TooLarge(png.len()));
+    }
+    Ok(png)
 }
 
 /// Linear interpolation in CIELAB from `from` (amount 0) to `to` (amount 1).
@@ -343,6 +389,89 @@ fn draw_logo(canvas: &mut RgbImage, area: PixelBox, primary: Rgb) {
     }
 }
 
+/// The colour copy is set in over `under`: the palette's text role, or its background role if
+/// that stands out more (copy over the product art), or black or white when neither reaches
+/// [`MIN_COPY_CONTRAST`].
+pub(crate) fn copy_colour(under: Rgb, text: Rgb, background: Rgb) -> Rgb {
+    let best = |first: Rgb, second: Rgb| {
+        if contrast_ratio(first, under) >= contrast_ratio(second, under) {
+            first
+        } else {
+            second
+        }
+    };
+    let role = best(text, background);
+    if contrast_ratio(role, under) >= MIN_COPY_CONTRAST {
+        role
+    } else {
+        best(Rgb::new(0, 0, 0), Rgb::new(255, 255, 255))
+    }
+}
+
+/// The headline in the heading face over the top of the zone, the body line below it in the
+/// body face, both shrunk (and at the smallest size cut) to fit.
+fn draw_copy(
+    canvas: &mut RgbImage,
+    area: PixelBox,
+    copy: &PreviewCopy,
+    spec: &PreviewSpec,
+) -> Result<(), PreviewError> {
+    if area.width < 4.0 || area.height < 4.0 {
+        return Ok(());
+    }
+    fn font(bytes: &[u8]) -> Result<ab_glyph::FontRef<'_>, PreviewError> {
+        ab_glyph::FontRef::try_from_slice(bytes)
+            .map_err(|error| PreviewError::Font(error.to_string()))
+    }
+    let cjk = font(&copy.cjk_face)?;
+    let heading = Faces {
+        primary: font(&copy.heading_face)?,
+        cjk: cjk.clone(),
+    };
+    let body = Faces {
+        primary: font(&copy.body_face)?,
+        cjk,
+    };
+    let (centre_x, centre_y) = area.centre();
+    let under = canvas
+        .get_pixel_checked(centre_x as u32, centre_y as u32)
+        .map_or(spec.background, |pixel| {
+            Rgb::new(pixel[0], pixel[1], pixel[2])
+        });
+    let colour = copy_colour(under, spec.text, spec.background);
+    let centred = ((area.left + area.width / 2.0) / canvas.width() as f32 - 0.5).abs() < 0.04;
+    let inner = area.inset(0.02, 0.04);
+    let headline_box = TextBox {
+        left: inner.left,
+        top: inner.top,
+        width: inner.width,
+        height: inner.height * 0.62,
+    };
+    let headline = typeset::fit(
+        &heading,
+        &copy.headline,
+        headline_box.height / 1.3,
+        headline_box,
+    );
+    typeset::draw(canvas, &heading, &headline, headline_box, centred, colour);
+    let gap = headline.size * 0.25;
+    let body_top = inner.top + headline.height() + gap;
+    let body_box = TextBox {
+        left: inner.left,
+        top: body_top,
+        width: inner.width,
+        height: (inner.bottom() - body_top).max(0.0),
+    };
+    if body_box.height >= 9.0 && !copy.body.trim().is_empty() {
+        let start = (headline.size * 0.42).min(body_box.height / 1.3);
+        let body_set = typeset::fit(&body, &copy.body, start, body_box);
+        if body_set.height() <= body_box.height {
+            typeset::draw(canvas, &body, &body_set, body_box, centred, colour);
+        }
+    }
+    Ok(())
+}
+
 fn draw_text_lines(canvas: &mut RgbImage, area: PixelBox, text: Rgb) {
     /// Body line widths as fractions of the zone, cycled, so the block looks like set copy.
     const BODY_WIDTHS: [f32; 4] = [0.94, 0.86, 0.9, 0.58];
@@ -422,10 +551,11 @@ mod tests {
         Rgb::parse_hex(text).expect("test colour is valid")
     }
 
+    /// At the size the shape tests were drawn for (the reply's previews are larger).
     fn sample_spec() -> PreviewSpec {
         PreviewSpec {
-            width: DEFAULT_PREVIEW_WIDTH,
-            height: DEFAULT_PREVIEW_HEIGHT,
+            width: 360,
+            height: 480,
             colours: ["#F4EFE6", "#2F5D50", "#E07A5F", "#1D2B2A", "#F2CC8F"]
                 .into_iter()
                 .map(hex)
@@ -434,6 +564,7 @@ mod tests {
             primary: hex("#2F5D50"),
             accent: hex("#E07A5F"),
             text: hex("#1D2B2A"),
+            copy: None,
             zones: vec![
                 (
                     ZoneKind::Logo,

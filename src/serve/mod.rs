@@ -178,8 +178,10 @@ pub(crate) const RUNTIME_BYTES: u64 = 96 * 1024 * 1024;
 /// Memory each worker or image thread adds: its stack, the model's tensors for one inference, and what
 /// the allocator keeps in the thread's arena.
 pub(crate) const WORKER_BYTES: u64 = 4 * 1024 * 1024;
-/// Largest reply body counted for the replies waiting to be published.
-pub(crate) const REPLY_BYTES: u64 = 16 * 1024;
+/// Largest reply body counted for the replies waiting to be published: a reply with its
+/// preview PNG (at most [`crate::recommend::preview::MAX_PREVIEW_PNG_BYTES`], a third more in
+/// base64) and the rest of the reply.
+pub(crate) const REPLY_BYTES: u64 = 64 * 1024;
 
 /// The most memory packd can hold with `workers` workers, a queue of `queue_bytes` payload bytes
 /// and a reply cache of `reply_cache_bytes`; docs/security.md ("Issue 13: memory") explains

@@ -15,6 +15,7 @@ pub mod signature;
 pub mod store;
 pub mod text_encoder;
 pub mod transfer;
+pub mod typefaces;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -133,6 +134,8 @@ pub struct Bundle {
     /// Each palette's roles seen in every vision, and their colour-vision check for briefs
     /// without brand colours, computed once.
     pub seen_roles: Vec<catalogue::SeenRoles>,
+    /// The faces previews are drawn in, when the bundle ships them (`fonts/index.json`).
+    pub typefaces: Option<typefaces::Typefaces>,
 }
 
 /// A bundle's text encoder with the vocabulary's synonyms already embedded.
@@ -178,6 +181,7 @@ impl Bundle {
                 message: error.to_string(),
             })?;
         let text = open_text_model(dir, &manifest, &vocabulary)?;
+        let typefaces = typefaces::open(dir, &manifest, &fonts)?;
         let bundle = Bundle {
             dir: dir.to_path_buf(),
             manifest,
@@ -190,6 +194,7 @@ impl Bundle {
             layouts,
             layout_rasters: Vec::new(),
             palette_labs,
+            typefaces,
         };
         bundle.check_shapes()?;
         // Only once the grid is known to match the model's output: its cell count is then sane.
@@ -482,7 +487,7 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     durable::sha256_hex_of_file(path)
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, BundleError> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, BundleError> {
     fs::read(path).map_err(|source| BundleError::Io {
         path: path.to_path_buf(),
         source,
@@ -496,7 +501,10 @@ fn read_to_string(path: &Path) -> Result<String, BundleError> {
     })
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, relative: &str) -> Result<T, BundleError> {
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    relative: &str,
+) -> Result<T, BundleError> {
     serde_json::from_slice(&read(&dir.join(relative))?).map_err(|error| BundleError::Catalogue {
         file: relative.to_string(),
         message: error.to_string(),

@@ -17,6 +17,7 @@ import onnx
 import onnxruntime as ort
 
 from . import colour as col
+from . import fonts as typefaces
 from . import content, knowledge, model, palettes as palmod, vocab as vocmod
 from .teacher import Teacher
 
@@ -409,6 +410,7 @@ def _build_into(out, dataset=None, dataset_only=False, quick=False, skip_report=
         from . import freetext_eval
         freetext_eval.append_report(out, CONFIG["text_encoder"])
         log(f"[{time.time()-t0:5.1f}s] report written")
+    typefaces.build(out, log=log)
     write_manifest(out, V, S, P, F, L)
     log(f"[{time.time()-t0:5.1f}s] done: {out}")
 

@@ -8,7 +8,7 @@ use crate::backend::cpu::CpuBackend;
 use crate::backend::{Backend, ModelInputs, ModelOutputs, Precision};
 use crate::bundle::Bundle;
 use crate::features::{self, EncodedBrief, ImageLimits};
-use crate::recommend::{recommend, Asked, Suggestions};
+use crate::recommend::{recommend, Asked, Suggestions, Words};
 
 struct Shipped {
     bundle: Bundle,
@@ -44,16 +44,17 @@ fn infer(encoded: &EncodedBrief) -> ModelOutputs {
         .expect("inference")
 }
 
-fn asked(top_k: usize, prefer_cvd_safe: bool) -> Asked {
+fn asked(top_k: usize, prefer_cvd_safe: bool) -> Asked<'static> {
     Asked {
         top_k,
         render: false,
         prefer_cvd_safe,
+        words: Words::default(),
     }
 }
 
 /// The brief through the real model and `recommend`, with its outputs.
-fn suggest(json: &str, asked: Asked) -> (Suggestions, ModelOutputs) {
+fn suggest(json: &str, asked: Asked<'_>) -> (Suggestions, ModelOutputs) {
     let encoded = encode(json);
     let outputs = infer(&encoded);
     let suggestions = recommend(&shipped().bundle, &outputs, &encoded, asked).expect("recommend");

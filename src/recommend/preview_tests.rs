@@ -1,0 +1,202 @@
+//! Previews of real briefs through the shipped model and faces: the words are really drawn,
+//! inside the text zone only, every Chinese character has a glyph, and the same brief gives the
+//! same bytes.
+
+use std::sync::OnceLock;
+
+use base64::Engine as _;
+use image::RgbImage;
+
+use super::*;
+use crate::backend::cpu::CpuBackend;
+use crate::backend::{Backend, ModelInputs, Precision};
+use crate::features::{self, ImageLimits};
+
+struct Shipped {
+    bundle: Bundle,
+    backend: CpuBackend,
+}
+
+fn shipped() -> &'static Shipped {
+    static SHIPPED: OnceLock<Shipped> = OnceLock::new();
+    SHIPPED.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("engines/packd-default");
+        let bundle = Bundle::open(&dir).expect("shipped bundle");
+        let backend = CpuBackend::load(&bundle, Precision::Fp32).expect("cpu backend");
+        Shipped { bundle, backend }
+    })
+}
+
+/// The brief's suggestions with its preview, and the preview decoded.
+fn preview_of(json: &str) -> (Suggestions, Vec<u8>, RgbImage) {
+    let brief = crate::brief::decode(json.as_bytes()).expect("brief");
+    let shipped = shipped();
+    // Without faces the text zone holds grey bars, which these tests must not mistake for words.
+    assert!(
+        shipped.bundle.typefaces.is_some(),
+        "the shipped bundle ships its preview faces"
+    );
+    let encoded =
+        features::encode(&brief, &shipped.bundle, &ImageLimits::default()).expect("encode");
+    let outputs = shipped
+        .backend
+        .infer(&ModelInputs {
+            brief: &encoded.terms,
+            image: &encoded.image,
+            brand: &encoded.brand,
+        })
+        .expect("inference");
+    let suggestions =
+        recommend(&shipped.bundle, &outputs, &encoded, (&brief).into()).expect("recommend");
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(suggestions.preview_png.as_deref().expect("a preview"))
+        .expect("base64");
+    let image = image::load_from_memory_with_format(&png, image::ImageFormat::Png)
+        .expect("PNG")
+        .to_rgb8();
+    (suggestions, png, image)
+}
+
+/// The text zone in pixels of the panel (the canvas above the swatch strip).
+fn text_zone(suggestions: &Suggestions, image: &RgbImage) -> (u32, u32, u32, u32) {
+    let strip = preview::swatch_strip_height(image.height(), suggestions.palettes[0].colors.len());
+    let panel = (image.height() - strip) as f32;
+    let zone = suggestions.layout.zones.text;
+    let width = image.width() as f32;
+    (
+        (zone.x * width).floor() as u32,
+        (zone.y * panel).floor() as u32,
+        ((zone.x + zone.w) * width).ceil() as u32,
+        ((zone.y + zone.h) * panel).ceil() as u32,
+    )
+}
+
+const ENGLISH: &str = r#"{"product":"Oolong tea","mood":["calm","traditional"],"render":true}"#;
+const CHINESE: &str = r#"{"product":"乌龙茶礼盒","mood":["宁静","国潮"],"render":true}"#;
+
+#[test]
+fn the_words_are_drawn_inside_the_text_zone_in_both_languages() {
+    for json in [ENGLISH, CHINESE] {
+        let (suggestions, _, image) = preview_of(json);
+        assert_eq!(
+            image.dimensions(),
+            (
+                preview::DEFAULT_PREVIEW_WIDTH,
+                preview::DEFAULT_PREVIEW_HEIGHT
+            )
+        );
+        let background = Rgb::parse_hex(&suggestions.palettes[0].roles.background).expect("hex");
+        let (left, top, right, bottom) = text_zone(&suggestions, &image);
+        let inked = (top..bottom.min(image.height()))
+            .flat_map(|y| (left..right.min(image.width())).map(move |x| (x, y)))
+            .filter(|&(x, y)| {
+                let pixel = image.get_pixel(x, y);
+                Rgb::new(pixel[0], pixel[1], pixel[2]) != background
+            })
+            .count();
+        let area = (right - left) * (bottom - top);
+        // Glyphs cover a few per cent of a zone; bars or nothing would be 0 or far more.
+        assert!(
+            inked * 100 > area as usize && inked * 2 < area as usize,
+            "{json}: {inked} of {area} pixels inked in the text zone"
+        );
+    }
+}
+
+#[test]
+fn text_never_leaves_its_zone() {
+    for json in [ENGLISH, CHINESE] {
+        let (suggestions, _, with_words) = preview_of(json);
+        let top = &suggestions.palettes[0];
+        let colour = |hex: &str| Rgb::parse_hex(hex).expect("hex");
+        let mut spec = preview::PreviewSpec {
+            width: preview::DEFAULT_PREVIEW_WIDTH,
+            height: preview::DEFAULT_PREVIEW_HEIGHT,
+            colours: top.colors.iter().map(|hex| colour(hex)).collect(),
+            background: colour(&top.roles.background),
+            primary: colour(&top.roles.primary),
+            accent: colour(&top.roles.accent),
+            text: colour(&top.roles.text),
+            zones: vec![
+                (
+                    preview::ZoneKind::Logo,
+                    to_preview_zone(suggestions.layout.zones.logo),
+                ),
+                (
+                    preview::ZoneKind::Product,
+                    to_preview_zone(suggestions.layout.zones.product),
+                ),
+            ],
+            copy: None,
+        };
+        // The same panel without its text zone: every pixel outside the zone must match.
+        spec.zones
+            .retain(|(kind, _)| *kind != preview::ZoneKind::Text);
+        let bare = image::load_from_memory(&preview::render_preview(&spec).expect("renders"))
+            .expect("PNG")
+            .to_rgb8();
+        let (left, top_edge, right, bottom) = text_zone(&suggestions, &with_words);
+        for (x, y, pixel) in with_words.enumerate_pixels() {
+            let inside = (left..right).contains(&x) && (top_edge..bottom).contains(&y);
+            if !inside {
+                assert_eq!(
+                    pixel,
+                    bare.get_pixel(x, y),
+                    "{json}: ({x}, {y}) outside the text zone"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_chinese_character_of_the_vocabulary_has_a_glyph() {
+    use ab_glyph::Font;
+    let faces = shipped()
+        .bundle
+        .typefaces
+        .as_ref()
+        .expect("the shipped bundle ships faces");
+    let cjk = ab_glyph::FontRef::try_from_slice(&faces.cjk.bytes).expect("a font");
+    let missing: Vec<char> = shipped()
+        .bundle
+        .vocabulary
+        .terms
+        .iter()
+        .flat_map(|term| term.zh.iter())
+        .chain(CHINESE.chars().map(String::from).collect::<Vec<_>>().iter())
+        .flat_map(|text| text.chars().collect::<Vec<_>>())
+        .filter(|c| u32::from(*c) >= 0x2E80)
+        .filter(|&c| cjk.glyph_id(c) == ab_glyph::GlyphId(0))
+        .collect();
+    assert!(missing.is_empty(), "no glyph for {missing:?}");
+}
+
+#[test]
+fn the_same_brief_renders_the_same_bytes() {
+    for json in [ENGLISH, CHINESE] {
+        let (_, first, _) = preview_of(json);
+        let (_, second, _) = preview_of(json);
+        assert_eq!(first, second, "{json}");
+    }
+}
+
+#[test]
+fn copy_stands_out_from_what_lies_under_it() {
+    let cream = Rgb::new(0xF4, 0xEF, 0xE6);
+    let ink = Rgb::new(0x1D, 0x2B, 0x2A);
+    // Over the background the text role; over dark art the background role; over mid grey,
+    // where neither role reaches AA, black or white.
+    assert_eq!(preview::copy_colour(cream, ink, cream), ink);
+    assert_eq!(
+        preview::copy_colour(Rgb::new(0x20, 0x20, 0x20), ink, cream),
+        cream
+    );
+    let grey = Rgb::new(0x80, 0x80, 0x80);
+    let chosen = preview::copy_colour(grey, Rgb::new(0x90, 0x90, 0x90), Rgb::new(0x70, 0x70, 0x70));
+    assert_eq!(
+        chosen,
+        Rgb::new(0, 0, 0),
+        "black reaches 5.3:1 on mid grey, white 3.9:1"
+    );
+}
