@@ -1279,7 +1279,9 @@ async fn activate_and_rollback_refuse_engines_the_device_can_no_longer_run() {
 async fn a_crash_at_any_step_of_an_install_leaves_old_or_new_intact() {
     let (key, public) = signing_key();
     let broker = Broker::start();
-    let archive = pack(bundle_variant("5.0.0", |_| {}, true).path());
+    // Without the preview faces: each file unpacked is a crash point, and their 212 files would
+    // add as many restarts without a new kind of step.
+    let archive = pack(bundle_variant("5.0.0", without_fonts, true).path());
     let mut client = V5Client::connect(&broker).await;
     let mut crash_points = 0;
     let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
@@ -1529,6 +1531,7 @@ async fn unpack_writes_no_more_than_the_archive_allows() {
         "3.7.0",
         |dir| {
             without_text_encoder(dir);
+            without_fonts(dir);
             fs::write(dir.join("zeros.bin"), vec![0u8; 96 << 20]).unwrap()
         },
         true,
