@@ -531,8 +531,9 @@ fn draw_swatches(canvas: &mut RgbImage, colours: &[Rgb], top: u32) {
 
 fn encode_png(canvas: &RgbImage) -> Result<Vec<u8>, PreviewError> {
     let mut bytes = Vec::new();
-    // Best compression keeps flat-colour previews to a few kilobytes.
-    PngEncoder::new_with_quality(&mut bytes, CompressionType::Best, FilterType::Adaptive)
+    // Default rather than Best: within 1 % of its size for these flat panels, in two thirds of the
+    // time (8 against 13 ms at 720×960); Fast doubles the size.
+    PngEncoder::new_with_quality(&mut bytes, CompressionType::Default, FilterType::Adaptive)
         .write_image(
             canvas.as_raw(),
             canvas.width(),
