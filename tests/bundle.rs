@@ -199,3 +199,64 @@ fn a_truncated_text_encoder_is_refused_with_its_file_named() {
         other => panic!("expected a refusal naming text_encoder.bin, got {other:?}"),
     }
 }
+
+/// Issue 17: the preview faces are part of the bundle's content. Every pairing's faces are
+/// read at open; an index that lacks one, or names a file outside the manifest, is refused with
+/// the index named, and a bundle without faces still opens (previews then draw bars).
+#[test]
+fn preview_faces_must_cover_every_pairing_and_be_listed_files() {
+    use crate::fixtures::bundles::{bundle_variant, without_fonts};
+
+    let bundle = Bundle::open(&shipped()).expect("shipped bundle opens");
+    let faces = bundle
+        .typefaces
+        .as_ref()
+        .expect("the shipped bundle has faces");
+    for pairing in &bundle.fonts.pairings {
+        assert!(
+            faces.heading.contains_key(&pairing.heading),
+            "{}",
+            pairing.id
+        );
+        assert!(faces.body.contains_key(&pairing.body), "{}", pairing.id);
+    }
+    assert!(!faces.cjk.bytes.is_empty());
+
+    let edit_index = |edit: fn(&mut serde_json::Value)| {
+        bundle_variant(
+            "9.9.0",
+            |dir| {
+                let path = dir.join("fonts/index.json");
+                let mut index: serde_json::Value =
+                    serde_json::from_slice(&fs::read(&path).expect("index")).expect("JSON");
+                edit(&mut index);
+                fs::write(&path, index.to_string()).expect("write index");
+            },
+            true,
+        )
+    };
+    let missing_face = edit_index(|index| {
+        index["heading"]
+            .as_object_mut()
+            .expect("object")
+            .remove("Playfair Display");
+    });
+    match Bundle::open(missing_face.path()) {
+        Err(BundleError::Catalogue { file, message }) => {
+            assert_eq!(file, "fonts/index.json");
+            assert!(message.contains("Playfair Display"), "{message}");
+        }
+        other => panic!("a missing face must be refused: {:?}", other.map(|_| ())),
+    }
+    let outside = edit_index(|index| {
+        index["cjk"]["file"] = serde_json::json!("../manifest.toml");
+    });
+    assert!(matches!(
+        Bundle::open(outside.path()),
+        Err(BundleError::Catalogue { .. })
+    ));
+
+    let without = bundle_variant("9.9.1", without_fonts, true);
+    let opened = Bundle::open(without.path()).expect("a bundle without faces opens");
+    assert!(opened.typefaces.is_none());
+}

@@ -17,7 +17,7 @@ pub const INDEX_FILE: &str = "fonts/index.json";
 const FONTS_DIR: &str = "fonts/";
 
 /// One face's file, read.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FaceFile {
     /// The family name, as the font catalogue names it.
     pub family: String,
@@ -25,6 +25,18 @@ pub struct FaceFile {
     pub weight: u16,
     /// The TrueType bytes.
     pub bytes: Arc<[u8]>,
+}
+
+// By hand: a derived `Debug` would print a megabyte of font bytes wherever a bundle is shown.
+impl std::fmt::Debug for FaceFile {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("FaceFile")
+            .field("family", &self.family)
+            .field("weight", &self.weight)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
 }
 
 /// The faces previews draw with.
