@@ -128,15 +128,9 @@ pub(crate) fn zone_of(heatmap: &[f32], rows: usize, columns: usize) -> Zone {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::cpu::CpuBackend;
-    use crate::backend::{Backend as _, ModelInputs, Precision};
+    use crate::backend::{Backend as _, ModelInputs};
     use crate::bundle::catalogue::TemplateZones;
-    use crate::bundle::Bundle;
-
-    fn shipped() -> Bundle {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("engines/packd-default");
-        Bundle::open(&dir).expect("shipped bundle")
-    }
+    use crate::recommend::test_support::shipped;
 
     fn maps(values: &[f32], cells: usize) -> LayoutMaps<Vec<f32>> {
         LayoutMaps {
@@ -148,7 +142,7 @@ mod tests {
 
     #[test]
     fn every_template_drawn_is_nearest_to_itself() {
-        let bundle = shipped();
+        let bundle = &shipped().bundle;
         let [rows, columns] = bundle.manifest.model.layout_grid;
         assert_eq!(bundle.layout_rasters.len(), bundle.layouts.templates.len());
         for (index, raster) in bundle.layout_rasters.iter().enumerate() {
@@ -168,7 +162,7 @@ mod tests {
 
     #[test]
     fn only_the_overlay_template_overlaps_its_zones() {
-        let bundle = shipped();
+        let bundle = &shipped().bundle;
         let overlapping: Vec<&str> = bundle
             .layouts
             .templates
@@ -186,8 +180,7 @@ mod tests {
     #[test]
     fn replies_to_varied_briefs_have_a_template_layout_without_accidental_overlaps() {
         const MOST_OVERLAP: f32 = 0.2;
-        let bundle = shipped();
-        let backend = CpuBackend::load(&bundle, Precision::Fp32).expect("cpu backend");
+        let (bundle, backend) = (&shipped().bundle, &shipped().backend);
         let dev = std::fs::read_to_string(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("engines/recipe/data/freetext_dev.jsonl"),
@@ -200,14 +193,14 @@ mod tests {
             let row: serde_json::Value = serde_json::from_str(line).expect("jsonl");
             let brief = crate::brief::decode(row["brief"].to_string().as_bytes()).expect("brief");
             let limits = crate::features::ImageLimits::default();
-            let encoded = crate::features::encode(&brief, &bundle, &limits).expect("encode");
+            let encoded = crate::features::encode(&brief, bundle, &limits).expect("encode");
             let inputs = ModelInputs {
                 brief: &encoded.terms,
                 image: &encoded.image,
                 brand: &encoded.brand,
             };
             let outputs = backend.infer(&inputs).expect("infer");
-            let reply = super::super::recommend(&bundle, &outputs, &encoded, (&brief).into())
+            let reply = super::super::recommend(bundle, &outputs, &encoded, (&brief).into())
                 .expect("recommend");
             let zones = &reply.layout.zones;
             let template = bundle

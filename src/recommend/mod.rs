@@ -517,6 +517,9 @@ fn to_preview_zone(zone: Zone) -> preview::Zone {
 mod preview_tests;
 
 #[cfg(test)]
+mod test_support;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::bundle::catalogue::PaletteRoles as CatalogueRoles;
@@ -560,8 +563,7 @@ mod tests {
     /// brand colour that is one of the palette's own roles.
     #[test]
     fn checks_from_seen_colours_are_the_checks_of_the_fitted_roles() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("engines/packd-default");
-        let bundle = crate::bundle::Bundle::open(&dir).expect("shipped bundle");
+        let bundle = &super::test_support::shipped().bundle;
         assert_eq!(bundle.seen_roles.len(), bundle.palettes.palettes.len());
         let blue = Rgb::parse_hex("#1A73E8").unwrap();
         let yellow = Rgb::parse_hex("#F2C14E").unwrap();

@@ -2,30 +2,13 @@
 //! inside the text zone only, every Chinese character has a glyph, and the same brief gives the
 //! same bytes.
 
-use std::sync::OnceLock;
-
 use base64::Engine as _;
 use image::RgbImage;
 
+use super::test_support::shipped;
 use super::*;
-use crate::backend::cpu::CpuBackend;
-use crate::backend::{Backend, ModelInputs, Precision};
+use crate::backend::{Backend, ModelInputs};
 use crate::features::{self, ImageLimits};
-
-struct Shipped {
-    bundle: Bundle,
-    backend: CpuBackend,
-}
-
-fn shipped() -> &'static Shipped {
-    static SHIPPED: OnceLock<Shipped> = OnceLock::new();
-    SHIPPED.get_or_init(|| {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("engines/packd-default");
-        let bundle = Bundle::open(&dir).expect("shipped bundle");
-        let backend = CpuBackend::load(&bundle, Precision::Fp32).expect("cpu backend");
-        Shipped { bundle, backend }
-    })
-}
 
 /// The brief's suggestions with its preview, and the preview decoded.
 fn preview_of(json: &str) -> (Suggestions, Vec<u8>, RgbImage) {

@@ -1,32 +1,11 @@
 //! Diversity on the shipped bundle (real model outputs and crafted score vectors) and on small
 //! crafted likenesses.
 
-use std::sync::OnceLock;
-
 use super::*;
-use crate::backend::cpu::CpuBackend;
-use crate::backend::{Backend, ModelInputs, ModelOutputs, Precision};
-use crate::bundle::Bundle;
+use crate::backend::{Backend, ModelInputs, ModelOutputs};
 use crate::features::{self, EncodedBrief, ImageLimits};
+use crate::recommend::test_support::shipped;
 use crate::recommend::{recommend, Asked, Suggestions, Words};
-
-struct Shipped {
-    bundle: Bundle,
-    backend: CpuBackend,
-}
-
-fn shipped() -> &'static Shipped {
-    static SHIPPED: OnceLock<Shipped> = OnceLock::new();
-    SHIPPED.get_or_init(|| {
-        let bundle = Bundle::open(std::path::Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/engines/packd-default"
-        )))
-        .expect("shipped bundle");
-        let backend = CpuBackend::load(&bundle, Precision::Fp32).expect("cpu backend");
-        Shipped { bundle, backend }
-    })
-}
 
 fn encode(json: &str) -> EncodedBrief {
     let brief = crate::brief::decode(json.as_bytes()).expect("brief");
