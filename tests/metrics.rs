@@ -12,6 +12,14 @@ use fixtures::bundles::command;
 use fixtures::*;
 use serde_json::json;
 
+/// The environment entry that has packd serve `/metrics` on `port` of the loopback.
+pub(crate) fn listen_on(port: u16) -> (String, String) {
+    (
+        "PACKD_TELEMETRY__METRICS_LISTEN".into(),
+        format!("127.0.0.1:{port}"),
+    )
+}
+
 /// `GET path` over HTTP/1.1; the status line and the body.
 pub(crate) fn get(port: u16, path: &str) -> (String, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("metrics endpoint listens");
@@ -50,10 +58,7 @@ pub(crate) fn samples(text: &str) -> BTreeMap<String, f64> {
 async fn metrics_count_briefs_bundle_commands_and_name_the_active_bundle() {
     let port = support::free_port();
     let options = PackdOptions {
-        env: vec![(
-            "PACKD_TELEMETRY__METRICS_LISTEN".into(),
-            format!("127.0.0.1:{port}"),
-        )],
+        env: vec![listen_on(port)],
         ..PackdOptions::default()
     };
     let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
@@ -117,10 +122,7 @@ async fn a_metrics_port_taken_by_someone_else_leaves_briefs_served() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to hold");
     let port = taken.local_addr().expect("address").port();
     let options = PackdOptions {
-        env: vec![(
-            "PACKD_TELEMETRY__METRICS_LISTEN".into(),
-            format!("127.0.0.1:{port}"),
-        )],
+        env: vec![listen_on(port)],
         ..PackdOptions::default()
     };
     let (_broker, packd, mut client) = broker_and_packd(options, "online").await;

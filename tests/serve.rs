@@ -511,10 +511,7 @@ async fn a_burst_of_briefs_runs_in_batches_and_each_gets_its_own_answer() {
         env: vec![
             hold.env(),
             ("PACKD_SERVE__MAX_BATCH".into(), "8".into()),
-            (
-                "PACKD_TELEMETRY__METRICS_LISTEN".into(),
-                format!("127.0.0.1:{port}"),
-            ),
+            crate::metrics::listen_on(port),
         ],
         ..PackdOptions::default()
     };
