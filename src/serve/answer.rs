@@ -112,32 +112,13 @@ impl Shared {
     /// The reply to a prepared brief from its inference, or the error it earned.
     pub(super) fn answer(
         &self,
-        prepared: Prepared,
+        mut prepared: Prepared,
         inferred: Result<Inferred, ApiError>,
     ) -> Finished {
-        let outcome = match inferred {
-            Ok(inferred) => self.suggest(&prepared, inferred),
-            Err(error) => Err(error),
-        };
-        let outcome = outcome.unwrap_or_else(|error| {
-            Outcome::failed(
-                error,
-                prepared.answering.queue_us,
-                prepared.answering.started,
-            )
-        });
-        let outcome = match outcome.result {
-            Ok(mut reply) => {
-                // Moved, not cloned: the encoding is done with.
-                reply.understood = prepared.encoded.understood;
-                reply.warnings = prepared.encoded.warnings;
-                Outcome {
-                    result: Ok(reply),
-                    ..outcome
-                }
-            }
-            Err(_) => outcome,
-        };
+        let (queue_us, started) = (prepared.answering.queue_us, prepared.answering.started);
+        let outcome = inferred
+            .and_then(|inferred| self.suggest(&mut prepared, inferred))
+            .unwrap_or_else(|error| Outcome::failed(error, queue_us, started));
         Finished {
             answering: prepared.answering,
             model: Some(prepared.model),
@@ -145,8 +126,8 @@ impl Shared {
         }
     }
 
-    /// Recommendation and reply (its `understood` and `warnings` left for the caller).
-    fn suggest(&self, prepared: &Prepared, inferred: Inferred) -> Result<Outcome, ApiError> {
+    /// Recommendation and reply; the reply takes the encoding's `understood` and `warnings`.
+    fn suggest(&self, prepared: &mut Prepared, inferred: Inferred) -> Result<Outcome, ApiError> {
         let model = &prepared.model;
         let suggestions = recommend::recommend(
             &model.bundle,
@@ -174,7 +155,7 @@ impl Shared {
 
     fn reply(
         &self,
-        prepared: &Prepared,
+        prepared: &mut Prepared,
         ran_on: &str,
         timing: Timing,
         suggestions: Suggestions,
@@ -195,8 +176,9 @@ impl Shared {
             palettes: suggestions.palettes,
             fonts: suggestions.fonts,
             layout: suggestions.layout,
-            understood: Vec::new(),
-            warnings: Vec::new(),
+            // Moved, not cloned: the encoding is done with.
+            understood: std::mem::take(&mut prepared.encoded.understood),
+            warnings: std::mem::take(&mut prepared.encoded.warnings),
             preview_png: suggestions.preview_png,
         }
     }
