@@ -100,15 +100,16 @@ mod tests {
     #[test]
     fn items_arriving_within_the_window_join_the_batch() {
         let (sender, receiver) = flume::unbounded();
-        let (started_tx, started_rx) = flume::bounded::<()>(1);
+        // Each item is sent only once the one before it was taken, so every one reaches the
+        // collector while it waits in the window, not in the queue before it looks.
         let feeder = std::thread::spawn(move || {
-            started_rx.recv().expect("collector started");
             for item in 1..=7 {
                 sender.send(item).expect("open");
+                while !sender.is_empty() {
+                    std::thread::yield_now();
+                }
             }
         });
-        started_tx.send(()).expect("feeder waits");
-        // The batch fills within the window (the feeder sends at once), so it returns full.
         let batch = collect(&receiver, 0, 8, Duration::from_secs(3600));
         feeder.join().expect("feeder");
         assert_eq!(batch, (0..8).collect::<Vec<_>>());
