@@ -610,6 +610,22 @@ mod tests {
     }
 
     #[test]
+    fn a_face_that_is_not_a_font_is_a_clear_error() {
+        let garbage: std::sync::Arc<[u8]> = std::sync::Arc::from(&b"not a font"[..]);
+        let spec = PreviewSpec {
+            copy: Some(PreviewCopy {
+                headline: "Tea".into(),
+                body: "calm".into(),
+                heading_face: garbage.clone(),
+                body_face: garbage.clone(),
+                cjk_face: garbage,
+            }),
+            ..sample_spec()
+        };
+        assert!(matches!(render_preview(&spec), Err(PreviewError::Font(_))));
+    }
+
+    #[test]
     fn renders_a_png_of_the_requested_size() {
         let spec = sample_spec();
         let bytes = render_preview(&spec).expect("renders");
