@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use base64::Engine as _;
-use fixtures::bundles::{bundle_variant, installed_path, without_text_encoder};
+use fixtures::bundles::{bundle_variant, installed_path, without_fonts, without_text_encoder};
 use fixtures::{shipped_bundle, Appliance, Packd, PackdOptions, V5Client, PREFIX, REPLY_DEADLINE};
 use packd::reply::BundleRef;
 use packd_wire::bundle::BundleReply;
@@ -465,11 +465,19 @@ impl Operator {
         self.archive_of(bundle_variant(version, |_| {}, true), version, signed)
     }
 
-    /// [`Operator::archive`] of the shipped bundle without its 15 MB text encoder: for tests
-    /// of the transfer itself, whose debug-build commit of the whole bundle under load came
-    /// close to packctl's 10 s reply timeout.
+    /// [`Operator::archive`] of the shipped bundle without its 15 MB text encoder and its 3.8 MB
+    /// of preview faces (212 files, each synced at commit): for tests of the transfer itself,
+    /// whose debug-build commit of the whole bundle under load came close to packctl's 10 s
+    /// reply timeout.
     fn slim_archive(&self, version: &str, signed: bool) -> PathBuf {
-        let variant = bundle_variant(version, without_text_encoder, true);
+        let variant = bundle_variant(
+            version,
+            |dir| {
+                without_text_encoder(dir);
+                without_fonts(dir);
+            },
+            true,
+        );
         self.archive_of(variant, version, signed)
     }
 
