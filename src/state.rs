@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use serde::Serialize;
+use packd_wire::state::{State, Status};
 
 use crate::reply::BundleRef;
 
@@ -20,18 +20,6 @@ struct Current {
     backends: Vec<String>,
     /// Why the appliance is degraded; `None` when all is well.
     problem: Option<String>,
-}
-
-#[derive(Serialize)]
-struct StateDocument<'a> {
-    status: &'a str,
-    device: &'a str,
-    version: &'a str,
-    bundle: Option<&'a BundleRef>,
-    backends: &'a [String],
-    since: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
 }
 
 impl StateBoard {
@@ -57,9 +45,9 @@ impl StateBoard {
     pub(crate) fn render_current(&self) -> Vec<u8> {
         let current = self.lock().clone();
         let status = if current.problem.is_some() {
-            "degraded"
+            Status::Degraded
         } else {
-            "online"
+            Status::Online
         };
         self.render(status, &current)
     }
@@ -68,7 +56,7 @@ impl StateBoard {
     pub(crate) fn render_offline(&self) -> Vec<u8> {
         let current = self.lock().clone();
         self.render(
-            "offline",
+            Status::Offline,
             &Current {
                 problem: None,
                 ..current
@@ -76,15 +64,15 @@ impl StateBoard {
         )
     }
 
-    fn render(&self, status: &str, current: &Current) -> Vec<u8> {
-        serde_json::to_vec(&StateDocument {
+    fn render(&self, status: Status, current: &Current) -> Vec<u8> {
+        serde_json::to_vec(&State {
             status,
-            device: &self.device,
-            version: crate::VERSION,
-            bundle: current.bundle.as_ref(),
-            backends: &current.backends,
-            since: &self.since,
-            reason: current.problem.as_deref(),
+            device: self.device.clone(),
+            version: crate::VERSION.to_string(),
+            bundle: current.bundle.clone(),
+            backends: current.backends.clone(),
+            since: self.since.clone(),
+            reason: current.problem.clone(),
         })
         .unwrap_or_default()
     }

@@ -34,11 +34,11 @@ async fn packctl_async(dir: PathBuf, arguments: Vec<String>) -> Output {
     .expect("packctl task")
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn describe(output: &Output) -> String {
+pub(crate) fn describe(output: &Output) -> String {
     format!(
         "status {:?}\nstdout:\n{}\nstderr:\n{}",
         output.status,
@@ -428,16 +428,16 @@ async fn push_and_list_fail_cleanly_when_no_appliance_answers() {
 
 /// An operator's workspace: a key pair made by `packctl keygen`, and the folder packctl runs
 /// in, where the archives it builds and signs land.
-struct Operator {
-    dir: tempfile::TempDir,
+pub(crate) struct Operator {
+    pub(crate) dir: tempfile::TempDir,
     /// The public key inline (base64), as `packctl keygen` prints it for `trusted_keys`.
-    public: String,
+    pub(crate) public: String,
     /// The public key file `packctl keygen` wrote.
-    public_path: PathBuf,
+    pub(crate) public_path: PathBuf,
 }
 
 impl Operator {
-    fn new() -> Operator {
+    pub(crate) fn new() -> Operator {
         let dir = tempfile::tempdir().expect("temp dir");
         let output = packctl(dir.path(), &["keygen", "--name", "fleet", "--dir", "keys"]);
         assert!(output.status.success(), "{}", describe(&output));
@@ -469,7 +469,7 @@ impl Operator {
     /// of preview faces (212 files, each synced at commit): for tests of the transfer itself,
     /// whose debug-build commit of the whole bundle under load came close to packctl's 10 s
     /// reply timeout.
-    fn slim_archive(&self, version: &str, signed: bool) -> PathBuf {
+    pub(crate) fn slim_archive(&self, version: &str, signed: bool) -> PathBuf {
         let variant = bundle_variant(
             version,
             |dir| {
@@ -506,7 +506,7 @@ impl Operator {
 
     /// packctl's command line for `broker`: `--config` with nothing but `[mqtt] url`, then
     /// `arguments`.
-    fn command_line(&self, broker: &Broker, arguments: &[&str]) -> Vec<String> {
+    pub(crate) fn command_line(&self, broker: &Broker, arguments: &[&str]) -> Vec<String> {
         let config = self.dir.path().join("packctl.toml");
         std::fs::write(&config, format!("[mqtt]\nurl = \"{}\"\n", broker.url()))
             .expect("write config");
@@ -519,7 +519,7 @@ impl Operator {
     }
 
     /// Runs packctl with `arguments` against `broker` (the future owns what it needs).
-    fn run(
+    pub(crate) fn run(
         &self,
         broker: &Broker,
         arguments: &[&str],
@@ -532,7 +532,7 @@ impl Operator {
 }
 
 /// packd options trusting `key` (inline base64 or the path of a .pub file).
-fn trusting(key: &str) -> PackdOptions {
+pub(crate) fn trusting(key: &str) -> PackdOptions {
     PackdOptions {
         env: vec![("PACKD_BUNDLES__TRUSTED_KEYS".into(), key.into())],
         ..PackdOptions::default()
@@ -540,7 +540,7 @@ fn trusting(key: &str) -> PackdOptions {
 }
 
 /// The bundle version a real brief is answered with.
-async fn serving(client: &mut V5Client, packd: &Packd) -> String {
+pub(crate) async fn serving(client: &mut V5Client, packd: &Packd) -> String {
     let reply = client.ask(packd, r#"{"product":"tea"}"#).await;
     reply["bundle"]["version"]
         .as_str()
@@ -858,7 +858,7 @@ fn held_chunks(packd: &Packd, transfer: &str) -> u64 {
 }
 
 /// `begin` requests packctl published to `device`, as the broker logged them (all restarts).
-fn begins_received(broker: &Broker, device: &str) -> usize {
+pub(crate) fn begins_received(broker: &Broker, device: &str) -> usize {
     let topic = format!("'{PREFIX}/devices/{device}/bundles/begin'");
     broker
         .log()

@@ -10,8 +10,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use crate::config::TelemetryConfig;
 use crate::reply::{ErrorCode, Timing};
 
@@ -60,36 +58,9 @@ struct Samples {
     seen: u64,
 }
 
-/// Latency percentiles of one backend over one interval, in microseconds.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Percentiles {
-    /// Briefs answered by this backend in the interval.
-    pub count: u64,
-    /// Median latency.
-    pub p50: u64,
-    /// 90th percentile latency.
-    pub p90: u64,
-    /// 99th percentile latency.
-    pub p99: u64,
-    /// Slowest brief.
-    pub max: u64,
-}
-
-/// The stats topic's payload.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct StatsSnapshot {
-    pub device: String,
-    pub(crate) uptime_s: u64,
-    pub(crate) interval_s: u64,
-    pub briefs: u64,
-    pub ok: u64,
-    pub errors: BTreeMap<&'static str, u64>,
-    pub dropped: u64,
-    pub duplicates: u64,
-    pub queue_depth: usize,
-    pub in_flight: usize,
-    pub latency_us: BTreeMap<String, Percentiles>,
-}
+/// The stats topic's payload, as the contract types it.
+pub(crate) type StatsSnapshot = packd_wire::state::Stats;
+pub use packd_wire::state::Percentiles;
 
 impl Telemetry {
     /// Fresh counters.
@@ -184,12 +155,7 @@ impl Telemetry {
             ok: self.ok.load(Ordering::Relaxed),
             errors: ErrorCode::ALL
                 .iter()
-                .map(|&code| {
-                    (
-                        code.as_str(),
-                        self.errors[code as usize].load(Ordering::Relaxed),
-                    )
-                })
+                .map(|&code| (code, self.errors[code as usize].load(Ordering::Relaxed)))
                 .collect(),
             dropped: self.dropped.load(Ordering::Relaxed),
             duplicates: self.duplicates.load(Ordering::Relaxed),
@@ -414,7 +380,7 @@ mod tests {
             (
                 first.briefs,
                 first.ok,
-                first.errors["bad_request"],
+                first.errors[&ErrorCode::BadRequest],
                 first.dropped,
                 first.queue_depth
             ),

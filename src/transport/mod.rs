@@ -29,10 +29,9 @@ pub const MAX_INCOMING_PACKET: u32 = 16 * 1024 * 1024;
 /// Requests queued towards the event loop before publishers wait.
 pub(crate) const REQUEST_CHANNEL: usize = 1024;
 const JSON: &str = "application/json";
-/// MQTT v5 user property on every state message (and the will), once per pool served, so that
-/// pool peers know whose session they may adopt; the state document itself is left as the
-/// contract defines it.
-pub(crate) const STATE_POOL_PROPERTY: &str = "packd-pool";
+// Pool peers learn whose session they may adopt from it; the state document itself is left as
+// the contract defines it.
+pub(crate) use packd_wire::state::STATE_POOL_PROPERTY;
 
 /// The MQTT client id of an appliance; a pool peer adopting its session connects with it too.
 pub fn client_id(device: &str) -> String {

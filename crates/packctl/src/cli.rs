@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{brief, local, push, remote, Appliance};
+use crate::{brief, local, push, remote, rollout, Appliance};
 
 /// Operate packd appliances over MQTT (reads the same mqtt.* settings as packd).
 #[derive(Parser)]
@@ -28,6 +28,9 @@ pub(crate) enum Command {
     /// Build, sign, inspect and deploy model bundles.
     #[command(subcommand)]
     Bundle(BundleCommand),
+    /// Roll a bundle out to many appliances in waves, stopping and rolling back on failures.
+    #[command(subcommand)]
+    Rollout(rollout::RolloutCommand),
 }
 
 #[derive(Subcommand)]
@@ -112,6 +115,7 @@ fn run_remote(appliance: &Appliance, command: Command) -> anyhow::Result<ExitCod
     runtime.block_on(async {
         match command {
             Command::Brief(brief) => brief::send_brief(appliance, brief).await,
+            Command::Rollout(command) => rollout::run(appliance, command).await,
             Command::Bundle(BundleCommand::Push(arguments)) => {
                 push::push(appliance, arguments).await
             }

@@ -13,6 +13,7 @@ mod print;
 mod push;
 mod ranges;
 mod remote;
+mod rollout;
 mod session;
 
 use std::error::Error;

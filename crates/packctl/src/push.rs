@@ -103,6 +103,59 @@ struct Push {
     bytes_sent: u64,
     sending: Duration,
     shortfall: Option<String>,
+    /// The caller's progress bar (a rollout's table row); without one, each send draws its own.
+    bar: Option<ProgressBar>,
+}
+
+/// How a push goes, whoever asked for it (`bundle push` or a rollout).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    /// Chunk size in bytes.
+    pub(crate) chunk_size: u64,
+    /// Activate once installed.
+    pub(crate) activate: bool,
+    /// With a pool: the number of appliances to wait for.
+    pub(crate) expect: Option<usize>,
+    /// How long to wait for replies.
+    pub(crate) wait: Wait,
+    /// Commits answered with missing_chunks followed by a resend, at most.
+    pub(crate) commit_retries: u32,
+}
+
+impl PushArguments {
+    fn settings(&self) -> Settings {
+        Settings {
+            chunk_size: self.chunk_size,
+            activate: !self.no_activate,
+            expect: self.expect.map(|count| count as usize),
+            wait: Wait {
+                timeout: Duration::from_secs(self.timeout_s.max(1)),
+                quiet: Duration::from_secs(self.quiet_s),
+            },
+            commit_retries: self.commit_retries,
+        }
+    }
+}
+
+/// Pushes a signed archive to one device (installing it, and activating it when `settings` say
+/// so); returns the device's final answer. A lost connection is resumed as `bundle push` does.
+pub(crate) async fn push_to_device(
+    appliance: &Appliance,
+    file: &std::path::Path,
+    device: &str,
+    settings: &Settings,
+    bar: ProgressBar,
+) -> anyhow::Result<Answer> {
+    let identity = local::verified_identity(file)?;
+    let begin = begin_request(file, settings.chunk_size, false, &identity)?;
+    let target = Target::Device(device.to_string());
+    let mut push = Push::new(appliance, file, settings, target, &begin)?;
+    push.bar = Some(bar);
+    transfer(appliance, &mut push).await?;
+    Ok(push
+        .results()
+        .remove(device)
+        .unwrap_or_else(|| Answer::verdict(device, "no_reply", "no reply from the device")))
 }
 
 /// Why an attempt at a push stopped: a lost connection is resumed over a new one.
@@ -130,8 +183,14 @@ pub(crate) async fn push(
 ) -> anyhow::Result<ExitCode> {
     let target = arguments.target.target()?;
     let identity = local::verified_identity(&arguments.file)?;
-    let begin = begin_request(&arguments, &identity)?;
-    let mut push = Push::new(appliance, &arguments, target, &begin)?;
+    let begin = begin_request(
+        &arguments.file,
+        arguments.chunk_size,
+        arguments.unsigned,
+        &identity,
+    )?;
+    let settings = arguments.settings();
+    let mut push = Push::new(appliance, &arguments.file, &settings, target, &begin)?;
     eprintln!(
         "pushing {} {} ({}, {} chunks of {}) to {}, transfer {}",
         identity.name,
@@ -151,22 +210,23 @@ pub(crate) async fn push(
 /// The `begin` request for an archive: what it is and, unless `--unsigned`, its signature from
 /// FILE.sig, which must be for this very archive.
 fn begin_request(
-    arguments: &PushArguments,
+    path: &std::path::Path,
+    chunk_size: u64,
+    unsigned: bool,
     identity: &ArchiveIdentity,
 ) -> anyhow::Result<wire::Begin> {
-    let path = &arguments.file;
     let mut begin = wire::Begin {
         transfer: identity.sha256[..32].to_string(),
         name: identity.name.clone(),
         version: identity.version.clone(),
         size: identity.size,
         sha256: identity.sha256.clone(),
-        chunk_size: arguments.chunk_size,
+        chunk_size,
         signature: None,
         key_id: None,
         allow_downgrade: false,
     };
-    if arguments.unsigned {
+    if unsigned {
         return Ok(begin);
     }
     let signature = local::read_signature(path)?.ok_or_else(|| {
@@ -274,36 +334,34 @@ impl Push {
     /// A push of `begin`'s archive, before anything is sent.
     fn new(
         appliance: &Appliance,
-        arguments: &PushArguments,
+        path: &std::path::Path,
+        settings: &Settings,
         target: Target,
         begin: &wire::Begin,
     ) -> anyhow::Result<Push> {
-        let path = arguments.file.clone();
-        let file = File::open(&path).with_context(|| path.display().to_string())?;
+        let file = File::open(path).with_context(|| path.display().to_string())?;
         Ok(Push {
             file,
-            path,
+            path: path.to_path_buf(),
             size: begin.size,
-            chunk_size: arguments.chunk_size,
-            chunk_count: begin.size.div_ceil(arguments.chunk_size),
+            chunk_size: settings.chunk_size,
+            chunk_count: begin.size.div_ceil(settings.chunk_size),
             transfer: begin.transfer.clone(),
             begin: serde_json::to_value(begin)?,
-            activate: !arguments.no_activate,
+            activate: settings.activate,
             expect: match target {
-                Target::Pool(_) => arguments.expect.map(|count| count as usize),
+                Target::Pool(_) => settings.expect,
                 Target::Device(_) => None,
             },
             target,
             prefix: appliance.prefix.clone(),
-            wait: Wait {
-                timeout: Duration::from_secs(arguments.timeout_s.max(1)),
-                quiet: Duration::from_secs(arguments.quiet_s),
-            },
-            commit_retries: arguments.commit_retries,
+            wait: settings.wait,
+            commit_retries: settings.commit_retries,
             devices: None,
             bytes_sent: 0,
             sending: Duration::ZERO,
             shortfall: None,
+            bar: None,
         })
     }
 
@@ -505,7 +563,14 @@ impl Push {
                 .sum()
         };
         let total: u64 = sends.iter().map(|(_, ranges)| chunk_bytes(ranges)).sum();
-        let bar = progress_bar(total, label);
+        let bar = match &self.bar {
+            Some(bar) => {
+                bar.set_length(total);
+                bar.set_position(0);
+                bar.clone()
+            }
+            None => progress_bar(total, label),
+        };
         let chunk_size = self.chunk_size;
         let position = |acked: u64| ((acked - base) * chunk_size).min(total);
         let mut buffer = vec![0u8; self.chunk_size as usize];
@@ -535,7 +600,9 @@ impl Push {
         let result = session
             .wait_acked(self.wait.timeout, |acked| bar.set_position(position(acked)))
             .await;
-        bar.finish_and_clear();
+        if self.bar.is_none() {
+            bar.finish_and_clear();
+        }
         self.sending += started.elapsed();
         Ok(result?)
     }

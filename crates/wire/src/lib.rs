@@ -8,6 +8,7 @@
 pub mod brief;
 pub mod bundle;
 pub mod reply;
+pub mod state;
 pub mod topics;
 
 pub use brief::BriefRequest;

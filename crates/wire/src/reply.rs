@@ -7,7 +7,7 @@ use serde::{de, Deserialize, Deserializer, Serialize};
 pub const API_VERSION: u32 = 1;
 
 /// The error codes of the API contract; every failure a client sees is one of these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// `bad_request`: not a JSON object, wrong types, no `product`, a value out of range.
@@ -40,6 +40,15 @@ impl ErrorCode {
         ErrorCode::NoModel,
         ErrorCode::Internal,
     ];
+
+    /// Whether the appliance, not the client, is answerable for it: a failure or a brief it was
+    /// too slow for, as opposed to malformed, oversized or undecodable input.
+    pub fn is_service_fault(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::Overloaded | ErrorCode::Expired | ErrorCode::NoModel | ErrorCode::Internal
+        )
+    }
 
     /// The code as it appears on the wire.
     pub fn as_str(self) -> &'static str {
@@ -129,7 +138,7 @@ pub fn error_body(id: Option<&str>, error: &ApiError, retry_after_ms: Option<u64
 }
 
 /// Name and version of the bundle that produced a reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct BundleRef {
     /// The bundle's `name`, from its manifest.
     pub name: String,

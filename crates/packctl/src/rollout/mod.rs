@@ -1,0 +1,228 @@
+//! `packctl rollout`: a bundle pushed to many appliances in waves, each wave soaked before the
+//! next, stopped and rolled back past a failure threshold, activating only inside a maintenance
+//! window; a journal file lets `rollout resume` continue after packctl was killed.
+//!
+//! It uses only what the contract already has: the bundle commands, and each device's retained
+//! `state` and periodic `stats`. docs/fleet.md describes the model.
+
+mod drive;
+mod health;
+mod journal;
+mod monitor;
+mod plan;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use packd_bundle::transfer::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
+use packd_wire::reply::BundleRef;
+
+use crate::local;
+use crate::session::check_topic_level;
+use crate::Appliance;
+use journal::{Header, Journal};
+use monitor::Monitor;
+use plan::{ErrorRate, MaxFailed, Waves, Window};
+
+/// `packctl rollout …`.
+#[derive(Subcommand)]
+pub(crate) enum RolloutCommand {
+    /// Start a rollout of a signed archive to devices and pools, wave by wave.
+    Start(Box<StartArguments>),
+    /// Continue a rollout from its journal (after packctl was stopped or killed).
+    Resume {
+        /// The rollout's journal file.
+        journal: PathBuf,
+    },
+    /// Stop a rollout and return every device it activated to its previous bundle.
+    Abort {
+        /// The rollout's journal file.
+        journal: PathBuf,
+        /// Seconds to wait for each reply.
+        #[arg(long, value_name = "S", default_value_t = 120)]
+        timeout_s: u64,
+    },
+}
+
+#[derive(Args)]
+pub(crate) struct StartArguments {
+    /// Signed bundle archive (FILE.sig next to it).
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// A device to update (repeatable).
+    #[arg(long, value_name = "ID")]
+    device: Vec<String>,
+    /// Every member of a pool, as their retained state names them (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pool: Vec<String>,
+    /// Cumulative wave sizes, counts or shares of the devices (sorted by id); devices the last
+    /// entry leaves out form one more wave.
+    #[arg(long, default_value = "1,10%,50%,100%")]
+    waves: Waves,
+    /// Seconds each device is watched after activating before the next wave may start.
+    #[arg(long, value_name = "S", default_value_t = 600)]
+    soak_s: u64,
+    /// Failed devices tolerated, a count or a share of the devices attempted so far; past it
+    /// the rollout stops and rolls back what it activated.
+    #[arg(long, value_name = "N|P%", default_value = "0")]
+    max_failed: MaxFailed,
+    /// Share of a device's briefs during its soak that may fail through the appliance's fault
+    /// (internal, no_model, overloaded, expired).
+    #[arg(long, value_name = "P%", default_value = "5%")]
+    max_error_rate: ErrorRate,
+    /// Briefs a device must see during its soak before its error rate is judged.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    min_briefs: u64,
+    /// Activate only between these times of day (HH:MM-HH:MM, may wrap past midnight), in
+    /// --tz; transfers happen at any time.
+    #[arg(long, value_name = "HH:MM-HH:MM")]
+    window: Option<Window>,
+    /// The devices' time zone (an IANA name such as Europe/Berlin; default: this machine's).
+    #[arg(long, value_name = "ZONE")]
+    tz: Option<String>,
+    /// Journal file (default: rollout-NAME-VERSION.jsonl here).
+    #[arg(long, value_name = "FILE")]
+    journal: Option<PathBuf>,
+    /// Seconds to wait for each reply (a commit unpacks, verifies and self-tests).
+    #[arg(long, value_name = "S", default_value_t = 120)]
+    timeout_s: u64,
+    /// Chunk size in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024,
+          value_parser = clap::value_parser!(u64).range(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE))]
+    chunk_size: u64,
+}
+
+/// Runs a `rollout` command.
+pub(crate) async fn run(
+    appliance: &Appliance,
+    command: RolloutCommand,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        RolloutCommand::Start(arguments) => start(appliance, *arguments).await,
+        RolloutCommand::Resume { journal } => {
+            let journal = Journal::open(&journal)?;
+            check_archive(&journal.header)?;
+            drive::run(appliance, journal).await
+        }
+        RolloutCommand::Abort { journal, timeout_s } => {
+            let mut journal = Journal::open(&journal)?;
+            journal.header.timeout_s = timeout_s;
+            if journal.aborted.is_none() {
+                journal.abort("aborted by the operator")?;
+            }
+            drive::run(appliance, journal).await
+        }
+    }
+}
+
+async fn start(appliance: &Appliance, arguments: StartArguments) -> anyhow::Result<ExitCode> {
+    let identity = local::verified_identity(&arguments.file)?;
+    match local::read_signature(&arguments.file)? {
+        Some(signature) => {
+            if let Some(reason) = signature.mismatch(&identity) {
+                anyhow::bail!(
+                    "{} does not belong to the archive: {reason}",
+                    local::signature_path(&arguments.file).display()
+                );
+            }
+        }
+        None => anyhow::bail!(
+            "{} has no signature file: a rollout sends only signed bundles (packctl bundle sign)",
+            arguments.file.display()
+        ),
+    }
+    let tz = time_zone_name(arguments.tz.as_deref())?;
+    let monitor = Monitor::start(appliance).await?;
+    let targets = targets(&monitor, &arguments.device, &arguments.pool)?;
+    monitor.stop().await;
+    let bundle = BundleRef {
+        name: identity.name.clone(),
+        version: identity.version.clone(),
+    };
+    let path = arguments.journal.clone().unwrap_or_else(|| {
+        PathBuf::from(format!("rollout-{}-{}.jsonl", bundle.name, bundle.version))
+    });
+    let header = Header {
+        format: journal::FORMAT,
+        archive: std::path::absolute(&arguments.file)?,
+        sha256: identity.sha256,
+        bundle,
+        waves: arguments.waves.assign(&targets),
+        soak_s: arguments.soak_s,
+        max_failed: arguments.max_failed,
+        max_error_rate: arguments.max_error_rate,
+        min_briefs: arguments.min_briefs,
+        window: arguments.window,
+        tz,
+        timeout_s: arguments.timeout_s,
+        chunk_size: arguments.chunk_size,
+    };
+    let journal = Journal::create(&path, header)?;
+    eprintln!(
+        "rollout of {} {} to {} devices in waves {}, journal {}",
+        journal.header.bundle.name,
+        journal.header.bundle.version,
+        targets.len(),
+        arguments.waves,
+        path.display()
+    );
+    drive::run(appliance, journal).await
+}
+
+/// The `--device` ids plus every member of each `--pool`, sorted and without repeats.
+fn targets(monitor: &Monitor, devices: &[String], pools: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut targets = std::collections::BTreeSet::new();
+    for device in devices {
+        check_topic_level("device", device)?;
+        targets.insert(device.clone());
+    }
+    for pool in pools {
+        check_topic_level("pool", pool)?;
+        let members = monitor.pool_members(pool);
+        if members.is_empty() {
+            anyhow::bail!("no device's retained state names pool '{pool}'");
+        }
+        targets.extend(members);
+    }
+    if targets.is_empty() {
+        anyhow::bail!("nothing to roll out to: give --device or --pool");
+    }
+    Ok(targets.into_iter().collect())
+}
+
+/// The IANA name of `--tz`, checked, or this machine's zone.
+fn time_zone_name(tz: Option<&str>) -> anyhow::Result<String> {
+    match tz {
+        Some(name) => {
+            jiff::tz::TimeZone::get(name).with_context(|| format!("--tz {name}"))?;
+            Ok(name.to_string())
+        }
+        None => Ok(jiff::tz::TimeZone::system()
+            .iana_name()
+            .unwrap_or("UTC")
+            .to_string()),
+    }
+}
+
+/// Refuses to resume with an archive that is not the one the rollout started with.
+fn check_archive(header: &Header) -> anyhow::Result<()> {
+    let (digest, _) = local::digest_of(&header.archive)?;
+    if hex::encode(digest) != header.sha256 {
+        anyhow::bail!(
+            "{} changed since the rollout started (its SHA-256 is not the journal's)",
+            header.archive.display()
+        );
+    }
+    Ok(())
+}
+
+/// Seconds after local midnight in `tz`, now.
+fn seconds_of_day(tz: &str) -> anyhow::Result<u32> {
+    let zone = jiff::tz::TimeZone::get(tz).with_context(|| format!("time zone {tz}"))?;
+    let now = jiff::Timestamp::now().to_zoned_datetime(zone);
+    let time = now.time();
+    Ok(time.hour() as u32 * 3600 + time.minute() as u32 * 60 + time.second() as u32)
+}

@@ -1,0 +1,285 @@
+//! `packctl rollout` against a real mosquitto and six real packd processes: a rollout that meets
+//! a device it cannot update stops and rolls every device back; a good one goes wave by wave and
+//! activates only inside its window; one killed mid-wave is resumed from its journal without
+//! contacting the devices it had finished.
+
+use crate::fixtures;
+use crate::packctl_bundle::{begins_received, describe, serving, text, trusting, Operator};
+use crate::support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use fixtures::{Packd, PackdOptions, V5Client};
+use serde_json::Value;
+use support::{unique_id, Broker};
+
+/// Six packd processes named `{run}-a` … `{run}-f` (the order a rollout takes them in), each
+/// trusting the operator's key unless its letter is in `untrusting`.
+async fn fleet(
+    broker: &Broker,
+    operator: &Operator,
+    pool: &str,
+    untrusting: &str,
+) -> (Vec<Packd>, V5Client) {
+    let run = unique_id("ro");
+    let mut fleet = Vec::new();
+    for letter in ["a", "b", "c", "d", "e", "f"] {
+        let options = if untrusting.contains(letter) {
+            PackdOptions::default()
+        } else {
+            trusting(&operator.public)
+        };
+        fleet.push(Packd::start(
+            broker,
+            PackdOptions {
+                device: Some(format!("{run}-{letter}")),
+                pools: vec![pool.to_string()],
+                ..options
+            },
+        ));
+    }
+    let mut client = V5Client::connect(broker).await;
+    for packd in &fleet {
+        client.wait_for_state(packd, "online").await;
+    }
+    (fleet, client)
+}
+
+/// The journal's device entries, in order: (device, step, at).
+fn journal_entries(path: &Path) -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|entry| entry["entry"] == "device")
+        .map(|entry| {
+            let field = |name: &str| entry[name].as_str().unwrap_or_default().to_string();
+            (field("device"), field("step"), field("at"))
+        })
+        .collect()
+}
+
+/// Where each device ended, from the journal.
+fn last_steps(path: &Path) -> BTreeMap<String, String> {
+    journal_entries(path)
+        .into_iter()
+        .map(|(device, step, _)| (device, step))
+        .collect()
+}
+
+fn start_arguments<'a>(archive: &'a str, journal: &'a str, pool: &'a str) -> Vec<&'a str> {
+    vec![
+        "rollout",
+        "start",
+        archive,
+        "--pool",
+        pool,
+        "--journal",
+        journal,
+        "--timeout-s",
+        "60",
+        "--chunk-size",
+        "65536",
+        "--soak-s",
+        "2",
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_that_meets_a_device_it_cannot_update_stops_and_rolls_every_device_back() {
+    let operator = Operator::new();
+    let archive = operator.slim_archive("1.7.0", true);
+    let broker = Broker::start();
+    let pool = unique_id("store");
+    // Device d does not trust the signing key: it refuses the bundle at `begin`.
+    let (fleet, mut client) = fleet(&broker, &operator, &pool, "d").await;
+    let journal = operator.path("rollout-refused.jsonl");
+    let mut arguments = start_arguments(
+        archive.to_str().expect("utf-8"),
+        journal.to_str().expect("utf-8"),
+        &pool,
+    );
+    arguments.extend(["--waves", "2,100%", "--max-failed", "0"]);
+    let output = operator.run(&broker, &arguments).await;
+    assert!(!output.status.success(), "{}", describe(&output));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("stopping the rollout: 1 of 6 devices failed"),
+        "{stderr}"
+    );
+
+    let steps = last_steps(&journal);
+    let device = |letter: &str| {
+        fleet["abcdef".find(letter).expect("a letter")]
+            .device
+            .clone()
+    };
+    // Wave 1 (a, b) activated and soaked, then went back; d failed; the others of wave 2
+    // installed the bundle but were never activated.
+    assert_eq!(steps[&device("a")], "rolled_back", "{steps:?}");
+    assert_eq!(steps[&device("b")], "rolled_back", "{steps:?}");
+    assert_eq!(steps[&device("d")], "failed", "{steps:?}");
+    for letter in ["c", "e", "f"] {
+        assert_eq!(steps[&device(letter)], "installed", "{steps:?}");
+    }
+    assert!(
+        journal_entries(&journal)
+            .iter()
+            .any(|(d, step, _)| *d == device("a") && step == "healthy"),
+        "wave 1 passed its soak before the stop"
+    );
+    for packd in &fleet {
+        assert_eq!(
+            serving(&mut client, packd).await,
+            "1.0.0",
+            "{}",
+            packd.device
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_rollout_goes_wave_by_wave_and_activates_only_inside_its_window() {
+    let operator = Operator::new();
+    let archive = operator.slim_archive("1.7.1", true);
+    let broker = Broker::start();
+    let pool = unique_id("store");
+    let (fleet, mut client) = fleet(&broker, &operator, &pool, "").await;
+    let journal = operator.path("rollout-good.jsonl");
+    // A window opening a few seconds from now (UTC), so that the transfers of wave 1 finish
+    // before it and its activation has to wait.
+    let opens = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(8);
+    let time = opens.to_zoned_datetime(jiff::tz::TimeZone::UTC).time();
+    let window = format!(
+        "{:02}:{:02}:{:02}-{:02}:{:02}:{:02}",
+        time.hour(),
+        time.minute(),
+        time.second(),
+        (time.hour() + 1) % 24,
+        time.minute(),
+        time.second()
+    );
+    let mut arguments = start_arguments(
+        archive.to_str().expect("utf-8"),
+        journal.to_str().expect("utf-8"),
+        &pool,
+    );
+    arguments.extend(["--waves", "1,50%,100%", "--window", &window, "--tz", "UTC"]);
+    let output = operator.run(&broker, &arguments).await;
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(
+        text(&output.stderr).contains("waiting"),
+        "{}",
+        describe(&output)
+    );
+
+    let entries = journal_entries(&journal);
+    let when = |device: &str, step: &str| -> jiff::Timestamp {
+        let (_, _, at) = entries
+            .iter()
+            .find(|(d, s, _)| d == device && s == step)
+            .unwrap_or_else(|| panic!("no {step} for {device}: {entries:?}"));
+        at.parse().expect("RFC 3339")
+    };
+    let devices: Vec<&str> = fleet.iter().map(|packd| packd.device.as_str()).collect();
+    let waves = [&devices[..1], &devices[1..3], &devices[3..]];
+    for device in &devices {
+        // Seconds resolution: activation at or after the second the window opened.
+        assert!(
+            when(device, "activated").as_second() >= opens.as_second(),
+            "{entries:?}"
+        );
+        assert_eq!(last_steps(&journal)[*device], "healthy");
+    }
+    for pair in waves.windows(2) {
+        let last_healthy = pair[0]
+            .iter()
+            .map(|d| when(d, "healthy"))
+            .max()
+            .expect("wave");
+        let first_transfer = pair[1]
+            .iter()
+            .map(|d| when(d, "transferring"))
+            .min()
+            .expect("wave");
+        assert!(last_healthy <= first_transfer, "waves overlap: {entries:?}");
+    }
+    for packd in &fleet {
+        assert_eq!(
+            serving(&mut client, packd).await,
+            "1.7.1",
+            "{}",
+            packd.device
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_killed_mid_wave_resumes_without_contacting_the_devices_it_finished() {
+    let operator = Operator::new();
+    let archive = operator.slim_archive("1.7.2", true);
+    let broker = Broker::start();
+    let pool = unique_id("store");
+    let (fleet, mut client) = fleet(&broker, &operator, &pool, "").await;
+    let journal = operator.path("rollout-killed.jsonl");
+    let mut arguments = start_arguments(
+        archive.to_str().expect("utf-8"),
+        journal.to_str().expect("utf-8"),
+        &pool,
+    );
+    arguments.extend(["--waves", "2,100%"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_packctl"))
+        .current_dir(operator.path(""))
+        .args(operator.command_line(&broker, &arguments))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start packctl");
+    // Killed as soon as wave 2 has begun: its devices are journaled `transferring`.
+    let wave_two = fleet[2].device.clone();
+    let begun = support::wait_until(std::time::Duration::from_secs(120), || {
+        journal_entries(&journal)
+            .iter()
+            .any(|(device, step, _)| *device == wave_two && step == "transferring")
+    });
+    child.kill().expect("kill packctl");
+    let _ = child.wait();
+    assert!(begun, "wave 2 never began: {:?}", journal_entries(&journal));
+    let finished: Vec<String> = fleet[..2].iter().map(|p| p.device.clone()).collect();
+    let begins_before: Vec<usize> = finished
+        .iter()
+        .map(|d| begins_received(&broker, d))
+        .collect();
+    let entries_before = journal_entries(&journal).len();
+
+    let resume = ["rollout", "resume", journal.to_str().expect("utf-8")];
+    let output = operator.run(&broker, &resume).await;
+    assert!(output.status.success(), "{}", describe(&output));
+    let after: Vec<(String, String, String)> = journal_entries(&journal).split_off(entries_before);
+    for (device, before) in finished.iter().zip(begins_before) {
+        assert_eq!(
+            begins_received(&broker, device),
+            before,
+            "{device} was sent to again"
+        );
+        assert!(!after.iter().any(|(d, _, _)| d == device), "{after:?}");
+    }
+    for packd in &fleet {
+        assert_eq!(last_steps(&journal)[&packd.device], "healthy");
+        assert_eq!(
+            serving(&mut client, packd).await,
+            "1.7.2",
+            "{}",
+            packd.device
+        );
+    }
+}
+
+/// The operator's folder, for journals.
+impl Operator {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
