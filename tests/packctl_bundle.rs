@@ -17,7 +17,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use support::{unique_id, Broker};
 
-fn packctl(dir: &Path, arguments: &[&str]) -> Output {
+pub(crate) fn packctl(dir: &Path, arguments: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_packctl"))
         .current_dir(dir)
         .args(arguments)
@@ -481,7 +481,12 @@ impl Operator {
         self.archive_of(variant, version, signed)
     }
 
-    fn archive_of(&self, variant: tempfile::TempDir, version: &str, signed: bool) -> PathBuf {
+    pub(crate) fn archive_of(
+        &self,
+        variant: tempfile::TempDir,
+        version: &str,
+        signed: bool,
+    ) -> PathBuf {
         let name = format!("packd-default-{version}.bundle.tar.zst");
         let output = packctl(
             self.dir.path(),

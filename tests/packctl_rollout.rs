@@ -143,7 +143,8 @@ async fn a_rollout_that_meets_a_device_it_cannot_update_stops_and_rolls_every_de
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_good_rollout_goes_wave_by_wave_and_activates_only_inside_its_window() {
     let operator = Operator::new();
-    let archive = operator.slim_archive("1.7.1", true);
+    // 1.9.0 and its delta on the shipped 1.0.0, which every device holds: each gets the delta.
+    let (archive, delta) = crate::packctl_delta::archives(&operator);
     let broker = Broker::start();
     let pool = unique_id("store");
     let (fleet, mut client) = fleet(&broker, &operator, &pool, "").await;
@@ -161,19 +162,17 @@ async fn a_good_rollout_goes_wave_by_wave_and_activates_only_inside_its_window()
         time.minute(),
         time.second()
     );
-    let mut arguments = start_arguments(
-        archive.to_str().expect("utf-8"),
-        journal.to_str().expect("utf-8"),
-        &pool,
-    );
+    let mut arguments = start_arguments(&archive, journal.to_str().expect("utf-8"), &pool);
     arguments.extend(["--waves", "1,50%,100%", "--window", &window, "--tz", "UTC"]);
+    arguments.extend(["--delta", &delta]);
     let output = operator.run(&broker, &arguments).await;
     assert!(output.status.success(), "{}", describe(&output));
-    assert!(
-        text(&output.stderr).contains("waiting"),
-        "{}",
-        describe(&output)
-    );
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("waiting"), "{}", describe(&output));
+    let by_delta = stderr
+        .lines()
+        .filter(|line| line.contains("sending the delta"));
+    assert_eq!(by_delta.count(), 6, "{stderr}");
 
     let entries = journal_entries(&journal);
     let when = |device: &str, step: &str| -> jiff::Timestamp {
@@ -209,7 +208,7 @@ async fn a_good_rollout_goes_wave_by_wave_and_activates_only_inside_its_window()
     for packd in &fleet {
         assert_eq!(
             serving(&mut client, packd).await,
-            "1.7.1",
+            "1.9.0",
             "{}",
             packd.device
         );

@@ -26,6 +26,7 @@ mod metrics;
 mod overload;
 mod packctl;
 mod packctl_bundle;
+mod packctl_delta;
 mod packctl_rollout;
 mod reliability;
 mod serve;

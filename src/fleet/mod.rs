@@ -18,6 +18,7 @@ use crate::reply::BundleRef;
 use crate::serve::{ActiveModel, ServingModel};
 use crate::state::StateBoard;
 
+mod delta;
 mod error;
 mod model;
 mod reply;
@@ -358,6 +359,7 @@ impl Fleet {
             error
         };
         self.unpack(archive_path, &staging).map_err(cleanup)?;
+        let full = self.assemble_delta(&staging).map_err(cleanup)?;
         let bundle = Bundle::open(&staging).map_err(|error| cleanup(invalid(error)))?;
         if bundle.label() != wanted {
             return Err(cleanup(FleetError::invalid_bundle(
@@ -379,7 +381,10 @@ impl Fleet {
         self.store
             .install_staged(&staging, &wanted)
             .map_err(|error| cleanup(invalid(error)))?;
-        if let Err(error) = self.store.record_archive(&wanted, &hex::encode(digest)) {
+        // A delta records the full archive it stands for: a later push of that answers
+        // `installed`.
+        let recorded = full.map_or_else(|| hex::encode(digest), |full| full.sha256);
+        if let Err(error) = self.store.record_archive(&wanted, &recorded) {
             // Only costs a second push of the same archive its shortcut.
             log::warn!(PACKD_BUNDLE = wanted.as_str(); "cannot record the archive {wanted} came from: {error}");
         }
@@ -401,12 +406,7 @@ impl Fleet {
             .unpack_limits
             .for_archive(archive_path)
             .map_err(FleetError::internal)?;
-        let transfer_limits = &self.settings.transfer_limits;
-        let available = match transfer_limits.free_space_override {
-            Some(bytes) => bytes,
-            None => fs4::available_space(self.store.dir()).map_err(FleetError::internal)?,
-        }
-        .saturating_sub(transfer_limits.free_space_margin);
+        let available = self.free_space()?;
         let limits = UnpackLimits {
             max_total_bytes: for_archive.max_total_bytes.min(available),
             max_file_bytes: for_archive.max_file_bytes.min(available),
@@ -425,6 +425,16 @@ impl Fleet {
             other => FleetError::from_domain(other, error),
         })?;
         Ok(())
+    }
+
+    /// Bytes free in the store beyond the margin kept for the system.
+    fn free_space(&self) -> Result<u64, FleetError> {
+        let transfer_limits = &self.settings.transfer_limits;
+        Ok(match transfer_limits.free_space_override {
+            Some(bytes) => bytes,
+            None => fs4::available_space(self.store.dir()).map_err(FleetError::internal)?,
+        }
+        .saturating_sub(transfer_limits.free_space_margin))
     }
 
     /// Discards a transfer and its received chunks (the sender gave up, or a replayed `begin`

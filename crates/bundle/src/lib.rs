@@ -8,6 +8,7 @@ pub mod archive;
 pub mod catalogue;
 pub mod colour;
 pub mod crashpoint;
+pub mod delta;
 pub mod durable;
 mod history;
 pub mod manifest;
@@ -453,7 +454,7 @@ pub(crate) fn verify_files(dir: &Path, manifest: &Manifest) -> Result<(), Bundle
 }
 
 /// Every regular file under `dir`, as `/`-separated relative paths.
-fn list_files(dir: &Path) -> Result<Vec<String>, BundleError> {
+pub(crate) fn list_files(dir: &Path) -> Result<Vec<String>, BundleError> {
     let mut found = Vec::new();
     let mut pending = vec![PathBuf::new()];
     while let Some(relative) = pending.pop() {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{brief, local, push, remote, rollout, Appliance};
+use crate::{brief, delta, local, push, remote, rollout, Appliance};
 
 /// Operate packd appliances over MQTT (reads the same mqtt.* settings as packd).
 #[derive(Parser)]
@@ -37,7 +37,10 @@ pub(crate) enum Command {
 pub(crate) enum BundleCommand {
     /// Verify a bundle directory and pack it into an archive.
     Build(local::BuildArguments),
-    /// Sign an archive: writes FILE.sig.
+    /// Make a delta archive: only the files a new bundle adds to a base bundle (sign it, then
+    /// `bundle push FULL --delta DELTA`).
+    Delta(delta::DeltaArguments),
+    /// Sign an archive (full or delta): writes FILE.sig.
     Sign(local::SignArguments),
     /// Verify an archive (and FILE.sig) and summarise what it holds.
     Inspect(local::InspectArguments),
@@ -100,6 +103,7 @@ pub(crate) fn run(
         Command::Keygen(keygen) => local::keygen(keygen),
         Command::Bundle(BundleCommand::Build(build)) => local::build(build),
         Command::Bundle(BundleCommand::Sign(sign)) => local::sign(sign),
+        Command::Bundle(BundleCommand::Delta(arguments)) => delta::make(arguments),
         Command::Bundle(BundleCommand::Inspect(inspect)) => {
             local::inspect(inspect, || Ok(load()?.trusted_keys))
         }
@@ -153,7 +157,10 @@ fn run_remote(appliance: &Appliance, command: Command) -> anyhow::Result<ExitCod
             }
             Command::Keygen(_)
             | Command::Bundle(
-                BundleCommand::Build(_) | BundleCommand::Sign(_) | BundleCommand::Inspect(_),
+                BundleCommand::Build(_)
+                | BundleCommand::Delta(_)
+                | BundleCommand::Sign(_)
+                | BundleCommand::Inspect(_),
             ) => anyhow::bail!("this command does not talk to the broker"),
         }
     })

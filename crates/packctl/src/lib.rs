@@ -8,6 +8,7 @@
 mod answer;
 mod brief;
 mod cli;
+mod delta;
 mod local;
 mod print;
 mod push;

@@ -144,7 +144,11 @@ pub(crate) struct ArchiveIdentity {
 /// self-test), so a broken bundle is never signed nor sent; returns what a signature covers.
 pub(crate) fn verified_identity(file: &Path) -> anyhow::Result<ArchiveIdentity> {
     let (digest, size) = digest_of(file)?;
-    let manifest = unpack_bundle(file, "packctl-verify-")?.bundle.manifest;
+    let scratch = unpack_to_scratch(file, "packctl-verify-")?;
+    let manifest = match crate::delta::verified(file, &scratch)? {
+        Some((_, manifest)) => manifest,
+        None => open_unpacked(file, scratch)?.bundle.manifest,
+    };
     Ok(ArchiveIdentity {
         name: manifest.name,
         version: manifest.version,
@@ -249,8 +253,27 @@ pub(crate) fn build(arguments: BuildArguments) -> anyhow::Result<ExitCode> {
             dir.display()
         );
     }
-    // Written beside the destination and renamed into place, so a failed build leaves no
-    // half-written archive under the final name.
+    write_archive(dir, &out, compression)?;
+    let (digest, size) = digest_of(&out)?;
+    println!("name     {}", manifest.name);
+    println!("version  {}", manifest.version);
+    println!("archive  {}", out.display());
+    println!("size     {size} bytes ({})", human_bytes(size));
+    println!("sha256   {}", hex::encode(digest));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Packs `dir` into `out`, written beside it and renamed into place, so a failure leaves no
+/// half-written archive under the final name.
+pub(crate) fn write_archive(
+    dir: &Path,
+    out: &Path,
+    compression: Compression,
+) -> anyhow::Result<()> {
+    let parent = match out.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
     let mut temporary = tempfile::Builder::new()
         .prefix(".packctl-build-")
         .tempfile_in(&parent)
@@ -266,17 +289,11 @@ pub(crate) fn build(arguments: BuildArguments) -> anyhow::Result<ExitCode> {
         .as_file()
         .sync_all()
         .with_context(|| format!("writing {}", out.display()))?;
-    make_readable(temporary.as_file(), &out)?;
+    make_readable(temporary.as_file(), out)?;
     temporary
-        .persist(&out)
+        .persist(out)
         .map_err(|error| anyhow::anyhow!("cannot write {}: {}", out.display(), error.error))?;
-    let (digest, size) = digest_of(&out)?;
-    println!("name     {}", manifest.name);
-    println!("version  {}", manifest.version);
-    println!("archive  {}", out.display());
-    println!("size     {size} bytes ({})", human_bytes(size));
-    println!("sha256   {}", hex::encode(digest));
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 pub(crate) fn sign(arguments: SignArguments) -> anyhow::Result<ExitCode> {
@@ -381,10 +398,20 @@ pub(crate) fn inspect(
 ) -> anyhow::Result<ExitCode> {
     let file = &arguments.file;
     let (digest, size) = digest_of(file)?;
-    let unpacked = unpack_bundle(file, "packctl-inspect-")?;
-    print_summary(file, size, &digest, &unpacked);
-    print_contents(&unpacked.bundle.manifest);
-    let manifest = &unpacked.bundle.manifest;
+    let scratch = unpack_to_scratch(file, "packctl-inspect-")?;
+    let manifest = match crate::delta::verified(file, &scratch)? {
+        Some((info, manifest)) => {
+            crate::delta::print_summary(file, size, &digest, &info, &manifest, &scratch);
+            manifest
+        }
+        None => {
+            let unpacked = open_unpacked(file, scratch)?;
+            print_summary(file, size, &digest, &unpacked);
+            print_contents(&unpacked.bundle.manifest);
+            unpacked.bundle.manifest
+        }
+    };
+    let manifest = &manifest;
     let signature = read_signature(file)?;
     let (trusted, source) = trusted_keys(&arguments, signature.is_some(), config_keys)?;
     let identity = ArchiveIdentity {
@@ -398,30 +425,52 @@ pub(crate) fn inspect(
 }
 
 /// An archive unpacked into a temporary directory (removed on drop) and opened as a bundle.
-struct Unpacked {
-    bundle: Bundle,
+pub(crate) struct Unpacked {
+    pub(crate) bundle: Bundle,
     report: UnpackReport,
     _scratch: tempfile::TempDir,
 }
 
-/// Unpacks `file` within [`INSPECT_LIMITS`] into a temporary directory named `prefix…` and
-/// verifies it as a bundle.
-fn unpack_bundle(file: &Path, prefix: &str) -> anyhow::Result<Unpacked> {
+/// An archive unpacked into a temporary directory (removed on drop), not yet checked.
+pub(crate) struct Scratch {
+    /// The unpacked files.
+    pub(crate) dir: PathBuf,
+    report: UnpackReport,
+    _scratch: tempfile::TempDir,
+}
+
+/// Unpacks `file` within [`INSPECT_LIMITS`] into a temporary directory named `prefix…`.
+pub(crate) fn unpack_to_scratch(file: &Path, prefix: &str) -> anyhow::Result<Scratch> {
     let scratch = tempfile::Builder::new()
         .prefix(prefix)
         .tempdir()
         .context("cannot create a temporary directory")?;
-    let unpacked = scratch.path().join("bundle");
+    let dir = scratch.path().join("bundle");
     let limits = INSPECT_LIMITS.for_archive(file)?;
-    let report = archive::unpack(file, &unpacked, &limits).map_err(|error| {
+    let report = archive::unpack(file, &dir, &limits).map_err(|error| {
         anyhow::anyhow!("{} is not a valid bundle archive: {error}", file.display())
     })?;
-    let bundle = Bundle::open(&unpacked)
+    Ok(Scratch {
+        dir,
+        report,
+        _scratch: scratch,
+    })
+}
+
+/// Unpacks `file` within [`INSPECT_LIMITS`] into a temporary directory named `prefix…` and
+/// verifies it as a bundle.
+pub(crate) fn unpack_bundle(file: &Path, prefix: &str) -> anyhow::Result<Unpacked> {
+    let scratch = unpack_to_scratch(file, prefix)?;
+    open_unpacked(file, scratch)
+}
+
+fn open_unpacked(file: &Path, scratch: Scratch) -> anyhow::Result<Unpacked> {
+    let bundle = Bundle::open(&scratch.dir)
         .map_err(|error| anyhow::anyhow!("{} is not a valid bundle: {error}", file.display()))?;
     Ok(Unpacked {
         bundle,
-        report,
-        _scratch: scratch,
+        report: scratch.report,
+        _scratch: scratch._scratch,
     })
 }
 

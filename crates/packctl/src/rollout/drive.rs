@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use futures_util::future::join_all;
+use futures_util::StreamExt as _;
+use packd_bundle::delta::DeltaInfo;
 use packd_wire::bundle::{self as wire, BundleReply, BundleStatus};
 use packd_wire::reply::BundleRef;
 use tokio::time::Instant;
@@ -15,15 +16,29 @@ use super::health::{self, Soak};
 use super::journal::{Journal, Step};
 use super::monitor::Monitor;
 use super::table::Table;
+use super::window;
 use crate::answer::Answer;
-use crate::push::{self, Settings};
+use crate::push::{self, Prepared, Settings};
 use crate::remote::client_id;
 use crate::session::{Expect, Session, Target, Wait};
 use crate::Appliance;
 
+/// Devices of a wave whose transfers run at the same time.
+const PARALLEL_TRANSFERS: usize = 8;
+
+/// `--delta`: the delta archive, verified once, and what it builds on.
+pub(super) struct Delta {
+    pub(super) path: std::path::PathBuf,
+    pub(super) archive: Prepared,
+    pub(super) info: DeltaInfo,
+}
+
 /// A rollout under way: the journal, the watch over the devices, and the table.
 struct Rollout<'a> {
     appliance: &'a Appliance,
+    /// The archive, verified once.
+    archive: Prepared,
+    delta: Option<Delta>,
     journal: Journal,
     monitor: Monitor,
     table: Table,
@@ -31,7 +46,12 @@ struct Rollout<'a> {
 
 /// Runs (or resumes, or finishes aborting) the journal's rollout; exit code 0 only when every
 /// targeted device ends up serving the new bundle.
-pub(super) async fn run(appliance: &Appliance, journal: Journal) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(
+    appliance: &Appliance,
+    journal: Journal,
+    archive: Prepared,
+    delta: Option<Delta>,
+) -> anyhow::Result<ExitCode> {
     let monitor = Monitor::start(appliance).await?;
     let rows: Vec<(String, Step)> = journal
         .header
@@ -43,6 +63,8 @@ pub(super) async fn run(appliance: &Appliance, journal: Journal) -> anyhow::Resu
     let table = Table::new(rows.iter().map(|(device, step)| (device, *step)));
     let mut rollout = Rollout {
         appliance,
+        archive,
+        delta,
         journal,
         monitor,
         table,
@@ -155,12 +177,14 @@ impl Rollout<'_> {
             self.record(device, Step::Transferring, None, None)?;
         }
         let settings = self.settings(false);
-        let archive = self.journal.header.archive.clone();
-        let pushes = todo.iter().map(|device| {
-            let bar = self.table.transfer_bar(device);
-            push::push_to_device(self.appliance, &archive, device, &settings, bar)
-        });
-        let answers = join_all(pushes).await;
+        let pushes = todo
+            .iter()
+            .map(|device| self.install_one(device, &settings));
+        // A bounded number at a time: each transfer sends the whole archive on its own.
+        let answers: Vec<_> = futures_util::stream::iter(pushes)
+            .buffered(PARALLEL_TRANSFERS)
+            .collect()
+            .await;
         let view = self.monitor.snapshot();
         for (device, answer) in todo.iter().zip(answers) {
             let answer =
@@ -180,70 +204,100 @@ impl Rollout<'_> {
         Ok(())
     }
 
-    /// Sends `activate` to every installed device of the wave once the window is open.
+    /// One device's transfer: the delta where it holds the delta's base (and takes it), the
+    /// full archive otherwise.
+    async fn install_one(&self, device: &str, settings: &Settings) -> anyhow::Result<Answer> {
+        let bar = self.table.transfer_bar(device);
+        if let Some(delta) = &self.delta {
+            let wait = settings.wait;
+            if crate::delta::base_installed(self.appliance, device, &delta.info, wait).await? {
+                self.table
+                    .show(device, Step::Transferring, "sending the delta");
+                let answer = push::push_to_device(
+                    self.appliance,
+                    &delta.archive,
+                    device,
+                    settings,
+                    bar.clone(),
+                )
+                .await?;
+                let Some(reason) = crate::delta::refused([&answer]) else {
+                    return Ok(answer);
+                };
+                let text = format!("delta refused ({reason}); sending the full archive");
+                self.table.show(device, Step::Transferring, &text);
+            }
+        }
+        push::push_to_device(self.appliance, &self.archive, device, settings, bar).await
+    }
+
+    /// Sends `activate` to the wave's installed devices, each once its window is open.
     async fn activate(&mut self, wave: &[String]) -> anyhow::Result<()> {
         if self.journal.aborted.is_some() {
             return Ok(());
         }
-        let ready: BTreeSet<String> = wave
+        let mut waiting: BTreeSet<String> = wave
             .iter()
             .filter(|d| self.journal.step(d) == Step::Installed)
             .cloned()
             .collect();
-        if ready.is_empty() {
-            return Ok(());
+        while !waiting.is_empty() {
+            let (open, next) = window::split(&waiting, &self.journal.header)?;
+            if open.is_empty() {
+                let wait = next.unwrap_or(1);
+                self.say_waiting(&waiting, wait);
+                // The clock is read again after an hour at most: a suspended laptop or a clock
+                // step must not make the wait overshoot.
+                tokio::time::sleep(Duration::from_secs(u64::from(wait.min(3600)))).await;
+                continue;
+            }
+            self.activate_now(&open).await?;
+            waiting.retain(|device| !open.contains(device));
         }
-        self.wait_for_window().await?;
+        Ok(())
+    }
+
+    fn say_waiting(&self, devices: &BTreeSet<String>, wait: u32) {
+        let header = &self.journal.header;
+        let zones: BTreeSet<&str> = devices
+            .iter()
+            .map(|device| window::zone_of(header, device))
+            .collect();
+        let window = header.window.map(|w| w.to_string()).unwrap_or_default();
+        self.table.say(&format!(
+            "waiting {wait} s for the window {window} ({}) to activate {} device(s)",
+            zones.into_iter().collect::<Vec<_>>().join(", "),
+            devices.len()
+        ));
+    }
+
+    /// `activate` of the new bundle on `devices`; each one's answer journaled.
+    async fn activate_now(&mut self, devices: &BTreeSet<String>) -> anyhow::Result<()> {
         let bundle = self.journal.header.bundle.clone();
         let request = wire::BundleName {
             name: bundle.name.clone(),
             version: bundle.version.clone(),
         };
-        let replies = self.request(&ready, "activate", &request).await?;
-        for device in &ready {
+        let replies = self.request(devices, "activate", &request).await?;
+        for device in devices {
             match replies.get(device) {
                 Some(answer)
                     if answer.reply().map(BundleReply::status) == Some(BundleStatus::Activated) =>
                 {
-                    let previous = self
-                        .journal
-                        .devices
-                        .get(device)
-                        .and_then(|r| r.previous.clone());
+                    let known = self.journal.devices.get(device);
+                    let previous = known.and_then(|record| record.previous.clone());
                     let previous =
                         previous.or_else(|| reply_previous(answer).filter(|b| *b != bundle));
                     self.record(device, Step::Activated, previous, None)?;
                 }
                 Some(answer) => self.record(device, Step::Failed, None, Some(failure(answer)))?,
-                None => self.record(
-                    device,
-                    Step::Failed,
-                    None,
-                    Some("no reply to activate".into()),
-                )?,
+                None => {
+                    let reason = Some("no reply to activate".to_string());
+                    self.record(device, Step::Failed, None, reason)?
+                }
             }
         }
         Ok(())
-    }
-
-    /// Sleeps until the maintenance window opens in the devices' time zone.
-    async fn wait_for_window(&mut self) -> anyhow::Result<()> {
-        let Some(window) = self.journal.header.window else {
-            return Ok(());
-        };
-        let tz = self.journal.header.tz.clone();
-        loop {
-            let wait = window.wait_from(super::seconds_of_day(&tz)?);
-            if wait == 0 {
-                return Ok(());
-            }
-            self.table.say(&format!(
-                "waiting {wait} s for the window {window} ({tz}) to activate"
-            ));
-            // Re-read the clock after each hour at most: a suspended laptop or a clock step
-            // must not make the wait overshoot.
-            tokio::time::sleep(Duration::from_secs(u64::from(wait.min(3600)))).await;
-        }
     }
 
     /// Watches the wave's activated devices for the soak; a device that fails it is returned

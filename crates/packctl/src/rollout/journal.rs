@@ -45,6 +45,9 @@ pub(crate) struct Header {
     pub(crate) archive: PathBuf,
     /// Its SHA-256: `resume` refuses an archive that changed since.
     pub(crate) sha256: String,
+    /// A delta of it, sent to the devices that hold its base.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) delta: Option<PathBuf>,
     /// What it installs.
     pub(crate) bundle: BundleRef,
     /// The devices of each wave, in order: fixed at start, so pool changes do not reshuffle them.
@@ -61,6 +64,9 @@ pub(crate) struct Header {
     pub(crate) window: Option<Window>,
     /// The devices' time zone (IANA name).
     pub(crate) tz: String,
+    /// Devices in another zone.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) device_tz: BTreeMap<String, String>,
     /// Seconds to wait for each reply.
     pub(crate) timeout_s: u64,
     /// Chunk size of the transfers.
@@ -341,7 +347,7 @@ impl DeviceRecord {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     pub(crate) fn header() -> Header {
@@ -349,6 +355,7 @@ mod tests {
             format: FORMAT,
             archive: "b.tar.zst".into(),
             sha256: "ab".repeat(32),
+            delta: None,
             bundle: BundleRef {
                 name: "packd-default".into(),
                 version: "1.1.0".into(),
@@ -360,6 +367,7 @@ mod tests {
             min_briefs: 20,
             window: Some("02:00-05:00".parse().unwrap()),
             tz: "UTC".into(),
+            device_tz: BTreeMap::new(),
             timeout_s: 30,
             chunk_size: 65536,
         }

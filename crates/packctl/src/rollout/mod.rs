@@ -11,16 +11,17 @@ mod journal;
 mod monitor;
 mod plan;
 mod table;
+mod window;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use packd_bundle::transfer::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use packd_wire::reply::BundleRef;
 
 use crate::local;
+use crate::push::Prepared;
 use crate::session::check_topic_level;
 use crate::Appliance;
 use journal::{Header, Journal};
@@ -83,6 +84,13 @@ pub(crate) struct StartArguments {
     /// The devices' time zone (an IANA name such as Europe/Berlin; default: this machine's).
     #[arg(long, value_name = "ZONE")]
     tz: Option<String>,
+    /// A device in another zone than --tz (repeatable).
+    #[arg(long = "device-tz", value_name = "ID=ZONE")]
+    device_tz: Vec<String>,
+    /// A signed delta of FILE (`packctl bundle delta`): sent to each device that holds its base,
+    /// FILE to the others.
+    #[arg(long, value_name = "DELTA")]
+    delta: Option<PathBuf>,
     /// Journal file (default: rollout-NAME-VERSION.jsonl here).
     #[arg(long, value_name = "FILE")]
     journal: Option<PathBuf>,
@@ -104,52 +112,53 @@ pub(crate) async fn run(
         RolloutCommand::Start(arguments) => start(appliance, *arguments).await,
         RolloutCommand::Resume { journal } => {
             let journal = Journal::open(&journal)?;
-            check_archive(&journal.header)?;
-            drive::run(appliance, journal).await
+            let archive = same_archive(&journal.header)?;
+            let delta = journal.header.delta.clone();
+            let delta = prepared_delta(&archive, delta.as_deref(), journal.header.chunk_size)?;
+            drive::run(appliance, journal, archive, delta).await
         }
         RolloutCommand::Abort { journal, timeout_s } => {
             let mut journal = Journal::open(&journal)?;
+            let archive = same_archive(&journal.header)?;
             journal.header.timeout_s = timeout_s;
             if journal.aborted.is_none() {
                 journal.abort("aborted by the operator")?;
             }
-            drive::run(appliance, journal).await
+            drive::run(appliance, journal, archive, None).await
         }
     }
 }
 
 async fn start(appliance: &Appliance, arguments: StartArguments) -> anyhow::Result<ExitCode> {
-    let identity = local::verified_identity(&arguments.file)?;
-    match local::read_signature(&arguments.file)? {
-        Some(signature) => {
-            if let Some(reason) = signature.mismatch(&identity) {
-                anyhow::bail!(
-                    "{} does not belong to the archive: {reason}",
-                    local::signature_path(&arguments.file).display()
-                );
-            }
-        }
-        None => anyhow::bail!(
-            "{} has no signature file: a rollout sends only signed bundles (packctl bundle sign)",
-            arguments.file.display()
-        ),
+    if local::read_signature(&arguments.file)?.is_none() {
+        anyhow::bail!(
+            "{} has no signature file {}: a rollout sends only signed bundles (packctl bundle sign)",
+            arguments.file.display(),
+            local::signature_path(&arguments.file).display()
+        );
     }
-    let tz = time_zone_name(arguments.tz.as_deref())?;
-    let monitor = Monitor::start(appliance).await?;
-    let targets = targets(&monitor, &arguments.device, &arguments.pool)?;
-    monitor.stop().await;
-    let bundle = BundleRef {
-        name: identity.name.clone(),
-        version: identity.version.clone(),
+    let archive = Prepared::new(&arguments.file, arguments.chunk_size)?;
+    let delta = match &arguments.delta {
+        Some(path) => Some(std::path::absolute(path)?),
+        None => None,
     };
-    let path = arguments.journal.clone().unwrap_or_else(|| {
-        PathBuf::from(format!("rollout-{}-{}.jsonl", bundle.name, bundle.version))
-    });
+    let delta = prepared_delta(&archive, delta.as_deref(), arguments.chunk_size)?;
+    let tz = window::default_zone(arguments.tz.as_deref())?;
+    let device_tz = window::device_zones(&arguments.device_tz)?;
+    let monitor = Monitor::start(appliance).await?;
+    let targets = targets(&monitor, &arguments.device, &arguments.pool);
+    monitor.stop().await;
+    let targets = targets?;
+    let begin = archive.begin();
     let header = Header {
         format: journal::FORMAT,
         archive: std::path::absolute(&arguments.file)?,
-        sha256: identity.sha256,
-        bundle,
+        sha256: begin.sha256.clone(),
+        delta: delta.as_ref().map(|delta| delta.path.clone()),
+        bundle: BundleRef {
+            name: begin.name.clone(),
+            version: begin.version.clone(),
+        },
         waves: arguments.waves.assign(&targets),
         soak_s: arguments.soak_s,
         max_failed: arguments.max_failed,
@@ -157,9 +166,14 @@ async fn start(appliance: &Appliance, arguments: StartArguments) -> anyhow::Resu
         min_briefs: arguments.min_briefs,
         window: arguments.window,
         tz,
+        device_tz,
         timeout_s: arguments.timeout_s,
         chunk_size: arguments.chunk_size,
     };
+    let path = arguments.journal.clone().unwrap_or_else(|| {
+        let bundle = &header.bundle;
+        PathBuf::from(format!("rollout-{}-{}.jsonl", bundle.name, bundle.version))
+    });
     let journal = Journal::create(&path, header)?;
     eprintln!(
         "rollout of {} {} to {} devices in waves {}, journal {}",
@@ -169,7 +183,31 @@ async fn start(appliance: &Appliance, arguments: StartArguments) -> anyhow::Resu
         arguments.waves,
         path.display()
     );
-    drive::run(appliance, journal).await
+    drive::run(appliance, journal, archive, delta).await
+}
+
+/// `--delta`, checked against the full archive.
+fn prepared_delta(
+    archive: &Prepared,
+    path: Option<&std::path::Path>,
+    chunk_size: u64,
+) -> anyhow::Result<Option<drive::Delta>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let begin = archive.begin();
+    let identity = local::ArchiveIdentity {
+        name: begin.name.clone(),
+        version: begin.version.clone(),
+        size: begin.size,
+        sha256: begin.sha256.clone(),
+    };
+    let info = crate::delta::matching_delta(&identity, path)?;
+    Ok(Some(drive::Delta {
+        path: path.to_path_buf(),
+        archive: Prepared::new(path, chunk_size)?,
+        info,
+    }))
 }
 
 /// The `--device` ids plus every member of each `--pool`, sorted and without repeats.
@@ -193,36 +231,15 @@ fn targets(monitor: &Monitor, devices: &[String], pools: &[String]) -> anyhow::R
     Ok(targets.into_iter().collect())
 }
 
-/// The IANA name of `--tz`, checked, or this machine's zone.
-fn time_zone_name(tz: Option<&str>) -> anyhow::Result<String> {
-    match tz {
-        Some(name) => {
-            jiff::tz::TimeZone::get(name).with_context(|| format!("--tz {name}"))?;
-            Ok(name.to_string())
-        }
-        None => Ok(jiff::tz::TimeZone::system()
-            .iana_name()
-            .unwrap_or("UTC")
-            .to_string()),
-    }
-}
-
-/// Refuses to resume with an archive that is not the one the rollout started with.
-fn check_archive(header: &Header) -> anyhow::Result<()> {
-    let (digest, _) = local::digest_of(&header.archive)?;
-    if hex::encode(digest) != header.sha256 {
+/// The journal's archive, verified again; refused when it is not the one the rollout started
+/// with.
+fn same_archive(header: &Header) -> anyhow::Result<Prepared> {
+    let archive = Prepared::new(&header.archive, header.chunk_size)?;
+    if archive.begin().sha256 != header.sha256 {
         anyhow::bail!(
             "{} changed since the rollout started (its SHA-256 is not the journal's)",
             header.archive.display()
         );
     }
-    Ok(())
-}
-
-/// Seconds after local midnight in `tz`, now.
-fn seconds_of_day(tz: &str) -> anyhow::Result<u32> {
-    let zone = jiff::tz::TimeZone::get(tz).with_context(|| format!("time zone {tz}"))?;
-    let now = jiff::Timestamp::now().to_zoned_datetime(zone);
-    let time = now.time();
-    Ok(time.hour() as u32 * 3600 + time.minute() as u32 * 60 + time.second() as u32)
+    Ok(archive)
 }

@@ -26,6 +26,9 @@ use crate::remote::{client_id, shortfall, TargetArguments};
 use crate::session::{Expect, Lost, Session, Target, Wait};
 use crate::Appliance;
 
+mod prepared;
+pub(crate) use prepared::{push_to_device, Prepared, Settings};
+
 /// Connections lost during one push before it gives up.
 const MAX_RECONNECTS: u32 = 20;
 
@@ -69,6 +72,11 @@ pub(crate) struct PushArguments {
     /// Print the final replies as JSON (one object for --device, an array for --pool).
     #[arg(long)]
     json: bool,
+    /// A delta archive of FILE (`packctl bundle delta`, signed): sent instead when the device
+    /// holds its base bundle; the full FILE otherwise, or when the device refuses the delta.
+    /// With --device only.
+    #[arg(long, value_name = "DELTA")]
+    delta: Option<PathBuf>,
 }
 
 /// Where one appliance stands in a push.
@@ -107,21 +115,6 @@ struct Push {
     bar: Option<ProgressBar>,
 }
 
-/// How a push goes, whoever asked for it (`bundle push` or a rollout).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Settings {
-    /// Chunk size in bytes.
-    pub(crate) chunk_size: u64,
-    /// Activate once installed.
-    pub(crate) activate: bool,
-    /// With a pool: the number of appliances to wait for.
-    pub(crate) expect: Option<usize>,
-    /// How long to wait for replies.
-    pub(crate) wait: Wait,
-    /// Commits answered with missing_chunks followed by a resend, at most.
-    pub(crate) commit_retries: u32,
-}
-
 impl PushArguments {
     fn settings(&self) -> Settings {
         Settings {
@@ -135,27 +128,6 @@ impl PushArguments {
             commit_retries: self.commit_retries,
         }
     }
-}
-
-/// Pushes a signed archive to one device (installing it, and activating it when `settings` say
-/// so); returns the device's final answer. A lost connection is resumed as `bundle push` does.
-pub(crate) async fn push_to_device(
-    appliance: &Appliance,
-    file: &std::path::Path,
-    device: &str,
-    settings: &Settings,
-    bar: ProgressBar,
-) -> anyhow::Result<Answer> {
-    let identity = local::verified_identity(file)?;
-    let begin = begin_request(file, settings.chunk_size, false, &identity)?;
-    let target = Target::Device(device.to_string());
-    let mut push = Push::new(appliance, file, settings, target, &begin)?;
-    push.bar = Some(bar);
-    transfer(appliance, &mut push).await?;
-    Ok(push
-        .results()
-        .remove(device)
-        .unwrap_or_else(|| Answer::verdict(device, "no_reply", "no reply from the device")))
 }
 
 /// Why an attempt at a push stopped: a lost connection is resumed over a new one.
@@ -182,15 +154,44 @@ pub(crate) async fn push(
     arguments: PushArguments,
 ) -> anyhow::Result<ExitCode> {
     let target = arguments.target.target()?;
-    let identity = local::verified_identity(&arguments.file)?;
-    let begin = begin_request(
-        &arguments.file,
-        arguments.chunk_size,
-        arguments.unsigned,
-        &identity,
-    )?;
+    let chosen = match &arguments.delta {
+        Some(delta) => {
+            crate::delta::choose(
+                appliance,
+                &arguments.file,
+                delta,
+                &target,
+                arguments.settings(),
+            )
+            .await?
+        }
+        None => arguments.file.clone(),
+    };
+    let (mut push, mut elapsed) = push_file(appliance, &arguments, target.clone(), &chosen).await?;
+    if chosen != arguments.file {
+        if let Some(reason) = crate::delta::refused(push.results().values()) {
+            eprintln!("packctl: the device refused the delta ({reason}); pushing the full archive");
+            let sent = push.bytes_sent;
+            let (full, more) = push_file(appliance, &arguments, target, &arguments.file).await?;
+            push = full;
+            push.bytes_sent += sent;
+            elapsed += more;
+        }
+    }
+    report(&push, arguments.json, elapsed)
+}
+
+/// One archive pushed to the target, to its end; returns the push and its time from connect.
+async fn push_file(
+    appliance: &Appliance,
+    arguments: &PushArguments,
+    target: Target,
+    file: &std::path::Path,
+) -> anyhow::Result<(Push, Duration)> {
+    let identity = local::verified_identity(file)?;
+    let begin = begin_request(file, arguments.chunk_size, arguments.unsigned, &identity)?;
     let settings = arguments.settings();
-    let mut push = Push::new(appliance, &arguments.file, &settings, target, &begin)?;
+    let mut push = Push::new(appliance, file, &settings, target, &begin)?;
     eprintln!(
         "pushing {} {} ({}, {} chunks of {}) to {}, transfer {}",
         identity.name,
@@ -204,7 +205,7 @@ pub(crate) async fn push(
     // Throughput is measured from here: the checks above are local work, not the transfer.
     let started = Instant::now();
     transfer(appliance, &mut push).await?;
-    report(&push, arguments.json, started.elapsed())
+    Ok((push, started.elapsed()))
 }
 
 /// The `begin` request for an archive: what it is and, unless `--unsigned`, its signature from
