@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use fixtures::{Packd, PackdOptions, V5Client};
+use fixtures::{Appliance as _, Packd, PackdOptions, V5Client};
 use serde_json::Value;
 use support::{unique_id, Broker};
 
@@ -280,5 +280,91 @@ async fn a_rollout_killed_mid_wave_resumes_without_contacting_the_devices_it_fin
 impl Operator {
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_whose_briefs_fail_during_its_soak_is_rolled_back_and_stops_the_rollout() {
+    let operator = Operator::new();
+    let archive = operator.slim_archive("1.7.3", true);
+    let broker = Broker::start();
+    let pool = unique_id("store");
+    let run = unique_id("ro");
+    // b answers every brief `internal`, as a bundle that breaks on its hardware would.
+    let start = |letter: &str, fault: Option<&str>| {
+        let mut options = PackdOptions {
+            device: Some(format!("{run}-{letter}")),
+            pools: vec![pool.clone()],
+            ..trusting(&operator.public)
+        };
+        if let Some(fault) = fault {
+            options.env.push(("TEST_PACKD_FAULT".into(), fault.into()));
+        }
+        Packd::start(&broker, options)
+    };
+    let fleet = [start("a", None), start("b", Some("fail-every=1"))];
+    let mut client = V5Client::connect(&broker).await;
+    for packd in &fleet {
+        client.wait_for_state(packd, "online").await;
+    }
+    // Store staff keep sending briefs to both while the rollout runs.
+    let sender = V5Client::connect(&broker).await;
+    let topics: Vec<String> = fleet.iter().map(|packd| packd.brief_topic()).collect();
+    let traffic = tokio::spawn(async move {
+        for n in 0u64.. {
+            for topic in &topics {
+                sender
+                    .send(topic, r#"{"product":"tea"}"#, &format!("load-{n}"))
+                    .await;
+            }
+            // Pacing, not synchronisation: about 50 briefs a second per device.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    });
+    let journal = operator.path("rollout-errors.jsonl");
+    let mut arguments = start_arguments(
+        archive.to_str().expect("utf-8"),
+        journal.to_str().expect("utf-8"),
+        &pool,
+    );
+    // A soak of five stats periods, so that several stats messages fall inside it.
+    let soak = arguments
+        .iter()
+        .position(|a| *a == "--soak-s")
+        .expect("--soak-s")
+        + 1;
+    arguments[soak] = "5";
+    arguments.extend(["--waves", "1,100%", "--min-briefs", "10"]);
+    arguments.extend(["--max-error-rate", "20%"]);
+    let output = operator.run(&broker, &arguments).await;
+    traffic.abort();
+    assert!(!output.status.success(), "{}", describe(&output));
+
+    let entries = journal_entries(&journal);
+    let (a, b) = (&fleet[0].device, &fleet[1].device);
+    let failed = std::fs::read_to_string(&journal)
+        .unwrap_or_else(|error| panic!("no journal ({error}): {}", describe(&output)))
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|entry| entry["device"] == b.as_str() && entry["step"] == "failed")
+        .unwrap_or_else(|| panic!("b never failed: {entries:?}"));
+    let reason = failed["reason"].as_str().expect("a reason");
+    assert!(reason.contains("briefs failed during the soak"), "{reason}");
+    assert!(
+        entries
+            .iter()
+            .any(|(d, step, _)| d == a && step == "healthy"),
+        "a passed its soak first: {entries:?}"
+    );
+    let steps = last_steps(&journal);
+    assert_eq!(
+        (steps[a].as_str(), steps[b].as_str()),
+        ("rolled_back", "rolled_back")
+    );
+    for packd in &fleet {
+        let state = client
+            .wait_for_state_where(packd, |state| state["bundle"]["version"] == "1.0.0")
+            .await;
+        assert_eq!(state["bundle"]["version"], "1.0.0");
     }
 }
