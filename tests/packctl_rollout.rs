@@ -368,3 +368,37 @@ async fn a_device_whose_briefs_fail_during_its_soak_is_rolled_back_and_stops_the
         assert_eq!(state["bundle"]["version"], "1.0.0");
     }
 }
+
+#[test]
+fn a_rollout_without_a_broker_fails_clearly_and_writes_no_journal() {
+    let operator = Operator::new();
+    let archive = operator.slim_archive("1.7.4", true);
+    let config = operator.path("nobroker.toml");
+    let url = format!("mqtt://127.0.0.1:{}", support::free_port());
+    std::fs::write(&config, format!("[mqtt]\nurl = \"{url}\"\n")).expect("config");
+    let journal = operator.path("rollout-nobroker.jsonl");
+    let output = crate::packctl_bundle::packctl(
+        operator.dir.path(),
+        &[
+            "--config",
+            config.to_str().expect("utf-8"),
+            "rollout",
+            "start",
+            archive.to_str().expect("utf-8"),
+            "--device",
+            "orin-1",
+            "--journal",
+            journal.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(!output.status.success(), "{}", describe(&output));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot connect to the broker at {url}")),
+        "{stderr}"
+    );
+    assert!(
+        !journal.exists(),
+        "a journal for a rollout that never started"
+    );
+}

@@ -27,6 +27,9 @@ pub(crate) enum JournalError {
     /// `start` would overwrite another rollout's journal.
     #[error("rollout journal {path} already exists: resume it with `packctl rollout resume {path}`, or choose another --journal")]
     Exists { path: PathBuf },
+    /// Another packctl holds the journal (it runs or aborts this rollout now).
+    #[error("rollout journal {path} is in use by another packctl: one process per rollout")]
+    Busy { path: PathBuf },
     /// A line that is not a journal entry (other than a torn last line).
     #[error("rollout journal {path}, line {line}: {message}")]
     Corrupt {
@@ -175,6 +178,7 @@ impl Journal {
                 },
                 _ => io(error),
             })?;
+        lock(path, &file)?;
         let mut journal = Journal::with(path, file, header);
         let line = serde_json::to_string(&journal.header).map_err(|e| io(e.into()))?;
         journal.write_line(&line)?;
@@ -192,9 +196,11 @@ impl Journal {
             path: path.to_path_buf(),
             source,
         };
+        let file = OpenOptions::new().append(true).open(path).map_err(io)?;
+        // Locked before it is read: what is read is then what this process appends to.
+        lock(path, &file)?;
         let mut text = std::fs::read_to_string(path).map_err(io)?;
         let complete = text.rfind('\n').map_or(0, |end| end + 1);
-        let file = OpenOptions::new().append(true).open(path).map_err(io)?;
         if complete < text.len() {
             eprintln!("packctl: the journal's last line is incomplete; dropping it");
             file.set_len(complete as u64)
@@ -334,6 +340,22 @@ impl Journal {
     }
 }
 
+/// An exclusive lock on the journal for as long as `file` is open, so that two packctl processes
+/// never drive (and append to) one rollout at once.
+fn lock(path: &Path, file: &File) -> Result<(), JournalError> {
+    // Called through the trait: std's own `File::try_lock` is newer than our MSRV.
+    match fs4::FileExt::try_lock(file) {
+        Ok(()) => Ok(()),
+        Err(fs4::TryLockError::WouldBlock) => Err(JournalError::Busy {
+            path: path.to_path_buf(),
+        }),
+        Err(fs4::TryLockError::Error(source)) => Err(JournalError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
 impl DeviceRecord {
     fn pending() -> DeviceRecord {
         DeviceRecord {
@@ -397,6 +419,10 @@ pub(super) mod tests {
             Err(JournalError::Exists { .. })
         ));
         let journal = Journal::open(&path).unwrap();
+        assert!(matches!(
+            Journal::open(&path),
+            Err(JournalError::Busy { .. })
+        ));
         assert_eq!(journal.header.window, header().window);
         assert_eq!(journal.step("a"), Step::Healthy);
         assert_eq!(journal.devices["a"].previous, Some(previous));
@@ -424,6 +450,7 @@ pub(super) mod tests {
         }
         let journal = Journal::open(&path).unwrap();
         assert_eq!(journal.aborted.as_deref(), Some("operator"));
+        drop(journal);
         let lines: Vec<&str> = text.lines().collect();
         let broken = format!("{}\nnot json\n{}\n", lines[0], lines[1]);
         std::fs::write(&path, broken).unwrap();

@@ -65,22 +65,31 @@ impl Monitor {
         let options = appliance.options(&client_id)?;
         let (client, eventloop) = AsyncClient::new(options, 64);
         let (sender, view) = watch::channel(View::new());
-        let (retained, mut last_retained) = watch::channel(Instant::now());
+        // When the connection came up or the latest retained state arrived; `None` until then.
+        let (retained, mut last_retained) = watch::channel(None);
         let topics = [
             format!("{}/devices/+/state", appliance.prefix),
             format!("{}/devices/+/stats", appliance.prefix),
         ];
         let driver = tokio::spawn(drive(eventloop, client.clone(), topics, sender, retained));
         let deadline = Instant::now() + RETAINED_MAX_WAIT;
-        // The burst counts from the first SUBACK-era message; with no device at all the quiet
-        // period alone ends it.
         loop {
-            let quiet_until = (*last_retained.borrow_and_update() + RETAINED_QUIET).min(deadline);
+            let last: Option<Instant> = *last_retained.borrow_and_update();
+            let until = last.map_or(deadline, |last| (last + RETAINED_QUIET).min(deadline));
             tokio::select! {
                 changed = last_retained.changed() => if changed.is_err() {
                     anyhow::bail!("cannot watch the appliances: the MQTT connection ended");
                 },
-                _ = tokio::time::sleep_until(quiet_until) => break,
+                _ = tokio::time::sleep_until(until) => {
+                    if last.is_none() {
+                        anyhow::bail!(
+                            "cannot connect to the broker at {}: no answer within {} s",
+                            appliance.broker_url,
+                            RETAINED_MAX_WAIT.as_secs()
+                        );
+                    }
+                    break;
+                }
             }
         }
         Ok(Monitor {
@@ -125,7 +134,7 @@ async fn drive(
     client: AsyncClient,
     topics: [String; 2],
     view: watch::Sender<View>,
-    retained: watch::Sender<Instant>,
+    retained: watch::Sender<Option<Instant>>,
 ) {
     loop {
         match eventloop.poll().await {
@@ -134,11 +143,11 @@ async fn drive(
                     // Queued for the event loop: it goes out on the next poll.
                     let _ = client.try_subscribe(topic.clone(), QoS::AtLeastOnce);
                 }
-                retained.send_replace(Instant::now());
+                retained.send_replace(Some(Instant::now()));
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 if publish.retain {
-                    retained.send_replace(Instant::now());
+                    retained.send_replace(Some(Instant::now()));
                 }
                 view.send_if_modified(|view| read(view, &publish));
             }
