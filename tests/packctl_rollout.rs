@@ -149,9 +149,9 @@ async fn a_good_rollout_goes_wave_by_wave_and_activates_only_inside_its_window()
     let pool = unique_id("store");
     let (fleet, mut client) = fleet(&broker, &operator, &pool, "").await;
     let journal = operator.path("rollout-good.jsonl");
-    // A window opening a few seconds from now (UTC), so that the transfers of wave 1 finish
-    // before it and its activation has to wait.
-    let opens = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(8);
+    // A window opening 25 s from now (UTC): wave 1's transfer takes a few seconds even on a
+    // loaded CI machine, so its activation has to wait for the window.
+    let opens = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(25);
     let time = opens.to_zoned_datetime(jiff::tz::TimeZone::UTC).time();
     let window = format!(
         "{:02}:{:02}:{:02}-{:02}:{:02}:{:02}",
