@@ -165,6 +165,20 @@ async fn a_good_rollout_goes_wave_by_wave_and_activates_only_inside_its_window()
     let mut arguments = start_arguments(&archive, journal.to_str().expect("utf-8"), &pool);
     arguments.extend(["--waves", "1,50%,100%", "--window", &window, "--tz", "UTC"]);
     arguments.extend(["--delta", &delta]);
+    // The plan first: the waves, and nothing sent or journaled.
+    let dry_run: Vec<&str> = arguments.iter().copied().chain(["--dry-run"]).collect();
+    let output = operator.run(&broker, &dry_run).await;
+    assert!(output.status.success(), "{}", describe(&output));
+    let names: Vec<&str> = fleet.iter().map(|packd| packd.device.as_str()).collect();
+    let plan = format!(
+        "wave 1: {}\nwave 2: {}\nwave 3: {}\n",
+        names[0],
+        names[1..3].join(", "),
+        names[3..].join(", ")
+    );
+    assert_eq!(text(&output.stdout), plan);
+    assert!(!journal.exists());
+
     let output = operator.run(&broker, &arguments).await;
     assert!(output.status.success(), "{}", describe(&output));
     let stderr = text(&output.stderr);
@@ -246,6 +260,20 @@ async fn a_rollout_killed_mid_wave_resumes_without_contacting_the_devices_it_fin
     child.kill().expect("kill packctl");
     let _ = child.wait();
     assert!(begun, "wave 2 never began: {:?}", journal_entries(&journal));
+    // `status` reads the journal as the killed packctl left it.
+    let status = crate::packctl_bundle::packctl(
+        operator.dir.path(),
+        &["rollout", "status", journal.to_str().expect("utf-8")],
+    );
+    assert!(status.status.success(), "{}", describe(&status));
+    let table = text(&status.stdout);
+    for packd in &fleet[..2] {
+        let row = table
+            .lines()
+            .find(|line| line.contains(&packd.device))
+            .unwrap_or_else(|| panic!("no row for {}:\n{table}", packd.device));
+        assert!(row.starts_with("1 ") && row.contains("healthy"), "{table}");
+    }
     let finished: Vec<String> = fleet[..2].iter().map(|p| p.device.clone()).collect();
     let begins_before: Vec<usize> = finished
         .iter()

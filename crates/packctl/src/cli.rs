@@ -107,6 +107,7 @@ pub(crate) fn run(
         Command::Bundle(BundleCommand::Inspect(inspect)) => {
             local::inspect(inspect, || Ok(load()?.trusted_keys))
         }
+        Command::Rollout(rollout::RolloutCommand::Status { journal }) => rollout::status(&journal),
         command => run_remote(&load()?, command),
     }
 }

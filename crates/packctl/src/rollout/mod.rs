@@ -38,6 +38,12 @@ pub(crate) enum RolloutCommand {
         /// The rollout's journal file.
         journal: PathBuf,
     },
+    /// Show where each device of a rollout stands, from its journal (contacts no device; safe
+    /// while another packctl runs the rollout).
+    Status {
+        /// The rollout's journal file.
+        journal: PathBuf,
+    },
     /// Stop a rollout and return every device it activated to its previous bundle.
     Abort {
         /// The rollout's journal file.
@@ -91,6 +97,9 @@ pub(crate) struct StartArguments {
     /// FILE to the others.
     #[arg(long, value_name = "DELTA")]
     delta: Option<PathBuf>,
+    /// Print the devices of each wave and stop: nothing is sent and no journal is written.
+    #[arg(long)]
+    dry_run: bool,
     /// Journal file (default: rollout-NAME-VERSION.jsonl here).
     #[arg(long, value_name = "FILE")]
     journal: Option<PathBuf>,
@@ -117,6 +126,7 @@ pub(crate) async fn run(
             let delta = prepared_delta(&archive, delta.as_deref(), journal.header.chunk_size)?;
             drive::run(appliance, journal, archive, delta).await
         }
+        RolloutCommand::Status { journal } => status(&journal),
         RolloutCommand::Abort { journal, timeout_s } => {
             let mut journal = Journal::open(&journal)?;
             let archive = same_archive(&journal.header)?;
@@ -170,6 +180,12 @@ async fn start(appliance: &Appliance, arguments: StartArguments) -> anyhow::Resu
         timeout_s: arguments.timeout_s,
         chunk_size: arguments.chunk_size,
     };
+    if arguments.dry_run {
+        for (index, wave) in header.waves.iter().enumerate() {
+            println!("wave {}: {}", index + 1, wave.join(", "));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let path = arguments.journal.clone().unwrap_or_else(|| {
         let bundle = &header.bundle;
         PathBuf::from(format!("rollout-{}-{}.jsonl", bundle.name, bundle.version))
@@ -208,6 +224,35 @@ fn prepared_delta(
         archive: Prepared::new(path, chunk_size)?,
         info,
     }))
+}
+
+/// `rollout status`: one line per device, wave by wave, as the journal has it.
+pub(crate) fn status(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let journal = Journal::read(path)?;
+    let header = &journal.header;
+    println!(
+        "rollout of {} {} ({})",
+        header.bundle.name,
+        header.bundle.version,
+        match &journal.aborted {
+            Some(reason) => format!("aborted: {reason}"),
+            None => "not aborted".to_string(),
+        }
+    );
+    println!("WAVE  {:24}  {:12}  DETAIL", "DEVICE", "STEP");
+    for (index, wave) in header.waves.iter().enumerate() {
+        for device in wave {
+            let record = journal.devices.get(device);
+            let step = journal.step(device);
+            let detail = record.and_then(|r| r.reason.as_deref()).unwrap_or_default();
+            println!(
+                "{:<4}  {device:24}  {:12}  {detail}",
+                index + 1,
+                step.as_str()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The `--device` ids plus every member of each `--pool`, sorted and without repeats.
