@@ -14,8 +14,8 @@ use packd_wire::bundle::{BundleErrorCode, BundleReply, InvalidCheck};
 use crate::answer::Answer;
 use crate::local::{self, human_bytes, ArchiveIdentity, Scratch};
 use crate::push::Settings;
-use crate::remote::client_id;
-use crate::session::{Expect, Session, Target, Wait};
+use crate::remote::{self, Simple};
+use crate::session::{Target, Wait};
 use crate::Appliance;
 
 #[derive(Args)]
@@ -206,12 +206,8 @@ pub(crate) async fn base_installed(
     info: &DeltaInfo,
     wait: Wait,
 ) -> anyhow::Result<bool> {
-    let mut session = Session::connect(appliance, &client_id()).await?;
-    let topic = Target::Device(device.to_string()).topic(&appliance.prefix, "list");
-    let correlation = session.request(&[topic], &serde_json::json!({})).await?;
-    let expect = Expect::Devices([device.to_string()].into());
-    let replies = session.collect(&correlation, &expect, wait).await?;
-    session.disconnect().await;
+    let devices = [device.to_string()].into();
+    let replies = remote::ask(appliance, &devices, &Simple::List, wait).await?;
     let Some(answer) = replies.get(device) else {
         anyhow::bail!(
             "no reply to list from {device} within {} s",

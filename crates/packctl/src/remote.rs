@@ -120,6 +120,28 @@ pub(crate) fn client_id() -> String {
     format!("packctl-{}-{:08x}", std::process::id(), fastrand::u32(..))
 }
 
+/// One request to each of `devices` on its own topic, over a connection of its own; their
+/// answers (a device that does not answer within `wait` is absent).
+pub(crate) async fn ask(
+    appliance: &Appliance,
+    devices: &BTreeSet<String>,
+    request: &Simple,
+    wait: Wait,
+) -> anyhow::Result<BTreeMap<String, Answer>> {
+    let mut session = Session::connect(appliance, &client_id()).await?;
+    let topics: Vec<String> = devices
+        .iter()
+        .map(|device| Target::Device(device.clone()).topic(&appliance.prefix, request.command()))
+        .collect();
+    let body = request.body()?;
+    let correlation = session.request(&topics, &body).await?;
+    let replies = session
+        .collect(&correlation, &Expect::Devices(devices.clone()), wait)
+        .await?;
+    session.disconnect().await;
+    Ok(replies)
+}
+
 /// `bundle abort|list|activate|rollback|remove`: one request, the replies printed.
 pub(crate) async fn simple(
     appliance: &Appliance,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use packd_bundle::delta::DeltaInfo;
-use packd_wire::bundle::{self as wire, BundleReply, BundleStatus};
+use packd_wire::bundle::{BundleReply, BundleStatus};
 use packd_wire::reply::BundleRef;
 use tokio::time::Instant;
 
@@ -19,8 +19,8 @@ use super::table::Table;
 use super::window;
 use crate::answer::Answer;
 use crate::push::{self, Prepared, Settings};
-use crate::remote::client_id;
-use crate::session::{Expect, Session, Target, Wait};
+use crate::remote::{self, Simple};
+use crate::session::Wait;
 use crate::Appliance;
 
 /// Devices of a wave whose transfers run at the same time.
@@ -274,11 +274,7 @@ impl Rollout<'_> {
     /// `activate` of the new bundle on `devices`; each one's answer journaled.
     async fn activate_now(&mut self, devices: &BTreeSet<String>) -> anyhow::Result<()> {
         let bundle = self.journal.header.bundle.clone();
-        let request = wire::BundleName {
-            name: bundle.name.clone(),
-            version: bundle.version.clone(),
-        };
-        let replies = self.request(devices, "activate", &request).await?;
+        let replies = self.activate_on(devices, &bundle).await?;
         for device in devices {
             match replies.get(device) {
                 Some(answer)
@@ -385,11 +381,7 @@ impl Rollout<'_> {
             }
         }
         for (bundle, devices) in by_bundle {
-            let request = wire::BundleName {
-                name: bundle.name.clone(),
-                version: bundle.version.clone(),
-            };
-            let replies = self.request(&devices, "activate", &request).await?;
+            let replies = self.activate_on(&devices, &bundle).await?;
             for device in &devices {
                 match replies.get(device) {
                     Some(answer)
@@ -410,25 +402,17 @@ impl Rollout<'_> {
         Ok(())
     }
 
-    /// One request to each device's own topic; their answers.
-    async fn request(
+    /// `activate` of `bundle` on each of `devices`; their answers.
+    async fn activate_on(
         &self,
         devices: &BTreeSet<String>,
-        command: &str,
-        body: &impl serde::Serialize,
+        bundle: &BundleRef,
     ) -> anyhow::Result<BTreeMap<String, Answer>> {
-        let mut session = Session::connect(self.appliance, &client_id()).await?;
-        let topics: Vec<String> = devices
-            .iter()
-            .map(|device| Target::Device(device.clone()).topic(&self.appliance.prefix, command))
-            .collect();
-        let body = serde_json::to_value(body)?;
-        let correlation = session.request(&topics, &body).await?;
-        let replies = session
-            .collect(&correlation, &Expect::Devices(devices.clone()), self.wait())
-            .await?;
-        session.disconnect().await;
-        Ok(replies)
+        let request = Simple::Activate {
+            name: bundle.name.clone(),
+            version: bundle.version.clone(),
+        };
+        remote::ask(self.appliance, devices, &request, self.wait()).await
     }
 
     /// Prints where each device ended; success only when every one serves the new bundle.
