@@ -13,7 +13,6 @@ use packd_wire::bundle::{BundleErrorCode, BundleReply, InvalidCheck};
 
 use crate::answer::Answer;
 use crate::local::{self, human_bytes, ArchiveIdentity, Scratch};
-use crate::push::Settings;
 use crate::remote::{self, Simple};
 use crate::session::{Target, Wait};
 use crate::Appliance;
@@ -138,43 +137,39 @@ pub(crate) fn print_summary(
     );
 }
 
-/// Which archive `bundle push --delta` sends to `target` (one device): the delta when the
-/// device lists the delta's base as installed, the full archive otherwise. Both must verify,
-/// and the delta must stand for this very full archive.
+/// Whether `bundle push --delta` sends the delta to `target` (one device): it does when the
+/// device lists the delta's base as installed. The delta must stand for the full archive
+/// `full` describes; its identity is returned when it is to be sent.
 pub(crate) async fn choose(
     appliance: &Appliance,
-    full: &Path,
+    full: &ArchiveIdentity,
     delta_path: &Path,
     target: &Target,
-    settings: Settings,
-) -> anyhow::Result<PathBuf> {
+    wait: Wait,
+) -> anyhow::Result<Option<ArchiveIdentity>> {
     let Target::Device(device) = target else {
         anyhow::bail!(
             "--delta works with --device: members of a pool may hold different bundles \
              (`packctl rollout --delta` chooses for each device)"
         );
     };
-    let info = matching_delta(&local::verified_identity(full)?, delta_path)?;
-    if base_installed(appliance, device, &info, settings.wait).await? {
-        eprintln!(
-            "{device} holds {} {}: sending the delta",
-            info.base.name, info.base.version
-        );
-        Ok(delta_path.to_path_buf())
+    let (info, delta) = matching_delta(full, delta_path)?;
+    let base = format!("{} {}", info.base.name, info.base.version);
+    if base_installed(appliance, device, &info, wait).await? {
+        eprintln!("{device} holds {base}: sending the delta");
+        Ok(Some(delta))
     } else {
-        eprintln!(
-            "{device} does not hold {} {}: sending the full archive",
-            info.base.name, info.base.version
-        );
-        Ok(full.to_path_buf())
+        eprintln!("{device} does not hold {base}: sending the full archive");
+        Ok(None)
     }
 }
 
-/// Checks that `delta_path` is a valid delta of the full archive `identity` describes.
+/// Checks that `delta_path` is a valid delta of the full archive `identity` describes; returns
+/// what it builds on and its own identity (what its signature must match).
 pub(crate) fn matching_delta(
     identity: &ArchiveIdentity,
     delta_path: &Path,
-) -> anyhow::Result<DeltaInfo> {
+) -> anyhow::Result<(DeltaInfo, ArchiveIdentity)> {
     let scratch = local::unpack_to_scratch(delta_path, "packctl-delta-")?;
     let Some((info, manifest)) = verified(delta_path, &scratch)? else {
         anyhow::bail!("{} is a full archive, not a delta", delta_path.display());
@@ -196,7 +191,14 @@ pub(crate) fn matching_delta(
             identity.version
         );
     }
-    Ok(info)
+    let (digest, size) = local::digest_of(delta_path)?;
+    let delta = ArchiveIdentity {
+        name: manifest.name,
+        version: manifest.version,
+        size,
+        sha256: hex::encode(digest),
+    };
+    Ok((info, delta))
 }
 
 /// Whether `device` lists the delta's base among its installed bundles.

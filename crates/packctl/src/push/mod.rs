@@ -154,26 +154,27 @@ pub(crate) async fn push(
     arguments: PushArguments,
 ) -> anyhow::Result<ExitCode> {
     let target = arguments.target.target()?;
-    let chosen = match &arguments.delta {
-        Some(delta) => {
-            crate::delta::choose(
-                appliance,
-                &arguments.file,
-                delta,
-                &target,
-                arguments.settings(),
-            )
+    let full = local::verified_identity(&arguments.file)?;
+    let wait = arguments.settings().wait;
+    let delta = match &arguments.delta {
+        Some(path) => crate::delta::choose(appliance, &full, path, &target, wait)
             .await?
-        }
-        None => arguments.file.clone(),
+            .map(|identity| (path, identity)),
+        None => None,
     };
-    let (mut push, mut elapsed) = push_file(appliance, &arguments, target.clone(), &chosen).await?;
-    if chosen != arguments.file {
+    let (file, identity) = match &delta {
+        Some((path, identity)) => (path.as_path(), identity),
+        None => (arguments.file.as_path(), &full),
+    };
+    let (mut push, mut elapsed) =
+        push_file(appliance, &arguments, target.clone(), file, identity).await?;
+    if delta.is_some() {
         if let Some(reason) = crate::delta::refused(push.results().values()) {
             eprintln!("packctl: the device refused the delta ({reason}); pushing the full archive");
             let sent = push.bytes_sent;
-            let (full, more) = push_file(appliance, &arguments, target, &arguments.file).await?;
-            push = full;
+            let (again, more) =
+                push_file(appliance, &arguments, target, &arguments.file, &full).await?;
+            push = again;
             push.bytes_sent += sent;
             elapsed += more;
         }
@@ -181,15 +182,16 @@ pub(crate) async fn push(
     report(&push, arguments.json, elapsed)
 }
 
-/// One archive pushed to the target, to its end; returns the push and its time from connect.
+/// One archive (`identity`, already verified) pushed to the target, to its end; returns the push
+/// and its time from connect.
 async fn push_file(
     appliance: &Appliance,
     arguments: &PushArguments,
     target: Target,
     file: &std::path::Path,
+    identity: &ArchiveIdentity,
 ) -> anyhow::Result<(Push, Duration)> {
-    let identity = local::verified_identity(file)?;
-    let begin = begin_request(file, arguments.chunk_size, arguments.unsigned, &identity)?;
+    let begin = begin_request(file, arguments.chunk_size, arguments.unsigned, identity)?;
     let settings = arguments.settings();
     let mut push = Push::new(appliance, file, &settings, target, &begin)?;
     eprintln!(

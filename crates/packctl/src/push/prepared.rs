@@ -37,10 +37,18 @@ impl Prepared {
     /// Verifies the archive as an appliance would and reads its signature (which must be for
     /// this very archive): the work every push of it shares.
     pub(crate) fn new(path: &Path, chunk_size: u64) -> anyhow::Result<Prepared> {
-        let identity = local::verified_identity(path)?;
+        Prepared::verified(path, chunk_size, &local::verified_identity(path)?)
+    }
+
+    /// An archive whose `identity` its caller has already verified.
+    pub(crate) fn verified(
+        path: &Path,
+        chunk_size: u64,
+        identity: &local::ArchiveIdentity,
+    ) -> anyhow::Result<Prepared> {
         Ok(Prepared {
             path: path.to_path_buf(),
-            begin: begin_request(path, chunk_size, false, &identity)?,
+            begin: begin_request(path, chunk_size, false, identity)?,
         })
     }
 

@@ -218,10 +218,10 @@ fn prepared_delta(
         size: begin.size,
         sha256: begin.sha256.clone(),
     };
-    let info = crate::delta::matching_delta(&identity, path)?;
+    let (info, delta) = crate::delta::matching_delta(&identity, path)?;
     Ok(Some(drive::Delta {
         path: path.to_path_buf(),
-        archive: Prepared::new(path, chunk_size)?,
+        archive: Prepared::verified(path, chunk_size, &delta)?,
         info,
     }))
 }
