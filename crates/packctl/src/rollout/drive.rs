@@ -49,10 +49,10 @@ struct Rollout<'a> {
 pub(super) async fn run(
     appliance: &Appliance,
     journal: Journal,
+    monitor: Monitor,
     archive: Prepared,
     delta: Option<Delta>,
 ) -> anyhow::Result<ExitCode> {
-    let monitor = Monitor::start(appliance).await?;
     let rows: Vec<(String, Step)> = journal
         .header
         .waves

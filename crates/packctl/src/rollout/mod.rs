@@ -124,7 +124,8 @@ pub(crate) async fn run(
             let archive = same_archive(&journal.header)?;
             let delta = journal.header.delta.clone();
             let delta = prepared_delta(&archive, delta.as_deref(), journal.header.chunk_size)?;
-            drive::run(appliance, journal, archive, delta).await
+            let monitor = Monitor::start(appliance).await?;
+            drive::run(appliance, journal, monitor, archive, delta).await
         }
         RolloutCommand::Status { journal } => status(&journal),
         RolloutCommand::Abort { journal, timeout_s } => {
@@ -134,7 +135,8 @@ pub(crate) async fn run(
             if journal.aborted.is_none() {
                 journal.abort("aborted by the operator")?;
             }
-            drive::run(appliance, journal, archive, None).await
+            let monitor = Monitor::start(appliance).await?;
+            drive::run(appliance, journal, monitor, archive, None).await
         }
     }
 }
@@ -155,10 +157,15 @@ async fn start(appliance: &Appliance, arguments: StartArguments) -> anyhow::Resu
     let delta = prepared_delta(&archive, delta.as_deref(), arguments.chunk_size)?;
     let tz = window::default_zone(arguments.tz.as_deref())?;
     let device_tz = window::device_zones(&arguments.device_tz)?;
+    // The same watch finds the pools' members now and checks the devices' health later.
     let monitor = Monitor::start(appliance).await?;
-    let targets = targets(&monitor, &arguments.device, &arguments.pool);
-    monitor.stop().await;
-    let targets = targets?;
+    let targets = match targets(&monitor, &arguments.device, &arguments.pool) {
+        Ok(targets) => targets,
+        Err(error) => {
+            monitor.stop().await;
+            return Err(error);
+        }
+    };
     let begin = archive.begin();
     let header = Header {
         format: journal::FORMAT,
@@ -184,6 +191,7 @@ async fn start(appliance: &Appliance, arguments: StartArguments) -> anyhow::Resu
         for (index, wave) in header.waves.iter().enumerate() {
             println!("wave {}: {}", index + 1, wave.join(", "));
         }
+        monitor.stop().await;
         return Ok(ExitCode::SUCCESS);
     }
     let path = arguments.journal.clone().unwrap_or_else(|| {
@@ -199,7 +207,7 @@ async fn start(appliance: &Appliance, arguments: StartArguments) -> anyhow::Resu
         arguments.waves,
         path.display()
     );
-    drive::run(appliance, journal, archive, delta).await
+    drive::run(appliance, journal, monitor, archive, delta).await
 }
 
 /// `--delta`, checked against the full archive.
