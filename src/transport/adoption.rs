@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     acknowledgement_of, brief_job, client_id, session_options, Topics, TransportError,
-    REQUEST_CHANNEL, STATE_POOL_PROPERTY,
+    REQUEST_CHANNEL,
 };
 use crate::config::MqttConfig;
 use crate::serve::{Acknowledge, Pipeline};
@@ -79,13 +79,12 @@ impl PeerUpdate {
                 _ => PeerStatus::Unreadable,
             }
         };
-        let pools = publish
-            .properties
-            .iter()
-            .flat_map(|properties| properties.user_properties.iter())
-            .filter(|(key, _)| key == STATE_POOL_PROPERTY)
-            .map(|(_, pool)| pool.clone())
-            .collect();
+        let pools = packd_wire::state::pools_named(
+            publish
+                .properties
+                .iter()
+                .flat_map(|properties| properties.user_properties.iter()),
+        );
         PeerUpdate {
             device: device.to_string(),
             status,
@@ -763,6 +762,7 @@ fn ending_of(error: ConnectionError) -> AdoptionEnd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::STATE_POOL_PROPERTY;
     use bytes::Bytes;
     use rumqttc::v5::mqttbytes::v5::PublishProperties;
     use rumqttc::v5::mqttbytes::QoS;

@@ -1,7 +1,7 @@
 //! The retained state document (`{prefix}/devices/{device}/state`) and the periodic stats
 //! document (`{prefix}/devices/{device}/stats`): what an appliance says about itself.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +11,17 @@ use crate::reply::{BundleRef, ErrorCode};
 /// serves: how pool peers and `packctl rollout` learn a pool's members without a change to the
 /// state document itself.
 pub const STATE_POOL_PROPERTY: &str = "packd-pool";
+
+/// The pools a state message names in its MQTT user properties ([`STATE_POOL_PROPERTY`]).
+pub fn pools_named<'a>(
+    user_properties: impl IntoIterator<Item = &'a (String, String)>,
+) -> BTreeSet<String> {
+    user_properties
+        .into_iter()
+        .filter(|(key, _)| key == STATE_POOL_PROPERTY)
+        .map(|(_, pool)| pool.clone())
+        .collect()
+}
 
 /// `status` of the state document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -120,6 +131,17 @@ mod tests {
         .unwrap();
         assert_eq!(degraded.status, Status::Degraded);
         assert!(degraded.bundle.is_none());
+    }
+
+    #[test]
+    fn only_pool_properties_name_pools() {
+        let properties = [
+            (STATE_POOL_PROPERTY.to_string(), "store-9".to_string()),
+            ("other".to_string(), "x".to_string()),
+            (STATE_POOL_PROPERTY.to_string(), "eu".to_string()),
+        ];
+        let pools: Vec<String> = pools_named(&properties).into_iter().collect();
+        assert_eq!(pools, ["eu", "store-9"]);
     }
 
     #[test]

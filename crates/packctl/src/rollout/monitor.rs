@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
-use packd_wire::state::{State, Stats, STATE_POOL_PROPERTY};
+use packd_wire::state::{pools_named, State, Stats};
 use rumqttc::v5::mqttbytes::v5::{Packet, Publish};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop};
@@ -171,13 +171,12 @@ fn read(view: &mut View, publish: &Publish) -> bool {
         "state" => {
             let seen = view.entry(device.to_string()).or_default();
             seen.state = serde_json::from_slice(&publish.payload).ok();
-            seen.pools = publish
-                .properties
-                .iter()
-                .flat_map(|properties| properties.user_properties.iter())
-                .filter(|(key, _)| key == STATE_POOL_PROPERTY)
-                .map(|(_, pool)| pool.clone())
-                .collect();
+            seen.pools = pools_named(
+                publish
+                    .properties
+                    .iter()
+                    .flat_map(|properties| properties.user_properties.iter()),
+            );
             true
         }
         "stats" => {
