@@ -92,6 +92,21 @@ fn bytes_sent(stderr: &str) -> u64 {
         .unwrap_or_else(|| panic!("no byte count in {line:?}"))
 }
 
+/// `packctl bundle push ARCHIVE --device DEVICE [--delta DELTA]` against `broker`.
+async fn push(
+    operator: &Operator,
+    broker: &Broker,
+    archive: &str,
+    device: &str,
+    delta: Option<&str>,
+) -> std::process::Output {
+    let mut arguments = vec!["bundle", "push", archive, "--device", device];
+    if let Some(delta) = delta {
+        arguments.extend(["--delta", delta]);
+    }
+    operator.run(broker, &arguments).await
+}
+
 /// Every file under `dir`, with its bytes.
 fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
@@ -124,20 +139,7 @@ async fn a_delta_push_sends_only_the_changed_catalogue_and_installs_what_a_full_
     client.wait_for_state(&by_delta, "online").await;
     client.wait_for_state(&by_full, "online").await;
 
-    let output = operator
-        .run(
-            &broker,
-            &[
-                "bundle",
-                "push",
-                &full,
-                "--device",
-                &by_delta.device,
-                "--delta",
-                &delta,
-            ],
-        )
-        .await;
+    let output = push(&operator, &broker, &full, &by_delta.device, Some(&delta)).await;
     assert!(output.status.success(), "{}", describe(&output));
     let stderr = text(&output.stderr);
     assert!(stderr.contains("sending the delta"), "{stderr}");
@@ -164,12 +166,7 @@ async fn a_delta_push_sends_only_the_changed_catalogue_and_installs_what_a_full_
         "sent {sent} of a {full_size}-byte archive"
     );
 
-    let output = operator
-        .run(
-            &broker,
-            &["bundle", "push", &full, "--device", &by_full.device],
-        )
-        .await;
+    let output = push(&operator, &broker, &full, &by_full.device, None).await;
     assert!(output.status.success(), "{}", describe(&output));
     assert_eq!(bytes_sent(&text(&output.stderr)), full_size);
 
@@ -184,12 +181,7 @@ async fn a_delta_push_sends_only_the_changed_catalogue_and_installs_what_a_full_
         assert_eq!(serving(&mut client, packd).await, "1.9.0");
     }
     // The delta stood for the full archive: pushing that now sends nothing.
-    let output = operator
-        .run(
-            &broker,
-            &["bundle", "push", &full, "--device", &by_delta.device],
-        )
-        .await;
+    let output = push(&operator, &broker, &full, &by_delta.device, None).await;
     assert!(output.status.success(), "{}", describe(&output));
     assert_eq!(
         bytes_sent(&text(&output.stderr)),
@@ -215,12 +207,7 @@ async fn a_device_without_the_base_refuses_the_delta_and_gets_the_full_archive()
     client.wait_for_state(&bare, "degraded").await;
 
     // The delta on its own: the device cannot assemble it and says why; nothing is installed.
-    let output = operator
-        .run(
-            &broker,
-            &["bundle", "push", &delta, "--device", &bare.device],
-        )
-        .await;
+    let output = push(&operator, &broker, &delta, &bare.device, None).await;
     assert!(!output.status.success(), "{}", describe(&output));
     let stdout = text(&output.stdout);
     assert!(
@@ -230,20 +217,7 @@ async fn a_device_without_the_base_refuses_the_delta_and_gets_the_full_archive()
     );
     assert!(!installed_path(&bare, "packd-default", "1.9.0").exists());
 
-    let output = operator
-        .run(
-            &broker,
-            &[
-                "bundle",
-                "push",
-                &full,
-                "--device",
-                &bare.device,
-                "--delta",
-                &delta,
-            ],
-        )
-        .await;
+    let output = push(&operator, &broker, &full, &bare.device, Some(&delta)).await;
     assert!(output.status.success(), "{}", describe(&output));
     let stderr = text(&output.stderr);
     assert!(stderr.contains("sending the full archive"), "{stderr}");
@@ -252,4 +226,45 @@ async fn a_device_without_the_base_refuses_the_delta_and_gets_the_full_archive()
         std::fs::metadata(&full).expect("full").len()
     );
     assert_eq!(serving(&mut client, &bare).await, "1.9.0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_refused_by_a_device_whose_base_differs_is_followed_by_the_full_archive() {
+    let operator = Operator::new();
+    let (full, delta) = archives(&operator);
+    let broker = Broker::start();
+    // A 1.0.0 of its own (another palette file): `list` names the delta's base, but the
+    // manifest is not the one the delta was made from.
+    let other_base = bundle_variant(
+        "1.0.0",
+        |dir| {
+            let path = dir.join("catalogues/palettes.json");
+            let palettes: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).expect("palettes")).expect("json");
+            std::fs::write(&path, serde_json::to_vec(&palettes).expect("json")).expect("write");
+        },
+        true,
+    );
+    let packd = Packd::start(
+        &broker,
+        PackdOptions {
+            seed: Some(other_base.path().to_path_buf()),
+            ..trusting(&operator.public)
+        },
+    );
+    let mut client = V5Client::connect(&broker).await;
+    client.wait_for_state(&packd, "online").await;
+
+    let output = push(&operator, &broker, &full, &packd.device, Some(&delta)).await;
+    assert!(output.status.success(), "{}", describe(&output));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("sending the delta"), "{stderr}");
+    assert!(
+        stderr.contains("refused the delta") && stderr.contains("not the bundle this delta"),
+        "{stderr}"
+    );
+    let delta_size = std::fs::metadata(&delta).expect("delta").len();
+    let full_size = std::fs::metadata(&full).expect("full").len();
+    assert_eq!(bytes_sent(&stderr), delta_size + full_size, "{stderr}");
+    assert_eq!(serving(&mut client, &packd).await, "1.9.0");
 }

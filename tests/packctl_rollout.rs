@@ -302,6 +302,17 @@ async fn a_rollout_killed_mid_wave_resumes_without_contacting_the_devices_it_fin
             packd.device
         );
     }
+    // The journal pins the archive: another one under its name is refused before any device
+    // is contacted.
+    let other = operator.slim_archive("1.7.5", true);
+    std::fs::copy(&other, &archive).expect("replace the archive");
+    let output = operator.run(&broker, &resume).await;
+    assert!(!output.status.success(), "{}", describe(&output));
+    assert!(
+        text(&output.stderr).contains("changed since the rollout started"),
+        "{}",
+        describe(&output)
+    );
 }
 
 /// The operator's folder, for journals.
