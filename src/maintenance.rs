@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use crate::backend::engines::{EngineTarget, TensorRtVersion};
+use crate::backend::engines::{EngineTarget, PlanHeaderError, TensorRtVersion};
 use crate::backend::select::BackendConfig;
 use crate::backend::selftest;
 use crate::backend::{Backend, ModelInputs};
@@ -33,6 +33,15 @@ pub enum MaintenanceError {
     /// The command's arguments are wrong (unknown target, precision or version); the text says how.
     #[error("{0}")]
     Usage(String),
+    /// The file to register is not a TensorRT plan.
+    #[error("{path} is not a TensorRT plan: {reason}")]
+    NotAPlan {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with its header. Not a `#[source]`: `packd` prints an error with its
+        /// sources (`{:#}`), which would say it twice.
+        reason: PlanHeaderError,
+    },
     /// A target failed its self-test; the text names the target.
     #[error("self-test failed on {0}")]
     SelfTestFailed(String),
@@ -263,10 +272,10 @@ pub fn register_engine(
     let plan_path = bundle_dir.join(&registration.file);
     let plan = std::fs::read(&plan_path).map_err(io(&plan_path))?;
     let header = crate::backend::engines::parse_plan_header(&plan).map_err(|reason| {
-        MaintenanceError::Usage(format!(
-            "{} is not a TensorRT plan: {reason}",
-            plan_path.display()
-        ))
+        MaintenanceError::NotAPlan {
+            path: plan_path.clone(),
+            reason,
+        }
     })?;
     let manifest_path = bundle_dir.join(MANIFEST_FILE);
     let text = std::fs::read_to_string(&manifest_path).map_err(io(&manifest_path))?;

@@ -169,7 +169,8 @@ pub enum EngineRefusal {
         /// The engine's path in the bundle.
         file: String,
         /// What is wrong with the header.
-        reason: String,
+        #[source]
+        reason: PlanHeaderError,
     },
     /// The plan header's TensorRT major.minor differs from the manifest's.
     #[error(
@@ -276,19 +277,46 @@ pub struct PlanHeader {
     pub build: u32,
 }
 
+/// Why bytes are not a plan whose header this code can read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanHeaderError {
+    /// The file is too short to hold a plan header.
+    #[error("{len} bytes, shorter than a plan header ({})", PLAN_HEADER_LEN)]
+    Short {
+        /// The file's length.
+        len: usize,
+    },
+    /// The file does not start with the plan magic (not a plan, or one older than TensorRT 8.6).
+    #[error("starts with {found:02x?}, not the plan magic \"ftrt\" (TensorRT 8.6 or later)")]
+    Magic {
+        /// The file's first four bytes.
+        found: [u8; 4],
+    },
+    /// The header is of a format newer than the one this code reads.
+    #[error("plan header format {format}, only format 0 is known")]
+    Format {
+        /// The header's format number.
+        format: u32,
+    },
+    /// The plan's size in the header is not the file's.
+    #[error("header declares {declared} bytes but the file has {len} (truncated or padded)")]
+    Size {
+        /// The size the header declares.
+        declared: i64,
+        /// The file's length.
+        len: usize,
+    },
+}
+
 /// Reads a plan's header without TensorRT: magic, format, size and the builder's version.
-pub fn parse_plan_header(bytes: &[u8]) -> Result<PlanHeader, String> {
+pub fn parse_plan_header(bytes: &[u8]) -> Result<PlanHeader, PlanHeaderError> {
     if bytes.len() < PLAN_HEADER_LEN {
-        return Err(format!(
-            "{} bytes, shorter than a plan header ({PLAN_HEADER_LEN})",
-            bytes.len()
-        ));
+        return Err(PlanHeaderError::Short { len: bytes.len() });
     }
-    if &bytes[..4] != PLAN_MAGIC {
-        return Err(format!(
-            "starts with {:02x?}, not the plan magic \"ftrt\" (TensorRT 8.6 or later)",
-            &bytes[..4]
-        ));
+    let mut magic = [0u8; 4];
+    magic.copy_from_slice(&bytes[..4]);
+    if &magic != PLAN_MAGIC {
+        return Err(PlanHeaderError::Magic { found: magic });
     }
     let word = |offset: usize| {
         let mut word = [0u8; 4];
@@ -297,18 +325,16 @@ pub fn parse_plan_header(bytes: &[u8]) -> Result<PlanHeader, String> {
     };
     let format = word(PLAN_FORMAT_OFFSET);
     if format != 0 {
-        return Err(format!(
-            "plan header format {format}, only format 0 is known"
-        ));
+        return Err(PlanHeaderError::Format { format });
     }
     let mut size = [0u8; 8];
     size.copy_from_slice(&bytes[PLAN_SIZE_OFFSET..PLAN_SIZE_OFFSET + 8]);
     let declared = i64::from_le_bytes(size);
     if u64::try_from(declared).ok() != u64::try_from(bytes.len()).ok() {
-        return Err(format!(
-            "header declares {declared} bytes but the file has {} (truncated or padded)",
-            bytes.len()
-        ));
+        return Err(PlanHeaderError::Size {
+            declared,
+            len: bytes.len(),
+        });
     }
     let version = &bytes[PLAN_VERSION_OFFSET..PLAN_VERSION_OFFSET + 4];
     Ok(PlanHeader {
@@ -485,24 +511,37 @@ mod tests {
 
     #[test]
     fn garbage_and_damaged_plans_are_refused_before_tensorrt() {
-        assert!(parse_plan_header(b"").unwrap_err().contains("shorter"));
-        assert!(parse_plan_header(&[0u8; 64]).unwrap_err().contains("magic"));
+        let refusal = |bytes: &[u8]| parse_plan_header(bytes).unwrap_err();
+        assert_eq!(refusal(b""), PlanHeaderError::Short { len: 0 });
+        assert!(refusal(b"").to_string().contains("shorter"));
+        assert_eq!(
+            refusal(&[0u8; 64]),
+            PlanHeaderError::Magic { found: [0; 4] }
+        );
+        assert!(refusal(&[0u8; 64]).to_string().contains("magic"));
         let onnx = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/engines/packd-default/model.onnx"
         ))
         .unwrap();
-        assert!(parse_plan_header(&onnx).unwrap_err().contains("magic"));
+        assert!(refusal(&onnx).to_string().contains("magic"));
         let mut future_format = plan([10, 3, 0, 30], 16);
         future_format[4] = 1;
-        assert!(parse_plan_header(&future_format)
-            .unwrap_err()
-            .contains("format 1"));
+        assert_eq!(
+            refusal(&future_format),
+            PlanHeaderError::Format { format: 1 }
+        );
+        assert!(refusal(&future_format).to_string().contains("format 1"));
         let mut truncated = plan([10, 3, 0, 30], 16);
         truncated.truncate(40);
-        assert!(parse_plan_header(&truncated)
-            .unwrap_err()
-            .contains("truncated"));
+        assert_eq!(
+            refusal(&truncated),
+            PlanHeaderError::Size {
+                declared: 48,
+                len: 40
+            }
+        );
+        assert!(refusal(&truncated).to_string().contains("truncated"));
     }
 
     #[test]

@@ -46,12 +46,49 @@ pub(crate) struct FaultSpec {
     pub(crate) hold_while: Option<PathBuf>,
 }
 
+/// Why a [`FAULT_ENV`] value is refused; each names the item that is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum FaultSpecError {
+    /// An item without `=`.
+    #[error("'{item}' is not KEY=VALUE")]
+    NotKeyValue {
+        /// The item as given.
+        item: String,
+    },
+    /// A count that is not a whole number.
+    #[error("'{item}': '{value}' is not a whole number")]
+    NotANumber {
+        /// The item as given.
+        item: String,
+        /// Its value.
+        value: String,
+    },
+    /// `fail-every=0`: inferences are counted from 1, so N must be at least 1.
+    #[error("'{item}': fail-every needs N >= 1")]
+    FailEveryZero {
+        /// The item as given.
+        item: String,
+    },
+    /// `hold-while=` without a path.
+    #[error("'{item}': hold-while needs a file path")]
+    NoHoldPath {
+        /// The item as given.
+        item: String,
+    },
+    /// A key that names no fault.
+    #[error("unknown fault '{key}' (known: hang-after=N, fail-every=N, hold-while=PATH)")]
+    UnknownFault {
+        /// The key as given.
+        key: String,
+    },
+}
+
 /// How often a held inference looks for its file again.
 const HOLD_POLL: Duration = Duration::from_millis(5);
 
 impl FaultSpec {
     /// Parses the [`FAULT_ENV`] syntax; `Ok(None)` for an empty (all-blank) value.
-    pub fn parse(text: &str) -> Result<Option<FaultSpec>, String> {
+    pub fn parse(text: &str) -> Result<Option<FaultSpec>, FaultSpecError> {
         let mut spec = FaultSpec::default();
         let mut any = false;
         for item in text
@@ -61,27 +98,36 @@ impl FaultSpec {
         {
             let (key, value) = item
                 .split_once('=')
-                .ok_or_else(|| format!("'{item}' is not KEY=VALUE"))?;
+                .ok_or_else(|| FaultSpecError::NotKeyValue {
+                    item: item.to_string(),
+                })?;
             let (key, value) = (key.trim(), value.trim());
-            let number = || -> Result<u64, String> {
-                value
-                    .parse()
-                    .map_err(|_| format!("'{item}': '{value}' is not a whole number"))
+            let number = || -> Result<u64, FaultSpecError> {
+                value.parse().map_err(|_| FaultSpecError::NotANumber {
+                    item: item.to_string(),
+                    value: value.to_string(),
+                })
             };
             match key {
                 "hang-after" => spec.hang_after = Some(number()?),
                 "fail-every" => match number()? {
-                    0 => return Err(format!("'{item}': fail-every needs N >= 1")),
+                    0 => {
+                        return Err(FaultSpecError::FailEveryZero {
+                            item: item.to_string(),
+                        })
+                    }
                     every => spec.fail_every = Some(every),
                 },
                 "hold-while" if value.is_empty() => {
-                    return Err(format!("'{item}': hold-while needs a file path"))
+                    return Err(FaultSpecError::NoHoldPath {
+                        item: item.to_string(),
+                    })
                 }
                 "hold-while" => spec.hold_while = Some(PathBuf::from(value)),
                 other => {
-                    return Err(format!(
-                    "unknown fault '{other}' (known: hang-after=N, fail-every=N, hold-while=PATH)"
-                ))
+                    return Err(FaultSpecError::UnknownFault {
+                        key: other.to_string(),
+                    })
                 }
             }
             any = true;

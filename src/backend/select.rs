@@ -84,6 +84,10 @@ pub enum SelectError {
     /// `backend.kind = "tensorrt"` but no engine can serve; the text says why.
     #[error("backend.kind = \"tensorrt\" but {0}")]
     TensorRtRequired(String),
+    /// `backend.kind = "tensorrt"` but the CUDA device or TensorRT cannot be opened.
+    #[cfg(feature = "tensorrt")]
+    #[error("backend.kind = \"tensorrt\" but {0}")]
+    NoAccelerator(#[source] super::trt::AcceleratorError),
 }
 
 /// Loads `bundle` on the best backend this machine has, as `settings` allow.
@@ -161,7 +165,7 @@ fn accelerated_targets(
     let accelerator = match super::trt::accelerator(settings) {
         Ok(accelerator) => accelerator,
         Err(reason) if settings.kind == BackendKind::Tensorrt => {
-            return Err(SelectError::TensorRtRequired(reason))
+            return Err(SelectError::NoAccelerator(reason))
         }
         Err(reason) => {
             log::warn!("TensorRT unavailable, serving on the CPU: {reason}");

@@ -6,12 +6,32 @@ use std::path::Path;
 
 use crate::config::{LogConfig, LogTarget};
 
+/// Why the configured logger cannot be installed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// `log.level` names no level.
+    #[error("bad log level '{level}'")]
+    Level {
+        /// The level as configured.
+        level: String,
+        /// The `log` crate's refusal.
+        #[source]
+        source: log::ParseLevelError,
+    },
+    /// The journal's socket cannot be opened.
+    #[error("cannot open the journal: {0}")]
+    Journal(#[source] std::io::Error),
+    /// A logger is installed already.
+    #[error(transparent)]
+    AlreadyInstalled(#[from] log::SetLoggerError),
+}
+
 /// Installs the logger chosen by the configuration. Returns the target actually used.
-pub fn install(config: &LogConfig) -> Result<LogTarget, String> {
-    let level: log::LevelFilter = config
-        .level
-        .parse()
-        .map_err(|_| format!("bad log level '{}'", config.level))?;
+pub fn install(config: &LogConfig) -> Result<LogTarget, LogError> {
+    let level: log::LevelFilter = config.level.parse().map_err(|source| LogError::Level {
+        level: config.level.clone(),
+        source,
+    })?;
     let under_systemd = config.under_systemd;
     let target = resolve(
         config.target,
@@ -26,11 +46,10 @@ pub fn install(config: &LogConfig) -> Result<LogTarget, String> {
     }
     match target {
         LogTarget::Journal => systemd_journal_logger::JournalLog::new()
-            .map_err(|error| format!("cannot open the journal: {error}"))?
+            .map_err(LogError::Journal)?
             .with_syslog_identifier("packd".to_string())
-            .install()
-            .map_err(|error| error.to_string())?,
-        _ => log::set_boxed_logger(Box::new(StderrLogger)).map_err(|error| error.to_string())?,
+            .install()?,
+        _ => log::set_boxed_logger(Box::new(StderrLogger))?,
     }
     log::set_max_level(level);
     Ok(target)

@@ -9,6 +9,83 @@
 
 use crate::backend::{BackendError, ModelInputs, ModelOutputs};
 
+/// Why an engine tensor's shape or optimisation profile does not fit packd's batching; each
+/// carries the dimensions involved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ShapeError {
+    /// The tensor is a scalar.
+    #[error("a scalar, with no batch dimension")]
+    Scalar,
+    /// A brief's row holds another number of values than the manifest gives the tensor.
+    #[error("shape {shape:?}: {found} values per brief, the manifest says {expected}")]
+    RowLength {
+        /// The engine's shape.
+        shape: Vec<i64>,
+        /// Values per brief in the engine's shape.
+        found: usize,
+        /// Values per brief in the manifest.
+        expected: usize,
+    },
+    /// A dimension after the batch is dynamic (or not positive).
+    #[error("shape {shape:?}: only the batch may be dynamic")]
+    DynamicRow {
+        /// The engine's shape.
+        shape: Vec<i64>,
+    },
+    /// The batch dimension is neither -1 nor a positive size.
+    #[error("shape {shape:?}: batch dimension {batch}")]
+    BatchDimension {
+        /// The engine's shape.
+        shape: Vec<i64>,
+        /// Its first dimension.
+        batch: i64,
+    },
+    /// A static batch larger than 1: batches come in every size up to the limit, so an engine
+    /// must take 1 brief or a dynamic batch.
+    #[error(
+        "static batch of {0}: packd needs a batch of 1 or a dynamic one; rebuild the engine \
+         with build-engines.sh"
+    )]
+    StaticBatch(usize),
+    /// A dynamic batch, but the engine has no optimisation profile to bound it.
+    #[error("dynamic batch without an optimisation profile")]
+    NoProfile,
+    /// Profile 0's bounds change the rows, not only the batch.
+    #[error("profile {min:?}..{max:?} does not keep the engine's rows {shape:?}")]
+    ProfileRows {
+        /// The profile's smallest shape.
+        min: Vec<i64>,
+        /// The profile's largest shape.
+        max: Vec<i64>,
+        /// The engine's shape.
+        shape: Vec<i64>,
+    },
+    /// Profile 0's largest batch does not fit in a `usize`.
+    #[error("profile batch {0} is out of range")]
+    ProfileBatchRange(i64),
+    /// Profile 0's batches do not start at 1 (one brief) or end below it.
+    #[error("profile batch {min:?}..{max:?}: packd needs batches from 1 (one brief) up")]
+    ProfileBatch {
+        /// The profile's smallest shape.
+        min: Vec<i64>,
+        /// The profile's largest shape.
+        max: Vec<i64>,
+    },
+    /// An output, resolved for a batch, is not that batch of rows of the manifest's length.
+    #[error(
+        "shape {shape:?} for {batch} brief(s); the manifest says [{batch}, …] of {row_len} values \
+         each"
+    )]
+    Output {
+        /// The shape the context resolved.
+        shape: Vec<i64>,
+        /// Briefs in the batch.
+        batch: usize,
+        /// Values per brief in the manifest.
+        row_len: usize,
+    },
+}
+
 /// The first dimension of an engine tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BatchDim {
@@ -29,18 +106,24 @@ fn static_elements(dims: &[i64]) -> Option<usize> {
 }
 
 /// Reads an engine tensor's shape as the batch first, then one brief's row of `row_len` values.
-pub(crate) fn batch_dim(shape: &[i64], row_len: usize) -> Result<BatchDim, String> {
+pub(crate) fn batch_dim(shape: &[i64], row_len: usize) -> Result<BatchDim, ShapeError> {
     let Some((&first, row)) = shape.split_first() else {
-        return Err("a scalar, with no batch dimension".into());
+        return Err(ShapeError::Scalar);
     };
     match static_elements(row) {
         Some(elements) if elements == row_len => {}
         Some(elements) => {
-            return Err(format!(
-                "shape {shape:?}: {elements} values per brief, the manifest says {row_len}"
-            ))
+            return Err(ShapeError::RowLength {
+                shape: shape.to_vec(),
+                found: elements,
+                expected: row_len,
+            })
         }
-        None => return Err(format!("shape {shape:?}: only the batch may be dynamic")),
+        None => {
+            return Err(ShapeError::DynamicRow {
+                shape: shape.to_vec(),
+            })
+        }
     }
     match first {
         -1 => Ok(BatchDim::Dynamic),
@@ -48,7 +131,10 @@ pub(crate) fn batch_dim(shape: &[i64], row_len: usize) -> Result<BatchDim, Strin
             .ok()
             .filter(|&size| size > 0)
             .map(BatchDim::Static)
-            .ok_or_else(|| format!("shape {shape:?}: batch dimension {size}")),
+            .ok_or_else(|| ShapeError::BatchDimension {
+                shape: shape.to_vec(),
+                batch: size,
+            }),
     }
 }
 
@@ -59,27 +145,28 @@ pub(crate) fn input_batch_limit(
     shape: &[i64],
     dim: BatchDim,
     profile: Option<(&[i64], &[i64])>,
-) -> Result<usize, String> {
+) -> Result<usize, ShapeError> {
     match (dim, profile) {
         (BatchDim::Static(1), _) => Ok(1),
-        (BatchDim::Static(size), _) => Err(format!(
-            "static batch of {size}: packd needs a batch of 1 or a dynamic one; rebuild the engine \
-             with build-engines.sh"
-        )),
-        (BatchDim::Dynamic, None) => Err("dynamic batch without an optimisation profile".into()),
+        (BatchDim::Static(size), _) => Err(ShapeError::StaticBatch(size)),
+        (BatchDim::Dynamic, None) => Err(ShapeError::NoProfile),
         (BatchDim::Dynamic, Some((min, max))) => {
             let rows_match = |bound: &[i64]| bound.get(1..) == shape.get(1..);
             if !rows_match(min) || !rows_match(max) {
-                return Err(format!(
-                    "profile {min:?}..{max:?} does not keep the engine's rows {shape:?}"
-                ));
+                return Err(ShapeError::ProfileRows {
+                    min: min.to_vec(),
+                    max: max.to_vec(),
+                    shape: shape.to_vec(),
+                });
             }
             match (min.first(), max.first()) {
-                (Some(1), Some(&largest)) if largest >= 1 => usize::try_from(largest)
-                    .map_err(|_| format!("profile batch {largest} is out of range")),
-                _ => Err(format!(
-                    "profile batch {min:?}..{max:?}: packd needs batches from 1 (one brief) up"
-                )),
+                (Some(1), Some(&largest)) if largest >= 1 => {
+                    usize::try_from(largest).map_err(|_| ShapeError::ProfileBatchRange(largest))
+                }
+                _ => Err(ShapeError::ProfileBatch {
+                    min: min.to_vec(),
+                    max: max.to_vec(),
+                }),
             }
         }
     }
@@ -107,15 +194,17 @@ pub(crate) fn check_output_shape(
     shape: &[i64],
     batch: usize,
     row_len: usize,
-) -> Result<(), String> {
+) -> Result<(), ShapeError> {
     let first = shape.first().and_then(|&size| usize::try_from(size).ok());
     let row = shape.get(1..).and_then(static_elements);
     if first == Some(batch) && row == Some(row_len) {
         Ok(())
     } else {
-        Err(format!(
-            "shape {shape:?} for {batch} brief(s); the manifest says [{batch}, …] of {row_len} values each"
-        ))
+        Err(ShapeError::Output {
+            shape: shape.to_vec(),
+            batch,
+            row_len,
+        })
     }
 }
 
@@ -186,9 +275,9 @@ mod tests {
         assert_eq!(batch_dim(&[1, 196], 196), Ok(BatchDim::Static(1)));
         assert_eq!(batch_dim(&[-1, 3, 16, 12], 576), Ok(BatchDim::Dynamic));
         assert_eq!(batch_dim(&[8, 24], 24), Ok(BatchDim::Static(8)));
-        let wrong_row = batch_dim(&[-1, 195], 196).unwrap_err();
+        let wrong_row = batch_dim(&[-1, 195], 196).unwrap_err().to_string();
         assert!(wrong_row.contains("195 values per brief"), "{wrong_row}");
-        let dynamic_row = batch_dim(&[-1, -1], 196).unwrap_err();
+        let dynamic_row = batch_dim(&[-1, -1], 196).unwrap_err().to_string();
         assert!(dynamic_row.contains("only the batch"), "{dynamic_row}");
         assert!(batch_dim(&[0, 196], 196).is_err());
         assert!(batch_dim(&[-2, 196], 196).is_err());
@@ -218,7 +307,8 @@ mod tests {
             Ok(1)
         );
         let error = input_batch_limit(&[4, 196], BatchDim::Static(4), None).unwrap_err();
-        assert!(error.contains("static batch of 4"), "{error}");
+        assert_eq!(error, ShapeError::StaticBatch(4));
+        assert!(error.to_string().contains("static batch of 4"), "{error}");
     }
 
     #[test]

@@ -13,8 +13,8 @@ pub mod target;
 
 use std::sync::{Arc, OnceLock};
 
-use self::cuda::{Device, TransferMode};
-use self::runtime::{Runtime, TensorRt};
+use self::cuda::{CudaError, Device, TransferMode};
+use self::runtime::{Runtime, TensorRt, TrtError};
 use super::engines::{read_plan, DeviceFacts, EngineTarget};
 use super::select::{BackendConfig, SelectError, TransferChoice};
 use super::{Backend, BackendError};
@@ -34,10 +34,22 @@ pub struct Accelerator {
     pub transfer: TransferMode,
 }
 
-static ACCELERATOR: OnceLock<Result<Arc<Accelerator>, String>> = OnceLock::new();
+/// Why this machine has no accelerator: the CUDA device or TensorRT cannot be opened.
+// Clone: the first failure is kept for the process and handed to every later bundle.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AcceleratorError {
+    /// No CUDA driver or device, or the device cannot be queried.
+    #[error(transparent)]
+    Cuda(#[from] CudaError),
+    /// libnvinfer cannot be loaded, or its runtime cannot be created or queried.
+    #[error(transparent)]
+    TensorRt(#[from] TrtError),
+}
+
+static ACCELERATOR: OnceLock<Result<Arc<Accelerator>, AcceleratorError>> = OnceLock::new();
 
 /// The process's accelerator, set up on first use; the error says why there is none.
-pub(crate) fn accelerator(settings: &BackendConfig) -> Result<Arc<Accelerator>, String> {
+pub(crate) fn accelerator(settings: &BackendConfig) -> Result<Arc<Accelerator>, AcceleratorError> {
     ACCELERATOR
         .get_or_init(|| Accelerator::open(settings).map(Arc::new))
         .clone()
@@ -45,12 +57,11 @@ pub(crate) fn accelerator(settings: &BackendConfig) -> Result<Arc<Accelerator>, 
 
 impl Accelerator {
     /// Opens the CUDA device, TensorRT and its runtime, and measures how to move tensors.
-    pub fn open(settings: &BackendConfig) -> Result<Accelerator, String> {
-        let device = Device::open(0).map_err(|error| error.to_string())?;
-        let library =
-            TensorRt::open(settings.tensorrt_library.as_deref()).map_err(|e| e.to_string())?;
-        let runtime = Runtime::new(&library).map_err(|error| error.to_string())?;
-        let dla_cores = runtime.dla_cores().map_err(|error| error.to_string())?;
+    pub fn open(settings: &BackendConfig) -> Result<Accelerator, AcceleratorError> {
+        let device = Device::open(0)?;
+        let library = TensorRt::open(settings.tensorrt_library.as_deref())?;
+        let runtime = Runtime::new(&library)?;
+        let dla_cores = runtime.dla_cores()?;
         let facts = DeviceFacts {
             tensorrt: library.version(),
             compute_capability: device.compute_capability.clone(),

@@ -12,7 +12,7 @@ use super::ffi;
 use crate::backend::engines::{EngineTarget, TensorRtVersion};
 
 /// Why TensorRT could not be used; every message names what to fix.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum TrtError {
     /// libnvinfer cannot be loaded; the text says why.
     #[error("TensorRT library unavailable: {0}")]

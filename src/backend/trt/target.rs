@@ -2,11 +2,13 @@
 //! and its tensor buffers, sized for the largest batch the engine takes. A target runs one
 //! batch at a time, as one enqueue; the scheduler spreads batches over targets.
 
-use std::ffi::CString;
+use std::ffi::{CString, NulError};
 use std::sync::{Arc, Mutex};
 
-use super::batch::{self, BatchDim};
-use super::cuda::{Device, TensorBuffer, TransferMode};
+use cudarc::driver::DriverError;
+
+use super::batch::{self, BatchDim, ShapeError};
+use super::cuda::{CudaError, Device, TensorBuffer, TransferMode};
 use super::runtime::{
     Engine, ExecutionContext, ProfileBound, TensorInfo, TrtError, DATA_TYPE_FLOAT,
 };
@@ -53,6 +55,85 @@ pub(crate) struct TrtTarget {
     max_batch: usize,
 }
 
+/// Why an engine cannot be set up on its target or run there: its tensors differ from the
+/// manifest's, or TensorRT or CUDA refused; each names the tensor involved where there is one.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TargetError {
+    /// The manifest lacks one of the tensors every model has.
+    #[error("manifest has no tensor '{name}'")]
+    NotInManifest {
+        /// The tensor's name.
+        name: String,
+    },
+    /// The engine lacks a tensor of the manifest (or has it in the other direction).
+    #[error("engine has no tensor '{name}'")]
+    NotInEngine {
+        /// The tensor's name.
+        name: String,
+    },
+    /// The engine's tensor is not float32, the only type the manifest's tensors have.
+    #[error("engine tensor '{name}' is type {data_type}; the manifest says float32")]
+    NotFloat {
+        /// The tensor's name.
+        name: String,
+        /// Its `nvinfer1::DataType`.
+        data_type: i32,
+    },
+    /// A tensor name cannot be handed to TensorRT as a C string.
+    #[error("tensor name '{name}': {source}")]
+    Name {
+        /// The tensor's name.
+        name: String,
+        /// Where its NUL byte is.
+        #[source]
+        source: NulError,
+    },
+    /// An input's shape or optimisation profile does not fit packd's batching.
+    #[error("engine input '{name}': {source}")]
+    InputShape {
+        /// The input's name.
+        name: String,
+        /// What does not fit.
+        #[source]
+        source: ShapeError,
+    },
+    /// TensorRT cannot report an input's optimisation profile.
+    #[error("engine input '{name}': {source}")]
+    Profile {
+        /// The input's name.
+        name: String,
+        /// TensorRT's error.
+        #[source]
+        source: TrtError,
+    },
+    /// An output does not come out as the manifest says for a batch.
+    #[error("engine output '{name}': {source}")]
+    OutputShape {
+        /// The output's name.
+        name: String,
+        /// The shape it came out in.
+        #[source]
+        source: ShapeError,
+    },
+    /// TensorRT refused to set a shape or an address, to report a shape, or to enqueue.
+    #[error(transparent)]
+    TensorRt(#[from] TrtError),
+    /// A tensor buffer cannot be allocated, filled or read.
+    #[error(transparent)]
+    Cuda(#[from] CudaError),
+    /// The CUDA driver refused to bind the context or to synchronise the stream.
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+}
+
+/// `name` as TensorRT takes it.
+fn tensor_name(name: &str) -> Result<CString, TargetError> {
+    CString::new(name).map_err(|source| TargetError::Name {
+        name: name.to_string(),
+        source,
+    })
+}
+
 fn load_error(target: EngineTarget, message: impl std::fmt::Display) -> BackendError {
     BackendError::Load {
         path: target.backend_name().to_string(),
@@ -65,16 +146,18 @@ fn find_tensor<'a>(
     tensors: &'a [TensorInfo],
     name: &str,
     is_input: bool,
-) -> Result<&'a TensorInfo, String> {
+) -> Result<&'a TensorInfo, TargetError> {
     let tensor = tensors
         .iter()
         .find(|tensor| tensor.name == name && tensor.is_input == is_input)
-        .ok_or_else(|| format!("engine has no tensor '{name}'"))?;
+        .ok_or_else(|| TargetError::NotInEngine {
+            name: name.to_string(),
+        })?;
     if tensor.data_type != DATA_TYPE_FLOAT {
-        return Err(format!(
-            "engine tensor '{name}' is type {}; the manifest says float32",
-            tensor.data_type
-        ));
+        return Err(TargetError::NotFloat {
+            name: name.to_string(),
+            data_type: tensor.data_type,
+        });
     }
     Ok(tensor)
 }
@@ -84,28 +167,38 @@ fn describe_inputs(
     engine: &Engine,
     tensors: &[TensorInfo],
     bundle: &Bundle,
-) -> Result<Vec<Input>, String> {
+) -> Result<Vec<Input>, TargetError> {
     let mut inputs = Vec::new();
     for name in INPUT_ORDER {
         let spec = bundle
             .manifest
             .input(name)
-            .ok_or_else(|| format!("manifest has no tensor '{name}'"))?;
+            .ok_or_else(|| TargetError::NotInManifest {
+                name: name.to_string(),
+            })?;
         let tensor = find_tensor(tensors, name, true)?;
-        let problem = |message: String| format!("engine input '{name}': {message}");
-        let dim = batch::batch_dim(&tensor.shape, spec.len()).map_err(problem)?;
-        let c_name = CString::new(name).map_err(|error| error.to_string())?;
+        let shape_error = |source: ShapeError| TargetError::InputShape {
+            name: name.to_string(),
+            source,
+        };
+        let profile_error = |source: TrtError| TargetError::Profile {
+            name: name.to_string(),
+            source,
+        };
+        let dim = batch::batch_dim(&tensor.shape, spec.len()).map_err(shape_error)?;
+        let c_name = tensor_name(name)?;
         let profile = match dim {
             BatchDim::Dynamic => {
                 let bound = |which| engine.profile_shape(&c_name, which);
-                let min = bound(ProfileBound::Min).map_err(|error| problem(error.to_string()))?;
-                let max = bound(ProfileBound::Max).map_err(|error| problem(error.to_string()))?;
+                let min = bound(ProfileBound::Min).map_err(profile_error)?;
+                let max = bound(ProfileBound::Max).map_err(profile_error)?;
                 Some((min, max))
             }
             BatchDim::Static(_) => None,
         };
         let profile_view = profile.as_ref().map(|(min, max)| (&min[..], &max[..]));
-        let limit = batch::input_batch_limit(&tensor.shape, dim, profile_view).map_err(problem)?;
+        let limit =
+            batch::input_batch_limit(&tensor.shape, dim, profile_view).map_err(shape_error)?;
         inputs.push(Input {
             name: c_name,
             shape: tensor.shape.clone(),
@@ -119,17 +212,19 @@ fn describe_inputs(
 
 /// The engine's outputs in `OUTPUT_ORDER`, checked against the manifest (their shapes are
 /// checked once the inputs' are set: a dynamic engine's follow from them).
-fn describe_outputs(tensors: &[TensorInfo], bundle: &Bundle) -> Result<Vec<Output>, String> {
+fn describe_outputs(tensors: &[TensorInfo], bundle: &Bundle) -> Result<Vec<Output>, TargetError> {
     OUTPUT_ORDER
         .iter()
         .map(|&name| {
             let spec = bundle
                 .manifest
                 .output(name)
-                .ok_or_else(|| format!("manifest has no tensor '{name}'"))?;
+                .ok_or_else(|| TargetError::NotInManifest {
+                    name: name.to_string(),
+                })?;
             find_tensor(tensors, name, false)?;
             Ok(Output {
-                name: CString::new(name).map_err(|error| error.to_string())?,
+                name: tensor_name(name)?,
                 len: spec.len(),
             })
         })
@@ -154,20 +249,18 @@ fn check_outputs(
     inputs: &[Input],
     outputs: &[Output],
     max_batch: usize,
-) -> Result<(), String> {
+) -> Result<(), TargetError> {
     let mut sizes = vec![1, max_batch];
     sizes.dedup();
     for size in sizes {
-        set_batch(context, inputs, size).map_err(|error| error.to_string())?;
+        set_batch(context, inputs, size)?;
         for output in outputs {
-            let shape = context
-                .tensor_shape(&output.name)
-                .map_err(|error| error.to_string())?;
-            batch::check_output_shape(&shape, size, output.len).map_err(|message| {
-                format!(
-                    "engine output '{}': {message}",
-                    output.name.to_string_lossy()
-                )
+            let shape = context.tensor_shape(&output.name)?;
+            batch::check_output_shape(&shape, size, output.len).map_err(|source| {
+                TargetError::OutputShape {
+                    name: output.name.to_string_lossy().into_owned(),
+                    source,
+                }
             })?;
         }
     }
@@ -182,12 +275,11 @@ fn bind_buffer(
     mode: TransferMode,
     name: &CString,
     len: usize,
-) -> Result<TensorBuffer, String> {
-    let buffer = TensorBuffer::new(device, stream, len, mode).map_err(|error| error.to_string())?;
+) -> Result<TensorBuffer, TargetError> {
+    let buffer = TensorBuffer::new(device, stream, len, mode)?;
     // SAFETY: the buffer lives in `Bound` next to the context, so it outlives every enqueue that
     // uses this address, and it holds the largest batch any shape set on the context asks for.
-    unsafe { context.set_tensor_address(name, buffer.device_address(stream)) }
-        .map_err(|error| error.to_string())?;
+    unsafe { context.set_tensor_address(name, buffer.device_address(stream)) }?;
     Ok(buffer)
 }
 
@@ -202,7 +294,7 @@ impl TrtTarget {
         bundle: &Bundle,
         mode: TransferMode,
     ) -> Result<TrtTarget, BackendError> {
-        let failed = |message: String| load_error(target, message);
+        let failed = |error: TargetError| load_error(target, error);
         let tensors = engine
             .tensors()
             .map_err(|error| load_error(target, error))?;
@@ -225,9 +317,12 @@ impl TrtTarget {
             .context()
             .map_err(|error| load_error(target, error))?;
         let mut bind = |name: &CString, len: usize| {
-            let values = len
-                .checked_mul(max_batch)
-                .ok_or_else(|| failed(format!("{len} values × {max_batch} briefs overflow")))?;
+            let values = len.checked_mul(max_batch).ok_or_else(|| {
+                load_error(
+                    target,
+                    format!("{len} values × {max_batch} briefs overflow"),
+                )
+            })?;
             bind_buffer(&mut context, device, &stream, mode, name, values).map_err(failed)
         };
         let input_buffers = inputs
@@ -309,15 +404,12 @@ impl Bound {
         outputs: &[Output],
         rows: &[Vec<f32>],
         size: usize,
-    ) -> Result<(), String> {
+    ) -> Result<(), TargetError> {
         // TensorRT runs on the calling thread's current CUDA context; workers start with none.
-        self.stream
-            .context()
-            .bind_to_thread()
-            .map_err(|error| error.to_string())?;
+        self.stream.context().bind_to_thread()?;
         if self.shaped_for != size {
             self.shaped_for = 0;
-            set_batch(&mut self.context, inputs, size).map_err(|error| error.to_string())?;
+            set_batch(&mut self.context, inputs, size)?;
             self.shaped_for = size;
         }
         let result = self.run(outputs, rows, size);
@@ -328,24 +420,24 @@ impl Bound {
         result
     }
 
-    fn run(&mut self, outputs: &[Output], rows: &[Vec<f32>], size: usize) -> Result<(), String> {
+    fn run(
+        &mut self,
+        outputs: &[Output],
+        rows: &[Vec<f32>],
+        size: usize,
+    ) -> Result<(), TargetError> {
         let stream = &self.stream;
         for (buffer, values) in self.inputs.iter_mut().zip(rows) {
-            buffer
-                .upload_prefix(stream, values)
-                .map_err(|error| error.to_string())?;
+            buffer.upload_prefix(stream, values)?;
         }
         // SAFETY: the stream belongs to the engine's device; every bound buffer lives in this
         // `Bound`, which the caller's lock holds until the stream has synchronised, and holds
         // `max_batch` >= `size` briefs, the batch the input shapes are set to.
-        unsafe { self.context.enqueue(stream.cu_stream().cast()) }
-            .map_err(|error| error.to_string())?;
+        unsafe { self.context.enqueue(stream.cu_stream().cast()) }?;
         for (buffer, output) in self.outputs.iter_mut().zip(outputs) {
-            buffer
-                .download_prefix(stream, output.len * size)
-                .map_err(|error| error.to_string())?;
+            buffer.download_prefix(stream, output.len * size)?;
         }
-        stream.synchronize().map_err(|error| error.to_string())
+        Ok(stream.synchronize()?)
     }
 }
 
