@@ -52,12 +52,15 @@ async fn twenty_seconds_of_varied_briefs_and_activations_leak_nothing() {
         "--stats-interval-s",
         "1",
         // The first seconds of a process grow malloc's arenas by a few MiB before they settle
-        // (docs/performance.md, "Soak"), which a 20-second run cannot wait out. 16 MiB still
+        // (docs/performance.md, "Soak"), which a 20-second run cannot wait out. 24 MiB still
         // catches a bundle kept per activation (the text encoder alone is 15 MiB, and there are
         // four or more activations after warm-up), and the allocator's keeping of freed tables,
-        // which grew RSS by 40 MiB here before packd fixed glibc's mmap threshold.
+        // which grew RSS by 40 MiB here before packd fixed glibc's mmap threshold. It was 16 MiB
+        // until the vocabulary grew to 23 700 synonyms, whose indexes each activation rebuilds:
+        // two runs then ended 16.5 and 16.8 MiB above their start, each lower at its end than
+        // halfway through (no trend to a leak).
         "--rss-tolerance-mib",
-        "16",
+        "24",
     ]);
     let report = soak::run(arguments).await.expect("the soak could not run");
     eprintln!("{}", report.text);

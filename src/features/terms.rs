@@ -1,7 +1,7 @@
 //! Reading a brief's values as vocabulary terms: exact name or synonym (in the field's own
-//! groups first, then in any group; in the mood and palette fields a close encoder reading of
-//! their own terms comes between the two), then synonyms contained in the value, then the
-//! bundle's text encoder. Each value read becomes an `understood` entry; a value read as nothing a warning.
+//! groups first, then in any group; a misspelt synonym when no group has the value exactly, and
+//! in the mood and palette fields a close encoder reading of their own terms, come between the
+//! two), then synonyms contained in the value, then the bundle's text encoder. Each value read becomes an `understood` entry; a value read as nothing a warning.
 
 use crate::brief::Brief;
 use crate::bundle::catalogue::{normalise, Term, Vocabulary};
@@ -30,19 +30,26 @@ struct Field {
     groups: &'static [&'static str],
     /// Whether a close encoder reading in `groups` beats another group's exact synonym.
     own_first: bool,
+    /// Whether a value names one thing of `groups` (a product, an audience), so that words of
+    /// other groups inside it are modifiers, not its meaning.
+    names_its_group: bool,
 }
 
 impl Field {
     /// The brief field `name` (`keywords` and any other name: every group).
     fn named(name: &str) -> Field {
-        let (groups, own_first) = match name {
-            "product" => (PRODUCT_GROUPS, false),
-            "audience" => (AUDIENCE_GROUPS, false),
-            "mood" => (MOOD_GROUPS, true),
-            "palette" => (PALETTE_GROUPS, true),
-            _ => (ALL_GROUPS, false),
+        let (groups, own_first, names_its_group) = match name {
+            "product" => (PRODUCT_GROUPS, false, true),
+            "audience" => (AUDIENCE_GROUPS, false, true),
+            "mood" => (MOOD_GROUPS, true, false),
+            "palette" => (PALETTE_GROUPS, true, false),
+            _ => (ALL_GROUPS, false, false),
         };
-        Field { groups, own_first }
+        Field {
+            groups,
+            own_first,
+            names_its_group,
+        }
     }
 }
 
@@ -140,16 +147,17 @@ impl<'a> Reader<'a> {
             return None;
         }
         let groups = field.groups;
-        let entry = |terms: Vec<&'a Term>, via: ReadVia, similarity: Option<f32>| Reading {
-            terms,
-            via,
-            similarity,
-        };
         // Asked at most once per value, and only when a rule below needs it.
         let encoded = std::cell::OnceCell::new();
         let encoded = || *encoded.get_or_init(|| self.encoded(&normalised, groups));
         if let Some(reading) = self.exact(&normalised, groups) {
             return Some(reading);
+        }
+        let exact_elsewhere = self.exact(&normalised, ALL_GROUPS);
+        if exact_elsewhere.is_none() {
+            if let Some(reading) = self.misspelt(&normalised, groups) {
+                return Some(reading);
+            }
         }
         // In the mood and palette fields, a word another group owns exactly is often this
         // field's word for a kindred idea ("earthy" is the natural mood, but as a palette it
@@ -158,45 +166,24 @@ impl<'a> Reader<'a> {
         if field.own_first {
             let own = encoded().filter(|found| {
                 found.accepted
-                    && groups.contains(&found.term.group.as_str())
+                    && found.in_groups(groups)
                     && found.similarity >= OWN_FIELD_SIMILARITY
             });
             if let Some(found) = own {
-                return Some(entry(
-                    vec![found.term],
-                    ReadVia::Encoder,
-                    Some(found.similarity),
-                ));
+                return Some(found.reading());
             }
         }
         // A term typed in another field (a festival in `mood`, 国潮 in `mood`) is still that term.
-        if let Some(reading) = self.exact(&normalised, ALL_GROUPS) {
+        if let Some(reading) = exact_elsewhere {
             return Some(reading);
         }
         let contained = focus(self.vocabulary.contained(&normalised), groups);
         if !contained.is_empty() {
-            // A contained synonym is often the generic word of a longer name ("sports recovery
-            // drink" contains "drink"): a confident encoder reading of a more specific term of
-            // the same group knows better. Contained terms of several groups ("kids snacks")
-            // are a reading of their own and stay, so the encoder is not asked.
-            let one_group = contained
-                .iter()
-                .all(|term| term.group == contained[0].group);
-            let better = one_group
-                .then(encoded)
-                .flatten()
-                .filter(|better| better.confident && refines(&contained, better.term));
-            return Some(match better {
-                Some(better) => entry(vec![better.term], ReadVia::Encoder, Some(better.similarity)),
-                None => entry(contained, ReadVia::Contains, None),
-            });
+            return Some(read_contained(contained, field, encoded));
         }
-        let found = encoded().filter(|found| found.accepted)?;
-        Some(entry(
-            vec![found.term],
-            ReadVia::Encoder,
-            Some(found.similarity),
-        ))
+        encoded()
+            .filter(|found| found.accepted)
+            .map(Encoded::reading)
     }
 
     /// The value as a term's exact name or synonym in `groups`.
@@ -210,6 +197,20 @@ impl<'a> Reader<'a> {
         Some(Reading {
             terms: vec![term],
             via,
+            similarity: None,
+        })
+    }
+
+    /// A slip of a synonym ("traditonal", "premiun"): the nearest term in the field's own groups,
+    /// else in any group. Reported as a synonym: the contract has no word for a spelling.
+    fn misspelt(&self, normalised: &str, groups: &[&str]) -> Option<Reading<'a>> {
+        let term = self
+            .vocabulary
+            .misspelt(normalised, groups)
+            .or_else(|| self.vocabulary.misspelt(normalised, ALL_GROUPS))?;
+        Some(Reading {
+            terms: vec![term],
+            via: ReadVia::Synonym,
             similarity: None,
         })
     }
@@ -250,6 +251,59 @@ struct Encoded<'a> {
     similarity: f32,
     accepted: bool,
     confident: bool,
+}
+
+impl<'a> Encoded<'a> {
+    fn in_groups(&self, groups: &[&str]) -> bool {
+        groups.contains(&self.term.group.as_str())
+    }
+
+    fn reading(self) -> Reading<'a> {
+        Reading {
+            terms: vec![self.term],
+            via: ReadVia::Encoder,
+            similarity: Some(self.similarity),
+        }
+    }
+}
+
+/// A value with synonyms of `contained` terms in it (after [`focus`]), read as them unless the
+/// encoder knows better.
+fn read_contained<'a>(
+    contained: Vec<&'a Term>,
+    field: Field,
+    encoded: impl Fn() -> Option<Encoded<'a>>,
+) -> Reading<'a> {
+    let groups = field.groups;
+    // A product or audience value holding only other groups' words (能量小饮 holds the
+    // energetic mood) still names a product or an audience: the encoder's, if it clears its bar.
+    let only_modifiers = contained
+        .iter()
+        .all(|term| !groups.contains(&term.group.as_str()));
+    if field.names_its_group && only_modifiers {
+        if let Some(found) = encoded().filter(|found| found.accepted && found.in_groups(groups)) {
+            return found.reading();
+        }
+    }
+    // A contained synonym is often the generic word of a longer name ("sports recovery drink"
+    // contains "drink"): a confident encoder reading of a more specific term of the same group
+    // knows better. Contained terms of several groups ("kids snacks") are a reading of their
+    // own and stay, so the encoder is not asked.
+    let one_group = contained
+        .iter()
+        .all(|term| term.group == contained[0].group);
+    let better = one_group
+        .then(encoded)
+        .flatten()
+        .filter(|better| better.confident && refines(&contained, better.term));
+    match better {
+        Some(better) => better.reading(),
+        None => Reading {
+            terms: contained,
+            via: ReadVia::Contains,
+            similarity: None,
+        },
+    }
 }
 
 /// A value in a field of its own groups names a term of those groups; other groups' terms

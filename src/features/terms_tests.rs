@@ -134,12 +134,12 @@ fn without_an_encoder_free_text_is_a_warning() {
     let mut bundle = shipped();
     bundle.text = None;
     let read = read_terms(
-        &brief(r#"{"product":"tea","mood":["sunday morning feeling"]}"#),
+        &brief(r#"{"product":"tea","mood":["like sunday mornings"]}"#),
         &bundle,
     );
     assert_eq!(
         read.warnings,
-        ["unknown mood 'sunday morning feeling' ignored"]
+        ["unknown mood 'like sunday mornings' ignored"]
     );
 }
 
@@ -195,5 +195,49 @@ fn packd_reads_the_self_test_values_as_the_recipe_did() {
     assert!(
         via_encoder >= 3,
         "only {via_encoder} cases exercise the encoder"
+    );
+}
+
+#[test]
+fn a_long_word_with_a_slip_is_read_as_the_synonym_it_misses() {
+    // One dropped, substituted or swapped letter from 6 letters on, two from 10; the encoder
+    // alone read "elegent" as the gentle mood.
+    let read = read(
+        r#"{"product":"tea","mood":["traditonal","elegent","elegnat"],"keywords":["premiun","chinese new yr"]}"#,
+    );
+    assert!(read.warnings.is_empty(), "{:?}", read.warnings);
+    let terms: Vec<(&str, ReadVia)> = read.understood[1..]
+        .iter()
+        .map(|entry| (entry.terms[0].as_str(), entry.via))
+        .collect();
+    assert_eq!(
+        terms,
+        [
+            ("mood:traditional", ReadVia::Synonym),
+            ("mood:elegant", ReadVia::Synonym),
+            ("mood:elegant", ReadVia::Synonym),
+            ("mood:premium", ReadVia::Synonym),
+            ("occasion:chinese_new_year", ReadVia::Synonym),
+        ]
+    );
+}
+
+#[test]
+fn a_short_or_far_value_is_not_taken_for_a_misspelling() {
+    let vocabulary = &shipped().vocabulary;
+    // Five letters is too short to risk ("poppy" is a word of its own), two slips in nine letters
+    // too many ("exclisuve" swaps two letters of "exclusive"), and CJK is never a spelling.
+    for value in ["poppy", "exclisuve", "qzxv blorf", "奶油疯"] {
+        assert!(
+            vocabulary.misspelt(value, ALL_GROUPS).is_none(),
+            "{value} read as {:?}",
+            vocabulary.misspelt(value, ALL_GROUPS).map(|term| &term.id)
+        );
+    }
+    assert_eq!(
+        vocabulary
+            .misspelt("traditonal", ALL_GROUPS)
+            .map(|term| term.id.as_str()),
+        Some("mood:traditional")
     );
 }

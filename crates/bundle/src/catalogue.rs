@@ -8,6 +8,7 @@ use unicode_normalization::UnicodeNormalization;
 
 use crate::colour::cvd::{check_seen, pair_delta_e, CvdCheck, Seen, ROLE_PAIRS};
 use crate::colour::{adjust_for_contrast, ColourError, Lab, Rgb};
+use crate::spelling;
 
 /// Term groups as the vocabulary names them.
 pub(crate) const GROUPS: [&str; 7] = [
@@ -25,6 +26,9 @@ pub struct Vocabulary {
     by_synonym: HashMap<String, usize>,
     /// Every synonym of at least 2 characters, found in one pass over a value.
     synonyms: Synonyms,
+    /// The synonyms of Latin letters and spaces, by length: what a misspelt value is compared
+    /// with (only those within its allowed slips in length, of some 12 000).
+    spelled: Vec<(String, usize)>,
 }
 
 /// The synonyms `contained` looks for, as one automaton: one pass over a value instead of one
@@ -160,11 +164,18 @@ impl Vocabulary {
             }
         }
         let synonyms = Synonyms::build(&by_synonym)?;
+        let mut spelled: Vec<(String, usize)> = by_synonym
+            .iter()
+            .filter(|(synonym, _)| spelling::is_latin(synonym))
+            .map(|(synonym, &term)| (synonym.clone(), term))
+            .collect();
+        spelled.sort_by(|(a, _), (b, _)| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
         Ok(Vocabulary {
             version: file.version,
             terms: file.terms,
             by_synonym,
             synonyms,
+            spelled,
         })
     }
 
@@ -182,6 +193,41 @@ impl Vocabulary {
     pub fn exact(&self, normalised: &str, groups: &[&str]) -> Option<&Term> {
         let term = &self.terms[*self.by_synonym.get(normalised)?];
         groups.contains(&term.group.as_str()).then_some(term)
+    }
+
+    /// The one term of `groups` with a synonym nearest to the normalised text within the slips
+    /// its length allows ("traditonal" is traditional); `None` when no term is that near, or
+    /// when several are equally near.
+    pub fn misspelt(&self, normalised: &str, groups: &[&str]) -> Option<&Term> {
+        let limit = spelling::edits_allowed(normalised)?;
+        let first = self
+            .spelled
+            .partition_point(|(synonym, _)| synonym.len() + limit < normalised.len());
+        let last = self
+            .spelled
+            .partition_point(|(synonym, _)| synonym.len() <= normalised.len() + limit);
+        let mut nearest: Option<(usize, usize)> = None;
+        let mut tied = false;
+        for (synonym, term) in self.spelled.get(first..last).unwrap_or_default() {
+            if !groups.contains(&self.terms[*term].group.as_str()) {
+                continue;
+            }
+            let Some(distance) =
+                spelling::distance_within(normalised.as_bytes(), synonym.as_bytes(), limit)
+            else {
+                continue;
+            };
+            match nearest {
+                Some((best, found)) if distance == best => tied |= found != *term,
+                Some((best, _)) if distance > best => {}
+                _ => {
+                    nearest = Some((distance, *term));
+                    tied = false;
+                }
+            }
+        }
+        let (_, term) = nearest.filter(|_| !tied)?;
+        Some(&self.terms[term])
     }
 
     /// Every term with a synonym (of at least 2 characters) contained in the normalised text;
@@ -498,20 +544,36 @@ impl TemplateZones {
     }
 }
 
+/// Why a layout template cannot be drawn.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LayoutError {
+    /// One of the template's zones has no area or leaves the panel.
+    #[error("layout template '{template}' has a {zone} zone that is empty or off the panel")]
+    ZoneOffPanel {
+        /// The template's id.
+        template: String,
+        /// The zone: `logo`, `product` or `text`.
+        zone: &'static str,
+    },
+}
+
 impl LayoutCatalogue {
     /// Every template drawn on `grid` (see [`LayoutTemplate::raster`]), once each template's
     /// zones are checked to lie on the panel: a zone off it could never be drawn or matched.
-    pub fn rasters(&self, grid: [usize; 2]) -> Result<Vec<Vec<f32>>, String> {
+    pub fn rasters(&self, grid: [usize; 2]) -> Result<Vec<Vec<f32>>, LayoutError> {
         self.templates
             .iter()
             .map(|template| {
-                if template.zones.boxes().iter().all(ZoneBox::is_on_panel) {
-                    Ok(template.raster(grid))
-                } else {
-                    Err(format!(
-                        "layout template '{}' has a zone that is empty or off the panel",
-                        template.id
-                    ))
+                let off_panel = ["logo", "product", "text"]
+                    .into_iter()
+                    .zip(template.zones.boxes())
+                    .find(|(_, zone)| !zone.is_on_panel());
+                match off_panel {
+                    None => Ok(template.raster(grid)),
+                    Some((zone, _)) => Err(LayoutError::ZoneOffPanel {
+                        template: template.id.clone(),
+                        zone,
+                    }),
                 }
             })
             .collect()
@@ -603,7 +665,14 @@ mod tests {
             templates: vec![template, off_panel],
         };
         let refused = catalogue.rasters([rows, columns]).unwrap_err();
-        assert!(refused.contains("'off'"), "{refused}");
+        assert_eq!(
+            refused,
+            LayoutError::ZoneOffPanel {
+                template: "off".into(),
+                zone: "text"
+            }
+        );
+        assert!(refused.to_string().contains("'off'"), "{refused}");
         catalogue.templates.truncate(1);
         assert_eq!(
             catalogue.rasters([rows, columns]).map(|all| all.len()),

@@ -13,6 +13,7 @@ pub mod durable;
 mod history;
 pub mod manifest;
 pub mod signature;
+mod spelling;
 pub mod store;
 pub mod text_encoder;
 pub mod transfer;
@@ -202,9 +203,9 @@ impl Bundle {
         let layout_rasters = bundle
             .layouts
             .rasters(bundle.manifest.model.layout_grid)
-            .map_err(|message| BundleError::Catalogue {
+            .map_err(|error| BundleError::Catalogue {
                 file: bundle.manifest.catalogues.layouts.file.clone(),
-                message,
+                message: error.to_string(),
             })?;
         Ok(Bundle {
             layout_rasters,

@@ -16,7 +16,7 @@ import tomllib
 import numpy as np
 
 from . import text_encoder as tenc
-from .reading import OWN_FIELD_SIMILARITY, LegacyReader, Reader
+from .reading import ONE_EDIT_FROM, OWN_FIELD_SIMILARITY, TWO_EDITS_FROM, LegacyReader, Reader
 from .teacher import Teacher
 
 EVAL = os.path.join(os.path.dirname(__file__), "..", "eval", "freetext.jsonl")
@@ -205,7 +205,11 @@ def append_report(bundle_dir, config):
         "`data/freetext_dev.jsonl`, never on the evaluation set. In the mood and palette "
         f"fields a reading of the field's own terms at {OWN_FIELD_SIMILARITY} or closer comes before another "
         "group's exact synonym (\"earthy\" as a palette is earth tones, not the natural mood); that rule and "
-        "its similarity were chosen on the development set `data/freetext_dev.jsonl`.",
+        "its similarity were chosen on the development set `data/freetext_dev.jsonl`. A Latin value of "
+        f"{ONE_EDIT_FROM} letters or more that no group lists reads as the one term with a synonym within one "
+        f"slip of it (two from {TWO_EDITS_FROM} letters), and a product or audience value whose contained words "
+        "all belong to other groups takes the encoder's reading among its own terms when one clears the "
+        "threshold; the lengths were chosen on the development set.",
         "", PACKD_COST,
         "", "## Free-text briefs (held-out evaluation set)", "",
         "`eval/freetext.jsonl`: briefs written the way store staff type, English and Chinese twins, with the "

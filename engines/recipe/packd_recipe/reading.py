@@ -1,8 +1,9 @@
 """How packd reads a brief value as vocabulary terms: the Python mirror of src/features/terms.rs.
 
-Order: exact name or synonym in the field's own groups; in the mood and palette fields, an
-encoder reading of their own terms at OWN_FIELD_SIMILARITY or closer; an exact name or synonym in
-any group (a festival typed as a mood is still that festival); synonyms contained in the value
+Order: exact name or synonym in the field's own groups; when no group has the value exactly,
+a misspelt synonym (one slip from a value of 6 letters, two from 10: the one nearest term, the
+field's own groups first); in the mood and palette fields, an encoder reading of their own terms
+at OWN_FIELD_SIMILARITY or closer; an exact name or synonym in any group (a festival typed as a mood is still that festival); synonyms contained in the value
 (ASCII synonyms only at word boundaries, not inside a longer synonym, and only the field's own
 groups when it has some); then the text encoder, in the field's groups above its threshold, or
 in any group above threshold + margin.
@@ -18,7 +19,47 @@ FIELDS = ("product", "audience", "mood", "palette", "keywords")
 # ("earthy" as a palette is earth tones, not the natural mood), and how close it must be: packd's
 # `Field::own_first` and `OWN_FIELD_SIMILARITY`, tuned on data/freetext_dev.jsonl only.
 OWN_FIRST_FIELDS = ("mood", "palette")
+# Fields whose value names one thing of their own group.
+NAMING_FIELDS = ("product", "audience")
 OWN_FIELD_SIMILARITY = 0.85
+
+
+# A value of Latin letters and spaces this long may be one slip (insertion, deletion, substitution
+# or swap of neighbours) from a synonym, and this long two: packd's `spelling::edits_allowed`,
+# chosen on data/freetext_dev.jsonl only (shorter values meet real words: "poppy" is not "puppy").
+ONE_EDIT_FROM = 6
+TWO_EDITS_FROM = 10
+LONGEST = 32  # longer values are phrases, not one mistyped word
+
+
+def _latin(normalised):
+    return bool(normalised) and all(c == " " or "a" <= c <= "z" for c in normalised)
+
+
+def edits_allowed(normalised):
+    """How many slips a value may hold and still be read as a synonym (None: not a spelling)."""
+    if not _latin(normalised) or not ONE_EDIT_FROM <= len(normalised) <= LONGEST:
+        return None
+    return 2 if len(normalised) >= TWO_EDITS_FROM else 1
+
+
+def distance_within(a, b, limit):
+    """Optimal string alignment distance of a and b, or None when it is over `limit`."""
+    if abs(len(a) - len(b)) > limit:
+        return None
+    before, prev = None, list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            v = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                v = min(v, before[j - 2] + 1)
+            cur[j] = v
+        if min(cur) > limit:
+            return None
+        before, prev = prev, cur
+    return prev[-1] if prev[-1] <= limit else None
 
 
 class _Lazy:
@@ -54,8 +95,27 @@ class Reader:
         for t in self.terms:
             for s in t["en"] + t["zh"]:
                 self.by_synonym[normalise(s)] = t["index"]
+        self.spelled = sorted((n, i) for n, i in self.by_synonym.items() if _latin(n))
         self.encoder = encoder
         self.index = index
+
+    def _misspelt(self, normalised, groups):
+        """The one term of `groups` whose synonym the value is nearest to within its allowed
+        slips (packd's `Vocabulary::misspelt`), or None when none is, or several are."""
+        limit = edits_allowed(normalised)
+        if limit is None:
+            return None
+        best, terms = limit + 1, set()
+        for syn, i in self.spelled:
+            if self.terms[i]["group"] not in groups:
+                continue
+            d = distance_within(normalised, syn, limit)
+            if d is None or d > best:
+                continue
+            if d < best:
+                best, terms = d, set()
+            terms.add(i)
+        return terms.pop() if len(terms) == 1 else None
 
     def _exact(self, normalised, groups):
         i = self.by_synonym.get(normalised)
@@ -89,6 +149,11 @@ class Reader:
             return None
         groups = FIELD_GROUPS[field]
         encoded = _Lazy(lambda: self._encoded(n, groups))
+        if self._exact(n, groups) is None and self._exact(n, GROUPS) is None:
+            i = self._misspelt(n, groups)
+            i = self._misspelt(n, GROUPS) if i is None else i
+            if i is not None:
+                return [i], "synonym", None
         for gs in (groups, GROUPS):
             i = self._exact(n, gs)
             if i is not None:
@@ -103,6 +168,12 @@ class Reader:
         contained = self._contained(n, groups)
         encoded = encoded()
         if contained:
+            # a product or audience value that contains only other groups' words (能量小饮 holds
+            # the energetic mood) still names a product or an audience: the encoder's reading
+            # among them, when it clears the threshold (packd's `Field::names_its_group`)
+            if (field in NAMING_FIELDS and encoded is not None and encoded[2] and encoded[3]
+                    and all(self.terms[i]["group"] not in groups for i in contained)):
+                return [encoded[0]], "encoder", encoded[1]
             # a confident encoder reading of a more specific term of the one group every contained
             # term belongs to knows better (packd's `refines`)
             group = self.terms[encoded[0]]["group"] if encoded is not None else None

@@ -1,0 +1,108 @@
+//! Slips of the keyboard: how far a typed value may be from a synonym and still be read as it.
+//! Store staff type fast ("traditonal", "premiun"); a near miss of a long word is that word,
+//! while a short one too often meets another real word ("poppy" is not "puppy").
+
+/// The shortest value read with one slip, and with two: chosen on the recipe's development set
+/// (engines/recipe/data/freetext_dev.jsonl), never on the held-out set; `reading.py` mirrors them.
+const ONE_EDIT_FROM: usize = 6;
+const TWO_EDITS_FROM: usize = 10;
+/// Longer values are phrases, not one mistyped word; the bound also keeps the distance's rows on
+/// the stack (a value is compared with thousands of synonyms).
+const LONGEST: usize = 32;
+
+/// Whether normalised text is Latin letters and spaces only: the values and synonyms that can
+/// be misspelt (digits, CJK and mixed text are left to the other readings).
+pub(crate) fn is_latin(normalised: &str) -> bool {
+    !normalised.is_empty()
+        && normalised
+            .bytes()
+            .all(|b| b == b' ' || b.is_ascii_lowercase())
+}
+
+/// How many slips a normalised value may hold and still be read as a synonym, or `None` when
+/// it is not a candidate at all.
+pub(crate) fn edits_allowed(normalised: &str) -> Option<usize> {
+    if !is_latin(normalised) || !(ONE_EDIT_FROM..=LONGEST).contains(&normalised.len()) {
+        return None;
+    }
+    Some(if normalised.len() >= TWO_EDITS_FROM {
+        2
+    } else {
+        1
+    })
+}
+
+/// The optimal string alignment distance of `a` and `b` (insertions, deletions, substitutions
+/// and swaps of neighbours), or `None` once it is certain to be over `limit`, or when `b` is
+/// longer than [`LONGEST`] plus `limit` (then it is over `limit` from any value allowed one).
+pub(crate) fn distance_within(a: &[u8], b: &[u8], limit: usize) -> Option<usize> {
+    const ROW: usize = LONGEST + 3;
+    if a.len().abs_diff(b.len()) > limit || b.len() >= ROW {
+        return None;
+    }
+    let mut before = [0usize; ROW];
+    let mut previous = [0usize; ROW];
+    let mut current = [0usize; ROW];
+    for (j, cell) in previous.iter_mut().enumerate().take(b.len() + 1) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        current[0] = i;
+        let mut lowest = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut value = (previous[j] + 1)
+                .min(current[j - 1] + 1)
+                .min(previous[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                value = value.min(before[j - 2] + 1);
+            }
+            current[j] = value;
+            lowest = lowest.min(value);
+        }
+        if lowest > limit {
+            return None;
+        }
+        before = previous;
+        previous = current;
+    }
+    Some(previous[b.len()]).filter(|&distance| distance <= limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn distance(a: &str, b: &str) -> Option<usize> {
+        distance_within(a.as_bytes(), b.as_bytes(), 2)
+    }
+
+    #[test]
+    fn one_slip_of_each_kind_is_one_edit() {
+        assert_eq!(distance("traditonal", "traditional"), Some(1)); // dropped
+        assert_eq!(distance("premiun", "premium"), Some(1)); // substituted
+        assert_eq!(distance("elegnat", "elegant"), Some(1)); // swapped neighbours
+        assert_eq!(distance("familys", "family"), Some(1)); // added
+        assert_eq!(distance("elegant", "elegant"), Some(0));
+    }
+
+    #[test]
+    fn distances_over_the_limit_are_none() {
+        assert_eq!(distance("explosive", "exclusive"), Some(2));
+        assert_eq!(distance_within(b"explosive", b"exclusive", 1), None);
+        assert_eq!(distance("minimal", "maximalist"), None);
+        assert_eq!(distance("abc", "abcdef"), None);
+    }
+
+    #[test]
+    fn only_long_latin_values_may_be_misspelt() {
+        assert_eq!(edits_allowed("poppy"), None);
+        assert_eq!(edits_allowed("elegent"), Some(1));
+        assert_eq!(edits_allowed("traditonal"), Some(2));
+        assert_eq!(edits_allowed("奶油疯"), None);
+        assert_eq!(edits_allowed("y2k style"), None);
+        assert_eq!(edits_allowed(&"a".repeat(33)), None);
+        assert!(is_latin("old money"));
+        assert!(!is_latin(""));
+    }
+}
