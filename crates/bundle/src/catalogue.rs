@@ -209,7 +209,9 @@ impl Vocabulary {
         let mut nearest: Option<(usize, usize)> = None;
         let mut tied = false;
         for (synonym, term) in self.spelled.get(first..last).unwrap_or_default() {
-            if !groups.contains(&self.terms[*term].group.as_str()) {
+            if !groups.contains(&self.terms[*term].group.as_str())
+                || !spelling::starts_in_line(normalised.as_bytes(), synonym.as_bytes())
+            {
                 continue;
             }
             let Some(distance) =

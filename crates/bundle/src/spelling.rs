@@ -32,6 +32,16 @@ pub(crate) fn edits_allowed(normalised: &str) -> Option<usize> {
     })
 }
 
+/// Whether `synonym` may be a slip of `value` that keeps their starts in line: the same first
+/// letter, or the first two letters moved by one place (a swap, a letter added or dropped at the
+/// start). Slips of the first letters are rare in typing; the check skips most synonyms before
+/// the distance is computed.
+pub(crate) fn starts_in_line(value: &[u8], synonym: &[u8]) -> bool {
+    let (v0, v1) = (value.first(), value.get(1));
+    let (s0, s1) = (synonym.first(), synonym.get(1));
+    s0 == v0 || s0 == v1 || s1 == v0
+}
+
 /// The optimal string alignment distance of `a` and `b` (insertions, deletions, substitutions
 /// and swaps of neighbours), or `None` once it is certain to be over `limit`, or when `b` is
 /// longer than [`LONGEST`] plus `limit` (then it is over `limit` from any value allowed one).
@@ -40,17 +50,18 @@ pub(crate) fn distance_within(a: &[u8], b: &[u8], limit: usize) -> Option<usize>
     if a.len().abs_diff(b.len()) > limit || b.len() >= ROW {
         return None;
     }
-    let mut before = [0usize; ROW];
-    let mut previous = [0usize; ROW];
-    let mut current = [0usize; ROW];
-    for (j, cell) in previous.iter_mut().enumerate().take(b.len() + 1) {
+    // Distances never pass ROW, so a byte holds them and the rows stay small.
+    let mut before = [0u8; ROW];
+    let mut previous = [0u8; ROW];
+    let mut current = [0u8; ROW];
+    for (j, cell) in (0u8..).zip(previous.iter_mut().take(b.len() + 1)) {
         *cell = j;
     }
-    for i in 1..=a.len() {
-        current[0] = i;
-        let mut lowest = i;
+    for (i, row) in (1..=a.len()).zip(1u8..) {
+        current[0] = row;
+        let mut lowest = row;
         for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let cost = u8::from(a[i - 1] != b[j - 1]);
             let mut value = (previous[j] + 1)
                 .min(current[j - 1] + 1)
                 .min(previous[j - 1] + cost);
@@ -60,13 +71,13 @@ pub(crate) fn distance_within(a: &[u8], b: &[u8], limit: usize) -> Option<usize>
             current[j] = value;
             lowest = lowest.min(value);
         }
-        if lowest > limit {
+        if usize::from(lowest) > limit {
             return None;
         }
         before = previous;
         previous = current;
     }
-    Some(previous[b.len()]).filter(|&distance| distance <= limit)
+    Some(usize::from(previous[b.len()])).filter(|&distance| distance <= limit)
 }
 
 #[cfg(test)]
@@ -92,6 +103,14 @@ mod tests {
         assert_eq!(distance_within(b"explosive", b"exclusive", 1), None);
         assert_eq!(distance("minimal", "maximalist"), None);
         assert_eq!(distance("abc", "abcdef"), None);
+    }
+
+    #[test]
+    fn a_slip_at_the_start_is_seen_only_one_place_off() {
+        assert!(starts_in_line(b"elegent", b"elegant"));
+        assert!(starts_in_line(b"legant", b"elegant"));
+        assert!(starts_in_line(b"eelgant", b"elegant"));
+        assert!(!starts_in_line(b"xlegant", b"elegant"));
     }
 
     #[test]

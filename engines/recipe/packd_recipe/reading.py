@@ -43,6 +43,11 @@ def edits_allowed(normalised):
     return 2 if len(normalised) >= TWO_EDITS_FROM else 1
 
 
+def starts_in_line(value, synonym):
+    """The same first letter, or the first two moved by one place (packd's `starts_in_line`)."""
+    return synonym[:1] == value[:1] or synonym[:1] == value[1:2] or synonym[1:2] == value[:1]
+
+
 def distance_within(a, b, limit):
     """Optimal string alignment distance of a and b, or None when it is over `limit`."""
     if abs(len(a) - len(b)) > limit:
@@ -107,7 +112,7 @@ class Reader:
             return None
         best, terms = limit + 1, set()
         for syn, i in self.spelled:
-            if self.terms[i]["group"] not in groups:
+            if self.terms[i]["group"] not in groups or not starts_in_line(normalised, syn):
                 continue
             d = distance_within(normalised, syn, limit)
             if d is None or d > best:
