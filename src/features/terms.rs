@@ -1,7 +1,8 @@
 //! Reading a brief's values as vocabulary terms: exact name or synonym (in the field's own
 //! groups first, then in any group; a misspelt synonym when no group has the value exactly, and
 //! in the mood and palette fields a close encoder reading of their own terms, come between the
-//! two), then synonyms contained in the value, then the bundle's text encoder. Each value read becomes an `understood` entry; a value read as nothing a warning.
+//! two), then synonyms contained in the value, then the bundle's text encoder. Each value read
+//! becomes an `understood` entry; a value read as nothing a warning.
 
 use crate::brief::Brief;
 use crate::bundle::catalogue::{normalise, Term, Vocabulary};
@@ -204,10 +205,7 @@ impl<'a> Reader<'a> {
     /// A slip of a synonym ("traditonal", "premiun"): the nearest term in the field's own groups,
     /// else in any group. Reported as a synonym: the contract has no word for a spelling.
     fn misspelt(&self, normalised: &str, groups: &[&str]) -> Option<Reading<'a>> {
-        let term = self
-            .vocabulary
-            .misspelt(normalised, groups)
-            .or_else(|| self.vocabulary.misspelt(normalised, ALL_GROUPS))?;
+        let term = self.vocabulary.misspelt(normalised, groups)?;
         Some(Reading {
             terms: vec![term],
             via: ReadVia::Synonym,

@@ -195,9 +195,9 @@ impl Vocabulary {
         groups.contains(&term.group.as_str()).then_some(term)
     }
 
-    /// The one term of `groups` with a synonym nearest to the normalised text within the slips
-    /// its length allows ("traditonal" is traditional); `None` when no term is that near, or
-    /// when several are equally near.
+    /// The one term with a synonym nearest to the normalised text within the slips its length
+    /// allows ("traditonal" is traditional): among `groups` first, else among every group;
+    /// `None` when no term is that near, or when several are equally near. One pass serves both.
     pub fn misspelt(&self, normalised: &str, groups: &[&str]) -> Option<&Term> {
         let limit = spelling::edits_allowed(normalised)?;
         let first = self
@@ -206,29 +206,21 @@ impl Vocabulary {
         let last = self
             .spelled
             .partition_point(|(synonym, _)| synonym.len() <= normalised.len() + limit);
-        let mut nearest: Option<(usize, usize)> = None;
-        let mut tied = false;
+        let (mut own, mut any) = (spelling::Nearest::default(), spelling::Nearest::default());
         for (synonym, term) in self.spelled.get(first..last).unwrap_or_default() {
-            if !groups.contains(&self.terms[*term].group.as_str())
-                || !spelling::starts_in_line(normalised.as_bytes(), synonym.as_bytes())
-            {
+            let (value, synonym) = (normalised.as_bytes(), synonym.as_bytes());
+            if !spelling::starts_in_line(value, synonym) {
                 continue;
             }
-            let Some(distance) =
-                spelling::distance_within(normalised.as_bytes(), synonym.as_bytes(), limit)
-            else {
+            let Some(distance) = spelling::distance_within(value, synonym, limit) else {
                 continue;
             };
-            match nearest {
-                Some((best, found)) if distance == best => tied |= found != *term,
-                Some((best, _)) if distance > best => {}
-                _ => {
-                    nearest = Some((distance, *term));
-                    tied = false;
-                }
+            if groups.contains(&self.terms[*term].group.as_str()) {
+                own.offer(distance, *term);
             }
+            any.offer(distance, *term);
         }
-        let (_, term) = nearest.filter(|_| !tied)?;
+        let term = own.one().or_else(|| any.one())?;
         Some(&self.terms[term])
     }
 

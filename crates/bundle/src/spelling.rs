@@ -32,6 +32,32 @@ pub(crate) fn edits_allowed(normalised: &str) -> Option<usize> {
     })
 }
 
+/// The nearest term offered so far, unless another was offered as near.
+#[derive(Default)]
+pub(crate) struct Nearest {
+    best: Option<(usize, usize)>,
+    tied: bool,
+}
+
+impl Nearest {
+    /// Offers `term`, found `distance` slips away.
+    pub(crate) fn offer(&mut self, distance: usize, term: usize) {
+        match self.best {
+            Some((best, found)) if distance == best => self.tied |= found != term,
+            Some((best, _)) if distance > best => {}
+            _ => {
+                self.best = Some((distance, term));
+                self.tied = false;
+            }
+        }
+    }
+
+    /// The one nearest term, if no other was as near.
+    pub(crate) fn one(&self) -> Option<usize> {
+        self.best.filter(|_| !self.tied).map(|(_, term)| term)
+    }
+}
+
 /// Whether `synonym` may be a slip of `value` that keeps their starts in line: the same first
 /// letter, or the first two letters moved by one place (a swap, a letter added or dropped at the
 /// start). Slips of the first letters are rare in typing; the check skips most synonyms before
@@ -111,6 +137,20 @@ mod tests {
         assert!(starts_in_line(b"legant", b"elegant"));
         assert!(starts_in_line(b"eelgant", b"elegant"));
         assert!(!starts_in_line(b"xlegant", b"elegant"));
+    }
+
+    #[test]
+    fn the_nearest_wins_and_a_tie_is_no_answer() {
+        let mut nearest = Nearest::default();
+        nearest.offer(2, 7);
+        nearest.offer(1, 3);
+        nearest.offer(1, 3);
+        nearest.offer(2, 9);
+        assert_eq!(nearest.one(), Some(3));
+        nearest.offer(1, 4);
+        assert_eq!(nearest.one(), None);
+        nearest.offer(0, 4);
+        assert_eq!(nearest.one(), Some(4));
     }
 
     #[test]

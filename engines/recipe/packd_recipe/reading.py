@@ -3,7 +3,8 @@
 Order: exact name or synonym in the field's own groups; when no group has the value exactly,
 a misspelt synonym (one slip from a value of 6 letters, two from 10: the one nearest term, the
 field's own groups first); in the mood and palette fields, an encoder reading of their own terms
-at OWN_FIELD_SIMILARITY or closer; an exact name or synonym in any group (a festival typed as a mood is still that festival); synonyms contained in the value
+at OWN_FIELD_SIMILARITY or closer; an exact name or synonym in any group (a festival typed as a
+mood is still that festival); synonyms contained in the value
 (ASCII synonyms only at word boundaries, not inside a longer synonym, and only the field's own
 groups when it has some); then the text encoder, in the field's groups above its threshold, or
 in any group above threshold + margin.
@@ -105,22 +106,26 @@ class Reader:
         self.index = index
 
     def _misspelt(self, normalised, groups):
-        """The one term of `groups` whose synonym the value is nearest to within its allowed
-        slips (packd's `Vocabulary::misspelt`), or None when none is, or several are."""
+        """The one term whose synonym the value is nearest to within its allowed slips, among
+        `groups` first, else among all (packd's `Vocabulary::misspelt`, one pass for both), or
+        None when none is, or several are."""
         limit = edits_allowed(normalised)
         if limit is None:
             return None
-        best, terms = limit + 1, set()
+        own, any_group = {}, {}  # distance -> terms at it
         for syn, i in self.spelled:
-            if self.terms[i]["group"] not in groups or not starts_in_line(normalised, syn):
+            if not starts_in_line(normalised, syn):
                 continue
             d = distance_within(normalised, syn, limit)
-            if d is None or d > best:
+            if d is None:
                 continue
-            if d < best:
-                best, terms = d, set()
-            terms.add(i)
-        return terms.pop() if len(terms) == 1 else None
+            if self.terms[i]["group"] in groups:
+                own.setdefault(d, set()).add(i)
+            any_group.setdefault(d, set()).add(i)
+        for found in (own, any_group):
+            if found and len(found[min(found)]) == 1:
+                return next(iter(found[min(found)]))
+        return None
 
     def _exact(self, normalised, groups):
         i = self.by_synonym.get(normalised)
@@ -156,7 +161,6 @@ class Reader:
         encoded = _Lazy(lambda: self._encoded(n, groups))
         if self._exact(n, groups) is None and self._exact(n, GROUPS) is None:
             i = self._misspelt(n, groups)
-            i = self._misspelt(n, GROUPS) if i is None else i
             if i is not None:
                 return [i], "synonym", None
         for gs in (groups, GROUPS):
