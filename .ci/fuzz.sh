@@ -14,6 +14,9 @@
 #   FUZZ_TIMEOUT     seconds one input may take before it counts as a hang (default 60)
 #   FUZZ_TARGETS     space-separated subset (default: all of fuzz/fuzz_targets/*.rs)
 #   FUZZ_TARGET_DIR  cargo target directory (default fuzz/target)
+#   FUZZ_OPT_LEVEL   optimisation level of the build (default 3, the release profile's, as
+#                    cargo-fuzz builds; .ci/run asks for 1: far less time in LLVM for a smoke
+#                    run whose executions per second matter little)
 #
 # The machine needs only a stable Rust toolchain and a C++ compiler. The targets are built
 # with plain cargo and the instrumentation flags cargo-fuzz passes (sancov, AddressSanitizer,
@@ -44,7 +47,8 @@ else
     done
 fi
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step says when it began (seconds since this script started): where CI time goes.
+step() { printf '\n==> [%4d s] %s\n' "$SECONDS" "$*"; }
 
 step "toolchain"
 # libfuzzer-sys compiles libFuzzer (C++) with the host compiler.
@@ -67,7 +71,7 @@ FUZZ_RUSTFLAGS+=" -Cllvm-args=-sanitizer-coverage-trace-compares -Cllvm-args=-si
 FUZZ_RUSTFLAGS+=" -Cllvm-args=-sanitizer-coverage-stack-depth --cfg fuzzing -Zsanitizer=address -Cdebug-assertions"
 bin_args=()
 for target in "${TARGETS[@]}"; do bin_args+=(--bin "$target"); done
-RUSTFLAGS="$FUZZ_RUSTFLAGS" cargo build --manifest-path fuzz/Cargo.toml --target "$TRIPLE" --release \
+CARGO_PROFILE_RELEASE_OPT_LEVEL="${FUZZ_OPT_LEVEL:-3}" RUSTFLAGS="$FUZZ_RUSTFLAGS" cargo build --manifest-path fuzz/Cargo.toml --target "$TRIPLE" --release \
     --target-dir "$TARGET_DIR" "${bin_args[@]}"
 BIN_DIR="$TARGET_DIR/$TRIPLE/release"
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_odr_violation=0"

@@ -19,7 +19,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$(pwd -P)"
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step says when it began (seconds since this script started): where CI time goes.
+step() { printf '\n==> [%4d s] %s\n' "$SECONDS" "$*"; }
 note() { printf '    %s\n' "$*"; }
 fail() { echo "ERROR: $*" >&2; exit 1; }
 

@@ -112,15 +112,13 @@ fn an_unlisted_or_missing_file_is_refused() {
 fn a_fresh_store_is_seeded_from_the_shipped_bundle_once() {
     let dir = tempfile::tempdir().expect("temp");
     let store = BundleStore::open(&dir.path().join("bundles")).expect("store");
-    assert_eq!(
-        store.seed_from(&shipped()).expect("seed"),
-        Some("packd-default@1.0.0".to_string())
-    );
+    let seeded = store.seed_from(&shipped()).expect("seed").expect("seeded");
+    assert_eq!(seeded.label(), "packd-default@1.0.0");
+    assert_eq!(seeded.dir, store.path_of("packd-default@1.0.0"));
     assert_eq!(store.active_label().as_deref(), Some("packd-default@1.0.0"));
     assert!(store.open_active().expect("opens").is_some());
-    assert_eq!(
-        store.seed_from(&shipped()).expect("second seed"),
-        None,
+    assert!(
+        store.seed_from(&shipped()).expect("second seed").is_none(),
         "an active bundle is never replaced by the seed"
     );
 }

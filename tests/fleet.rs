@@ -180,7 +180,7 @@ async fn names_that_are_not_plain_folder_names_are_refused() {
 async fn installed_but_not_activated_until_asked() {
     let (key, public) = signing_key();
     let (_broker, packd, mut client) = broker_and_daemon(trusting(&public), "online").await;
-    let archive = pack(bundle_variant("2.0.0", |_| {}, true).path());
+    let archive = pack(slim_variant("2.0.0").path());
     let (_, committed) = push(
         &mut client,
         &packd,
@@ -221,7 +221,7 @@ async fn briefs_keep_being_answered_during_activation() {
     const MAX_ROUNDS: usize = 2000;
     let (key, public) = signing_key();
     let (broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
-    let archive = pack(bundle_variant("1.2.0", |_| {}, true).path());
+    let archive = pack(slim_variant("1.2.0").path());
     let mut load = V5Client::connect(&broker).await;
     let topic = packd.brief_topic();
     let pushed = std::sync::atomic::AtomicBool::new(false);
@@ -321,7 +321,7 @@ async fn a_brief_running_across_the_swap_finishes_on_the_old_bundle() {
         &format!("hold-while={}", hold.display()),
     );
     let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
-    let archive = pack(bundle_variant("1.2.1", |_| {}, true).path());
+    let archive = pack(slim_variant("1.2.1").path());
 
     fs::write(&hold, b"").unwrap();
     client
@@ -358,7 +358,7 @@ async fn a_brief_running_across_the_swap_finishes_on_the_old_bundle() {
 async fn a_transfer_resumes_after_the_sender_disconnects() {
     let (key, public) = signing_key();
     let (broker, packd, mut client) = broker_and_daemon(trusting(&public), "online").await;
-    let archive = pack(bundle_variant("1.3.0", |_| {}, true).path());
+    let archive = pack(slim_variant("1.3.0").path());
     let plan = Push {
         key: Some(&key),
         chunk_size: 64 * 1024,
@@ -405,7 +405,7 @@ async fn a_transfer_resumes_after_the_sender_disconnects() {
 async fn a_transfer_resumes_after_packd_restarts() {
     let (key, public) = signing_key();
     let (_broker, mut packd, mut client) = broker_and_packd(trusting(&public), "online").await;
-    let archive = pack(bundle_variant("1.4.0", |_| {}, true).path());
+    let archive = pack(slim_variant("1.4.0").path());
     let plan = Push {
         key: Some(&key),
         chunk_size: 64 * 1024,
@@ -455,7 +455,7 @@ async fn a_pool_push_reaches_every_appliance_of_the_pool() {
     client.wait_for_state(&first, "online").await;
     client.wait_for_state(&second, "online").await;
 
-    let archive = pack(bundle_variant("1.5.0", |_| {}, true).path());
+    let archive = pack(slim_variant("1.5.0").path());
     let plan = Push {
         key: Some(&key),
         ..Push::default()
@@ -527,7 +527,7 @@ async fn activations_prune_down_to_bundles_keep_installed_bundles() {
         let (_, committed) = push(
             &mut client,
             &packd,
-            &pack(bundle_variant(version, |_| {}, true).path()),
+            &pack(slim_variant(version).path()),
             &Push {
                 key: Some(&key),
                 ..Push::default()
@@ -568,7 +568,7 @@ async fn refused_push(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unsigned_bundle_is_refused_unless_allowed() {
     let (_key, public) = signing_key();
-    let archive = pack(bundle_variant("3.0.0", |_| {}, true).path());
+    let archive = pack(slim_variant("3.0.0").path());
     let (ready, _, _) = refused_push(trusting(&public), &archive, &Push::default()).await;
     assert_eq!(code(&ready), Some(BundleErrorCode::BadSignature), "{ready}");
 
@@ -582,7 +582,7 @@ async fn an_unsigned_bundle_is_refused_unless_allowed() {
 async fn a_bundle_signed_with_an_untrusted_key_is_refused() {
     let (_trusted, public) = signing_key();
     let (stranger, _) = signing_key();
-    let archive = pack(bundle_variant("3.0.1", |_| {}, true).path());
+    let archive = pack(slim_variant("3.0.1").path());
     let (ready, _, _) = refused_push(
         trusting(&public),
         &archive,
@@ -601,7 +601,7 @@ async fn a_bundle_signed_with_an_untrusted_key_is_refused() {
 async fn a_forged_signature_under_a_trusted_key_id_is_bad_signature() {
     let (trusted, public) = signing_key();
     let (forger, _) = signing_key();
-    let archive = pack(bundle_variant("3.0.1", |_| {}, true).path());
+    let archive = pack(slim_variant("3.0.1").path());
     let plan = Push {
         key: Some(&forger),
         ..Push::default()
@@ -633,7 +633,7 @@ async fn a_forged_signature_under_a_trusted_key_id_is_bad_signature() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampered_byte_in_the_archive_is_bad_digest() {
     let (key, public) = signing_key();
-    let mut archive = pack(bundle_variant("3.0.2", |_| {}, true).path());
+    let mut archive = pack(slim_variant("3.0.2").path());
     let plan = Push {
         key: Some(&key),
         ..Push::default()
@@ -690,7 +690,7 @@ async fn a_tampered_byte_in_the_archive_is_bad_digest() {
 async fn a_tampered_file_inside_a_correctly_signed_archive_is_invalid() {
     let (key, public) = signing_key();
     // The file changes after the manifest was hashed; the outer digest and signature are valid.
-    let variant = bundle_variant("3.0.3", |_| {}, true);
+    let variant = slim_variant("3.0.3");
     let vocabulary = variant.path().join("vocabulary.json");
     let text = fs::read_to_string(&vocabulary)
         .unwrap()
@@ -724,7 +724,7 @@ async fn a_tampered_file_inside_a_correctly_signed_archive_is_invalid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manifest_lying_about_a_hash_is_invalid() {
     let (key, public) = signing_key();
-    let variant = bundle_variant("3.0.4", |_| {}, true);
+    let variant = slim_variant("3.0.4");
     let mut manifest = read_manifest(variant.path());
     let entry = manifest
         .files
@@ -767,7 +767,7 @@ async fn invalid_bundles_name_the_check_that_failed() {
         key: Some(&key),
         ..Push::default()
     };
-    let variant = bundle_variant("3.0.5", |_| {}, true);
+    let variant = slim_variant("3.0.5");
     let mut manifest = read_manifest(variant.path());
     manifest.files.retain(|file| file.path != "vocabulary.json");
     write_manifest(variant.path(), &manifest);
@@ -815,7 +815,7 @@ async fn invalid_bundles_name_the_check_that_failed() {
 async fn a_missing_chunk_is_reported_and_can_be_sent_later() {
     let (key, public) = signing_key();
     let (_broker, packd, mut client) = broker_and_daemon(trusting(&public), "online").await;
-    let archive = pack(bundle_variant("3.0.5", |_| {}, true).path());
+    let archive = pack(slim_variant("3.0.5").path());
     let plan = Push {
         key: Some(&key),
         chunk_size: 64 * 1024,
@@ -907,7 +907,7 @@ async fn a_full_disk_is_no_space() {
         "PACKD_BUNDLES__DIR",
         mount.path().to_str().unwrap(),
     );
-    let archive = pack(bundle_variant("3.0.7", |_| {}, true).path());
+    let archive = pack(slim_variant("3.0.7").path());
     let (ready, _, _) = refused_push(
         options,
         &archive,
@@ -1071,7 +1071,7 @@ async fn activate_then_stop(
 async fn a_bundle_that_fails_at_boot_is_set_aside_and_the_last_good_one_serves() {
     let (key, public) = signing_key();
     let (_broker, mut packd, mut client) = broker_and_packd(trusting(&public), "online").await;
-    let variant = bundle_variant("4.0.0", |_| {}, true);
+    let variant = slim_variant("4.0.0");
     activate_then_stop(&mut packd, &mut client, &key, variant.path()).await;
 
     // The disk rots while packd is down.
@@ -1110,7 +1110,7 @@ async fn a_bundle_that_fails_at_boot_is_set_aside_and_the_last_good_one_serves()
 async fn a_bundle_that_fails_its_self_test_at_boot_is_set_aside() {
     let (key, public) = signing_key();
     let (_broker, mut packd, mut client) = broker_and_packd(trusting(&public), "online").await;
-    let variant = bundle_variant("4.0.1", |_| {}, true);
+    let variant = slim_variant("4.0.1");
     activate_then_stop(&mut packd, &mut client, &key, variant.path()).await;
 
     // Expected outputs the model cannot meet, with the manifest rehashed so that every file
@@ -1279,14 +1279,20 @@ async fn activate_and_rollback_refuse_engines_the_device_can_no_longer_run() {
 async fn a_crash_at_any_step_of_an_install_leaves_old_or_new_intact() {
     let (key, public) = signing_key();
     let broker = Broker::start();
-    // Without the preview faces: each file unpacked is a crash point, and their 212 files would
-    // add as many restarts without a new kind of step.
-    let archive = pack(bundle_variant("5.0.0", without_fonts, true).path());
+    // Slim: each file unpacked is a crash point, and the preview faces' 212 files would add as
+    // many restarts without a new kind of step; every restart also re-sends the whole archive.
+    let archive = pack(slim_variant("5.0.0").path());
+    // Each step boots a fresh appliance, which copies (and syncs) its seed first: a slim seed
+    // keeps the ~60 boots from copying 225 files each.
+    let seed = slim_variant("1.0.0");
     let mut client = V5Client::connect(&broker).await;
     let mut crash_points = 0;
     let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
     for step in 1.. {
-        let options = with_env(trusting(&public), "CRASH_PACKD_AT_STEP", &step.to_string());
+        let options = PackdOptions {
+            seed: Some(seed.path().to_path_buf()),
+            ..with_env(trusting(&public), "CRASH_PACKD_AT_STEP", &step.to_string())
+        };
         let mut packd = Packd::start(&broker, options);
         client.wait_for_state(&packd, "online").await;
         let plan = Push {
@@ -1374,7 +1380,7 @@ async fn a_crash_at_any_step_of_an_install_leaves_old_or_new_intact() {
 async fn replayed_begin_with_forged_size_is_refused() {
     let (key, public) = signing_key();
     let (_broker, packd, mut client) = broker_and_packd(trusting(&public), "online").await;
-    let archive = pack(bundle_variant("3.2.0", |_| {}, true).path());
+    let archive = pack(slim_variant("3.2.0").path());
     let plan = Push {
         key: Some(&key),
         ..Push::default()
@@ -1424,7 +1430,7 @@ async fn stalled_transfer_is_taken_over_by_a_fresh_signed_begin() {
     let (key, public) = signing_key();
     let options = with_env(trusting(&public), "PACKD_BUNDLES__TRANSFER_STALL_S", "0");
     let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
-    let old = pack(bundle_variant("3.3.0", |_| {}, true).path());
+    let old = pack(slim_variant("3.3.0").path());
     let hog = Push {
         key: Some(&key),
         transfer: unique_id("hog"),
@@ -1435,7 +1441,7 @@ async fn stalled_transfer_is_taken_over_by_a_fresh_signed_begin() {
     let hog_dir = packd.store().join(".transfers").join(&hog.transfer);
     assert!(hog_dir.is_dir());
 
-    let fresh = pack(bundle_variant("3.4.0", |_| {}, true).path());
+    let fresh = pack(slim_variant("3.4.0").path());
     let plan = Push {
         key: Some(&key),
         ..Push::default()
@@ -1464,7 +1470,7 @@ async fn stalled_transfer_is_taken_over_by_a_fresh_signed_begin() {
 async fn abort_discards_a_transfer() {
     let (key, public) = signing_key();
     let (_broker, packd, mut client) = broker_and_daemon(trusting(&public), "online").await;
-    let first = pack(bundle_variant("3.5.0", |_| {}, true).path());
+    let first = pack(slim_variant("3.5.0").path());
     let plan = Push {
         key: Some(&key),
         chunk_size: 64 * 1024,
@@ -1482,7 +1488,7 @@ async fn abort_discards_a_transfer() {
     let staging = packd.store().join(".transfers").join(&plan.transfer);
     assert!(staging.is_dir());
 
-    let second = pack(bundle_variant("3.6.0", |_| {}, true).path());
+    let second = pack(slim_variant("3.6.0").path());
     let next = Push {
         key: Some(&key),
         ..Push::default()
@@ -1579,8 +1585,8 @@ async fn a_replayed_older_bundle_is_a_downgrade_unless_signed_to_allow_it() {
         activate,
         ..Push::default()
     };
-    let newer = pack(bundle_variant("2.0.0", |_| {}, true).path());
-    let older = pack(bundle_variant("1.5.0", |_| {}, true).path());
+    let newer = pack(slim_variant("2.0.0").path());
+    let older = pack(slim_variant("1.5.0").path());
     // 2.0.0 installed but not yet activated: 1.5.0 may still begin.
     let (_, installed) = push(&mut client, &packd, &newer, &signed(false)).await;
     assert_eq!(installed["status"], "installed", "{installed}");
@@ -1651,7 +1657,7 @@ async fn a_replayed_older_bundle_is_a_downgrade_unless_signed_to_allow_it() {
 async fn begin_for_an_installed_archive_answers_installed() {
     let (key, public) = signing_key();
     let (_broker, packd, mut client) = broker_and_daemon(trusting(&public), "online").await;
-    let archive = pack(bundle_variant("2.1.0", |_| {}, true).path());
+    let archive = pack(slim_variant("2.1.0").path());
     let plan = Push {
         key: Some(&key),
         ..Push::default()

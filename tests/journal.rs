@@ -106,7 +106,7 @@ async fn bundle_pushes_activations_and_rollbacks_are_journaled() {
         ..PackdOptions::default()
     };
     let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
-    let archive = pack(bundle_variant("1.6.0", |_| {}, true).path());
+    let archive = pack(slim_variant("1.6.0").path());
     let plan = Push {
         key: Some(&key),
         ..Push::default()
@@ -196,7 +196,7 @@ async fn refused_bundle_commands_are_journaled_with_their_error_code() {
     let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
     let pid = packd.pid().to_string();
     let deadline = Duration::from_secs(10);
-    let archive = pack(bundle_variant("1.7.0", |_| {}, true).path());
+    let archive = pack(slim_variant("1.7.0").path());
     let label = "packd-default@1.7.0";
 
     // Unsigned, refused at begin.

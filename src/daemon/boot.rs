@@ -22,21 +22,32 @@ pub(crate) struct Loaded {
 /// its self-test, or with engines `profile` cannot run) is set aside and the last good one
 /// (else the previous one) is loaded and made active instead.
 pub(crate) fn load_active(store: &BundleStore, seed: &Path, machine: &Machine) -> Loaded {
-    match store.seed_from(seed) {
-        Ok(Some(label)) => log::info!("bundle store {} seeded with {label}", store.dir().display()),
-        Ok(None) => {}
-        Err(error) => log::error!(
-            "cannot seed the bundle store from {}: {error}",
-            seed.display()
-        ),
-    }
+    let seeded = match store.seed_from(seed) {
+        Ok(Some(bundle)) => {
+            log::info!(
+                "bundle store {} seeded with {}",
+                store.dir().display(),
+                bundle.label()
+            );
+            Some(bundle)
+        }
+        Ok(None) => None,
+        Err(error) => {
+            log::error!(
+                "cannot seed the bundle store from {}: {error}",
+                seed.display()
+            );
+            None
+        }
+    };
     let Some(active) = store.active_label() else {
         return Loaded {
             model: None,
             problem: Some("no bundle is active".into()),
         };
     };
-    let failure = match open_and_load(store, &active, machine) {
+    let opened = seeded.filter(|bundle| bundle.label() == active);
+    let failure = match load_opened(store, &active, opened, machine) {
         Ok(model) => {
             let _ = store.mark_good(&active);
             return Loaded {
@@ -80,8 +91,9 @@ pub(crate) fn load_active(store: &BundleStore, seed: &Path, machine: &Machine) -
     }
     // Nothing installed loads: start again from the shipped bundle rather than serve nothing.
     if !transient && store.clear_active().is_ok() {
-        if let Ok(Some(seeded)) = store.seed_from(seed) {
-            if let Ok(model) = open_and_load(store, &seeded, machine) {
+        if let Ok(Some(bundle)) = store.seed_from(seed) {
+            let seeded = bundle.label();
+            if let Ok(model) = load_opened(store, &seeded, Some(bundle), machine) {
                 let problem = format!(
                     "bundle {active} failed at boot ({failure}); serving the shipped {seeded}"
                 );
@@ -131,7 +143,20 @@ fn open_and_load(
     label: &str,
     machine: &Machine,
 ) -> Result<ServingModel, BootError> {
-    let bundle = Bundle::open(&store.path_of(label))?;
+    load_opened(store, label, None, machine)
+}
+
+/// Loads an installed bundle, opening it unless `opened` (just seeded) already is.
+fn load_opened(
+    store: &BundleStore,
+    label: &str,
+    opened: Option<Bundle>,
+    machine: &Machine,
+) -> Result<ServingModel, BootError> {
+    let bundle = match opened {
+        Some(bundle) => bundle,
+        None => Bundle::open(&store.path_of(label))?,
+    };
     // The same check as at commit: TensorRT may have changed under an installed bundle (a
     // JetPack update), and its engines would then not deserialize.
     fleet::check_engines(&bundle.manifest.engines, &machine.profile).map_err(BootError::Engines)?;

@@ -153,10 +153,7 @@ impl Bundle {
     /// Opens a bundle directory: parses the manifest, checks every file's hash, loads the
     /// vocabulary and catalogues, and checks that the model's tensors fit them.
     pub fn open(dir: &Path) -> Result<Bundle, BundleError> {
-        let manifest_text = read_to_string(&dir.join(MANIFEST_FILE))?;
-        let manifest = Manifest::parse(&manifest_text)
-            .map_err(|error| BundleError::Manifest(error.message().to_string()))?;
-        check_manifest(&manifest)?;
+        let manifest = Bundle::read_manifest(dir)?;
         verify_files(dir, &manifest)?;
 
         let vocabulary =
@@ -215,7 +212,17 @@ impl Bundle {
 
     /// `name@version`, the bundle's identity everywhere in logs and on disk.
     pub fn label(&self) -> String {
-        format!("{}@{}", self.manifest.name, self.manifest.version)
+        self.manifest.label()
+    }
+
+    /// A bundle folder's manifest, parsed and checked (schema, name, version, safe paths,
+    /// required files), without reading any file it lists.
+    pub fn read_manifest(dir: &Path) -> Result<Manifest, BundleError> {
+        let text = read_to_string(&dir.join(MANIFEST_FILE))?;
+        let manifest = Manifest::parse(&text)
+            .map_err(|error| BundleError::Manifest(error.message().to_string()))?;
+        check_manifest(&manifest)?;
+        Ok(manifest)
     }
 
     /// Path of a file named in the manifest.

@@ -205,6 +205,11 @@ impl Manifest {
         toml::from_str(text)
     }
 
+    /// `name@version`, the bundle's identity everywhere in logs and on disk.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+
     /// Looks up a model input by name.
     pub fn input(&self, name: &str) -> Option<&TensorSpec> {
         self.model.inputs.iter().find(|tensor| tensor.name == name)

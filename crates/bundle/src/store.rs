@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::durable::{self, RenameSteps, ReplaceSteps};
-use crate::{crashpoint, history, Bundle, BundleError, MANIFEST_FILE};
+use crate::{crashpoint, history, Bundle, BundleError, Manifest, MANIFEST_FILE};
 
 /// The pointer file naming the active bundle's folder.
 pub(crate) const ACTIVE_POINTER: &str = "active";
@@ -273,32 +273,36 @@ impl BundleStore {
         }
     }
 
-    /// Installs a bundle directory as `name@version` (verified first) and makes it active,
+    /// Installs a bundle directory as `name@version` (its copy verified) and makes it active,
     /// unless a bundle is already active: this is how a fresh appliance gets the shipped default.
-    pub fn seed_from(&self, seed: &Path) -> Result<Option<String>, BundleError> {
+    /// Returns the installed copy, opened, so that boot need not open it again.
+    pub fn seed_from(&self, seed: &Path) -> Result<Option<Bundle>, BundleError> {
         if self.active_label().is_some()
             || seed.as_os_str().is_empty()
             || !seed.join(MANIFEST_FILE).is_file()
         {
             return Ok(None);
         }
-        let bundle = Bundle::open(seed)?;
-        let label = bundle.label();
+        // Only the manifest is read here: the one full open is of the copy, which checks every
+        // file's digest and parses the bundle once (at opt-level 0, each open was ~1 s of a
+        // first boot).
+        let manifest = Bundle::read_manifest(seed)?;
+        let label = manifest.label();
         let target = self.dir.join(&label);
         if !target.join(MANIFEST_FILE).is_file() {
             let staging = self
                 .dir
                 .join(format!("{STAGING_PREFIX}{label}-{}", std::process::id()));
             let _ = fs::remove_dir_all(&staging);
-            copy_tree(seed, &staging, &bundle)?;
+            copy_tree(seed, &staging, &manifest)?;
             // A leftover half-copy under the final name would be refused by Bundle::open anyway;
             // clear it so the rename can land.
             let _ = fs::remove_dir_all(&target);
             durable::rename(&staging, &target)?;
         }
-        Bundle::open(&target)?;
+        let bundle = Bundle::open(&target)?;
         self.set_active(&label)?;
-        Ok(Some(label))
+        Ok(Some(bundle))
     }
 
     /// Removes the `active` pointer (nothing installed loads any more).
@@ -433,7 +437,7 @@ fn newest_of_each_name(installed: &[InstalledBundle]) -> Vec<String> {
         .collect()
 }
 
-fn copy_tree(source: &Path, target: &Path, bundle: &Bundle) -> Result<(), BundleError> {
+fn copy_tree(source: &Path, target: &Path, manifest: &Manifest) -> Result<(), BundleError> {
     let copy = |relative: &str| -> Result<(), BundleError> {
         let from = source.join(relative);
         let to = target.join(relative);
@@ -450,7 +454,7 @@ fn copy_tree(source: &Path, target: &Path, bundle: &Bundle) -> Result<(), Bundle
         Ok(durable::sync_file(&to)?)
     };
     copy(MANIFEST_FILE)?;
-    for entry in &bundle.manifest.files {
+    for entry in &manifest.files {
         copy(&entry.path)?;
     }
     Ok(durable::sync_dir(target)?)
