@@ -9,7 +9,7 @@
 //!   checks: the file named as the vocabulary (or a catalogue) holds the shipped bundle's
 //!   vocabulary (or that catalogue), every other file a few placeholder bytes, and each
 //!   well-formed `sha256` is replaced by the digest of what was written (the manifest is
-//!   written back with `toml`).
+//!   written back with `toml`). The vocabulary keeps every term but one synonym per language.
 
 #![no_main]
 
@@ -61,13 +61,29 @@ fn shipped() -> &'static Shipped {
             std::fs::read(Path::new(SHIPPED).join(relative)).expect("shipped bundle file")
         };
         Shipped {
-            vocabulary: read("vocabulary.json"),
+            vocabulary: one_synonym_per_language(&read("vocabulary.json")),
             styles: read("catalogues/styles.json"),
             palettes: read("catalogues/palettes.json"),
             fonts: read("catalogues/fonts.json"),
             layouts: read("catalogues/layouts.json"),
         }
     })
+}
+
+/// The shipped vocabulary, every term kept (the shape checks count them), each with only its
+/// first English and first Chinese synonym: indexing all 23 000 synonyms for every input made
+/// this target run some 5 inputs a second under AddressSanitizer.
+fn one_synonym_per_language(json: &[u8]) -> Vec<u8> {
+    let mut vocabulary: serde_json::Value = serde_json::from_slice(json).expect("vocabulary json");
+    let terms = vocabulary["terms"].as_array_mut().expect("terms");
+    for term in terms {
+        for language in ["en", "zh"] {
+            if let Some(synonyms) = term[language].as_array_mut() {
+                synonyms.truncate(1);
+            }
+        }
+    }
+    serde_json::to_vec(&vocabulary).expect("vocabulary json")
 }
 
 /// Builds a bundle directory whose files match `manifest` (see the module comment) and opens it.

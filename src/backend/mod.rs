@@ -1,5 +1,6 @@
 //! Backends run the bundle's model: `cpu` (tract, everywhere) and, on a Jetson, TensorRT engines.
 
+#[cfg(feature = "cpu")]
 pub mod cpu;
 pub mod engines;
 #[cfg(feature = "test-util")]
@@ -20,6 +21,8 @@ use crate::bundle::{
 };
 
 /// Input tensors in the order every backend feeds them.
+// Read by the runtimes only: a build without `cpu` (the fuzz targets) has none.
+#[cfg_attr(not(any(feature = "cpu", feature = "tensorrt")), allow(dead_code))]
 pub(crate) const INPUT_ORDER: [&str; 3] = [INPUT_BRIEF, INPUT_IMAGE, INPUT_BRAND];
 /// Output tensors in the order every backend returns them.
 pub(crate) const OUTPUT_ORDER: [&str; 4] =
@@ -146,6 +149,7 @@ pub trait Backend: Send + Sync {
 }
 
 /// The expected element count of each output, from the manifest.
+#[cfg_attr(not(any(feature = "cpu", feature = "tensorrt")), allow(dead_code))]
 pub(crate) fn output_lengths(bundle: &Bundle) -> [usize; 4] {
     OUTPUT_ORDER.map(|name| {
         bundle

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+#[cfg(feature = "cpu")]
 use super::cpu::CpuBackend;
 use super::engines::{check_entry, DeviceFacts, EngineRefusal, EngineTarget};
 use super::{Backend, Precision};
@@ -88,11 +89,15 @@ pub enum SelectError {
     #[cfg(feature = "tensorrt")]
     #[error("backend.kind = \"tensorrt\" but {0}")]
     NoAccelerator(#[source] super::trt::AcceleratorError),
+    /// This build has no CPU runtime (the `cpu` feature is off: only fuzz targets build so).
+    #[cfg(not(feature = "cpu"))]
+    #[error("packd was built without the `cpu` feature, so it has no model runtime")]
+    NoCpuRuntime,
 }
 
 /// Loads `bundle` on the best backend this machine has, as `settings` allow.
 pub fn load(bundle: &Bundle, settings: &BackendConfig) -> Result<LoadedBackend, SelectError> {
-    let cpu: Arc<dyn Backend> = Arc::new(CpuBackend::load(bundle, Precision::Fp32)?);
+    let cpu = cpu_backend(bundle)?;
     let mut targets = vec![(cpu.clone(), Precision::Fp32)];
     if settings.kind == BackendKind::Cpu {
         return Ok(LoadedBackend {
@@ -119,6 +124,17 @@ pub fn load(bundle: &Bundle, settings: &BackendConfig) -> Result<LoadedBackend, 
         serving: with_test_faults(serving),
         targets,
     })
+}
+
+/// The bundle's model on the CPU: what serves where no engine can, and behind the engines.
+#[cfg(feature = "cpu")]
+fn cpu_backend(bundle: &Bundle) -> Result<Arc<dyn Backend>, SelectError> {
+    Ok(Arc::new(CpuBackend::load(bundle, Precision::Fp32)?))
+}
+
+#[cfg(not(feature = "cpu"))]
+fn cpu_backend(_bundle: &Bundle) -> Result<Arc<dyn Backend>, SelectError> {
+    Err(SelectError::NoCpuRuntime)
 }
 
 /// The serving backend, wrapped in the faults `TEST_PACKD_FAULT` names in a `test-util` build.
