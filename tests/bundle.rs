@@ -123,6 +123,33 @@ fn a_fresh_store_is_seeded_from_the_shipped_bundle_once() {
     );
 }
 
+/// A seed whose file no longer matches its digest is refused, and nothing of it stays in the
+/// store: once the seed is whole again, the next boot installs it.
+#[test]
+fn a_corrupt_seed_is_refused_and_leaves_nothing_installed() {
+    let seed = tempfile::tempdir().expect("temp");
+    copy_dir(&shipped(), seed.path());
+    let vocabulary = seed.path().join("vocabulary.json");
+    let whole = fs::read(&vocabulary).expect("vocabulary");
+    let mut rotten = whole.clone();
+    rotten[10] ^= 0x20;
+    fs::write(&vocabulary, &rotten).expect("write");
+
+    let dir = tempfile::tempdir().expect("temp");
+    let store = BundleStore::open(&dir.path().join("bundles")).expect("store");
+    assert!(matches!(
+        store.seed_from(seed.path()),
+        Err(BundleError::HashMismatch { .. })
+    ));
+    assert_eq!(store.active_label(), None);
+    assert!(!store.path_of("packd-default@1.0.0").exists());
+
+    fs::write(&vocabulary, &whole).expect("write");
+    let seeded = store.seed_from(seed.path()).expect("seed").expect("seeded");
+    assert_eq!(seeded.label(), "packd-default@1.0.0");
+    assert_eq!(store.active_label().as_deref(), Some("packd-default@1.0.0"));
+}
+
 #[test]
 fn english_and_chinese_terms_encode_identically() {
     let bundle = Bundle::open(&shipped()).expect("bundle");

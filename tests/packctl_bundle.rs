@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use base64::Engine as _;
-use fixtures::bundles::{bundle_variant, installed_path, without_fonts, without_text_encoder};
+use fixtures::bundles::{bundle_variant, installed_path, slim_variant};
 use fixtures::{shipped_bundle, Appliance, Packd, PackdOptions, V5Client, PREFIX, REPLY_DEADLINE};
 use packd::reply::BundleRef;
 use packd_wire::bundle::BundleReply;
@@ -470,15 +470,7 @@ impl Operator {
     /// whose debug-build commit of the whole bundle under load came close to packctl's 10 s
     /// reply timeout.
     pub(crate) fn slim_archive(&self, version: &str, signed: bool) -> PathBuf {
-        let variant = bundle_variant(
-            version,
-            |dir| {
-                without_text_encoder(dir);
-                without_fonts(dir);
-            },
-            true,
-        );
-        self.archive_of(variant, version, signed)
+        self.archive_of(slim_variant(version), version, signed)
     }
 
     pub(crate) fn archive_of(

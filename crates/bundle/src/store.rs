@@ -289,7 +289,8 @@ impl BundleStore {
         let manifest = Bundle::read_manifest(seed)?;
         let label = manifest.label();
         let target = self.dir.join(&label);
-        if !target.join(MANIFEST_FILE).is_file() {
+        let copied = !target.join(MANIFEST_FILE).is_file();
+        if copied {
             let staging = self
                 .dir
                 .join(format!("{STAGING_PREFIX}{label}-{}", std::process::id()));
@@ -300,7 +301,13 @@ impl BundleStore {
             let _ = fs::remove_dir_all(&target);
             durable::rename(&staging, &target)?;
         }
-        let bundle = Bundle::open(&target)?;
+        let bundle = Bundle::open(&target).inspect_err(|_| {
+            // A seed that fails its checks must not stay installed: the next boot would find
+            // the copy in place and never look at a repaired seed.
+            if copied {
+                let _ = fs::remove_dir_all(&target);
+            }
+        })?;
         self.set_active(&label)?;
         Ok(Some(bundle))
     }
