@@ -47,6 +47,7 @@ fn asked(top_k: usize, render: bool) -> recommend::Asked<'static> {
         prefer_cvd_safe: false,
         words: recommend::Words {
             product: "Sparkling tea",
+            headline: None,
             mood: &MOOD,
         },
     }

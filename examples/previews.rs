@@ -45,7 +45,7 @@ const BRIEFS: [(&str, &str); 10] = [
     ),
     (
         "zh-mooncake",
-        r##"{"product":"中秋月饼礼盒","mood":["中秋","喜庆"],"palette":"红金","brand_colors":["#B22222"]}"##,
+        r##"{"product":"中秋月饼礼盒","headline":"花好月圆","mood":["中秋","喜庆"],"palette":"红金","brand_colors":["#B22222"]}"##,
     ),
     (
         "en-coffee",
@@ -88,11 +88,26 @@ fn main() -> anyhow::Result<()> {
         let path = out.join(format!("{stem}.png"));
         std::fs::write(&path, &png).with_context(|| path.display().to_string())?;
         let font = suggestions.fonts.first();
+        let pack = bundle.packs.for_product(
+            encoded
+                .understood
+                .iter()
+                .filter(|reading| reading.field == "product")
+                .flat_map(|reading| &reading.terms)
+                .map(String::as_str)
+                .next(),
+        );
         println!(
-            "{}: {} / {}, palette {}, style {}, {} bytes",
+            "{}: {} ({}×{}), template {}, {} / {} ({} / {}), palette {}, style {}, {} bytes",
             path.display(),
+            pack.name,
+            pack.size.width(),
+            pack.size.height(),
+            suggestions.layout.template.as_deref().unwrap_or("-"),
             font.map_or("", |font| font.heading.as_str()),
             font.map_or("", |font| font.body.as_str()),
+            font.map_or("", |font| font.heading_cjk.as_str()),
+            font.map_or("", |font| font.body_cjk.as_str()),
             suggestions
                 .palettes
                 .first()

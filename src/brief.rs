@@ -52,6 +52,9 @@ pub struct Brief {
     pub prefer_cvd_safe: bool,
     /// `deadline_ms`: answer `expired` if inference cannot start this many ms after arrival.
     pub deadline_ms: Option<u64>,
+    /// `headline` (an extension, see docs/contract-choices.md): the words a preview sets large,
+    /// instead of the product as typed.
+    pub headline: Option<String>,
 }
 
 /// What can be read from a payload before (or despite) validation, so that even a refused brief
@@ -199,6 +202,7 @@ fn validate(raw: &RawBrief<'_>) -> Result<Brief, ApiError> {
         render,
         prefer_cvd_safe,
         deadline_ms,
+        headline: term("headline", raw.headline.as_ref())?,
     })
 }
 
@@ -416,6 +420,7 @@ mod tests {
             deadline_ms: Some(200),
             reply_to: Some("packd/v1/replies/k7".into()),
             prefer_cvd_safe: Some(true),
+            headline: Some("Spring Green".into()),
             ..packd_wire::BriefRequest::new("beverage")
         };
         let payload = serde_json::to_vec(&request).unwrap();
@@ -433,6 +438,7 @@ mod tests {
             (5, true, Some(200))
         );
         assert!(brief.prefer_cvd_safe);
+        assert_eq!(brief.headline, request.headline);
         assert_eq!(read_envelope(&payload).reply_to, request.reply_to);
     }
 
@@ -523,6 +529,15 @@ mod tests {
         assert_eq!(
             error_of(r#"{"product":"tea","render":"yes"}"#),
             (ErrorCode::BadRequest, Some("render".into()))
+        );
+        assert_eq!(
+            error_of(r#"{"product":"tea","headline":["Spring"]}"#),
+            (ErrorCode::BadRequest, Some("headline".into()))
+        );
+        let long = "字".repeat(MAX_TERM_CHARS + 1);
+        assert_eq!(
+            error_of(&format!(r#"{{"product":"tea","headline":"{long}"}}"#)),
+            (ErrorCode::BadRequest, Some("headline".into()))
         );
         assert_eq!(
             error_of(r#"{"product":"tea","prefer_cvd_safe":1}"#),

@@ -225,9 +225,10 @@ fn a_truncated_text_encoder_is_refused_with_its_file_named() {
     }
 }
 
-/// Issue 17: the preview faces are part of the bundle's content. Every pairing's faces are
-/// read at open; an index that lacks one, or names a file outside the manifest, is refused with
-/// the index named, and a bundle without faces still opens (previews then draw bars).
+/// Issue 17: the preview faces are part of the bundle's content. Every pairing's faces, Latin
+/// and CJK, are read at open; an index that lacks one, or names a file outside the manifest, is
+/// refused with the index named, and a bundle without faces still opens (previews then draw
+/// bars).
 #[test]
 fn preview_faces_must_cover_every_pairing_and_be_listed_files() {
     use crate::fixtures::bundles::{bundle_variant, without_fonts};
@@ -244,8 +245,27 @@ fn preview_faces_must_cover_every_pairing_and_be_listed_files() {
             pairing.id
         );
         assert!(faces.body.contains_key(&pairing.body), "{}", pairing.id);
+        let heading_cjk = &faces.cjk_heading[&pairing.heading_cjk];
+        let body_cjk = &faces.cjk_body[&pairing.body_cjk];
+        // Headings in the bold cut, bodies in the regular one.
+        assert_eq!(
+            (heading_cjk.weight, body_cjk.weight),
+            (700, 400),
+            "{}",
+            pairing.id
+        );
+        assert!(
+            heading_cjk.family.starts_with("Noto "),
+            "{}",
+            heading_cjk.family
+        );
     }
-    assert!(!faces.cjk.bytes.is_empty());
+    // Noto carries the Source Han designs; display faces are drawn in the Noto face of their build.
+    assert_eq!(
+        faces.cjk_body["Source Han Serif SC"].family,
+        "Noto Serif CJK SC"
+    );
+    assert_eq!(faces.cjk_heading["ZCOOL KuaiLe"].family, "Noto Sans CJK SC");
 
     let edit_index = |edit: fn(&mut serde_json::Value)| {
         bundle_variant(
@@ -260,21 +280,33 @@ fn preview_faces_must_cover_every_pairing_and_be_listed_files() {
             true,
         )
     };
-    let missing_face = edit_index(|index| {
-        index["heading"]
-            .as_object_mut()
-            .expect("object")
-            .remove("Playfair Display");
-    });
-    match Bundle::open(missing_face.path()) {
-        Err(BundleError::Catalogue { file, message }) => {
-            assert_eq!(file, "fonts/index.json");
-            assert!(message.contains("Playfair Display"), "{message}");
+    for missing_face in [
+        edit_index(|index| {
+            index["heading"]
+                .as_object_mut()
+                .expect("object")
+                .remove("Playfair Display");
+        }),
+        edit_index(|index| {
+            index["cjk_body"]
+                .as_object_mut()
+                .expect("object")
+                .remove("LXGW WenKai");
+        }),
+    ] {
+        match Bundle::open(missing_face.path()) {
+            Err(BundleError::Catalogue { file, message }) => {
+                assert_eq!(file, "fonts/index.json");
+                assert!(
+                    message.contains("Playfair Display") || message.contains("LXGW WenKai"),
+                    "{message}"
+                );
+            }
+            other => panic!("a missing face must be refused: {:?}", other.map(|_| ())),
         }
-        other => panic!("a missing face must be refused: {:?}", other.map(|_| ())),
     }
     let outside = edit_index(|index| {
-        index["cjk"]["file"] = serde_json::json!("../manifest.toml");
+        index["cjk_heading"]["Noto Serif SC"]["file"] = serde_json::json!("../manifest.toml");
     });
     assert!(matches!(
         Bundle::open(outside.path()),
@@ -284,4 +316,95 @@ fn preview_faces_must_cover_every_pairing_and_be_listed_files() {
     let without = bundle_variant("9.9.1", without_fonts, true);
     let opened = Bundle::open(without.path()).expect("a bundle without faces opens");
     assert!(opened.typefaces.is_none());
+}
+
+/// Bundles made before per-pairing CJK faces list one `cjk` face for all Chinese text; appliances
+/// that receive one still open it and draw every pairing's Chinese in that face.
+#[test]
+fn a_bundle_with_one_cjk_face_for_all_pairings_still_opens() {
+    use crate::fixtures::bundles::bundle_variant;
+
+    let legacy = bundle_variant(
+        "9.9.2",
+        |dir| {
+            let path = dir.join("fonts/index.json");
+            let mut index: serde_json::Value =
+                serde_json::from_slice(&fs::read(&path).expect("index")).expect("JSON");
+            let object = index.as_object_mut().expect("object");
+            object.remove("cjk_heading");
+            object.remove("cjk_body");
+            object.insert(
+                "cjk".into(),
+                serde_json::json!({"family": "Noto Sans CJK SC", "file": "noto-sans-cjk-sc-400.otf"}),
+            );
+            fs::write(&path, index.to_string()).expect("write index");
+        },
+        true,
+    );
+    let bundle = Bundle::open(legacy.path()).expect("a one-face index opens");
+    let faces = bundle.typefaces.as_ref().expect("faces");
+    for pairing in &bundle.fonts.pairings {
+        for face in [
+            &faces.cjk_heading[&pairing.heading_cjk],
+            &faces.cjk_body[&pairing.body_cjk],
+        ] {
+            assert_eq!(face.family, "Noto Sans CJK SC", "{}", pairing.id);
+        }
+    }
+}
+
+/// Issue 17: previews take the proportions of the pack a product is sold in. The shipped bundle
+/// lists its pack forms; one without `packs.json` draws every product on a box front, and one
+/// that places a product that is not in its vocabulary is refused, naming the file.
+#[test]
+fn pack_forms_place_products_and_a_bundle_without_them_draws_box_fronts() {
+    use crate::fixtures::bundles::{bundle_variant, read_manifest, write_manifest};
+    use packd::bundle::packs::{PanelSize, PACKS_FILE};
+
+    let bundle = Bundle::open(&shipped()).expect("shipped bundle opens");
+    let size = |product: &str| bundle.packs.for_product(Some(product)).size;
+    assert_eq!(size("product:tea"), PanelSize::BOX_FRONT);
+    let label = size("product:craft_beer");
+    assert!(
+        label.width() > label.height(),
+        "a bottle label is wide: {label:?}"
+    );
+    let pouch = size("product:coffee");
+    assert!(
+        pouch.height() * 2 >= pouch.width() * 3,
+        "a pouch is tall: {pouch:?}"
+    );
+
+    let without = bundle_variant(
+        "9.9.3",
+        |dir| {
+            let mut manifest = read_manifest(dir);
+            manifest.files.retain(|entry| entry.path != PACKS_FILE);
+            fs::remove_file(dir.join(PACKS_FILE)).expect("remove packs.json");
+            write_manifest(dir, &manifest);
+        },
+        false,
+    );
+    let opened = Bundle::open(without.path()).expect("a bundle without pack forms opens");
+    assert_eq!(
+        opened.packs.for_product(Some("product:craft_beer")).size,
+        PanelSize::BOX_FRONT
+    );
+
+    let stray = bundle_variant(
+        "9.9.4",
+        |dir| {
+            let path = dir.join(PACKS_FILE);
+            let text = fs::read_to_string(&path).expect("packs.json");
+            fs::write(&path, text.replace("product:coffee", "product:spaceship")).expect("write");
+        },
+        true,
+    );
+    match Bundle::open(stray.path()) {
+        Err(BundleError::Catalogue { file, message }) => {
+            assert_eq!(file, PACKS_FILE);
+            assert!(message.contains("product:spaceship"), "{message}");
+        }
+        other => panic!("a stray product must be refused: {:?}", other.map(|_| ())),
+    }
 }

@@ -94,6 +94,7 @@ pub(crate) struct RawBrief<'de> {
     pub(crate) prefer_cvd_safe: Option<Raw<'de>>,
     pub(crate) deadline_ms: Option<Raw<'de>>,
     pub(crate) image: Option<Raw<'de>>,
+    pub(crate) headline: Option<Raw<'de>>,
 }
 
 /// A whole payload: a brief object, or `None` for valid JSON that is not an object.
@@ -138,6 +139,7 @@ impl<'de> Visitor<'de> for PayloadVisitor {
                 Key::PreferCvdSafe => &mut brief.prefer_cvd_safe,
                 Key::DeadlineMs => &mut brief.deadline_ms,
                 Key::Image => &mut brief.image,
+                Key::Headline => &mut brief.headline,
                 Key::ReplyTo | Key::Other => {
                     map.next_value::<Skipped>()?;
                     continue;
@@ -214,6 +216,7 @@ enum Key {
     PreferCvdSafe,
     DeadlineMs,
     Image,
+    Headline,
     Other,
 }
 
@@ -248,6 +251,7 @@ impl Visitor<'_> for KeyVisitor {
             "prefer_cvd_safe" => Key::PreferCvdSafe,
             "deadline_ms" => Key::DeadlineMs,
             "image" => Key::Image,
+            "headline" => Key::Headline,
             _ => Key::Other,
         })
     }

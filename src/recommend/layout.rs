@@ -42,7 +42,8 @@ pub(super) fn layout_from(
         product: channel(1),
         text: channel(2),
     };
-    let zones = match nearest_template(&heatmaps, rasters).and_then(|index| templates.get(index)) {
+    let template = nearest_template(&heatmaps, rasters).and_then(|index| templates.get(index));
+    let zones = match template {
         Some(template) => {
             let zone = |zone: ZoneBox| Zone {
                 x: round3(zone.x),
@@ -66,6 +67,7 @@ pub(super) fn layout_from(
         grid,
         heatmaps,
         zones,
+        template: template.map(|template| template.id.clone()),
     })
 }
 

@@ -17,6 +17,7 @@ use base64::Engine as _;
 use crate::backend::ModelOutputs;
 use crate::brief::Brief;
 use crate::bundle::catalogue::{Palette, SeenRoles};
+use crate::bundle::packs::PanelSize;
 use crate::bundle::Bundle;
 use crate::colour::cvd::{check_seen_with, CvdCheck, Seen, ROLE_PAIRS};
 use crate::colour::{adjust_for_contrast, contrast_ratio, Rgb};
@@ -80,8 +81,10 @@ pub struct Asked<'a> {
 /// The brief's words as typed, for a preview's copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Words<'a> {
-    /// The product: the preview's headline.
+    /// The product: the preview's headline unless the brief gives one.
     pub product: &'a str,
+    /// The brief's `headline`, set instead of the product.
+    pub headline: Option<&'a str>,
     /// Mood values: the preview's line of body copy, joined.
     pub mood: &'a [String],
 }
@@ -94,6 +97,7 @@ impl<'a> From<&'a Brief> for Asked<'a> {
             prefer_cvd_safe: brief.prefer_cvd_safe,
             words: Words {
                 product: &brief.product,
+                headline: brief.headline.as_deref(),
                 mood: &brief.mood,
             },
         }
@@ -148,6 +152,7 @@ pub fn recommend(
         (true, Some(top)) => Some(render_preview(
             top,
             &layout,
+            bundle.packs.for_product(product_term(brief)).size,
             copy(bundle, fonts.first(), styles.first(), words),
         )?),
         _ => None,
@@ -436,8 +441,20 @@ fn suggestion(
     }
 }
 
-/// The preview's words and faces: the product as headline in the top pairing's heading face,
-/// the moods (or the top style's name) in its body face; none when the bundle ships no faces.
+/// The product term the brief's `product` was read as, which picks the preview's pack form.
+fn product_term(brief: &EncodedBrief) -> Option<&str> {
+    brief
+        .understood
+        .iter()
+        .filter(|reading| reading.field == "product")
+        .flat_map(|reading| &reading.terms)
+        .map(String::as_str)
+        .find(|term| term.starts_with("product:"))
+}
+
+/// The preview's words and faces: the headline (the product unless the brief gives one) in the
+/// top pairing's heading faces, the moods (or the top style's name) in its body faces; none when
+/// the bundle ships no faces.
 fn copy(
     bundle: &Bundle,
     pairing: Option<&FontSuggestion>,
@@ -448,7 +465,14 @@ fn copy(
     let pairing = pairing?;
     let heading = faces.heading.get(&pairing.heading)?;
     let body = faces.body.get(&pairing.body)?;
-    let chinese = words.product.chars().any(|c| u32::from(c) >= 0x2E80);
+    let heading_cjk = faces.cjk_heading.get(&pairing.heading_cjk)?;
+    let body_cjk = faces.cjk_body.get(&pairing.body_cjk)?;
+    let headline = words
+        .headline
+        .map(str::trim)
+        .filter(|headline| !headline.is_empty())
+        .unwrap_or(words.product.trim());
+    let chinese = headline.chars().any(|c| u32::from(c) >= 0x2E80);
     let body_copy = if words.mood.is_empty() {
         style.map_or_else(String::new, |style| {
             if chinese && !style.name_zh.is_empty() {
@@ -461,24 +485,26 @@ fn copy(
         words.mood.join(" · ")
     };
     Some(preview::PreviewCopy {
-        headline: words.product.trim().to_string(),
+        headline: headline.to_string(),
         body: body_copy,
         heading_face: heading.bytes.clone(),
         body_face: body.bytes.clone(),
-        cjk_face: faces.cjk.bytes.clone(),
+        heading_cjk_face: heading_cjk.bytes.clone(),
+        body_cjk_face: body_cjk.bytes.clone(),
     })
 }
 
 fn render_preview(
     palette: &PaletteSuggestion,
     layout: &Layout,
+    panel: PanelSize,
     copy: Option<preview::PreviewCopy>,
 ) -> Result<String, RecommendError> {
     let colour =
         |hex: &str| Rgb::parse_hex(hex).map_err(|error| RecommendError::Preview(error.to_string()));
     let spec = preview::PreviewSpec {
-        width: preview::DEFAULT_PREVIEW_WIDTH,
-        height: preview::DEFAULT_PREVIEW_HEIGHT,
+        width: panel.width(),
+        height: panel.height(),
         copy,
         colours: palette
             .colors

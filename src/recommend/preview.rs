@@ -10,10 +10,6 @@ use thiserror::Error;
 use super::typeset::{self, Faces, TextBox};
 use crate::colour::{contrast_ratio, Lab, Rgb};
 
-/// Preview width in pixels: a box front at a size a designer can judge type at.
-pub(crate) const DEFAULT_PREVIEW_WIDTH: u32 = 720;
-/// Preview height in pixels (3:4, a box front).
-pub(crate) const DEFAULT_PREVIEW_HEIGHT: u32 = 960;
 /// WCAG 2.x AA for text: the copy is drawn in whichever of the palette's text and background
 /// roles stands out more from what lies under it, or black or white below this.
 const MIN_COPY_CONTRAST: f32 = 4.5;
@@ -156,8 +152,10 @@ pub(crate) struct PreviewCopy {
     pub body: String,
     pub heading_face: std::sync::Arc<[u8]>,
     pub body_face: std::sync::Arc<[u8]>,
-    /// For characters the pairing's faces lack (Chinese).
-    pub cjk_face: std::sync::Arc<[u8]>,
+    /// For headline characters the heading face lacks (Chinese).
+    pub heading_cjk_face: std::sync::Arc<[u8]>,
+    /// For body characters the body face lacks.
+    pub body_cjk_face: std::sync::Arc<[u8]>,
 }
 
 impl std::fmt::Debug for PreviewCopy {
@@ -168,7 +166,8 @@ impl std::fmt::Debug for PreviewCopy {
             .field("body", &self.body)
             .field("heading_face_bytes", &self.heading_face.len())
             .field("body_face_bytes", &self.body_face.len())
-            .field("cjk_face_bytes", &self.cjk_face.len())
+            .field("heading_cjk_face_bytes", &self.heading_cjk_face.len())
+            .field("body_cjk_face_bytes", &self.body_cjk_face.len())
             .finish()
     }
 }
@@ -220,6 +219,11 @@ pub(crate) fn swatch_rule_thickness(height: u32) -> u32 {
 
 /// Renders the mock-up as PNG bytes; identical specs give identical bytes.
 pub(crate) fn render_preview(spec: &PreviewSpec) -> Result<Vec<u8>, PreviewError> {
+    render_within(spec, MAX_PREVIEW_PNG_BYTES)
+}
+
+/// [`render_preview`] with the PNG held to `max_bytes`.
+fn render_within(spec: &PreviewSpec, max_bytes: usize) -> Result<Vec<u8>, PreviewError> {
     let size_range = MIN_PREVIEW_SIDE..=MAX_PREVIEW_SIDE;
     if !size_range.contains(&spec.width) || !size_range.contains(&spec.height) {
         return Err(PreviewError::InvalidSize {
@@ -274,7 +278,7 @@ pub(crate) fn render_preview(spec: &PreviewSpec) -> Result<Vec<u8>, PreviewError
         }
     }
     let png = encode_png(&canvas)?;
-    if png.len() > MAX_PREVIEW_PNG_BYTES {
+    if png.len() > max_bytes {
         return Err(PreviewError::TooLarge(png.len()));
     }
     Ok(png)
@@ -423,14 +427,13 @@ fn draw_copy(
         ab_glyph::FontRef::try_from_slice(bytes)
             .map_err(|error| PreviewError::Font(error.to_string()))
     }
-    let cjk = font(&copy.cjk_face)?;
     let heading = Faces {
         primary: font(&copy.heading_face)?,
-        cjk: cjk.clone(),
+        cjk: font(&copy.heading_cjk_face)?,
     };
     let body = Faces {
         primary: font(&copy.body_face)?,
-        cjk,
+        cjk: font(&copy.body_cjk_face)?,
     };
     let (centre_x, centre_y) = area.centre();
     let under = canvas
@@ -618,11 +621,24 @@ mod tests {
                 body: "calm".into(),
                 heading_face: garbage.clone(),
                 body_face: garbage.clone(),
-                cjk_face: garbage,
+                heading_cjk_face: garbage.clone(),
+                body_cjk_face: garbage,
             }),
             ..sample_spec()
         };
         assert!(matches!(render_preview(&spec), Err(PreviewError::Font(_))));
+    }
+
+    #[test]
+    fn a_png_over_the_cap_is_refused_not_sent() {
+        let size = render_preview(&sample_spec()).expect("renders").len();
+        assert_eq!(
+            render_within(&sample_spec(), size - 1),
+            Err(PreviewError::TooLarge(size))
+        );
+        assert!(PreviewError::TooLarge(size)
+            .to_string()
+            .contains(&MAX_PREVIEW_PNG_BYTES.to_string()));
     }
 
     #[test]

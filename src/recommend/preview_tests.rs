@@ -61,13 +61,8 @@ const CHINESE: &str = r#"{"product":"乌龙茶礼盒","mood":["宁静","国潮"]
 fn the_words_are_drawn_inside_the_text_zone_in_both_languages() {
     for json in [ENGLISH, CHINESE] {
         let (suggestions, _, image) = preview_of(json);
-        assert_eq!(
-            image.dimensions(),
-            (
-                preview::DEFAULT_PREVIEW_WIDTH,
-                preview::DEFAULT_PREVIEW_HEIGHT
-            )
-        );
+        // Tea comes in boxes: a 3:4 box front.
+        assert_eq!(image.dimensions(), (720, 960));
         let background = Rgb::parse_hex(&suggestions.palettes[0].roles.background).expect("hex");
         let (left, top, right, bottom) = text_zone(&suggestions, &image);
         let inked = (top..bottom.min(image.height()))
@@ -93,8 +88,8 @@ fn text_never_leaves_its_zone() {
         let top = &suggestions.palettes[0];
         let colour = |hex: &str| Rgb::parse_hex(hex).expect("hex");
         let mut spec = preview::PreviewSpec {
-            width: preview::DEFAULT_PREVIEW_WIDTH,
-            height: preview::DEFAULT_PREVIEW_HEIGHT,
+            width: with_words.width(),
+            height: with_words.height(),
             colours: top.colors.iter().map(|hex| colour(hex)).collect(),
             background: colour(&top.roles.background),
             primary: colour(&top.roles.primary),
@@ -133,26 +128,85 @@ fn text_never_leaves_its_zone() {
 }
 
 #[test]
-fn every_chinese_character_of_the_vocabulary_has_a_glyph() {
+fn every_chinese_character_of_the_vocabulary_has_a_glyph_in_every_cjk_face() {
     use ab_glyph::Font;
     let faces = shipped()
         .bundle
         .typefaces
         .as_ref()
         .expect("the shipped bundle ships faces");
-    let cjk = ab_glyph::FontRef::try_from_slice(&faces.cjk.bytes).expect("a font");
-    let missing: Vec<char> = shipped()
+    let chinese: Vec<char> = shipped()
         .bundle
         .vocabulary
         .terms
         .iter()
         .flat_map(|term| term.zh.iter())
-        .chain(CHINESE.chars().map(String::from).collect::<Vec<_>>().iter())
         .flat_map(|text| text.chars().collect::<Vec<_>>())
+        .chain(CHINESE.chars())
         .filter(|c| u32::from(*c) >= 0x2E80)
-        .filter(|&c| cjk.glyph_id(c) == ab_glyph::GlyphId(0))
         .collect();
-    assert!(missing.is_empty(), "no glyph for {missing:?}");
+    for face in faces.cjk_heading.values().chain(faces.cjk_body.values()) {
+        let font = ab_glyph::FontRef::try_from_slice(&face.bytes).expect("a font");
+        let missing: Vec<&char> = chinese
+            .iter()
+            .filter(|&&c| font.glyph_id(c) == ab_glyph::GlyphId(0))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{} {}: no glyph for {missing:?}",
+            face.family,
+            face.weight
+        );
+    }
+}
+
+/// Issue 17: the panel takes the proportions of the pack the product is sold in.
+#[test]
+fn the_panel_follows_the_products_pack() {
+    for (json, pack) in [
+        (r#"{"product":"craft beer","render":true}"#, "bottle_label"),
+        (r#"{"product":"精酿啤酒","render":true}"#, "bottle_label"),
+        (r#"{"product":"coffee beans","render":true}"#, "pouch"),
+        (r#"{"product":"gift box of tea","render":true}"#, "box"),
+        // Not understood: the default box front, never a failure.
+        (r#"{"product":"zorblat-frim","render":true}"#, "box"),
+    ] {
+        let (_, _, image) = preview_of(json);
+        let form = shipped()
+            .bundle
+            .packs
+            .forms()
+            .iter()
+            .find(|form| form.id == pack)
+            .expect("a shipped pack form");
+        assert_eq!(
+            image.dimensions(),
+            (form.size.width(), form.size.height()),
+            "{json}"
+        );
+    }
+}
+
+/// A brief's `headline` is set instead of the product, and changes the drawing.
+#[test]
+fn a_headline_replaces_the_product_in_the_preview() {
+    let (_, plain, _) = preview_of(CHINESE);
+    let with_headline = CHINESE.replace(
+        r#""render":true"#,
+        r#""render":true,"headline":"春日限定 Spring""#,
+    );
+    let (suggestions, headlined, image) = preview_of(&with_headline);
+    assert_ne!(plain, headlined);
+    let background = Rgb::parse_hex(&suggestions.palettes[0].roles.background).expect("hex");
+    let (left, top, right, bottom) = text_zone(&suggestions, &image);
+    let inked = (top..bottom.min(image.height()))
+        .flat_map(|y| (left..right.min(image.width())).map(move |x| (x, y)))
+        .filter(|&(x, y)| {
+            let pixel = image.get_pixel(x, y);
+            Rgb::new(pixel[0], pixel[1], pixel[2]) != background
+        })
+        .count();
+    assert!(inked > 0, "the headline is drawn");
 }
 
 #[test]

@@ -12,6 +12,7 @@ pub mod delta;
 pub mod durable;
 mod history;
 pub mod manifest;
+pub mod packs;
 pub mod signature;
 mod spelling;
 pub mod store;
@@ -138,6 +139,8 @@ pub struct Bundle {
     pub seen_roles: Vec<catalogue::SeenRoles>,
     /// The faces previews are drawn in, when the bundle ships them (`fonts/index.json`).
     pub typefaces: Option<typefaces::Typefaces>,
+    /// The pack forms previews are drawn on (`catalogues/packs.json`; a box front without it).
+    pub packs: packs::PackCatalogue,
 }
 
 /// A bundle's text encoder with the vocabulary's synonyms already embedded.
@@ -181,6 +184,7 @@ impl Bundle {
             })?;
         let text = open_text_model(dir, &manifest, &vocabulary)?;
         let typefaces = typefaces::open(dir, &manifest, &fonts)?;
+        let packs = packs::open(dir, &manifest, &vocabulary)?;
         let bundle = Bundle {
             dir: dir.to_path_buf(),
             manifest,
@@ -194,6 +198,7 @@ impl Bundle {
             layout_rasters: Vec::new(),
             palette_labs,
             typefaces,
+            packs,
         };
         bundle.check_shapes()?;
         // Only once the grid is known to match the model's output: its cell count is then sane.

@@ -53,6 +53,9 @@ pub(crate) struct BriefArguments {
     /// Ask for a preview PNG and write it to this file.
     #[arg(long, value_name = "FILE")]
     preview: Option<PathBuf>,
+    /// Words the preview sets large instead of the product (a packd extension to the API).
+    #[arg(long)]
+    headline: Option<String>,
     /// Deadline in milliseconds.
     #[arg(long)]
     deadline_ms: Option<u64>,
@@ -120,6 +123,7 @@ fn brief_body(arguments: &BriefArguments, id: &str) -> anyhow::Result<Value> {
         brand_colors: arguments.brand_colors.clone(),
         palette: arguments.palette.clone(),
         deadline_ms: arguments.deadline_ms,
+        headline: arguments.headline.clone(),
         image,
         ..BriefRequest::new(arguments.product.clone())
     };

@@ -20,6 +20,10 @@ pub struct BriefRequest {
     /// Inference must start within this many milliseconds of arrival, else `expired`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u64>,
+    /// The words a preview sets large instead of the product (at most 64 characters; a packd
+    /// extension, not in the contract).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headline: Option<String>,
     /// The client's id for the brief, echoed in the reply (packd also takes a number).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,

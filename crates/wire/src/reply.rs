@@ -295,6 +295,10 @@ pub struct Layout {
     pub heatmaps: LayoutMaps<Vec<f32>>,
     /// Normalised boxes derived from the heatmaps, one per element.
     pub zones: LayoutMaps<Zone>,
+    /// The catalogue layout template the zones are taken from (an extra field: see
+    /// docs/contract-choices.md); absent when a bundle has no templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
 }
 
 /// One value per layout element.

@@ -18,7 +18,7 @@ import onnxruntime as ort
 
 from . import colour as col
 from . import fonts as typefaces
-from . import content, knowledge, model, palettes as palmod, vocab as vocmod
+from . import content, knowledge, model, packs, palettes as palmod, vocab as vocmod
 from .teacher import Teacher
 
 CONFIG = {
@@ -410,9 +410,24 @@ def _build_into(out, dataset=None, dataset_only=False, quick=False, skip_report=
         from . import freetext_eval
         freetext_eval.append_report(out, CONFIG["text_encoder"])
         log(f"[{time.time()-t0:5.1f}s] report written")
+    previews(out, V, S, P, F, L)
+    log(f"[{time.time()-t0:5.1f}s] done: {out}")
+
+
+def previews(out, V, S, P, F, L):
+    """The last steps, which need no training: pack forms, preview faces, the manifest."""
+    packs.build(out, log=log)
     typefaces.build(out, log=log)
     write_manifest(out, V, S, P, F, L)
-    log(f"[{time.time()-t0:5.1f}s] done: {out}")
+
+
+def refresh_previews(out):
+    """Re-runs `previews` on a built bundle (new faces or pack forms without retraining)."""
+    with open(os.path.join(out, "manifest.toml"), "rb") as f:
+        counts = {k: v["count"] for k, v in tomllib.load(f)["catalogues"].items()}
+    with open(os.path.join(out, "vocabulary.json"), encoding="utf-8") as f:
+        V = len(json.load(f)["terms"])
+    previews(out, V, counts["styles"], counts["palettes"], counts["fonts"], counts["layouts"])
 
 
 def build_text_encoder(out, vocab, quick, t0):
@@ -558,7 +573,11 @@ def main(argv=None):
     ap.add_argument("--dataset-only", action="store_true", help="train on the dataset instead of the knowledge base")
     ap.add_argument("--quick", action="store_true", help="small, fast build for tests (not for shipping)")
     ap.add_argument("--no-report", action="store_true")
+    ap.add_argument("--refresh-previews", action="store_true",
+                    help="only rewrite pack forms, preview faces and the manifest of the bundle at --out")
     a = ap.parse_args(argv)
+    if a.refresh_previews:
+        return refresh_previews(os.path.abspath(a.out))
     if a.dataset_only and not a.dataset:
         ap.error("--dataset-only needs --dataset")
     build(a.out, a.dataset, a.dataset_only, a.quick, a.no_report)

@@ -1,13 +1,17 @@
-"""The typefaces previews are drawn in: each font pairing's heading and body faces, and one CJK
-face for Chinese text, as TrueType files under the bundle's `fonts/` with `fonts/index.json`.
+"""The typefaces previews are drawn in: each font pairing's heading and body faces, Latin and
+CJK, as font files under the bundle's `fonts/` with `fonts/index.json`.
 
 Latin faces come from the kiosk's Latin subsets (kiosk/fonts/*.woff2, OFL, licences in
 kiosk/fonts/LICENSES), unpacked from WOFF2 to plain TrueType so packd reads them without a
-Brotli decoder; a heading is drawn in its face's boldest file, a body in its regular one. The
-catalogue's CJK faces (Noto Sans SC, ZCOOL, …) are not shipped: Chinese text is drawn in
-WenQuanYi Micro Hei (Apache-2.0, Debian's fonts-wqy-microhei), subset to the 3 755 characters of
-GB 2312 level 1, every character of the vocabulary's Chinese synonyms and catalogue names, CJK
-punctuation and ASCII. A preview says which face it drew.
+Brotli decoder; a heading is drawn in its face's boldest file, a body in its regular one.
+
+CJK faces are Noto Sans CJK SC and Noto Serif CJK SC (SIL OFL 1.1, Debian's fonts-noto-cjk), in
+Bold for headings and Regular for bodies, each subset to the 3 755 characters of GB 2312
+level 1, every character of the vocabulary's Chinese synonyms and catalogue names, CJK
+punctuation and ASCII. Noto Sans CJK SC is the same design as Source Han Sans SC, and Noto Serif
+CJK SC as Source Han Serif SC. The catalogue's display faces (ZCOOL, Smiley Sans, LXGW WenKai,
+the brush scripts) ship nowhere as full character sets a recipe can subset: each is drawn in the
+Noto face of its build (sans or serif), and the index names the face actually drawn.
 
     python -m packd_recipe.fonts --bundle DIR     # (re)writes DIR/fonts and DIR/fonts/index.json
 """
@@ -20,14 +24,39 @@ import shutil
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KIOSK_FONTS = os.path.join(HERE, "..", "..", "..", "kiosk", "fonts")
-CJK_SOURCE = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
-CJK_FILE = "wqy-microhei-gb2312.ttf"
-CJK_FAMILY = "WenQuanYi Micro Hei"
-CJK_LICENCE = """WenQuanYi Micro Hei, subset by packd's recipe (GB 2312 level 1, the bundle's Chinese text,
-CJK punctuation, ASCII). Copyright (c) 2007 Google Corporation; (c) 2008-2009 WenQuanYi Board
-of Trustees and Qianqian Fang. Licensed under the Apache License, Version 2.0
-(https://www.apache.org/licenses/LICENSE-2.0), the font's dual licence chosen here (the other
-is GPLv3 with the font embedding exception). Source: Debian package fonts-wqy-microhei.
+NOTO_CJK_DIR = "/usr/share/fonts/opentype/noto"
+# Index of the Simplified Chinese face in Debian's Noto CJK collections (JP, KR, SC, TC, HK, …).
+NOTO_CJK_SC_INDEX = 2
+# The drawn CJK faces: (build, weight) -> (collection file, family drawn, file written).
+CJK_SOURCES = {
+    ("sans", 400): ("NotoSansCJK-Regular.ttc", "Noto Sans CJK SC", "noto-sans-cjk-sc-400.otf"),
+    ("sans", 700): ("NotoSansCJK-Bold.ttc", "Noto Sans CJK SC", "noto-sans-cjk-sc-700.otf"),
+    ("serif", 400): ("NotoSerifCJK-Regular.ttc", "Noto Serif CJK SC", "noto-serif-cjk-sc-400.otf"),
+    ("serif", 700): ("NotoSerifCJK-Bold.ttc", "Noto Serif CJK SC", "noto-serif-cjk-sc-700.otf"),
+}
+# The build each catalogue CJK face is drawn in: its own design where Noto has it, else the one
+# nearest in construction (brush and kai scripts have modulated strokes, as serifs do).
+CJK_BUILD = {
+    "Noto Sans SC": "sans",
+    "Source Han Sans SC": "sans",
+    "Smiley Sans": "sans",
+    "ZCOOL KuaiLe": "sans",
+    "ZCOOL QingKe HuangYou": "sans",
+    "Noto Serif SC": "serif",
+    "Source Han Serif SC": "serif",
+    "ZCOOL XiaoWei": "serif",
+    "LXGW WenKai": "serif",
+    "Ma Shan Zheng": "serif",
+    "Zhi Mang Xing": "serif",
+    "Long Cang": "serif",
+    "Liu Jian Mao Cao": "serif",
+}
+CJK_LICENCE = """Noto Sans CJK SC and Noto Serif CJK SC (Regular and Bold), subset by packd's recipe (GB 2312
+level 1, the bundle's Chinese text, CJK punctuation, ASCII; no hinting, no OpenType layout
+features). Copyright 2014-2021 Adobe (http://www.adobe.com/), with Reserved Font Name 'Source'.
+Licensed under the SIL Open Font License, Version 1.1 (https://openfontlicense.org), whose full
+text follows. Source: Debian package fonts-noto-cjk (https://github.com/googlefonts/noto-cjk).
+
 """
 
 
@@ -81,23 +110,60 @@ def write_latin(face, weight, source, out_dir):
     return name
 
 
-def write_cjk(bundle, out_dir):
+def cjk_text(bundle):
+    """The characters every CJK face is subset to."""
+    chars = set(gb2312_level1()) | set(bundle_text(bundle))
+    chars |= {chr(c) for c in range(0x20, 0x7F)} | set("，。、；：？！“”‘’（）《》【】…—·￥％")
+    return "".join(sorted(chars))
+
+
+def write_cjk(source, text, out_dir, file):
     from fontTools import subset  # noqa: PLC0415
     from fontTools.ttLib import TTFont  # noqa: PLC0415
 
-    chars = set(gb2312_level1()) | set(bundle_text(bundle))
-    chars |= {chr(c) for c in range(0x20, 0x7F)} | set("，。、；：？！“”‘’（）《》【】…—·￥％")
-    font = TTFont(CJK_SOURCE, fontNumber=0, recalcTimestamp=False)
+    font = TTFont(os.path.join(NOTO_CJK_DIR, source), fontNumber=NOTO_CJK_SC_INDEX, recalcTimestamp=False)
     options = subset.Options()
-    options.layout_features = ["*"]
+    # Previews place glyphs by advance (and `kern`, which these faces lack); dropping the layout
+    # tables and the hints halves each file.
+    options.layout_features = []
+    options.hinting = False
     options.name_IDs = ["*"]
     options.notdef_outline = True
     options.recalc_timestamp = False
     subsetter = subset.Subsetter(options)
-    subsetter.populate(text="".join(sorted(chars)))
+    subsetter.populate(text=text)
     subsetter.subset(font)
-    font.save(os.path.join(out_dir, CJK_FILE), reorderTables=True)
-    return len(chars)
+    font.save(os.path.join(out_dir, file), reorderTables=True)
+
+
+def ofl_text():
+    """The OFL's text, from a kiosk licence file that carries it."""
+    with open(os.path.join(KIOSK_FONTS, "LICENSES", "noto-sans-sc.txt"), encoding="utf-8") as f:
+        text = f.read()
+    start = text.find("SIL OPEN FONT LICENSE")
+    if start < 0:
+        raise SystemExit("fonts: kiosk/fonts/LICENSES/noto-sans-sc.txt does not carry the OFL's text")
+    return text[start:]
+
+
+def cjk_index(pairings, bundle, out_dir):
+    """Writes the CJK faces the pairings need; returns the index's `cjk_heading` and `cjk_body`."""
+    text = cjk_text(bundle)
+    written = {}
+    index = {"cjk_heading": {}, "cjk_body": {}}
+    for role, weight in (("heading", 700), ("body", 400)):
+        for face in sorted({p[f"{role}_cjk"] for p in pairings}):
+            build = CJK_BUILD.get(face)
+            if build is None:
+                raise SystemExit(f"fonts: no CJK build (sans or serif) for the {role} face '{face}'")
+            source, family, file = CJK_SOURCES[(build, weight)]
+            if file not in written:
+                write_cjk(source, text, out_dir, file)
+                written[file] = True
+            index[f"cjk_{role}"][face] = {"family": family, "file": file, "weight": weight}
+    with open(os.path.join(out_dir, "licences", "noto-cjk.txt"), "w", encoding="utf-8", newline="\n") as f:
+        f.write(CJK_LICENCE + ofl_text())
+    return index, len(text)
 
 
 def build(bundle, log=print):
@@ -107,7 +173,7 @@ def build(bundle, log=print):
     os.makedirs(os.path.join(out_dir, "licences"))
     with open(os.path.join(bundle, "catalogues", "fonts.json"), encoding="utf-8") as f:
         pairings = json.load(f)["pairings"]
-    index = {"heading": {}, "body": {}, "cjk": {"family": CJK_FAMILY, "file": CJK_FILE}}
+    index = {"heading": {}, "body": {}}
     for role in ("heading", "body"):
         for face in sorted({p[role] for p in pairings}):
             available = weights(face)
@@ -120,14 +186,13 @@ def build(bundle, log=print):
             licence = os.path.join(KIOSK_FONTS, "LICENSES", f"{slug(face)}.txt")
             if os.path.exists(licence):
                 shutil.copyfile(licence, os.path.join(out_dir, "licences", f"{slug(face)}.txt"))
-    count = write_cjk(bundle, out_dir)
-    with open(os.path.join(out_dir, "licences", "wqy-microhei.txt"), "w", encoding="utf-8", newline="\n") as f:
-        f.write(CJK_LICENCE)
+    cjk, count = cjk_index(pairings, bundle, out_dir)
+    index.update(cjk)
     with open(os.path.join(out_dir, "index.json"), "w", encoding="utf-8", newline="\n") as f:
         json.dump(index, f, ensure_ascii=False, indent=1, sort_keys=True)
         f.write("\n")
     size = sum(os.path.getsize(os.path.join(root, n)) for root, _, names in os.walk(out_dir) for n in names)
-    log(f"fonts: {len(index['heading'])} heading and {len(index['body'])} body faces, CJK subset of "
+    log(f"fonts: {len(index['heading'])} heading and {len(index['body'])} body faces, CJK subsets of "
         f"{count} characters, {size / 1e6:.2f} MB")
     return index
 
