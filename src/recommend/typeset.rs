@@ -251,3 +251,75 @@ fn blend(canvas: &mut RgbImage, x: i64, y: i64, colour: Rgb, coverage: f32) {
         *channel = mixed.round().clamp(0.0, 255.0) as u8;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recommend::test_support::shipped;
+
+    /// Issue 17: CJK glyphs are never clipped. In every pairing's heading and body faces, with
+    /// the pairing's CJK faces behind them, mixed Chinese and Latin text set to fit a box inks
+    /// pixels inside it and none outside, at a roomy size and at a cramped one.
+    #[test]
+    fn mixed_text_stays_whole_inside_its_box_in_every_pairings_faces() {
+        let bundle = &shipped().bundle;
+        let faces = bundle
+            .typefaces
+            .as_ref()
+            .expect("the shipped bundle ships faces");
+        let font = |bytes: &'static [u8]| FontRef::try_from_slice(bytes).expect("a font");
+        let paper = image::Rgb([255, 255, 255]);
+        for pairing in &bundle.fonts.pairings {
+            let roles = [
+                (
+                    &faces.heading[&pairing.heading],
+                    &faces.cjk_heading[&pairing.heading_cjk],
+                ),
+                (
+                    &faces.body[&pairing.body],
+                    &faces.cjk_body[&pairing.body_cjk],
+                ),
+            ];
+            for (latin, cjk) in roles {
+                let set_in = Faces {
+                    primary: font(&latin.bytes),
+                    cjk: font(&cjk.bytes),
+                };
+                for (width, height) in [(400.0, 160.0), (120.0, 40.0)] {
+                    let area = TextBox {
+                        left: 40.0,
+                        top: 30.0,
+                        width,
+                        height,
+                    };
+                    let set = fit(&set_in, "花好月圆 Spring 礼盒", 120.0, area);
+                    let mut canvas = RgbImage::from_pixel(520, 240, paper);
+                    draw(&mut canvas, &set_in, &set, area, true, Rgb::new(0, 0, 0));
+                    let mut inked = 0;
+                    for (x, y, pixel) in canvas.enumerate_pixels() {
+                        if *pixel == paper {
+                            continue;
+                        }
+                        inked += 1;
+                        let (x, y) = (x as f32, y as f32);
+                        assert!(
+                            x + 1.0 >= area.left
+                                && x <= area.left + area.width
+                                && y + 1.0 >= area.top
+                                && y <= area.top + area.height,
+                            "{} / {}: ink at ({x}, {y}) outside {area:?}",
+                            latin.family,
+                            cjk.family
+                        );
+                    }
+                    assert!(
+                        inked > 0,
+                        "{} / {}: nothing drawn",
+                        latin.family,
+                        cjk.family
+                    );
+                }
+            }
+        }
+    }
+}
