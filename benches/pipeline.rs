@@ -53,6 +53,20 @@ fn asked(top_k: usize, render: bool) -> recommend::Asked<'static> {
     }
 }
 
+/// A preview whose words are Chinese, set in the pairing's CJK faces.
+fn asked_in_chinese(mood: &[String]) -> recommend::Asked<'_> {
+    recommend::Asked {
+        top_k: 3,
+        render: true,
+        prefer_cvd_safe: false,
+        words: recommend::Words {
+            product: "中秋月饼礼盒",
+            headline: None,
+            mood,
+        },
+    }
+}
+
 /// Reading a free-text brief's terms with the bundle's text encoder, and without it (synonyms
 /// only, what packd did before the encoder): the floor the encoder's cost is measured against.
 fn free_text(c: &mut Criterion, bundle: &Bundle, limits: &ImageLimits) {
@@ -68,11 +82,18 @@ fn free_text(c: &mut Criterion, bundle: &Bundle, limits: &ImageLimits) {
 }
 
 fn stages(c: &mut Criterion) {
-    let bundle = Bundle::open(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/engines/packd-default"
-    )))
-    .expect("shipped bundle");
+    // PACKD_BENCH_BUNDLE compares another bundle (older faces, say) in the same binary.
+    let dir = std::env::var_os("PACKD_BENCH_BUNDLE").map_or_else(
+        || {
+            Path::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/engines/packd-default"
+            ))
+            .to_path_buf()
+        },
+        std::path::PathBuf::from,
+    );
+    let bundle = Bundle::open(&dir).expect("bundle");
     let backend = CpuBackend::load(&bundle, Precision::Fp32).expect("cpu backend");
     let limits = ImageLimits::default();
     let image_payload = image_brief();
@@ -112,6 +133,18 @@ fn stages(c: &mut Criterion) {
         b.iter(|| {
             recommend::recommend(&bundle, black_box(&outputs), &encoded, asked(3, true))
                 .expect("post")
+        })
+    });
+    let mood = ["中秋".to_string(), "喜庆".to_string()];
+    c.bench_function("post_with_preview_zh", |b| {
+        b.iter(|| {
+            recommend::recommend(
+                &bundle,
+                black_box(&outputs),
+                &encoded,
+                asked_in_chinese(&mood),
+            )
+            .expect("post")
         })
     });
 
