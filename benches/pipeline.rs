@@ -82,7 +82,9 @@ fn free_text(c: &mut Criterion, bundle: &Bundle, limits: &ImageLimits) {
 }
 
 fn stages(c: &mut Criterion) {
-    // PACKD_BENCH_BUNDLE compares another bundle (older faces, say) in the same binary.
+    // PACKD_BENCH_BUNDLE compares another bundle (older faces, say) in the same binary; an
+    // environment variable because criterion owns the command line.
+    #[allow(clippy::disallowed_methods)]
     let dir = std::env::var_os("PACKD_BENCH_BUNDLE").map_or_else(
         || {
             Path::new(concat!(

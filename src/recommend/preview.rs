@@ -393,23 +393,49 @@ fn draw_logo(canvas: &mut RgbImage, area: PixelBox, primary: Rgb) {
     }
 }
 
-/// The colour copy is set in over `under`: the palette's text role, or its background role if
-/// that stands out more (copy over the product art), or black or white when neither reaches
-/// [`MIN_COPY_CONTRAST`].
-pub(crate) fn copy_colour(under: Rgb, text: Rgb, background: Rgb) -> Rgb {
+/// The colour copy is set in over the colours in `under` (what lies beneath the text zone: the
+/// background, and any product art or badge it crosses): the palette's text role, or its
+/// background role if that stands out more (copy over the product art), judged by the colour it
+/// stands out from least; black or white when neither reaches [`MIN_COPY_CONTRAST`] against
+/// every one.
+pub(crate) fn copy_colour(under: &[Rgb], text: Rgb, background: Rgb) -> Rgb {
+    let least = |colour: Rgb| {
+        under
+            .iter()
+            .map(|&beneath| contrast_ratio(colour, beneath))
+            .fold(f32::INFINITY, f32::min)
+    };
     let best = |first: Rgb, second: Rgb| {
-        if contrast_ratio(first, under) >= contrast_ratio(second, under) {
+        if least(first) >= least(second) {
             first
         } else {
             second
         }
     };
     let role = best(text, background);
-    if contrast_ratio(role, under) >= MIN_COPY_CONTRAST {
+    if least(role) >= MIN_COPY_CONTRAST {
         role
     } else {
         best(Rgb::new(0, 0, 0), Rgb::new(255, 255, 255))
     }
+}
+
+/// The distinct colours of the canvas inside `area` (flat shapes: a handful).
+fn colours_under(canvas: &RgbImage, area: PixelBox) -> Vec<Rgb> {
+    let (width, height) = canvas.dimensions();
+    let columns = (area.left.max(0.0) as u32)..(area.right().ceil().max(0.0) as u32).min(width);
+    let rows = (area.top.max(0.0) as u32)..(area.bottom().ceil().max(0.0) as u32).min(height);
+    let mut found: Vec<Rgb> = Vec::new();
+    for row in rows {
+        for column in columns.clone() {
+            let pixel = canvas.get_pixel(column, row);
+            let colour = Rgb::new(pixel[0], pixel[1], pixel[2]);
+            if !found.contains(&colour) {
+                found.push(colour);
+            }
+        }
+    }
+    found
 }
 
 /// The headline in the heading face over the top of the zone, the body line below it in the
@@ -435,13 +461,6 @@ fn draw_copy(
         primary: font(&copy.body_face)?,
         cjk: font(&copy.body_cjk_face)?,
     };
-    let (centre_x, centre_y) = area.centre();
-    let under = canvas
-        .get_pixel_checked(centre_x as u32, centre_y as u32)
-        .map_or(spec.background, |pixel| {
-            Rgb::new(pixel[0], pixel[1], pixel[2])
-        });
-    let colour = copy_colour(under, spec.text, spec.background);
     let centred = ((area.left + area.width / 2.0) / canvas.width() as f32 - 0.5).abs() < 0.04;
     let inner = area.inset(0.02, 0.04);
     let headline_box = TextBox {
@@ -456,7 +475,7 @@ fn draw_copy(
         headline_box.height / 1.3,
         headline_box,
     );
-    typeset::draw(canvas, &heading, &headline, headline_box, centred, colour);
+    set_block(canvas, &heading, &headline, headline_box, centred, spec);
     let gap = headline.size * 0.25;
     let body_top = inner.top + headline.height() + gap;
     let body_box = TextBox {
@@ -469,10 +488,40 @@ fn draw_copy(
         let start = (headline.size * 0.42).min(body_box.height / 1.3);
         let body_set = typeset::fit(&body, &copy.body, start, body_box);
         if body_set.height() <= body_box.height {
-            typeset::draw(canvas, &body, &body_set, body_box, centred, colour);
+            set_block(canvas, &body, &body_set, body_box, centred, spec);
         }
     }
     Ok(())
+}
+
+/// Draws set text in the colour that stands out from what lies beneath its lines.
+fn set_block(
+    canvas: &mut RgbImage,
+    faces: &Faces<'_>,
+    set: &typeset::SetText,
+    area: TextBox,
+    centred: bool,
+    spec: &PreviewSpec,
+) {
+    let mut under = Vec::new();
+    for line in typeset::line_boxes(faces, set, area, centred) {
+        let line = PixelBox {
+            left: line.left,
+            top: line.top,
+            width: line.width,
+            height: line.height,
+        };
+        for colour in colours_under(canvas, line) {
+            if !under.contains(&colour) {
+                under.push(colour);
+            }
+        }
+    }
+    if under.is_empty() {
+        under.push(spec.background);
+    }
+    let colour = copy_colour(&under, spec.text, spec.background);
+    typeset::draw(canvas, faces, set, area, centred, colour);
 }
 
 fn draw_text_lines(canvas: &mut RgbImage, area: PixelBox, text: Rgb) {

@@ -222,18 +222,119 @@ fn the_same_brief_renders_the_same_bytes() {
 fn copy_stands_out_from_what_lies_under_it() {
     let cream = Rgb::new(0xF4, 0xEF, 0xE6);
     let ink = Rgb::new(0x1D, 0x2B, 0x2A);
+    let dark = Rgb::new(0x20, 0x20, 0x20);
     // Over the background the text role; over dark art the background role; over mid grey,
     // where neither role reaches AA, black or white.
-    assert_eq!(preview::copy_colour(cream, ink, cream), ink);
-    assert_eq!(
-        preview::copy_colour(Rgb::new(0x20, 0x20, 0x20), ink, cream),
-        cream
-    );
+    assert_eq!(preview::copy_colour(&[cream], ink, cream), ink);
+    assert_eq!(preview::copy_colour(&[dark], ink, cream), cream);
     let grey = Rgb::new(0x80, 0x80, 0x80);
-    let chosen = preview::copy_colour(grey, Rgb::new(0x90, 0x90, 0x90), Rgb::new(0x70, 0x70, 0x70));
+    let chosen = preview::copy_colour(
+        &[grey],
+        Rgb::new(0x90, 0x90, 0x90),
+        Rgb::new(0x70, 0x70, 0x70),
+    );
     assert_eq!(
         chosen,
         Rgb::new(0, 0, 0),
         "black reaches 5.3:1 on mid grey, white 3.9:1"
     );
+    // A zone across the cream panel and dark art: neither role reads on both, nor black or
+    // white at AA, so the one that stands out most from the one it stands out least from.
+    let across = preview::copy_colour(&[cream, dark], ink, cream);
+    assert_eq!(across, Rgb::new(0, 0, 0));
+    // Across the panel and a light tint, the ink reads on both.
+    let tint = Rgb::new(0xE8, 0xD8, 0xC8);
+    assert_eq!(preview::copy_colour(&[cream, tint], ink, cream), ink);
+}
+
+/// Over every template of the shipped catalogue (the overlay one included, whose text lies on
+/// the product art), the copy stands out at WCAG AA from every colour beneath its zone,
+/// whenever one of the palette's roles, black or white can.
+#[test]
+fn copy_keeps_its_contrast_over_every_template() {
+    let bundle = &shipped().bundle;
+    let faces = bundle.typefaces.as_ref().expect("faces");
+    let pairing = &bundle.fonts.pairings[0];
+    for template in &bundle.layouts.templates {
+        for palette in bundle.palettes.palettes.iter().step_by(89) {
+            let colour = |hex: &str| Rgb::parse_hex(hex).expect("hex");
+            let zone = |zone: crate::bundle::catalogue::ZoneBox| preview::Zone {
+                x: zone.x,
+                y: zone.y,
+                w: zone.w,
+                h: zone.h,
+            };
+            let spec = preview::PreviewSpec {
+                width: 720,
+                height: 960,
+                colours: palette.colors.iter().map(|hex| colour(hex)).collect(),
+                background: colour(&palette.roles.background),
+                primary: colour(&palette.roles.primary),
+                accent: colour(&palette.roles.accent),
+                text: colour(&palette.roles.text),
+                zones: vec![
+                    (preview::ZoneKind::Product, zone(template.zones.product)),
+                    (preview::ZoneKind::Text, zone(template.zones.text)),
+                ],
+                copy: Some(preview::PreviewCopy {
+                    headline: "Oolong 乌龙".into(),
+                    body: "calm".into(),
+                    heading_face: faces.heading[&pairing.heading].bytes.clone(),
+                    body_face: faces.body[&pairing.body].bytes.clone(),
+                    heading_cjk_face: faces.cjk_heading[&pairing.heading_cjk].bytes.clone(),
+                    body_cjk_face: faces.cjk_body[&pairing.body_cjk].bytes.clone(),
+                }),
+            };
+            let image = image::load_from_memory(&preview::render_preview(&spec).expect("renders"))
+                .expect("PNG")
+                .to_rgb8();
+            let bare = image::load_from_memory(
+                &preview::render_preview(&preview::PreviewSpec {
+                    copy: None,
+                    zones: spec.zones[..1].to_vec(),
+                    ..spec.clone()
+                })
+                .expect("renders"),
+            )
+            .expect("PNG")
+            .to_rgb8();
+            // Pixels the copy changed: the most frequent is its colour (full glyph coverage),
+            // and what lay beneath them is in `bare`.
+            let mut counts: std::collections::HashMap<[u8; 3], usize> = Default::default();
+            let mut beneath: Vec<Rgb> = Vec::new();
+            for (x, y, pixel) in image.enumerate_pixels() {
+                let under = bare.get_pixel(x, y);
+                if pixel != under {
+                    *counts.entry(pixel.0).or_default() += 1;
+                    let under = Rgb::new(under[0], under[1], under[2]);
+                    if !beneath.contains(&under) {
+                        beneath.push(under);
+                    }
+                }
+            }
+            let [r, g, b] = counts
+                .iter()
+                .max_by_key(|(colour, count)| (**count, **colour))
+                .map(|(colour, _)| *colour)
+                .expect("copy drawn");
+            let ink = Rgb::new(r, g, b);
+            let least = |colour: Rgb| {
+                beneath
+                    .iter()
+                    .map(|&under| crate::colour::contrast_ratio(colour, under))
+                    .fold(f32::INFINITY, f32::min)
+            };
+            let (black, white) = (Rgb::new(0, 0, 0), Rgb::new(255, 255, 255));
+            let possible = [spec.text, spec.background, black, white]
+                .into_iter()
+                .any(|candidate| least(candidate) >= 4.5);
+            assert!(
+                least(ink) >= 4.5 || (!possible && [black, white].contains(&ink)),
+                "{} on {}: copy {ink:?} reaches {:.2} over {beneath:?}",
+                template.id,
+                palette.id,
+                least(ink)
+            );
+        }
+    }
 }

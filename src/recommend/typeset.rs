@@ -193,6 +193,36 @@ fn cut(faces: &Faces<'_>, set: SetText, area: TextBox) -> SetText {
     }
 }
 
+/// The box each line of `set` takes when drawn in `area` (see [`draw`]).
+pub(crate) fn line_boxes(
+    faces: &Faces<'_>,
+    set: &SetText,
+    area: TextBox,
+    centred: bool,
+) -> Vec<TextBox> {
+    let pitch = set.size * LINE_HEIGHT;
+    (0..)
+        .zip(&set.lines)
+        .map(|(number, line)| {
+            let line_width = width(faces, line, set.size);
+            TextBox {
+                left: line_left(area, line_width, centred),
+                top: area.top + number as f32 * pitch,
+                width: line_width,
+                height: pitch,
+            }
+        })
+        .collect()
+}
+
+fn line_left(area: TextBox, line_width: f32, centred: bool) -> f32 {
+    if centred {
+        area.left + (area.width - line_width) / 2.0
+    } else {
+        area.left
+    }
+}
+
 /// Draws set text from the top of `area`, each line centred or ranged left, in `colour`.
 pub(crate) fn draw(
     canvas: &mut RgbImage,
@@ -205,12 +235,7 @@ pub(crate) fn draw(
     let scale = PxScale::from(set.size);
     let ascent = faces.primary.as_scaled(scale).ascent();
     for (number, line) in set.lines.iter().enumerate() {
-        let line_width = width(faces, line, set.size);
-        let left = if centred {
-            area.left + (area.width - line_width) / 2.0
-        } else {
-            area.left
-        };
+        let left = line_left(area, width(faces, line, set.size), centred);
         let baseline = area.top + number as f32 * set.size * LINE_HEIGHT + ascent;
         for glyph in place(faces, line, set.size) {
             let font = if glyph.cjk {
