@@ -8,10 +8,10 @@ use std::path::Path;
 use base64::Engine as _;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use packd::backend::cpu::CpuBackend;
-use packd::backend::{Backend, ModelInputs, Precision};
+use packd::backend::{Backend, ModelInputs, ModelOutputs, Precision};
 use packd::brief;
 use packd::bundle::Bundle;
-use packd::features::{self, ImageLimits};
+use packd::features::{self, EncodedBrief, ImageLimits};
 use packd::recommend;
 
 const BRIEF: &str = r##"{"v":1,"id":"bench-1","product":"beverage","audience":["young women","gen z"],
@@ -81,6 +81,28 @@ fn free_text(c: &mut Criterion, bundle: &Bundle, limits: &ImageLimits) {
     });
 }
 
+/// Post-processing: suggestions alone, and with a preview in English and in Chinese words.
+fn post(c: &mut Criterion, bundle: &Bundle, outputs: &ModelOutputs, encoded: &EncodedBrief) {
+    c.bench_function("post", |b| {
+        b.iter(|| {
+            recommend::recommend(bundle, black_box(outputs), encoded, asked(3, false))
+                .expect("post")
+        })
+    });
+    c.bench_function("post_with_preview", |b| {
+        b.iter(|| {
+            recommend::recommend(bundle, black_box(outputs), encoded, asked(3, true)).expect("post")
+        })
+    });
+    let mood = ["中秋".to_string(), "喜庆".to_string()];
+    c.bench_function("post_with_preview_zh", |b| {
+        b.iter(|| {
+            recommend::recommend(bundle, black_box(outputs), encoded, asked_in_chinese(&mood))
+                .expect("post")
+        })
+    });
+}
+
 fn stages(c: &mut Criterion) {
     // PACKD_BENCH_BUNDLE compares another bundle (older faces, say) in the same binary; an
     // environment variable because criterion owns the command line.
@@ -125,30 +147,7 @@ fn stages(c: &mut Criterion) {
         });
     }
     let outputs = backend.infer(&inputs).expect("infer");
-    c.bench_function("post", |b| {
-        b.iter(|| {
-            recommend::recommend(&bundle, black_box(&outputs), &encoded, asked(3, false))
-                .expect("post")
-        })
-    });
-    c.bench_function("post_with_preview", |b| {
-        b.iter(|| {
-            recommend::recommend(&bundle, black_box(&outputs), &encoded, asked(3, true))
-                .expect("post")
-        })
-    });
-    let mood = ["中秋".to_string(), "喜庆".to_string()];
-    c.bench_function("post_with_preview_zh", |b| {
-        b.iter(|| {
-            recommend::recommend(
-                &bundle,
-                black_box(&outputs),
-                &encoded,
-                asked_in_chinese(&mood),
-            )
-            .expect("post")
-        })
-    });
+    post(c, &bundle, &outputs, &encoded);
 
     let whole = |payload: &[u8]| {
         let brief = brief::decode(payload).expect("brief");

@@ -247,77 +247,89 @@ fn copy_stands_out_from_what_lies_under_it() {
     assert_eq!(preview::copy_colour(&[cream, tint], ink, cream), ink);
 }
 
-/// Over every template of the shipped catalogue (the overlay one included, whose text lies on
-/// the product art), the copy stands out at WCAG AA from every colour beneath its zone,
-/// whenever one of the palette's roles, black or white can.
-#[test]
-fn copy_keeps_its_contrast_over_every_template() {
+/// A 720×960 panel of `template` in `palette`'s roles, with a product and copy in the first
+/// pairing's faces.
+fn panel(
+    template: &crate::bundle::catalogue::LayoutTemplate,
+    palette: &crate::bundle::catalogue::Palette,
+) -> preview::PreviewSpec {
     let bundle = &shipped().bundle;
     let faces = bundle.typefaces.as_ref().expect("faces");
     let pairing = &bundle.fonts.pairings[0];
+    let colour = |hex: &str| Rgb::parse_hex(hex).expect("hex");
+    let zone = |zone: crate::bundle::catalogue::ZoneBox| preview::Zone {
+        x: zone.x,
+        y: zone.y,
+        w: zone.w,
+        h: zone.h,
+    };
+    preview::PreviewSpec {
+        width: 720,
+        height: 960,
+        colours: palette.colors.iter().map(|hex| colour(hex)).collect(),
+        background: colour(&palette.roles.background),
+        primary: colour(&palette.roles.primary),
+        accent: colour(&palette.roles.accent),
+        text: colour(&palette.roles.text),
+        zones: vec![
+            (preview::ZoneKind::Product, zone(template.zones.product)),
+            (preview::ZoneKind::Text, zone(template.zones.text)),
+        ],
+        copy: Some(preview::PreviewCopy {
+            headline: "Oolong 乌龙".into(),
+            body: "calm".into(),
+            heading_face: faces.heading[&pairing.heading].bytes.clone(),
+            body_face: faces.body[&pairing.body].bytes.clone(),
+            heading_cjk_face: faces.cjk_heading[&pairing.heading_cjk].bytes.clone(),
+            body_cjk_face: faces.cjk_body[&pairing.body_cjk].bytes.clone(),
+        }),
+    }
+}
+
+/// The copy's colour (the most frequent of the pixels it changed: full glyph coverage) and the
+/// colours that lay beneath the pixels it changed.
+fn ink_and_beneath(spec: &preview::PreviewSpec) -> (Rgb, Vec<Rgb>) {
+    let draw = |spec: &preview::PreviewSpec| {
+        image::load_from_memory(&preview::render_preview(spec).expect("renders"))
+            .expect("PNG")
+            .to_rgb8()
+    };
+    let image = draw(spec);
+    let bare = draw(&preview::PreviewSpec {
+        copy: None,
+        zones: spec.zones[..1].to_vec(),
+        ..spec.clone()
+    });
+    let mut counts: std::collections::HashMap<[u8; 3], usize> = Default::default();
+    let mut beneath: Vec<Rgb> = Vec::new();
+    for (x, y, pixel) in image.enumerate_pixels() {
+        let under = bare.get_pixel(x, y);
+        if pixel != under {
+            *counts.entry(pixel.0).or_default() += 1;
+            let under = Rgb::new(under[0], under[1], under[2]);
+            if !beneath.contains(&under) {
+                beneath.push(under);
+            }
+        }
+    }
+    let [r, g, b] = counts
+        .iter()
+        .max_by_key(|(colour, count)| (**count, **colour))
+        .map(|(colour, _)| *colour)
+        .expect("copy drawn");
+    (Rgb::new(r, g, b), beneath)
+}
+
+/// Over every template of the shipped catalogue (the overlay one included, whose text lies on
+/// the product art), the copy stands out at WCAG AA from every colour beneath it, whenever one
+/// of the palette's roles, black or white can.
+#[test]
+fn copy_keeps_its_contrast_over_every_template() {
+    let bundle = &shipped().bundle;
     for template in &bundle.layouts.templates {
         for palette in bundle.palettes.palettes.iter().step_by(89) {
-            let colour = |hex: &str| Rgb::parse_hex(hex).expect("hex");
-            let zone = |zone: crate::bundle::catalogue::ZoneBox| preview::Zone {
-                x: zone.x,
-                y: zone.y,
-                w: zone.w,
-                h: zone.h,
-            };
-            let spec = preview::PreviewSpec {
-                width: 720,
-                height: 960,
-                colours: palette.colors.iter().map(|hex| colour(hex)).collect(),
-                background: colour(&palette.roles.background),
-                primary: colour(&palette.roles.primary),
-                accent: colour(&palette.roles.accent),
-                text: colour(&palette.roles.text),
-                zones: vec![
-                    (preview::ZoneKind::Product, zone(template.zones.product)),
-                    (preview::ZoneKind::Text, zone(template.zones.text)),
-                ],
-                copy: Some(preview::PreviewCopy {
-                    headline: "Oolong 乌龙".into(),
-                    body: "calm".into(),
-                    heading_face: faces.heading[&pairing.heading].bytes.clone(),
-                    body_face: faces.body[&pairing.body].bytes.clone(),
-                    heading_cjk_face: faces.cjk_heading[&pairing.heading_cjk].bytes.clone(),
-                    body_cjk_face: faces.cjk_body[&pairing.body_cjk].bytes.clone(),
-                }),
-            };
-            let image = image::load_from_memory(&preview::render_preview(&spec).expect("renders"))
-                .expect("PNG")
-                .to_rgb8();
-            let bare = image::load_from_memory(
-                &preview::render_preview(&preview::PreviewSpec {
-                    copy: None,
-                    zones: spec.zones[..1].to_vec(),
-                    ..spec.clone()
-                })
-                .expect("renders"),
-            )
-            .expect("PNG")
-            .to_rgb8();
-            // Pixels the copy changed: the most frequent is its colour (full glyph coverage),
-            // and what lay beneath them is in `bare`.
-            let mut counts: std::collections::HashMap<[u8; 3], usize> = Default::default();
-            let mut beneath: Vec<Rgb> = Vec::new();
-            for (x, y, pixel) in image.enumerate_pixels() {
-                let under = bare.get_pixel(x, y);
-                if pixel != under {
-                    *counts.entry(pixel.0).or_default() += 1;
-                    let under = Rgb::new(under[0], under[1], under[2]);
-                    if !beneath.contains(&under) {
-                        beneath.push(under);
-                    }
-                }
-            }
-            let [r, g, b] = counts
-                .iter()
-                .max_by_key(|(colour, count)| (**count, **colour))
-                .map(|(colour, _)| *colour)
-                .expect("copy drawn");
-            let ink = Rgb::new(r, g, b);
+            let spec = panel(template, palette);
+            let (ink, beneath) = ink_and_beneath(&spec);
             let least = |colour: Rgb| {
                 beneath
                     .iter()
