@@ -22,24 +22,7 @@ pub(crate) struct Loaded {
 /// its self-test, or with engines `profile` cannot run) is set aside and the last good one
 /// (else the previous one) is loaded and made active instead.
 pub(crate) fn load_active(store: &BundleStore, seed: &Path, machine: &Machine) -> Loaded {
-    let seeded = match store.seed_from(seed) {
-        Ok(Some(bundle)) => {
-            log::info!(
-                "bundle store {} seeded with {}",
-                store.dir().display(),
-                bundle.label()
-            );
-            Some(bundle)
-        }
-        Ok(None) => None,
-        Err(error) => {
-            log::error!(
-                "cannot seed the bundle store from {}: {error}",
-                seed.display()
-            );
-            None
-        }
-    };
+    let seeded = seed_once(store, seed);
     let Some(active) = store.active_label() else {
         return Loaded {
             model: None,
@@ -57,14 +40,48 @@ pub(crate) fn load_active(store: &BundleStore, seed: &Path, machine: &Machine) -
         }
         Err(failure) => failure,
     };
-    let transient = failure.is_transient();
     log::error!(PACKD_BUNDLE = active.as_str(), PACKD_EVENT = "boot_failed"; "active bundle {active} failed at boot: {failure}");
+    fall_back(store, seed, &active, &failure, machine)
+}
+
+/// Seeds a fresh store from the shipped bundle; the seeded bundle, opened, when it did.
+fn seed_once(store: &BundleStore, seed: &Path) -> Option<Bundle> {
+    match store.seed_from(seed) {
+        Ok(Some(bundle)) => {
+            log::info!(
+                "bundle store {} seeded with {}",
+                store.dir().display(),
+                bundle.label()
+            );
+            Some(bundle)
+        }
+        Ok(None) => None,
+        Err(error) => {
+            log::error!(
+                "cannot seed the bundle store from {}: {error}",
+                seed.display()
+            );
+            None
+        }
+    }
+}
+
+/// After the active bundle failed: sets it aside unless the failure may pass, then loads the
+/// last good bundle, else the previous one, else the shipped one again.
+fn fall_back(
+    store: &BundleStore,
+    seed: &Path,
+    active: &str,
+    failure: &BootError,
+    machine: &Machine,
+) -> Loaded {
+    let transient = failure.is_transient();
     // A read error may pass (a disk slow to come up); only a bundle that is itself bad is set
     // aside and replaced on disk.
     if !transient {
-        match store.set_aside(&active) {
+        match store.set_aside(active) {
             Ok(path) => {
-                log::warn!(PACKD_BUNDLE = active.as_str(), PACKD_EVENT = "set_aside"; "bundle {active} set aside in {}", path.display())
+                log::warn!(PACKD_BUNDLE = active, PACKD_EVENT = "set_aside"; "bundle {active} set aside in {}", path.display())
             }
             Err(error) => log::error!("cannot set {active} aside: {error}"),
         }
@@ -72,7 +89,7 @@ pub(crate) fn load_active(store: &BundleStore, seed: &Path, machine: &Machine) -
     let fallbacks = [LAST_GOOD_POINTER, PREVIOUS_POINTER]
         .iter()
         .filter_map(|pointer| store.read_pointer(pointer))
-        .filter(|label| *label != active);
+        .filter(|label| label != active);
     for fallback in fallbacks {
         match open_and_load(store, &fallback, machine) {
             Ok(model) => {
