@@ -13,6 +13,7 @@ use packd::bundle::{Bundle, BundleError};
 use packd::features::read_terms;
 
 use crate::fixtures::bundles::rehash_manifest;
+use crate::fixtures::{SHIPPED_LABEL, SHIPPED_VERSION};
 
 fn shipped() -> PathBuf {
     PathBuf::from(concat!(
@@ -38,7 +39,8 @@ fn copy_dir(from: &Path, to: &Path) {
 fn the_shipped_bundle_verifies() {
     let bundle = Bundle::open(&shipped()).expect("shipped bundle opens");
     assert_eq!(bundle.manifest.name, "packd-default");
-    assert_eq!(bundle.manifest.version, "1.0.0");
+    assert_eq!(bundle.manifest.version, SHIPPED_VERSION);
+    assert_eq!(bundle.label(), SHIPPED_LABEL);
     assert!(
         bundle.manifest.engines.is_empty(),
         "engines are built on a Jetson"
@@ -113,9 +115,9 @@ fn a_fresh_store_is_seeded_from_the_shipped_bundle_once() {
     let dir = tempfile::tempdir().expect("temp");
     let store = BundleStore::open(&dir.path().join("bundles")).expect("store");
     let seeded = store.seed_from(&shipped()).expect("seed").expect("seeded");
-    assert_eq!(seeded.label(), "packd-default@1.0.0");
-    assert_eq!(seeded.dir, store.path_of("packd-default@1.0.0"));
-    assert_eq!(store.active_label().as_deref(), Some("packd-default@1.0.0"));
+    assert_eq!(seeded.label(), SHIPPED_LABEL);
+    assert_eq!(seeded.dir, store.path_of(SHIPPED_LABEL));
+    assert_eq!(store.active_label().as_deref(), Some(SHIPPED_LABEL));
     assert!(store.open_active().expect("opens").is_some());
     assert!(
         store.seed_from(&shipped()).expect("second seed").is_none(),
@@ -142,12 +144,12 @@ fn a_corrupt_seed_is_refused_and_leaves_nothing_installed() {
         Err(BundleError::HashMismatch { .. })
     ));
     assert_eq!(store.active_label(), None);
-    assert!(!store.path_of("packd-default@1.0.0").exists());
+    assert!(!store.path_of(SHIPPED_LABEL).exists());
 
     fs::write(&vocabulary, &whole).expect("write");
     let seeded = store.seed_from(seed.path()).expect("seed").expect("seeded");
-    assert_eq!(seeded.label(), "packd-default@1.0.0");
-    assert_eq!(store.active_label().as_deref(), Some("packd-default@1.0.0"));
+    assert_eq!(seeded.label(), SHIPPED_LABEL);
+    assert_eq!(store.active_label().as_deref(), Some(SHIPPED_LABEL));
 }
 
 #[test]

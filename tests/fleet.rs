@@ -4,6 +4,7 @@
 //! fallback, and crash safety at every durable step of an install.
 
 use crate::fixtures;
+use crate::fixtures::{SHIPPED_LABEL, SHIPPED_VERSION};
 use crate::support;
 
 use std::fs;
@@ -53,7 +54,7 @@ async fn push_activate_list_rollback_and_remove() {
     );
     assert_eq!(
         committed["previous"],
-        json!({"name": "packd-default", "version": "1.0.0"})
+        json!({"name": "packd-default", "version": SHIPPED_VERSION})
     );
 
     // New briefs use the new bundle, and the retained state says so.
@@ -79,7 +80,7 @@ async fn push_activate_list_rollback_and_remove() {
         .map(|b| b["version"].as_str().unwrap())
         .collect();
     assert!(
-        versions.contains(&"1.0.0") && versions.contains(&"1.1.0"),
+        versions.contains(&SHIPPED_VERSION) && versions.contains(&"1.1.0"),
         "{listed}"
     );
     let entry = listed["installed"]
@@ -94,18 +95,18 @@ async fn push_activate_list_rollback_and_remove() {
 
     let rolled = command(&mut client, &packd, "rollback", json!({})).await;
     assert_eq!(rolled["status"], "activated", "{rolled}");
-    assert_eq!(rolled["bundle"]["version"], "1.0.0");
+    assert_eq!(rolled["bundle"]["version"], SHIPPED_VERSION);
     assert_eq!(rolled["previous"]["version"], "1.1.0");
     assert_eq!(
         client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
-        "1.0.0"
+        SHIPPED_VERSION
     );
 
     let refused = command(
         &mut client,
         &packd,
         "remove",
-        json!({"name": "packd-default", "version": "1.0.0"}),
+        json!({"name": "packd-default", "version": SHIPPED_VERSION}),
     )
     .await;
     assert_eq!(
@@ -172,7 +173,7 @@ async fn names_that_are_not_plain_folder_names_are_refused() {
     assert_eq!(code(&unknown), Some(BundleErrorCode::BadRequest));
     assert_eq!(
         client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
-        "1.0.0"
+        SHIPPED_VERSION
     );
 }
 
@@ -195,7 +196,7 @@ async fn installed_but_not_activated_until_asked() {
     assert_eq!(committed["status"], "installed", "{committed}");
     assert_eq!(
         client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
-        "1.0.0"
+        SHIPPED_VERSION
     );
     let activated = command(
         &mut client,
@@ -205,7 +206,7 @@ async fn installed_but_not_activated_until_asked() {
     )
     .await;
     assert_eq!(activated["status"], "activated", "{activated}");
-    assert_eq!(activated["previous"]["version"], "1.0.0");
+    assert_eq!(activated["previous"]["version"], SHIPPED_VERSION);
     assert_eq!(
         client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
         "2.0.0"
@@ -285,7 +286,7 @@ async fn briefs_keep_being_answered_during_activation() {
     );
     assert_eq!(
         versions.first().copied(),
-        Some("1.0.0"),
+        Some(SHIPPED_VERSION),
         "the load started before the swap"
     );
     assert_eq!(
@@ -347,7 +348,7 @@ async fn a_brief_running_across_the_swap_finishes_on_the_old_bundle() {
 
     let held = client.reply_for("held").await;
     assert_eq!(held["status"], "ok", "{held}");
-    assert_eq!(held["bundle"]["version"], "1.0.0", "{held}");
+    assert_eq!(held["bundle"]["version"], SHIPPED_VERSION, "{held}");
     assert_eq!(
         client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
         "1.2.1"
@@ -546,7 +547,7 @@ async fn activations_prune_down_to_bundles_keep_installed_bundles() {
     versions.sort();
     // 1.3.0 is active and last good, 1.2.0 previous; 1.1.0 is the newest of the others.
     assert_eq!(versions, ["1.1.0", "1.2.0", "1.3.0"], "{listed}");
-    assert!(!installed_path(&packd, "packd-default", "1.0.0").exists());
+    assert!(!installed_path(&packd, "packd-default", SHIPPED_VERSION).exists());
 }
 
 /// Pushes `archive` and returns (begin reply, commit reply) for refusal tests.
@@ -560,7 +561,7 @@ async fn refused_push(
     // Whatever was refused, the old bundle still serves.
     assert_eq!(
         client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
-        "1.0.0"
+        SHIPPED_VERSION
     );
     (ready, committed, packd)
 }
@@ -626,7 +627,7 @@ async fn a_forged_signature_under_a_trusted_key_id_is_bad_signature() {
     );
     assert_eq!(
         client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
-        "1.0.0"
+        SHIPPED_VERSION
     );
 }
 
@@ -669,7 +670,7 @@ async fn a_tampered_byte_in_the_archive_is_bad_digest() {
     );
     assert_eq!(
         client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
-        "1.0.0"
+        SHIPPED_VERSION
     );
 
     // packctl names a transfer after its archive, so a retry reuses the id: the bad bytes must
@@ -955,7 +956,7 @@ async fn a_self_test_mismatch_is_refused() {
     assert_eq!(listed["status"], "ok", "{listed}");
     assert_eq!(
         listed["active"],
-        json!({"name": "packd-default", "version": "1.0.0"}),
+        json!({"name": "packd-default", "version": SHIPPED_VERSION}),
         "{listed}"
     );
     let versions: Vec<&str> = listed["installed"]
@@ -964,7 +965,7 @@ async fn a_self_test_mismatch_is_refused() {
         .iter()
         .map(|bundle| bundle["version"].as_str().unwrap())
         .collect();
-    assert_eq!(versions, ["1.0.0"], "{listed}");
+    assert_eq!(versions, [SHIPPED_VERSION], "{listed}");
     assert!(
         !installed_path(&packd, "packd-default", "3.0.8").exists(),
         "the refused bundle's folder is not in the store"
@@ -987,14 +988,14 @@ async fn a_self_test_mismatch_is_refused() {
         fs::read_to_string(packd.store().join("active"))
             .unwrap()
             .trim(),
-        "packd-default@1.0.0"
+        SHIPPED_LABEL
     );
     assert_eq!(
         client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
-        "1.0.0"
+        SHIPPED_VERSION
     );
     let state = client.wait_for_state(&packd, "online").await;
-    assert_eq!(state["bundle"]["version"], "1.0.0", "{state}");
+    assert_eq!(state["bundle"]["version"], SHIPPED_VERSION, "{state}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1087,10 +1088,10 @@ async fn a_bundle_that_fails_at_boot_is_set_aside_and_the_last_good_one_serves()
         state["reason"].as_str().unwrap().contains("4.0.0"),
         "{state}"
     );
-    assert_eq!(state["bundle"]["version"], "1.0.0", "{state}");
+    assert_eq!(state["bundle"]["version"], SHIPPED_VERSION, "{state}");
     assert_eq!(
         client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
-        "1.0.0"
+        SHIPPED_VERSION
     );
     assert!(
         !installed_path(&packd, "packd-default", "4.0.0").exists(),
@@ -1133,10 +1134,10 @@ async fn a_bundle_that_fails_its_self_test_at_boot_is_set_aside() {
         reason.contains("4.0.1") && reason.contains("self-test"),
         "{state}"
     );
-    assert_eq!(state["bundle"]["version"], "1.0.0", "{state}");
+    assert_eq!(state["bundle"]["version"], SHIPPED_VERSION, "{state}");
     assert_eq!(
         client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
-        "1.0.0"
+        SHIPPED_VERSION
     );
     assert!(!installed.exists(), "the failing bundle is set aside");
 }
@@ -1160,10 +1161,10 @@ async fn a_bundle_whose_engines_became_incompatible_is_set_aside_at_boot() {
         reason.contains("4.1.0") && reason.contains("incompatible") && reason.contains("10.3.0"),
         "{state}"
     );
-    assert_eq!(state["bundle"]["version"], "1.0.0", "{state}");
+    assert_eq!(state["bundle"]["version"], SHIPPED_VERSION, "{state}");
     assert_eq!(
         client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
-        "1.0.0"
+        SHIPPED_VERSION
     );
     assert!(
         !installed_path(&packd, "packd-default", "4.1.0").exists(),
@@ -1234,7 +1235,7 @@ async fn activate_and_rollback_refuse_engines_the_device_can_no_longer_run() {
     .await;
     assert_eq!(committed["status"], "activated", "{committed}");
     // Back to the shipped bundle, so 4.2.0 is both installed and the rollback target.
-    let shipped = json!({"name": "packd-default", "version": "1.0.0"});
+    let shipped = json!({"name": "packd-default", "version": SHIPPED_VERSION});
     let back = command(&mut client, &packd, "activate", shipped.clone()).await;
     assert_eq!(back["status"], "activated", "{back}");
     assert_eq!(back["previous"]["version"], "4.2.0", "{back}");
@@ -1267,7 +1268,7 @@ async fn activate_and_rollback_refuse_engines_the_device_can_no_longer_run() {
 
     assert_eq!(
         client.ask(&packd, r#"{"product":"tea"}"#).await["bundle"]["version"],
-        "1.0.0"
+        SHIPPED_VERSION
     );
     let listed = command(&mut client, &packd, "list", json!({})).await;
     assert_eq!(listed["active"], shipped, "{listed}");
@@ -1285,7 +1286,7 @@ async fn a_crash_at_any_step_of_an_install_leaves_old_or_new_intact() {
     let archive = pack(slim_variant("5.0.0").path());
     // Each step boots a fresh appliance, which copies (and syncs) its seed first: a slim seed
     // keeps the ~60 boots from copying 225 files each.
-    let seed = slim_variant("1.0.0");
+    let seed = slim_variant(SHIPPED_VERSION);
     let mut client = V5Client::connect(&broker).await;
     let mut crash_points = 0;
     let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
@@ -1353,7 +1354,7 @@ async fn a_crash_at_any_step_of_an_install_leaves_old_or_new_intact() {
         packd.spawn();
         let state = client.wait_for_state(&packd, "online").await;
         let version = state["bundle"]["version"].as_str().unwrap().to_string();
-        assert!(version == "1.0.0" || version == "5.0.0", "{state}");
+        assert!(version == SHIPPED_VERSION || version == "5.0.0", "{state}");
         let active = fs::read_to_string(packd.store().join("active")).unwrap();
         assert_eq!(active.trim(), format!("packd-default@{version}"));
         packd::bundle::Bundle::open(&packd.store().join(active.trim()))
@@ -1367,7 +1368,7 @@ async fn a_crash_at_any_step_of_an_install_leaves_old_or_new_intact() {
         packd.wait_exit(REPLY_DEADLINE);
     }
     assert!(
-        outcomes.contains_key("1.0.0") && outcomes.contains_key("5.0.0"),
+        outcomes.contains_key(SHIPPED_VERSION) && outcomes.contains_key("5.0.0"),
         "both outcomes occur across the crash points: {outcomes:?}"
     );
     eprintln!("{crash_points} crash points; outcomes after restart: {outcomes:?}");

@@ -1,6 +1,7 @@
 //! Every brief's latency lands in the systemd journal with structured fields.
 
 use crate::fixtures;
+use crate::fixtures::{SHIPPED_LABEL, SHIPPED_VERSION};
 use crate::support;
 
 use std::time::Duration;
@@ -41,7 +42,7 @@ async fn briefs_are_journaled_with_their_fields() {
     let entry = &entries[0];
     assert_eq!(entry["PACKD_STATUS"], "ok");
     assert_eq!(entry["PACKD_BACKEND"], "cpu");
-    assert_eq!(entry["PACKD_BUNDLE"], "packd-default@1.0.0");
+    assert_eq!(entry["PACKD_BUNDLE"], SHIPPED_LABEL);
     for field in ["PACKD_LATENCY_US", "PACKD_QUEUE_US", "PACKD_INFER_US"] {
         let value: u64 = entry[field]
             .as_str()
@@ -116,7 +117,7 @@ async fn bundle_pushes_activations_and_rollbacks_are_journaled() {
     assert_eq!(committed["status"], "activated", "{committed}");
     let rolled = command(&mut client, &packd, "rollback", json!({})).await;
     assert_eq!(rolled["status"], "activated", "{rolled}");
-    assert_eq!(rolled["bundle"]["version"], "1.0.0", "{rolled}");
+    assert_eq!(rolled["bundle"]["version"], SHIPPED_VERSION, "{rolled}");
 
     let pid = packd.pid().to_string();
     let deadline = Duration::from_secs(10);
@@ -150,7 +151,7 @@ async fn bundle_pushes_activations_and_rollbacks_are_journaled() {
         deadline,
     ));
     assert_eq!(rollbacks.len(), 1, "{rollbacks:?}");
-    assert_eq!(rollbacks[0]["PACKD_BUNDLE"], "packd-default@1.0.0");
+    assert_eq!(rollbacks[0]["PACKD_BUNDLE"], SHIPPED_LABEL);
     let activations = recent(support::journal_entries_at_least(
         &[("_PID", &pid), ("PACKD_EVENT", "activated")],
         2,
@@ -169,7 +170,7 @@ async fn bundle_pushes_activations_and_rollbacks_are_journaled() {
         activated,
         [
             ("packd-default@1.6.0", Some(plan.transfer.as_str())),
-            ("packd-default@1.0.0", None)
+            (SHIPPED_LABEL, None)
         ],
         "the commit's activation names its transfer, the rollback's has none: {activations:?}"
     );
@@ -252,7 +253,7 @@ async fn refused_bundle_commands_are_journaled_with_their_error_code() {
     assert_eq!(committed["status"], "activated", "{committed}");
 
     // A rollback to a bundle that rotted on disk: refused, and never logged as done.
-    let model = installed_path(&packd, "packd-default", "1.0.0").join("model.onnx");
+    let model = installed_path(&packd, "packd-default", SHIPPED_VERSION).join("model.onnx");
     let mut bytes = std::fs::read(&model).unwrap();
     bytes[100] ^= 0xFF;
     std::fs::write(&model, bytes).unwrap();
@@ -265,10 +266,7 @@ async fn refused_bundle_commands_are_journaled_with_their_error_code() {
     );
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert_eq!(refused[0]["PACKD_ERROR"], "invalid_bundle", "{refused:?}");
-    assert_eq!(
-        refused[0]["PACKD_BUNDLE"], "packd-default@1.0.0",
-        "{refused:?}"
-    );
+    assert_eq!(refused[0]["PACKD_BUNDLE"], SHIPPED_LABEL, "{refused:?}");
     // Records of one process arrive in order, so a `rollback` record would be there by now.
     let done = support::journal_query(&[("_PID", &pid), ("PACKD_EVENT", "rollback")]);
     assert!(

@@ -2,6 +2,7 @@
 //! packd process serving briefs and a bundle command through a real mosquitto, and parsed.
 
 use crate::fixtures;
+use crate::fixtures::SHIPPED_VERSION;
 use crate::support;
 
 use std::collections::BTreeMap;
@@ -101,7 +102,9 @@ async fn metrics_count_briefs_bundle_commands_and_name_the_active_bundle() {
     );
     assert!(value(r#"packd_brief_latency_seconds_sum{backend="cpu"}"#) > 0.0);
     assert_eq!(
-        value(r#"packd_active_bundle{name="packd-default",version="1.0.0"}"#),
+        value(&format!(
+            r#"packd_active_bundle{{name="packd-default",version="{SHIPPED_VERSION}"}}"#
+        )),
         1.0
     );
     assert_eq!(

@@ -3,6 +3,7 @@
 //! mosquitto and real packd processes, with keys, archives and signatures all made by packctl.
 
 use crate::fixtures;
+use crate::fixtures::{shipped_archive_name, SHIPPED_VERSION};
 use crate::support;
 
 use std::path::{Path, PathBuf};
@@ -67,13 +68,13 @@ fn signed_archive(dir: &Path) -> (PathBuf, PathBuf) {
         &["bundle", "build", bundle.to_str().expect("utf-8 path")],
     );
     assert!(output.status.success(), "{}", describe(&output));
-    let archive = dir.join("packd-default-1.0.0.bundle.tar.zst");
+    let archive = dir.join(shipped_archive_name());
     let output = packctl(
         dir,
         &[
             "bundle",
             "sign",
-            "packd-default-1.0.0.bundle.tar.zst",
+            &shipped_archive_name(),
             "--key",
             "keys/fleet.key",
         ],
@@ -107,12 +108,12 @@ fn keygen_build_sign_inspect_round_trip() {
     let bundle = bundle.to_str().expect("utf-8 path");
     let output = packctl(dir.path(), &["bundle", "build", bundle]);
     assert!(output.status.success(), "{}", describe(&output));
-    let archive = dir.path().join("packd-default-1.0.0.bundle.tar.zst");
+    let archive = dir.path().join(shipped_archive_name());
     let bytes = std::fs::read(&archive).expect("archive written to the cwd");
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let stdout = text(&output.stdout);
     assert!(stdout.contains(&sha256), "{stdout}");
-    assert!(stdout.contains("packd-default") && stdout.contains("1.0.0"));
+    assert!(stdout.contains("packd-default") && stdout.contains(SHIPPED_VERSION));
     // Packing is deterministic.
     let output = packctl(
         dir.path(),
@@ -141,14 +142,14 @@ fn keygen_build_sign_inspect_round_trip() {
         &[
             "bundle",
             "sign",
-            "packd-default-1.0.0.bundle.tar.zst",
+            &shipped_archive_name(),
             "--key",
             "keys/fleet.key",
         ],
     );
     assert!(output.status.success(), "{}", describe(&output));
     let signature: Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("packd-default-1.0.0.bundle.tar.zst.sig")).expect("sig"),
+        &std::fs::read(dir.path().join(format!("{}.sig", shipped_archive_name()))).expect("sig"),
     )
     .expect("sig is JSON");
     assert_eq!(signature["sha256"], sha256);
@@ -161,14 +162,18 @@ fn keygen_build_sign_inspect_round_trip() {
         ),
         (
             &Value::from("packd-default"),
-            &Value::from("1.0.0"),
+            &Value::from(SHIPPED_VERSION),
             &Value::from(bytes.len())
         )
     );
     assert_eq!(signature["allow_downgrade"], false);
     // The signature covers the documented statement, byte for byte.
-    let statement =
-        fixtures::bundles::statement("packd-default", "1.0.0", bytes.len() as u64, &sha256);
+    let statement = fixtures::bundles::statement(
+        "packd-default",
+        SHIPPED_VERSION,
+        bytes.len() as u64,
+        &sha256,
+    );
     let raw = base64::engine::general_purpose::STANDARD
         .decode(signature["signature"].as_str().expect("signature"))
         .expect("base64");
@@ -184,7 +189,7 @@ fn keygen_build_sign_inspect_round_trip() {
         &[
             "bundle",
             "inspect",
-            "packd-default-1.0.0.bundle.tar.zst",
+            &shipped_archive_name(),
             "--trusted",
             "keys/fleet.pub",
         ],
@@ -193,7 +198,7 @@ fn keygen_build_sign_inspect_round_trip() {
     let stdout = text(&output.stdout);
     for expected in [
         "packd-default",
-        "1.0.0",
+        SHIPPED_VERSION,
         "2026-11-25T00:00:00Z",
         &sha256,
         "palettes",
@@ -223,7 +228,7 @@ fn keygen_build_sign_inspect_round_trip() {
             config.to_str().expect("utf-8"),
             "bundle",
             "inspect",
-            "packd-default-1.0.0.bundle.tar.zst",
+            &shipped_archive_name(),
         ],
     );
     assert!(output.status.success(), "{}", describe(&output));
@@ -237,7 +242,7 @@ fn keygen_build_sign_inspect_round_trip() {
         &[
             "bundle",
             "inspect",
-            "packd-default-1.0.0.bundle.tar.zst",
+            &shipped_archive_name(),
             "--trusted",
             "keys/other.pub",
         ],
@@ -251,7 +256,7 @@ fn keygen_build_sign_inspect_round_trip() {
 
     // A signature over other bytes.
     std::fs::copy(
-        dir.path().join("packd-default-1.0.0.bundle.tar.zst.sig"),
+        dir.path().join(format!("{}.sig", shipped_archive_name())),
         dir.path().join("plain.tar.sig"),
     )
     .expect("copy sig");
@@ -609,7 +614,7 @@ async fn push_list_rollback_remove_and_activate_on_a_real_packd() {
     let packd = Packd::start(&broker, trusting(&operator.public));
     let mut client = V5Client::connect(&broker).await;
     client.wait_for_state(&packd, "online").await;
-    assert_eq!(serving(&mut client, &packd).await, "1.0.0");
+    assert_eq!(serving(&mut client, &packd).await, SHIPPED_VERSION);
     let device = packd.device.clone();
     let archive = archive.to_str().expect("utf-8");
 
@@ -632,7 +637,9 @@ async fn push_list_rollback_remove_and_activate_on_a_real_packd() {
     let pushed = row(&stdout, &device);
     assert!(
         pushed.contains("activated")
-            && pushed.contains("packd-default 1.1.0 (was packd-default 1.0.0)"),
+            && pushed.contains(&format!(
+                "packd-default 1.1.0 (was packd-default {SHIPPED_VERSION})"
+            )),
         "{stdout}"
     );
     let stderr = text(&output.stderr);
@@ -650,7 +657,7 @@ async fn push_list_rollback_remove_and_activate_on_a_real_packd() {
     let listed = json_of(&output);
     assert_eq!(listed["device"], device.as_str(), "{listed}");
     let (versions, active) = listed_versions(&listed);
-    assert_eq!(versions, ["1.0.0", "1.1.0"], "{listed}");
+    assert_eq!(versions, [SHIPPED_VERSION, "1.1.0"], "{listed}");
     assert_eq!(active, Some(bundle_ref("1.1.0")));
     let output = operator.run(&broker, &list).await;
     assert!(output.status.success(), "{}", describe(&output));
@@ -672,10 +679,12 @@ async fn push_list_rollback_remove_and_activate_on_a_real_packd() {
     let stdout = text(&output.stdout);
     assert!(
         row(&stdout, &device).contains("activated")
-            && stdout.contains("packd-default 1.0.0 (was packd-default 1.1.0)"),
+            && stdout.contains(&format!(
+                "packd-default {SHIPPED_VERSION} (was packd-default 1.1.0)"
+            )),
         "{stdout}"
     );
-    assert_eq!(serving(&mut client, &packd).await, "1.0.0");
+    assert_eq!(serving(&mut client, &packd).await, SHIPPED_VERSION);
 
     // The active bundle cannot be removed; the other one can.
     let remove = |version: &'static str| {
@@ -691,7 +700,7 @@ async fn push_list_rollback_remove_and_activate_on_a_real_packd() {
             ],
         )
     };
-    let output = remove("1.0.0").await;
+    let output = remove(SHIPPED_VERSION).await;
     assert!(!output.status.success(), "{}", describe(&output));
     assert!(
         text(&output.stdout).contains("bad_request"),
@@ -727,14 +736,14 @@ async fn push_list_rollback_remove_and_activate_on_a_real_packd() {
         "{}",
         describe(&output)
     );
-    assert_eq!(serving(&mut client, &packd).await, "1.0.0");
+    assert_eq!(serving(&mut client, &packd).await, SHIPPED_VERSION);
     let output = operator
         .run(&broker, &[&list[..], &["--json"]].concat())
         .await;
     assert!(output.status.success(), "{}", describe(&output));
     let (versions, active) = listed_versions(&json_of(&output));
-    assert_eq!(versions, ["1.0.0"]);
-    assert_eq!(active, Some(bundle_ref("1.0.0")));
+    assert_eq!(versions, [SHIPPED_VERSION]);
+    assert_eq!(active, Some(bundle_ref(SHIPPED_VERSION)));
 
     // Installed without activating, then activated by name.
     let archive = operator.archive("1.2.0", true);
@@ -756,7 +765,7 @@ async fn push_list_rollback_remove_and_activate_on_a_real_packd() {
     let reply = json_of(&output);
     assert_eq!(reply["status"], "installed", "{reply}");
     assert_eq!(reply["bundle"], bundle("1.2.0"), "{reply}");
-    assert_eq!(serving(&mut client, &packd).await, "1.0.0");
+    assert_eq!(serving(&mut client, &packd).await, SHIPPED_VERSION);
     let output = activate("1.2.0").await;
     assert!(output.status.success(), "{}", describe(&output));
     assert!(
@@ -1047,7 +1056,7 @@ async fn an_unsigned_push_is_refused_with_bad_signature() {
         "{}",
         describe(&output)
     );
-    assert_eq!(serving(&mut client, &packd).await, "1.0.0");
+    assert_eq!(serving(&mut client, &packd).await, SHIPPED_VERSION);
     let output = operator
         .run(
             &broker,
@@ -1055,7 +1064,7 @@ async fn an_unsigned_push_is_refused_with_bad_signature() {
         )
         .await;
     assert!(output.status.success(), "{}", describe(&output));
-    assert_eq!(listed_versions(&json_of(&output)).0, ["1.0.0"]);
+    assert_eq!(listed_versions(&json_of(&output)).0, [SHIPPED_VERSION]);
     assert!(
         !installed_path(&packd, "packd-default", "3.0.0").exists(),
         "nothing of the refused bundle is installed"

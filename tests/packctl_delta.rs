@@ -4,6 +4,7 @@
 //! the delta on its own, and `--delta` sends it the full archive instead.
 
 use crate::fixtures;
+use crate::fixtures::{SHIPPED_LABEL, SHIPPED_VERSION};
 use crate::packctl_bundle::{describe, packctl, serving, text, trusting, Operator};
 use crate::support;
 
@@ -211,7 +212,7 @@ async fn a_device_without_the_base_refuses_the_delta_and_gets_the_full_archive()
     assert!(!output.status.success(), "{}", describe(&output));
     let stdout = text(&output.stdout);
     assert!(
-        stdout.contains("invalid_bundle") && stdout.contains("packd-default@1.0.0"),
+        stdout.contains("invalid_bundle") && stdout.contains(SHIPPED_LABEL),
         "{}",
         describe(&output)
     );
@@ -233,10 +234,10 @@ async fn a_delta_refused_by_a_device_whose_base_differs_is_followed_by_the_full_
     let operator = Operator::new();
     let (full, delta) = archives(&operator);
     let broker = Broker::start();
-    // A 1.0.0 of its own (another palette file): `list` names the delta's base, but the
+    // A shipped version of its own (another palette file): `list` names the delta's base, but the
     // manifest is not the one the delta was made from.
     let other_base = bundle_variant(
-        "1.0.0",
+        SHIPPED_VERSION,
         |dir| {
             let path = dir.join("catalogues/palettes.json");
             let palettes: serde_json::Value =

@@ -4,6 +4,7 @@
 //! contacting the devices it had finished.
 
 use crate::fixtures;
+use crate::fixtures::SHIPPED_VERSION;
 use crate::packctl_bundle::{begins_received, describe, serving, text, trusting, Operator};
 use crate::support;
 
@@ -133,7 +134,7 @@ async fn a_rollout_that_meets_a_device_it_cannot_update_stops_and_rolls_every_de
     for packd in &fleet {
         assert_eq!(
             serving(&mut client, packd).await,
-            "1.0.0",
+            SHIPPED_VERSION,
             "{}",
             packd.device
         );
@@ -143,7 +144,7 @@ async fn a_rollout_that_meets_a_device_it_cannot_update_stops_and_rolls_every_de
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_good_rollout_goes_wave_by_wave_and_activates_only_inside_its_window() {
     let operator = Operator::new();
-    // 1.9.0 and its delta on the shipped 1.0.0, which every device holds: each gets the delta.
+    // 1.9.0 and its delta on the shipped version, which every device holds: each gets the delta.
     let (archive, delta) = crate::packctl_delta::archives(&operator);
     let broker = Broker::start();
     let pool = unique_id("store");
@@ -402,9 +403,9 @@ async fn a_device_whose_briefs_fail_during_its_soak_is_rolled_back_and_stops_the
     );
     for packd in &fleet {
         let state = client
-            .wait_for_state_where(packd, |state| state["bundle"]["version"] == "1.0.0")
+            .wait_for_state_where(packd, |state| state["bundle"]["version"] == SHIPPED_VERSION)
             .await;
-        assert_eq!(state["bundle"]["version"], "1.0.0");
+        assert_eq!(state["bundle"]["version"], SHIPPED_VERSION);
     }
 }
 

@@ -3,6 +3,7 @@
 //! its log, signals, test hooks).
 
 use crate::fixtures;
+use crate::fixtures::SHIPPED_VERSION;
 use crate::support;
 
 use std::time::Duration;
@@ -909,7 +910,7 @@ async fn the_state_is_retained_and_follows_the_contract() {
     assert_eq!(state["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(
         state["bundle"],
-        json!({"name": "packd-default", "version": "1.0.0"})
+        json!({"name": "packd-default", "version": SHIPPED_VERSION})
     );
     assert_eq!(state["backends"], json!(["cpu"]));
     assert!(state["since"].as_str().expect("since").ends_with('Z'));

@@ -23,7 +23,8 @@ from .teacher import Teacher
 
 CONFIG = {
     "name": "packd-default",
-    "version": "1.0.0",
+    # 1.0.1: OFL CJK preview faces and pack forms (the model and catalogues are 1.0.0's).
+    "version": "1.0.1",
     "created": "2026-11-25T00:00:00Z",
     "seed": 20261125,
     "n_train": 32000,
