@@ -84,6 +84,29 @@ async fn packctl_sends_a_brief_and_prints_a_table_or_json() {
     );
     assert!(output.status.success());
     image::open(&preview).expect("the preview is a PNG");
+
+    // `--headline` sets other words than the product: the same brief draws another panel.
+    let headlined = dir.path().join("headlined.png");
+    let output = packctl(
+        &packd,
+        &[
+            "brief",
+            "--device",
+            &packd.device,
+            "--product",
+            "tea",
+            "--headline",
+            "春日限定",
+            "--preview",
+            headlined.to_str().expect("path"),
+        ],
+    );
+    assert!(output.status.success());
+    image::open(&headlined).expect("the preview is a PNG");
+    assert_ne!(
+        std::fs::read(&preview).expect("preview"),
+        std::fs::read(&headlined).expect("preview")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
