@@ -8,6 +8,7 @@
 //   prefix  topic prefix (default packd/v1)
 //   lang    en | zh (default: the browser's language)
 //   top_k   1–10 (default 3)
+//   preview 0 turns off the front-panel mock-up (the brief's `render`; on by default)
 //   timeout seconds to wait for a reply (default 15)
 //   username, password   broker credentials, when the listener needs them; with a username,
 //                        replies come to {prefix}/replies/{username}/kiosk-<random>
@@ -23,6 +24,7 @@
     pool: params.get("pool") || "",
     prefix: (params.get("prefix") || "packd/v1").replace(/\/+$/, ""),
     topK: clampInt(params.get("top_k"), 1, 10, 3),
+    preview: params.get("preview") !== "0",
     timeoutMs: clampInt(params.get("timeout"), 1, 120, 15) * 1000,
     username: params.get("username") || undefined,
     password: params.get("password") || undefined,
@@ -51,6 +53,7 @@
       camera: "Camera", choose_file: "Choose photo", more: (n) => `+ ${n} more`, less: "Fewer", reset: "Start over", send: "Design it",
       working: "Designing…", result: "Your design", palettes: "Colour palettes",
       styles: "Style match", fonts: "Font pairings", layout: "Where things go on the front",
+      mockup: "Front panel mock-up", template: "layout template",
       cancel: "Cancel", shoot: "Take photo",
       conn_connecting: "Connecting…", conn_online: "Designer ready", conn_offline: "Designer offline",
       conn_degraded: "Designer degraded", conn_broker: "Connected", conn_down: "No connection",
@@ -93,6 +96,7 @@
       camera: "拍照", choose_file: "选择图片", more: (n) => `更多 ${n} 项`, less: "收起", reset: "重新开始", send: "生成设计",
       working: "正在设计…", result: "设计方案", palettes: "配色方案",
       styles: "风格匹配", fonts: "字体搭配", layout: "正面版式布局",
+      mockup: "正面效果图", template: "版式模板",
       cancel: "取消", shoot: "拍照",
       conn_connecting: "正在连接…", conn_online: "设计助手已就绪", conn_offline: "设计助手离线",
       conn_degraded: "设计助手降级运行", conn_broker: "已连接", conn_down: "未连接",
@@ -436,6 +440,7 @@
     if (palette) brief.palette = palette;
     if (state.brandColors.length) brief.brand_colors = state.brandColors.slice(0, 4);
     if (state.photo) brief.image = state.photo.base64;
+    if (cfg.preview) brief.render = true;
     return brief;
   }
 
@@ -599,8 +604,25 @@
       }
     }
 
+    renderMockup(r);
     // layout heatmaps
     renderLayout(r.layout, r.palettes && r.palettes[0]);
+  }
+
+  // The appliance's own mock-up of the top suggestion (`preview_png`), with the layout template
+  // it follows; hidden when the reply has none.
+  function renderMockup(r) {
+    const card = $("mockup-card"), img = $("mockup");
+    if (typeof r.preview_png !== "string" || !r.preview_png) {
+      card.hidden = true;
+      img.removeAttribute("src");
+      return;
+    }
+    img.src = "data:image/png;base64," + r.preview_png;
+    img.alt = t().mockup;
+    const template = r.layout && typeof r.layout.template === "string" ? r.layout.template : "";
+    $("mockup-caption").textContent = template ? `${t().template}: ${template}` : "";
+    card.hidden = false;
   }
 
   // `understood`: each brief value, the vocabulary terms it was read as and how. Encoder readings

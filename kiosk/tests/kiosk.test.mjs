@@ -232,6 +232,16 @@ async function sendAndCheck(lang, shot) {
   for (const key of ["logo", "product", "text"]) {
     assert.equal(await page.getByTestId(`heat-${key}`).count(), 1, `${key} heatmap canvas`);
   }
+  // the appliance's mock-up of the top suggestion, decoded and shown, with its layout template
+  assert.equal(typeof reply.preview_png, "string", "the kiosk asks for a preview");
+  await page.waitForFunction(() => {
+    const img = document.querySelector("[data-testid=mockup]");
+    return img && img.complete && img.naturalWidth > 0 && img.getBoundingClientRect().width > 0;
+  });
+  const [mockW, mockH] = await page.getByTestId("mockup").evaluate((img) => [img.naturalWidth, img.naturalHeight]);
+  assert.ok(mockW >= 640 && mockH >= 640, `a panel at a useful size (${mockW}×${mockH})`);
+  assert.equal(typeof reply.layout.template, "string", "the reply names its layout template");
+  assert.ok((await page.getByTestId("mockup-caption").textContent()).includes(reply.layout.template));
   const fontFamilies = await page.$$eval(".font-head", (els) => els.map((e) => e.style.fontFamily));
   assert.ok(fontFamilies.length >= 1 && fontFamilies[0].includes(reply.fonts[0].heading), "fonts rendered in their family");
   const faces = await fontFaces(page);
