@@ -393,8 +393,8 @@ fn draw_logo(canvas: &mut RgbImage, area: PixelBox, primary: Rgb) {
     }
 }
 
-/// The colour copy is set in over the colours in `under` (what lies beneath the text zone: the
-/// background, and any product art or badge it crosses): the palette's text role, or its
+/// The colour copy is set in over the colours in `under` (what lies beneath its lines: the
+/// background, and any product art it crosses): the palette's text role, or its
 /// background role if that stands out more (copy over the product art), judged by the colour it
 /// stands out from least; black or white when neither reaches [`MIN_COPY_CONTRAST`] against
 /// every one.

@@ -14,14 +14,13 @@ use crate::BundleError;
 pub const PACKS_FILE: &str = "catalogues/packs.json";
 /// Smallest panel side in pixels a pack form may ask for.
 pub const MIN_PANEL_SIDE: u32 = 240;
-/// Largest panel side in pixels: a 1280 × 1280 canvas still encodes under the preview's PNG cap.
+/// Largest panel side in pixels, which bounds a preview's pixel buffer at 4.9 MB.
 pub const MAX_PANEL_SIDE: u32 = 1280;
 /// The id of the form a bundle without `packs.json` draws every product on.
 pub const BOX_FRONT: &str = "box";
 
 /// A panel size in pixels, each side within `MIN_PANEL_SIDE..=MAX_PANEL_SIDE`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "(u32, u32)")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PanelSize {
     width: u32,
     height: u32,
@@ -45,17 +44,25 @@ impl PanelSize {
     }
 }
 
+/// A panel size with a side out of range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("panel {width}×{height} is outside {MIN_PANEL_SIDE}..={MAX_PANEL_SIDE} a side")]
+pub struct PanelSizeError {
+    /// The width asked for.
+    pub width: u32,
+    /// The height asked for.
+    pub height: u32,
+}
+
 impl TryFrom<(u32, u32)> for PanelSize {
-    type Error = String;
+    type Error = PanelSizeError;
 
     fn try_from((width, height): (u32, u32)) -> Result<Self, Self::Error> {
         let range = MIN_PANEL_SIDE..=MAX_PANEL_SIDE;
         if range.contains(&width) && range.contains(&height) {
             Ok(PanelSize { width, height })
         } else {
-            Err(format!(
-                "panel {width}×{height} is outside {MIN_PANEL_SIDE}..={MAX_PANEL_SIDE} a side"
-            ))
+            Err(PanelSizeError { width, height })
         }
     }
 }
@@ -166,7 +173,7 @@ fn build(raw: RawCatalogue, vocabulary: &Vocabulary) -> Result<PackCatalogue, Bu
             return Err(invalid(format!("pack form '{}' is listed twice", form.id)));
         }
         let size = PanelSize::try_from((form.width, form.height))
-            .map_err(|message| invalid(format!("pack form '{}': {message}", form.id)))?;
+            .map_err(|error| invalid(format!("pack form '{}': {error}", form.id)))?;
         for product in form.products {
             if products.get(product.as_str()) != Some(&"product") {
                 return Err(invalid(format!(
