@@ -9,9 +9,11 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
   { echo "build.sh: Python 3.11 or newer is needed (python3 is $(python3 --version 2>&1))" >&2; exit 1; }
 # The preview's CJK faces are subset from a Debian font package (packd_recipe/fonts.py); say so now
 # rather than after the training and the text encoder that come before the fonts step.
-CJK_FONT=/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
-[ -f "$CJK_FONT" ] ||
-  { echo "build.sh: $CJK_FONT is missing; on Debian/Ubuntu: apt-get install fonts-noto-cjk" >&2; exit 1; }
+for CJK_FONT in /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc \
+    /usr/share/fonts/truetype/lxgw-wenkai/LXGWWenKai-Regular.ttf; do
+  [ -f "$CJK_FONT" ] ||
+    { echo "build.sh: $CJK_FONT is missing; on Debian/Ubuntu: apt-get install fonts-noto-cjk fonts-lxgw-wenkai" >&2; exit 1; }
+done
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv ||
     { echo "build.sh: python3 -m venv failed; on Debian/Ubuntu: apt-get install python3-venv" >&2; exit 1; }

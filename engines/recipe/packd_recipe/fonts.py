@@ -5,13 +5,14 @@ Latin faces come from the kiosk's Latin subsets (kiosk/fonts/*.woff2, OFL, licen
 kiosk/fonts/LICENSES), unpacked from WOFF2 to plain TrueType so packd reads them without a
 Brotli decoder; a heading is drawn in its face's boldest file, a body in its regular one.
 
-CJK faces are Noto Sans CJK SC and Noto Serif CJK SC (SIL OFL 1.1, Debian's fonts-noto-cjk), in
-Bold for headings and Regular for bodies, each subset to the 3 755 characters of GB 2312
-level 1, every character of the vocabulary's Chinese synonyms and catalogue names, CJK
-punctuation and ASCII. Noto Sans CJK SC is the same design as Source Han Sans SC, and Noto Serif
-CJK SC as Source Han Serif SC. The catalogue's display faces (ZCOOL, Smiley Sans, LXGW WenKai,
-the brush scripts) ship nowhere as full character sets a recipe can subset: each is drawn in the
-Noto face of its build (sans or serif), and the index names the face actually drawn.
+CJK faces are Noto Sans CJK SC, Noto Serif CJK SC (Debian's fonts-noto-cjk) and LXGW WenKai
+(fonts-lxgw-wenkai), all SIL OFL 1.1, in Bold for headings and Regular for bodies, each subset to
+the 3 755 characters of GB 2312 level 1, every character of the vocabulary's Chinese synonyms and
+catalogue names, CJK punctuation and ASCII. Noto Sans CJK SC is the same design as Source Han
+Sans SC, and Noto Serif CJK SC as Source Han Serif SC. The catalogue's other display faces
+(ZCOOL, Smiley Sans, the brush scripts) are drawn in the Noto face of their build (Debian's Smiley
+Sans lacks characters of the bundle's own text; the others ship nowhere as full character sets a
+recipe can subset), and the index names the face actually drawn.
 
     python -m packd_recipe.fonts --bundle DIR     # (re)writes DIR/fonts and DIR/fonts/index.json
 """
@@ -25,17 +26,24 @@ import shutil
 HERE = os.path.dirname(os.path.abspath(__file__))
 KIOSK_FONTS = os.path.join(HERE, "..", "..", "..", "kiosk", "fonts")
 NOTO_CJK_DIR = "/usr/share/fonts/opentype/noto"
+WENKAI_DIR = "/usr/share/fonts/truetype/lxgw-wenkai"
 # Index of the Simplified Chinese face in Debian's Noto CJK collections (JP, KR, SC, TC, HK, …).
 NOTO_CJK_SC_INDEX = 2
-# The drawn CJK faces: (build, weight) -> (collection file, family drawn, file written).
+# The drawn CJK faces: (build, weight) -> (source file, face in it, family drawn, file written).
 CJK_SOURCES = {
-    ("sans", 400): ("NotoSansCJK-Regular.ttc", "Noto Sans CJK SC", "noto-sans-cjk-sc-400.otf"),
-    ("sans", 700): ("NotoSansCJK-Bold.ttc", "Noto Sans CJK SC", "noto-sans-cjk-sc-700.otf"),
-    ("serif", 400): ("NotoSerifCJK-Regular.ttc", "Noto Serif CJK SC", "noto-serif-cjk-sc-400.otf"),
-    ("serif", 700): ("NotoSerifCJK-Bold.ttc", "Noto Serif CJK SC", "noto-serif-cjk-sc-700.otf"),
+    ("sans", 400): (f"{NOTO_CJK_DIR}/NotoSansCJK-Regular.ttc", NOTO_CJK_SC_INDEX, "Noto Sans CJK SC",
+                    "noto-sans-cjk-sc-400.otf"),
+    ("sans", 700): (f"{NOTO_CJK_DIR}/NotoSansCJK-Bold.ttc", NOTO_CJK_SC_INDEX, "Noto Sans CJK SC",
+                    "noto-sans-cjk-sc-700.otf"),
+    ("serif", 400): (f"{NOTO_CJK_DIR}/NotoSerifCJK-Regular.ttc", NOTO_CJK_SC_INDEX, "Noto Serif CJK SC",
+                     "noto-serif-cjk-sc-400.otf"),
+    ("serif", 700): (f"{NOTO_CJK_DIR}/NotoSerifCJK-Bold.ttc", NOTO_CJK_SC_INDEX, "Noto Serif CJK SC",
+                     "noto-serif-cjk-sc-700.otf"),
+    ("wenkai", 400): (f"{WENKAI_DIR}/LXGWWenKai-Regular.ttf", -1, "LXGW WenKai", "lxgw-wenkai-400.ttf"),
+    ("wenkai", 700): (f"{WENKAI_DIR}/LXGWWenKai-Bold.ttf", -1, "LXGW WenKai", "lxgw-wenkai-700.ttf"),
 }
-# The build each catalogue CJK face is drawn in: its own design where Noto has it, else the one
-# nearest in construction (brush and kai scripts have modulated strokes, as serifs do).
+# The build each catalogue CJK face is drawn in: its own design where a package ships it, else the
+# one nearest in construction (brush scripts have modulated strokes, as serifs do).
 CJK_BUILD = {
     "Noto Sans SC": "sans",
     "Source Han Sans SC": "sans",
@@ -45,19 +53,31 @@ CJK_BUILD = {
     "Noto Serif SC": "serif",
     "Source Han Serif SC": "serif",
     "ZCOOL XiaoWei": "serif",
-    "LXGW WenKai": "serif",
+    "LXGW WenKai": "wenkai",
     "Ma Shan Zheng": "serif",
     "Zhi Mang Xing": "serif",
     "Long Cang": "serif",
     "Liu Jian Mao Cao": "serif",
 }
-CJK_LICENCE = """Noto Sans CJK SC and Noto Serif CJK SC (Regular and Bold), subset by packd's recipe (GB 2312
-level 1, the bundle's Chinese text, CJK punctuation, ASCII; no hinting, no OpenType layout
-features). Copyright 2014-2021 Adobe (http://www.adobe.com/), with Reserved Font Name 'Source'.
-Licensed under the SIL Open Font License, Version 1.1 (https://openfontlicense.org), whose full
-text follows. Source: Debian package fonts-noto-cjk (https://github.com/googlefonts/noto-cjk).
+SUBSET_NOTE = """Subset by packd's recipe (GB 2312 level 1, the bundle's Chinese text, CJK punctuation, ASCII;
+no hinting, no OpenType layout features)."""
+# Licence files written next to the faces: file -> (files it covers, the header before the OFL).
+CJK_LICENCES = {
+    "noto-cjk.txt": ("noto-", f"""Noto Sans CJK SC and Noto Serif CJK SC (Regular and Bold).
+{SUBSET_NOTE}
+Copyright 2014-2021 Adobe (http://www.adobe.com/), with Reserved Font Name 'Source'. Licensed
+under the SIL Open Font License, Version 1.1 (https://openfontlicense.org), whose full text
+follows. Source: Debian package fonts-noto-cjk (https://github.com/googlefonts/noto-cjk).
 
-"""
+"""),
+    "lxgw-wenkai.txt": ("lxgw-", f"""LXGW WenKai (Regular and Bold).
+{SUBSET_NOTE}
+Copyright 2021-2022 lxgw <calxgw2018@gmail.com>. Licensed under the SIL Open Font License,
+Version 1.1 (https://openfontlicense.org), whose full text follows. Source: Debian package
+fonts-lxgw-wenkai (https://github.com/lxgw/LxgwWenKai).
+
+"""),
+}
 
 
 def slug(name):
@@ -117,11 +137,11 @@ def cjk_text(bundle):
     return "".join(sorted(chars))
 
 
-def write_cjk(source, text, out_dir, file):
+def write_cjk(source, number, text, out_dir, file):
     from fontTools import subset  # noqa: PLC0415
     from fontTools.ttLib import TTFont  # noqa: PLC0415
 
-    font = TTFont(os.path.join(NOTO_CJK_DIR, source), fontNumber=NOTO_CJK_SC_INDEX, recalcTimestamp=False)
+    font = TTFont(source, fontNumber=number, recalcTimestamp=False)
     options = subset.Options()
     # Previews place glyphs by advance (and `kern`, which these faces lack); dropping the layout
     # tables and the hints halves each file.
@@ -156,13 +176,15 @@ def cjk_index(pairings, bundle, out_dir):
             build = CJK_BUILD.get(face)
             if build is None:
                 raise SystemExit(f"fonts: no CJK build (sans or serif) for the {role} face '{face}'")
-            source, family, file = CJK_SOURCES[(build, weight)]
+            source, number, family, file = CJK_SOURCES[(build, weight)]
             if file not in written:
-                write_cjk(source, text, out_dir, file)
+                write_cjk(source, number, text, out_dir, file)
                 written[file] = True
             index[f"cjk_{role}"][face] = {"family": family, "file": file, "weight": weight}
-    with open(os.path.join(out_dir, "licences", "noto-cjk.txt"), "w", encoding="utf-8", newline="\n") as f:
-        f.write(CJK_LICENCE + ofl_text())
+    for name, (prefix, header) in CJK_LICENCES.items():
+        if any(file.startswith(prefix) for file in written):
+            with open(os.path.join(out_dir, "licences", name), "w", encoding="utf-8", newline="\n") as f:
+                f.write(header + ofl_text())
     return index, len(text)
 
 
