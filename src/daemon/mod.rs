@@ -23,7 +23,8 @@ use crate::serve::Pipeline;
 use crate::state::StateBoard;
 use crate::transport::{self, Connection, Topics};
 
-/// Bundle commands waiting for the fleet thread; beyond it the broker keeps them for us.
+/// Bundle commands the Receive Maximum makes room for, waiting for the fleet thread (and the
+/// most QoS 0 commands that may wait); beyond it the broker keeps them for us.
 pub(crate) const COMMAND_QUEUE: usize = 256;
 
 /// How long the broker gets to take the last replies and the offline state.

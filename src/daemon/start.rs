@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 use super::background::{feed_watchdog, publish_stats};
 use super::boot::{device_profile, load_active, Loaded, Machine};
 use super::commands::{serve_commands, CommandReplies};
-use super::{in_flight_capacity, Daemon, DaemonError, FleetThread, Session, COMMAND_QUEUE};
+use super::{in_flight_capacity, Daemon, DaemonError, FleetThread, Session};
 use crate::bundle::archive::UnpackLimits;
 use crate::bundle::signature::TrustedKeys;
 use crate::bundle::store::BundleStore;
@@ -75,7 +75,10 @@ pub(super) async fn start(config: Config) -> Result<Daemon, DaemonError> {
         runtime,
     };
     let pipeline = start_pipeline(&parts);
-    let (commands, command_queue) = flume::bounded::<CommandJob>(COMMAND_QUEUE);
+    // Unbounded so the event loop never drops an acknowledged-later command: the broker's Receive
+    // Maximum (which counts COMMAND_QUEUE of them) bounds what QoS 1 can put here, and
+    // `Connection::route` caps QoS 0 commands at COMMAND_QUEUE waiting.
+    let (commands, command_queue) = flume::unbounded::<CommandJob>();
     let fleet = start_fleet(&parts, store, machine.profile, command_queue)?;
     let stopping = CancellationToken::new();
     // Adoption needs pools to share; without them there is no peer whose briefs we may answer.

@@ -456,18 +456,20 @@ impl Connection {
                 route: reply_route(&properties),
                 acknowledge: self.acknowledger(&publish),
             };
-            // The fleet thread takes commands one at a time, in arrival order. Never block the
-            // event loop on it: a command it has no room for (or that arrives while shutting
-            // down) stays unacknowledged, and the broker delivers it again.
-            if let Err(error) = self.commands.try_send(job) {
-                log::warn!(
-                    "bundle command on {} not taken ({}); the broker will redeliver it",
-                    escaped(&topic),
-                    match error {
-                        flume::TrySendError::Full(_) => "command queue full",
-                        flume::TrySendError::Disconnected(_) => "shutting down",
-                    }
-                );
+            // The fleet thread takes commands one at a time, in arrival order, and acknowledges
+            // each once handled. Never block the event loop on it, and never leave a QoS 1
+            // command unacknowledged here: a broker redelivers it only on the next reconnection,
+            // so a push whose chunks outran the fleet thread stalled until then. The broker's
+            // Receive Maximum bounds what QoS 1 can queue; QoS 0 (at most once) is dropped past
+            // COMMAND_QUEUE waiting.
+            let at_most_once = publish.qos == QoS::AtMostOnce;
+            let refused = if at_most_once && self.commands.len() >= crate::daemon::COMMAND_QUEUE {
+                Some("command queue full")
+            } else {
+                self.commands.send(job).err().map(|_| "shutting down")
+            };
+            if let Some(reason) = refused {
+                log::warn!("bundle command on {} not taken ({reason})", escaped(&topic));
             }
         } else {
             log::warn!("message on unexpected topic {} ignored", escaped(&topic));
