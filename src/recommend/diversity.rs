@@ -7,7 +7,7 @@
 //! similarities, is stated in `docs/contract-choices.md` ("Diverse suggestions").
 
 use crate::bundle::catalogue::{FontPairing, Palette, Style, Vocabulary};
-use crate::colour::Lab;
+use crate::bundle::likeness::PaletteDistances;
 
 /// Weight of the score against the similarity to what is already picked. At 0.7 a candidate
 /// gives way only to one at most `(1 − λ)/λ · Δsimilarity` ≈ 0.43 · Δsimilarity below it, so a
@@ -33,12 +33,6 @@ pub(crate) const SAME_BODY_SIMILARITY: f32 = 0.3;
 /// mood, not copies: at full weight, for a coffee brief, a pairing sharing 4 of 6 traits with the
 /// top one (score 0.38) gave way to one of another mood at less than half its score.
 pub(crate) const TRAITS_WEIGHT: f32 = 0.5;
-/// Words too common in style descriptions to say anything about the look.
-const STOP_WORDS: &[&str] = &[
-    "and", "the", "for", "with", "its", "one", "two", "does", "that", "from", "into", "or", "of",
-    "a", "an", "as", "by", "in", "on", "to", "is", "at",
-];
-
 /// What a list's candidates are like, for MMR: how alike two are, and (palettes) their family.
 pub(crate) trait Likeness {
     /// How alike two catalogue items are, in [0, 1]; 1 is a near-duplicate.
@@ -115,12 +109,12 @@ fn single_group<'a>(
         .then_some(group)
 }
 
-/// Palettes: alike in colour (precomputed CIELAB) or by an unnamed shared family.
+/// Palettes: alike in colour (precomputed distances) or by an unnamed shared family.
 pub(crate) struct PaletteLikeness<'a> {
     /// The palette catalogue.
     pub(crate) catalogue: &'a [Palette],
-    /// Each palette's colours in CIELAB, in catalogue order.
-    pub(crate) labs: &'a [Vec<Lab>],
+    /// How far apart every two catalogue palettes look (precomputed per bundle).
+    pub(crate) distances: &'a PaletteDistances,
     /// The catalogue families the brief names (its `palette`, or palette terms among keywords).
     pub(crate) named: &'a [String],
 }
@@ -141,10 +135,9 @@ impl PaletteLikeness<'_> {
 
 impl Likeness for PaletteLikeness<'_> {
     fn similarity(&self, first: usize, second: usize) -> f32 {
-        let (Some(a), Some(b)) = (self.labs.get(first), self.labs.get(second)) else {
+        let Some(distance) = self.distances.get(first, second) else {
             return 0.0;
         };
-        let distance = (palette_distance(a, b) + palette_distance(b, a)) / 2.0;
         let colour = ((UNRELATED_DELTA_E - distance) / (UNRELATED_DELTA_E - SAME_LOOK_DELTA_E))
             .clamp(0.0, 1.0);
         let family = match (self.family(first), self.family(second)) {
@@ -163,23 +156,6 @@ impl Likeness for PaletteLikeness<'_> {
             None
         }
     }
-}
-
-/// Mean over `first`'s colours of the CIE76 ΔE to the nearest colour of `second`.
-pub(crate) fn palette_distance(first: &[Lab], second: &[Lab]) -> f32 {
-    if first.is_empty() || second.is_empty() {
-        return f32::INFINITY;
-    }
-    let total: f32 = first
-        .iter()
-        .map(|&a| {
-            second
-                .iter()
-                .map(|&b| ((a.l - b.l).powi(2) + (a.a - b.a).powi(2) + (a.b - b.b).powi(2)).sqrt())
-                .fold(f32::INFINITY, f32::min)
-        })
-        .sum();
-    total / first.len() as f32
 }
 
 /// The catalogue families the brief names: palette-group terms that are on in its multi-hot and
@@ -222,25 +198,13 @@ impl Likeness for FontLikeness<'_> {
 /// styles catalogue says about a look); 1 for the same name.
 pub(crate) struct StyleLikeness<'a> {
     styles: &'a [Style],
-    /// Each style's distinct content words, borrowed from its description.
-    words: Vec<Vec<&'a str>>,
+    /// Each style's distinct content words, lower-cased (precomputed per bundle).
+    words: &'a [Vec<String>],
 }
 
 impl<'a> StyleLikeness<'a> {
-    /// Splits the descriptions into words once per brief (no copies: slices of the catalogue).
-    pub(crate) fn new(styles: &'a [Style]) -> StyleLikeness<'a> {
-        let words = styles
-            .iter()
-            .map(|style| {
-                let mut distinct: Vec<&str> = Vec::new();
-                for word in content_words(&style.description) {
-                    if !distinct.iter().any(|seen| seen.eq_ignore_ascii_case(word)) {
-                        distinct.push(word);
-                    }
-                }
-                distinct
-            })
-            .collect();
+    /// The likeness of `styles` through their content words (`Bundle::style_words`).
+    pub(crate) fn new(styles: &'a [Style], words: &'a [Vec<String>]) -> StyleLikeness<'a> {
         StyleLikeness { styles, words }
     }
 }
@@ -253,27 +217,11 @@ impl Likeness for StyleLikeness<'_> {
         if a.name.eq_ignore_ascii_case(&b.name) {
             return 1.0;
         }
-        let (a, b) = (&self.words[first], &self.words[second]);
-        let shared = a
-            .iter()
-            .filter(|word| b.iter().any(|other| other.eq_ignore_ascii_case(word)))
-            .count();
-        let union = a.len() + b.len() - shared;
-        if union == 0 {
-            return 0.0;
+        match (self.words.get(first), self.words.get(second)) {
+            (Some(a), Some(b)) => jaccard(a, b),
+            _ => 0.0,
         }
-        shared as f32 / union as f32
     }
-}
-
-/// The description's words of three or more letters, function words left out.
-fn content_words(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| !c.is_alphanumeric()).filter(|word| {
-        word.chars().count() > 2
-            && !STOP_WORDS
-                .iter()
-                .any(|stop| stop.eq_ignore_ascii_case(word))
-    })
 }
 
 /// |A ∩ B| / |A ∪ B| of two lists without repeats; 0 when both are empty (nothing known is

@@ -133,7 +133,7 @@ pub fn recommend(
     let palettes = pick_palettes(
         &PaletteLikeness {
             catalogue: &bundle.palettes.palettes,
-            labs: &bundle.palette_labs,
+            distances: &bundle.palette_distances,
             named: &named,
         },
         &bundle.seen_roles,
@@ -168,17 +168,21 @@ pub fn recommend(
 
 /// The `top_k` diverse styles.
 fn pick_styles(bundle: &Bundle, scores: &[f32], top_k: usize) -> Vec<StyleSuggestion> {
-    diverse(scores, top_k, &StyleLikeness::new(&bundle.styles.styles))
-        .into_iter()
-        .map(|(index, score)| {
-            let style = &bundle.styles.styles[index];
-            StyleSuggestion {
-                style: style.name.clone(),
-                name_zh: style.name_zh.clone(),
-                score,
-            }
-        })
-        .collect()
+    diverse(
+        scores,
+        top_k,
+        &StyleLikeness::new(&bundle.styles.styles, &bundle.style_words),
+    )
+    .into_iter()
+    .map(|(index, score)| {
+        let style = &bundle.styles.styles[index];
+        StyleSuggestion {
+            style: style.name.clone(),
+            name_zh: style.name_zh.clone(),
+            score,
+        }
+    })
+    .collect()
 }
 
 /// The `top_k` diverse font pairings.
@@ -198,9 +202,9 @@ fn pick_fonts(bundle: &Bundle, scores: &[f32], top_k: usize) -> Vec<FontSuggesti
         .collect()
 }
 
-/// Indices with their scores, best first (ties by catalogue order), scores clamped to [0, 1].
-fn ranked(scores: &[f32]) -> impl Iterator<Item = (usize, f32)> {
-    let mut order: Vec<(usize, f32)> = scores
+/// Indices with their scores, scores clamped to [0, 1] (NaN as 0), in catalogue order.
+fn clamped(scores: &[f32]) -> Vec<(usize, f32)> {
+    scores
         .iter()
         .map(|&score| {
             if score.is_nan() {
@@ -210,16 +214,39 @@ fn ranked(scores: &[f32]) -> impl Iterator<Item = (usize, f32)> {
             }
         })
         .enumerate()
-        .collect();
-    order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        .collect()
+}
+
+/// Rank order: the higher (clamped) score first, then the earlier index. A total order, so a
+/// selection or an unstable sort by it is the stable sort's order.
+fn by_rank(first: &(usize, f32), second: &(usize, f32)) -> std::cmp::Ordering {
+    second.1.total_cmp(&first.1).then(first.0.cmp(&second.0))
+}
+
+/// Indices with their scores, best first (ties by catalogue order), scores clamped to [0, 1].
+#[cfg(test)]
+fn ranked(scores: &[f32]) -> impl Iterator<Item = (usize, f32)> {
+    best(scores, scores.len()).into_iter()
+}
+
+/// The `count` best of [`ranked`], without ordering the rest: per brief, only a few dozen of the
+/// 420 palettes are ever looked at, and sorting them all was a tenth of post-processing.
+fn best(scores: &[f32], count: usize) -> Vec<(usize, f32)> {
+    let mut order = clamped(scores);
+    if count < order.len() {
+        order.select_nth_unstable_by(count, by_rank);
+        order.truncate(count);
+    }
+    order.sort_unstable_by(by_rank);
     order
         .into_iter()
         .map(|(index, score)| (index, round3(score)))
+        .collect()
 }
 
 /// The `top_k` picked by MMR among the best `POOL_FACTOR · top_k`, in descending score order.
 fn diverse(scores: &[f32], top_k: usize, likeness: &impl diversity::Likeness) -> Vec<(usize, f32)> {
-    let pool: Vec<(usize, f32)> = ranked(scores).take(top_k * POOL_FACTOR).collect();
+    let pool = best(scores, top_k * POOL_FACTOR);
     diversity::select(&pool, top_k, likeness, |_| false)
         .into_iter()
         .map(|slot| pool[slot])
@@ -294,29 +321,44 @@ fn fit(palette: &Palette, brand: &[Rgb]) -> Result<FittedPalette, RecommendError
 }
 
 /// The MMR candidates: the `POOL_FACTOR · top_k` best palettes, and the best of every family,
-/// so that a second family is always at hand.
+/// so that a second family is always at hand; in rank order.
 fn palette_pool(catalogue: &[Palette], scores: &[f32], top_k: usize) -> Vec<(usize, f32)> {
-    let mut pool: Vec<(usize, f32)> = Vec::with_capacity(top_k * POOL_FACTOR);
-    let mut families: Vec<&str> = Vec::new();
-    for (index, score) in ranked(scores) {
-        let family = catalogue
+    let family = |index: usize| {
+        catalogue
             .get(index)
-            .map_or("", |palette| palette.family.as_str());
-        let new_family = !families.contains(&family);
-        if new_family {
-            families.push(family);
-        }
-        if pool.len() < top_k * POOL_FACTOR || new_family {
-            pool.push((index, score));
+            .map_or("", |palette| palette.family.as_str())
+    };
+    let mut pool = best(scores, top_k * POOL_FACTOR);
+    // Each family's best, by one pass; then those of families the best palettes leave out.
+    let mut leaders: Vec<(&str, (usize, f32))> = Vec::new();
+    for entry in clamped(scores) {
+        match leaders
+            .iter_mut()
+            .find(|(name, _)| *name == family(entry.0))
+        {
+            Some((_, leader)) if by_rank(&entry, leader).is_lt() => *leader = entry,
+            Some(_) => {}
+            None => leaders.push((family(entry.0), entry)),
         }
     }
+    let mut missing: Vec<(usize, f32)> = leaders
+        .into_iter()
+        .filter(|(name, _)| !pool.iter().any(|&(index, _)| family(index) == *name))
+        .map(|(_, leader)| leader)
+        .collect();
+    missing.sort_unstable_by(by_rank);
+    pool.extend(
+        missing
+            .into_iter()
+            .map(|(index, score)| (index, round3(score))),
+    );
     pool
 }
 
 /// The `top_k` palettes picked by MMR (see [`diversity`]), fitted to the brand, in descending
 /// score order; with `prefer_cvd_safe`, safe ones are picked before unsafe ones and come first
 /// (score order kept within safe and unsafe). Diversity is judged on the catalogue colours
-/// (`labs`, precomputed per bundle), so without `prefer_cvd_safe` only the palettes returned are
+/// (distances precomputed per bundle), so without `prefer_cvd_safe` only the palettes returned are
 /// fitted: fitting is the expensive part.
 fn pick_palettes(
     likeness: &PaletteLikeness<'_>,
@@ -575,9 +617,10 @@ mod tests {
         prefer_cvd_safe: bool,
     ) -> Vec<PaletteSuggestion> {
         let labs = crate::bundle::catalogue::palette_labs(catalogue).unwrap();
+        let distances = crate::bundle::likeness::PaletteDistances::new(&labs);
         let likeness = PaletteLikeness {
             catalogue,
-            labs: &labs,
+            distances: &distances,
             named: &[],
         };
         let roles = crate::bundle::catalogue::seen_roles(catalogue).unwrap();
@@ -735,6 +778,58 @@ mod tests {
                 palette.cvd.safe,
                 palette.cvd.min_delta_e >= crate::colour::cvd::CVD_SAFE_MIN_DELTA_E
             );
+        }
+    }
+
+    /// The definition `palette_pool` keeps: walk the whole ranking, take the first
+    /// `POOL_FACTOR · top_k`, and after them each family's first appearance.
+    fn pool_by_full_ranking(
+        catalogue: &[Palette],
+        scores: &[f32],
+        top_k: usize,
+    ) -> Vec<(usize, f32)> {
+        let mut pool = Vec::new();
+        let mut families: Vec<&str> = Vec::new();
+        for (index, score) in ranked(scores) {
+            let family = catalogue[index].family.as_str();
+            let new_family = !families.contains(&family);
+            if new_family {
+                families.push(family);
+            }
+            if pool.len() < top_k * POOL_FACTOR || new_family {
+                pool.push((index, score));
+            }
+        }
+        pool
+    }
+
+    #[test]
+    fn selecting_the_best_gives_the_full_rankings_head_and_pool() {
+        let catalogue = &crate::recommend::test_support::shipped()
+            .bundle
+            .palettes
+            .palettes;
+        let mut random = fastrand::Rng::with_seed(16);
+        for round in 0..200 {
+            // Coarse scores make ties; some NaN and out-of-range ones, as a broken model gives.
+            let scores: Vec<f32> = (0..catalogue.len())
+                .map(|_| match random.u8(0..20) {
+                    0 => f32::NAN,
+                    1 => 1.5,
+                    2 => -0.5,
+                    _ => f32::from(random.u8(0..=40)) / 40.0 * (1.0 - round as f32 / 400.0),
+                })
+                .collect();
+            for top_k in [1, 3, 5, 10] {
+                let count = top_k * POOL_FACTOR;
+                let head: Vec<(usize, f32)> = ranked(&scores).take(count).collect();
+                assert_eq!(best(&scores, count), head, "round {round}, top_k {top_k}");
+                assert_eq!(
+                    palette_pool(catalogue, &scores, top_k),
+                    pool_by_full_ranking(catalogue, &scores, top_k),
+                    "round {round}, top_k {top_k}"
+                );
+            }
         }
     }
 

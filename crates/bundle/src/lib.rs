@@ -11,6 +11,7 @@ pub mod crashpoint;
 pub mod delta;
 pub mod durable;
 mod history;
+pub mod likeness;
 pub mod manifest;
 pub mod packs;
 pub mod signature;
@@ -130,8 +131,10 @@ pub struct Bundle {
     /// Each layout template drawn as the model's layout output (see
     /// [`catalogue::LayoutTemplate::raster`]), computed once.
     pub layout_rasters: Vec<Vec<f32>>,
-    /// The palettes' colours in CIELAB, computed once per bundle.
-    pub palette_labs: Vec<Vec<crate::colour::Lab>>,
+    /// Each style's content words (see [`likeness::style_words`]), computed once per bundle.
+    pub style_words: Vec<Vec<String>>,
+    /// How far apart every two palettes look, computed once per bundle.
+    pub palette_distances: likeness::PaletteDistances,
     /// The text encoder and every synonym's vector, when the bundle ships one.
     pub text: Option<TextModel>,
     /// Each palette's roles seen in every vision, and their colour-vision check for briefs
@@ -185,6 +188,7 @@ impl Bundle {
         let text = open_text_model(dir, &manifest, &vocabulary)?;
         let typefaces = typefaces::open(dir, &manifest, &fonts)?;
         let packs = packs::open(dir, &manifest, &vocabulary)?;
+        let style_words = likeness::style_words(&styles.styles);
         let bundle = Bundle {
             dir: dir.to_path_buf(),
             manifest,
@@ -196,7 +200,8 @@ impl Bundle {
             fonts,
             layouts,
             layout_rasters: Vec::new(),
-            palette_labs,
+            palette_distances: likeness::PaletteDistances::new(&palette_labs),
+            style_words,
             typefaces,
             packs,
         };

@@ -129,7 +129,7 @@ fn a_brief_naming_morandi_gets_morandi_palettes_that_differ() {
         assert_eq!(families(&suggestions), ["morandi"; 3], "{json}");
         let likeness = PaletteLikeness {
             catalogue: &bundle.palettes.palettes,
-            labs: &bundle.palette_labs,
+            distances: &bundle.palette_distances,
             named: &named,
         };
         let indices: Vec<usize> = suggestions
@@ -458,7 +458,7 @@ fn similarities_follow_the_catalogue() {
     let (rose, cherry) = (index("morandi-rose-haze"), index("morandi-cherry-haze"));
     let unnamed = PaletteLikeness {
         catalogue,
-        labs: &bundle.palette_labs,
+        distances: &bundle.palette_distances,
         named: &[],
     };
     assert_eq!(unnamed.similarity(rose, cherry), 1.0, "same look");
@@ -498,7 +498,7 @@ fn similarities_follow_the_catalogue() {
             > fonts.similarity(minimal, playful)
     );
 
-    let styles = StyleLikeness::new(&bundle.styles.styles);
+    let styles = StyleLikeness::new(&bundle.styles.styles, &bundle.style_words);
     let style = |id: &str| {
         bundle
             .styles
