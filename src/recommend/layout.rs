@@ -78,32 +78,42 @@ pub(crate) fn nearest_template(
     heatmaps: &LayoutMaps<Vec<f32>>,
     rasters: &[Vec<f32>],
 ) -> Option<usize> {
-    let cells = heatmaps.logo.len() + heatmaps.product.len() + heatmaps.text.len();
-    let heat = heatmaps
+    let heat: Vec<f32> = heatmaps
         .logo
         .iter()
         .chain(&heatmaps.product)
-        .chain(&heatmaps.text);
-    // All templates' sums advance together, cell by cell: each is still summed in cell order
-    // (the same float), but they are independent additions the CPU overlaps, where one
-    // template after another waited on each addition in turn.
-    let mut totals = vec![0.0f32; rasters.len()];
-    for (cell, &heat) in heat.enumerate() {
-        for (total, raster) in totals.iter_mut().zip(rasters) {
-            if let Some(&drawn) = raster.get(cell) {
-                *total += (heat - drawn) * (heat - drawn);
+        .chain(&heatmaps.text)
+        .copied()
+        .collect();
+    let fitting: Vec<(usize, &[f32])> = rasters
+        .iter()
+        .enumerate()
+        .filter(|(_, raster)| raster.len() == heat.len())
+        .map(|(index, raster)| (index, raster.as_slice()))
+        .collect();
+    let mut nearest: Option<(usize, f32)> = None;
+    // A few templates' sums advance together, cell by cell: each is still summed in cell order
+    // (the same float as one template at a time), but as independent additions the CPU
+    // overlaps, where one template's sum waited on each of its additions in turn.
+    for group in fitting.chunks(TEMPLATES_TOGETHER) {
+        let mut totals = [0.0f32; TEMPLATES_TOGETHER];
+        for (cell, &heat) in heat.iter().enumerate() {
+            for (total, (_, raster)) in totals.iter_mut().zip(group) {
+                let difference = heat - raster[cell];
+                *total += difference * difference;
+            }
+        }
+        for (&total, &(index, _)) in totals.iter().zip(group) {
+            if nearest.is_none_or(|(_, least)| total.total_cmp(&least).is_lt()) {
+                nearest = Some((index, total));
             }
         }
     }
-    rasters
-        .iter()
-        .zip(totals)
-        .enumerate()
-        .filter(|(_, (raster, _))| raster.len() == cells)
-        .map(|(index, (_, total))| (index, total))
-        .min_by(|(_, a), (_, b)| a.total_cmp(b))
-        .map(|(index, _)| index)
+    nearest.map(|(index, _)| index)
 }
+
+/// Templates whose distances are summed side by side (registers' worth of sums).
+const TEMPLATES_TOGETHER: usize = 8;
 
 /// The bounding box of the cells at or above half the peak, normalised to the panel.
 pub(crate) fn zone_of(heatmap: &[f32], rows: usize, columns: usize) -> Zone {
