@@ -223,14 +223,20 @@ fn by_rank(first: &(usize, f32), second: &(usize, f32)) -> std::cmp::Ordering {
     second.1.total_cmp(&first.1).then(first.0.cmp(&second.0))
 }
 
-/// Indices with their scores, best first (ties by catalogue order), scores clamped to [0, 1].
+/// Indices with their scores, best first (ties by catalogue order), scores clamped to [0, 1]: the
+/// whole ranking by a stable sort, the definition [`best`] is tested against.
 #[cfg(test)]
 fn ranked(scores: &[f32]) -> impl Iterator<Item = (usize, f32)> {
-    best(scores, scores.len()).into_iter()
+    let mut order = clamped(scores);
+    order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    order
+        .into_iter()
+        .map(|(index, score)| (index, round3(score)))
 }
 
-/// The `count` best of [`ranked`], without ordering the rest: per brief, only a few dozen of the
-/// 420 palettes are ever looked at, and sorting them all was a tenth of post-processing.
+/// The `count` best indices with their scores, best first (ties by catalogue order), scores
+/// clamped to [0, 1]; the rest are never ordered: per brief only a few dozen of the 420 palettes
+/// are looked at, and sorting them all was a tenth of post-processing.
 fn best(scores: &[f32], count: usize) -> Vec<(usize, f32)> {
     let mut order = clamped(scores);
     if count < order.len() {
