@@ -7,7 +7,7 @@
 //! similarities, is stated in `docs/contract-choices.md` ("Diverse suggestions").
 
 use crate::bundle::catalogue::{FontPairing, Palette, Style, Vocabulary};
-use crate::bundle::likeness::PaletteDistances;
+use crate::bundle::likeness::{PaletteDistances, PaletteFamilies};
 
 /// Weight of the score against the similarity to what is already picked. At 0.7 a candidate
 /// gives way only to one at most `(1 − λ)/λ · Δsimilarity` ≈ 0.43 · Δsimilarity below it, so a
@@ -115,6 +115,8 @@ pub(crate) struct PaletteLikeness<'a> {
     pub(crate) catalogue: &'a [Palette],
     /// How far apart every two catalogue palettes look (precomputed per bundle).
     pub(crate) distances: &'a PaletteDistances,
+    /// Each catalogue palette's family as a number (precomputed per bundle).
+    pub(crate) families: &'a PaletteFamilies,
     /// The catalogue families the brief names (its `palette`, or palette terms among keywords).
     pub(crate) named: &'a [String],
 }

@@ -96,9 +96,13 @@ pub(crate) fn nearest_template(
     // (the same float as one template at a time), but as independent additions the CPU
     // overlaps, where one template's sum waited on each of its additions in turn.
     for group in fitting.chunks(TEMPLATES_TOGETHER) {
+        // A full set of lanes (a short group repeats its first template, whose extra sums are
+        // ignored): a fixed count the compiler unrolls, keeping the sums in registers.
+        let lanes: [&[f32]; TEMPLATES_TOGETHER] =
+            std::array::from_fn(|lane| group.get(lane).unwrap_or(&group[0]).1);
         let mut totals = [0.0f32; TEMPLATES_TOGETHER];
         for (cell, &heat) in heat.iter().enumerate() {
-            for (total, (_, raster)) in totals.iter_mut().zip(group) {
+            for (total, raster) in totals.iter_mut().zip(lanes) {
                 let difference = heat - raster[cell];
                 *total += difference * difference;
             }

@@ -17,6 +17,7 @@ use base64::Engine as _;
 use crate::backend::ModelOutputs;
 use crate::brief::Brief;
 use crate::bundle::catalogue::{Palette, SeenRoles};
+use crate::bundle::likeness::PaletteFamilies;
 use crate::bundle::packs::PanelSize;
 use crate::bundle::Bundle;
 use crate::colour::cvd::{check_seen_with, CvdCheck, Seen, ROLE_PAIRS};
@@ -134,6 +135,7 @@ pub fn recommend(
         &PaletteLikeness {
             catalogue: &bundle.palettes.palettes,
             distances: &bundle.palette_distances,
+            families: &bundle.palette_families,
             named: &named,
         },
         &bundle.seen_roles,
@@ -328,30 +330,30 @@ fn fit(palette: &Palette, brand: &[Rgb]) -> Result<FittedPalette, RecommendError
 
 /// The MMR candidates: the `POOL_FACTOR · top_k` best palettes, and the best of every family,
 /// so that a second family is always at hand; in rank order.
-fn palette_pool(catalogue: &[Palette], scores: &[f32], top_k: usize) -> Vec<(usize, f32)> {
-    let family = |index: usize| {
-        catalogue
-            .get(index)
-            .map_or("", |palette| palette.family.as_str())
-    };
+fn palette_pool(families: &PaletteFamilies, scores: &[f32], top_k: usize) -> Vec<(usize, f32)> {
     let mut pool = best(scores, top_k * POOL_FACTOR);
     // Each family's best, by one pass; then those of families the best palettes leave out.
-    let mut leaders: Vec<(&str, (usize, f32))> = Vec::new();
+    let mut leaders: Vec<Option<(usize, f32)>> = vec![None; families.count()];
     for entry in clamped(scores) {
-        match leaders
-            .iter_mut()
-            .find(|(name, _)| *name == family(entry.0))
-        {
-            Some((_, leader)) if by_rank(&entry, leader).is_lt() => *leader = entry,
-            Some(_) => {}
-            None => leaders.push((family(entry.0), entry)),
+        let Some(leader) = families
+            .of(entry.0)
+            .and_then(|family| leaders.get_mut(family))
+        else {
+            continue;
+        };
+        if leader.is_none_or(|leader| by_rank(&entry, &leader).is_lt()) {
+            *leader = Some(entry);
         }
     }
-    let mut missing: Vec<(usize, f32)> = leaders
-        .into_iter()
-        .filter(|(name, _)| !pool.iter().any(|&(index, _)| family(index) == *name))
-        .map(|(_, leader)| leader)
-        .collect();
+    for &(index, _) in &pool {
+        if let Some(leader) = families
+            .of(index)
+            .and_then(|family| leaders.get_mut(family))
+        {
+            *leader = None;
+        }
+    }
+    let mut missing: Vec<(usize, f32)> = leaders.into_iter().flatten().collect();
     missing.sort_unstable_by(by_rank);
     pool.extend(
         missing
@@ -375,7 +377,7 @@ fn pick_palettes(
     prefer_cvd_safe: bool,
 ) -> Result<Vec<PaletteSuggestion>, RecommendError> {
     let catalogue = likeness.catalogue;
-    let pool = palette_pool(catalogue, scores, top_k);
+    let pool = palette_pool(likeness.families, scores, top_k);
     // Seen once per brief, not once per palette checked.
     let brand_seen: Vec<(Rgb, Seen)> = brand
         .iter()
@@ -624,9 +626,11 @@ mod tests {
     ) -> Vec<PaletteSuggestion> {
         let labs = crate::bundle::catalogue::palette_labs(catalogue).unwrap();
         let distances = crate::bundle::likeness::PaletteDistances::new(&labs);
+        let families = crate::bundle::likeness::PaletteFamilies::new(catalogue);
         let likeness = PaletteLikeness {
             catalogue,
             distances: &distances,
+            families: &families,
             named: &[],
         };
         let roles = crate::bundle::catalogue::seen_roles(catalogue).unwrap();
@@ -831,7 +835,7 @@ mod tests {
                 let head: Vec<(usize, f32)> = ranked(&scores).take(count).collect();
                 assert_eq!(best(&scores, count), head, "round {round}, top_k {top_k}");
                 assert_eq!(
-                    palette_pool(catalogue, &scores, top_k),
+                    palette_pool(&PaletteFamilies::new(catalogue), &scores, top_k),
                     pool_by_full_ranking(catalogue, &scores, top_k),
                     "round {round}, top_k {top_k}"
                 );

@@ -135,6 +135,8 @@ pub struct Bundle {
     pub style_words: Vec<Vec<String>>,
     /// How far apart every two palettes look, computed once per bundle.
     pub palette_distances: likeness::PaletteDistances,
+    /// Each palette's family as a number, computed once per bundle.
+    pub palette_families: likeness::PaletteFamilies,
     /// The text encoder and every synonym's vector, when the bundle ships one.
     pub text: Option<TextModel>,
     /// Each palette's roles seen in every vision, and their colour-vision check for briefs
@@ -189,6 +191,7 @@ impl Bundle {
         let typefaces = typefaces::open(dir, &manifest, &fonts)?;
         let packs = packs::open(dir, &manifest, &vocabulary)?;
         let style_words = likeness::style_words(&styles.styles);
+        let palette_families = likeness::PaletteFamilies::new(&palettes.palettes);
         let bundle = Bundle {
             dir: dir.to_path_buf(),
             manifest,
@@ -201,6 +204,7 @@ impl Bundle {
             layouts,
             layout_rasters: Vec::new(),
             palette_distances: likeness::PaletteDistances::new(&palette_labs),
+            palette_families,
             style_words,
             typefaces,
             packs,

@@ -130,6 +130,7 @@ fn a_brief_naming_morandi_gets_morandi_palettes_that_differ() {
         let likeness = PaletteLikeness {
             catalogue: &bundle.palettes.palettes,
             distances: &bundle.palette_distances,
+            families: &bundle.palette_families,
             named: &named,
         };
         let indices: Vec<usize> = suggestions
@@ -459,6 +460,7 @@ fn similarities_follow_the_catalogue() {
     let unnamed = PaletteLikeness {
         catalogue,
         distances: &bundle.palette_distances,
+        families: &bundle.palette_families,
         named: &[],
     };
     assert_eq!(unnamed.similarity(rose, cherry), 1.0, "same look");
