@@ -88,15 +88,7 @@ fn main() -> anyhow::Result<()> {
         let path = out.join(format!("{stem}.png"));
         std::fs::write(&path, &png).with_context(|| path.display().to_string())?;
         let font = suggestions.fonts.first();
-        let pack = bundle.packs.for_product(
-            encoded
-                .understood
-                .iter()
-                .filter(|reading| reading.field == "product")
-                .flat_map(|reading| &reading.terms)
-                .map(String::as_str)
-                .next(),
-        );
+        let pack = bundle.packs.for_product(encoded.product_term());
         println!(
             "{}: {} ({}×{}), template {}, {} / {} ({} / {}), palette {}, style {}, {} bytes",
             path.display(),

@@ -31,6 +31,19 @@ pub struct EncodedBrief {
     pub warnings: Vec<String>,
 }
 
+impl EncodedBrief {
+    /// The product term the brief's `product` was read as (`product:…`), if any: it picks the
+    /// pack form a preview is drawn on.
+    pub fn product_term(&self) -> Option<&str> {
+        self.understood
+            .iter()
+            .filter(|reading| reading.field == "product")
+            .flat_map(|reading| &reading.terms)
+            .map(String::as_str)
+            .find(|term| term.starts_with("product:"))
+    }
+}
+
 /// Encodes a whole brief: terms, reference image (decoded here, under `limits`) and brand colours.
 pub fn encode(
     brief: &Brief,

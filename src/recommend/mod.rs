@@ -154,7 +154,7 @@ pub fn recommend(
         (true, Some(top)) => Some(render_preview(
             top,
             &layout,
-            bundle.packs.for_product(product_term(brief)).size,
+            bundle.packs.for_product(brief.product_term()).size,
             copy(bundle, fonts.first(), styles.first(), words),
         )?),
         _ => None,
@@ -489,17 +489,6 @@ fn suggestion(
         },
         score,
     }
-}
-
-/// The product term the brief's `product` was read as, which picks the preview's pack form.
-fn product_term(brief: &EncodedBrief) -> Option<&str> {
-    brief
-        .understood
-        .iter()
-        .filter(|reading| reading.field == "product")
-        .flat_map(|reading| &reading.terms)
-        .map(String::as_str)
-        .find(|term| term.starts_with("product:"))
 }
 
 /// The preview's words and faces: the headline (the product unless the brief gives one) in the
