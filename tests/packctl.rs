@@ -69,44 +69,21 @@ async fn packctl_sends_a_brief_and_prints_a_table_or_json() {
     assert_eq!(reply.palettes.len(), 5);
 
     let dir = tempfile::tempdir().expect("temp");
-    let preview = dir.path().join("preview.png");
-    let output = packctl(
-        &packd,
-        &[
-            "brief",
-            "--device",
-            &packd.device,
-            "--product",
-            "tea",
-            "--preview",
-            preview.to_str().expect("path"),
-        ],
-    );
-    assert!(output.status.success());
-    image::open(&preview).expect("the preview is a PNG");
-
+    // The tea brief's preview, with `extra` arguments, as the PNG file's bytes.
+    let preview_of = |name: &str, extra: &[&str]| {
+        let path = dir.path().join(name);
+        let mut arguments = vec!["brief", "--device", &packd.device, "--product", "tea"];
+        arguments.extend_from_slice(extra);
+        arguments.extend(["--preview", path.to_str().expect("path")]);
+        let output = packctl(&packd, &arguments);
+        assert!(output.status.success());
+        image::open(&path).expect("the preview is a PNG");
+        std::fs::read(&path).expect("preview")
+    };
+    let plain = preview_of("preview.png", &[]);
     // `--headline` sets other words than the product: the same brief draws another panel.
-    let headlined = dir.path().join("headlined.png");
-    let output = packctl(
-        &packd,
-        &[
-            "brief",
-            "--device",
-            &packd.device,
-            "--product",
-            "tea",
-            "--headline",
-            "春日限定",
-            "--preview",
-            headlined.to_str().expect("path"),
-        ],
-    );
-    assert!(output.status.success());
-    image::open(&headlined).expect("the preview is a PNG");
-    assert_ne!(
-        std::fs::read(&preview).expect("preview"),
-        std::fs::read(&headlined).expect("preview")
-    );
+    let headlined = preview_of("headlined.png", &["--headline", "春日限定"]);
+    assert_ne!(plain, headlined);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

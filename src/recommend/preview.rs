@@ -420,12 +420,12 @@ pub(crate) fn copy_colour(under: &[Rgb], text: Rgb, background: Rgb) -> Rgb {
     }
 }
 
-/// The distinct colours of the canvas inside `area` (flat shapes: a handful).
-fn colours_under(canvas: &RgbImage, area: PixelBox) -> Vec<Rgb> {
+/// Adds to `found` the colours of the canvas inside `area` it does not hold yet (flat shapes: a
+/// handful).
+fn colours_under(canvas: &RgbImage, area: PixelBox, found: &mut Vec<Rgb>) {
     let (width, height) = canvas.dimensions();
     let columns = (area.left.max(0.0) as u32)..(area.right().ceil().max(0.0) as u32).min(width);
     let rows = (area.top.max(0.0) as u32)..(area.bottom().ceil().max(0.0) as u32).min(height);
-    let mut found: Vec<Rgb> = Vec::new();
     for row in rows {
         for column in columns.clone() {
             let pixel = canvas.get_pixel(column, row);
@@ -435,7 +435,6 @@ fn colours_under(canvas: &RgbImage, area: PixelBox) -> Vec<Rgb> {
             }
         }
     }
-    found
 }
 
 /// The headline in the heading face over the top of the zone, the body line below it in the
@@ -511,11 +510,7 @@ fn set_block(
             width: line.width,
             height: line.height,
         };
-        for colour in colours_under(canvas, line) {
-            if !under.contains(&colour) {
-                under.push(colour);
-            }
-        }
+        colours_under(canvas, line, &mut under);
     }
     if under.is_empty() {
         under.push(spec.background);

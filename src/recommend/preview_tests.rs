@@ -54,6 +54,20 @@ fn text_zone(suggestions: &Suggestions, image: &RgbImage) -> (u32, u32, u32, u32
     )
 }
 
+/// Pixels of the text zone that are not the top palette's background, and the zone's area.
+fn inked_in_text_zone(suggestions: &Suggestions, image: &RgbImage) -> (usize, u32) {
+    let background = Rgb::parse_hex(&suggestions.palettes[0].roles.background).expect("hex");
+    let (left, top, right, bottom) = text_zone(suggestions, image);
+    let inked = (top..bottom.min(image.height()))
+        .flat_map(|y| (left..right.min(image.width())).map(move |x| (x, y)))
+        .filter(|&(x, y)| {
+            let pixel = image.get_pixel(x, y);
+            Rgb::new(pixel[0], pixel[1], pixel[2]) != background
+        })
+        .count();
+    (inked, (right - left) * (bottom - top))
+}
+
 const ENGLISH: &str = r#"{"product":"Oolong tea","mood":["calm","traditional"],"render":true}"#;
 const CHINESE: &str = r#"{"product":"乌龙茶礼盒","mood":["宁静","国潮"],"render":true}"#;
 
@@ -63,16 +77,7 @@ fn the_words_are_drawn_inside_the_text_zone_in_both_languages() {
         let (suggestions, _, image) = preview_of(json);
         // Tea comes in boxes: a 3:4 box front.
         assert_eq!(image.dimensions(), (720, 960));
-        let background = Rgb::parse_hex(&suggestions.palettes[0].roles.background).expect("hex");
-        let (left, top, right, bottom) = text_zone(&suggestions, &image);
-        let inked = (top..bottom.min(image.height()))
-            .flat_map(|y| (left..right.min(image.width())).map(move |x| (x, y)))
-            .filter(|&(x, y)| {
-                let pixel = image.get_pixel(x, y);
-                Rgb::new(pixel[0], pixel[1], pixel[2]) != background
-            })
-            .count();
-        let area = (right - left) * (bottom - top);
+        let (inked, area) = inked_in_text_zone(&suggestions, &image);
         // Glyphs cover a few per cent of a zone; bars or nothing would be 0 or far more.
         assert!(
             inked * 100 > area as usize && inked * 2 < area as usize,
@@ -197,15 +202,7 @@ fn a_headline_replaces_the_product_in_the_preview() {
     );
     let (suggestions, headlined, image) = preview_of(&with_headline);
     assert_ne!(plain, headlined);
-    let background = Rgb::parse_hex(&suggestions.palettes[0].roles.background).expect("hex");
-    let (left, top, right, bottom) = text_zone(&suggestions, &image);
-    let inked = (top..bottom.min(image.height()))
-        .flat_map(|y| (left..right.min(image.width())).map(move |x| (x, y)))
-        .filter(|&(x, y)| {
-            let pixel = image.get_pixel(x, y);
-            Rgb::new(pixel[0], pixel[1], pixel[2]) != background
-        })
-        .count();
+    let (inked, _) = inked_in_text_zone(&suggestions, &image);
     assert!(inked > 0, "the headline is drawn");
 }
 

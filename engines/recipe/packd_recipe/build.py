@@ -19,6 +19,7 @@ import onnxruntime as ort
 from . import colour as col
 from . import fonts as typefaces
 from . import content, knowledge, model, packs, palettes as palmod, vocab as vocmod
+from .files import dump_json
 from .teacher import Teacher
 
 CONFIG = {
@@ -67,12 +68,6 @@ CACHE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file_
 
 def log(*a):
     print(*a, flush=True)
-
-
-def dump_json(path, obj):
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
-        json.dump(obj, f, ensure_ascii=False, indent=1, sort_keys=True)
-        f.write("\n")
 
 
 # ---------------------------------------------------------------- brief sampling

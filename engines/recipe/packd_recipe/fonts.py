@@ -23,6 +23,8 @@ import os
 import re
 import shutil
 
+from .files import dump_json
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 KIOSK_FONTS = os.path.join(HERE, "..", "..", "..", "kiosk", "fonts")
 NOTO_CJK_DIR = "/usr/share/fonts/opentype/noto"
@@ -210,9 +212,7 @@ def build(bundle, log=print):
                 shutil.copyfile(licence, os.path.join(out_dir, "licences", f"{slug(face)}.txt"))
     cjk, count = cjk_index(pairings, bundle, out_dir)
     index.update(cjk)
-    with open(os.path.join(out_dir, "index.json"), "w", encoding="utf-8", newline="\n") as f:
-        json.dump(index, f, ensure_ascii=False, indent=1, sort_keys=True)
-        f.write("\n")
+    dump_json(os.path.join(out_dir, "index.json"), index)
     size = sum(os.path.getsize(os.path.join(root, n)) for root, _, names in os.walk(out_dir) for n in names)
     log(f"fonts: {len(index['heading'])} heading and {len(index['body'])} body faces, CJK subsets of "
         f"{count} characters, {size / 1e6:.2f} MB")

@@ -13,6 +13,8 @@ import argparse
 import json
 import os
 
+from .files import dump_json
+
 DEFAULT = "box"
 
 PACKS = [
@@ -72,9 +74,7 @@ def build(bundle, log=print):
                 raise SystemExit(f"packs: '{product}' is in both '{seen[product]}' and '{pack['id']}'")
             seen[product] = pack["id"]
     catalogue = {"version": "1.0.0", "default": DEFAULT, "packs": PACKS}
-    with open(os.path.join(bundle, "catalogues", "packs.json"), "w", encoding="utf-8", newline="\n") as f:
-        json.dump(catalogue, f, ensure_ascii=False, indent=1, sort_keys=True)
-        f.write("\n")
+    dump_json(os.path.join(bundle, "catalogues", "packs.json"), catalogue)
     log(f"packs: {len(PACKS)} pack forms; {len(seen)} of {len(products)} products placed, the rest on '{DEFAULT}'")
     return catalogue
 
