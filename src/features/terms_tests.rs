@@ -81,6 +81,30 @@ fn a_contained_reading_keeps_what_the_value_names_not_its_modifiers() {
 }
 
 #[test]
+fn a_colour_beside_a_named_look_is_that_looks_colour() {
+    // A colour name once read as a palette of its own beside the look it qualified: "orange
+    // gradient" asked for vivid colours, "vaporwave pinks" for pastels.
+    let typed = read(
+        r#"{"product":"tea","palette":"vaporwave pinks","keywords":["orange gradient","橙色渐变"]}"#,
+    );
+    let terms: Vec<&[String]> = typed.understood[1..]
+        .iter()
+        .map(|entry| entry.terms.as_slice())
+        .collect();
+    assert_eq!(
+        terms,
+        [
+            &["keyword:vaporwave".to_string()][..],
+            &["keyword:gradient".to_string()][..],
+            &["keyword:gradient".to_string()][..],
+        ]
+    );
+    // Alone, a colour is still the palette it names.
+    let pink = read(r#"{"product":"tea","palette":"pinks"}"#);
+    assert_eq!(pink.understood[1].terms, ["palette:pastel"]);
+}
+
+#[test]
 fn every_read_term_is_on_in_the_vector_and_nothing_else() {
     let bundle = shipped();
     let read = read_terms(

@@ -36,8 +36,19 @@ pub struct Vocabulary {
 #[derive(Debug, Clone)]
 struct Synonyms {
     automaton: AhoCorasick,
-    /// Per pattern: its term, and whether it is ASCII (then only whole words count).
-    patterns: Vec<(usize, bool)>,
+    /// Per pattern, in the automaton's order.
+    patterns: Vec<Pattern>,
+}
+
+/// One synonym the automaton finds.
+#[derive(Debug, Clone, Copy)]
+struct Pattern {
+    /// Its term's input slot.
+    term: usize,
+    /// ASCII synonyms count only as whole words.
+    ascii: bool,
+    /// Nothing but basic colour words ("pink", 粉紫): see [`Vocabulary::contained`].
+    colour: bool,
 }
 
 impl Synonyms {
@@ -51,7 +62,11 @@ impl Synonyms {
         let automaton = AhoCorasick::new(listed.iter().map(|(synonym, _)| synonym.as_str()))?;
         let patterns = listed
             .iter()
-            .map(|(synonym, term)| (*term, synonym.is_ascii()))
+            .map(|(synonym, term)| Pattern {
+                term: *term,
+                ascii: synonym.is_ascii(),
+                colour: is_colour_name(synonym),
+            })
             .collect();
         Ok(Synonyms {
             automaton,
@@ -227,32 +242,78 @@ impl Vocabulary {
     /// Every term with a synonym (of at least 2 characters) contained in the normalised text;
     /// ASCII synonyms only at word boundaries, so "tea" does not match inside "steam". A synonym
     /// found inside a longer one of another term is part of that one: "spring water" is bottled
-    /// water, not also the season.
+    /// water, not also the season. A bare colour name gives way to a palette or a keyword named
+    /// beside it: in "vaporwave pinks" the pinks are vaporwave's, in "orange gradient" the
+    /// orange is the gradient's, in "vivid red" the red is vivid's.
     pub fn contained(&self, normalised: &str) -> Vec<&Term> {
-        let matches: Vec<(usize, usize, usize)> = self
+        let matches: Vec<(Pattern, usize, usize)> = self
             .synonyms
             .automaton
             .find_overlapping_iter(normalised)
             .filter_map(|hit| {
-                let (term, ascii) = self.synonyms.patterns[hit.pattern().as_usize()];
-                let whole = !ascii || at_word_boundaries(normalised, hit.start(), hit.end());
-                whole.then_some((term, hit.start(), hit.end()))
+                let pattern = self.synonyms.patterns[hit.pattern().as_usize()];
+                let whole =
+                    !pattern.ascii || at_word_boundaries(normalised, hit.start(), hit.end());
+                whole.then_some((pattern, hit.start(), hit.end()))
             })
             .collect();
-        let inside_longer = |&(term, start, end): &(usize, usize, usize)| {
+        let inside_longer = |&(found, start, end): &(Pattern, usize, usize)| {
             matches.iter().any(|&(other, from, to)| {
-                other != term && from <= start && end <= to && to - from > end - start
+                other.term != found.term && from <= start && end <= to && to - from > end - start
             })
         };
-        let mut found: Vec<usize> = matches
+        let kept: Vec<Pattern> = matches
             .iter()
             .filter(|found| !inside_longer(found))
-            .map(|&(term, _, _)| term)
+            .map(|&(pattern, _, _)| pattern)
+            .collect();
+        let names_a_look = kept.iter().any(|pattern| {
+            !pattern.colour
+                && matches!(
+                    self.terms[pattern.term].group.as_str(),
+                    "palette" | "keyword"
+                )
+        });
+        let only_by_colour = |term: usize| {
+            kept.iter()
+                .filter(|pattern| pattern.term == term)
+                .all(|pattern| pattern.colour)
+        };
+        let mut found: Vec<usize> = kept
+            .iter()
+            .map(|pattern| pattern.term)
+            .filter(|&term| !(names_a_look && only_by_colour(term)))
             .collect();
         found.sort_unstable();
         found.dedup();
         found.into_iter().map(|index| &self.terms[index]).collect()
     }
+}
+
+/// Basic colour terms (Berlin and Kay's eleven, grey spelt both ways); a synonym made of them
+/// alone names a colour, not a palette's character.
+const COLOUR_WORDS: &[&str] = &[
+    "red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white",
+    "grey", "gray",
+];
+
+/// The same colours in Chinese, one character each (橘 is orange too).
+const COLOUR_CHARACTERS: &str = "红橙橘黄绿蓝紫粉棕黑白灰";
+
+/// Whether a normalised synonym is nothing but basic colour words: "pinks", "red yellow", 粉紫,
+/// 橙色 (a trailing 色 is "colour").
+fn is_colour_name(synonym: &str) -> bool {
+    let colour_word = |word: &str| {
+        COLOUR_WORDS.contains(&word)
+            || word
+                .strip_suffix('s')
+                .is_some_and(|singular| COLOUR_WORDS.contains(&singular))
+    };
+    if synonym.split(' ').all(colour_word) {
+        return true;
+    }
+    let core = synonym.strip_suffix('色').unwrap_or(synonym);
+    !core.is_empty() && core.chars().all(|c| COLOUR_CHARACTERS.contains(c))
 }
 
 /// ASCII synonyms count only as whole words: no ASCII letter or digit right before or after,
@@ -748,6 +809,49 @@ mod tests {
             ids("spring and spring water"),
             ["product:water", "season:spring"]
         );
+    }
+
+    #[test]
+    fn a_bare_colour_gives_way_to_a_palette_or_look_named_beside_it() {
+        let vocabulary = Vocabulary::parse(
+            r#"{"version":"t","groups":[],"terms":[
+            {"index":0,"id":"palette:pastel","group":"palette","en":["pink","pinks"],"zh":["粉紫"]},
+            {"index":1,"id":"palette:vivid","group":"palette","en":["vivid","orange"],"zh":["橙色"]},
+            {"index":2,"id":"keyword:vaporwave","group":"keyword","en":["vaporwave"],"zh":["蒸汽波"]},
+            {"index":3,"id":"keyword:gradient","group":"keyword","en":["gradient"],"zh":["渐变"]},
+            {"index":4,"id":"mood:soft","group":"mood","en":["soft"],"zh":["柔和"]}]}"#
+                .as_bytes(),
+        )
+        .unwrap();
+        let ids = |text: &str| contained_ids(&vocabulary, text);
+        assert_eq!(ids("vaporwave pinks"), ["keyword:vaporwave"]);
+        assert_eq!(ids("蒸汽波粉紫"), ["keyword:vaporwave"]);
+        assert_eq!(ids("orange gradient"), ["keyword:gradient"]);
+        assert_eq!(ids("橙色渐变"), ["keyword:gradient"]);
+        assert_eq!(ids("vivid pink"), ["palette:vivid"]);
+        // Alone, or beside a mood or another colour, a colour is still the palette it names.
+        assert_eq!(ids("pink please"), ["palette:pastel"]);
+        assert_eq!(ids("soft pink"), ["palette:pastel", "mood:soft"]);
+        assert_eq!(ids("pink and orange"), ["palette:pastel", "palette:vivid"]);
+        assert_eq!(ids("柔和粉紫"), ["palette:pastel", "mood:soft"]);
+    }
+
+    #[test]
+    fn colour_names_are_basic_colour_words_alone() {
+        for colour in ["pink", "pinks", "red yellow", "grey", "粉紫", "橙色", "红"] {
+            assert!(is_colour_name(colour), "{colour}");
+        }
+        for other in [
+            "vivid",
+            "pink gold",
+            "reddish",
+            "色",
+            "金色",
+            "",
+            "neon pink",
+        ] {
+            assert!(!is_colour_name(other), "{other}");
+        }
     }
 
     #[test]

@@ -5,8 +5,8 @@ a misspelt synonym (one slip from a value of 6 letters, two from 10: the one nea
 field's own groups first); in the mood and palette fields, an encoder reading of their own terms
 at OWN_FIELD_SIMILARITY or closer; an exact name or synonym in any group (a festival typed as a
 mood is still that festival); synonyms contained in the value
-(ASCII synonyms only at word boundaries, not inside a longer synonym, and only the field's own
-groups when it has some); then the text encoder, in the field's groups above its threshold, or
+(ASCII synonyms only at word boundaries, not inside a longer synonym, a bare colour name only when
+no palette or keyword is named beside it, and only the field's own groups when it has some); then the text encoder, in the field's groups above its threshold, or
 in any group above threshold + margin.
 """
 
@@ -66,6 +66,22 @@ def distance_within(a, b, limit):
             return None
         before, prev = prev, cur
     return prev[-1] if prev[-1] <= limit else None
+
+
+# Basic colour terms (Berlin and Kay's eleven, grey spelt both ways) and their Chinese characters:
+# packd's `COLOUR_WORDS` and `COLOUR_CHARACTERS`.
+COLOUR_WORDS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white", "grey",
+                "gray")
+COLOUR_CHARACTERS = "红橙橘黄绿蓝紫粉棕黑白灰"
+
+
+def is_colour_name(synonym):
+    """Whether a normalised synonym is nothing but basic colour words ("pinks", 粉紫, 橙色)."""
+    words = synonym.split()
+    if words and all(w in COLOUR_WORDS or (w.endswith("s") and w[:-1] in COLOUR_WORDS) for w in words):
+        return True
+    core = synonym[:-1] if synonym.endswith("色") else synonym
+    return bool(core) and all(c in COLOUR_CHARACTERS for c in core)
 
 
 class _Lazy:
@@ -145,9 +161,18 @@ class Reader:
                 if not ascii_only or SynonymMatcher._word_at(normalised, start, end):
                     matches.append((idx, start, end))
                 start = normalised.find(syn, start + 1)
-        hits = sorted({
-            idx for idx, start, end in matches
+        kept = [
+            (idx, normalised[start:end]) for idx, start, end in matches
             if not any(o != idx and f <= start and end <= t and t - f > end - start for o, f, t in matches)
+        ]
+        # a bare colour name gives way to a palette or keyword named beside it ("vaporwave pinks",
+        # "orange gradient", "vivid red": packd's `Vocabulary::contained`)
+        names_a_look = any(
+            not is_colour_name(syn) and self.terms[idx]["group"] in ("palette", "keyword") for idx, syn in kept
+        )
+        hits = sorted({
+            idx for idx, _ in kept
+            if not (names_a_look and all(is_colour_name(syn) for i, syn in kept if i == idx))
         })
         own = [i for i in hits if self.terms[i]["group"] in groups]
         return own or hits

@@ -139,3 +139,15 @@ def test_colour_naming_trend_words_steer_the_palette(vocab, teacher, brief, fami
     o = t.score(x, np.zeros((1, 24)), np.zeros((1, 16)))
     top3 = [pals[k]["family"] for k in np.argsort(-o["palettes"][0], kind="stable")[:3]]
     assert sum(f in families for f in top3) >= at_least, top3
+
+
+@pytest.mark.parametrize("field,value,terms", [
+    ("palette", "vaporwave pinks", ["keyword:vaporwave"]), ("palette", "蒸汽波粉紫", ["keyword:vaporwave"]),
+    ("keywords", "orange gradient", ["keyword:gradient"]), ("keywords", "橙色渐变", ["keyword:gradient"]),
+    ("palette", "pinks", ["palette:pastel"]),
+])
+def test_a_colour_beside_a_named_look_is_that_looks_colour(vocab, field, value, terms):
+    # the mirror of packd's Vocabulary::contained (crates/bundle/src/catalogue.rs)
+    from packd_recipe.reading import Reader
+    read = Reader(vocab).read(field, value)
+    assert [vocab["terms"][i]["id"] for i in read[0]] == terms
