@@ -122,7 +122,7 @@ echo "    bundle store: $work/bundles ($(df -T "$work" | awk 'NR==2 {print $2}')
 rates=()
 chunk_rates=()
 for run in $(seq "$runs"); do
-    version="1.1.$run"   # above the seeded 1.0.1 and rising: an older one would be a downgrade
+    version="1.1.$run"   # above the seeded 1.0.2 and rising: an older one would be a downgrade
     dir="$work/bundle-$run"
     rm -rf "$dir"
     cp -r "$root/engines/packd-default" "$dir"

@@ -160,6 +160,13 @@ class Teacher:
         z = np.maximum(l_top + slope * r, lg(g["min"]))
         return 1.0 / (1.0 + np.exp(-z))
 
+    def score_in_chunks(self, X, IMG, BR, chunk=32000):
+        """`score` at most `chunk` briefs at a time (each brief is scored on its own): the image step
+        holds briefs x 5 x palettes x 6 x 3 floats, over 20 GB for 96 000 briefs at once. 32 000,
+        today's training set, is one chunk, so the shipped bundle rebuilds byte for byte."""
+        parts = [self.score(X[i:i + chunk], IMG[i:i + chunk], BR[i:i + chunk]) for i in range(0, len(X), chunk)]
+        return {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+
     def score(self, X, IMG, BR):
         """X (B,V) multi-hot; IMG (B,24); BR (B,16) -> dict of targets in [0,1]."""
         X = np.asarray(X, np.float64); IMG = np.asarray(IMG, np.float64); BR = np.asarray(BR, np.float64)
