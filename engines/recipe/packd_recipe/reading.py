@@ -4,10 +4,10 @@ Order: exact name or synonym in the field's own groups; when no group has the va
 a misspelt synonym (one slip from a value of 6 letters, two from 10: the one nearest term, the
 field's own groups first); in the mood and palette fields, an encoder reading of their own terms
 at OWN_FIELD_SIMILARITY or closer; an exact name or synonym in any group (a festival typed as a
-mood is still that festival); synonyms contained in the value
-(ASCII synonyms only at word boundaries, not inside a longer synonym, a bare colour name only when
-no palette or keyword is named beside it, and only the field's own groups when it has some); then the text encoder, in the field's groups above its threshold, or
-in any group above threshold + margin.
+mood is still that festival); synonyms contained in the value (ASCII synonyms only at word
+boundaries, not inside a longer synonym, a bare colour name only when no palette or keyword is
+named beside it, and only the field's own groups when it has some); then the text encoder, in the
+field's groups above its threshold, or in any group above threshold + margin.
 """
 
 import numpy as np
