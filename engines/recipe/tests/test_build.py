@@ -75,3 +75,40 @@ def _check_bundle(d):
 @pytest.mark.skipif(not os.path.exists(os.path.join(BUNDLE, "manifest.toml")), reason="no installed bundle")
 def test_installed_bundle():
     _check_bundle(BUNDLE)
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(BUNDLE, "text_encoder.bin")), reason="no installed bundle")
+def test_a_reused_text_encoder_must_match_the_build():
+    sys.path.insert(0, RECIPE)
+    from packd_recipe import build
+
+    vocab = json.load(open(os.path.join(BUNDLE, "vocabulary.json"), encoding="utf-8"))
+    assert build.reused_text_encoder(BUNDLE, vocab).rows.shape[1] == build.CONFIG["text_encoder"]["dim"]
+    with pytest.raises(SystemExit, match="vocabulary differs"):
+        build.reused_text_encoder(BUNDLE, dict(vocab, version="other"))
+    settings = build.CONFIG["text_encoder"]
+    build.CONFIG["text_encoder"] = dict(settings, threshold=settings["threshold"] + 0.05)
+    try:
+        with pytest.raises(SystemExit, match="settings"):
+            build.reused_text_encoder(BUNDLE, vocab)
+    finally:
+        build.CONFIG["text_encoder"] = settings
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(BUNDLE, "knowledge.toml")), reason="no installed bundle")
+def test_the_teacher_scores_each_brief_alike_in_chunks():
+    sys.path.insert(0, RECIPE)
+    from packd_recipe import freetext_eval
+
+    bundle = freetext_eval.BundleView(BUNDLE)
+    teacher = bundle.teacher()
+    rng = np.random.default_rng(1)
+    X = (rng.random((300, len(bundle.vocab["terms"]))) < 0.03).astype(float)
+    I = np.zeros((300, 24)); R = np.zeros((300, 16))
+    I[::3, 0] = 1.0  # every third brief with a reference image, the step that needs chunks
+    I[::3, 1:16] = rng.random((100, 15))
+    I[::3, 16:21] = 0.2
+    I[::3, 21] = 0.5
+    whole, chunked = teacher.score(X, I, R), teacher.score_in_chunks(X, I, R, chunk=64)
+    for k in whole:
+        np.testing.assert_allclose(chunked[k], whole[k], atol=1e-12, err_msg=k)
