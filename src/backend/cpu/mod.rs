@@ -3,7 +3,11 @@
 //! A bundle whose model takes a batch (`max_batch` in its manifest) gets one optimised plan per
 //! batch size of 1, 2, 4, … up to `max_batch`: tract's fixed-shape plans pick their matrix
 //! kernels for the shape, and a batch runs on the smallest plan that holds it, its spare rows
-//! zero (each row of the model is computed independently of the others).
+//! zero (each row of the model is computed independently of the others). Within a batched plan
+//! each convolution still runs brief by brief (`per_brief`), and each plan keeps its finished
+//! run states for the next caller.
+
+mod per_brief;
 
 use tract_onnx::prelude::*;
 
@@ -13,12 +17,36 @@ use super::{
 };
 use crate::bundle::Bundle;
 
-type Plan = std::sync::Arc<TypedRunnableModel>;
+/// One batch size's optimised plan, and the run states its callers have finished with.
+struct Plan {
+    size: usize,
+    runnable: std::sync::Arc<TypedRunnableModel>,
+    /// A state keeps its tensors' buffers between runs, so a worker reusing one allocates
+    /// less per batch than `runnable.run` does with a fresh state each time.
+    idle: std::sync::Mutex<Vec<TypedSimpleState>>,
+}
+
+impl Plan {
+    /// Runs the plan on `values` with an idle state, or a new one when none is idle.
+    fn run(&self, values: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let mut state = match idle {
+            Some(state) => state,
+            None => TypedSimpleState::new(&self.runnable)?,
+        };
+        // A state whose run failed is dropped rather than reused.
+        let outputs = state.run(values)?;
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(state);
+        }
+        Ok(outputs)
+    }
+}
 
 /// tract running the FP32 (or INT8 Q/DQ) ONNX model.
 pub struct CpuBackend {
     /// Plans by batch size, ascending; the first is for one brief.
-    plans: Vec<(usize, Plan)>,
+    plans: Vec<Plan>,
     input_lengths: [usize; 3],
     output_lengths: [usize; 4],
 }
@@ -73,10 +101,17 @@ impl CpuBackend {
                     .map_err(load_error)?;
             }
             let plan = sized
-                .into_optimized()
+                .into_typed()
+                .and_then(|model| model.into_decluttered())
+                .and_then(|model| per_brief::split_convolutions(model, size))
+                .and_then(|model| model.into_optimized())
                 .and_then(|model| model.into_runnable())
                 .map_err(load_error)?;
-            plans.push((size, plan));
+            plans.push(Plan {
+                size,
+                runnable: plan,
+                idle: std::sync::Mutex::new(Vec::new()),
+            });
         }
         Ok(CpuBackend {
             plans,
@@ -88,9 +123,10 @@ impl CpuBackend {
     /// Runs one plan on up to its size of briefs, padding the rest of the batch with zeros.
     fn run_plan(
         &self,
-        (size, plan): &(usize, Plan),
+        plan: &Plan,
         batch: &[ModelInputs<'_>],
     ) -> Result<Vec<ModelOutputs>, BackendError> {
+        let size = &plan.size;
         let mut values: TVec<TValue> = TVec::new();
         for (position, &len) in self.input_lengths.iter().enumerate() {
             let mut rows = vec![0.0f32; size * len];
@@ -147,12 +183,12 @@ impl CpuBackend {
     }
 
     /// The smallest plan that holds `count` briefs, or the largest.
-    fn plan_for(&self, count: usize) -> &(usize, Plan) {
+    fn plan_for(&self, count: usize) -> &Plan {
         let largest = self.plans.len() - 1;
         let index = self
             .plans
             .iter()
-            .position(|(size, _)| *size >= count)
+            .position(|plan| plan.size >= count)
             .unwrap_or(largest);
         &self.plans[index]
     }
@@ -171,7 +207,7 @@ impl Backend for CpuBackend {
     }
 
     fn max_batch(&self) -> usize {
-        self.plans.last().map_or(1, |(size, _)| *size)
+        self.plans.last().map_or(1, |plan| plan.size)
     }
 
     fn run_batch(&self, batch: &[ModelInputs<'_>]) -> Result<Vec<Inference>, BackendError> {
@@ -259,6 +295,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A worker reuses a finished run's state: what one brief left in it must not reach the next.
+    #[test]
+    fn a_reused_run_state_answers_as_a_fresh_one() {
+        let bundle = shipped();
+        let cases = selftest::load(&bundle).expect("self-test vectors").cases;
+        let backend = CpuBackend::load(&bundle, Precision::Fp32).expect("model loads");
+        let first = backend
+            .infer(&cases[0].inputs.as_model_inputs())
+            .expect("infer");
+        for case in cases.iter().skip(1).take(4) {
+            backend
+                .infer(&case.inputs.as_model_inputs())
+                .expect("infer");
+        }
+        let idle = backend.plans[0].idle.lock().map(|idle| idle.len());
+        assert_eq!(idle.ok(), Some(1), "one caller at a time needs one state");
+        let again = backend
+            .infer(&cases[0].inputs.as_model_inputs())
+            .expect("infer");
+        assert_eq!(max_deviation(&first, &again), 0.0);
     }
 
     #[test]
