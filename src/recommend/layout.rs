@@ -2,6 +2,7 @@
 //! they lie nearest to.
 
 use crate::bundle::catalogue::{LayoutTemplate, ZoneBox};
+use crate::bundle::raster_lanes::RasterLanes;
 use crate::bundle::LAYOUT_CHANNELS;
 use crate::reply::{Layout, LayoutMaps, Zone};
 
@@ -18,7 +19,7 @@ pub(super) fn layout_from(
     values: &[f32],
     grid: [usize; 2],
     templates: &[LayoutTemplate],
-    rasters: &[Vec<f32>],
+    drawings: &RasterLanes,
 ) -> Result<Layout, RecommendError> {
     let [rows, columns] = grid;
     let cells = rows * columns;
@@ -42,7 +43,7 @@ pub(super) fn layout_from(
         product: channel(1),
         text: channel(2),
     };
-    let template = nearest_template(&heatmaps, rasters).and_then(|index| templates.get(index));
+    let template = nearest_template(&heatmaps, drawings).and_then(|index| templates.get(index));
     let zones = match template {
         Some(template) => {
             let zone = |zone: ZoneBox| Zone {
@@ -76,7 +77,7 @@ pub(super) fn layout_from(
 /// the drawings do not fit the heatmaps' grid.
 pub(crate) fn nearest_template(
     heatmaps: &LayoutMaps<Vec<f32>>,
-    rasters: &[Vec<f32>],
+    drawings: &RasterLanes,
 ) -> Option<usize> {
     let heat: Vec<f32> = heatmaps
         .logo
@@ -85,39 +86,8 @@ pub(crate) fn nearest_template(
         .chain(&heatmaps.text)
         .copied()
         .collect();
-    let fitting: Vec<(usize, &[f32])> = rasters
-        .iter()
-        .enumerate()
-        .filter(|(_, raster)| raster.len() == heat.len())
-        .map(|(index, raster)| (index, raster.as_slice()))
-        .collect();
-    let mut nearest: Option<(usize, f32)> = None;
-    // A few templates' sums advance together, cell by cell: each is still summed in cell order
-    // (the same float as one template at a time), but as independent additions the CPU
-    // overlaps, where one template's sum waited on each of its additions in turn.
-    for group in fitting.chunks(TEMPLATES_TOGETHER) {
-        // A full set of lanes (a short group repeats its first template, whose extra sums are
-        // ignored): a fixed count the compiler unrolls, keeping the sums in registers.
-        let lanes: [&[f32]; TEMPLATES_TOGETHER] =
-            std::array::from_fn(|lane| group.get(lane).unwrap_or(&group[0]).1);
-        let mut totals = [0.0f32; TEMPLATES_TOGETHER];
-        for (cell, &heat) in heat.iter().enumerate() {
-            for (total, raster) in totals.iter_mut().zip(lanes) {
-                let difference = heat - raster[cell];
-                *total += difference * difference;
-            }
-        }
-        for (&total, &(index, _)) in totals.iter().zip(group) {
-            if nearest.is_none_or(|(_, least)| total.total_cmp(&least).is_lt()) {
-                nearest = Some((index, total));
-            }
-        }
-    }
-    nearest.map(|(index, _)| index)
+    drawings.nearest(&heat)
 }
-
-/// Templates whose distances are summed side by side (registers' worth of sums).
-const TEMPLATES_TOGETHER: usize = 8;
 
 /// The bounding box of the cells at or above half the peak, normalised to the panel.
 pub(crate) fn zone_of(heatmap: &[f32], rows: usize, columns: usize) -> Zone {
@@ -199,7 +169,7 @@ mod tests {
                 .map(|(x, y)| round3(share * x + (1.0 - share) * y + random.f32() * 0.05))
                 .collect();
             assert_eq!(
-                nearest_template(&maps(&heat, cells), rasters),
+                nearest_template(&maps(&heat, cells), &bundle.layout_lanes),
                 nearest_one_template_at_a_time(&heat, rasters),
                 "round {round}"
             );
@@ -214,14 +184,14 @@ mod tests {
         for (index, raster) in bundle.layout_rasters.iter().enumerate() {
             let heatmaps = maps(raster, rows * columns);
             assert_eq!(
-                nearest_template(&heatmaps, &bundle.layout_rasters),
+                nearest_template(&heatmaps, &bundle.layout_lanes),
                 Some(index),
                 "{}",
                 bundle.layouts.templates[index].id
             );
         }
         assert_eq!(
-            nearest_template(&maps(&[0.5; 3], 1), &bundle.layout_rasters),
+            nearest_template(&maps(&[0.5; 3], 1), &bundle.layout_lanes),
             None
         );
     }

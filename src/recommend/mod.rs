@@ -148,7 +148,7 @@ pub fn recommend(
         &outputs.layout,
         bundle.manifest.model.layout_grid,
         &bundle.layouts.templates,
-        &bundle.layout_rasters,
+        &bundle.layout_lanes,
     )?;
     let preview_png = match (render, palettes.first()) {
         (true, Some(top)) => Some(render_preview(

@@ -14,6 +14,7 @@ mod history;
 pub mod likeness;
 pub mod manifest;
 pub mod packs;
+pub mod raster_lanes;
 pub mod signature;
 mod spelling;
 pub mod store;
@@ -131,6 +132,8 @@ pub struct Bundle {
     /// Each layout template drawn as the model's layout output (see
     /// [`catalogue::LayoutTemplate::raster`]), computed once.
     pub layout_rasters: Vec<Vec<f32>>,
+    /// The same drawings laid out to find the nearest quickly, computed once.
+    pub layout_lanes: raster_lanes::RasterLanes,
     /// Each style's content words (see [`likeness::style_words`]), computed once per bundle.
     pub style_words: Vec<Vec<String>>,
     /// How far apart every two palettes look, computed once per bundle.
@@ -203,6 +206,7 @@ impl Bundle {
             fonts,
             layouts,
             layout_rasters: Vec::new(),
+            layout_lanes: raster_lanes::RasterLanes::default(),
             palette_distances: likeness::PaletteDistances::new(&palette_labs),
             palette_families,
             style_words,
@@ -219,6 +223,7 @@ impl Bundle {
                 message: error.to_string(),
             })?;
         Ok(Bundle {
+            layout_lanes: raster_lanes::RasterLanes::new(&layout_rasters),
             layout_rasters,
             ..bundle
         })

@@ -332,21 +332,6 @@ impl TextEncoder {
     }
 }
 
-/// Dot product in eight lanes, which the compiler turns into SIMD (a plain float sum must keep
-/// its order and stays scalar): the term index is thousands of rows per value read.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let (a_body, a_tail) = a.split_at(a.len() - a.len() % 8);
-    let (b_body, b_tail) = b.split_at(a_body.len().min(b.len()));
-    for (x, y) in a_body.chunks_exact(8).zip(b_body.chunks_exact(8)) {
-        for lane in 0..8 {
-            lanes[lane] += x[lane] * y[lane];
-        }
-    }
-    let tail: f32 = a_tail.iter().zip(b_tail).map(|(x, y)| x * y).sum();
-    lanes.iter().sum::<f32>() + tail
-}
-
 fn check_header(dim: usize, count: usize, similarities: [f32; 3]) -> Result<(), TextEncoderError> {
     let invalid = |what: String| Err(TextEncoderError::Header { what });
     if dim == 0 || dim > MAX_DIM {
@@ -374,9 +359,15 @@ pub const ANCHORS_PER_LANGUAGE: usize = 4;
 #[derive(Debug, Clone)]
 pub struct TermIndex {
     dim: usize,
-    vectors: Vec<f32>,
+    /// The anchor vectors in blocks of [`ROWS_TOGETHER`] rows, each block stored dimension by
+    /// dimension (a short last block's spare rows are 0), so one dimension of a value meets a
+    /// block's rows in one vector operation and each row's sum keeps its own order.
+    blocks: Vec<[f32; ROWS_TOGETHER]>,
     term_of: Vec<usize>,
 }
+
+/// Anchor rows whose similarities are summed side by side.
+const ROWS_TOGETHER: usize = 16;
 
 /// The term a value reads as, and how sure the encoder is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -390,33 +381,54 @@ pub struct Nearest {
 impl TermIndex {
     /// Embeds the anchor synonyms of every term.
     pub fn build(encoder: &TextEncoder, vocabulary: &Vocabulary) -> TermIndex {
-        let mut index = TermIndex {
-            dim: encoder.dim(),
-            vectors: Vec::new(),
-            term_of: Vec::new(),
-        };
+        let dim = encoder.dim();
+        let mut rows: Vec<Vec<f32>> = Vec::new();
+        let mut term_of = Vec::new();
         for term in &vocabulary.terms {
             let anchors = term.en.iter().take(ANCHORS_PER_LANGUAGE);
             for synonym in anchors.chain(term.zh.iter().take(ANCHORS_PER_LANGUAGE)) {
                 if let Some(vector) = encoder.embed(&normalise(synonym)) {
-                    index.vectors.extend(vector);
-                    index.term_of.push(term.index);
+                    rows.push(vector);
+                    term_of.push(term.index);
                 }
             }
         }
-        index
+        let mut blocks = Vec::with_capacity(rows.len().div_ceil(ROWS_TOGETHER) * dim);
+        for block in rows.chunks(ROWS_TOGETHER) {
+            for dimension in 0..dim {
+                blocks.push(std::array::from_fn(|row| {
+                    block.get(row).map_or(0.0, |vector| vector[dimension])
+                }));
+            }
+        }
+        TermIndex {
+            dim,
+            blocks,
+            term_of,
+        }
     }
 
     /// The best similarity per term slot (`-1` for a term with no synonym vector).
     pub fn similarities(&self, vector: &[f32], terms: usize) -> Vec<f32> {
         let mut best = vec![-1.0f32; terms];
-        if vector.len() != self.dim {
+        if vector.len() != self.dim || self.dim == 0 {
             return best;
         }
-        for (row, &term) in self.vectors.chunks_exact(self.dim).zip(&self.term_of) {
-            let similarity = dot(row, vector);
-            if let Some(slot) = best.get_mut(term) {
-                *slot = slot.max(similarity);
+        for (block, rows) in self
+            .blocks
+            .chunks_exact(self.dim)
+            .zip(self.term_of.chunks(ROWS_TOGETHER))
+        {
+            let mut sums = [0.0f32; ROWS_TOGETHER];
+            for (dimension, &value) in block.iter().zip(vector) {
+                for (sum, &anchor) in sums.iter_mut().zip(dimension) {
+                    *sum += anchor * value;
+                }
+            }
+            for (&term, &similarity) in rows.iter().zip(&sums) {
+                if let Some(slot) = best.get_mut(term) {
+                    *slot = slot.max(similarity);
+                }
             }
         }
         best

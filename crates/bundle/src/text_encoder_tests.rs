@@ -141,11 +141,41 @@ fn the_nearest_term_respects_the_allowed_set() {
 }
 
 #[test]
-fn the_lane_dot_product_is_the_dot_product() {
-    for len in [0, 1, 7, 8, 9, 128, 131] {
-        let a: Vec<f32> = (0..len).map(|i| (i as f32 * 0.37).sin()).collect();
-        let b: Vec<f32> = (0..len).map(|i| (i as f32 * 0.11).cos()).collect();
-        let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-        assert!((dot(&a, &b) - plain).abs() < 1e-4, "len {len}");
+fn blocked_similarities_are_each_anchors_dot_product() {
+    // 37 anchors over 5 terms: two full blocks and a short one.
+    let dim = 11;
+    let anchors: Vec<Vec<f32>> = (0..37)
+        .map(|row| {
+            (0..dim)
+                .map(|i| ((row * dim + i) as f32 * 0.37).sin())
+                .collect()
+        })
+        .collect();
+    let term_of: Vec<usize> = (0..37).map(|row| row % 5).collect();
+    let mut blocks = Vec::new();
+    for block in anchors.chunks(ROWS_TOGETHER) {
+        for dimension in 0..dim {
+            blocks.push(std::array::from_fn(|row| {
+                block.get(row).map_or(0.0, |vector| vector[dimension])
+            }));
+        }
     }
+    let index = TermIndex {
+        dim,
+        blocks,
+        term_of: term_of.clone(),
+    };
+    let value: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.11).cos()).collect();
+    let similarities = index.similarities(&value, 6);
+    for term in 0..5 {
+        let plain = anchors
+            .iter()
+            .zip(&term_of)
+            .filter(|(_, &of)| of == term)
+            .map(|(anchor, _)| anchor.iter().zip(&value).map(|(a, b)| a * b).sum::<f32>())
+            .fold(f32::MIN, f32::max);
+        assert!((similarities[term] - plain).abs() < 1e-5, "term {term}");
+    }
+    assert_eq!(similarities[5], -1.0, "a term without anchors");
+    assert_eq!(index.similarities(&value[1..], 6), vec![-1.0; 6]);
 }
