@@ -75,14 +75,9 @@ pub(crate) fn select(
             let value = LAMBDA * score - (1.0 - LAMBDA) * nearest[slot];
             order.push((tier, value, slot));
         }
-        // Ties go to the better score: the earlier position.
-        order.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)));
-        let chosen = order
-            .iter()
-            .find(|&&(_, _, slot)| !demoted(slot))
-            .or(order.first())
-            .map(|&(_, _, slot)| slot);
-        let Some(chosen) = chosen else { break };
+        let Some(chosen) = best_kept(&mut order, &mut demoted) else {
+            break;
+        };
         open[chosen] = false;
         let chosen_index = candidates[chosen].0;
         picked.push(chosen);
@@ -94,6 +89,32 @@ pub(crate) fn select(
     }
     picked.sort_unstable();
     picked
+}
+
+/// The best of `order` (lowest tier, then highest value; ties go to the better score, the
+/// earlier position) that is not `demoted`, or the best of all when every one is. Candidates
+/// are taken best first, one scan each, and only as far as the first kept one: `demoted` is
+/// asked in that order, and most picks need one scan, not a sort of every candidate.
+fn best_kept(
+    order: &mut Vec<(u8, f32, usize)>,
+    demoted: &mut impl FnMut(usize) -> bool,
+) -> Option<usize> {
+    let mut first = None;
+    loop {
+        let best = order
+            .iter()
+            .enumerate()
+            .min_by(|(_, a), (_, b)| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)))
+            .map(|(position, _)| position);
+        let Some(position) = best else {
+            return first;
+        };
+        let (_, _, slot) = order.swap_remove(position);
+        first.get_or_insert(slot);
+        if !demoted(slot) {
+            return Some(slot);
+        }
+    }
 }
 
 /// The group every pick shares, if they all share one (and there is at least one pick).

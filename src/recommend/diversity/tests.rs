@@ -515,3 +515,36 @@ fn similarities_follow_the_catalogue() {
     );
     assert_eq!(styles.similarity(style("luxury"), style("luxury")), 1.0);
 }
+
+/// The scan picks what sorting every candidate and taking the first kept one picked, and asks
+/// `demoted` about the same candidates in the same order.
+#[test]
+fn the_best_kept_candidate_is_the_first_kept_in_sorted_order() {
+    let mut random = fastrand::Rng::with_seed(23);
+    for round in 0..2000 {
+        let len = random.usize(0..12);
+        let order: Vec<(u8, f32, usize)> = (0..len)
+            .map(|slot| (random.u8(0..4), f32::from(random.u8(0..5)) / 4.0, slot))
+            .collect();
+        let demoted: Vec<bool> = (0..len).map(|_| random.bool()).collect();
+        let mut sorted = order.clone();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)));
+        let mut asked_sorted = Vec::new();
+        let expected = sorted
+            .iter()
+            .find(|&&(_, _, slot)| {
+                asked_sorted.push(slot);
+                !demoted[slot]
+            })
+            .or(sorted.first())
+            .map(|&(_, _, slot)| slot);
+        let mut asked = Vec::new();
+        let mut scanned = order.clone();
+        let found = best_kept(&mut scanned, &mut |slot| {
+            asked.push(slot);
+            demoted[slot]
+        });
+        assert_eq!(found, expected, "round {round}");
+        assert_eq!(asked, asked_sorted, "round {round}");
+    }
+}
