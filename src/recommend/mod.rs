@@ -270,7 +270,7 @@ fn round3(value: f32) -> f32 {
 /// float minus its integer part is exact below 2^23.
 fn round_half_away(value: f32) -> f32 {
     const EXACT: f32 = 8_388_608.0;
-    if !(value.abs() < EXACT) {
+    if value.is_nan() || value.abs() >= EXACT {
         return value.round();
     }
     let whole = value as i32 as f32;

@@ -3,11 +3,11 @@
 //! A bundle whose model takes a batch (`max_batch` in its manifest) gets one optimised plan per
 //! batch size of 1, 2, 4, … up to `max_batch`: tract's fixed-shape plans pick their matrix
 //! kernels for the shape, and a batch runs on the smallest plan that holds it, its spare rows
-//! zero (each row of the model is computed independently of the others). Within a batched plan
-//! each convolution still runs brief by brief (`per_brief`), and each plan keeps its finished
-//! run states for the next caller.
+//! zero (each row of the model is computed independently of the others). Convolutions are
+//! rewritten into forms tract runs faster (`convolution`), and each plan keeps its finished run
+//! states for the next caller.
 
-mod per_brief;
+mod convolution;
 
 use tract_onnx::prelude::*;
 
@@ -103,7 +103,7 @@ impl CpuBackend {
             let plan = sized
                 .into_typed()
                 .and_then(|model| model.into_decluttered())
-                .and_then(|model| per_brief::split_convolutions(model, size))
+                .and_then(|model| convolution::rewrite(model, size))
                 .and_then(|model| model.into_optimized())
                 .and_then(|model| model.into_runnable())
                 .map_err(load_error)?;
