@@ -58,6 +58,9 @@ fn as_transposed(model: &TypedModel, id: usize) -> TractResult<Option<TypedModel
     let (true, Some(kernel)) = (plain, kernel) else {
         return Ok(None);
     };
+    if kernel.datum_type() != f32::datum_type() || kernel.rank() != 4 {
+        return Ok(None);
+    }
     let mut flipped = kernel.to_plain_array_view::<f32>()?.to_owned();
     flipped.invert_axis(tract_ndarray::Axis(2));
     flipped.invert_axis(tract_ndarray::Axis(3));
