@@ -18,13 +18,7 @@ use tract_onnx::tract_core::ops::nn::DataFormat;
 /// convolution where its shape allows, else, when `size` > 1, as `size` convolutions of one
 /// brief each.
 pub(super) fn rewrite(mut model: TypedModel, size: usize) -> TractResult<TypedModel> {
-    let convolutions: Vec<usize> = model
-        .nodes()
-        .iter()
-        .filter(|node| node.op_is::<Conv>())
-        .map(|node| node.id)
-        .collect();
-    for id in convolutions {
+    for id in convolution_ids(&model) {
         if let Some(patch) = as_transposed(&model, id)? {
             patch.apply(&mut model)?;
         } else if let Some(patch) = split(&model, id, size)? {
@@ -32,6 +26,16 @@ pub(super) fn rewrite(mut model: TypedModel, size: usize) -> TractResult<TypedMo
         }
     }
     model.into_decluttered()
+}
+
+/// The nodes of `model` that are convolutions.
+fn convolution_ids(model: &TypedModel) -> Vec<usize> {
+    model
+        .nodes()
+        .iter()
+        .filter(|node| node.op_is::<Conv>())
+        .map(|node| node.id)
+        .collect()
 }
 
 /// The convolution `id` as a transposed convolution of its flipped kernel, when it is a plain
@@ -125,13 +129,25 @@ mod tests {
 
     const BATCH: usize = 3;
 
+    fn shipped() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("engines/packd-default")
+    }
+
+    /// The model's input lengths, in `INPUT_ORDER`, as the shipped manifest gives them.
+    fn input_lengths() -> Vec<usize> {
+        let text = std::fs::read_to_string(shipped().join("manifest.toml")).expect("manifest");
+        let manifest = crate::bundle::manifest::Manifest::parse(&text).expect("manifest parses");
+        crate::backend::INPUT_ORDER
+            .iter()
+            .map(|name| manifest.input(name).expect("an input").len())
+            .collect()
+    }
+
     fn shipped_model(size: usize) -> TypedModel {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("engines/packd-default/model.onnx");
         let mut model = tract_onnx::onnx()
-            .model_for_path(path)
+            .model_for_path(shipped().join("model.onnx"))
             .expect("model loads");
-        for (position, len) in [196usize, 24, 16].into_iter().enumerate() {
+        for (position, len) in input_lengths().into_iter().enumerate() {
             model = model
                 .with_input_fact(position, f32::fact([size, len]).into())
                 .expect("input fact");
@@ -155,7 +171,7 @@ mod tests {
     }
 
     fn run(model: TypedModel, seed: usize) -> TVec<TValue> {
-        let inputs: TVec<TValue> = [196usize, 24, 16]
+        let inputs: TVec<TValue> = input_lengths()
             .into_iter()
             .map(|len| {
                 let values: Vec<f32> = (0..BATCH * len)
@@ -183,13 +199,7 @@ mod tests {
 
     /// Every convolution split per brief, whatever its shape.
     fn split_all(mut model: TypedModel, size: usize) -> TypedModel {
-        let ids: Vec<usize> = model
-            .nodes()
-            .iter()
-            .filter(|node| node.op_is::<Conv>())
-            .map(|node| node.id)
-            .collect();
-        for id in ids {
+        for id in convolution_ids(&model) {
             if let Some(patch) = split(&model, id, size).expect("split") {
                 patch.apply(&mut model).expect("patch applies");
             }
@@ -233,6 +243,64 @@ mod tests {
             vec![1; BATCH]
         );
         assert_eq!(convolutions(&split_all(shipped_model(1), 1)), vec![1]);
+    }
+
+    /// A convolution the transposed form does not fit (an even kernel here) is split per brief
+    /// in a batched plan, and left as it is in a plan for one brief.
+    #[test]
+    fn a_convolution_of_another_shape_is_split_not_transposed() {
+        let build = |size: usize| {
+            let mut model = TypedModel::default();
+            let x = model
+                .add_source("x", f32::fact([size, 2, 5, 5]))
+                .expect("source");
+            let weights: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();
+            let kernel =
+                tract_ndarray::Array4::from_shape_vec((3, 2, 2, 2), weights).expect("kernel");
+            let kernel = model
+                .add_const("kernel", Tensor::from(kernel))
+                .expect("kernel");
+            let bias = model
+                .add_const("bias", tensor1(&[0.1f32, 0.2, 0.3]))
+                .expect("bias");
+            let conv = Conv {
+                pool_spec: PoolSpec::new(
+                    DataFormat::NCHW,
+                    tvec![2, 2],
+                    PaddingSpec::Valid,
+                    None,
+                    None,
+                    2,
+                    3,
+                ),
+                kernel_fmt: KernelFormat::OIHW,
+                group: 1,
+                q_params: None,
+            };
+            let output = model
+                .wire_node("conv", conv, &[x, kernel, bias])
+                .expect("conv");
+            model.select_output_outlets(&output).expect("output");
+            model
+        };
+        let input: Vec<f32> = (0..BATCH * 50).map(|i| (i % 7) as f32 / 7.0).collect();
+        let input = tract_ndarray::Array4::from_shape_vec((BATCH, 2, 5, 5), input).expect("input");
+        let outputs = |model: TypedModel| {
+            let plan = model
+                .into_optimized()
+                .and_then(|model| model.into_runnable())
+                .expect("plan");
+            plan.run(tvec![Tensor::from(input.clone()).into()])
+                .expect("runs")
+        };
+        let rewritten = rewrite(build(BATCH), BATCH).expect("rewrite");
+        assert_eq!(count::<Deconv>(&rewritten), 0);
+        assert_eq!(convolutions(&rewritten), vec![1; BATCH]);
+        assert!(max_deviation(&outputs(build(BATCH)), &outputs(rewritten)) <= 1e-5);
+        assert_eq!(
+            convolutions(&rewrite(build(1), 1).expect("rewrite")),
+            vec![1]
+        );
     }
 
     /// Both rewrites sum the same products in another order: a few units in the last place.

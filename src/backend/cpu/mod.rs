@@ -126,7 +126,7 @@ impl CpuBackend {
         plan: &Plan,
         batch: &[ModelInputs<'_>],
     ) -> Result<Vec<ModelOutputs>, BackendError> {
-        let size = &plan.size;
+        let size = plan.size;
         let mut values: TVec<TValue> = TVec::new();
         for (position, &len) in self.input_lengths.iter().enumerate() {
             let mut rows = vec![0.0f32; size * len];
@@ -140,7 +140,7 @@ impl CpuBackend {
                 }
                 rows[row * len..(row + 1) * len].copy_from_slice(slice);
             }
-            let tensor = tract_ndarray::Array2::from_shape_vec((*size, len), rows)
+            let tensor = tract_ndarray::Array2::from_shape_vec((size, len), rows)
                 .map_err(|error| BackendError::Inference(error.to_string()))?;
             values.push(Tensor::from(tensor).into());
         }
@@ -164,7 +164,7 @@ impl CpuBackend {
                 return Err(BackendError::OutputShape {
                     name: name.to_string(),
                     expected,
-                    found: values.len() / (*size).max(1),
+                    found: values.len() / size.max(1),
                 });
             }
             for (row, vectors) in split.iter_mut().enumerate() {
