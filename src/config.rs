@@ -339,8 +339,8 @@ impl Config {
             .try_deserialize()
             .map_err(|error| describe(error, explicit_file))?;
         if !workers_set {
-            // The default (one worker a core) within what this file's other limits leave room
-            // for; a count the file sets itself is checked as it is.
+            // The default (one worker a core, less one) within what this file's other limits
+            // leave room for; a count the file sets itself is checked as it is.
             config.serve.workers = config
                 .serve
                 .workers

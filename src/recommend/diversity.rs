@@ -6,8 +6,8 @@
 //! palettes span at least two families unless the brief names one. The rule, with its
 //! similarities, is stated in `docs/contract-choices.md` ("Diverse suggestions").
 
-use crate::bundle::catalogue::{FontPairing, Palette, Style, Vocabulary};
-use crate::bundle::likeness::{PaletteDistances, PaletteFamilies};
+use crate::bundle::catalogue::{Palette, Vocabulary};
+use crate::bundle::likeness::{PaletteDistances, PaletteFamilies, Similarities};
 
 /// Weight of the score against the similarity to what is already picked. At 0.7 a candidate
 /// gives way only to one at most `(1 − λ)/λ · Δsimilarity` ≈ 0.43 · Δsimilarity below it, so a
@@ -25,20 +25,12 @@ pub(crate) const SAME_LOOK_DELTA_E: f32 = 10.0;
 pub(crate) const UNRELATED_DELTA_E: f32 = 30.0;
 /// Similarity of two palettes of one family the brief did not name, however far their colours.
 pub(crate) const SAME_FAMILY_SIMILARITY: f32 = 0.5;
-/// Similarity of two font pairings with the same heading face (the pairing's visible voice).
-pub(crate) const SAME_HEADING_SIMILARITY: f32 = 0.6;
-/// Similarity of two font pairings with the same body face only.
-pub(crate) const SAME_BODY_SIMILARITY: f32 = 0.3;
-/// Weight of the traits' Jaccard index in font similarity. Shared traits make pairings alike in
-/// mood, not copies: at full weight, for a coffee brief, a pairing sharing 4 of 6 traits with the
-/// top one (score 0.38) gave way to one of another mood at less than half its score.
-pub(crate) const TRAITS_WEIGHT: f32 = 0.5;
 /// What a list's candidates are like, for MMR: how alike two are, and (palettes) their family.
 pub(crate) trait Likeness {
     /// How alike two catalogue items are, in [0, 1]; 1 is a near-duplicate.
     fn similarity(&self, first: usize, second: usize) -> f32;
-    /// The group the picks must not all share (palette family), when the rule applies.
-    fn group(&self, _index: usize) -> Option<&str> {
+    /// The group the picks must not all share (palette family number), when the rule applies.
+    fn group(&self, _index: usize) -> Option<usize> {
         None
     }
 }
@@ -118,11 +110,11 @@ fn best_kept(
 }
 
 /// The group every pick shares, if they all share one (and there is at least one pick).
-fn single_group<'a>(
+fn single_group(
     picked: &[usize],
     candidates: &[(usize, f32)],
-    likeness: &'a impl Likeness,
-) -> Option<&'a str> {
+    likeness: &impl Likeness,
+) -> Option<usize> {
     let (&first, rest) = picked.split_first()?;
     let group = likeness.group(candidates[first].0)?;
     rest.iter()
@@ -138,21 +130,43 @@ pub(crate) struct PaletteLikeness<'a> {
     pub(crate) distances: &'a PaletteDistances,
     /// Each catalogue palette's family as a number (precomputed per bundle).
     pub(crate) families: &'a PaletteFamilies,
-    /// The catalogue families the brief names (its `palette`, or palette terms among keywords).
-    pub(crate) named: &'a [String],
+    /// Whether the brief names each family (by number): its `palette`, or palette terms among
+    /// its keywords.
+    named: Vec<bool>,
+    /// The number of the empty family name, which is no family.
+    nameless: Option<usize>,
 }
 
-impl PaletteLikeness<'_> {
-    /// Whether the picks must span two families: only when the brief names none.
-    fn spans_families(&self) -> bool {
-        self.named.is_empty()
+impl<'a> PaletteLikeness<'a> {
+    /// The likeness of `catalogue`'s palettes for a brief naming the families `named`.
+    pub(crate) fn new(
+        catalogue: &'a [Palette],
+        distances: &'a PaletteDistances,
+        families: &'a PaletteFamilies,
+        named: &[String],
+    ) -> PaletteLikeness<'a> {
+        let mut flags = vec![false; families.count()];
+        for number in named.iter().filter_map(|name| families.number(name)) {
+            flags[number] = true;
+        }
+        PaletteLikeness {
+            catalogue,
+            distances,
+            families,
+            named: flags,
+            nameless: families.number(""),
+        }
     }
 
-    fn family(&self, index: usize) -> Option<&str> {
-        self.catalogue
-            .get(index)
-            .map(|palette| palette.family.as_str())
-            .filter(|family| !family.is_empty())
+    /// Whether the picks must span two families: only when the brief names none.
+    fn spans_families(&self) -> bool {
+        !self.named.contains(&true)
+    }
+
+    fn family(&self, index: usize) -> Option<usize> {
+        self.families
+            .of(index)
+            .filter(|&family| Some(family) != self.nameless)
     }
 }
 
@@ -164,7 +178,7 @@ impl Likeness for PaletteLikeness<'_> {
         let colour = ((UNRELATED_DELTA_E - distance) / (UNRELATED_DELTA_E - SAME_LOOK_DELTA_E))
             .clamp(0.0, 1.0);
         let family = match (self.family(first), self.family(second)) {
-            (Some(a), Some(b)) if a == b && !self.named.iter().any(|named| named == a) => {
+            (Some(a), Some(b)) if a == b && !self.named.get(a).is_some_and(|&named| named) => {
                 SAME_FAMILY_SIMILARITY
             }
             _ => 0.0,
@@ -172,7 +186,7 @@ impl Likeness for PaletteLikeness<'_> {
         colour.max(family)
     }
 
-    fn group(&self, index: usize) -> Option<&str> {
+    fn group(&self, index: usize) -> Option<usize> {
         if self.spans_families() {
             self.family(index)
         } else {
@@ -199,63 +213,14 @@ pub(crate) fn named_families(
         .collect()
 }
 
-/// Font pairings: the same faces, or half the Jaccard index of their traits.
-pub(crate) struct FontLikeness<'a>(pub(crate) &'a [FontPairing]);
+/// Font pairings or styles: how alike, from a table computed once per bundle
+/// ([`crate::bundle::likeness::font_similarity`], [`crate::bundle::likeness::style_similarity`]).
+pub(crate) struct Tabled<'a>(pub(crate) &'a Similarities);
 
-impl Likeness for FontLikeness<'_> {
+impl Likeness for Tabled<'_> {
     fn similarity(&self, first: usize, second: usize) -> f32 {
-        let (Some(a), Some(b)) = (self.0.get(first), self.0.get(second)) else {
-            return 0.0;
-        };
-        let faces = match (a.heading == b.heading, a.body == b.body) {
-            (true, true) => 1.0,
-            (true, false) => SAME_HEADING_SIMILARITY,
-            (false, true) => SAME_BODY_SIMILARITY,
-            (false, false) => 0.0,
-        };
-        faces.max(TRAITS_WEIGHT * jaccard(&a.traits, &b.traits))
+        self.0.get(first, second).unwrap_or(0.0)
     }
-}
-
-/// Styles: the Jaccard index of the content words of their descriptions (the only thing the
-/// styles catalogue says about a look); 1 for the same name.
-pub(crate) struct StyleLikeness<'a> {
-    styles: &'a [Style],
-    /// Each style's distinct content words, lower-cased (precomputed per bundle).
-    words: &'a [Vec<String>],
-}
-
-impl<'a> StyleLikeness<'a> {
-    /// The likeness of `styles` through their content words (`Bundle::style_words`).
-    pub(crate) fn new(styles: &'a [Style], words: &'a [Vec<String>]) -> StyleLikeness<'a> {
-        StyleLikeness { styles, words }
-    }
-}
-
-impl Likeness for StyleLikeness<'_> {
-    fn similarity(&self, first: usize, second: usize) -> f32 {
-        let (Some(a), Some(b)) = (self.styles.get(first), self.styles.get(second)) else {
-            return 0.0;
-        };
-        if a.name.eq_ignore_ascii_case(&b.name) {
-            return 1.0;
-        }
-        match (self.words.get(first), self.words.get(second)) {
-            (Some(a), Some(b)) => jaccard(a, b),
-            _ => 0.0,
-        }
-    }
-}
-
-/// |A ∩ B| / |A ∪ B| of two lists without repeats; 0 when both are empty (nothing known is
-/// nothing shared).
-fn jaccard(first: &[String], second: &[String]) -> f32 {
-    let shared = first.iter().filter(|item| second.contains(item)).count();
-    let union = first.len() + second.len() - shared;
-    if union == 0 {
-        return 0.0;
-    }
-    shared as f32 / union as f32
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use crate::features::EncodedBrief;
 use crate::reply::{
     FontSuggestion, Layout, PaletteCvd, PaletteRoles, PaletteSuggestion, StyleSuggestion, Zone,
 };
-use diversity::{FontLikeness, PaletteLikeness, StyleLikeness, POOL_FACTOR};
+use diversity::{PaletteLikeness, Tabled, POOL_FACTOR};
 
 // WCAG 2.x AA for body text: the floor for every palette's text role.
 pub(crate) use crate::bundle::catalogue::MIN_TEXT_CONTRAST;
@@ -132,12 +132,12 @@ pub fn recommend(
     let named =
         diversity::named_families(&bundle.vocabulary, &brief.terms, &bundle.palettes.palettes);
     let palettes = pick_palettes(
-        &PaletteLikeness {
-            catalogue: &bundle.palettes.palettes,
-            distances: &bundle.palette_distances,
-            families: &bundle.palette_families,
-            named: &named,
-        },
+        &PaletteLikeness::new(
+            &bundle.palettes.palettes,
+            &bundle.palette_distances,
+            &bundle.palette_families,
+            &named,
+        ),
         &bundle.seen_roles,
         &outputs.palettes,
         &brief.brand_colours,
@@ -170,26 +170,22 @@ pub fn recommend(
 
 /// The `top_k` diverse styles.
 fn pick_styles(bundle: &Bundle, scores: &[f32], top_k: usize) -> Vec<StyleSuggestion> {
-    diverse(
-        scores,
-        top_k,
-        &StyleLikeness::new(&bundle.styles.styles, &bundle.style_words),
-    )
-    .into_iter()
-    .map(|(index, score)| {
-        let style = &bundle.styles.styles[index];
-        StyleSuggestion {
-            style: style.name.clone(),
-            name_zh: style.name_zh.clone(),
-            score,
-        }
-    })
-    .collect()
+    diverse(scores, top_k, &Tabled(&bundle.style_similarities))
+        .into_iter()
+        .map(|(index, score)| {
+            let style = &bundle.styles.styles[index];
+            StyleSuggestion {
+                style: style.name.clone(),
+                name_zh: style.name_zh.clone(),
+                score,
+            }
+        })
+        .collect()
 }
 
 /// The `top_k` diverse font pairings.
 fn pick_fonts(bundle: &Bundle, scores: &[f32], top_k: usize) -> Vec<FontSuggestion> {
-    diverse(scores, top_k, &FontLikeness(&bundle.fonts.pairings))
+    diverse(scores, top_k, &Tabled(&bundle.font_similarities))
         .into_iter()
         .map(|(index, score)| {
             let pairing = &bundle.fonts.pairings[index];
@@ -270,8 +266,10 @@ fn round3(value: f32) -> f32 {
 /// float minus its integer part is exact below 2^23.
 fn round_half_away(value: f32) -> f32 {
     const EXACT: f32 = 8_388_608.0;
+    // From 2^23 up every float is a whole number, so rounding returns it. Not calling `round`
+    // here matters: a vectorised loop computes both sides of this branch for every lane.
     if value.is_nan() || value.abs() >= EXACT {
-        return value.round();
+        return value;
     }
     let whole = value as i32 as f32;
     let fraction = value - whole;
@@ -669,12 +667,7 @@ mod tests {
         let labs = crate::bundle::catalogue::palette_labs(catalogue).unwrap();
         let distances = crate::bundle::likeness::PaletteDistances::new(&labs);
         let families = crate::bundle::likeness::PaletteFamilies::new(catalogue);
-        let likeness = PaletteLikeness {
-            catalogue,
-            distances: &distances,
-            families: &families,
-            named: &[],
-        };
+        let likeness = PaletteLikeness::new(catalogue, &distances, &families, &[]);
         let roles = crate::bundle::catalogue::seen_roles(catalogue).unwrap();
         pick_palettes(&likeness, &roles, scores, brand, top_k, prefer_cvd_safe).unwrap()
     }

@@ -4,6 +4,7 @@
 mod answer;
 pub(crate) mod batch;
 pub mod cache;
+mod json;
 mod process;
 mod refuse;
 pub mod route;

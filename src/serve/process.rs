@@ -161,7 +161,7 @@ impl Shared {
                 // Room for a whole reply up front: grown from serde_json's default, a 5 KB reply
                 // was copied through six buffers.
                 let mut body = Vec::with_capacity(REPLY_CAPACITY);
-                match serde_json::to_writer(&mut body, reply) {
+                match super::json::write(&mut body, reply) {
                     Ok(()) => body,
                     Err(error) => {
                         let error = ApiError::new(

@@ -136,6 +136,10 @@ pub struct Bundle {
     pub layout_lanes: raster_lanes::RasterLanes,
     /// Each style's content words (see [`likeness::style_words`]), computed once per bundle.
     pub style_words: Vec<Vec<String>>,
+    /// How alike every two styles are (see [`likeness::style_similarity`]), once per bundle.
+    pub style_similarities: likeness::Similarities,
+    /// How alike every two font pairings are (see [`likeness::font_similarity`]), once per bundle.
+    pub font_similarities: likeness::Similarities,
     /// How far apart every two palettes look, computed once per bundle.
     pub palette_distances: likeness::PaletteDistances,
     /// Each palette's family as a number, computed once per bundle.
@@ -195,6 +199,8 @@ impl Bundle {
         let packs = packs::open(dir, &manifest, &vocabulary)?;
         let style_words = likeness::style_words(&styles.styles);
         let palette_families = likeness::PaletteFamilies::new(&palettes.palettes);
+        let style_similarities = likeness::Similarities::of_styles(&styles.styles, &style_words);
+        let font_similarities = likeness::Similarities::of_fonts(&fonts.pairings);
         let bundle = Bundle {
             dir: dir.to_path_buf(),
             manifest,
@@ -210,6 +216,8 @@ impl Bundle {
             palette_distances: likeness::PaletteDistances::new(&palette_labs),
             palette_families,
             style_words,
+            style_similarities,
+            font_similarities,
             typefaces,
             packs,
         };

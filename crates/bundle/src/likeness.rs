@@ -1,8 +1,9 @@
-//! Per-bundle tables for diverse suggestions: how far apart every two palettes look and each
-//! style's content words. Diversity asks for dozens of pairs per brief; computing them there was
-//! a quarter of post-processing.
+//! Per-bundle tables for diverse suggestions: how far apart every two palettes look, and how
+//! alike every two styles and every two font pairings are. Diversity asks for hundreds of pairs
+//! per brief; computing them there was a quarter of post-processing, then most of its string
+//! comparing.
 
-use crate::catalogue::{Palette, Style};
+use crate::catalogue::{FontPairing, Palette, Style};
 use crate::colour::Lab;
 
 /// Mean over `first`'s colours of the CIE76 ΔE to the nearest colour of `second`; infinite when
@@ -85,13 +86,98 @@ pub fn style_words(styles: &[Style]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Similarity of two font pairings with the same heading face (the pairing's visible voice).
+pub const SAME_HEADING_SIMILARITY: f32 = 0.6;
+/// Similarity of two font pairings with the same body face only.
+pub const SAME_BODY_SIMILARITY: f32 = 0.3;
+/// Weight of the traits' Jaccard index in font similarity. Shared traits make pairings alike in
+/// mood, not copies: at full weight, for a coffee brief, a pairing sharing 4 of 6 traits with the
+/// top one (score 0.38) gave way to one of another mood at less than half its score.
+pub const TRAITS_WEIGHT: f32 = 0.5;
+
+/// How alike two font pairings are, in [0, 1]: 1 for the same faces, 0.6 for the same heading,
+/// 0.3 for the same body, at least half the Jaccard index of their traits.
+pub fn font_similarity(first: &FontPairing, second: &FontPairing) -> f32 {
+    let faces = match (first.heading == second.heading, first.body == second.body) {
+        (true, true) => 1.0,
+        (true, false) => SAME_HEADING_SIMILARITY,
+        (false, true) => SAME_BODY_SIMILARITY,
+        (false, false) => 0.0,
+    };
+    faces.max(TRAITS_WEIGHT * jaccard(&first.traits, &second.traits))
+}
+
+/// How alike two styles are, in [0, 1]: 1 for the same name, else the Jaccard index of their
+/// content words ([`style_words`]).
+pub fn style_similarity(first: (&Style, &[String]), second: (&Style, &[String])) -> f32 {
+    if first.0.name.eq_ignore_ascii_case(&second.0.name) {
+        return 1.0;
+    }
+    jaccard(first.1, second.1)
+}
+
+/// |A ∩ B| / |A ∪ B| of two lists without repeats; 0 when both are empty (nothing known is
+/// nothing shared).
+fn jaccard(first: &[String], second: &[String]) -> f32 {
+    let shared = first.iter().filter(|item| second.contains(item)).count();
+    let union = first.len() + second.len() - shared;
+    if union == 0 {
+        return 0.0;
+    }
+    shared as f32 / union as f32
+}
+
+/// Every two catalogue items' similarity, computed once per bundle (n² floats: 34 KB for 93
+/// font pairings).
+#[derive(Debug, Clone, Default)]
+pub struct Similarities {
+    count: usize,
+    values: Vec<f32>,
+}
+
+impl Similarities {
+    /// The table of `count` items under `similarity` (of two catalogue indices).
+    pub fn new(count: usize, similarity: impl Fn(usize, usize) -> f32) -> Similarities {
+        let values = (0..count * count)
+            .map(|at| similarity(at / count, at % count))
+            .collect();
+        Similarities { count, values }
+    }
+
+    /// The similarities of a font catalogue's pairings ([`font_similarity`]).
+    pub fn of_fonts(pairings: &[FontPairing]) -> Similarities {
+        Similarities::new(pairings.len(), |first, second| {
+            font_similarity(&pairings[first], &pairings[second])
+        })
+    }
+
+    /// The similarities of a style catalogue's styles, given their [`style_words`].
+    pub fn of_styles(styles: &[Style], words: &[Vec<String>]) -> Similarities {
+        let count = styles.len().min(words.len());
+        Similarities::new(count, |first, second| {
+            style_similarity(
+                (&styles[first], &words[first]),
+                (&styles[second], &words[second]),
+            )
+        })
+    }
+
+    /// The similarity of two catalogue items; `None` for an index outside the catalogue.
+    pub fn get(&self, first: usize, second: usize) -> Option<f32> {
+        if first >= self.count || second >= self.count {
+            return None;
+        }
+        self.values.get(first * self.count + second).copied()
+    }
+}
+
 /// Each palette's family as a number (in order of first appearance in the catalogue), so that a
 /// brief's candidate pool finds every family's best palette without comparing names: 420 palettes
 /// against 14 names was most of the string comparing per brief.
 #[derive(Debug, Clone, Default)]
 pub struct PaletteFamilies {
     of: Vec<usize>,
-    count: usize,
+    names: Vec<String>,
 }
 
 impl PaletteFamilies {
@@ -113,8 +199,13 @@ impl PaletteFamilies {
             .collect();
         PaletteFamilies {
             of,
-            count: names.len(),
+            names: names.into_iter().map(str::to_string).collect(),
         }
+    }
+
+    /// The number of the family called `name`, if a palette has it.
+    pub fn number(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|known| known == name)
     }
 
     /// The family number of a catalogue palette; `None` outside the catalogue.
@@ -124,7 +215,7 @@ impl PaletteFamilies {
 
     /// How many families there are: every family number is below it.
     pub fn count(&self) -> usize {
-        self.count
+        self.names.len()
     }
 }
 
@@ -223,5 +314,17 @@ mod tests {
             [Some(0), Some(1), Some(0), Some(2), None]
         );
         assert_eq!(families.count(), 3);
+    }
+
+    #[test]
+    fn a_similarity_table_answers_each_pair_in_order() {
+        let table = Similarities::new(7, |first, second| (first * 10 + second) as f32);
+        for first in 0..7 {
+            for second in 0..7 {
+                assert_eq!(table.get(first, second), Some((first * 10 + second) as f32));
+            }
+        }
+        assert_eq!(table.get(7, 0), None);
+        assert_eq!(table.get(0, 7), None);
     }
 }

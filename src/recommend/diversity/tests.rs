@@ -127,12 +127,12 @@ fn a_brief_naming_morandi_gets_morandi_palettes_that_differ() {
         assert_eq!(named, ["morandi"], "{json}");
         let (suggestions, _) = suggest(json, asked(3, false));
         assert_eq!(families(&suggestions), ["morandi"; 3], "{json}");
-        let likeness = PaletteLikeness {
-            catalogue: &bundle.palettes.palettes,
-            distances: &bundle.palette_distances,
-            families: &bundle.palette_families,
-            named: &named,
-        };
+        let likeness = PaletteLikeness::new(
+            &bundle.palettes.palettes,
+            &bundle.palette_distances,
+            &bundle.palette_families,
+            &named,
+        );
         let indices: Vec<usize> = suggestions
             .palettes
             .iter()
@@ -363,8 +363,12 @@ impl Likeness for Table {
     fn similarity(&self, first: usize, second: usize) -> f32 {
         self.similarity[first][second]
     }
-    fn group(&self, index: usize) -> Option<&str> {
-        self.groups.get(index).copied()
+    fn group(&self, index: usize) -> Option<usize> {
+        // A group is its name's first letter: enough for crafted tables.
+        self.groups
+            .get(index)
+            .and_then(|name| name.bytes().next())
+            .map(usize::from)
     }
 }
 
@@ -457,12 +461,12 @@ fn similarities_follow_the_catalogue() {
     let catalogue = &bundle.palettes.palettes;
     let index = |id: &str| catalogue.iter().position(|p| p.id == id).expect(id);
     let (rose, cherry) = (index("morandi-rose-haze"), index("morandi-cherry-haze"));
-    let unnamed = PaletteLikeness {
+    let unnamed = PaletteLikeness::new(
         catalogue,
-        distances: &bundle.palette_distances,
-        families: &bundle.palette_families,
-        named: &[],
-    };
+        &bundle.palette_distances,
+        &bundle.palette_families,
+        &[],
+    );
     assert_eq!(unnamed.similarity(rose, cherry), 1.0, "same look");
     let vivid: Vec<usize> = (0..catalogue.len())
         .filter(|&i| catalogue[i].family == "vivid")
@@ -470,10 +474,12 @@ fn similarities_follow_the_catalogue() {
     let (first, last) = (vivid[0], vivid[vivid.len() - 1]);
     assert!(unnamed.similarity(first, last) >= SAME_FAMILY_SIMILARITY);
     let named = ["vivid".to_string()];
-    let named = PaletteLikeness {
-        named: &named,
-        ..unnamed
-    };
+    let named = PaletteLikeness::new(
+        catalogue,
+        &bundle.palette_distances,
+        &bundle.palette_families,
+        &named,
+    );
     assert!(named.similarity(first, last) <= unnamed.similarity(first, last));
     assert_eq!(
         named.group(first),
@@ -481,7 +487,7 @@ fn similarities_follow_the_catalogue() {
         "a named family lifts the span rule"
     );
 
-    let fonts = FontLikeness(&bundle.fonts.pairings);
+    let fonts = Tabled(&bundle.font_similarities);
     let pairing = |id: &str| {
         bundle
             .fonts
@@ -500,7 +506,7 @@ fn similarities_follow_the_catalogue() {
             > fonts.similarity(minimal, playful)
     );
 
-    let styles = StyleLikeness::new(&bundle.styles.styles, &bundle.style_words);
+    let styles = Tabled(&bundle.style_similarities);
     let style = |id: &str| {
         bundle
             .styles
