@@ -74,11 +74,12 @@ fn write_thousandths<W: ?Sized + Write>(
         b'0' + (fraction % 10) as u8,
     ];
     // Trailing zeros go, but one digit always follows the point.
-    let kept = match fraction {
-        0 => 3,
-        _ if fraction % 100 == 0 => 3,
-        _ if fraction % 10 == 0 => 4,
-        _ => 5,
+    let kept = if fraction % 100 == 0 {
+        3
+    } else if fraction % 10 == 0 {
+        4
+    } else {
+        5
     };
     text[length..length + kept].copy_from_slice(&tail[..kept]);
     writer.write_all(&text[..length + kept])
