@@ -152,12 +152,20 @@ mod tests {
             .map(|(index, _)| index)
     }
 
+    /// The shipped templates drawn on the model's grid, as the bundle lays them out.
+    fn drawings(bundle: &crate::bundle::Bundle) -> Vec<Vec<f32>> {
+        bundle
+            .layouts
+            .rasters(bundle.manifest.model.layout_grid)
+            .expect("the shipped templates draw")
+    }
+
     #[test]
     fn templates_summed_together_pick_what_one_at_a_time_did() {
         let bundle = &shipped().bundle;
         let [rows, columns] = bundle.manifest.model.layout_grid;
         let cells = rows * columns;
-        let rasters = &bundle.layout_rasters;
+        let rasters = &drawings(bundle);
         let mut random = fastrand::Rng::with_seed(17);
         for round in 0..500 {
             // Blends of two templates, the near-ties a brief between them gives.
@@ -180,8 +188,9 @@ mod tests {
     fn every_template_drawn_is_nearest_to_itself() {
         let bundle = &shipped().bundle;
         let [rows, columns] = bundle.manifest.model.layout_grid;
-        assert_eq!(bundle.layout_rasters.len(), bundle.layouts.templates.len());
-        for (index, raster) in bundle.layout_rasters.iter().enumerate() {
+        let rasters = drawings(bundle);
+        assert_eq!(rasters.len(), bundle.layouts.templates.len());
+        for (index, raster) in rasters.iter().enumerate() {
             let heatmaps = maps(raster, rows * columns);
             assert_eq!(
                 nearest_template(&heatmaps, &bundle.layout_lanes),

@@ -130,12 +130,9 @@ pub struct Bundle {
     /// The layout templates.
     pub layouts: LayoutCatalogue,
     /// Each layout template drawn as the model's layout output (see
-    /// [`catalogue::LayoutTemplate::raster`]), computed once.
-    pub layout_rasters: Vec<Vec<f32>>,
-    /// The same drawings laid out to find the nearest quickly, computed once.
+    /// [`catalogue::LayoutTemplate::raster`]), laid out to find the nearest quickly; computed
+    /// once.
     pub layout_lanes: raster_lanes::RasterLanes,
-    /// Each style's content words (see [`likeness::style_words`]), computed once per bundle.
-    pub style_words: Vec<Vec<String>>,
     /// How alike every two styles are (see [`likeness::style_similarity`]), once per bundle.
     pub style_similarities: likeness::Similarities,
     /// How alike every two font pairings are (see [`likeness::font_similarity`]), once per bundle.
@@ -197,9 +194,11 @@ impl Bundle {
         let text = open_text_model(dir, &manifest, &vocabulary)?;
         let typefaces = typefaces::open(dir, &manifest, &fonts)?;
         let packs = packs::open(dir, &manifest, &vocabulary)?;
-        let style_words = likeness::style_words(&styles.styles);
         let palette_families = likeness::PaletteFamilies::new(&palettes.palettes);
-        let style_similarities = likeness::Similarities::of_styles(&styles.styles, &style_words);
+        let style_similarities = likeness::Similarities::of_styles(
+            &styles.styles,
+            &likeness::style_words(&styles.styles),
+        );
         let font_similarities = likeness::Similarities::of_fonts(&fonts.pairings);
         let bundle = Bundle {
             dir: dir.to_path_buf(),
@@ -211,11 +210,9 @@ impl Bundle {
             palettes,
             fonts,
             layouts,
-            layout_rasters: Vec::new(),
             layout_lanes: raster_lanes::RasterLanes::default(),
             palette_distances: likeness::PaletteDistances::new(&palette_labs),
             palette_families,
-            style_words,
             style_similarities,
             font_similarities,
             typefaces,
@@ -232,7 +229,6 @@ impl Bundle {
             })?;
         Ok(Bundle {
             layout_lanes: raster_lanes::RasterLanes::new(&layout_rasters),
-            layout_rasters,
             ..bundle
         })
     }
