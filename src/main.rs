@@ -6,6 +6,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use packd::config::{Config, EXIT_BAD_CONFIG};
 
+// glibc's malloc and free were 8 % of packd's CPU under load (docs/performance.md, "Briefs
+// answered on the connection's thread"); the library and its tests keep the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Serves packaging design briefs over MQTT.
 #[derive(Parser)]
 #[command(name = "packd", version, about)]
