@@ -339,13 +339,9 @@ impl Config {
             .try_deserialize()
             .map_err(|error| describe(error, explicit_file))?;
         if !workers_set {
-            // The default (one worker a core, less one) within what this file's other limits
-            // leave room for; a count the file sets itself is checked as it is.
-            config.serve.workers = config
-                .serve
-                .workers
-                .min(config.serve.workers_fitting())
-                .max(1);
+            // The default (none on two cores, else one a core less one) within what this
+            // file's other limits leave room for; a count the file sets itself is checked as it is.
+            config.serve.workers = config.serve.workers.min(config.serve.workers_fitting());
         }
         config.log.under_systemd = under_systemd;
         config.validate()?;
@@ -745,9 +741,29 @@ mod tests {
     }
 
     #[test]
+    fn two_cores_or_fewer_answer_on_the_connections_thread_by_default() {
+        use crate::config::serve::default_workers;
+        assert_eq!(
+            [1, 2, 3, 4, 12].map(default_workers),
+            [0, 0, 2, 3, 11],
+            "none up to two cores, then one a core less one"
+        );
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(
+            ServeConfig::default().workers,
+            default_workers(cores).min(ServeConfig::default().workers_fitting())
+        );
+        let mut config = Config::default();
+        config.serve.workers = 0;
+        config.validate().expect("no workers is valid");
+        config.serve.workers = 257;
+        let error = config.validate().expect_err("too many").to_string();
+        assert!(error.contains("from 0 to 256"), "{error}");
+    }
+
+    #[test]
     fn memory_the_default_workers_always_fit_the_default_memory() {
         let defaults = ServeConfig::default();
-        assert!(defaults.workers >= 1);
         assert!(defaults.worst_case_memory() <= defaults.memory_mib as u64 * MIB as u64);
         // What a many-core machine gets by default: as many workers as fit, and no refusal.
         let fitting = defaults.workers_fitting();
@@ -784,7 +800,8 @@ mod tests {
         std::fs::write(&path, format!("[serve]\nreply_cache_mib = {cache_mib}\n")).unwrap();
         let config = Config::load_with_environment(Some(&path), variables(&[]))
             .expect("the default worker count adapts to the file's limits");
-        assert_eq!(config.serve.workers, 1);
+        // One worker where the machine's default has more; none stays none.
+        assert_eq!(config.serve.workers, ServeConfig::default().workers.min(1));
         // A count the file sets itself is not adapted, but refused.
         std::fs::write(
             &path,

@@ -562,6 +562,126 @@ async fn a_burst_of_briefs_runs_in_batches_and_each_gets_its_own_answer() {
 /// The one worker is held (`TEST_PACKD_FAULT=hold-while=FILE`) on the brief ahead until the
 /// stats show the late brief queued and its 1 ms has passed. (Slow reference images used to do
 /// the holding; they now wait for the image threads, not for the worker.)
+/// Waits until packd's log says an inference is held: with no workers, the thread that holds
+/// the broker connection is the one held.
+fn wait_for_hold(packd: &Packd) {
+    assert!(
+        support::wait_until(REPLY_DEADLINE, || packd.log().contains("held while")),
+        "no inference was held:\n{}",
+        packd.log()
+    );
+}
+
+/// Sends a message to the client's own reply topic and waits for it: mosquitto handles one
+/// client's messages in order, so every brief sent before it has been passed on to packd.
+async fn through_the_broker(client: &mut V5Client) {
+    let topic = client.reply_topic.clone();
+    client.send(&topic, "{}", "probe").await;
+    client.reply_for("probe").await;
+}
+
+/// Issue 16, `serve.workers = 0`: briefs answered on the broker connection's thread run in
+/// batches of what arrived together, and each reply is, field by field, the reply that brief gets
+/// alone. rumqttc's request channel holds eight requests here (what subscribing takes), so a
+/// batch's replies and acknowledgements overflow into the outbox: none is lost (35 deliveries through a broker that lets 20 go unacknowledged
+/// would stall on a lost acknowledgement), and none is acknowledged before its reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_connections_thread_a_burst_runs_in_batches_and_each_gets_its_own_answer() {
+    let hold = InferenceHold::new();
+    hold.release();
+    let port = support::free_port();
+    let options = PackdOptions {
+        workers: 0,
+        env: vec![
+            hold.env(),
+            ("PACKD_SERVE__MAX_BATCH".into(), "8".into()),
+            ("TEST_PACKD_REQUEST_CHANNEL".into(), "8".into()),
+            crate::metrics::listen_on(port),
+        ],
+        ..PackdOptions::default()
+    };
+    let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
+    let briefs = distinct_briefs();
+    let mut alone = Vec::new();
+    for brief in &briefs {
+        let reply = client.ask(&packd, brief).await;
+        assert_eq!(reply["status"], "ok", "{reply}");
+        alone.push(reply);
+    }
+
+    hold.engage();
+    client
+        .send(&packd.brief_topic(), briefs[0].clone(), "held")
+        .await;
+    wait_for_hold(&packd);
+    for (index, brief) in briefs.iter().enumerate() {
+        client
+            .send(
+                &packd.brief_topic(),
+                brief.clone(),
+                &format!("burst-{index}"),
+            )
+            .await;
+    }
+    through_the_broker(&mut client).await;
+    hold.release();
+    let held = client.reply_for("held").await;
+    assert_eq!(held["status"], "ok", "{held}");
+    for (index, expected) in alone.iter().enumerate() {
+        let mut reply = client.reply_for(&format!("burst-{index}")).await;
+        let mut expected = expected.clone();
+        for timed in [&mut reply, &mut expected] {
+            timed.as_object_mut().expect("object").remove("timing_us");
+        }
+        assert_eq!(reply, expected, "brief {index} answered in a batch");
+    }
+
+    // 17 alone and the held one alone, then the 17 of the burst in batches of at most 8.
+    let (_, text) = crate::metrics::get(port, "/metrics");
+    let metrics = crate::metrics::samples(&text);
+    assert_eq!(metrics.get("packd_batch_size_sum"), Some(&35.0), "{text}");
+    let batches = metrics
+        .get("packd_batch_size_count")
+        .copied()
+        .unwrap_or_default();
+    assert!(
+        (21.0..35.0).contains(&batches),
+        "{batches} batches:\n{text}"
+    );
+    let log = packd.log();
+    assert!(
+        !log.contains("cannot publish") && !log.contains("cannot acknowledge"),
+        "{log}"
+    );
+}
+
+/// `serve.workers = 0`: SIGTERM while the connection's thread is in the model lets that brief
+/// finish and be answered, then says offline and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_connections_thread_sigterm_finishes_the_brief_in_the_model() {
+    let hold = InferenceHold::new();
+    let options = PackdOptions {
+        workers: 0,
+        env: vec![hold.env()],
+        ..PackdOptions::default()
+    };
+    let (_broker, mut packd, mut client) = broker_and_packd(options, "online").await;
+    client
+        .send(&packd.brief_topic(), r#"{"product":"tea"}"#, "in-model")
+        .await;
+    wait_for_hold(&packd);
+    packd.signal("TERM");
+    hold.release();
+    let reply = client.reply_for("in-model").await;
+    assert_eq!(reply["status"], "ok", "{reply}");
+    let status = packd
+        .wait_exit(REPLY_DEADLINE)
+        .expect("packd exits after SIGTERM");
+    assert_eq!(status.code(), Some(0), "log:\n{}", packd.log());
+    let state = client.wait_for_state(&packd, "offline").await;
+    assert_eq!(state["device"], packd.device.as_str());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_brief_whose_deadline_passes_in_the_queue_is_expired() {
     let hold = InferenceHold::new();

@@ -26,8 +26,9 @@ const DEFAULT_MEMORY_MIB: usize = 1024;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServeConfig {
-    /// `serve.workers`: inference workers; default one a core but one, fewer if
-    /// `serve.memory_mib` is low.
+    /// `serve.workers`: inference worker threads; 0 answers briefs on the broker connection's
+    /// thread instead. Default: 0 on two cores or fewer, else one a core but one (fewer if
+    /// `serve.memory_mib` is low).
     pub workers: usize,
     /// `serve.queue`: briefs that may wait for a worker before more are answered `overloaded`; 256.
     pub queue: usize,
@@ -50,12 +51,29 @@ pub struct ServeConfig {
     /// `max_batch`; 1 turns batching off.
     pub max_batch: usize,
     /// Longest, in µs, the first brief of a batch waits for others; 0 batches only the briefs
-    /// already waiting and delays none.
+    /// already waiting and delays none. With no workers there is no window: waiting would
+    /// hold the broker connection.
     pub batch_window_us: u64,
 }
 
 /// Most `serve.batch_window_us`: a wait past 100 ms would cost more than any batch saves.
 const MAX_BATCH_WINDOW_US: u64 = 100_000;
+
+/// `serve.workers` by default on a machine of `cores` cores (before the memory limit).
+///
+/// The core left over runs the broker connection (every brief crosses it twice) and, on an
+/// appliance, the broker beside packd: with a worker on it too, closed-loop runs on two cores
+/// cost 14 % more CPU per brief for no more briefs a second (batches form less often when a
+/// second worker takes each brief that arrives mid-batch alone). On two cores or fewer even one
+/// worker costs more than it gives: each brief woke the connection's thread twice and preempted
+/// the worker twice, a quarter of packd's CPU, so briefs are answered on the connection's thread.
+pub(crate) fn default_workers(cores: usize) -> usize {
+    if cores <= 2 {
+        0
+    } else {
+        cores - 1
+    }
+}
 
 /// Most inference workers `serve.workers` may ask for.
 const MAX_WORKERS: usize = 256;
@@ -65,11 +83,7 @@ impl Default for ServeConfig {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
-        // The core left over runs the broker connection (every brief crosses it twice) and, on
-        // an appliance, the broker beside packd: with a worker on it too, closed-loop runs on
-        // two cores cost 14 % more CPU per brief for no more briefs a second (batches form
-        // less often when a second worker takes each brief that arrives mid-batch alone).
-        let workers = cores.saturating_sub(1).max(1);
+        let workers = default_workers(cores);
         let mut serve = ServeConfig {
             workers,
             queue: 256,
@@ -84,7 +98,7 @@ impl Default for ServeConfig {
         };
         // Never more than the default memory allows: a many-core machine must still start on
         // the defaults.
-        serve.workers = workers.min(serve.workers_fitting()).max(1);
+        serve.workers = workers.min(serve.workers_fitting());
         serve
     }
 }
@@ -164,8 +178,8 @@ impl ServeConfig {
 
 impl ServeConfig {
     pub(super) fn validate_counts(&self) -> Result<(), ConfigError> {
-        if self.workers == 0 || self.workers > MAX_WORKERS {
-            return invalid("serve.workers", &format!("must be from 1 to {MAX_WORKERS}"));
+        if self.workers > MAX_WORKERS {
+            return invalid("serve.workers", &format!("must be from 0 to {MAX_WORKERS}"));
         }
         if self.queue == 0 {
             return invalid("serve.queue", "must be at least 1");

@@ -38,7 +38,7 @@ const FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 pub fn in_flight_capacity(queue: usize, workers: usize) -> usize {
     queue
         + crate::serve::REJECTION_QUEUE
-        + workers
+        + workers.max(1)
         + crate::serve::image_queue_capacity(queue)
         + crate::serve::image_workers(workers)
         + COMMAND_QUEUE

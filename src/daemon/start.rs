@@ -25,7 +25,7 @@ use crate::serve::{ActiveModel, Pipeline, PipelineSettings, ReplyPrefix};
 use crate::state::StateBoard;
 use crate::telemetry::{metrics, Telemetry};
 use crate::transport::adoption::{AdoptionSettings, Adoptions};
-use crate::transport::{self, BrokerLimit, CommandJob, Connection, MqttReplySink, Topics};
+use crate::transport::{self, BrokerLimit, CommandJob, Connection, MqttReplySink, Outbox, Topics};
 
 /// What every later step shares.
 struct Parts {
@@ -59,12 +59,14 @@ pub(super) async fn start(config: Config) -> Result<Daemon, DaemonError> {
     )?;
     let broker_limit = BrokerLimit::default();
     let runtime = Handle::current();
+    let outbox = Outbox::start(client.clone());
     let parts = Parts {
         reply_prefix: config.reply_prefix()?,
         sink: Arc::new(MqttReplySink::new(
             client.clone(),
             runtime.clone(),
             broker_limit.clone(),
+            outbox.clone(),
         )),
         telemetry: Arc::new(Telemetry::new(config.telemetry.clone())),
         config,
@@ -75,6 +77,8 @@ pub(super) async fn start(config: Config) -> Result<Daemon, DaemonError> {
         runtime,
     };
     let pipeline = start_pipeline(&parts);
+    // Ends by itself at shutdown, once the queue is closed and answered.
+    drop(pipeline.answer_inline());
     // Unbounded so the event loop never drops an acknowledged-later command: the broker's Receive
     // Maximum (which counts COMMAND_QUEUE of them) bounds what QoS 1 can put here, and
     // `Connection::route` caps QoS 0 commands at COMMAND_QUEUE waiting.
@@ -92,6 +96,7 @@ pub(super) async fn start(config: Config) -> Result<Daemon, DaemonError> {
         state: parts.state.clone(),
         peer_states: adopting.then_some(peer_states),
         broker_limit,
+        outbox,
     });
     let tasks = TaskTracker::new();
     let adoptions_stop = CancellationToken::new();

@@ -4,12 +4,15 @@
 mod answer;
 pub(crate) mod batch;
 pub mod cache;
+mod inline;
 mod json;
 mod process;
 mod refuse;
 pub mod route;
 mod worker;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -34,6 +37,10 @@ pub(crate) use route::{ReplyPrefix, ReplyRoute, RequestedRoute};
 pub(crate) trait ReplySink: Send + Sync {
     /// Sends one reply body (QoS 1, `application/json`).
     fn send(&self, route: &ReplyRoute, body: Vec<u8>);
+    /// Resolves once the replies sent so far on the runtime's thread have all been handed on.
+    fn emptied(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Tells the broker a brief is done with; until then it would redeliver it to a restarted packd.
@@ -86,6 +93,10 @@ pub(crate) struct Pipeline {
     workers: std::sync::Mutex<Vec<JoinHandle<()>>>,
     image_workers: std::sync::Mutex<Vec<JoinHandle<()>>>,
     shared: Arc<Shared>,
+    /// With no workers: the queue for [`Pipeline::answer_inline`], until it takes it.
+    inline: std::sync::Mutex<Option<inline::Inline>>,
+    /// With no workers: disconnected once the inline task has ended.
+    inline_ended: std::sync::Mutex<Option<flume::Receiver<()>>>,
 }
 
 /// Threads that decode reference images for `workers` workers. Briefs with an image wait for
@@ -201,7 +212,7 @@ pub(crate) fn worst_case_memory(
     // of up to 64 KiB each.
     let outgoing = crate::transport::REQUEST_CHANNEL as u64 * (1024 + 65_535 + REPLY_BYTES);
     RUNTIME_BYTES
-        + WORKER_BYTES * (workers + image_workers(workers)) as u64
+        + WORKER_BYTES * (workers.max(1) + image_workers(workers)) as u64
         + queue_bytes as u64
         + rejected
         + BRIEF_MEMORY_BYTES
@@ -276,7 +287,7 @@ impl Pipeline {
             image_queue_capacity: image_capacity,
             image_queued: AtomicUsize::new(0),
             mean_service_us: AtomicU64::new(5_000),
-            busy_since_ms: (0..settings.workers + image_threads)
+            busy_since_ms: (0..settings.workers.max(1) + image_threads)
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             epoch: Instant::now(),
@@ -291,7 +302,7 @@ impl Pipeline {
         let image_workers = (0..image_threads)
             .filter_map(|thread| {
                 let name = format!("packd-image-{thread}");
-                let index = settings.workers + thread;
+                let index = settings.workers.max(1) + thread;
                 shared.spawn(name, index, Lane::Images, image_receiver.clone())
             })
             .collect();
@@ -307,11 +318,19 @@ impl Pipeline {
         {
             workers.push(handle);
         }
+        let (inline, inline_ended) = if settings.workers == 0 {
+            let (ended, inline_ended) = flume::bounded(0);
+            (Some(inline::Inline { receiver, ended }), Some(inline_ended))
+        } else {
+            (None, None)
+        };
         Pipeline {
             senders: std::sync::Mutex::new(Some((sender, rejections))),
             workers: std::sync::Mutex::new(workers),
             image_workers: std::sync::Mutex::new(image_workers),
             shared,
+            inline: std::sync::Mutex::new(inline),
+            inline_ended: std::sync::Mutex::new(inline_ended),
         }
     }
 
@@ -412,6 +431,7 @@ impl Pipeline {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take();
         join_all(&self.workers);
+        self.wait_for_inline();
         self.shared
             .image_lane
             .lock()

@@ -42,7 +42,7 @@ impl Shared {
 
     /// The most briefs a worker takes at once now: the configured batch, within what the
     /// active backend runs together.
-    fn batch_limit(&self) -> usize {
+    pub(super) fn batch_limit(&self) -> usize {
         let backend_max = self
             .model
             .load()
@@ -54,7 +54,7 @@ impl Shared {
     /// Moves `jobs` from waiting to in flight and runs them. Each brief holds its share of
     /// the lane's memory while it is processed; a companion of the first whose share is not
     /// free at once runs after the batch, on its own, so a batch never waits on itself.
-    fn take(&self, index: usize, lane: Lane, jobs: Vec<Job>) {
+    pub(super) fn take(&self, index: usize, lane: Lane, jobs: Vec<Job>) {
         let budget = &self.brief_memory[lane as usize];
         let waiting = match lane {
             Lane::General => &self.queued,

@@ -2,8 +2,11 @@
 //! replies, the retained state and the stats go out from here.
 
 pub mod adoption;
+mod outbox;
 pub use packd_wire::topics;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::MqttConfig;
 use crate::serve::{Acknowledge, Job, Pipeline, ReplyRoute, ReplySink, RequestedRoute};
 use crate::telemetry::field::escaped;
+use outbox::Deferred;
+pub(crate) use outbox::Outbox;
 pub use topics::Topics;
 
 /// Packets larger than this are not delivered to us by the broker (MQTT v5 Maximum Packet
@@ -212,7 +217,21 @@ pub fn connect(
         true,
         Some(will_properties),
     ));
-    Ok(AsyncClient::new(options, REQUEST_CHANNEL))
+    Ok(AsyncClient::new(options, request_channel()))
+}
+
+/// [`REQUEST_CHANNEL`]; with the `test-util` feature, `TEST_PACKD_REQUEST_CHANNEL` may shrink it
+/// so that a test fills it (the outbox's path).
+fn request_channel() -> usize {
+    #[cfg(feature = "test-util")]
+    #[allow(clippy::disallowed_methods)]
+    if let Some(capacity) = std::env::var("TEST_PACKD_REQUEST_CHANNEL")
+        .ok()
+        .and_then(|value| value.parse().ok())
+    {
+        return capacity;
+    }
+    REQUEST_CHANNEL
 }
 
 /// The broker's Maximum Packet Size from its latest CONNACK (0 while it has named none).
@@ -237,20 +256,28 @@ impl BrokerLimit {
     }
 }
 
-/// Publishes replies through the client from worker threads.
+/// Publishes replies through the client: from worker threads waiting for room in the request
+/// channel, from the runtime's thread (`serve.workers = 0`) through the outbox.
 pub(crate) struct MqttReplySink {
     client: AsyncClient,
     runtime: Handle,
     limit: BrokerLimit,
+    outbox: Arc<Outbox>,
 }
 
 impl MqttReplySink {
     /// A sink that publishes through `client` on `runtime`, within the broker's `limit`.
-    pub fn new(client: AsyncClient, runtime: Handle, limit: BrokerLimit) -> MqttReplySink {
+    pub fn new(
+        client: AsyncClient,
+        runtime: Handle,
+        limit: BrokerLimit,
+        outbox: Arc<Outbox>,
+    ) -> MqttReplySink {
         MqttReplySink {
             client,
             runtime,
             limit,
+            outbox,
         }
     }
 }
@@ -277,12 +304,22 @@ impl ReplySink for MqttReplySink {
             properties,
             ..
         } = publish;
+        let topic = String::from_utf8_lossy(&topic).into_owned();
+        let properties = properties.unwrap_or_default();
+        if Handle::try_current().is_ok() {
+            self.outbox.send(Deferred::Reply {
+                topic,
+                payload,
+                properties,
+            });
+            return;
+        }
         let published = self.runtime.block_on(self.client.publish_with_properties(
-            String::from_utf8_lossy(&topic).into_owned(),
+            topic,
             QoS::AtLeastOnce,
             false,
             payload,
-            properties.unwrap_or_default(),
+            properties,
         ));
         if let Err(error) = published {
             log::warn!(
@@ -290,6 +327,10 @@ impl ReplySink for MqttReplySink {
                 escaped(route.topic())
             );
         }
+    }
+
+    fn emptied(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        self.outbox.emptied()
     }
 }
 
@@ -334,6 +375,8 @@ pub(crate) struct Connection {
     pub(crate) peer_states: Option<tokio::sync::mpsc::UnboundedSender<adoption::PeerUpdate>>,
     /// Shared with the reply sink, which must stay within it.
     pub(crate) broker_limit: BrokerLimit,
+    /// Where replies and acknowledgements made on the runtime's thread wait for room.
+    pub(crate) outbox: Arc<Outbox>,
 }
 
 impl Connection {
@@ -481,25 +524,22 @@ impl Connection {
     fn acknowledger(&self, publish: &Publish) -> Acknowledge {
         let publish = acknowledgement_of(publish);
         let client = self.client.clone();
+        let outbox = self.outbox.clone();
         let runtime = Handle::current();
         Box::new(move || {
             // Off the runtime (workers, the fleet thread) wait for room in the request channel;
-            // on it (the event loop dropping a brief under overload) never block.
-            let acknowledged = if Handle::try_current().is_ok() {
-                client.try_ack(&publish)
-            } else {
-                runtime.block_on(client.ack(&publish))
-            };
-            if let Err(error) = acknowledged {
+            // on it (briefs answered on the connection's thread, or refused under overload)
+            // never wait: the outbox keeps it behind its reply.
+            if Handle::try_current().is_ok() {
+                outbox.send(Deferred::Ack(publish));
+            } else if let Err(error) = runtime.block_on(client.ack(&publish)) {
                 log::warn!("cannot acknowledge a message: {error}");
             }
         })
     }
 
     fn acknowledge_now(&self, publish: &Publish) {
-        if let Err(error) = self.client.try_ack(publish) {
-            log::warn!("cannot acknowledge: {error}");
-        }
+        self.outbox.send(Deferred::Ack(acknowledgement_of(publish)));
     }
 }
 
