@@ -4,6 +4,7 @@
 //! against `image`'s full-size decode (the baseline, and what packd did before).
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
@@ -162,6 +163,20 @@ fn stages(c: &mut Criterion) {
     };
     c.bench_function("brief_end_to_end", |b| {
         b.iter(|| whole(black_box(BRIEF.as_bytes())))
+    });
+    // The same brief after the thread slept 1 ms, untimed, before each one: what a brief
+    // arriving alone (1 000 briefs/s) costs, its caches cold from the idle core.
+    c.bench_function("brief_end_to_end_after_1ms_idle", |b| {
+        b.iter_custom(|iterations| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iterations {
+                std::thread::sleep(Duration::from_millis(1));
+                let started = Instant::now();
+                black_box(whole(black_box(BRIEF.as_bytes())));
+                total += started.elapsed();
+            }
+            total
+        })
     });
     c.bench_function("free_text_brief_end_to_end", |b| {
         b.iter(|| whole(black_box(FREE_TEXT_BRIEF.as_bytes())))
