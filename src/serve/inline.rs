@@ -7,6 +7,7 @@
 //! the model (issue 16, docs/performance.md). A batch is what arrived together, so there is no
 //! batch window: waiting for more would hold the connection.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,7 +65,16 @@ impl Pipeline {
 /// have all been handed to the connection and lets it run.
 async fn answer_batch(shared: &Arc<Shared>, receiver: &flume::Receiver<Job>, first: Job) {
     let jobs = batch::collect(receiver, first, shared.batch_limit(), Duration::ZERO);
-    shared.take(SLOT, Lane::General, jobs);
+    // Each brief's panics are caught where it is processed; one escaping from around them must
+    // still not end the only task that answers briefs. Its slot then stays busy, as a dead
+    // worker's does, so the watchdog has packd restarted and the broker delivers those briefs
+    // again.
+    let taken = catch_unwind(AssertUnwindSafe(|| {
+        shared.take(SLOT, Lane::General, jobs);
+    }));
+    if taken.is_err() {
+        log::error!("a batch answered on the connection's thread panicked");
+    }
     shared.sink.emptied().await;
     tokio::task::yield_now().await;
 }
