@@ -655,6 +655,48 @@ async fn on_the_connections_thread_a_burst_runs_in_batches_and_each_gets_its_own
     );
 }
 
+/// `serve.workers = 0`: briefs that arrive while the connection's thread is in the model are read
+/// when it is done, all at once; past the queue's one slot they are answered `overloaded` at
+/// once, and every brief gets exactly one reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_connections_thread_a_full_queue_answers_overloaded() {
+    let hold = InferenceHold::new();
+    let options = PackdOptions {
+        workers: 0,
+        queue: 1,
+        env: vec![hold.env()],
+        ..PackdOptions::default()
+    };
+    let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
+    let brief = r#"{"product":"tea","mood":["calm"]}"#;
+    let count = 12;
+    client.send(&packd.brief_topic(), brief, "load-0").await;
+    wait_for_hold(&packd);
+    for index in 1..count {
+        client
+            .send(&packd.brief_topic(), brief, &format!("load-{index}"))
+            .await;
+    }
+    through_the_broker(&mut client).await;
+    hold.release();
+    for index in 0..2 {
+        let reply = client.reply_for(&format!("load-{index}")).await;
+        assert_eq!(reply["status"], "ok", "{reply}");
+    }
+    for index in 2..count {
+        let reply = client.reply_for(&format!("load-{index}")).await;
+        assert_eq!(reply["error"]["code"], "overloaded", "{reply}");
+        assert!(reply["retry_after_ms"].as_u64().expect("retry_after_ms") > 0);
+    }
+    assert!(
+        client
+            .next_on(&client.reply_topic.clone(), Duration::from_millis(300))
+            .await
+            .is_none(),
+        "exactly one reply per brief"
+    );
+}
+
 /// `serve.workers = 0`: SIGTERM while the connection's thread is in the model lets that brief
 /// finish and be answered, then says offline and exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
