@@ -193,11 +193,11 @@ done
 # Test hooks (fault injection, crash points) live behind the test-util feature; a shipped binary
 # must not carry them, so a drop-in environment line can never wedge or kill an appliance.
 for bin in packd packctl; do
-    for hook in TEST_PACKD_FAULT CRASH_PACKD_AT_STEP; do
+    for hook in TEST_PACKD_FAULT CRASH_PACKD_AT_STEP TEST_PACKD_REQUEST_CHANNEL; do
         if grep -aq "$hook" "$extract/usr/bin/$bin"; then fail "$bin contains the test hook $hook"; fi
     done
 done
-note "no test hooks (TEST_PACKD_FAULT, CRASH_PACKD_AT_STEP) in the shipped binaries"
+note "no test hooks (TEST_PACKD_FAULT, CRASH_PACKD_AT_STEP, TEST_PACKD_REQUEST_CHANNEL) in the shipped binaries"
 case ",$DEB_FEATURES," in
     *,tensorrt,*)
         # The shim is in the binary, and it names the library it dlopen()s.
