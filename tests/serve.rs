@@ -500,6 +500,45 @@ fn distinct_briefs() -> Vec<String> {
         .collect()
 }
 
+/// Each of `briefs` asked alone, its `ok` reply kept to compare a batch's answers with.
+async fn answered_alone(client: &mut V5Client, packd: &Packd, briefs: &[String]) -> Vec<Value> {
+    let mut alone = Vec::new();
+    for brief in briefs {
+        let reply = client.ask(packd, brief).await;
+        assert_eq!(reply["status"], "ok", "{reply}");
+        alone.push(reply);
+    }
+    alone
+}
+
+/// Sends `briefs` back to back, correlated `burst-0`, `burst-1`, ….
+async fn send_burst(client: &V5Client, packd: &Packd, briefs: &[String]) {
+    for (index, brief) in briefs.iter().enumerate() {
+        client
+            .send(
+                &packd.brief_topic(),
+                brief.clone(),
+                &format!("burst-{index}"),
+            )
+            .await;
+    }
+}
+
+/// The held brief is answered, and each of the burst's replies is, but for its timing, the
+/// reply that brief got alone.
+async fn assert_burst_answered_as_alone(client: &mut V5Client, alone: &[Value]) {
+    let held = client.reply_for("held").await;
+    assert_eq!(held["status"], "ok", "{held}");
+    for (index, expected) in alone.iter().enumerate() {
+        let mut reply = client.reply_for(&format!("burst-{index}")).await;
+        let mut expected = expected.clone();
+        for timed in [&mut reply, &mut expected] {
+            timed.as_object_mut().expect("object").remove("timing_us");
+        }
+        assert_eq!(reply, expected, "brief {index} answered in a batch");
+    }
+}
+
 /// Issue 16: briefs queued behind a held one run through the model in batches of the
 /// configured size, and each reply is, field by field, the reply that brief gets alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -518,39 +557,17 @@ async fn a_burst_of_briefs_runs_in_batches_and_each_gets_its_own_answer() {
     };
     let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
     let briefs = distinct_briefs();
-    let mut alone = Vec::new();
-    for brief in &briefs {
-        let reply = client.ask(&packd, brief).await;
-        assert_eq!(reply["status"], "ok", "{reply}");
-        alone.push(reply);
-    }
+    let alone = answered_alone(&mut client, &packd, &briefs).await;
 
     hold.engage();
     client
         .send(&packd.brief_topic(), briefs[0].clone(), "held")
         .await;
     client.wait_for_load(&packd, 1, 0).await;
-    for (index, brief) in briefs.iter().enumerate() {
-        client
-            .send(
-                &packd.brief_topic(),
-                brief.clone(),
-                &format!("burst-{index}"),
-            )
-            .await;
-    }
+    send_burst(&client, &packd, &briefs).await;
     client.wait_for_load(&packd, 1, briefs.len() as u64).await;
     hold.release();
-    let held = client.reply_for("held").await;
-    assert_eq!(held["status"], "ok", "{held}");
-    for (index, expected) in alone.iter().enumerate() {
-        let mut reply = client.reply_for(&format!("burst-{index}")).await;
-        let mut expected = expected.clone();
-        for timed in [&mut reply, &mut expected] {
-            timed.as_object_mut().expect("object").remove("timing_us");
-        }
-        assert_eq!(reply, expected, "brief {index} answered in a batch");
-    }
+    assert_burst_answered_as_alone(&mut client, &alone).await;
 
     // 17 alone, the held one alone, then the 17 queued as 8 + 8 + 1.
     let (_, text) = crate::metrics::get(port, "/metrics");
@@ -583,8 +600,9 @@ async fn through_the_broker(client: &mut V5Client) {
 /// Issue 16, `serve.workers = 0`: briefs answered on the broker connection's thread run in
 /// batches of what arrived together, and each reply is, field by field, the reply that brief gets
 /// alone. rumqttc's request channel holds eight requests here (what subscribing takes), so a
-/// batch's replies and acknowledgements overflow into the outbox: none is lost (35 deliveries through a broker that lets 20 go unacknowledged
-/// would stall on a lost acknowledgement), and none is acknowledged before its reply.
+/// batch's replies and acknowledgements overflow into the outbox: none is lost (35 deliveries
+/// through a broker that lets 20 go unacknowledged would stall on a lost acknowledgement), and
+/// none is acknowledged before its reply.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_the_connections_thread_a_burst_runs_in_batches_and_each_gets_its_own_answer() {
     let hold = InferenceHold::new();
@@ -602,39 +620,17 @@ async fn on_the_connections_thread_a_burst_runs_in_batches_and_each_gets_its_own
     };
     let (_broker, packd, mut client) = broker_and_packd(options, "online").await;
     let briefs = distinct_briefs();
-    let mut alone = Vec::new();
-    for brief in &briefs {
-        let reply = client.ask(&packd, brief).await;
-        assert_eq!(reply["status"], "ok", "{reply}");
-        alone.push(reply);
-    }
+    let alone = answered_alone(&mut client, &packd, &briefs).await;
 
     hold.engage();
     client
         .send(&packd.brief_topic(), briefs[0].clone(), "held")
         .await;
     wait_for_hold(&packd);
-    for (index, brief) in briefs.iter().enumerate() {
-        client
-            .send(
-                &packd.brief_topic(),
-                brief.clone(),
-                &format!("burst-{index}"),
-            )
-            .await;
-    }
+    send_burst(&client, &packd, &briefs).await;
     through_the_broker(&mut client).await;
     hold.release();
-    let held = client.reply_for("held").await;
-    assert_eq!(held["status"], "ok", "{held}");
-    for (index, expected) in alone.iter().enumerate() {
-        let mut reply = client.reply_for(&format!("burst-{index}")).await;
-        let mut expected = expected.clone();
-        for timed in [&mut reply, &mut expected] {
-            timed.as_object_mut().expect("object").remove("timing_us");
-        }
-        assert_eq!(reply, expected, "brief {index} answered in a batch");
-    }
+    assert_burst_answered_as_alone(&mut client, &alone).await;
 
     // 17 alone and the held one alone, then the 17 of the burst in batches of at most 8.
     let (_, text) = crate::metrics::get(port, "/metrics");
