@@ -77,8 +77,7 @@ pub(super) async fn start(config: Config) -> Result<Daemon, DaemonError> {
         runtime,
     };
     let pipeline = start_pipeline(&parts);
-    // Ends by itself at shutdown, once the queue is closed and answered.
-    drop(pipeline.answer_inline());
+    pipeline.answer_inline();
     // Unbounded so the event loop never drops an acknowledged-later command: the broker's Receive
     // Maximum (which counts COMMAND_QUEUE of them) bounds what QoS 1 can put here, and
     // `Connection::route` caps QoS 0 commands at COMMAND_QUEUE waiting.

@@ -25,20 +25,24 @@ const SLOT: usize = 0;
 
 impl Pipeline {
     /// With `serve.workers = 0`, starts the task that answers briefs on the runtime's thread;
-    /// it ends once shutdown has closed the queue and every brief in it is answered.
-    pub(crate) fn answer_inline(&self) -> Option<tokio::task::JoinHandle<()>> {
-        let Inline { receiver, ended } = self
+    /// it ends once shutdown has closed the queue and every brief in it is answered
+    /// ([`Pipeline::shutdown`] waits for that).
+    pub(crate) fn answer_inline(&self) {
+        let taken = self
             .inline
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take()?;
+            .take();
+        let Some(Inline { receiver, ended }) = taken else {
+            return;
+        };
         let shared = self.shared.clone();
-        Some(tokio::spawn(async move {
+        tokio::spawn(async move {
             let _ended = ended;
             while let Ok(first) = receiver.recv_async().await {
                 answer_batch(&shared, &receiver, first).await;
             }
-        }))
+        });
     }
 
     /// Shutdown's wait for the inline task (none with workers).

@@ -330,7 +330,7 @@ impl ReplySink for MqttReplySink {
     }
 
     fn emptied(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        self.outbox.emptied()
+        Box::pin(self.outbox.emptied())
     }
 }
 

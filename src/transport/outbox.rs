@@ -8,8 +8,6 @@
 //! on, and no reply is dropped.
 
 use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rumqttc::v5::mqttbytes::v5::{Publish, PublishProperties};
@@ -84,7 +82,7 @@ impl Deferred {
         }
     }
 
-    /// The client is gone (shutting down): nothing more can be sent.
+    /// Says why it was not handed on: the event loop has ended (packd is shutting down).
     fn log_failure(&self, error: &ClientError) {
         match self {
             Deferred::Reply { topic, .. } => {
@@ -140,16 +138,14 @@ impl Outbox {
     }
 
     /// Resolves once nothing is queued: what was made so far has been handed to rumqttc.
-    pub fn emptied(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        Box::pin(async move {
-            loop {
-                let emptied = self.emptied.notified();
-                if self.waiting().is_empty() {
-                    return;
-                }
-                emptied.await;
+    pub async fn emptied(&self) {
+        loop {
+            let emptied = self.emptied.notified();
+            if self.waiting().is_empty() {
+                return;
             }
-        })
+            emptied.await;
+        }
     }
 
     /// Sends the queue's front, waiting for room, then removes it (it stays in place while it
